@@ -1,0 +1,121 @@
+# ec2-imaged build. `make` builds build/ec2-imaged; `make check` runs every test; `make demo` runs
+# the main job against local peers. SAN=1 builds and tests with ASan+UBSan into build-san/.
+
+VERSION   := 0.1.0
+PKGS      := libcurl libcjson libsystemd inih libxml-2.0 libcrypto
+CC        ?= cc
+SAN       ?=
+ifeq ($(SAN),1)
+BUILD     ?= build-san
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD     ?= build
+SANFLAGS  :=
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+             -Wmissing-prototypes -Wno-unused-parameter -fno-strict-aliasing \
+             -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' -fstack-protector-strong \
+             -D_FORTIFY_SOURCE=2 -MMD -MP $(SANFLAGS) $(PKG_CFLAGS)
+LDFLAGS   += $(SANFLAGS)
+LDLIBS    += $(PKG_LIBS) -lpthread
+
+AGENT_SRC := $(wildcard agent/*.c agent/aws/*.c agent/util/*.c)
+LIB_SRC   := $(filter-out agent/main.c,$(AGENT_SRC))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB       := $(BUILD)/libagent.a
+BIN       := $(BUILD)/ec2-imaged
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/replay_%)
+FUZZ_LF   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-lf/%)
+TOOL_SRC  := $(wildcard tests/tools/*.c)
+TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+PYTHON    ?= /usr/bin/python3
+PYTEST_ARGS ?=
+
+.PHONY: all deps check unit fuzz-replay integration format format-check demo fuzz clean \
+        check-san bench-api
+all: $(BIN)
+
+deps:
+	@packaging/install-build-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BIN): $(BUILD)/obj/agent/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+# Small C drivers that integration tests use to exercise one module against a real peer.
+$(BUILD)/tools/%: tests/tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
+
+# libFuzzer builds (clang); the corpus in tests/fuzz/corpus/NAME/ seeds them.
+$(BUILD)/fuzz-lf/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' \
+		-fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Iagent -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_LF)
+	@for f in $(FUZZ_LF); do n=$$(basename $$f); echo "== $$n"; \
+		$$f -max_total_time=$${FUZZ_SECONDS:-30} -max_len=65536 tests/fuzz/corpus/$$n || exit 1; done
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do \
+		TESTDATA=$(CURDIR)/../shared/testdata $$t || fail=1; done; exit $$fail
+
+fuzz-replay: $(FUZZ_REPLAY)
+	@fail=0; for t in $(FUZZ_REPLAY); do n=$$(basename $$t | sed 's/^replay_//'); \
+		$$t tests/fuzz/corpus/$$n || fail=1; done; exit $$fail
+
+integration: $(BIN) $(TOOL_BIN)
+	EC2_IMAGED_BIN=$(CURDIR)/$(BIN) EC2_IMAGED_TOOLS=$(CURDIR)/$(BUILD)/tools EC2_IMAGED_TESTDATA=$(CURDIR)/../shared/testdata \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+format-check:
+	@files=$$(git ls-files '*.c' '*.h'); [ -z "$$files" ] || clang-format --dry-run --Werror $$files
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check: deps
+	$(MAKE) format-check
+	$(MAKE) all unit fuzz-replay
+	$(MAKE) integration
+
+check-san: deps
+	$(MAKE) SAN=1 all unit fuzz-replay
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(MAKE) SAN=1 integration
+
+demo: deps $(BIN)
+	tests/demo.sh $(BIN)
+
+bench-api: deps $(BIN)
+	tests/bench/bench_api.sh $(BIN)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,21 @@
+/* A growable byte buffer with a hard ceiling: "too big" is an error (-EFBIG), never a crash. */
+#pragma once
+
+#include <stddef.h>
+
+struct buf {
+        char *data; /* always NUL-terminated when non-NULL */
+        size_t len;
+        size_t cap;
+        size_t max; /* ceiling on len; 0 means the default of BUF_DEFAULT_MAX */
+};
+
+#define BUF_DEFAULT_MAX (1024u * 1024u)
+
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hand over the NUL-terminated data (never NULL on success) and reset the buffer. */
+char *buf_steal(struct buf *b, size_t *ret_len);
+void buf_free(struct buf *b);
+/* Like buf_free but wipes the contents first (for buffers that held secrets). */
+void buf_wipe(struct buf *b);
