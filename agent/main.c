@@ -1,10 +1,282 @@
-/* ec2-imaged command line: subcommand table, option parsing, exit codes. */
+/*
+ * ec2-imaged command line: the subcommand table, option parsing and exit codes. This is the only
+ * file that decides how the process exits.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "context.h"
+#include "preflight.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/timeutil.h"
+
+/* Exit codes, documented in --help and the README. */
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILED = 1, /* the operation failed */
+        EXIT_USAGE = 2,  /* bad command line or invalid configuration */
+        EXIT_CHECK = 3,  /* `check`: a pre-flight item failed */
+};
+
+struct options {
+        const char *config_path;
+        bool config_explicit;
+        bool json;
+};
+
+static void help(void)
+{
+        printf("Usage: ec2-imaged [--config PATH] [-v] COMMAND [OPTIONS]\n"
+               "\n"
+               "Make an AMI of the EC2 instance this runs on, safely, while it runs.\n"
+               "\n"
+               "Commands:\n"
+               "  whoami [--json]   Print instance id, region, account, role and credential "
+               "expiry\n"
+               "  check [--json]    Pre-flight: config, IMDS, credentials, DryRun CreateImage\n"
+               "  help              This text\n"
+               "  version           Print the version\n"
+               "\n"
+               "Options:\n"
+               "  -c, --config PATH  Configuration file (default " CONFIG_DEFAULT_PATH ");\n"
+               "                     drop-ins are read from PATH.d/*.conf\n"
+               "  -v, --verbose      Debug logging\n"
+               "  -h, --help         This text\n"
+               "\n"
+               "Exit codes:\n"
+               "  0  success\n"
+               "  1  the operation failed\n"
+               "  2  bad command line or invalid configuration\n"
+               "  3  check: at least one pre-flight item failed\n");
+}
+
+static int load_config(const struct options *o, struct config *ret)
+{
+        struct config_error e = {};
+        int r;
+
+        r = config_load(o->config_path, o->config_explicit, ret, &e);
+        if (r < 0) {
+                if (e.line > 0)
+                        log_error("%s:%u: %s", strna(e.file), e.line, strna(e.message));
+                else
+                        log_error("%s: %s", strna(e.file), e.message ? e.message : strerror(-r));
+        }
+        config_error_done(&e);
+        return r;
+}
+
+static void json_add_str(cJSON *o, const char *k, const char *v)
+{
+        if (v)
+                cJSON_AddStringToObject(o, k, v);
+        else
+                cJSON_AddNullToObject(o, k);
+}
+
+static void json_print(cJSON *o)
+{
+        char *s = cJSON_Print(o);
+
+        if (s)
+                puts(s);
+        free(s);
+}
+
+static int cmd_whoami(const struct options *o, struct context *ctx)
+{
+        const struct imds_identity *id = &ctx->identity;
+        const struct aws_credentials *c = NULL;
+        char exp[21] = "";
+        int r, rc = EXIT_OK;
+
+        r = context_load_identity(ctx);
+        if (r < 0)
+                return EXIT_FAILED;
+        r = creds_provider_get(ctx->creds, &c);
+        if (r < 0) {
+                log_error_errno(r, "No AWS credentials: %m");
+                rc = EXIT_FAILED;
+                c = NULL;
+        } else if (c->expiration > 0) {
+                format_iso8601(c->expiration, exp);
+        }
+
+        if (o->json) {
+                cJSON *j = cJSON_CreateObject();
+                if (!j)
+                        return EXIT_FAILED;
+                json_add_str(j, "instance_id", id->instance_id);
+                json_add_str(j, "region", id->region);
+                json_add_str(j, "availability_zone", id->availability_zone);
+                json_add_str(j, "account_id", id->account_id);
+                json_add_str(j, "architecture", id->architecture);
+                json_add_str(j, "image_id", id->image_id);
+                json_add_str(j, "instance_type", id->instance_type);
+                json_add_str(j, "role", c ? c->role_name : NULL);
+                json_add_str(j, "credential_source", c ? c->source : NULL);
+                json_add_str(j, "credential_expiration", c && *exp ? exp : NULL);
+                json_add_str(j, "imds_endpoint", imds_endpoint(ctx->imds));
+                json_print(j);
+                cJSON_Delete(j);
+                return rc;
+        }
+        printf("instance:    %s\n", id->instance_id);
+        printf("region:      %s (%s)\n", id->region, strna(id->availability_zone));
+        printf("account:     %s\n", id->account_id);
+        printf("role:        %s\n", c && c->role_name ? c->role_name : "(none)");
+        printf("credentials: %s\n", c ? c->source : "(none)");
+        printf("expires:     %s\n", !c ? "-" : *exp ? exp : "never");
+        return rc;
+}
+
+static int cmd_check(const struct options *o, struct context *ctx)
+{
+        struct preflight p = {};
+        int r;
+
+        r = preflight_run(ctx, &p);
+        if (o->json) {
+                cJSON *j = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(j, "checks");
+                cJSON_AddStringToObject(j, "config", ctx->config->path);
+                for (size_t i = 0; i < p.n; i++) {
+                        cJSON *it = cJSON_CreateObject();
+                        cJSON_AddStringToObject(it, "name", p.items[i].name);
+                        cJSON_AddStringToObject(it, "result",
+                                                p.items[i].result == 0   ? "ok"
+                                                : p.items[i].result == 1 ? "skipped"
+                                                                         : "failed");
+                        json_add_str(it, "detail", p.items[i].detail);
+                        cJSON_AddItemToArray(items, it);
+                }
+                cJSON_AddBoolToObject(j, "ok", r >= 0);
+                json_print(j);
+                cJSON_Delete(j);
+        } else {
+                printf("%-5s %-13s %s\n", "ok", "config", ctx->config->path);
+                for (size_t i = 0; i < p.n; i++)
+                        printf("%-5s %-13s %s\n",
+                               p.items[i].result == 0   ? "ok"
+                               : p.items[i].result == 1 ? "skip"
+                                                        : "FAIL",
+                               p.items[i].name, strna(p.items[i].detail));
+                printf("%s\n", r >= 0 ? "ready: this instance can be imaged"
+                                      : "NOT READY: fix the first failed item above");
+        }
+        preflight_done(&p);
+        return r >= 0 ? EXIT_OK : EXIT_CHECK;
+}
+
+static const struct command {
+        const char *name;
+        int (*run)(const struct options *o, struct context *ctx);
+        bool takes_json;
+} commands[] = {
+        {"whoami", cmd_whoami, true},
+        {"check", cmd_check, true},
+};
+
+static int parse_command_options(int argc, char **argv, const struct command *cmd,
+                                 struct options *o)
+{
+        static const struct option opts[] = {
+                {"json", no_argument, NULL, 'j'},
+                {},
+        };
+        int c;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'j':
+                        if (!cmd->takes_json)
+                                goto bad;
+                        o->json = true;
+                        break;
+                default:
+                        goto bad;
+                }
+        }
+        if (optind < argc) {
+                log_error("%s: unexpected argument '%s'", cmd->name, argv[optind]);
+                return -EINVAL;
+        }
+        return 0;
+bad:
+        log_error("%s: unknown option; see ec2-imaged --help", cmd->name);
+        return -EINVAL;
+}
 
 int main(int argc, char **argv)
 {
-        (void)argc;
-        (void)argv;
-        fprintf(stderr, "ec2-imaged: not yet\n");
-        return 1;
+        static const struct option opts[] = {
+                {"config", required_argument, NULL, 'c'},
+                {"verbose", no_argument, NULL, 'v'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {},
+        };
+        struct options o = {.config_path = CONFIG_DEFAULT_PATH};
+        const struct command *cmd = NULL;
+        struct context *ctx = NULL;
+        struct config config;
+        int c, rc;
+
+        while ((c = getopt_long(argc, argv, "+c:vh", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        o.config_path = optarg;
+                        o.config_explicit = true;
+                        break;
+                case 'v':
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                case 'V':
+                        printf("ec2-imaged %s\n", EC2_IMAGED_VERSION);
+                        return EXIT_OK;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc) {
+                help();
+                return EXIT_USAGE;
+        }
+        if (streq(argv[optind], "help")) {
+                help();
+                return EXIT_OK;
+        }
+        if (streq(argv[optind], "version")) {
+                printf("ec2-imaged %s\n", EC2_IMAGED_VERSION);
+                return EXIT_OK;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(argv[optind], commands[i].name))
+                        cmd = &commands[i];
+        if (!cmd) {
+                log_error("unknown command '%s'; see ec2-imaged --help", argv[optind]);
+                return EXIT_USAGE;
+        }
+        if (parse_command_options(argc - optind, argv + optind, cmd, &o) < 0)
+                return EXIT_USAGE;
+        if (load_config(&o, &config) < 0)
+                return EXIT_USAGE;
+        if (context_new(&config, &ctx) < 0) {
+                config_done(&config);
+                return EXIT_USAGE;
+        }
+        rc = cmd->run(&o, ctx);
+        context_free(ctx);
+        config_done(&config);
+        return rc;
 }

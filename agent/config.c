@@ -1,0 +1,416 @@
+/* Configuration loading: one table of keys, one inih handler that validates against it. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/parse.h"
+#include "util/str.h"
+
+enum key_type {
+        KEY_STRING,
+        KEY_UINT,
+        KEY_BOOL,
+        KEY_ENUM,
+};
+
+struct config_key {
+        const char *section;
+        const char *name;
+        enum key_type type;
+        size_t offset;
+        unsigned long min, max;    /* KEY_UINT bounds; KEY_STRING maximum length in max */
+        const char *def;           /* default, parsed like a value from a file */
+        const char *const *values; /* KEY_ENUM choices */
+};
+
+static const char *const endpoint_modes[] = {"IPv4", "IPv6", NULL};
+
+#define OFF(field) offsetof(struct config, field)
+
+/* The single description of every key; conf/ec2-imaged.conf documents each of them. */
+static const struct config_key keys[] = {
+        {"imds", "endpoint", KEY_STRING, OFF(imds_endpoint), 0, 256, NULL, NULL},
+        {"imds", "endpoint_mode", KEY_ENUM, OFF(imds_endpoint_mode), 0, 0, NULL, endpoint_modes},
+        {"imds", "token_ttl", KEY_UINT, OFF(imds_token_ttl), 1, 21600, "21600", NULL},
+        {"imds", "connect_timeout_ms", KEY_UINT, OFF(imds_connect_timeout_ms), 10, 60000, "1000",
+         NULL},
+        {"imds", "timeout_ms", KEY_UINT, OFF(imds_timeout_ms), 10, 60000, "2000", NULL},
+        {"imds", "retry_deadline_ms", KEY_UINT, OFF(imds_retry_deadline_ms), 0, 600000, "10000",
+         NULL},
+        {"imds", "allow_imdsv1", KEY_BOOL, OFF(imds_allow_imdsv1), 0, 0, "no", NULL},
+        {"imds", "disabled", KEY_BOOL, OFF(imds_disabled), 0, 0, "no", NULL},
+        {"aws", "region", KEY_STRING, OFF(region), 0, 64, NULL, NULL},
+        {"aws", "endpoint_url", KEY_STRING, OFF(endpoint_url), 0, 256, NULL, NULL},
+        {"aws", "connect_timeout_ms", KEY_UINT, OFF(aws_connect_timeout_ms), 10, 60000, "3000",
+         NULL},
+        {"aws", "timeout_ms", KEY_UINT, OFF(aws_timeout_ms), 100, 600000, "30000", NULL},
+        {"aws", "retry_deadline_ms", KEY_UINT, OFF(aws_retry_deadline_ms), 0, 3600000, "120000",
+         NULL},
+        {"aws", "max_attempts", KEY_UINT, OFF(aws_max_attempts), 1, 100, "8", NULL},
+};
+
+struct parse_ctx {
+        struct config *config;
+        struct config_error *err;
+        const char *name;
+        const char *data;
+        size_t len, pos;
+        unsigned line;
+        int max_line;
+        int failed; /* -errno of the first failure */
+};
+
+static int set_error(struct parse_ctx *ctx, int r, const char *fmt, ...) _printf_(3, 4);
+static int set_error(struct parse_ctx *ctx, int r, const char *fmt, ...)
+{
+        va_list ap;
+        char *msg = NULL;
+
+        if (ctx->failed)
+                return 0;
+        ctx->failed = r;
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (ctx->err) {
+                config_error_done(ctx->err);
+                ctx->err->file = strdup(ctx->name);
+                ctx->err->line = ctx->line;
+                ctx->err->message = msg;
+        } else {
+                free(msg);
+        }
+        return 0; /* tells inih to stop at this error */
+}
+
+static const struct config_key *find_key(const char *section, const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (strcasecmp(keys[i].section, section) == 0 && streq(keys[i].name, name))
+                        return &keys[i];
+        return NULL;
+}
+
+/* Store one value into its field. Returns -errno and a message for the caller to report. */
+static int apply(struct config *c, const struct config_key *k, const char *value, char **msg)
+{
+        void *field = (char *)c + k->offset;
+
+        switch (k->type) {
+        case KEY_STRING: {
+                char **s = field, *n;
+                if (strlen(value) > k->max)
+                        return *msg = strprintf("value is longer than %lu characters", k->max),
+                               -E2BIG;
+                n = strdup(value);
+                if (!n)
+                        return -ENOMEM;
+                free(*s);
+                *s = *value ? n : (free(n), NULL);
+                return 0;
+        }
+        case KEY_UINT: {
+                uint64_t v;
+                int r = safe_atou64(value, &v);
+                if (r < 0)
+                        return *msg = strprintf("'%s' is not a non-negative integer", value),
+                               -EINVAL;
+                if (v < k->min || v > k->max)
+                        return *msg = strprintf("%s is out of range %lu..%lu", value, k->min,
+                                                k->max),
+                               -ERANGE;
+                *(unsigned *)field = (unsigned)v;
+                return 0;
+        }
+        case KEY_BOOL: {
+                int b = parse_boolean(value);
+                if (b < 0)
+                        return *msg = strprintf("'%s' is not a boolean (yes/no)", value), -EINVAL;
+                *(bool *)field = b;
+                return 0;
+        }
+        case KEY_ENUM:
+                for (const char *const *v = k->values; *v; v++) {
+                        if (strcasecmp(*v, value) == 0) {
+                                char **s = field, *n = strdup(*v);
+                                if (!n)
+                                        return -ENOMEM;
+                                free(*s);
+                                *s = n;
+                                return 0;
+                        }
+                }
+                return *msg = strprintf("'%s' is not one of the allowed values", value), -EINVAL;
+        }
+        return -EINVAL;
+}
+
+static int apply_tag(struct parse_ctx *ctx, const char *name, const char *value)
+{
+        struct config *c = ctx->config;
+        size_t i;
+
+        /* AWS limits: keys 1..128 characters, values 0..256, and aws: is reserved. */
+        if (strlen(name) > 128 || strlen(value) > 256)
+                return set_error(ctx, -E2BIG, "tag '%s': key over 128 or value over 256 characters",
+                                 name);
+        if (strncasecmp(name, "aws:", 4) == 0)
+                return set_error(ctx, -EINVAL, "tag '%s': the aws: prefix is reserved", name);
+        for (i = 0; i < c->n_tags; i++)
+                if (streq(c->tags[i].key, name))
+                        break;
+        if (i == c->n_tags) {
+                if (c->n_tags >= CONFIG_MAX_TAGS)
+                        return set_error(ctx, -E2BIG, "more than %d tags", CONFIG_MAX_TAGS);
+                c->tags[i].key = strdup(name);
+                if (!c->tags[i].key)
+                        return set_error(ctx, -ENOMEM, "out of memory");
+                c->n_tags++;
+        }
+        free(c->tags[i].value);
+        c->tags[i].value = strdup(value);
+        if (!c->tags[i].value)
+                return set_error(ctx, -ENOMEM, "out of memory");
+        return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+        struct parse_ctx *ctx = user;
+        const struct config_key *k;
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        if (ctx->failed)
+                return 0;
+        if (!name) /* a bare [section] line */
+                return 1;
+        if (strcasecmp(section, "tags") == 0)
+                return apply_tag(ctx, name, value);
+        k = find_key(section, name);
+        if (!k)
+                return set_error(ctx, -ENOENT, "unknown key '%s' in section [%s]", name, section);
+        r = apply(ctx->config, k, value, &msg);
+        if (r < 0)
+                return set_error(ctx, r, "[%s] %s: %s", k->section, k->name,
+                                 msg ? msg : "invalid value");
+        return 1;
+}
+
+/* inih reads through us one line at a time, so we know the line number of every key. */
+static char *reader(char *str, int num, void *stream)
+{
+        struct parse_ctx *ctx = stream;
+        size_t n = 0;
+
+        if (ctx->pos >= ctx->len || ctx->failed)
+                return NULL;
+        ctx->line++;
+        while (ctx->pos < ctx->len && n + 1 < (size_t)num) {
+                char ch = ctx->data[ctx->pos++];
+                if (ch == '\0') {
+                        set_error(ctx, -EINVAL, "NUL byte in configuration");
+                        return NULL;
+                }
+                str[n++] = ch;
+                if (ch == '\n')
+                        break;
+        }
+        str[n] = '\0';
+        if (n > 0 && str[n - 1] != '\n' && ctx->pos < ctx->len) {
+                set_error(ctx, -E2BIG, "line longer than %d characters", num - 2);
+                return NULL;
+        }
+        return str;
+}
+
+int config_parse_buffer(struct config *c, const char *data, size_t len, const char *name,
+                        struct config_error *err)
+{
+        struct parse_ctx ctx = {.config = c, .err = err, .name = name, .data = data, .len = len};
+        int r;
+
+        if (len > CONFIG_MAX_SIZE) {
+                set_error(&ctx, -EFBIG, "larger than %u bytes", CONFIG_MAX_SIZE);
+                return ctx.failed;
+        }
+        r = ini_parse_stream(reader, &ctx, handler, &ctx);
+        if (ctx.failed)
+                return ctx.failed;
+        if (r != 0) {
+                /* inih found a syntax error (a line that is neither [section] nor key = value) */
+                ctx.line = r > 0 ? (unsigned)r : ctx.line;
+                set_error(&ctx, -EINVAL, "syntax error (expected [section] or key = value)");
+                return ctx.failed;
+        }
+        return 0;
+}
+
+static int parse_file(struct config *c, const char *path, struct config_error *err)
+{
+        _cleanup_free_ char *data = NULL;
+        struct parse_ctx ctx = {.name = path, .err = err};
+        struct stat st;
+        size_t n;
+        FILE *f;
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+                fclose(f);
+                set_error(&ctx, -EINVAL, "not a regular file");
+                return ctx.failed;
+        }
+        if ((size_t)st.st_size > CONFIG_MAX_SIZE) {
+                fclose(f);
+                set_error(&ctx, -EFBIG, "larger than %u bytes", CONFIG_MAX_SIZE);
+                return ctx.failed;
+        }
+        data = malloc((size_t)st.st_size + 1);
+        if (!data) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        n = fread(data, 1, (size_t)st.st_size, f);
+        fclose(f);
+        return config_parse_buffer(c, data, n, path, err);
+}
+
+static int conf_filter(const struct dirent *de)
+{
+        size_t l = strlen(de->d_name);
+
+        return de->d_name[0] != '.' && l > 5 && streq(de->d_name + l - 5, ".conf");
+}
+
+static int load_dropins(struct config *c, const char *dir, struct config_error *err)
+{
+        struct dirent **list = NULL;
+        int n, r = 0;
+
+        n = scandir(dir, &list, conf_filter, alphasort);
+        if (n < 0)
+                return errno == ENOENT ? 0 : -errno;
+        for (int i = 0; i < n; i++) {
+                _cleanup_free_ char *p = NULL;
+                if (r >= 0) {
+                        p = strprintf("%s/%s", dir, list[i]->d_name);
+                        r = p ? parse_file(c, p, err) : -ENOMEM;
+                }
+                free(list[i]);
+        }
+        free(list);
+        return r;
+}
+
+static int apply_defaults(struct config *c)
+{
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                _cleanup_free_ char *msg = NULL;
+                int r;
+
+                if (!keys[i].def)
+                        continue;
+                r = apply(c, &keys[i], keys[i].def, &msg);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void config_init(struct config *c)
+{
+        *c = (struct config){};
+        (void)apply_defaults(c);
+}
+
+void config_done(struct config *c)
+{
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (keys[i].type == KEY_STRING || keys[i].type == KEY_ENUM)
+                        free(*(char **)((char *)c + keys[i].offset));
+        for (size_t i = 0; i < c->n_tags; i++) {
+                free(c->tags[i].key);
+                free(c->tags[i].value);
+        }
+        free(c->path);
+        *c = (struct config){};
+}
+
+void config_error_done(struct config_error *e)
+{
+        free(e->file);
+        free(e->message);
+        *e = (struct config_error){};
+}
+
+int config_load(const char *path, bool explicit_path, struct config *ret, struct config_error *err)
+{
+        _cleanup_free_ char *dropins = NULL;
+        struct config c;
+        int r;
+
+        if (!path)
+                path = CONFIG_DEFAULT_PATH;
+        config_init(&c);
+        c.path = strdup(path);
+        if (!c.path)
+                return -ENOMEM;
+        r = parse_file(&c, path, err);
+        if (r == -ENOENT && !explicit_path)
+                r = 0;
+        else if (r < 0 && err && !err->message) {
+                err->file = strdup(path);
+                err->message = strprintf("cannot read: %s", strerror(-r));
+        }
+        if (r < 0)
+                goto fail;
+        if (streq(path, CONFIG_DEFAULT_PATH))
+                dropins = strdup("/etc/ec2-imaged/conf.d");
+        else
+                dropins = strprintf("%s.d", path);
+        if (!dropins) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = load_dropins(&c, dropins, err);
+        if (r < 0) {
+                if (err && !err->message) {
+                        err->file = strdup(dropins);
+                        err->message = strprintf("cannot read: %s", strerror(-r));
+                }
+                goto fail;
+        }
+        *ret = c;
+        return 0;
+fail:
+        config_done(&c);
+        return r;
+}
+
+const char *const *config_known_keys(void)
+{
+        static const char *names[ELEMENTSOF(keys) + 1];
+
+        if (!names[0])
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                        static char buf[ELEMENTSOF(keys)][64];
+                        snprintf(buf[i], sizeof(buf[i]), "%s.%s", keys[i].section, keys[i].name);
+                        names[i] = buf[i];
+                }
+        return names;
+}

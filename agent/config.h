@@ -1,0 +1,66 @@
+/* Configuration: inih files driven by one key table (section, key, type, bounds, default). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/ec2-imaged/ec2-imaged.conf"
+#define CONFIG_MAX_SIZE     (256u * 1024u)
+#define CONFIG_MAX_TAGS     50
+
+struct config_tag {
+        char *key;
+        char *value;
+};
+
+struct config {
+        /* [imds] */
+        char *imds_endpoint;
+        char *imds_endpoint_mode;
+        unsigned imds_token_ttl;
+        unsigned imds_connect_timeout_ms;
+        unsigned imds_timeout_ms;
+        unsigned imds_retry_deadline_ms;
+        bool imds_allow_imdsv1;
+        bool imds_disabled;
+
+        /* [aws] */
+        char *region;
+        char *endpoint_url;
+        unsigned aws_connect_timeout_ms;
+        unsigned aws_timeout_ms;
+        unsigned aws_retry_deadline_ms;
+        unsigned aws_max_attempts;
+
+        /* [tags]: free-form Key = Value pairs put on every image and its snapshots */
+        struct config_tag tags[CONFIG_MAX_TAGS];
+        size_t n_tags;
+
+        /* where each value came from, for messages */
+        char *path;
+};
+
+struct config_error {
+        char *file;
+        unsigned line;
+        char *message;
+};
+
+void config_init(struct config *c);
+void config_done(struct config *c);
+void config_error_done(struct config_error *e);
+
+/*
+ * Load PATH (default CONFIG_DEFAULT_PATH) and then PATH.d/\*.conf in lexical order; for the default
+ * path the drop-in directory is /etc/ec2-imaged/conf.d. A missing main file at the default path
+ * is not an error (defaults apply); a missing file given explicitly is. On failure err names the
+ * file, line and key.
+ */
+int config_load(const char *path, bool explicit_path, struct config *ret, struct config_error *err);
+
+/* Parse one buffer as if it were the file `name` (used by the drop-in loader and the fuzzer). */
+int config_parse_buffer(struct config *c, const char *data, size_t len, const char *name,
+                        struct config_error *err);
+
+/* Every known "section.key", for documentation checks; NULL-terminated, static. */
+const char *const *config_known_keys(void);

@@ -1,0 +1,57 @@
+/* Small string helpers. */
+#include "str.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *strprintf(const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        return s;
+}
+
+char **strv_free(char **v)
+{
+        if (!v)
+                return NULL;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+        return NULL;
+}
+
+size_t strv_length(char *const *v)
+{
+        size_t n = 0;
+
+        while (v && v[n])
+                n++;
+        return n;
+}
+
+int strv_push(char ***v, const char *s)
+{
+        size_t n = strv_length(*v);
+        char *c = strdup(s), **nv;
+
+        if (!c)
+                return -ENOMEM;
+        nv = realloc(*v, (n + 2) * sizeof(char *));
+        if (!nv) {
+                free(c);
+                return -ENOMEM;
+        }
+        nv[n] = c;
+        nv[n + 1] = NULL;
+        *v = nv;
+        return 0;
+}

@@ -1,0 +1,13 @@
+/* Small string helpers. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* asprintf that returns the string, or NULL when memory ran out. */
+char *strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Free a NULL-terminated string vector; returns NULL. */
+char **strv_free(char **v);
+size_t strv_length(char *const *v);
+/* Append a copy of s; -ENOMEM on failure (the vector is unchanged then). */
+int strv_push(char ***v, const char *s);
