@@ -60,7 +60,7 @@ $(BIN): $(BUILD)/obj/agent/main.o $(LIB)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Iagent -DSRCDIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 # Small C drivers that integration tests use to exercise one module against a real peer.
 $(BUILD)/tools/%: tests/tools/%.c $(LIB)
@@ -72,10 +72,19 @@ $(BUILD)/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
 	$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
 
 # libFuzzer builds (clang); the corpus in tests/fuzz/corpus/NAME/ seeds them.
-$(BUILD)/fuzz-lf/%: tests/fuzz/%.c $(LIB_SRC)
+LF_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+LF_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lfobj/%.o)
+$(BUILD)/lfobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' \
-		-fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Iagent -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(LF_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(BUILD)/lfobj/libagent.a: $(LF_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/fuzz-lf/%: tests/fuzz/%.c $(BUILD)/lfobj/libagent.a
+	@mkdir -p $(dir $@)
+	clang $(LF_CFLAGS) -fsanitize=fuzzer,address,undefined -Iagent -o $@ $< \
+		$(BUILD)/lfobj/libagent.a $(LDLIBS)
 
 fuzz: $(FUZZ_LF)
 	@for f in $(FUZZ_LF); do n=$$(basename $$f); echo "== $$n"; \

@@ -158,30 +158,46 @@ static int apply(struct config *c, const struct config_key *k, const char *value
         return -EINVAL;
 }
 
-static int apply_tag(struct parse_ctx *ctx, const char *name, const char *value)
+/*
+ * "tag = Key=Value", repeatable. inih splits names at ':' as well as '=', so tag keys such as
+ * "team:owner" could not be ini keys themselves; the key lives in the value instead.
+ */
+static int apply_tag(struct parse_ctx *ctx, const char *value)
 {
         struct config *c = ctx->config;
-        size_t i;
+        const char *eq = strchr(value, '=');
+        size_t i, klen;
 
+        if (!eq || eq == value)
+                return set_error(ctx, -EINVAL, "[image] tag: expected Key=Value, got '%s'", value);
+        klen = (size_t)(eq - value);
+        while (klen > 0 && value[klen - 1] == ' ')
+                klen--;
+        eq++;
+        while (*eq == ' ')
+                eq++;
         /* AWS limits: keys 1..128 characters, values 0..256, and aws: is reserved. */
-        if (strlen(name) > 128 || strlen(value) > 256)
-                return set_error(ctx, -E2BIG, "tag '%s': key over 128 or value over 256 characters",
-                                 name);
-        if (strncasecmp(name, "aws:", 4) == 0)
-                return set_error(ctx, -EINVAL, "tag '%s': the aws: prefix is reserved", name);
+        if (klen == 0 || klen > 128 || strlen(eq) > 256)
+                return set_error(ctx, -E2BIG,
+                                 "[image] tag: key must be 1..128 and value 0..256 characters");
+        if (klen >= 4 && strncasecmp(value, "aws:", 4) == 0)
+                return set_error(ctx, -EINVAL, "[image] tag: the aws: prefix is reserved by AWS");
+        if (klen >= 11 && strncmp(value, "ec2-imaged:", 11) == 0)
+                return set_error(ctx, -EINVAL, "[image] tag: the ec2-imaged: prefix is ours");
         for (i = 0; i < c->n_tags; i++)
-                if (streq(c->tags[i].key, name))
+                if (strlen(c->tags[i].key) == klen && strncmp(c->tags[i].key, value, klen) == 0)
                         break;
         if (i == c->n_tags) {
                 if (c->n_tags >= CONFIG_MAX_TAGS)
-                        return set_error(ctx, -E2BIG, "more than %d tags", CONFIG_MAX_TAGS);
-                c->tags[i].key = strdup(name);
+                        return set_error(ctx, -E2BIG, "[image] tag: more than %d tags",
+                                         CONFIG_MAX_TAGS);
+                c->tags[i].key = strndup(value, klen);
                 if (!c->tags[i].key)
                         return set_error(ctx, -ENOMEM, "out of memory");
                 c->n_tags++;
         }
         free(c->tags[i].value);
-        c->tags[i].value = strdup(value);
+        c->tags[i].value = strdup(eq);
         if (!c->tags[i].value)
                 return set_error(ctx, -ENOMEM, "out of memory");
         return 1;
@@ -198,8 +214,8 @@ static int handler(void *user, const char *section, const char *name, const char
                 return 0;
         if (!name) /* a bare [section] line */
                 return 1;
-        if (strcasecmp(section, "tags") == 0)
-                return apply_tag(ctx, name, value);
+        if (strcasecmp(section, "image") == 0 && streq(name, "tag"))
+                return apply_tag(ctx, value);
         k = find_key(section, name);
         if (!k)
                 return set_error(ctx, -ENOENT, "unknown key '%s' in section [%s]", name, section);

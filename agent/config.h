@@ -32,7 +32,7 @@ struct config {
         unsigned aws_retry_deadline_ms;
         unsigned aws_max_attempts;
 
-        /* [tags]: free-form Key = Value pairs put on every image and its snapshots */
+        /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];
         size_t n_tags;
 

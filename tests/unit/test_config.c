@@ -1,0 +1,176 @@
+/* Config parsing: defaults, bounds, unknown keys and syntax errors reported with file and line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "util/macro.h"
+
+static int parse(const char *text, struct config *c, struct config_error *e)
+{
+        config_init(c);
+        return config_parse_buffer(c, text, strlen(text), "test.conf", e);
+}
+
+static void test_defaults(void **state)
+{
+        struct config c;
+
+        config_init(&c);
+        assert_int_equal(c.imds_token_ttl, 21600);
+        assert_int_equal(c.imds_timeout_ms, 2000);
+        assert_false(c.imds_allow_imdsv1);
+        assert_null(c.region);
+        assert_int_equal(c.aws_max_attempts, 8);
+        config_done(&c);
+}
+
+static void test_values(void **state)
+{
+        struct config c;
+        struct config_error e = {};
+
+        assert_int_equal(
+                parse("[imds]\nendpoint = http://127.0.0.1:1\ntoken_ttl=60\n"
+                      "allow_imdsv1 = yes\nendpoint_mode = ipv6\n[aws]\nregion = eu-west-1\n"
+                      "[image]\ntag = Team=platform\ntag = cost:center = 42\n",
+                      &c, &e),
+                0);
+        assert_string_equal(c.imds_endpoint, "http://127.0.0.1:1");
+        assert_int_equal(c.imds_token_ttl, 60);
+        assert_true(c.imds_allow_imdsv1);
+        assert_string_equal(c.imds_endpoint_mode, "IPv6");
+        assert_string_equal(c.region, "eu-west-1");
+        assert_int_equal(c.n_tags, 2);
+        assert_string_equal(c.tags[1].key, "cost:center");
+        assert_string_equal(c.tags[1].value, "42");
+        config_done(&c);
+}
+
+static void expect_error(const char *text, unsigned line, const char *needle)
+{
+        struct config c;
+        struct config_error e = {};
+
+        assert_true(parse(text, &c, &e) < 0);
+        assert_string_equal(e.file, "test.conf");
+        assert_int_equal(e.line, line);
+        assert_non_null(e.message);
+        if (!strstr(e.message, needle))
+                fail_msg("message '%s' lacks '%s'", e.message, needle);
+        config_error_done(&e);
+        config_done(&c);
+}
+
+static void test_errors(void **state)
+{
+        expect_error("[imds]\n# comment\nbogus = 1\n", 3, "unknown key 'bogus' in section [imds]");
+        expect_error("[imds]\ntoken_ttl = 0\n", 2, "out of range 1..21600");
+        expect_error("[imds]\ntoken_ttl = 21601\n", 2, "out of range");
+        expect_error("[imds]\ntoken_ttl = -5\n", 2, "not a non-negative integer");
+        expect_error("[imds]\ntoken_ttl = 12abc\n", 2, "not a non-negative integer");
+        expect_error("[imds]\nallow_imdsv1 = maybe\n", 2, "not a boolean");
+        expect_error("[imds]\nendpoint_mode = ipv5\n", 2, "allowed values");
+        expect_error("[nosuch]\nkey = 1\n", 2, "unknown key");
+        expect_error("\n\nthis is not ini\n", 3, "syntax error");
+        expect_error("[image]\ntag = aws:name=x\n", 2, "reserved");
+        expect_error("[image]\ntag = novalue\n", 2, "Key=Value");
+}
+
+static void test_long_line(void **state)
+{
+        char text[1200];
+
+        memset(text, 'a', sizeof(text) - 1);
+        text[sizeof(text) - 1] = '\0';
+        memcpy(text, "[aws]\nregion = ", 15);
+        expect_error(text, 2, "");
+}
+
+static void test_dropins(void **state)
+{
+        char dir[] = "/tmp/ec2-imaged-test-XXXXXX";
+        char path[256], dpath[256], f1[300], f2[300];
+        struct config c;
+        struct config_error e = {};
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/main.conf", dir);
+        snprintf(dpath, sizeof(dpath), "%s/main.conf.d", dir);
+        snprintf(f1, sizeof(f1), "%s/10-a.conf", dpath);
+        snprintf(f2, sizeof(f2), "%s/20-b.conf", dpath);
+        assert_int_equal(mkdir(dpath, 0700), 0);
+        f = fopen(path, "w");
+        fputs("[aws]\nregion = us-east-1\nmax_attempts = 3\n", f);
+        fclose(f);
+        f = fopen(f2, "w");
+        fputs("[aws]\nregion = eu-north-1\n", f);
+        fclose(f);
+        f = fopen(f1, "w");
+        fputs("[aws]\nregion = ap-south-1\nmax_attempts = 5\n", f);
+        fclose(f);
+
+        assert_int_equal(config_load(path, true, &c, &e), 0);
+        assert_string_equal(c.region, "eu-north-1"); /* 20-b wins over 10-a over main */
+        assert_int_equal(c.aws_max_attempts, 5);
+        config_done(&c);
+
+        f = fopen(f2, "w");
+        fputs("[aws]\n\nmax_attempts = 1000\n", f);
+        fclose(f);
+        assert_true(config_load(path, true, &c, &e) < 0);
+        assert_string_equal(e.file, f2);
+        assert_int_equal(e.line, 3);
+        config_error_done(&e);
+
+        unlink(f1);
+        unlink(f2);
+        rmdir(dpath);
+        unlink(path);
+        /* an explicit path that does not exist is an error; the default path is not */
+        assert_int_equal(config_load(path, true, &c, &e), -ENOENT);
+        assert_non_null(e.message);
+        config_error_done(&e);
+        rmdir(dir);
+}
+
+/* Every key in the table has a documented line in conf/ec2-imaged.conf. */
+static void test_documented(void **state)
+{
+        FILE *f = fopen(SRCDIR "/conf/ec2-imaged.conf", "r");
+        static char text[65536];
+        size_t n;
+
+        assert_non_null(f);
+        n = fread(text, 1, sizeof(text) - 1, f);
+        text[n] = '\0';
+        fclose(f);
+        for (const char *const *k = config_known_keys(); *k; k++) {
+                const char *dot = strchr(*k, '.');
+                char section[64], key[64];
+                const char *sec;
+
+                snprintf(section, sizeof(section), "[%.*s]", (int)(dot - *k), *k);
+                snprintf(key, sizeof(key), "\n#%s =", dot + 1);
+                sec = strstr(text, section);
+                if (!sec || !strstr(sec, key))
+                        fail_msg("%s is not documented in conf/ec2-imaged.conf", *k);
+        }
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
+                cmocka_unit_test(test_errors),   cmocka_unit_test(test_long_line),
+                cmocka_unit_test(test_dropins),  cmocka_unit_test(test_documented),
+        };
+        return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
