@@ -1,0 +1,17 @@
+/* File reading with a ceiling, and atomic replacement that survives a crash at any point. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Replace path with data: write a temporary file in the same directory, fsync it, rename it over
+ * path, fsync the directory. After a crash the file is either wholly old or wholly new.
+ */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Read a whole regular file of at most max bytes (-EFBIG beyond). The result is NUL-terminated. */
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* mkdir -p for one level of parents, with mode for what it creates. */
+int mkdir_parents(const char *path, mode_t mode);

@@ -1,0 +1,155 @@
+/* Run state: round trip, history bound, corrupt files rejected, atomic save, the run lock. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "state.h"
+#include "util/fileio.h"
+#include "util/str.h"
+
+static void test_round_trip(void **unused)
+{
+        char dir[] = "/tmp/ec2-imaged-state-XXXXXX";
+        struct state s = {}, l = {};
+        struct run_state *r;
+        struct stat st;
+        char *path;
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(state_load(dir, &l), 0); /* missing file: empty state */
+        assert_null(l.current);
+
+        assert_int_equal(run_state_new(MODE_REBOOT, false, &r), 0);
+        assert_int_equal(strlen(r->run_id), 36);
+        run_state_set(&r->image_name, "golden-\"quoted\"-\u00e9");
+        run_state_set(&r->image_id, "ami-0123456789abcdef0");
+        r->phase = PHASE_REBOOTING;
+        r->freeze_window_ms = 42;
+        r->times[PHASE_PRE_IMAGE].start = 1000000;
+        r->times[PHASE_PRE_IMAGE].end = 3000000;
+        strv_push(&r->frozen_mounts, "/");
+        strv_push(&r->frozen_mounts, "/data");
+        s.current = r;
+        assert_int_equal(state_save(dir, &s), 0);
+
+        path = strprintf("%s/state.json", dir);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_non_null(l.current);
+        assert_string_equal(l.current->run_id, r->run_id);
+        assert_int_equal(l.current->phase, PHASE_REBOOTING);
+        assert_int_equal(l.current->mode, MODE_REBOOT);
+        assert_string_equal(l.current->image_name, r->image_name);
+        assert_int_equal(l.current->freeze_window_ms, 42);
+        assert_int_equal(l.current->times[PHASE_PRE_IMAGE].end, 3000000);
+        assert_string_equal(l.current->frozen_mounts[1], "/data");
+        state_done(&l);
+
+        /* finishing moves the run into the history, newest first, at most STATE_HISTORY_MAX */
+        s.current->phase = PHASE_DONE;
+        assert_int_equal(state_finish_current(&s, 5), 0);
+        assert_null(s.current);
+        assert_int_equal(s.n_history, 1);
+        assert_string_equal(s.history[0].result, "success");
+        for (int i = 0; i < STATE_HISTORY_MAX + 5; i++) {
+                assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+                s.current->phase = PHASE_FAILED;
+                assert_int_equal(state_finish_current(&s, (usec_t)i), 0);
+        }
+        assert_int_equal(s.n_history, STATE_HISTORY_MAX);
+        assert_string_equal(s.history[0].result, "failed");
+        assert_int_equal(s.history[0].finished, STATE_HISTORY_MAX + 4);
+        assert_int_equal(state_save(dir, &s), 0);
+        assert_int_equal(state_load(dir, &l), 0);
+        assert_int_equal(l.n_history, STATE_HISTORY_MAX);
+        state_done(&l);
+        state_done(&s);
+
+        unlink(path);
+        free(path);
+        rmdir(dir);
+}
+
+static void test_corrupt(void **unused)
+{
+        static const char *const bad[] = {
+                "",
+                "{",
+                "[]",
+                "{\"current\": 5}",
+                "{\"current\": {\"run_id\": \"x\", \"phase\": \"nope\", \"mode\": \"reboot\"}}",
+                "{\"current\": {\"run_id\": \"x\", \"phase\": \"done\", \"mode\": \"sideways\"}}",
+                "{\"current\": {\"phase\": \"done\", \"mode\": \"reboot\"}}",
+                "{\"current\": {\"run_id\": \"x\", \"phase\": \"done\", \"mode\": \"reboot\", "
+                "\"frozen_mounts\": [\"relative\"]}}",
+                "{\"current\": {\"run_id\": \"x\", \"phase\": \"done\", \"mode\": \"reboot\", "
+                "\"freeze_window_ms\": \"12\"}}",
+                "{\"history\": [{\"run_id\": 1}]}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                struct state s = {};
+                if (state_parse(bad[i], strlen(bad[i]), &s) != -EBADMSG)
+                        fail_msg("accepted: %s", bad[i]);
+        }
+}
+
+static void test_lock(void **unused)
+{
+        char dir[] = "/tmp/ec2-imaged-lock-XXXXXX";
+        char *p;
+        int fd;
+
+        assert_non_null(mkdtemp(dir));
+        fd = state_lock(dir);
+        assert_true(fd >= 0);
+        /* flock locks belong to the open file description: a second open must fail */
+        assert_int_equal(state_lock(dir), -EBUSY);
+        close(fd);
+        fd = state_lock(dir);
+        assert_true(fd >= 0);
+        close(fd);
+        p = strprintf("%s/run.lock", dir);
+        unlink(p);
+        free(p);
+        rmdir(dir);
+}
+
+static void test_atomic_write(void **unused)
+{
+        char dir[] = "/tmp/ec2-imaged-io-XXXXXX";
+        char *p, *data;
+        size_t len;
+
+        assert_non_null(mkdtemp(dir));
+        p = strprintf("%s/f", dir);
+        assert_int_equal(write_file_atomic(p, "one", 3, 0644), 0);
+        assert_int_equal(write_file_atomic(p, "two!", 4, 0644), 0);
+        assert_int_equal(read_file_bounded(p, 100, &data, &len), 0);
+        assert_int_equal(len, 4);
+        assert_string_equal(data, "two!");
+        free(data);
+        assert_int_equal(read_file_bounded(p, 3, &data, &len), -EFBIG);
+        unlink(p);
+        free(p);
+        rmdir(dir);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_lock),
+                cmocka_unit_test(test_atomic_write),
+        };
+        return cmocka_run_group_tests_name("state", tests, NULL, NULL);
+}
