@@ -23,6 +23,7 @@ enum key_type {
         KEY_UINT,
         KEY_BOOL,
         KEY_ENUM,
+        KEY_STRV, /* space-separated words */
 };
 
 struct config_key {
@@ -140,6 +141,30 @@ static int apply(struct config *c, const struct config_key *k, const char *value
                 if (b < 0)
                         return *msg = strprintf("'%s' is not a boolean (yes/no)", value), -EINVAL;
                 *(bool *)field = b;
+                return 0;
+        }
+        case KEY_STRV: {
+                char ***v = field, **n = NULL;
+                _cleanup_free_ char *copy = strdup(value);
+                char *save = NULL, *w;
+                size_t count = 0;
+
+                if (!copy)
+                        return -ENOMEM;
+                for (w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+                        bool ok = !k->values;
+                        for (const char *const *a = k->values; a && *a; a++)
+                                ok = ok || streq(*a, w);
+                        if (!ok || ++count > k->max || strv_push(&n, w) < 0) {
+                                strv_free(n);
+                                if (!ok)
+                                        return *msg = strprintf("'%s' is not allowed here", w),
+                                               -EINVAL;
+                                return *msg = strprintf("more than %lu entries", k->max), -E2BIG;
+                        }
+                }
+                strv_free(*v);
+                *v = n;
                 return 0;
         }
         case KEY_ENUM:
@@ -339,7 +364,7 @@ static int apply_defaults(struct config *c)
                 _cleanup_free_ char *msg = NULL;
                 int r;
 
-                if (!keys[i].def)
+                if (!keys[i].def || !*keys[i].def)
                         continue;
                 r = apply(c, &keys[i], keys[i].def, &msg);
                 if (r < 0)
@@ -359,6 +384,8 @@ void config_done(struct config *c)
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                 if (keys[i].type == KEY_STRING || keys[i].type == KEY_ENUM)
                         free(*(char **)((char *)c + keys[i].offset));
+                else if (keys[i].type == KEY_STRV)
+                        strv_free(*(char ***)((char *)c + keys[i].offset));
         for (size_t i = 0; i < c->n_tags; i++) {
                 free(c->tags[i].key);
                 free(c->tags[i].value);

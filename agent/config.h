@@ -32,6 +32,27 @@ struct config {
         unsigned aws_retry_deadline_ms;
         unsigned aws_max_attempts;
 
+        /* [run] */
+        char *mode; /* "no-reboot" or "reboot" */
+        char *state_dir;
+        unsigned wait_timeout_s;
+        unsigned wait_poll_max_s;
+
+        /* [image] */
+        char *image_name;        /* template */
+        char *image_description; /* template */
+
+        /* [freeze] */
+        char **freeze_mounts; /* NULL or {"auto"}: every freezable mount; else the list */
+        unsigned freeze_timeout_ms;
+        char *freeze_on_failure; /* "abort" or "continue" (crash-consistent, tagged so) */
+
+        /* [hooks] */
+        char *hooks_dir;
+        unsigned hook_timeout_s;
+        unsigned hook_kill_grace_s;
+        char **hooks_continue_on_error; /* phases whose failed hooks do not abort the run */
+
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];
         size_t n_tags;
