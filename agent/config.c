@@ -311,7 +311,8 @@ static int parse_file(struct config *c, const char *path, struct config_error *e
         f = fopen(path, "re");
         if (!f)
                 return -errno;
-        if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+        /* /dev/null is allowed as "no settings", e.g. ec2-imaged --config /dev/null check */
+        if (fstat(fileno(f), &st) < 0 || (!S_ISREG(st.st_mode) && !streq(path, "/dev/null"))) {
                 fclose(f);
                 set_error(&ctx, -EINVAL, "not a regular file");
                 return ctx.failed;
