@@ -23,3 +23,21 @@ if [ -n "$missing" ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
 fi
+
+# moto's server is the AWS peer of the tests; Debian does not package it. Look where the tests
+# look (tests/peers/peers.py find_moto_python) and try pip only when no python3 has it.
+have_moto() {
+        for py in ${MOTO_PYTHON:-} $(command -v python3 2>/dev/null) \
+                  ${PYENV_ROOT:+$PYENV_ROOT/versions/*/bin/python3} "$HOME"/.pyenv/versions/*/bin/python3; do
+                [ -x "$py" ] && "$py" -c 'import moto.server' >/dev/null 2>&1 && return 0
+        done
+        return 1
+}
+if ! have_moto; then
+        echo "no python3 with moto[server]; trying: python3 -m pip install 'moto[server]'"
+        if ! python3 -m pip install --quiet 'moto[server]' 2>/dev/null &&
+           ! python3 -m pip install --quiet --break-system-packages 'moto[server]'; then
+                echo "cannot install moto[server]: install it for some python3 and set MOTO_PYTHON" >&2
+                exit 1
+        fi
+fi
