@@ -8,14 +8,18 @@ struct aws_credentials;
 
 struct imds_config {
         const char *endpoint;        /* config key; NULL: from the environment or the default */
-        const char *endpoint_mode;   /* "IPv4" or "IPv6"; NULL: from the environment, else IPv4 */
+        const char *endpoint_mode;   /* "IPv4" or "IPv6" (any case); NULL: environment, else IPv4 */
         unsigned token_ttl_s;        /* 1..21600; 0: 21600 */
         unsigned connect_timeout_ms; /* 0: 1000 */
         unsigned timeout_ms;         /* per request; 0: 2000 */
-        unsigned retry_deadline_ms;  /* all attempts of one call; 0: 10000 */
+        unsigned retry_deadline_ms;  /* all attempts of one call, token PUT included; 0: 10000 */
         bool allow_imdsv1;           /* fall back to tokenless GETs when the token PUT is refused */
         bool disabled;               /* also set by AWS_EC2_METADATA_DISABLED=true */
-        size_t max_body; /* ceiling per response; 0: 64 KiB (user-data: 16 KiB * 4 max) */
+        /*
+         * Ceiling per response, user-data included; 0: 64 KiB. IMDS serves user-data decoded and
+         * EC2 caps it at 16 KiB, so 64 KiB leaves room for user-data that is itself base64 text.
+         */
+        size_t max_body;
 };
 
 struct imds_identity {
@@ -28,12 +32,15 @@ struct imds_identity {
         char *instance_type;
 };
 
+/* One client per user: it caches a token and reuses one HTTP handle, and has no lock. */
 struct imds;
 
 /*
  * Resolve the endpoint: AWS_EC2_METADATA_SERVICE_ENDPOINT, then the config key, then the mode
  * (AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE, then the config key): http://169.254.169.254 or
- * http://[fd00:ec2::254]. The environment wins, as in the AWS SDKs.
+ * http://[fd00:ec2::254]. The environment wins, as in the AWS SDKs; an empty variable counts as
+ * unset. Trailing '/'s are dropped. -EINVAL for an unknown mode, an endpoint that is not an
+ * http:// or https:// URL, or a token_ttl_s over 21600. Nothing is sent here.
  */
 int imds_new(const struct imds_config *cfg, struct imds **ret);
 struct imds *imds_free(struct imds *m);
@@ -41,25 +48,35 @@ const char *imds_endpoint(const struct imds *m);
 
 /*
  * GET a path below the endpoint, e.g. "/latest/meta-data/instance-id". -ENOENT on 404, -EACCES
- * on 403, -EINVAL on 400, -ENODEV when IMDS is disabled, -EFBIG over the ceiling, -ETIME when
- * retries ran out, other transport errors as http.h maps them.
+ * on 403 (and on a 401 that a fresh token did not cure), -EINVAL on 400, -ENODEV when IMDS is
+ * disabled, -EFBIG over the ceiling, -ETIME when retries ran out, other transport errors as
+ * http.h maps them. A token PUT that is refused fails the call the same way (403: -EACCES,
+ * 404/405: -EOPNOTSUPP) unless allow_imdsv1 lets the GET go out without a token.
+ * The body is NUL-terminated (it may also contain NULs: use the length).
  */
 int imds_get(struct imds *m, const char *path, char **ret_body, size_t *ret_len);
 
+/* -EBADMSG when IMDS answers with something that does not look like the value asked for. */
 int imds_instance_id(struct imds *m, char **ret);
 int imds_region(struct imds *m, char **ret);
 int imds_availability_zone(struct imds *m, char **ret);
 int imds_identity(struct imds *m, struct imds_identity *ret);
 /* -ENOENT when the instance has no role. */
 int imds_role_name(struct imds *m, char **ret);
+/* -ENOENT when the instance has no role; -EACCES when IMDS reports a Code other than Success. */
 int imds_role_credentials(struct imds *m, struct aws_credentials *ret);
 /* -ENOENT when there is no user-data. */
 int imds_user_data(struct imds *m, char **ret, size_t *ret_len);
 
-/* Counters for tests and `whoami --json`: token fetches and requests sent. */
+/* Counters for tests and `whoami --json`: tokens obtained, and HTTP requests sent. */
 unsigned imds_token_fetches(const struct imds *m);
+unsigned imds_requests(const struct imds *m);
 
-/* Parsers of IMDS JSON, exposed for the fuzz targets. */
+/*
+ * Parsers of IMDS JSON, exposed for the fuzz targets. -EBADMSG for malformed JSON, missing or
+ * mistyped fields and implausible values, -EFBIG for input over 64 KiB; credentials whose Code
+ * is not "Success" give -EACCES.
+ */
 int imds_parse_identity(const char *json, size_t len, struct imds_identity *ret);
 int imds_parse_credentials(const char *json, size_t len, const char *role,
                            struct aws_credentials *ret);

@@ -16,8 +16,15 @@ struct aws_credentials {
         char *role_name;         /* NULL for environment credentials */
 };
 
+/* Wipes the secrets, frees everything and leaves an empty struct; accepts NULL. */
 void aws_credentials_done(struct aws_credentials *c);
 int aws_credentials_copy(const struct aws_credentials *src, struct aws_credentials *dst);
+
+/*
+ * AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN (empty counts as unset).
+ * -ENOKEY when neither is set, -EINVAL when only one of the pair is, or a value is malformed.
+ */
+int aws_credentials_from_env(struct aws_credentials *ret);
 
 struct creds_provider;
 
@@ -32,7 +39,9 @@ struct creds_provider *creds_provider_free(struct creds_provider *p);
 /*
  * Current credentials, refreshed from IMDS when they expire within 5 minutes. The returned
  * pointer is owned by the provider and valid until the next call or the provider's free.
- * -ENOKEY when no source has credentials.
+ * -ENOKEY when no source has credentials (no imds, IMDS disabled, or no instance role);
+ * -EINVAL for half-set environment credentials; IMDS failures (e.g. -ETIME) as imds.h returns
+ * them, unless cached role credentials are still valid: then those are returned.
  */
 int creds_provider_get(struct creds_provider *p, const struct aws_credentials **ret);
 /* Forget cached role credentials (e.g. after an AuthFailure that suggests they were revoked). */
