@@ -1,0 +1,425 @@
+"""Fixtures for the integration tests: real peers on loopback, started and stopped by PID.
+
+Peers: moto's server (AWS APIs), tests/peers/imds_server.py (IMDSv2) and
+tests/peers/fault_proxy.py (faults in front of moto).  Every server binds 127.0.0.1 only and is
+stopped by the PID recorded when it was started.  The session starts with a guard that keeps
+this process and its children away from the real metadata service and real AWS.
+"""
+
+import glob
+import ipaddress
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PEERS = REPO / "tests" / "peers"
+LOG_DIR = REPO / "build" / "test-logs"
+sys.path.insert(0, str(PEERS))
+
+import moto_auth as _moto_auth  # noqa: E402  (tests/peers is not a package)
+
+NO_MOTO = "no python3 with moto[server] found; set MOTO_PYTHON or pip install 'moto[server]'"
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+              "ALL_PROXY", "no_proxy", "NO_PROXY")
+
+
+# ---------------------------------------------------------------- safety guard
+
+
+def is_loopback_url(url):
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dead_loopback_url():
+    """A loopback URL nothing listens on: anything sent there fails fast and stays local."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return "http://127.0.0.1:%d" % port
+
+
+_guarded = False
+
+
+def guard_environment():
+    """Refuse to run if AWS endpoints point off the machine; then pin this process so that
+    nothing (botocore's credential chain, urllib) can reach 169.254.169.254 or AWS."""
+    for var in ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"):
+        if os.environ.get(var) and not is_loopback_url(os.environ[var]):
+            pytest.exit("refusing to run: %s=%s is not loopback" % (var, os.environ[var]), 2)
+    for var in PROXY_VARS:
+        # A proxy would carry our loopback requests elsewhere (urllib and botocore honour it).
+        os.environ.pop(var, None)
+    for var in list(os.environ):
+        if var.startswith("AWS_") and var != "AWS_CA_BUNDLE":
+            del os.environ[var]
+    os.environ.update({
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT": dead_loopback_url(),
+        "AWS_ENDPOINT_URL": dead_loopback_url(),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    })
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    global _guarded
+    _guarded = True
+
+
+def pytest_sessionstart(session):
+    guard_environment()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _safety_guard():
+    # pytest_sessionstart only runs for conftests loaded at start-up (e.g. not when pytest is
+    # pointed at tests/): make sure the guard ran before any fixture starts a peer.
+    if not _guarded:
+        guard_environment()
+
+
+# ---------------------------------------------------------------- process plumbing
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def stop_pid(proc):
+    """Stop one child we started: SIGTERM, wait, SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def log_tail(path, n=20):
+    try:
+        return "".join(Path(path).read_text(errors="replace").splitlines(True)[-n:])
+    except OSError:
+        return ""
+
+
+class Peer:
+    """A started server: .url, .port, .pid, .log (path), .proc; stop() by its PID."""
+
+    def __init__(self, name, proc, port, log):
+        self.name, self.proc, self.port, self.log = name, proc, port, log
+        self.pid = proc.pid
+        self.url = "http://127.0.0.1:%d" % port
+
+    def stop(self):
+        stop_pid(self.proc)
+
+    def call(self, method, path, body=None):
+        """JSON request to the peer itself (control APIs)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"null")
+
+    def __repr__(self):
+        return "<%s pid=%d %s>" % (self.name, self.pid, self.url)
+
+
+_log_counts = {}
+
+
+def log_path(name, request):
+    """build/test-logs/<test name>-<peer>-<n>.log, n counting the peers of that kind the test
+    started; a later run overwrites its own earlier logs instead of piling them up."""
+    node = "session" if request.scope == "session" else request.node.name
+    stem = "%s-%s" % (re.sub(r"[^A-Za-z0-9_.-]+", "_", node)[:80], name)
+    n = _log_counts.get(stem, 0)
+    _log_counts[stem] = n + 1
+    return LOG_DIR / ("%s-%d.log" % (stem, n))
+
+
+def start_script(name, script, args, request, tmp_dir):
+    """Run one of tests/peers/*.py on port 0 and learn its port from --port-file."""
+    port_file = Path(tmp_dir) / ("%s-%d.port" % (name, time.monotonic_ns()))
+    log = log_path(name, request)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(PEERS / script), "--host", "127.0.0.1", "--port", "0",
+             "--port-file", str(port_file)] + args,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_pid(proc)
+            pytest.fail("%s did not start:\n%s" % (name, log_tail(log)))
+        time.sleep(0.02)
+    return proc, int(port_file.read_text()), log
+
+
+# ---------------------------------------------------------------- moto
+
+
+def _imports_moto(py):
+    try:
+        return subprocess.run([py, "-c", "import moto.server"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def find_moto_python():
+    """MOTO_PYTHON, then each python3 on PATH, then pyenv versions: the first importing moto."""
+    candidates = []
+    if os.environ.get("MOTO_PYTHON"):
+        candidates.append(os.environ["MOTO_PYTHON"])
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if d and os.access(os.path.join(d, "python3"), os.X_OK):
+            candidates.append(os.path.join(d, "python3"))
+    for root in (os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv")):
+        if root:
+            candidates += sorted(glob.glob(os.path.join(root, "versions", "*", "bin", "python3")),
+                                 reverse=True)
+    seen = set()
+    for py in candidates:
+        if py not in seen:
+            seen.add(py)
+            if _imports_moto(py):
+                return py
+    return None
+
+
+@pytest.fixture(scope="session")
+def moto_python():
+    """The python3 that can run moto.server (fails the test with a clear message if none)."""
+    py = find_moto_python()
+    if py is None:
+        pytest.fail(NO_MOTO, pytrace=False)
+    return py
+
+
+def _moto_answers(url):
+    # GET on the reset endpoint is refused with 400 by moto and changes nothing: it proves the
+    # port is ours (a moto) and that it is serving.
+    try:
+        urllib.request.urlopen(url + "/moto-api/reset", timeout=2)
+    except urllib.error.HTTPError as e:
+        return e.code == 400
+    except OSError:
+        return False
+    return False
+
+
+def start_moto(py, request):
+    """Start moto.server on a free loopback port (retrying if another process took it)."""
+    for attempt in range(3):
+        port = free_port()
+        log = log_path("moto", request)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True, env=dict(os.environ))
+        peer = Peer("moto", proc, port, log)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _moto_answers(peer.url):
+                return peer
+            time.sleep(0.1)
+        stop_pid(proc)
+    pytest.fail("moto.server did not start:\n%s" % log_tail(log), pytrace=False)
+
+
+def reset_moto(peer):
+    req = urllib.request.Request(peer.url + "/moto-api/reset", data=b"", method="POST")
+    urllib.request.urlopen(req, timeout=30).close()
+
+
+@pytest.fixture(scope="session")
+def moto_session(moto_python, request):
+    """One moto server for the whole session (started on first use)."""
+    peer = start_moto(moto_python, request)
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def moto(moto_session):
+    """The session's moto server, emptied (POST /moto-api/reset) before each test."""
+    if moto_session.proc.poll() is not None:
+        pytest.fail("moto server died:\n%s" % log_tail(moto_session.log), pytrace=False)
+    reset_moto(moto_session)
+    return moto_session
+
+
+@pytest.fixture
+def moto_auth(moto_python, request):
+    """A dedicated moto with authentication on (it cannot be switched off again).
+
+    Yields the Peer with .access_key_id and .secret_access_key of an IAM user allowed
+    ec2/iam/kms/ssm/sts, and .creds == (access_key_id, secret_access_key)."""
+    peer = start_moto(moto_python, request)
+    try:
+        peer.access_key_id, peer.secret_access_key = _moto_auth.enable_moto_auth(peer.url)
+        peer.creds = (peer.access_key_id, peer.secret_access_key)
+        yield peer
+    finally:
+        peer.stop()
+
+
+# ---------------------------------------------------------------- IMDS and fault proxy
+
+
+class Imds(Peer):
+    def control(self, knobs):
+        """POST knobs to /_control/ (see imds_server.py); returns the JSON answer."""
+        return self.call("POST", "/_control/", knobs)
+
+    def stats(self):
+        return self.call("GET", "/_control/stats")
+
+    def reset(self):
+        return self.call("POST", "/_control/reset", {})
+
+
+@pytest.fixture
+def imds_factory(request, tmp_path):
+    """imds_factory(**overrides) -> Imds: an IMDSv2 server; each keyword becomes a flag of
+    imds_server.py (role_name="r" -> --role-name r; True -> bare flag; None/False -> omitted)."""
+    started = []
+
+    def start(**overrides):
+        args = []
+        for k, v in overrides.items():
+            if v is None or v is False:
+                continue
+            args.append("--" + k.replace("_", "-"))
+            if v is not True:
+                args.append(str(v))
+        proc, port, log = start_script("imds", "imds_server.py", args, request, tmp_path)
+        peer = Imds("imds", proc, port, log)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        peer.stop()
+
+
+@pytest.fixture
+def imds(imds_factory):
+    """An IMDSv2 server with the default data (shared/testdata/imds)."""
+    return imds_factory()
+
+
+class FaultProxy(Peer):
+    def faults(self, *faults):
+        """Queue faults: dicts with kind, count, delay_ms, action (see fault_proxy.py)."""
+        return self.call("POST", "/_control/faults", {"faults": list(faults)})
+
+    def requests(self):
+        return self.call("GET", "/_control/requests")
+
+    def clear(self):
+        return self.call("POST", "/_control/clear", {})
+
+    def stats(self):
+        return self.call("GET", "/_control/stats")
+
+
+@pytest.fixture
+def fault_proxy(request, tmp_path):
+    """fault_proxy(upstream=None) -> FaultProxy in front of UPSTREAM (default: the `moto`
+    fixture's server, reset for this test)."""
+    started = []
+
+    def start(upstream=None):
+        if upstream is None:
+            upstream = request.getfixturevalue("moto").url
+        upstream = getattr(upstream, "url", upstream)
+        proc, port, log = start_script("fault-proxy", "fault_proxy.py",
+                                       ["--upstream", upstream], request, tmp_path)
+        peer = FaultProxy("fault-proxy", proc, port, log)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        peer.stop()
+
+
+# ---------------------------------------------------------------- the agent under test
+
+
+@pytest.fixture
+def agent_bin():
+    """Path of the built agent: $EC2_IMAGED_BIN or <repo>/build/ec2-imaged (else skip)."""
+    path = os.environ.get("EC2_IMAGED_BIN") or str(REPO / "build" / "ec2-imaged")
+    if not os.access(path, os.X_OK):
+        pytest.skip("agent binary %s not built (run make, or set EC2_IMAGED_BIN)" % path)
+    return path
+
+
+@pytest.fixture
+def agent_env(tmp_path):
+    """agent_env(imds=None, endpoint=None, creds=None, **extra) -> dict for the agent's env.
+
+    Starts from a minimal environment (no AWS_*, no proxies, HOME in tmp) so nothing from the
+    developer's machine leaks in; both endpoints always point at loopback (a dead port when not
+    given), so the agent can never reach 169.254.169.254 or AWS.  imds/endpoint are peers or
+    URLs; creds is (akid, secret[, token]); extra entries are added last."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+
+    def make(imds=None, endpoint=None, creds=None, **extra):
+        imds_url = getattr(imds, "url", imds) or dead_loopback_url()
+        endpoint_url = getattr(endpoint, "url", endpoint) or dead_loopback_url()
+        for url in (imds_url, endpoint_url):
+            assert is_loopback_url(url), "refusing non-loopback endpoint %s" % url
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "LANG": "C.UTF-8", "TZ": "UTC", "HOME": str(home),
+               "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_url,
+               "AWS_ENDPOINT_URL": endpoint_url,
+               "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "MSAN_OPTIONS"):
+            if var in os.environ:
+                env[var] = os.environ[var]
+        if creds:
+            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = creds[0], creds[1]
+            if len(creds) > 2 and creds[2]:
+                env["AWS_SESSION_TOKEN"] = creds[2]
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    return make
+
+
+@pytest.fixture
+def have_tool():
+    """have_tool(name) -> path, or skip the test when the tool is not installed."""
+    def check(name):
+        path = shutil.which(name)
+        if not path:
+            pytest.skip("%s not installed" % name)
+        return path
+    return check
