@@ -1,0 +1,1099 @@
+/*
+ * Hooks: list and vet a phase directory, run each hook in a clean child with a deadline, log its
+ * output line by line, and classify how it ended. See hooks.h for the rules and the policy.
+ */
+#include "hooks.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/parse.h"
+#include "util/str.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* How often we look again when there is nothing to wait on (no pidfd, leftover processes). */
+#define HOOK_TICK_MS 20
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
+
+static const char *const phases[] = {
+        HOOK_PHASE_PRE_IMAGE,
+        HOOK_PHASE_PRE_FREEZE,
+        HOOK_PHASE_POST_THAW,
+        HOOK_PHASE_POST_IMAGE,
+};
+
+bool hooks_phase_is_valid(const char *phase)
+{
+        for (size_t i = 0; phase && i < ELEMENTSOF(phases); i++)
+                if (streq(phase, phases[i]))
+                        return true;
+        return false;
+}
+
+const char *hook_status_to_string(enum hook_status s)
+{
+        static const char *const names[] = {
+                [HOOK_SUCCESS] = "success", [HOOK_EXITED] = "exited",
+                [HOOK_KILLED] = "killed",   [HOOK_TIMED_OUT] = "timed-out",
+                [HOOK_REFUSED] = "refused", [HOOK_EXEC_FAILED] = "exec-failed",
+        };
+        return (unsigned)s < ELEMENTSOF(names) ? names[s] : "unknown";
+}
+
+static bool endswith(const char *s, const char *suffix)
+{
+        size_t n = strlen(s), m = strlen(suffix);
+
+        return n >= m && streq(s + n - m, suffix);
+}
+
+/* The name-based skip rules; returns why, or NULL when the name may be a hook. */
+static const char *skip_reason_for_name(const char *name)
+{
+        static const char *const leftovers[] = {".rpmsave", ".rpmnew", ".rpmorig"};
+
+        if (name[0] == '.')
+                return "hidden file";
+        if (endswith(name, "~"))
+                return "backup file";
+        if (strstr(name, ".dpkg-") || strstr(name, ".ucf-"))
+                return "package manager leftover";
+        for (size_t i = 0; i < ELEMENTSOF(leftovers); i++)
+                if (endswith(name, leftovers[i]))
+                        return "package manager leftover";
+        if (endswith(name, ".disabled"))
+                return "disabled";
+        return NULL;
+}
+
+/*
+ * The ownership and mode checks shared by hooks, symlink targets and directories. Writes why
+ * the object fails them into reason and returns false, or returns true.
+ */
+static bool vet_stat(const struct stat *st, uid_t uid, char *reason, size_t size)
+{
+        if (st->st_uid != uid) {
+                snprintf(reason, size, "is owned by uid %u, not %u", (unsigned)st->st_uid,
+                         (unsigned)uid);
+                return false;
+        }
+        if (st->st_mode & S_IWOTH) {
+                snprintf(reason, size, "is world-writable (mode %04o)",
+                         (unsigned)(st->st_mode & 07777));
+                return false;
+        }
+        if (st->st_mode & S_IWGRP) {
+                snprintf(reason, size, "is group-writable (mode %04o)",
+                         (unsigned)(st->st_mode & 07777));
+                return false;
+        }
+        return true;
+}
+
+static int vet_dir_fd(int fd, const char *path, uid_t uid, char **ret_refusal)
+{
+        char reason[96];
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (vet_stat(&st, uid, reason, sizeof(reason))) {
+                *ret_refusal = NULL;
+                return 0;
+        }
+        *ret_refusal = strprintf("hooks directory %s %s", path, reason);
+        return *ret_refusal ? 0 : -ENOMEM;
+}
+
+/*
+ * Follow a symlink hook to what it points at and vet that, and the directory it sits in (which
+ * decides who could swap it). Returns 0 with *ret_st filled and *ret_reason NULL when it passes,
+ * 0 with *ret_reason set when it is refused, or -ENOMEM.
+ */
+static int vet_symlink(int dir_fd, const char *name, const char *path, uid_t uid,
+                       struct stat *ret_st, char **ret_reason)
+{
+        _cleanup_free_ char *target = NULL, *target_dir = NULL;
+        char reason[96];
+        struct stat st, dst;
+        char *slash;
+
+        *ret_reason = NULL;
+        if (fstatat(dir_fd, name, &st, 0) < 0) {
+                int e = errno;
+
+                *ret_reason = e == ENOENT ? strprintf("is a dangling symlink")
+                                          : strprintf("is a symlink whose target cannot be "
+                                                      "reached: %s",
+                                                      strerror(e));
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        *ret_st = st;
+        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+                return 0; /* masked; the caller skips it */
+        target = realpath(path, NULL);
+        if (!target) {
+                if (errno == ENOMEM)
+                        return -ENOMEM;
+                *ret_reason =
+                        strprintf("is a symlink that cannot be resolved: %s", strerror(errno));
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        if (!vet_stat(&st, uid, reason, sizeof(reason))) {
+                *ret_reason = strprintf("is a symlink to %s, which %s", target, reason);
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        target_dir = strdup(target);
+        if (!target_dir)
+                return -ENOMEM;
+        slash = strrchr(target_dir, '/');
+        if (slash)
+                slash[slash == target_dir ? 1 : 0] = '\0'; /* "/x" -> "/", "/a/x" -> "/a" */
+        if (stat(target_dir, &dst) < 0)
+                *ret_reason = strprintf("is a symlink to %s, whose directory cannot be checked: %s",
+                                        target, strerror(errno));
+        else if (!vet_stat(&dst, uid, reason, sizeof(reason)))
+                *ret_reason = strprintf("is a symlink to %s, whose directory %s %s", target,
+                                        target_dir, reason);
+        else
+                return 0;
+        return *ret_reason ? 0 : -ENOMEM;
+}
+
+static bool has_control_chars(const char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+/*
+ * A name fit for messages and journald fields: control characters as C escapes, so that a name
+ * cannot add fields ("x\nPRIORITY=0") or forge log lines. Returns NULL when out of memory.
+ */
+static char *cescape(const char *s)
+{
+        struct buf b = {};
+
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                int r = c == '\n'               ? buf_append(&b, "\\n", 2)
+                        : c < 0x20 || c == 0x7f ? buf_printf(&b, "\\x%02x", c)
+                                                : buf_append(&b, s, 1);
+
+                if (r < 0) {
+                        buf_free(&b);
+                        return NULL;
+                }
+        }
+        return buf_steal(&b, NULL);
+}
+
+/* Decide about one directory entry; fills e->state and e->reason. */
+static int classify_entry(int dir_fd, uid_t uid, struct hook_entry *e)
+{
+        char reason[96];
+        const char *skip;
+        struct stat st;
+        int r;
+
+        skip = skip_reason_for_name(e->name);
+        if (skip) {
+                e->state = HOOK_ENTRY_SKIPPED;
+                e->reason = strdup(skip);
+                return e->reason ? 0 : -ENOMEM;
+        }
+        if (has_control_chars(e->name)) {
+                /* It would end up in journald fields and in messages; nobody means that. */
+                e->state = HOOK_ENTRY_REFUSED;
+                e->reason = strdup("has control characters in its name");
+                return e->reason ? 0 : -ENOMEM;
+        }
+        if (fstatat(dir_fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                e->state = HOOK_ENTRY_REFUSED;
+                e->reason = strprintf("cannot be checked: %s", strerror(errno));
+                return e->reason ? 0 : -ENOMEM;
+        }
+        if (S_ISLNK(st.st_mode)) {
+                r = vet_symlink(dir_fd, e->name, e->path, uid, &st, &e->reason);
+                if (r < 0)
+                        return r;
+                if (e->reason) {
+                        e->state = HOOK_ENTRY_REFUSED;
+                        return 0;
+                }
+                if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+                        e->state = HOOK_ENTRY_SKIPPED;
+                        e->reason = strdup("masked (symlink to /dev/null)");
+                        return e->reason ? 0 : -ENOMEM;
+                }
+        }
+        if (!S_ISREG(st.st_mode)) {
+                e->state = HOOK_ENTRY_SKIPPED;
+                e->reason = strdup(S_ISDIR(st.st_mode) ? "directory" : "not a regular file");
+                return e->reason ? 0 : -ENOMEM;
+        }
+        if ((st.st_mode & 0111) == 0) {
+                e->state = HOOK_ENTRY_SKIPPED;
+                e->reason = strdup("not executable");
+                return e->reason ? 0 : -ENOMEM;
+        }
+        if (!vet_stat(&st, uid, reason, sizeof(reason))) {
+                e->state = HOOK_ENTRY_REFUSED;
+                e->reason = strdup(reason);
+                return e->reason ? 0 : -ENOMEM;
+        }
+        e->state = HOOK_ENTRY_RUN;
+        return 0;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int read_names(int dir_fd, char ***ret)
+{
+        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        int fd, r;
+
+        fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -errno;
+        }
+        for (errno = 0; (de = readdir(d)); errno = 0) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                r = strv_push(&names, de->d_name);
+                if (r < 0)
+                        return r;
+        }
+        if (errno != 0)
+                return -errno;
+        if (names)
+                qsort(names, strv_length(names), sizeof(char *), compare_names);
+        *ret = TAKE_PTR(names);
+        return 0;
+}
+
+void hook_list_done(struct hook_list *l)
+{
+        for (size_t i = 0; i < l->n_entries; i++) {
+                free(l->entries[i].name);
+                free(l->entries[i].path);
+                free(l->entries[i].reason);
+        }
+        free(l->entries);
+        free(l->dir);
+        free(l->dir_refusal);
+        *l = (struct hook_list){};
+}
+
+static int open_dir(int at_fd, const char *path, int *ret_fd)
+{
+        int fd = openat(at_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
+int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, struct hook_list *ret)
+{
+        _cleanup_(hook_list_done) struct hook_list l = {};
+        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_close_ int root_fd = -1, dir_fd = -1;
+        _cleanup_free_ char *sub = NULL;
+        size_t n;
+        int r;
+
+        if (!hooks_phase_is_valid(phase))
+                return -EINVAL;
+        if (!hooks_dir)
+                hooks_dir = HOOKS_DEFAULT_DIR;
+        sub = strprintf("%s.d", phase);
+        l.dir = strprintf("%s/%s", hooks_dir, sub ? sub : "");
+        if (!sub || !l.dir)
+                return -ENOMEM;
+
+        r = open_dir(AT_FDCWD, hooks_dir, &root_fd);
+        if (r >= 0)
+                r = open_dir(root_fd, sub, &dir_fd);
+        if (r == -ENOENT) {
+                l.dir_missing = true;
+                *ret = l;
+                l = (struct hook_list){};
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        r = vet_dir_fd(root_fd, hooks_dir, required_uid, &l.dir_refusal);
+        if (r >= 0 && !l.dir_refusal)
+                r = vet_dir_fd(dir_fd, l.dir, required_uid, &l.dir_refusal);
+        if (r < 0)
+                return r;
+        if (l.dir_refusal) {
+                *ret = l;
+                l = (struct hook_list){};
+                return 0;
+        }
+
+        r = read_names(dir_fd, &names);
+        if (r < 0)
+                return r;
+        n = strv_length(names);
+        l.entries = calloc(n ? n : 1, sizeof(struct hook_entry));
+        if (!l.entries)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                struct hook_entry *e = &l.entries[l.n_entries++];
+
+                _cleanup_free_ char *shown = NULL;
+
+                e->name = TAKE_PTR(names[i]);
+                e->path = strprintf("%s/%s", l.dir, e->name);
+                shown = cescape(e->name);
+                if (!e->path || !shown)
+                        return -ENOMEM;
+                r = classify_entry(dir_fd, required_uid, e);
+                if (r < 0)
+                        return r;
+                if (e->state == HOOK_ENTRY_RUN)
+                        l.n_run++;
+                else if (e->state == HOOK_ENTRY_REFUSED)
+                        l.n_refused++;
+                else
+                        log_full(streq(e->reason, "not executable") ||
+                                                 startswith(e->reason, "masked")
+                                         ? LOG_NOTICE
+                                         : LOG_DEBUG,
+                                 "Skipping %s/%s: %s", l.dir, strna(shown), e->reason);
+        }
+        *ret = l;
+        l = (struct hook_list){};
+        return 0;
+}
+
+/* ---- running one hook ---- */
+
+static char **build_env(const char *phase, const struct hook_env *env)
+{
+        _cleanup_(strv_freep) char **v = NULL;
+        const struct {
+                const char *key, *value;
+        } vars[] = {
+                {"PATH", HOOK_PATH_ENV},
+                {"LANG", "C.UTF-8"},
+                {"EC2_IMAGED_PHASE", phase},
+                {"EC2_IMAGED_RUN_ID", env->run_id},
+                {"INSTANCE_ID", env->instance_id},
+                {"REGION", env->region},
+                {"IMAGE_NAME", env->image_name},
+                {"IMAGE_ID", env->image_id},
+                {"EC2_IMAGED_MODE", env->mode == HOOKS_MODE_REBOOT ? "reboot" : "no-reboot"},
+                {"EC2_IMAGED_DRY_RUN", env->dry_run ? "1" : NULL},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
+                _cleanup_free_ char *s = NULL;
+
+                if (!vars[i].value || !vars[i].value[0])
+                        continue;
+                s = strprintf("%s=%s", vars[i].key, vars[i].value);
+                if (!s || strv_push(&v, s) < 0)
+                        return NULL;
+        }
+        return TAKE_PTR(v);
+}
+
+/*
+ * A descriptor we hand to the child must not be 0, 1 or 2: it would be overwritten by the dup2()
+ * calls that set up stdio. That happens when the daemon was started with stdio closed.
+ */
+static int fd_move_above_stdio(int fd)
+{
+        int nfd;
+
+        if (fd < 0)
+                return -errno;
+        if (fd > STDERR_FILENO)
+                return fd;
+        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (nfd < 0)
+                nfd = -errno;
+        safe_close(fd);
+        return nfd;
+}
+
+static int make_pipe(int *ret_read, int *ret_write)
+{
+        int fds[2];
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        fds[0] = fd_move_above_stdio(fds[0]);
+        fds[1] = fd_move_above_stdio(fds[1]);
+        if (fds[0] < 0 || fds[1] < 0) {
+                int r = fds[0] < 0 ? fds[0] : fds[1];
+
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                return r;
+        }
+        *ret_read = fds[0];
+        *ret_write = fds[1];
+        return 0;
+}
+
+struct spawn {
+        const char *path;
+        char *argv[2];
+        char **envp;
+        int null_fd, out_fd, err_fd;
+        int max_fd;
+};
+
+static _Noreturn void child_fail(int err_fd)
+{
+        int e = errno;
+
+        (void)!write(err_fd, &e, sizeof(e));
+        _exit(127);
+}
+
+/*
+ * Our descriptors are O_CLOEXEC, but libraries' may not be. Marking all but stdio close-on-exec
+ * (5.11+) keeps err_fd usable until execve(); older kernels close all but err_fd (which is
+ * O_CLOEXEC itself). Runs in the child, so raw system calls only.
+ */
+static void close_all_but(int err_fd, int max_fd)
+{
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+                return;
+        if ((err_fd == 3 || syscall(SYS_close_range, 3U, (unsigned)err_fd - 1, 0) == 0) &&
+            syscall(SYS_close_range, (unsigned)err_fd + 1, ~0U, 0) == 0)
+                return;
+#endif
+        for (int fd = 3; fd < max_fd; fd++)
+                if (fd != err_fd)
+                        (void)close(fd);
+}
+
+/*
+ * The child between fork() and execve(): only async-signal-safe calls, since the daemon may have
+ * other threads whose locks are frozen in whatever state fork() caught them.
+ */
+static _Noreturn void child_exec(const struct spawn *s)
+{
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigset_t empty;
+
+        if (setpgid(0, 0) < 0)
+                child_fail(s->err_fd);
+        /* Dispositions first: once the mask is empty, an inherited handler could run. */
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void)sigaction(sig, &dfl, NULL);
+        sigemptyset(&empty);
+        if (sigprocmask(SIG_SETMASK, &empty, NULL) < 0)
+                child_fail(s->err_fd);
+        if (dup2(s->null_fd, STDIN_FILENO) < 0 || dup2(s->out_fd, STDOUT_FILENO) < 0 ||
+            dup2(s->out_fd, STDERR_FILENO) < 0)
+                child_fail(s->err_fd);
+        if (chdir("/") < 0)
+                child_fail(s->err_fd);
+        close_all_but(s->err_fd, s->max_fd);
+        execve(s->path, s->argv, s->envp);
+        child_fail(s->err_fd);
+}
+
+/* The state of one running hook, its output and its tail. */
+struct run {
+        const char *name, *phase;
+        char *fields; /* "HOOK=<name>\n" */
+        char line[HOOK_LINE_MAX + 1];
+        size_t line_len;
+        size_t logged, total;
+        bool truncated;
+        char *tail[HOOK_TAIL_LINES];
+        size_t tail_next, tail_n;
+};
+
+static void run_done(struct run *r)
+{
+        free(r->fields);
+        for (size_t i = 0; i < HOOK_TAIL_LINES; i++)
+                free(r->tail[i]);
+}
+
+static void emit_line(struct run *r)
+{
+        size_t n = r->line_len;
+        char *copy;
+
+        if (n > 0 && r->line[n - 1] == '\r')
+                n--;
+        /* A NUL would cut the line short in the log; show it instead. */
+        for (size_t i = 0; i < n; i++)
+                if (r->line[i] == '\0')
+                        r->line[i] = '?';
+        r->line[n] = '\0';
+        r->line_len = 0;
+        log_struct(LOG_INFO, r->fields, "%s: %s", r->name, r->line);
+
+        copy = strdup(r->line);
+        if (!copy)
+                return; /* the tail is a courtesy; the line is in the log */
+        free(r->tail[r->tail_next]);
+        r->tail[r->tail_next] = copy;
+        r->tail_next = (r->tail_next + 1) % HOOK_TAIL_LINES;
+        if (r->tail_n < HOOK_TAIL_LINES)
+                r->tail_n++;
+}
+
+static void feed_output(struct run *r, const char *p, size_t n)
+{
+        size_t keep;
+
+        r->total += n;
+        keep = HOOK_OUTPUT_MAX - r->logged < n ? HOOK_OUTPUT_MAX - r->logged : n;
+        if (keep < n && !r->truncated) {
+                r->truncated = true;
+                log_struct(LOG_NOTICE, r->fields,
+                           "%s: output exceeds %u bytes, discarding the rest", r->name,
+                           HOOK_OUTPUT_MAX);
+        }
+        r->logged += keep;
+        while (keep > 0) {
+                const char *nl = memchr(p, '\n', keep);
+                size_t chunk = nl ? (size_t)(nl - p) : keep;
+                size_t room = HOOK_LINE_MAX - r->line_len;
+
+                if (chunk > room) {
+                        /* Too long for one record: log what fits, go on with the rest. */
+                        memcpy(r->line + r->line_len, p, room);
+                        r->line_len += room;
+                        emit_line(r);
+                        p += room;
+                        keep -= room;
+                        continue;
+                }
+                memcpy(r->line + r->line_len, p, chunk);
+                r->line_len += chunk;
+                p += chunk;
+                keep -= chunk;
+                if (nl) {
+                        emit_line(r);
+                        p++;
+                        keep--;
+                }
+        }
+}
+
+/* Read what is there; returns false at EOF or on a read error (the pipe is done then). */
+static bool drain(struct run *r, int fd)
+{
+        char b[16384];
+
+        for (;;) {
+                ssize_t n = read(fd, b, sizeof(b));
+
+                if (n > 0) {
+                        feed_output(r, b, (size_t)n);
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 && errno == EAGAIN;
+        }
+}
+
+/*
+ * Whether a live (not zombie) process other than `except` is in process group pgid, read from
+ * /proc. Returns 1, 0, or -errno when /proc cannot be read.
+ */
+static int pgrp_has_live_members(pid_t pgid, pid_t except)
+{
+        _cleanup_(closedirp) DIR *d = opendir("/proc");
+        struct dirent *de;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                char path[64], buf[512], state;
+                _cleanup_close_ int fd = -1;
+                const char *p;
+                unsigned pid;
+                int pgrp;
+                ssize_t n;
+
+                if (safe_atou(de->d_name, &pid) < 0 || (pid_t)pid == except)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue; /* exited meanwhile */
+                n = read(fd, buf, sizeof(buf) - 1);
+                if (n <= 0)
+                        continue;
+                buf[n] = '\0';
+                /* "pid (comm) state ppid pgrp ...", and comm may contain anything, ')' too. */
+                p = strrchr(buf, ')');
+                if (!p || sscanf(p + 1, " %c %*d %d", &state, &pgrp) != 2)
+                        continue;
+                if (pgrp == pgid && state != 'Z' && state != 'X')
+                        return 1;
+        }
+        return 0;
+}
+
+static int pidfd_open_compat(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+        return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+        errno = ENOSYS;
+        return -1;
+#endif
+}
+
+static void format_ms(unsigned ms, char *b, size_t size)
+{
+        if (ms % 1000 == 0)
+                snprintf(b, size, "%u s", ms / 1000);
+        else if (ms > 1000)
+                snprintf(b, size, "%.1f s", ms / 1000.0);
+        else
+                snprintf(b, size, "%u ms", ms);
+}
+
+/* The main process has been started; wait for it and its group under the deadline. */
+static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_ms,
+                      unsigned grace_ms, struct hook_result *res)
+{
+        _cleanup_close_ int pidfd = pidfd_open_compat(pid);
+        enum { RUNNING, TERMINATING, KILLED } state = RUNNING;
+        usec_t deadline = now_usec(CLOCK_MONOTONIC) + (usec_t)timeout_ms * USEC_PER_MSEC;
+        usec_t kill_at = USEC_INFINITY;
+        bool exited = false, timed_out = false, lost = false;
+        char tbuf[32], gbuf[32];
+        siginfo_t si = {};
+
+        format_ms(timeout_ms, tbuf, sizeof(tbuf));
+        format_ms(grace_ms, gbuf, sizeof(gbuf));
+        for (;;) {
+                usec_t now = now_usec(CLOCK_MONOTONIC), wake;
+                struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = -1}};
+                int t, r;
+
+                if (!exited && state == RUNNING && now >= deadline) {
+                        timed_out = true;
+                        log_struct(LOG_WARNING, run->fields,
+                                   "hook %s (%s) timed out after %s, sending SIGTERM to its "
+                                   "process group",
+                                   run->name, run->phase, tbuf);
+                        (void)kill(-pid, SIGTERM);
+                        state = TERMINATING;
+                        kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
+                }
+                if (exited) {
+                        /*
+                         * The main process is a zombie we have not reaped, so its pid, which is
+                         * the group's id, cannot be reused: signalling the group is safe.
+                         */
+                        r = pgrp_has_live_members(pid, pid);
+                        if (r == 0)
+                                break;
+                        if (r < 0) {
+                                (void)kill(-pid, SIGKILL); /* cannot tell: make sure */
+                                break;
+                        }
+                        if (state == RUNNING) {
+                                res->left_processes = true;
+                                log_struct(LOG_WARNING, run->fields,
+                                           "hook %s (%s) left processes behind, sending SIGTERM "
+                                           "to its process group",
+                                           run->name, run->phase);
+                                (void)kill(-pid, SIGTERM);
+                                state = TERMINATING;
+                                kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
+                        }
+                }
+                if (state == TERMINATING && now >= kill_at) {
+                        log_struct(LOG_WARNING, run->fields,
+                                   "hook %s (%s) still running %s after SIGTERM, sending SIGKILL "
+                                   "to its process group",
+                                   run->name, run->phase, gbuf);
+                        (void)kill(-pid, SIGKILL);
+                        state = KILLED;
+                        kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
+                } else if (state == KILLED && now >= kill_at) {
+                        /* Only uninterruptible sleep survives SIGKILL; we cannot do more. */
+                        log_struct(LOG_WARNING, run->fields,
+                                   "hook %s (%s): processes survive SIGKILL for %s, still %s",
+                                   run->name, run->phase, gbuf,
+                                   exited ? "giving up on them" : "waiting for the hook");
+                        if (exited)
+                                break;
+                        kill_at = USEC_INFINITY;
+                }
+
+                wake = state == RUNNING && !exited ? deadline : kill_at;
+                t = wake == USEC_INFINITY ? -1
+                                          : (int)((wake - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
+                if ((exited || pidfd < 0) && (t < 0 || t > HOOK_TICK_MS))
+                        t = HOOK_TICK_MS;
+                else if (t > 60000)
+                        t = 60000; /* just look again; keeps huge timeouts within an int */
+                if (!exited)
+                        p[1].fd = pidfd;
+                p[1].events = POLLIN;
+                if (poll(p, 2, t) < 0 && errno != EINTR) {
+                        log_error_errno(errno, "poll() on hook %s failed, killing it: %m",
+                                        run->name);
+                        (void)kill(-pid, SIGKILL);
+                        break;
+                }
+                if (out_fd >= 0 && p[0].revents && !drain(run, out_fd))
+                        out_fd = -1; /* EOF: poll() ignores negative descriptors */
+                if (!exited) {
+                        si.si_pid = 0;
+                        r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+                        if (r == 0 && si.si_pid == pid)
+                                exited = true;
+                        else if (r < 0 && errno != EINTR) {
+                                /* ECHILD: someone else reaped it (a waitpid(-1) elsewhere). */
+                                lost = true;
+                                res->error = -errno;
+                                (void)kill(-pid, SIGKILL);
+                                break;
+                        }
+                }
+        }
+        if (out_fd >= 0)
+                (void)drain(run, out_fd);
+        if (run->line_len > 0)
+                emit_line(run); /* the last line had no newline */
+
+        while (!lost && waitid(P_PID, (id_t)pid, &si, WEXITED) < 0 && errno == EINTR)
+                ;
+        if (lost) {
+                res->status = HOOK_EXEC_FAILED;
+                res->message = strprintf("hook %s (%s): lost track of its process: %s", run->name,
+                                         run->phase, strerror(-res->error));
+        } else if (timed_out) {
+                res->status = HOOK_TIMED_OUT;
+                res->signal = si.si_code == CLD_EXITED ? 0 : si.si_status;
+                res->message = state == KILLED
+                                       ? strprintf("hook %s (%s) timed out after %s and was "
+                                                   "killed (SIGKILL after %s)",
+                                                   run->name, run->phase, tbuf, gbuf)
+                                       : strprintf("hook %s (%s) timed out after %s and was killed",
+                                                   run->name, run->phase, tbuf);
+        } else if (si.si_code == CLD_EXITED && si.si_status == 0) {
+                res->status = HOOK_SUCCESS;
+        } else if (si.si_code == CLD_EXITED) {
+                res->status = HOOK_EXITED;
+                res->exit_status = si.si_status;
+                res->message = strprintf("hook %s (%s) exited with status %d", run->name,
+                                         run->phase, si.si_status);
+        } else {
+                res->status = HOOK_KILLED;
+                res->signal = si.si_status;
+                res->message = strprintf("hook %s (%s) was killed by signal SIG%s%s", run->name,
+                                         run->phase, strna(sigabbrev_np(si.si_status)),
+                                         si.si_code == CLD_DUMPED ? " (core dumped)" : "");
+        }
+}
+
+static char **tail_take(struct run *r)
+{
+        char **v = calloc(r->tail_n + 1, sizeof(char *));
+        size_t first = (r->tail_next + HOOK_TAIL_LINES - r->tail_n) % HOOK_TAIL_LINES;
+
+        if (!v)
+                return NULL;
+        for (size_t i = 0; i < r->tail_n; i++)
+                v[i] = TAKE_PTR(r->tail[(first + i) % HOOK_TAIL_LINES]);
+        return v;
+}
+
+static int exec_failed(struct hook_result *res, const char *phase, const char *what, int error)
+{
+        res->status = HOOK_EXEC_FAILED;
+        res->error = -abs(error);
+        /* The file was there when we vetted it, so ENOENT from execve means the #! interpreter. */
+        res->message = strprintf("hook %s (%s) could not be %s: %s%s", res->name, phase, what,
+                                 strerror(abs(error)),
+                                 abs(error) == ENOENT ? " (missing interpreter?)" : "");
+        return 0;
+}
+
+/* Run one vetted hook to the end and classify the outcome into *res (name and path set). */
+static int run_one(const struct hooks_opts *o, const char *phase, char **envp,
+                   struct hook_result *res)
+{
+        _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, null_fd = -1;
+        _cleanup_(run_done) struct run run = {.name = res->name, .phase = phase};
+        struct spawn s = {.path = res->path, .argv = {res->path, NULL}, .envp = envp};
+        usec_t start = now_usec(CLOCK_MONOTONIC);
+        struct rlimit rl;
+        int r, e = 0;
+        ssize_t n;
+        pid_t pid;
+
+        run.fields = strprintf("HOOK=%s\n", res->name);
+        if (!run.fields)
+                return -ENOMEM;
+        log_struct(LOG_INFO, run.fields, "Running hook %s (%s)", res->name, phase);
+
+        r = make_pipe(&out_r, &out_w);
+        if (r >= 0)
+                r = make_pipe(&err_r, &err_w);
+        if (r >= 0) {
+                null_fd = fd_move_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
+                r = null_fd;
+        }
+        if (r >= 0 && fcntl(out_r, F_SETFL, O_NONBLOCK) < 0)
+                r = -errno;
+        if (r < 0)
+                return exec_failed(res, phase, "started", r);
+        s.null_fd = null_fd;
+        s.out_fd = out_w;
+        s.err_fd = err_w;
+        s.max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur
+                                                                             : 65536;
+
+        pid = fork();
+        if (pid < 0)
+                return exec_failed(res, phase, "started", errno);
+        if (pid == 0)
+                child_exec(&s);
+
+        /* Set the group from this side too, so that kill(-pid) works whoever runs first. */
+        (void)setpgid(pid, pid);
+        out_w = safe_close(out_w);
+        err_w = safe_close(err_w);
+        null_fd = safe_close(null_fd);
+
+        /* The error pipe closes on a successful execve(), or carries its errno. */
+        do
+                n = read(err_r, &e, sizeof(e));
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof(e)) {
+                (void)waitpid(pid, NULL, 0);
+                exec_failed(res, phase, "executed", e);
+        } else {
+                supervise(&run, pid, out_r,
+                          o->timeout_ms ? o->timeout_ms : HOOKS_DEFAULT_TIMEOUT_MS,
+                          o->kill_grace_ms ? o->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS, res);
+        }
+        res->duration_usec = now_usec(CLOCK_MONOTONIC) - start;
+        res->tail = tail_take(&run);
+        res->output_bytes = run.total;
+        res->output_truncated = run.truncated;
+        if (run.truncated)
+                log_struct(LOG_NOTICE, run.fields, "%s: %zu bytes of output were discarded",
+                           res->name, run.total - run.logged);
+        if (res->status == HOOK_SUCCESS)
+                log_struct(LOG_INFO, run.fields, "hook %s (%s) succeeded in %.1f s", res->name,
+                           phase, res->duration_usec / (double)USEC_PER_SEC);
+        else
+                log_struct(LOG_ERR, run.fields, "%s", strna(res->message));
+        return 0;
+}
+
+/* ---- phases ---- */
+
+void hooks_phase_result_done(struct hooks_phase_result *r)
+{
+        for (size_t i = 0; i < r->n_hooks; i++) {
+                free(r->hooks[i].name);
+                free(r->hooks[i].path);
+                free(r->hooks[i].message);
+                strv_free(r->hooks[i].tail);
+        }
+        free(r->hooks);
+        free(r->phase);
+        free(r->dir);
+        free(r->message);
+        *r = (struct hooks_phase_result){};
+}
+
+static int status_to_errno(const struct hook_result *h)
+{
+        switch (h->status) {
+        case HOOK_SUCCESS:
+                return 0;
+        case HOOK_REFUSED:
+                return -EPERM;
+        case HOOK_TIMED_OUT:
+                return -ETIMEDOUT;
+        case HOOK_EXEC_FAILED:
+                return h->error < 0 ? h->error : -ENOEXEC;
+        default:
+                return -EPROTO;
+        }
+}
+
+static char *summarize(const struct hooks_phase_result *r)
+{
+        struct buf b = {.max = 8192};
+        size_t k = 0;
+
+        if (r->n_failed == 1)
+                for (size_t i = 0; i < r->n_hooks; i++)
+                        if (r->hooks[i].status != HOOK_SUCCESS)
+                                return strdup(strna(r->hooks[i].message));
+        (void)buf_printf(&b, "%zu hooks of phase %s failed:", r->n_failed, r->phase);
+        for (size_t i = 0; i < r->n_hooks; i++)
+                if (r->hooks[i].status != HOOK_SUCCESS)
+                        (void)buf_printf(&b, "%s %s", k++ ? ";" : "", strna(r->hooks[i].message));
+        return buf_steal(&b, NULL);
+}
+
+int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const struct hook_env *env,
+                    struct hooks_phase_result *ret)
+{
+        _cleanup_(hook_list_done) struct hook_list l = {};
+        _cleanup_(strv_freep) char **envp = NULL;
+        _cleanup_free_ char *fields = NULL;
+        bool refusing;
+        int r, first = 0;
+
+        *ret = (struct hooks_phase_result){};
+        ret->phase = strdup(strempty(phase));
+        if (!ret->phase)
+                return -ENOMEM;
+        if (!hooks_phase_is_valid(phase)) {
+                ret->message = strprintf("unknown hook phase '%s'", strempty(phase));
+                return -EINVAL;
+        }
+        r = hooks_list(opts->hooks_dir, phase, opts->required_uid, &l);
+        if (r < 0) {
+                ret->message = strprintf("cannot list hooks of phase %s in %s: %s", phase,
+                                         opts->hooks_dir ? opts->hooks_dir : HOOKS_DEFAULT_DIR,
+                                         strerror(-r));
+                log_error("%s", strna(ret->message));
+                return r;
+        }
+        ret->dir = TAKE_PTR(l.dir);
+        if (l.dir_refusal) {
+                ret->message = strprintf("hooks of phase %s refused: %s", phase, l.dir_refusal);
+                log_error("%s", strna(ret->message));
+                return -EPERM;
+        }
+        if (l.n_run + l.n_refused == 0)
+                return 0;
+
+        envp = build_env(phase, env);
+        ret->hooks = calloc(l.n_run + l.n_refused, sizeof(struct hook_result));
+        if (!envp || !ret->hooks)
+                return -ENOMEM;
+
+        /* Without continue_on_error, refusals stop the phase before anything runs: all of them
+         * are recorded, so that the operator can fix them in one go. */
+        refusing = l.n_refused > 0 && !opts->continue_on_error;
+        for (size_t i = 0; i < l.n_entries; i++) {
+                struct hook_entry *e = &l.entries[i];
+                struct hook_result *h;
+
+                if (e->state == HOOK_ENTRY_SKIPPED || (refusing && e->state == HOOK_ENTRY_RUN))
+                        continue;
+                if (ret->n_failed > 0 && !refusing && !opts->continue_on_error)
+                        break;
+                h = &ret->hooks[ret->n_hooks++];
+                h->name = cescape(e->name);
+                h->path = strdup(e->path);
+                if (!h->name || !h->path)
+                        return -ENOMEM;
+                if (e->state == HOOK_ENTRY_REFUSED) {
+                        h->status = HOOK_REFUSED;
+                        h->message = strprintf("hook %s (%s) refused: %s/%s %s", h->name, phase,
+                                               ret->dir, h->name, e->reason);
+                        free(fields);
+                        fields = strprintf("HOOK=%s\n", h->name);
+                        log_struct(LOG_ERR, fields, "%s", strna(h->message));
+                } else {
+                        r = run_one(opts, phase, envp, h);
+                        if (r < 0)
+                                return r;
+                }
+                if (h->status != HOOK_SUCCESS) {
+                        ret->n_failed++;
+                        if (first == 0)
+                                first = status_to_errno(h);
+                }
+        }
+        if (ret->n_failed > 0)
+                ret->message = summarize(ret);
+        return first;
+}
+
+int hooks_dry_run_phase(const struct hooks_opts *opts, const char *phase, char **ret_text)
+{
+        _cleanup_(hook_list_done) struct hook_list l = {};
+        _cleanup_(buf_free) struct buf b = {};
+        int r;
+
+        r = hooks_list(opts->hooks_dir, phase, opts->required_uid, &l);
+        if (r < 0)
+                return r;
+        if (l.dir_missing)
+                r = buf_printf(&b, "%s: no hooks (%s does not exist)\n", phase, l.dir);
+        else if (l.dir_refusal)
+                r = buf_printf(&b, "%s: all hooks REFUSED: %s\n", phase, l.dir_refusal);
+        else if (l.n_entries == 0)
+                r = buf_printf(&b, "%s: no hooks (%s is empty)\n", phase, l.dir);
+        for (size_t i = 0; r >= 0 && i < l.n_entries; i++) {
+                const struct hook_entry *e = &l.entries[i];
+                _cleanup_free_ char *name = cescape(e->name);
+
+                if (!name)
+                        r = -ENOMEM;
+                else if (e->state == HOOK_ENTRY_RUN)
+                        r = buf_printf(&b, "%s: %s would run\n", phase, name);
+                else if (e->state == HOOK_ENTRY_REFUSED)
+                        r = buf_printf(&b, "%s: %s REFUSED: %s/%s %s\n", phase, name, l.dir, name,
+                                       e->reason);
+                else
+                        r = buf_printf(&b, "%s: %s skipped: %s\n", phase, name, e->reason);
+        }
+        if (r < 0)
+                return r;
+        *ret_text = buf_steal(&b, NULL);
+        if (!*ret_text)
+                return -ENOMEM;
+        return (int)l.n_refused + (l.dir_refusal ? 1 : 0);
+}

@@ -1,0 +1,194 @@
+/*
+ * Hooks: find, vet, spawn, time out, capture and classify the operator's hook executables.
+ *
+ * Layout: <hooks_dir>/<phase>.d/<name>, phases pre-image, pre-freeze, post-thaw, post-image.
+ * Entries run one after another in byte order of their names (what alphasort gives in the C
+ * locale, independent of LANG). A missing hooks directory or phase directory means no hooks.
+ *
+ * Skipped (logged, never run, never an error): names starting with '.', ending in '~',
+ * containing ".dpkg-" or ".ucf-", ending in ".rpmsave", ".rpmnew", ".rpmorig" or ".disabled";
+ * directories; anything that is not a regular file; regular files without any execute bit; and
+ * symlinks to /dev/null ("masked", as systemd does it).
+ *
+ * Refused (the phase fails, a refused hook is never skipped silently: an operator put it there
+ * for a reason): a hook not owned by required_uid or writable by group or others; a symlink whose
+ * target, or the target's directory, fails those checks or does not exist; a name containing
+ * control characters; and every hook of a phase whose phase directory or hooks directory is not
+ * owned by required_uid or is group/world-writable. Because only required_uid (root) can then
+ * change what a vetted path points to, hooks are executed by path after vetting.
+ *
+ * Each hook runs with: its own process group, an empty signal mask and default dispositions,
+ * stdin from /dev/null, stdout and stderr on one pipe that we read, no other file descriptors,
+ * working directory "/", argv = { path }, and only this environment:
+ *   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin  LANG=C.UTF-8
+ *   EC2_IMAGED_PHASE  EC2_IMAGED_RUN_ID  INSTANCE_ID  REGION  IMAGE_NAME  EC2_IMAGED_MODE
+ *   IMAGE_ID (only when known)  EC2_IMAGED_DRY_RUN=1 (only for dry runs)
+ * (a variable whose value is NULL is left out). Nothing else is inherited, AWS_* least of all.
+ *
+ * Process group policy. When the timeout passes, SIGTERM goes to the whole group; if the main
+ * process or anything else in the group is still alive kill_grace_ms later, SIGKILL goes to the
+ * group. A hook must not leave processes behind either: when its main process exits and other
+ * members of its group are still alive (a forgotten `daemon &`), they get the same treatment,
+ * SIGTERM then SIGKILL after the grace period, with a warning; the hook's own result stands.
+ * We are about to freeze filesystems or snapshot disks, and a stray writer would be worse than a
+ * killed one. The main process is reaped only after the group is empty, so the group id cannot
+ * be reused by an unrelated process while we signal it. Processes that leave the group on
+ * purpose (setsid, setpgid) escape this; the service's cgroup still holds them.
+ *
+ * Output is logged line by line at LOG_INFO as "<name>: <line>" with the journald field
+ * HOOK=<name>. Lines longer than HOOK_LINE_MAX are split (the logger formats a record into
+ * 4 KiB, name included, so a chunk must leave room for it); after HOOK_OUTPUT_MAX bytes the rest
+ * is read and discarded, with a note. The last HOOK_TAIL_LINES lines are kept in the result.
+ *
+ * The functions here block until the phase is done; they do not touch signal handlers or any
+ * other process-wide state.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/timeutil.h"
+
+#define HOOKS_DEFAULT_DIR           "/etc/ec2-imaged/hooks"
+#define HOOKS_DEFAULT_TIMEOUT_MS    (5u * 60u * 1000u)
+#define HOOKS_DEFAULT_KILL_GRACE_MS (10u * 1000u)
+
+#define HOOK_PHASE_PRE_IMAGE  "pre-image"
+#define HOOK_PHASE_PRE_FREEZE "pre-freeze"
+#define HOOK_PHASE_POST_THAW  "post-thaw"
+#define HOOK_PHASE_POST_IMAGE "post-image"
+
+#define HOOK_LINE_MAX   3800u           /* bytes of one logged output line */
+#define HOOK_OUTPUT_MAX (1024u * 1024u) /* bytes of output logged per hook */
+#define HOOK_TAIL_LINES 20u             /* lines kept in struct hook_result */
+#define HOOK_PATH_ENV   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* True for the four phase names above. */
+bool hooks_phase_is_valid(const char *phase);
+
+enum hooks_mode {
+        HOOKS_MODE_NO_REBOOT, /* EC2_IMAGED_MODE=no-reboot */
+        HOOKS_MODE_REBOOT,    /* EC2_IMAGED_MODE=reboot */
+};
+
+/* What the hooks are told about the run; all strings borrowed, NULL (or "") leaves a variable out.
+ */
+struct hook_env {
+        const char *run_id;
+        const char *instance_id;
+        const char *region;
+        const char *image_name;
+        const char *image_id; /* known from CreateImage on; NULL before */
+        enum hooks_mode mode;
+        bool dry_run;
+};
+
+struct hooks_opts {
+        const char *hooks_dir;  /* NULL: HOOKS_DEFAULT_DIR */
+        uid_t required_uid;     /* owner required of hooks and their directories: 0 (root) */
+        unsigned timeout_ms;    /* per hook; 0: HOOKS_DEFAULT_TIMEOUT_MS */
+        unsigned kill_grace_ms; /* SIGTERM to SIGKILL; 0: HOOKS_DEFAULT_KILL_GRACE_MS */
+        bool continue_on_error; /* run the remaining hooks after a failure (the phase still fails)
+                                 */
+};
+
+/* ---- listing and vetting ---- */
+
+enum hook_entry_state {
+        HOOK_ENTRY_RUN,     /* vetted, would run */
+        HOOK_ENTRY_REFUSED, /* fails the phase; reason says why */
+        HOOK_ENTRY_SKIPPED, /* ignored by the rules above; reason says which */
+};
+
+struct hook_entry {
+        char *name; /* file name inside the phase directory */
+        char *path; /* <hooks_dir>/<phase>.d/<name>, what is executed */
+        enum hook_entry_state state;
+        char *reason; /* NULL for HOOK_ENTRY_RUN, e.g. "is world-writable (mode 0777)" */
+};
+
+struct hook_list {
+        char *dir;         /* <hooks_dir>/<phase>.d */
+        bool dir_missing;  /* the hooks or phase directory does not exist: no hooks */
+        char *dir_refusal; /* "<dir> is group-writable (mode 0775)": every hook is refused */
+        struct hook_entry *entries; /* in run order, skipped ones included; none if dir_refusal */
+        size_t n_entries, n_run, n_refused;
+};
+
+/*
+ * List and vet the hooks of one phase. Returns 0 with *ret filled in (refusals are recorded in
+ * it, not returned), -EINVAL for an unknown phase, -ENOMEM, or -errno when a directory exists
+ * but cannot be read. Skipped entries are logged at debug (names) or notice (files that look
+ * like hooks but are not executable, masked hooks).
+ */
+int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, struct hook_list *ret);
+void hook_list_done(struct hook_list *l);
+
+/* ---- running ---- */
+
+enum hook_status {
+        HOOK_SUCCESS,     /* exited with status 0 */
+        HOOK_EXITED,      /* exited with a non-zero status: exit_status */
+        HOOK_KILLED,      /* killed by a signal it did not get from us: signal */
+        HOOK_TIMED_OUT,   /* ran past timeout_ms; signal is what finally ended it */
+        HOOK_REFUSED,     /* not run: failed vetting (see struct hook_entry.reason) */
+        HOOK_EXEC_FAILED, /* could not be started or executed (or, ECHILD, was reaped by
+                           * someone else's waitpid(-1)): error (-errno) */
+};
+
+const char *hook_status_to_string(enum hook_status s);
+
+struct hook_result {
+        char *name;
+        char *path;
+        enum hook_status status;
+        int exit_status; /* HOOK_EXITED */
+        int signal;      /* HOOK_KILLED, HOOK_TIMED_OUT (0 when it exited by itself meanwhile) */
+        int error;       /* HOOK_EXEC_FAILED: -errno */
+        usec_t duration_usec;
+        /* One line: "hook 10-cleanup (pre-image) exited with status 3". */
+        char *message;
+        /* Last HOOK_TAIL_LINES output lines, oldest first, NULL-terminated (maybe NULL if none). */
+        char **tail;
+        size_t output_bytes;   /* everything the hook wrote, discarded bytes included */
+        bool output_truncated; /* more than HOOK_OUTPUT_MAX bytes: the rest was discarded */
+        bool left_processes;   /* its group outlived the main process and was killed */
+};
+
+struct hooks_phase_result {
+        char *phase;
+        char *dir;
+        struct hook_result *hooks; /* the hooks that ran or were refused, in order */
+        size_t n_hooks;
+        size_t n_failed;
+        /* NULL when the phase passed; else one line naming every failure (or the directory). */
+        char *message;
+};
+
+/*
+ * Run the hooks of one phase. Unless continue_on_error, a refusal fails the phase before any
+ * hook runs (the operator's setup is broken; better not to run half of it), and the phase stops
+ * at the first failed hook. With continue_on_error every runnable hook runs and the failures are
+ * recorded; the phase still fails, and the caller decides whether that is fatal.
+ *
+ * Returns 0 when every hook succeeded (or there were none). Otherwise, for the first failure:
+ * -EPERM (refused, also for a refused directory), -ETIMEDOUT (timed out), -EPROTO (non-zero exit
+ * or killed by a signal), the exec error (could not be executed), or -errno (directory unreadable,
+ * out of memory). Unlike most out-parameters, *ret is filled in on failure as well, because it
+ * is the explanation of the failure; release it with hooks_phase_result_done() in every case.
+ * Each hook's outcome is logged here with HOOK=; the phase verdict is left to the caller.
+ */
+int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const struct hook_env *env,
+                    struct hooks_phase_result *ret);
+void hooks_phase_result_done(struct hooks_phase_result *r);
+
+/*
+ * Dry run: what hooks_run_phase would do, without running anything. *ret_text gets one line
+ * per entry ("pre-image: 10-stop-db would run", "pre-image: 20-x REFUSED: /etc/.../20-x is
+ * world-writable (mode 0777)", "pre-image: 10-a.dpkg-old skipped: package manager leftover")
+ * or one line saying there are no hooks. Returns the number of refusals (>= 0; a refused
+ * directory counts as one, and means the phase would fail) or -errno as hooks_list().
+ */
+int hooks_dry_run_phase(const struct hooks_opts *opts, const char *phase, char **ret_text);
