@@ -73,8 +73,7 @@ enum hooks_mode {
         HOOKS_MODE_REBOOT,    /* EC2_IMAGED_MODE=reboot */
 };
 
-/* What the hooks are told about the run; all strings borrowed, NULL (or "") leaves a variable out.
- */
+/* What hooks are told about the run. Strings are borrowed; NULL or "" leaves a variable out. */
 struct hook_env {
         const char *run_id;
         const char *instance_id;
@@ -90,8 +89,7 @@ struct hooks_opts {
         uid_t required_uid;     /* owner required of hooks and their directories: 0 (root) */
         unsigned timeout_ms;    /* per hook; 0: HOOKS_DEFAULT_TIMEOUT_MS */
         unsigned kill_grace_ms; /* SIGTERM to SIGKILL; 0: HOOKS_DEFAULT_KILL_GRACE_MS */
-        bool continue_on_error; /* run the remaining hooks after a failure (the phase still fails)
-                                 */
+        bool continue_on_error; /* run the rest after a failure (the phase still fails) */
 };
 
 /* ---- listing and vetting ---- */
@@ -112,7 +110,7 @@ struct hook_entry {
 struct hook_list {
         char *dir;         /* <hooks_dir>/<phase>.d */
         bool dir_missing;  /* the hooks or phase directory does not exist: no hooks */
-        char *dir_refusal; /* "<dir> is group-writable (mode 0775)": every hook is refused */
+        char *dir_refusal; /* "hooks directory <d> is group-writable (mode 0775)": all refused */
         struct hook_entry *entries; /* in run order, skipped ones included; none if dir_refusal */
         size_t n_entries, n_run, n_refused;
 };
@@ -141,8 +139,8 @@ enum hook_status {
 const char *hook_status_to_string(enum hook_status s);
 
 struct hook_result {
-        char *name;
-        char *path;
+        char *name; /* control characters C-escaped: it goes into messages and HOOK= */
+        char *path; /* as executed */
         enum hook_status status;
         int exit_status; /* HOOK_EXITED */
         int signal;      /* HOOK_KILLED, HOOK_TIMED_OUT (0 when it exited by itself meanwhile) */
