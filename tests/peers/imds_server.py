@@ -226,7 +226,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def send(self, status, body=b"", ctype="text/plain", extra=None):
         if status >= 400 and not body:
-            body = (ERROR_PAGE % {"code": status, "reason": self.responses[status][0]}).encode()
+            reason = self.responses.get(status, ("Error",))[0]  # knobs may pick any status
+            body = (ERROR_PAGE % {"code": status, "reason": reason}).encode()
             ctype = "text/html"
         st = self.server.state
         with st.lock:
