@@ -12,7 +12,9 @@
 
 #include "config.h"
 #include "context.h"
+#include "flow.h"
 #include "preflight.h"
+#include "state.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/timeutil.h"
@@ -20,15 +22,19 @@
 /* Exit codes, documented in --help and the README. */
 enum {
         EXIT_OK = 0,
-        EXIT_FAILED = 1, /* the operation failed */
-        EXIT_USAGE = 2,  /* bad command line or invalid configuration */
-        EXIT_CHECK = 3,  /* `check`: a pre-flight item failed */
+        EXIT_FAILED = 1,     /* the operation failed */
+        EXIT_USAGE = 2,      /* bad command line or invalid configuration */
+        EXIT_CHECK = 3,      /* `check`: a pre-flight item failed */
+        EXIT_BUSY = 4,       /* another run holds the lock */
+        EXIT_UNFINISHED = 5, /* `run`: an unfinished run must be resumed first */
 };
 
 struct options {
         const char *config_path;
         bool config_explicit;
         bool json;
+        bool dry_run;
+        const char *mode;
 };
 
 static void help(void)
@@ -41,6 +47,11 @@ static void help(void)
                "  whoami [--json]   Print instance id, region, account, role and credential "
                "expiry\n"
                "  check [--json]    Pre-flight: config, IMDS, credentials, DryRun CreateImage\n"
+               "  run [--mode no-reboot|reboot] [--dry-run] [--json]\n"
+               "                    Image this instance now and print the result\n"
+               "  status [--json]   The current or last run\n"
+               "  resume [--json]   Continue an unfinished run (after a crash or the reboot)\n"
+               "  thaw              Thaw every filesystem ec2-imaged may have frozen\n"
                "  help              This text\n"
                "  version           Print the version\n"
                "\n"
@@ -54,7 +65,9 @@ static void help(void)
                "  0  success\n"
                "  1  the operation failed\n"
                "  2  bad command line or invalid configuration\n"
-               "  3  check: at least one pre-flight item failed\n");
+               "  3  check: at least one pre-flight item failed\n"
+               "  4  another run is under way\n"
+               "  5  run: an unfinished run exists; resume it first\n");
 }
 
 static int load_config(const struct options *o, struct config *ret)
@@ -174,13 +187,163 @@ static int cmd_check(const struct options *o, struct context *ctx)
         return r >= 0 ? EXIT_OK : EXIT_CHECK;
 }
 
+static void print_run(const struct run_state *r, char **report)
+{
+        static const enum run_phase order[] = {PHASE_PREFLIGHT, PHASE_PRE_IMAGE, PHASE_PRE_FREEZE,
+                                               PHASE_FREEZING,  PHASE_REBOOTING, PHASE_POST_THAW,
+                                               PHASE_WAITING,   PHASE_POST_IMAGE};
+
+        for (char **l = report; l && *l; l++)
+                printf("%s\n", *l);
+        printf("run:          %s (%s%s)\n", r->run_id, run_mode_to_string(r->mode),
+               r->dry_run ? ", dry run" : "");
+        printf("phase:        %s\n", run_phase_to_string(r->phase));
+        printf("image:        %s %s\n", strna(r->image_id), strna(r->image_name));
+        printf("state:        %s\n", strna(r->image_state));
+        printf("consistency:  %s\n", strna(r->consistency));
+        if (r->freeze_window_ms >= 0)
+                printf("freeze:       %ld ms (CreateImage call %ld ms)\n", r->freeze_window_ms,
+                       r->create_call_ms);
+        for (size_t i = 0; i < ELEMENTSOF(order); i++) {
+                const struct phase_time *t = &r->times[order[i]];
+                if (t->start && t->end >= t->start)
+                        printf("  %-11s %llu ms\n", run_phase_to_string(order[i]),
+                               (unsigned long long)((t->end - t->start) / USEC_PER_MSEC));
+        }
+        if (r->error)
+                printf("error:        %s\n", r->error);
+}
+
+static void print_run_json(const struct run_state *r, char **report)
+{
+        char *text = run_state_format(r);
+        cJSON *j = text ? cJSON_Parse(text) : NULL;
+
+        free(text);
+        if (!j)
+                return;
+        if (report) {
+                cJSON *a = cJSON_AddArrayToObject(j, "dry_run_report");
+                for (char **l = report; a && *l; l++)
+                        cJSON_AddItemToArray(a, cJSON_CreateString(*l));
+        }
+        json_print(j);
+        cJSON_Delete(j);
+}
+
+static int flow_exit(int r, const struct flow_result *res, const struct options *o)
+{
+        if (res->nothing_to_resume) {
+                if (o->json)
+                        printf("{\"resumed\": false}\n");
+                else
+                        printf("no unfinished run to resume\n");
+                return EXIT_OK;
+        }
+        if (res->run) {
+                if (o->json)
+                        print_run_json(res->run, res->dry_run_report);
+                else
+                        print_run(res->run, res->dry_run_report);
+        }
+        if (r == -EBUSY)
+                return EXIT_BUSY;
+        if (r == -EEXIST && !res->run)
+                return EXIT_UNFINISHED;
+        return r < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+static int cmd_run(const struct options *o, struct context *ctx)
+{
+        struct flow_opts fo = {.action = FLOW_RUN, .dry_run = o->dry_run};
+        struct flow_result res = {};
+        int r, mode;
+
+        mode = run_mode_from_string(o->mode ? o->mode : ctx->config->mode);
+        if (mode < 0) {
+                log_error("--mode must be no-reboot or reboot, not '%s'", o->mode);
+                return EXIT_USAGE;
+        }
+        fo.mode = (enum run_mode)mode;
+        if (context_load_identity(ctx) < 0)
+                return EXIT_FAILED;
+        r = flow_execute(ctx, &fo, &res);
+        r = flow_exit(r, &res, o);
+        flow_result_done(&res);
+        return r;
+}
+
+static int cmd_resume(const struct options *o, struct context *ctx)
+{
+        struct flow_opts fo = {.action = FLOW_RESUME};
+        struct flow_result res = {};
+        int r;
+
+        if (context_load_identity(ctx) < 0)
+                return EXIT_FAILED;
+        r = flow_execute(ctx, &fo, &res);
+        r = flow_exit(r, &res, o);
+        flow_result_done(&res);
+        return r;
+}
+
+static int cmd_status(const struct options *o, struct context *ctx)
+{
+        struct state st = {};
+        int r;
+
+        r = state_load(ctx->config->state_dir, &st);
+        if (r < 0) {
+                log_error_errno(r, "%s/state.json: %m", ctx->config->state_dir);
+                return EXIT_FAILED;
+        }
+        if (o->json) {
+                char *text = state_format(&st);
+                if (text)
+                        puts(text);
+                free(text);
+        } else if (st.current) {
+                print_run(st.current, NULL);
+        } else if (st.n_history > 0) {
+                const struct history_entry *h = &st.history[0];
+                printf("no run under way; last run %s: %s, image %s %s (%s)%s%s\n", h->run_id,
+                       h->result, strna(h->image_id), strna(h->image_name), strna(h->consistency),
+                       h->error ? ": " : "", strempty(h->error));
+        } else {
+                printf("no run yet\n");
+        }
+        state_done(&st);
+        return EXIT_OK;
+}
+
+static int cmd_thaw(const struct options *o, struct context *ctx)
+{
+        char **thawed = NULL;
+        int r = flow_thaw(ctx, &thawed);
+
+        if (r < 0) {
+                log_error_errno(r, "Thaw failed: %m");
+                return EXIT_FAILED;
+        }
+        for (char **m = thawed; m && *m; m++)
+                printf("thawed %s\n", *m);
+        if (r == 0)
+                printf("nothing was frozen\n");
+        for (char **m = thawed; m && *m; m++)
+                free(*m);
+        free(thawed);
+        return EXIT_OK;
+}
+
 static const struct command {
         const char *name;
         int (*run)(const struct options *o, struct context *ctx);
         bool takes_json;
+        bool takes_run_options;
 } commands[] = {
-        {"whoami", cmd_whoami, true},
-        {"check", cmd_check, true},
+        {"whoami", cmd_whoami, true, false}, {"check", cmd_check, true, false},
+        {"run", cmd_run, true, true},        {"status", cmd_status, true, false},
+        {"resume", cmd_resume, true, false}, {"thaw", cmd_thaw, false, false},
 };
 
 static int parse_command_options(int argc, char **argv, const struct command *cmd,
@@ -199,6 +362,16 @@ static int parse_command_options(int argc, char **argv, const struct command *cm
                         if (!cmd->takes_json)
                                 goto bad;
                         o->json = true;
+                        break;
+                case 'n':
+                        if (!cmd->takes_run_options)
+                                goto bad;
+                        o->dry_run = true;
+                        break;
+                case 'm':
+                        if (!cmd->takes_run_options)
+                                goto bad;
+                        o->mode = optarg;
                         break;
                 default:
                         goto bad;

@@ -391,6 +391,18 @@ bad:
         return -EBADMSG;
 }
 
+int run_state_copy(const struct run_state *r, struct run_state **ret)
+{
+        cJSON *o = run_to_json(r);
+        int e;
+
+        if (!o)
+                return -ENOMEM;
+        e = run_from_json(o, ret);
+        cJSON_Delete(o);
+        return e;
+}
+
 int state_parse(const char *json, size_t len, struct state *ret)
 {
         struct state s = {};

@@ -86,6 +86,8 @@ int run_mode_from_string(const char *s);
 int run_state_new(enum run_mode mode, bool dry_run, struct run_state **ret);
 struct run_state *run_state_free(struct run_state *r);
 int run_state_set(char **field, const char *value);
+/* A deep copy. */
+int run_state_copy(const struct run_state *r, struct run_state **ret);
 
 void state_done(struct state *s);
 /* Move the finished current run into the history (newest first, bounded). */
