@@ -37,6 +37,10 @@ struct config_key {
 };
 
 static const char *const endpoint_modes[] = {"IPv4", "IPv6", NULL};
+static const char *const run_modes[] = {"no-reboot", "reboot", NULL};
+static const char *const on_failure[] = {"abort", "continue", NULL};
+static const char *const hook_phases[] = {"pre-image", "pre-freeze", "post-thaw", "post-image",
+                                          NULL};
 
 #define OFF(field) offsetof(struct config, field)
 
@@ -60,6 +64,22 @@ static const struct config_key keys[] = {
         {"aws", "retry_deadline_ms", KEY_UINT, OFF(aws_retry_deadline_ms), 0, 3600000, "120000",
          NULL},
         {"aws", "max_attempts", KEY_UINT, OFF(aws_max_attempts), 1, 100, "8", NULL},
+        {"run", "mode", KEY_ENUM, OFF(mode), 0, 0, "no-reboot", run_modes},
+        {"run", "state_dir", KEY_STRING, OFF(state_dir), 1, 1024, "/var/lib/ec2-imaged", NULL},
+        {"run", "wait_timeout_s", KEY_UINT, OFF(wait_timeout_s), 60, 86400, "7200", NULL},
+        {"run", "wait_poll_max_s", KEY_UINT, OFF(wait_poll_max_s), 1, 600, "60", NULL},
+        {"image", "name", KEY_STRING, OFF(image_name), 1, 512, "{hostname}-{date:%Y%m%d-%H%M%S}",
+         NULL},
+        {"image", "description", KEY_STRING, OFF(image_description), 0, 512,
+         "ec2-imaged run {run_id} of {instance_id}", NULL},
+        {"freeze", "mounts", KEY_STRV, OFF(freeze_mounts), 0, 64, "auto", NULL},
+        {"freeze", "timeout_ms", KEY_UINT, OFF(freeze_timeout_ms), 1000, 600000, "30000", NULL},
+        {"freeze", "on_failure", KEY_ENUM, OFF(freeze_on_failure), 0, 0, "abort", on_failure},
+        {"hooks", "dir", KEY_STRING, OFF(hooks_dir), 1, 1024, "/etc/ec2-imaged/hooks", NULL},
+        {"hooks", "timeout_s", KEY_UINT, OFF(hook_timeout_s), 1, 86400, "600", NULL},
+        {"hooks", "kill_grace_s", KEY_UINT, OFF(hook_kill_grace_s), 1, 600, "10", NULL},
+        {"hooks", "continue_on_error", KEY_STRV, OFF(hooks_continue_on_error), 0, 4, "",
+         hook_phases},
 };
 
 struct parse_ctx {

@@ -327,9 +327,13 @@ static int create_frozen(struct flow *f)
                 }
         }
         aws_error_done(&e);
-        log_struct(LOG_INFO, "IMAGE_ID=placeholder\n",
-                   "CreateImage answered %s in %ld ms; filesystems frozen for %ld ms",
-                   strna(f->run->image_id), f->run->create_call_ms, f->run->freeze_window_ms);
+        {
+                _cleanup_free_ char *fields = strprintf("IMAGE_ID=%s\n", strna(f->run->image_id));
+                log_struct(LOG_INFO, fields,
+                           "CreateImage answered %s in %ld ms; filesystems frozen for %ld ms",
+                           strna(f->run->image_id), f->run->create_call_ms,
+                           f->run->freeze_window_ms);
+        }
         return save(f);
 }
 
@@ -349,8 +353,10 @@ static int create_rebooting(struct flow *f)
                 aws_error_done(&e);
                 return r;
         }
-        if (f->run->image_id)
+        if (f->run->image_id) {
+                leave(f, PHASE_REBOOTING);
                 return 0;
+        }
         run_state_set(&f->run->consistency, "rebooted");
         r = enter(f, PHASE_REBOOTING);
         if (r < 0)
@@ -526,6 +532,11 @@ static int start(struct flow *f)
                                        f->cfg->state_dir);
         thaw_leftovers(f);
         cur = f->state.current;
+        if (cur && cur->phase == PHASE_PREFLIGHT && f->opts->action == FLOW_RUN) {
+                /* Interrupted before it changed anything: nothing to resume, file it away. */
+                cur->phase = PHASE_FAILED;
+                run_state_set(&cur->error, "interrupted during the pre-flight checks");
+        }
         if (cur && (cur->phase == PHASE_DONE || cur->phase == PHASE_FAILED)) {
                 state_finish_current(&f->state, cur->updated);
                 cur = NULL;

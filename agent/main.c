@@ -351,6 +351,8 @@ static int parse_command_options(int argc, char **argv, const struct command *cm
 {
         static const struct option opts[] = {
                 {"json", no_argument, NULL, 'j'},
+                {"dry-run", no_argument, NULL, 'n'},
+                {"mode", required_argument, NULL, 'm'},
                 {},
         };
         int c;

@@ -397,7 +397,8 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
         if (r < 0)
                 return r;
         if (a->dry_run) {
-                *ret_image_id = NULL;
+                if (ret_image_id)
+                        *ret_image_id = NULL;
                 return 0;
         }
         return image_id_from_doc(doc, ret_image_id);
