@@ -1,0 +1,535 @@
+"""Real FIFREEZE/FITHAW on loop-mounted ext4 and xfs, driven through tests/tools/freeze_probe.
+
+Safety: everything frozen here is a scratch filesystem this file created (a sparse image under
+pytest's tmp dir, attached with `losetup -f`, mounted under the same tmp dir).  freeze_probe itself
+refuses any mount that is not on a loop device.  The `scratch` fixture's finalizer always runs
+`fsfreeze -u` on every scratch mount (errors ignored), kills what the test started, unmounts and
+detaches the loop devices, whatever happened in the test.  Every wait has a deadline.
+
+Run as root:
+    EC2_IMAGED_TOOLS=$PWD/build/tools /usr/bin/python3 -m pytest tests/integration/test_freeze.py
+"""
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = Path(os.environ.get("EC2_IMAGED_TOOLS") or REPO / "build" / "tools")
+PROBE = TOOLS / "freeze_probe"
+
+FIFREEZE = 0xC0045877
+FITHAW = 0xC0045878
+PR_SET_CHILD_SUBREAPER = 36
+
+GUARD_EXIT_ORPHANED = 2  # agent/freeze.c: the guard thawed because its parent went away
+LONG_TIMEOUT_MS = 120000  # a guard timeout no test waits for: a thaw before it is not the timeout
+DEADLINE = 30  # seconds; the bound on any single wait, so that nothing hangs forever
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0,
+                       reason="needs root: losetup, mount and FIFREEZE on scratch filesystems"),
+    pytest.mark.skipif(not all(shutil.which(t) for t in
+                               ("losetup", "mkfs.ext4", "mkfs.xfs", "fsfreeze", "mount")),
+                       reason="needs util-linux (losetup, mount, fsfreeze), e2fsprogs, xfsprogs"),
+    pytest.mark.skipif(not os.access(PROBE, os.X_OK),
+                       reason="%s not built (make build/tools/freeze_probe, or set "
+                              "EC2_IMAGED_TOOLS)" % PROBE),
+]
+
+SIZES = {"ext4": 64 << 20, "xfs": 300 << 20}  # mkfs.xfs wants >= 300 MiB
+
+WRITER = r"""
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+i = 0
+while True:
+    os.pwrite(fd, b"x" * 4096, (i % 64) * 4096)
+    os.fsync(fd)
+    i += 1
+    print(i, flush=True)
+    time.sleep(0.005)
+"""
+
+WRITE_ONCE = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"written while thawed\n")
+os.fsync(fd)
+"""
+
+
+def run(args, timeout=60, check=True):
+    return subprocess.run([str(a) for a in args], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout, check=check)
+
+
+def wait_until(pred, timeout=DEADLINE, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def proc_state(pid):
+    """The state letter of /proc/PID/stat (R, S, D, Z...), or None when the process is gone."""
+    try:
+        stat = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
+def proc_comm(pid):
+    try:
+        return Path("/proc/%d/comm" % pid).read_text().strip()
+    except OSError:
+        return None
+
+
+def is_frozen(mnt):
+    """Whether a scratch mount is frozen, asked the only way the kernel answers: FIFREEZE is
+    EBUSY on a frozen filesystem.  If it succeeds the mount was not frozen; undo it at once."""
+    fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.ioctl(fd, FIFREEZE, 0)
+        except OSError as e:
+            if e.errno == errno.EBUSY:
+                return True
+            raise
+        fcntl.ioctl(fd, FITHAW, 0)
+        return False
+    finally:
+        os.close(fd)
+
+
+class Probe:
+    """A running freeze_probe; its JSON lines come through a queue so every read has a timeout."""
+
+    def __init__(self, scratch, args, stdin=subprocess.PIPE):
+        self.proc = scratch.spawn([PROBE] + [str(a) for a in args], stdin=stdin,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = queue.Queue()
+        self.stderr = []
+        self.pumps = [threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put),
+                                       daemon=True),
+                      threading.Thread(target=self._pump,
+                                       args=(self.proc.stderr, self.stderr.append), daemon=True)]
+        for t in self.pumps:
+            t.start()
+
+    @staticmethod
+    def _pump(stream, put):
+        for line in iter(stream.readline, b""):
+            put(line.decode(errors="replace"))
+        stream.close()
+
+    def next(self, timeout=DEADLINE):
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail("freeze_probe printed nothing for %ss; stderr:\n%s"
+                        % (timeout, "".join(self.stderr)))
+        return json.loads(line)
+
+    def release(self):
+        """With --hold-stdin: let the probe thaw."""
+        self.proc.stdin.write(b"\n")
+        self.proc.stdin.flush()
+
+    def wait(self, timeout=DEADLINE):
+        """Exit status, once stdout and stderr are drained too (a SIGKILLed probe's guard
+        holds neither: it maps /dev/null over its stdio)."""
+        status = self.proc.wait(timeout=timeout)
+        for t in self.pumps:
+            t.join(timeout=timeout)
+        return status
+
+    def err(self):
+        return "".join(self.stderr)
+
+
+class Writer:
+    """A process that writes and fsyncs a file on a mount in a loop, counting its writes."""
+
+    def __init__(self, scratch, path):
+        self.proc = scratch.spawn([sys.executable, "-c", WRITER, str(path)],
+                                  stdout=subprocess.PIPE)
+        self.count = 0
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in iter(self.proc.stdout.readline, b""):
+            self.count = int(line)
+
+    def progresses_past(self, n, timeout=DEADLINE):
+        return wait_until(lambda: self.count > n, timeout)
+
+    def state(self):
+        return proc_state(self.proc.pid)
+
+
+class Scratch:
+    """Scratch filesystems and the processes that use them; cleanup() undoes everything."""
+
+    def __init__(self, base):
+        self.base = base
+        self.loops, self.mounts, self.procs = [], [], []
+        self.guard_pids = set()
+
+    def add_fs(self, kind):
+        img = self.base / ("%s.img" % kind)
+        with open(img, "wb") as f:
+            f.truncate(SIZES[kind])
+        if kind == "xfs":
+            run(["mkfs.xfs", "-q", "-f", img])
+        else:
+            run(["mkfs.ext4", "-q", "-F", img])
+        loop = run(["losetup", "-f", "--show", img]).stdout.strip()
+        assert loop.startswith("/dev/loop"), loop
+        self.loops.append(loop)
+        mnt = self.base / kind
+        mnt.mkdir()
+        run(["mount", loop, mnt])
+        self.mounts.append(mnt)
+        return mnt
+
+    def bind(self, src, name):
+        mnt = self.base / name
+        mnt.mkdir()
+        run(["mount", "--bind", src, mnt])
+        self.mounts.append(mnt)
+        return mnt
+
+    def tmpfs(self, name):
+        mnt = self.base / name
+        mnt.mkdir()
+        run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt])
+        self.mounts.append(mnt)
+        return mnt
+
+    def spawn(self, args, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen([str(a) for a in args], start_new_session=True, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def probe(self, *args, **kw):
+        p = Probe(self, args, **kw)
+        return p
+
+    def writable(self, mnt, timeout=DEADLINE):
+        """Write and fsync a file from a new process.  A process stuck on a frozen filesystem
+        cannot be killed until the thaw, so on timeout it is left for cleanup() to reap."""
+        proc = self.spawn([sys.executable, "-c", WRITE_ONCE, Path(mnt) / "probe-write"])
+        try:
+            return proc.wait(timeout=timeout) == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def note_guard(self, pid):
+        self.guard_pids.add(pid)
+
+    def thaw_everything(self):
+        for mnt in self.mounts:
+            subprocess.run(["fsfreeze", "-u", str(mnt)], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=DEADLINE)
+
+    def cleanup(self):
+        # Thaw first: a process blocked on a frozen filesystem cannot die, and neither an
+        # unmount nor a detach can finish while a superblock stays frozen.
+        self.thaw_everything()
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in self.guard_pids:
+            if proc_comm(pid) == "ec2-imaged-guar":
+                os.kill(pid, signal.SIGKILL)
+        self.thaw_everything()
+        for mnt in reversed(self.mounts):
+            for _ in range(50):
+                if subprocess.run(["umount", str(mnt)], stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=DEADLINE).returncode == 0:
+                    break
+                time.sleep(0.1)
+        for loop in self.loops:
+            subprocess.run(["losetup", "-d", loop], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=DEADLINE)
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    s = Scratch(tmp_path)
+    try:
+        yield s
+    finally:
+        s.cleanup()
+
+
+@pytest.fixture
+def subreaper():
+    """Make this process the subreaper, so the guard of a killed probe becomes our child and its
+    exit status can be read; undone afterwards."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def reap_orphan(pid, timeout=DEADLINE):
+    """Wait for an orphan we inherited as subreaper; its exit status (None if it did not exit)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    return None
+
+
+def frozen_line(probe, mounts):
+    line = probe.next()
+    assert "frozen" in line, "%s\n%s" % (line, probe.err())
+    assert line["frozen"] == [str(m) for m in mounts]
+    assert line["n_frozen"] == len(mounts)
+    assert line["guard_pid"] > 0
+    assert proc_comm(line["guard_pid"]) == "ec2-imaged-guar"
+    return line
+
+
+# ---------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("kind", ["ext4", "xfs"])
+def test_freeze_blocks_writer_until_thaw(scratch, kind):
+    mnt = scratch.add_fs(kind)
+    writer = Writer(scratch, mnt / "writer.dat")
+    assert writer.progresses_past(5), "writer made no progress before the freeze"
+
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", mnt)
+    line = frozen_line(probe, [mnt])
+    scratch.note_guard(line["guard_pid"])
+    # The writer's next write or fsync sleeps uninterruptibly on the frozen superblock.
+    assert wait_until(lambda: writer.state() == "D"), "writer state %s" % writer.state()
+    blocked_at = writer.count
+    time.sleep(0.5)
+    assert writer.count == blocked_at, "the writer made progress on a frozen filesystem"
+    assert writer.state() == "D"
+    assert is_frozen(mnt)
+
+    probe.release()
+    line = probe.next()
+    assert line["thawed"] is True and "error" not in line, line
+    assert line["window_ms"] >= 500
+    assert probe.wait() == 0
+    assert writer.progresses_past(blocked_at), "the writer did not resume after the thaw"
+    assert not is_frozen(mnt)
+
+
+def test_freeze_and_thaw_both_kinds(scratch):
+    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4, xfs)
+    line = frozen_line(probe, [ext4, xfs])
+    guard = line["guard_pid"]
+    assert is_frozen(ext4) and is_frozen(xfs)
+
+    probe.release()
+    line = probe.next()
+    assert line == {"thawed": True, "window_ms": line["window_ms"]}
+    assert probe.wait() == 0
+    assert not is_frozen(ext4) and not is_frozen(xfs)
+    assert scratch.writable(ext4) and scratch.writable(xfs)
+    # The probe disarmed and reaped its guard before exiting.
+    assert proc_comm(guard) != "ec2-imaged-guar"
+
+
+def test_guard_thaws_after_sigkill(scratch, subreaper):
+    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    writer = Writer(scratch, xfs / "writer.dat")
+    assert writer.progresses_past(3)
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4, xfs)
+    guard = frozen_line(probe, [ext4, xfs])["guard_pid"]
+    scratch.note_guard(guard)
+    assert wait_until(lambda: writer.state() == "D")
+    blocked_at = writer.count
+
+    probe.proc.kill()
+    assert probe.wait() == -signal.SIGKILL
+    # Nobody runs fsfreeze -u: the guard alone must thaw, long before its own timeout.
+    assert reap_orphan(guard) == GUARD_EXIT_ORPHANED
+    assert scratch.writable(ext4) and scratch.writable(xfs)
+    assert writer.progresses_past(blocked_at)
+    assert not is_frozen(ext4) and not is_frozen(xfs)
+
+
+def test_guard_thaws_when_main_process_exits_without_thawing(scratch, subreaper):
+    ext4 = scratch.add_fs("ext4")
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-ms", 0, "--no-thaw", ext4)
+    guard = frozen_line(probe, [ext4])["guard_pid"]
+    scratch.note_guard(guard)
+    assert probe.next() == {"exiting": True}
+    assert probe.wait() == 0
+    assert reap_orphan(guard) == GUARD_EXIT_ORPHANED
+    assert scratch.writable(ext4)
+
+
+def test_guard_thaws_on_timeout_when_main_process_hangs(scratch):
+    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    writer = Writer(scratch, ext4 / "writer.dat")
+    assert writer.progresses_past(3)
+    probe = scratch.probe("--timeout-ms", 2000, "--hang", ext4, xfs)
+    guard = frozen_line(probe, [ext4, xfs])["guard_pid"]
+    scratch.note_guard(guard)
+    assert wait_until(lambda: writer.state() == "D")
+    blocked_at = writer.count
+
+    assert writer.progresses_past(blocked_at), "the guard did not thaw at its timeout"
+    assert scratch.writable(xfs)
+    # The probe still hangs; its guard thawed and exited (a zombie its hung parent never reaps).
+    assert probe.proc.poll() is None
+    assert wait_until(lambda: proc_state(guard) in ("Z", None))
+    assert not is_frozen(ext4) and not is_frozen(xfs)
+
+
+def test_sigterm_handler_thaws(scratch):
+    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", "--sigterm-handler",
+                          ext4, xfs)
+    scratch.note_guard(frozen_line(probe, [ext4, xfs])["guard_pid"])
+
+    probe.proc.send_signal(signal.SIGTERM)
+    # The handler's FITHAWs succeeded, so it (not the guard, which only acts after the probe is
+    # gone) thawed both.
+    assert probe.next() == {"emergency_thawed": 2}
+    assert probe.wait() == 128 + signal.SIGTERM
+    assert scratch.writable(ext4) and scratch.writable(xfs)
+
+
+def test_guard_death_makes_the_main_process_thaw(scratch):
+    ext4 = scratch.add_fs("ext4")
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4)
+    guard = frozen_line(probe, [ext4])["guard_pid"]
+    scratch.note_guard(guard)
+
+    os.kill(guard, signal.SIGKILL)
+    line = probe.next()
+    assert line["thawed"] is True and line["errno"] == errno.ECHILD, line
+    assert probe.wait() == 3
+    assert "thaw guard died" in probe.err()
+    assert scratch.writable(ext4)
+    assert not is_frozen(ext4)
+
+
+def test_guard_ignores_group_signals(scratch):
+    ext4 = scratch.add_fs("ext4")
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4)
+    guard = frozen_line(probe, [ext4])["guard_pid"]
+    scratch.note_guard(guard)
+    assert os.getpgid(guard) == guard != os.getpgid(probe.proc.pid)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        os.kill(guard, sig)
+    time.sleep(0.2)
+    assert proc_comm(guard) == "ec2-imaged-guar"
+    assert is_frozen(ext4)
+    probe.release()
+    assert probe.next()["thawed"] is True
+    assert probe.wait() == 0
+    assert not is_frozen(ext4)
+
+
+def test_bind_mount_frozen_once(scratch):
+    ext4 = scratch.add_fs("ext4")
+    (ext4 / "sub").mkdir()
+    bind = scratch.bind(ext4, "bind")
+    subbind = scratch.bind(ext4 / "sub", "subbind")
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4, bind, subbind)
+    frozen_line(probe, [ext4])
+    probe.release()
+    assert probe.next()["thawed"] is True
+    assert probe.wait() == 0
+    assert "%s is the same filesystem as %s" % (bind, ext4) in probe.err()
+    assert scratch.writable(bind)
+
+
+def test_failure_to_freeze_second_thaws_first(scratch):
+    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    run(["fsfreeze", "-f", xfs])  # someone else's freeze: ours must fail with EBUSY
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, ext4, xfs, stdin=subprocess.DEVNULL)
+    line = probe.next()
+    assert line["errno"] == errno.EBUSY, line
+    assert probe.wait() == 1
+    assert "Failed to freeze %s: it is already frozen" % xfs in probe.err()
+    # The first one, frozen before the failure, was thawed; the other's freeze is not ours.
+    assert scratch.writable(ext4)
+    assert not is_frozen(ext4)
+    assert is_frozen(xfs)
+    run(["fsfreeze", "-u", xfs])
+    assert scratch.writable(xfs)
+
+
+def test_thaw_all_reports_what_was_frozen(scratch):
+    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    run(["fsfreeze", "-f", ext4])
+    probe = scratch.probe("--thaw-all", ext4, xfs, stdin=subprocess.DEVNULL)
+    assert probe.next() == {"thawed_mounts": [str(ext4)], "count": 1}
+    assert probe.wait() == 0
+    assert "Thawed %s, which was frozen" % ext4 in probe.err()
+    assert not is_frozen(ext4) and not is_frozen(xfs)
+
+
+def test_thaw_all_skips_entries_that_are_no_longer_mounts(scratch):
+    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    gone = ext4 / "was-a-mount"
+    gone.mkdir()
+    run(["fsfreeze", "-f", xfs])
+    probe = scratch.probe("--thaw-all", gone, ext4, xfs, stdin=subprocess.DEVNULL)
+    assert probe.next() == {"thawed_mounts": [str(xfs)], "count": 1}
+    assert probe.wait() == 0
+    assert "Cannot freeze %s: not a mount point; skipping it" % gone in probe.err()
+    assert not is_frozen(xfs)
+
+
+def test_directory_that_is_not_a_mount_point_is_refused(scratch):
+    ext4 = scratch.add_fs("ext4")
+    sub = ext4 / "sub"
+    sub.mkdir()
+    # Through selection (mountinfo) ...
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, sub, stdin=subprocess.DEVNULL)
+    assert probe.next()["errno"] == errno.EINVAL
+    assert probe.wait() == 1
+    assert "Cannot freeze %s: not a mount point" % sub in probe.err()
+    # ... and straight to the set, whose own check keeps it from freezing the parent filesystem.
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--raw", sub, stdin=subprocess.DEVNULL)
+    assert probe.next()["errno"] == errno.ENOTBLK
+    assert probe.wait() == 1
+    assert "no longer a mount point" in probe.err()
+    assert not is_frozen(ext4)
+
+
+def test_probe_refuses_mounts_not_on_loop_devices(scratch):
+    tmp = scratch.tmpfs("tmpfs")
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, tmp, stdin=subprocess.DEVNULL)
+    assert probe.next()["errno"] == errno.EPERM
+    assert probe.wait() == 2
