@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,9 +523,24 @@ static _Noreturn void child_exec(const struct spawn *s)
         if (setpgid(0, 0) < 0)
                 child_fail(s->err_fd);
         /* Dispositions first: once the mask is empty, an inherited handler could run. */
-        for (int sig = 1; sig < _NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        (void)sigaction(sig, &dfl, NULL);
+        for (int sig = 1; sig < _NSIG; sig++) {
+                if (sig == SIGKILL || sig == SIGSTOP)
+                        continue;
+                /*
+                 * glibc refuses sigaction() on the two real-time signals it keeps for itself
+                 * (32, 33), yet an ignored disposition of them survives execve(): reset those
+                 * with the raw system call (kernel struct: handler, flags, restorer, mask).
+                 */
+                if (sigaction(sig, &dfl, NULL) < 0) {
+                        struct {
+                                void *handler;
+                                unsigned long flags;
+                                void *restorer;
+                                uint64_t mask;
+                        } k = {.handler = SIG_DFL};
+                        (void)syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof(k.mask));
+                }
+        }
         sigemptyset(&empty);
         if (sigprocmask(SIG_SETMASK, &empty, NULL) < 0)
                 child_fail(s->err_fd);

@@ -348,6 +348,7 @@ static int send_request(struct imds *m, const struct backoff *b, const char *met
                                            .connect_timeout_ms = connect_ms,
                                            .timeout_ms = timeout_ms,
                                            .max_body = max_body,
+                                           .secret = true,
                                    },
                                    ret);
 }

@@ -560,7 +560,9 @@ static int attempt(struct ec2_client *c, const char *action, const char *body, s
                                                        .body_len = body_len,
                                                        .connect_timeout_ms = c->connect_timeout_ms,
                                                        .timeout_ms = timeout_ms,
-                                                       .max_body = c->max_body},
+                                                       .max_body = c->max_body,
+                                                       /* the session token header */
+                                                       .secret = h_token != NULL},
                                 &resp);
         if (r < 0)
                 return r;

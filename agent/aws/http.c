@@ -11,6 +11,7 @@
 #include "../util/buf.h"
 #include "../util/log.h"
 #include "../util/macro.h"
+#include "../util/secret.h"
 
 struct http_client {
         CURL *curl;
@@ -132,7 +133,10 @@ static int map_curl_error(CURLcode cc, const struct transfer *t)
 int http_client_perform(struct http_client *c, const struct http_request *req,
                         struct http_response *ret)
 {
-        struct transfer t = {.body = {.max = req->max_body ? req->max_body : BUF_DEFAULT_MAX}};
+        struct transfer t = {
+                .body = {.max = req->max_body ? req->max_body : BUF_DEFAULT_MAX,
+                         .secret = req->secret},
+        };
         struct curl_slist *headers = NULL, *tmp;
         CURL *h = c->curl;
         CURLcode cc;
@@ -177,6 +181,9 @@ int http_client_perform(struct http_client *c, const struct http_request *req,
         }
 
         cc = curl_easy_perform(h);
+        if (req->secret)
+                for (struct curl_slist *l = headers; l; l = l->next)
+                        secret_wipe(l->data, strlen(l->data));
         curl_slist_free_all(headers);
         r = map_curl_error(cc, &t);
         if (r < 0) {

@@ -13,6 +13,11 @@ struct http_request {
         long connect_timeout_ms; /* 0: 2000 */
         long timeout_ms;         /* 0: 10000 */
         size_t max_body;         /* ceiling on the response body; 0: 1 MiB */
+        /*
+         * The headers or the response hold secrets (an IMDS token, a credential document): the
+         * body grows without leaving stale copies and the header list is wiped before it is freed.
+         */
+        bool secret;
 };
 
 struct http_response {

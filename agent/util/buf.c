@@ -21,9 +21,20 @@ int buf_append(struct buf *b, const void *p, size_t n)
 
                 while (cap < b->len + n + 1)
                         cap *= 2;
-                d = realloc(b->data, cap);
-                if (!d)
-                        return -ENOMEM;
+                if (b->secret) {
+                        d = malloc(cap);
+                        if (!d)
+                                return -ENOMEM;
+                        if (b->data) {
+                                memcpy(d, b->data, b->len + 1);
+                                secret_wipe(b->data, b->cap);
+                                free(b->data);
+                        }
+                } else {
+                        d = realloc(b->data, cap);
+                        if (!d)
+                                return -ENOMEM;
+                }
                 b->data = d;
                 b->cap = cap;
         }

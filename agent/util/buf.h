@@ -1,13 +1,16 @@
 /* A growable byte buffer with a hard ceiling: "too big" is an error (-EFBIG), never a crash. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
         char *data; /* always NUL-terminated when non-NULL */
         size_t len;
         size_t cap;
-        size_t max; /* ceiling on len; 0 means the default of BUF_DEFAULT_MAX */
+        size_t max;  /* ceiling on len; 0 means the default of BUF_DEFAULT_MAX */
+        bool secret; /* grow by copy and wipe, never realloc, so no stale copy is left in freed
+                        memory */
 };
 
 #define BUF_DEFAULT_MAX (1024u * 1024u)
