@@ -1,0 +1,312 @@
+"""Scratch filesystems to freeze: sparse images on loop devices, mounted under a temp dir.
+
+Plain Python (no pytest), so that tests and scripts such as the demo can share it:
+
+    from scratchfs import ScratchFS
+    with ScratchFS() as scratch:
+        ext4 = scratch.make("ext4")          # -> Path of the mount point
+        xfs = scratch.make("xfs")
+        ... freeze them, scratch.is_frozen(ext4), scratch.writable(xfs) ...
+    # left: every mount thawed, unmounted, detached, its image removed
+
+Safety: the only filesystems this module ever thaws or unmounts are the ones it made itself.
+cleanup() always runs `fsfreeze -u` on each of them first (a frozen superblock blocks the unmount
+and every process writing to it), then unmounts (lazily as a last resort), detaches the loop
+device and removes the image.  It is idempotent, and it also runs at interpreter exit and on
+SIGTERM in the process that made the filesystems.  Needs root, util-linux, e2fsprogs, xfsprogs.
+"""
+
+import atexit
+import errno
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+FIFREEZE = 0xC0045877
+FITHAW = 0xC0045878
+DEFAULT_SIZES = {"ext4": 64 << 20, "xfs": 300 << 20}  # mkfs.xfs refuses less than 300 MiB
+MKFS = {"ext4": ["mkfs.ext4", "-q", "-F"], "xfs": ["mkfs.xfs", "-q", "-f"]}
+TOOLS = ("losetup", "mount", "umount", "fsfreeze", "mkfs.ext4", "mkfs.xfs")
+CMD_TIMEOUT = 60  # seconds; the bound on any one command this module runs
+
+WRITE_ONCE = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"written while thawed\n")
+os.fsync(fd)
+"""
+
+
+def _run(args, check=True, timeout=CMD_TIMEOUT):
+    return subprocess.run([str(a) for a in args], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout, check=check)
+
+
+def _quiet(args, timeout=CMD_TIMEOUT):
+    """Run a clean-up command; its failure (or hang) is not ours to raise.  Returns the code."""
+    try:
+        return _run(args, check=False, timeout=timeout).returncode
+    except (OSError, subprocess.SubprocessError):
+        return -1
+
+
+def _mounted(path):
+    """Whether PATH is a mount point in /proc/self/mounts (os.path.ismount would stat it, which
+    blocks on nothing here, but mountinfo is the authority)."""
+    target = str(path).replace(" ", "\\040")
+    try:
+        with open("/proc/self/mounts") as f:
+            return any(line.split()[1] == target for line in f if line.strip())
+    except OSError:
+        return False
+
+
+def is_frozen(mnt):
+    """Whether a mount is frozen, asked the only way the kernel answers: FIFREEZE is EBUSY on a
+    frozen filesystem.  When it succeeds the mount was not frozen, and it is thawed at once."""
+    fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.ioctl(fd, FIFREEZE, 0)
+        except OSError as e:
+            if e.errno == errno.EBUSY:
+                return True
+            raise
+        fcntl.ioctl(fd, FITHAW, 0)
+        return False
+    finally:
+        os.close(fd)
+
+
+def missing_tools():
+    """The tools this module needs that are not on PATH (empty when all are there)."""
+    return [t for t in TOOLS if not shutil.which(t)]
+
+
+class _Fs:
+    def __init__(self, fstype, img, mnt):
+        self.fstype, self.img, self.mnt = fstype, img, mnt
+        self.loop = None
+        self.mounted = False
+
+
+class ScratchFS:
+    """Loop-mounted scratch filesystems under one temp dir; see the module comment."""
+
+    def __init__(self, base=None, prefix="ec2-imaged-scratch-"):
+        self.owner_pid = os.getpid()
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        self._fs = []
+        self._procs = []
+        self._lock = threading.RLock()
+        self._cleaning = False
+        self._closed = False
+        _register(self)
+
+    # ------------------------------------------------------------ making
+
+    def make(self, fstype="ext4", size=None, name=None):
+        """Make, attach and mount a new FSTYPE (ext4 or xfs) filesystem of SIZE bytes (64 MiB
+        ext4, 300 MiB xfs by default); returns the mount point, DIR/NAME (NAME defaults to
+        fstype, then fstype-2...)."""
+        if fstype not in MKFS:
+            raise ValueError("fstype must be ext4 or xfs, not %r" % fstype)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ScratchFS already cleaned up")
+            if name is None:
+                taken = {fs.mnt.name for fs in self._fs}
+                name, n = fstype, 2
+                while name in taken:
+                    name, n = "%s-%d" % (fstype, n), n + 1
+            fs = _Fs(fstype, self.dir / (name + ".img"), self.dir / name)
+            # Recorded before any step, so cleanup() undoes whatever part of it was done.
+            self._fs.append(fs)
+            with open(fs.img, "wb") as f:
+                f.truncate(size or DEFAULT_SIZES[fstype])
+            loop = _run(["losetup", "-f", "--show", fs.img]).stdout.strip()
+            if not loop.startswith("/dev/loop"):
+                raise RuntimeError("losetup answered %r" % loop)
+            fs.loop = loop
+            _run(MKFS[fstype] + [loop])
+            fs.mnt.mkdir()
+            _run(["mount", "-t", fstype, loop, fs.mnt])
+            fs.mounted = True
+            return fs.mnt
+
+    @property
+    def mounts(self):
+        """Mount points made so far (and not yet cleaned up)."""
+        return [fs.mnt for fs in self._fs if fs.mounted]
+
+    def loop_of(self, mnt):
+        for fs in self._fs:
+            if fs.mnt == Path(mnt):
+                return fs.loop
+        return None
+
+    # ------------------------------------------------------------ probing
+
+    is_frozen = staticmethod(is_frozen)
+
+    def spawn(self, args, **kw):
+        """Start a process (own session, /dev/null stdin unless given) that cleanup() kills
+        after the thaw: a process blocked on a frozen filesystem cannot die before it."""
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen([str(a) for a in args], start_new_session=True, **kw)
+        self._procs.append(proc)
+        return proc
+
+    def writable(self, mnt, timeout=10):
+        """Write and fsync a file on MNT from a new process within TIMEOUT seconds.  On timeout
+        (the filesystem is frozen) the process is left for cleanup() to kill."""
+        proc = self.spawn([sys.executable, "-c", WRITE_ONCE, Path(mnt) / ".scratchfs-write"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            return proc.wait(timeout=timeout) == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def thaw_all(self):
+        """fsfreeze -u on every scratch mount, errors ignored (EINVAL: it was not frozen)."""
+        for fs in self._fs:
+            if fs.mounted:
+                _quiet(["fsfreeze", "-u", fs.mnt])
+
+    # ------------------------------------------------------------ cleaning up
+
+    def cleanup(self):
+        """Thaw, kill our processes, unmount, detach and remove everything; idempotent."""
+        if os.getpid() != self.owner_pid:
+            return  # a forked child: the filesystems are its parent's to clean up
+        with self._lock:
+            if self._closed or self._cleaning:
+                return
+            self._cleaning = True
+            try:
+                self._cleanup()
+            finally:
+                self._cleaning = False
+                self._closed = True
+                _unregister(self)
+        _after_cleanup()
+
+    def _cleanup(self):
+        self.thaw_all()
+        for proc in self._procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._procs = []
+        for fs in reversed(self._fs):
+            if fs.mounted:
+                self._unmount(fs)
+            if fs.loop:
+                _quiet(["losetup", "-d", fs.loop])
+                fs.loop = None
+            try:
+                fs.img.unlink()
+            except FileNotFoundError:
+                pass
+        self._fs = []
+        if not any(_mounted(p) for p in self.dir.rglob("*") if p.is_dir()):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _unmount(self, fs):
+        for attempt in range(30):
+            _quiet(["fsfreeze", "-u", fs.mnt])
+            if _quiet(["umount", fs.mnt]) == 0 or not _mounted(fs.mnt):
+                fs.mounted = False
+                return
+            time.sleep(0.1)
+        # Busy for 3 s: detach it from the tree now; the kernel lets go of it when the last user
+        # does, and `losetup -d` then frees the device (autoclear).
+        _quiet(["umount", "-l", fs.mnt])
+        fs.mounted = _mounted(fs.mnt)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    def __repr__(self):
+        return "<ScratchFS %s %s>" % (self.dir, [str(m) for m in self.mounts])
+
+
+# ---------------------------------------------------------------- process-wide safety net
+
+_live = []
+_live_lock = threading.Lock()
+_installed_pid = None
+_prev_sigterm = None
+_pending_sigterm = False
+
+
+def _register(scratch):
+    global _installed_pid, _prev_sigterm
+    with _live_lock:
+        _live.append(scratch)
+        if _installed_pid == os.getpid():
+            return
+        _installed_pid = os.getpid()
+    atexit.register(cleanup_all)
+    if threading.current_thread() is threading.main_thread():
+        _prev_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _unregister(scratch):
+    with _live_lock:
+        if scratch in _live:
+            _live.remove(scratch)
+
+
+def cleanup_all():
+    """Clean up every ScratchFS of this process (atexit and SIGTERM call it)."""
+    with _live_lock:
+        live = list(_live)
+    for scratch in reversed(live):
+        scratch.cleanup()
+
+
+def _on_sigterm(signum, frame):
+    global _pending_sigterm
+    if any(s._cleaning for s in list(_live)):
+        # The signal interrupted a clean-up in this thread: stopping it half way would leave
+        # its half behind.  It finishes, and _after_cleanup() then handles the signal.
+        _pending_sigterm = True
+        return
+    cleanup_all()
+    _chain_sigterm(signum, frame)
+
+
+def _after_cleanup():
+    global _pending_sigterm
+    if _pending_sigterm and not any(s._cleaning for s in list(_live)):
+        _pending_sigterm = False
+        cleanup_all()
+        _chain_sigterm(signal.SIGTERM, None)
+
+
+def _chain_sigterm(signum, frame):
+    """What SIGTERM would have done without us: the previous handler, or death by it."""
+    prev = _prev_sigterm
+    if callable(prev):
+        prev(signum, frame)
+    elif prev != signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
