@@ -38,6 +38,12 @@ TOOL_SRC  := $(wildcard tests/tools/*.c)
 TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 PYTHON    ?= /usr/bin/python3
+# V=1 shows every command line
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 PYTEST_ARGS ?=
 
 .PHONY: all deps check unit fuzz-replay integration format format-check demo fuzz clean \
@@ -49,27 +55,32 @@ deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && $(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(BIN): $(BUILD)/obj/agent/main.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iagent -DSRCDIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	@$(if $(Q),echo "  CC+LD   $@")
+	$(Q)$(CC) $(CFLAGS) -Iagent -DSRCDIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 # Small C drivers that integration tests use to exercise one module against a real peer.
 $(BUILD)/tools/%: tests/tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	@$(if $(Q),echo "  CC+LD   $@")
+	$(Q)$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
+	@$(if $(Q),echo "  CC+LD   $@")
+	$(Q)$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
 
 # libFuzzer builds (clang); the corpus in tests/fuzz/corpus/NAME/ seeds them.
 LF_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
