@@ -34,33 +34,12 @@ static void buf_wipep(struct buf *b)
 #define _cleanup_buf_wipe_ _cleanup_(buf_wipep)
 
 /*
- * Append like buf_append(), but grow by hand instead of through realloc(): these buffers can hold
- * the session token or the secret key, and realloc() may leave a copy of the old block behind in
- * freed memory. The old block is wiped before it is released.
+ * These buffers can hold the session token or the secret key: they grow in buf's secret mode,
+ * which never leaves a copy of the old block behind in freed memory.
  */
 static int sbuf_append(struct buf *b, const void *p, size_t n)
 {
-        size_t max = b->max ? b->max : BUF_DEFAULT_MAX;
-
-        if (n > max || b->len > max - n)
-                return -EFBIG;
-        if (b->len + n + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 256;
-                char *d;
-
-                while (cap < b->len + n + 1)
-                        cap *= 2;
-                d = malloc(cap);
-                if (!d)
-                        return -ENOMEM;
-                if (b->data) {
-                        memcpy(d, b->data, b->len + 1);
-                        secret_wipe(b->data, b->cap);
-                        free(b->data);
-                }
-                b->data = d;
-                b->cap = cap;
-        }
+        b->secret = true;
         return buf_append(b, p, n);
 }
 
