@@ -6,20 +6,11 @@ stopped by the PID recorded when it was started.  The session starts with a guar
 this process and its children away from the real metadata service and real AWS.
 """
 
-import glob
-import ipaddress
-import json
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -29,32 +20,16 @@ LOG_DIR = REPO / "build" / "test-logs"
 sys.path.insert(0, str(PEERS))
 
 import moto_auth as _moto_auth  # noqa: E402  (tests/peers is not a package)
+from peers import (NO_MOTO, FaultProxy, Imds, Peer, PeerError,  # noqa: E402
+                   dead_loopback_url, find_moto_python, is_loopback_url, log_tail,
+                   reset_moto, start_peer_script)
+from peers import start_moto as _start_moto  # noqa: E402
 
-NO_MOTO = "no python3 with moto[server] found; set MOTO_PYTHON or pip install 'moto[server]'"
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
               "ALL_PROXY", "no_proxy", "NO_PROXY")
 
 
 # ---------------------------------------------------------------- safety guard
-
-
-def is_loopback_url(url):
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def dead_loopback_url():
-    """A loopback URL nothing listens on: anything sent there fails fast and stays local."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return "http://127.0.0.1:%d" % port
 
 
 _guarded = False
@@ -96,55 +71,8 @@ def _safety_guard():
 
 
 # ---------------------------------------------------------------- process plumbing
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def stop_pid(proc):
-    """Stop one child we started: SIGTERM, wait, SIGKILL if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def log_tail(path, n=20):
-    try:
-        return "".join(Path(path).read_text(errors="replace").splitlines(True)[-n:])
-    except OSError:
-        return ""
-
-
-class Peer:
-    """A started server: .url, .port, .pid, .log (path), .proc; stop() by its PID."""
-
-    def __init__(self, name, proc, port, log):
-        self.name, self.proc, self.port, self.log = name, proc, port, log
-        self.pid = proc.pid
-        self.url = "http://127.0.0.1:%d" % port
-
-    def stop(self):
-        stop_pid(self.proc)
-
-    def call(self, method, path, body=None):
-        """JSON request to the peer itself (control APIs)."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read() or b"null")
-
-    def __repr__(self):
-        return "<%s pid=%d %s>" % (self.name, self.pid, self.url)
+# The plumbing itself (ports, PIDs, Peer, moto) lives in tests/peers/peers.py; what is left here
+# turns its failures into test failures and names the logs after the test.
 
 
 _log_counts = {}
@@ -160,54 +88,15 @@ def log_path(name, request):
     return LOG_DIR / ("%s-%d.log" % (stem, n))
 
 
-def start_script(name, script, args, request, tmp_dir):
+def start_script(name, script, args, request, tmp_dir, cls=Peer):
     """Run one of tests/peers/*.py on port 0 and learn its port from --port-file."""
-    port_file = Path(tmp_dir) / ("%s-%d.port" % (name, time.monotonic_ns()))
-    log = log_path(name, request)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(PEERS / script), "--host", "127.0.0.1", "--port", "0",
-             "--port-file", str(port_file)] + args,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_pid(proc)
-            pytest.fail("%s did not start:\n%s" % (name, log_tail(log)))
-        time.sleep(0.02)
-    return proc, int(port_file.read_text()), log
+    try:
+        return start_peer_script(name, script, args, log_path(name, request), tmp_dir, cls)
+    except PeerError as e:
+        pytest.fail(str(e))
 
 
 # ---------------------------------------------------------------- moto
-
-
-def _imports_moto(py):
-    try:
-        return subprocess.run([py, "-c", "import moto.server"], stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=120).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def find_moto_python():
-    """MOTO_PYTHON, then each python3 on PATH, then pyenv versions: the first importing moto."""
-    candidates = []
-    if os.environ.get("MOTO_PYTHON"):
-        candidates.append(os.environ["MOTO_PYTHON"])
-    for d in os.environ.get("PATH", "").split(os.pathsep):
-        if d and os.access(os.path.join(d, "python3"), os.X_OK):
-            candidates.append(os.path.join(d, "python3"))
-    for root in (os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv")):
-        if root:
-            candidates += sorted(glob.glob(os.path.join(root, "versions", "*", "bin", "python3")),
-                                 reverse=True)
-    seen = set()
-    for py in candidates:
-        if py not in seen:
-            seen.add(py)
-            if _imports_moto(py):
-                return py
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -219,40 +108,12 @@ def moto_python():
     return py
 
 
-def _moto_answers(url):
-    # GET on the reset endpoint is refused with 400 by moto and changes nothing: it proves the
-    # port is ours (a moto) and that it is serving.
-    try:
-        urllib.request.urlopen(url + "/moto-api/reset", timeout=2)
-    except urllib.error.HTTPError as e:
-        return e.code == 400
-    except OSError:
-        return False
-    return False
-
-
 def start_moto(py, request):
     """Start moto.server on a free loopback port (retrying if another process took it)."""
-    for attempt in range(3):
-        port = free_port()
-        log = log_path("moto", request)
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    start_new_session=True, env=dict(os.environ))
-        peer = Peer("moto", proc, port, log)
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            if _moto_answers(peer.url):
-                return peer
-            time.sleep(0.1)
-        stop_pid(proc)
-    pytest.fail("moto.server did not start:\n%s" % log_tail(log), pytrace=False)
-
-
-def reset_moto(peer):
-    req = urllib.request.Request(peer.url + "/moto-api/reset", data=b"", method="POST")
-    urllib.request.urlopen(req, timeout=30).close()
+    try:
+        return _start_moto(py, log_path("moto", request))
+    except PeerError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -290,18 +151,6 @@ def moto_auth(moto_python, request):
 # ---------------------------------------------------------------- IMDS and fault proxy
 
 
-class Imds(Peer):
-    def control(self, knobs):
-        """POST knobs to /_control/ (see imds_server.py); returns the JSON answer."""
-        return self.call("POST", "/_control/", knobs)
-
-    def stats(self):
-        return self.call("GET", "/_control/stats")
-
-    def reset(self):
-        return self.call("POST", "/_control/reset", {})
-
-
 @pytest.fixture
 def imds_factory(request, tmp_path):
     """imds_factory(**overrides) -> Imds: an IMDSv2 server; each keyword becomes a flag of
@@ -316,8 +165,7 @@ def imds_factory(request, tmp_path):
             args.append("--" + k.replace("_", "-"))
             if v is not True:
                 args.append(str(v))
-        proc, port, log = start_script("imds", "imds_server.py", args, request, tmp_path)
-        peer = Imds("imds", proc, port, log)
+        peer = start_script("imds", "imds_server.py", args, request, tmp_path, Imds)
         started.append(peer)
         return peer
 
@@ -332,21 +180,6 @@ def imds(imds_factory):
     return imds_factory()
 
 
-class FaultProxy(Peer):
-    def faults(self, *faults):
-        """Queue faults: dicts with kind, count, delay_ms, action (see fault_proxy.py)."""
-        return self.call("POST", "/_control/faults", {"faults": list(faults)})
-
-    def requests(self):
-        return self.call("GET", "/_control/requests")
-
-    def clear(self):
-        return self.call("POST", "/_control/clear", {})
-
-    def stats(self):
-        return self.call("GET", "/_control/stats")
-
-
 @pytest.fixture
 def fault_proxy(request, tmp_path):
     """fault_proxy(upstream=None) -> FaultProxy in front of UPSTREAM (default: the `moto`
@@ -357,9 +190,8 @@ def fault_proxy(request, tmp_path):
         if upstream is None:
             upstream = request.getfixturevalue("moto").url
         upstream = getattr(upstream, "url", upstream)
-        proc, port, log = start_script("fault-proxy", "fault_proxy.py",
-                                       ["--upstream", upstream], request, tmp_path)
-        peer = FaultProxy("fault-proxy", proc, port, log)
+        peer = start_script("fault-proxy", "fault_proxy.py", ["--upstream", upstream],
+                            request, tmp_path, FaultProxy)
         started.append(peer)
         return peer
 

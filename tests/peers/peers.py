@@ -1,0 +1,231 @@
+"""Process plumbing for the test peers, shared by the pytest fixtures, the demo and the benchmarks.
+
+Starts moto's server and the scripts of tests/peers/ on free loopback ports and stops them by the
+PID recorded when they were started, never by name.  Nothing here knows about pytest: a peer that
+does not come up raises PeerError with the tail of its log, and the caller decides what that
+means (a failed test, a demo that stops with a message).
+
+Standard library only, so that Debian's python3 can import it without pip.
+"""
+
+import glob
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PEERS = Path(__file__).resolve().parent
+REPO = PEERS.parents[1]
+
+NO_MOTO = "no python3 with moto[server] found; set MOTO_PYTHON or pip install 'moto[server]'"
+
+
+class PeerError(Exception):
+    """A peer could not be started (the message carries the tail of its log)."""
+
+
+# ---------------------------------------------------------------- loopback addresses
+
+
+def is_loopback_url(url):
+    """Whether URL names a loopback host (localhost, 127.0.0.0/8, ::1)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago (callers retry if another took it)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def dead_loopback_url():
+    """A loopback URL nothing listens on: anything sent there fails fast and stays local."""
+    return "http://127.0.0.1:%d" % free_port()
+
+
+# ---------------------------------------------------------------- processes
+
+
+def stop_pid(proc):
+    """Stop one child we started: SIGTERM, wait, SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def log_tail(path, n=20):
+    """The last N lines of a log file ('' when it cannot be read)."""
+    try:
+        return "".join(Path(path).read_text(errors="replace").splitlines(True)[-n:])
+    except OSError:
+        return ""
+
+
+class Peer:
+    """A started server: .url, .port, .pid, .log (path), .proc; stop() by its PID."""
+
+    def __init__(self, name, proc, port, log):
+        self.name, self.proc, self.port, self.log = name, proc, port, log
+        self.pid = proc.pid
+        self.url = "http://127.0.0.1:%d" % port
+
+    def stop(self):
+        stop_pid(self.proc)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def call(self, method, path, body=None):
+        """JSON request to the peer itself (control APIs)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"null")
+
+    def __repr__(self):
+        return "<%s pid=%d %s>" % (self.name, self.pid, self.url)
+
+
+class Imds(Peer):
+    """tests/peers/imds_server.py."""
+
+    def control(self, knobs):
+        """POST knobs to /_control/ (see imds_server.py); returns the JSON answer."""
+        return self.call("POST", "/_control/", knobs)
+
+    def stats(self):
+        return self.call("GET", "/_control/stats")
+
+    def reset(self):
+        return self.call("POST", "/_control/reset", {})
+
+
+class FaultProxy(Peer):
+    """tests/peers/fault_proxy.py."""
+
+    def faults(self, *faults):
+        """Queue faults: dicts with kind, count, delay_ms, action (see fault_proxy.py)."""
+        return self.call("POST", "/_control/faults", {"faults": list(faults)})
+
+    def requests(self):
+        return self.call("GET", "/_control/requests")
+
+    def clear(self):
+        return self.call("POST", "/_control/clear", {})
+
+    def stats(self):
+        return self.call("GET", "/_control/stats")
+
+
+def start_peer_script(name, script, args, log_path, tmp_dir, cls=Peer, python=None):
+    """Run tests/peers/SCRIPT on port 0 of 127.0.0.1 and learn its port from --port-file.
+
+    Output goes to LOG_PATH; the port file is written under TMP_DIR.  Returns CLS(name, proc,
+    port, log_path); raises PeerError (after stopping the process) when it does not come up."""
+    port_file = Path(tmp_dir) / ("%s-%d.port" % (name, time.monotonic_ns()))
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [python or sys.executable, str(PEERS / script), "--host", "127.0.0.1", "--port", "0",
+             "--port-file", str(port_file)] + [str(a) for a in args],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_pid(proc)
+            raise PeerError("%s did not start:\n%s" % (name, log_tail(log_path)))
+        time.sleep(0.02)
+    port = int(port_file.read_text())
+    port_file.unlink()
+    return cls(name, proc, port, log_path)
+
+
+# ---------------------------------------------------------------- moto
+
+
+def _imports_moto(py):
+    try:
+        return subprocess.run([py, "-c", "import moto.server"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def find_moto_python():
+    """MOTO_PYTHON, then each python3 on PATH, then pyenv versions: the first importing moto,
+    or None."""
+    candidates = []
+    if os.environ.get("MOTO_PYTHON"):
+        candidates.append(os.environ["MOTO_PYTHON"])
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if d and os.access(os.path.join(d, "python3"), os.X_OK):
+            candidates.append(os.path.join(d, "python3"))
+    for root in (os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv")):
+        if root:
+            candidates += sorted(glob.glob(os.path.join(root, "versions", "*", "bin", "python3")),
+                                 reverse=True)
+    seen = set()
+    for py in candidates:
+        if py not in seen:
+            seen.add(py)
+            if _imports_moto(py):
+                return py
+    return None
+
+
+def _moto_answers(url):
+    # GET on the reset endpoint is refused with 400 by moto and changes nothing: it proves the
+    # port is ours (a moto) and that it is serving.
+    try:
+        urllib.request.urlopen(url + "/moto-api/reset", timeout=2)
+    except urllib.error.HTTPError as e:
+        return e.code == 400
+    except OSError:
+        return False
+    return False
+
+
+def start_moto(py, log_path):
+    """Start moto.server with python PY on a free loopback port, retrying with another port if
+    some other process took the one picked.  Every attempt's output is kept in LOG_PATH.
+    Returns a Peer; raises PeerError when moto does not come up."""
+    for attempt in range(3):
+        port = free_port()
+        with open(log_path, "ab" if attempt else "wb") as out:
+            proc = subprocess.Popen([py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True, env=dict(os.environ))
+        peer = Peer("moto", proc, port, log_path)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _moto_answers(peer.url):
+                return peer
+            time.sleep(0.1)
+        stop_pid(proc)
+    raise PeerError("moto.server did not start:\n%s" % log_tail(log_path))
+
+
+def reset_moto(peer):
+    """Empty a moto server (POST /moto-api/reset)."""
+    req = urllib.request.Request(peer.url + "/moto-api/reset", data=b"", method="POST")
+    urllib.request.urlopen(req, timeout=30).close()
