@@ -246,7 +246,11 @@ static int flow_exit(int r, const struct flow_result *res, const struct options 
                 else
                         print_run(res->run, res->dry_run_report);
         }
-        if (r == -EBUSY)
+        /*
+         * Only a refusal before any run started means "busy" or "unfinished": a run that failed
+         * with EBUSY (a filesystem already frozen) or EEXIST (an image of that name) failed.
+         */
+        if (r == -EBUSY && !res->run)
                 return EXIT_BUSY;
         if (r == -EEXIST && !res->run)
                 return EXIT_UNFINISHED;
