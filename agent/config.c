@@ -80,6 +80,10 @@ static const struct config_key keys[] = {
         {"hooks", "kill_grace_s", KEY_UINT, OFF(hook_kill_grace_s), 1, 600, "10", NULL},
         {"hooks", "continue_on_error", KEY_STRV, OFF(hooks_continue_on_error), 0, 4, "",
          hook_phases},
+        {"daemon", "control_socket", KEY_STRING, OFF(control_socket), 1, 107,
+         "/run/ec2-imaged/control.sock", NULL},
+        {"daemon", "user_data", KEY_BOOL, OFF(user_data), 0, 0, "no", NULL},
+        {"daemon", "stop_timeout_s", KEY_UINT, OFF(stop_timeout_s), 1, 3600, "60", NULL},
 };
 
 struct parse_ctx {

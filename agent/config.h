@@ -53,6 +53,11 @@ struct config {
         unsigned hook_kill_grace_s;
         char **hooks_continue_on_error; /* phases whose failed hooks do not abort the run */
 
+        /* [daemon] */
+        char *control_socket;
+        bool user_data;          /* act on an ec2-imaged directive in the IMDS user-data */
+        unsigned stop_timeout_s; /* how long a stopping daemon waits for its run's worker */
+
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];
         size_t n_tags;

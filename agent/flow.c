@@ -40,15 +40,26 @@ static int save(struct flow *f)
         return 0;
 }
 
+static void notify_phase(struct flow *f)
+{
+        if (f->opts->on_phase && !f->run->dry_run)
+                f->opts->on_phase(f->run, f->opts->on_phase_userdata);
+}
+
 /* Enter a phase: record it and persist it before any of its work is done. */
 static int enter(struct flow *f, enum run_phase p)
 {
+        int r;
+
         f->run->phase = p;
         f->run->times[p].start = now_usec(CLOCK_REALTIME);
         f->run->times[p].end = 0;
         log_context_set("PHASE", run_phase_to_string(p));
         log_debug("Phase %s", run_phase_to_string(p));
-        return save(f);
+        r = save(f);
+        if (r >= 0)
+                notify_phase(f);
+        return r;
 }
 
 static void leave(struct flow *f, enum run_phase p)
@@ -63,6 +74,7 @@ static int failv(struct flow *f, int r, const char *msg)
         log_struct(LOG_ERR, "MESSAGE_ID=6f1c3b2a9d0e4c5f8a7b1e2d3c4b5a69\n", "Run %s failed: %s",
                    f->run->run_id, strna(f->run->error));
         (void)save(f);
+        notify_phase(f);
         return r < 0 ? r : -EIO;
 }
 
@@ -401,7 +413,9 @@ static int wait_and_finish(struct flow *f)
         log_struct(LOG_NOTICE, "MESSAGE_ID=9a4d2e6f1b3c4d5e8f7a6b5c4d3e2f1a\n",
                    "Run %s done: image %s '%s' is %s (%s)", f->run->run_id, f->run->image_id,
                    f->run->image_name, strna(f->run->image_state), strna(f->run->consistency));
-        return save(f);
+        r = save(f);
+        notify_phase(f);
+        return r;
 }
 
 /* The phases from wherever the run stands; a fresh run stands at PHASE_PREFLIGHT. */

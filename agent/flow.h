@@ -22,6 +22,13 @@ struct flow_opts {
         enum flow_action action;
         enum run_mode mode; /* FLOW_RUN */
         bool dry_run;
+        /*
+         * Optional: called on every phase change (after the phase is saved, before its work) and
+         * when the run ends, e.g. to report progress to a supervising daemon. It must not block
+         * and must not write to disk: the next phase may be the freeze.
+         */
+        void (*on_phase)(const struct run_state *run, void *userdata);
+        void *on_phase_userdata;
 };
 
 struct flow_result {

@@ -12,6 +12,8 @@
 
 #include "config.h"
 #include "context.h"
+#include "control.h"
+#include "daemon.h"
 #include "flow.h"
 #include "preflight.h"
 #include "state.h"
@@ -34,6 +36,8 @@ struct options {
         bool config_explicit;
         bool json;
         bool dry_run;
+        bool wait;
+        bool verbose;
         const char *mode;
 };
 
@@ -52,6 +56,9 @@ static void help(void)
                "  status [--json]   The current or last run\n"
                "  resume [--json]   Continue an unfinished run (after a crash or the reboot)\n"
                "  thaw              Thaw every filesystem ec2-imaged may have frozen\n"
+               "  daemon            Run as the systemd service: runs on SIGUSR1 and trigger\n"
+               "  trigger [--wait] [--json]\n"
+               "                    Ask the daemon for a run; with --wait, print its result\n"
                "  help              This text\n"
                "  version           Print the version\n"
                "\n"
@@ -66,7 +73,7 @@ static void help(void)
                "  1  the operation failed\n"
                "  2  bad command line or invalid configuration\n"
                "  3  check: at least one pre-flight item failed\n"
-               "  4  another run is under way\n"
+               "  4  another run is under way (run, resume, trigger)\n"
                "  5  run: an unfinished run exists; resume it first\n");
 }
 
@@ -257,11 +264,17 @@ static int flow_exit(int r, const struct flow_result *res, const struct options 
         return r < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
+/* Under the daemon, each phase change is reported on the socket it handed us. */
+static void report_phase(const struct run_state *run, void *userdata)
+{
+        progress_send(*(int *)userdata, run);
+}
+
 static int cmd_run(const struct options *o, struct context *ctx)
 {
         struct flow_opts fo = {.action = FLOW_RUN, .dry_run = o->dry_run};
         struct flow_result res = {};
-        int r, mode;
+        int r, mode, progress_fd;
 
         mode = run_mode_from_string(o->mode ? o->mode : ctx->config->mode);
         if (mode < 0) {
@@ -269,6 +282,11 @@ static int cmd_run(const struct options *o, struct context *ctx)
                 return EXIT_USAGE;
         }
         fo.mode = (enum run_mode)mode;
+        progress_fd = progress_fd_from_env();
+        if (progress_fd >= 0) {
+                fo.on_phase = report_phase;
+                fo.on_phase_userdata = &progress_fd;
+        }
         if (context_load_identity(ctx) < 0)
                 return EXIT_FAILED;
         r = flow_execute(ctx, &fo, &res);
@@ -281,8 +299,12 @@ static int cmd_resume(const struct options *o, struct context *ctx)
 {
         struct flow_opts fo = {.action = FLOW_RESUME};
         struct flow_result res = {};
-        int r;
+        int r, progress_fd = progress_fd_from_env();
 
+        if (progress_fd >= 0) {
+                fo.on_phase = report_phase;
+                fo.on_phase_userdata = &progress_fd;
+        }
         if (context_load_identity(ctx) < 0)
                 return EXIT_FAILED;
         r = flow_execute(ctx, &fo, &res);
@@ -339,15 +361,90 @@ static int cmd_thaw(const struct options *o, struct context *ctx)
         return EXIT_OK;
 }
 
+static int cmd_daemon(const struct options *o, struct context *ctx)
+{
+        struct daemon_opts d = {
+                .config_path = o->config_path,
+                .config_explicit = o->config_explicit,
+                .verbose = o->verbose,
+        };
+        int r = daemon_run(&d);
+
+        return r == -EINVAL ? EXIT_USAGE : r < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+/* Without --json, one line from the worker's JSON result. */
+static void print_trigger_result(const char *out)
+{
+        cJSON *j = cJSON_Parse(out);
+        const char *run_id, *phase, *image, *error;
+
+        if (!j) {
+                fputs(out, stdout);
+                return;
+        }
+        run_id = cJSON_GetStringValue(cJSON_GetObjectItem(j, "run_id"));
+        phase = cJSON_GetStringValue(cJSON_GetObjectItem(j, "phase"));
+        image = cJSON_GetStringValue(cJSON_GetObjectItem(j, "image_id"));
+        error = cJSON_GetStringValue(cJSON_GetObjectItem(j, "error"));
+        if (run_id)
+                printf("run %s: %s, image %s%s%s\n", run_id, strna(phase), strna(image),
+                       error ? ": " : "", strempty(error));
+        else
+                fputs(out, stdout);
+        cJSON_Delete(j);
+}
+
+static int cmd_trigger(const struct options *o, struct context *ctx)
+{
+        const char *path = ctx->config->control_socket;
+        _cleanup_free_ char *out = NULL, *msg = NULL;
+        int r, status = 0;
+
+        r = control_trigger(path, o->wait, &status, &out, &msg);
+        if (r == -EBUSY) {
+                log_error("Not started: %s", strna(msg));
+                return EXIT_BUSY;
+        }
+        if (r == -ENOENT || r == -ECONNREFUSED) {
+                log_error("No ec2-imaged daemon listens on %s", path);
+                return EXIT_FAILED;
+        }
+        if (r == -EPERM) {
+                log_error("The daemon refused: %s", strna(msg));
+                return EXIT_FAILED;
+        }
+        if (r < 0) {
+                log_error_errno(r, "%s: %m", path);
+                return EXIT_FAILED;
+        }
+        if (!o->wait) {
+                printf(o->json ? "{\"started\": true}\n" : "run started\n");
+                return EXIT_OK;
+        }
+        if (o->json)
+                fputs(out, stdout);
+        else
+                print_trigger_result(out);
+        return status;
+}
+
 static const struct command {
         const char *name;
         int (*run)(const struct options *o, struct context *ctx);
         bool takes_json;
         bool takes_run_options;
+        bool takes_wait;
+        bool bare; /* needs only the configuration: no IMDS or AWS client is set up */
 } commands[] = {
-        {"whoami", cmd_whoami, true, false}, {"check", cmd_check, true, false},
-        {"run", cmd_run, true, true},        {"status", cmd_status, true, false},
-        {"resume", cmd_resume, true, false}, {"thaw", cmd_thaw, false, false},
+        {"whoami", cmd_whoami, true, false, false, false},
+        {"check", cmd_check, true, false, false, false},
+        {"run", cmd_run, true, true, false, false},
+        {"status", cmd_status, true, false, false, false},
+        {"resume", cmd_resume, true, false, false, false},
+        {"thaw", cmd_thaw, false, false, false, false},
+        {"daemon", cmd_daemon, false, false, false, true},
+        {"trigger", cmd_trigger, true, false, true, true},
 };
 
 static int parse_command_options(int argc, char **argv, const struct command *cmd,
@@ -357,6 +454,7 @@ static int parse_command_options(int argc, char **argv, const struct command *cm
                 {"json", no_argument, NULL, 'j'},
                 {"dry-run", no_argument, NULL, 'n'},
                 {"mode", required_argument, NULL, 'm'},
+                {"wait", no_argument, NULL, 'w'},
                 {},
         };
         int c;
@@ -378,6 +476,11 @@ static int parse_command_options(int argc, char **argv, const struct command *cm
                         if (!cmd->takes_run_options)
                                 goto bad;
                         o->mode = optarg;
+                        break;
+                case 'w':
+                        if (!cmd->takes_wait)
+                                goto bad;
+                        o->wait = true;
                         break;
                 default:
                         goto bad;
@@ -416,6 +519,7 @@ int main(int argc, char **argv)
                         break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
+                        o.verbose = true;
                         break;
                 case 'h':
                         help();
@@ -450,6 +554,12 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
         if (load_config(&o, &config) < 0)
                 return EXIT_USAGE;
+        if (cmd->bare) {
+                struct context bare = {.config = &config};
+                rc = cmd->run(&o, &bare);
+                config_done(&config);
+                return rc;
+        }
         if (context_new(&config, &ctx) < 0) {
                 config_done(&config);
                 return EXIT_USAGE;

@@ -1,0 +1,543 @@
+/* The daemon's event loop: triggers, workers, sd_notify status, reload and an orderly stop. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "context.h"
+#include "control.h"
+#include "flow.h"
+#include "state.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/str.h"
+#include "worker.h"
+
+#define MAX_WAITERS      16
+#define MAX_CONNECTIONS  16
+#define STATUS_TICK_USEC (5 * USEC_PER_SEC)
+#define KILL_GRACE_USEC  (5 * USEC_PER_SEC)
+
+struct daemon {
+        const struct daemon_opts *opts;
+        sd_event *event;
+        struct config config;
+        char *socket_path; /* as bound; a reload does not move it */
+        int listen_fd;
+        sd_event_source *listen_src, *status_timer, *stop_timer;
+        unsigned n_connections;
+
+        struct worker *worker; /* the run under way, if any */
+        struct progress progress;
+        bool have_progress, frozen;
+        usec_t phase_since; /* CLOCK_MONOTONIC */
+        int waiters[MAX_WAITERS];
+        size_t n_waiters;
+
+        bool reload_pending, stopping, killed;
+};
+
+struct connection {
+        struct daemon *daemon;
+        int fd;
+};
+
+static void status_idle(struct daemon *d)
+{
+        struct state st = {};
+
+        if (state_load(d->config.state_dir, &st) < 0) {
+                sd_notify(0, "STATUS=Idle; the run state cannot be read");
+                return;
+        }
+        if (st.current) {
+                sd_notifyf(0, "STATUS=Idle; run %s is unfinished (phase %s)", st.current->run_id,
+                           run_phase_to_string(st.current->phase));
+        } else if (st.n_history > 0) {
+                const struct history_entry *h = &st.history[0];
+                if (streq_ptr(h->result, "success"))
+                        sd_notifyf(0, "STATUS=Idle; last run %s succeeded: %s", h->run_id,
+                                   strna(h->image_id));
+                else
+                        sd_notifyf(0, "STATUS=Idle; last run %s failed: %s", h->run_id,
+                                   strna(h->error));
+        } else {
+                sd_notify(0, "STATUS=Idle; no run yet");
+        }
+        state_done(&st);
+}
+
+/* STATUS= for the phase the worker last reported. */
+static void status_run(struct daemon *d)
+{
+        const struct progress *p = &d->progress;
+        usec_t t = (now_usec(CLOCK_MONOTONIC) - d->phase_since) / USEC_PER_SEC;
+        enum run_phase ph;
+
+        if (!d->have_progress) {
+                sd_notifyf(0, "STATUS=Starting a run (%s)", worker_verb(d->worker));
+                return;
+        }
+        ph = (enum run_phase)run_phase_from_string(p->phase);
+        switch (ph) {
+        case PHASE_PREFLIGHT:
+                sd_notifyf(0, "STATUS=Run %s: pre-flight checks", p->run_id);
+                break;
+        case PHASE_PRE_IMAGE:
+        case PHASE_PRE_FREEZE:
+        case PHASE_POST_THAW:
+        case PHASE_POST_IMAGE:
+                sd_notifyf(0, "STATUS=Run %s: running %s hooks", p->run_id, p->phase);
+                break;
+        case PHASE_FREEZING:
+        case PHASE_CREATING:
+                sd_notifyf(0, "STATUS=Freezing %u filesystem%s for CreateImage", p->n_mounts,
+                           p->n_mounts == 1 ? "" : "s");
+                break;
+        case PHASE_REBOOTING:
+                sd_notifyf(0, "STATUS=Creating the image with a reboot (run %s)", p->run_id);
+                break;
+        case PHASE_WAITING:
+                sd_notifyf(0, "STATUS=Waiting for %s (%llum%02llus)", p->image_id,
+                           (unsigned long long)t / 60, (unsigned long long)t % 60);
+                break;
+        default:
+                sd_notifyf(0, "STATUS=Run %s: %s", p->run_id, p->phase);
+                break;
+        }
+}
+
+static int on_status_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        if (d->worker)
+                status_run(d);
+        return sd_event_source_set_time_relative(s, STATUS_TICK_USEC);
+}
+
+static void on_worker_progress(struct worker *w, const struct progress *p, void *userdata)
+{
+        struct daemon *d = userdata;
+        bool frozen = streq(p->phase, "freezing");
+
+        if (!d->have_progress || !streq(d->progress.phase, p->phase))
+                d->phase_since = now_usec(CLOCK_MONOTONIC);
+        d->progress = *p;
+        d->have_progress = true;
+        /* Our own records wait too while the worker's filesystems are frozen (see log_hold). */
+        if (frozen != d->frozen) {
+                d->frozen = frozen;
+                log_hold(frozen);
+        }
+        status_run(d);
+        /* Only the wait is long enough to deserve a ticking clock. */
+        if (d->status_timer)
+                (void)sd_event_source_set_enabled(
+                        d->status_timer, streq(p->phase, "waiting") ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static void reply_waiters(struct daemon *d, int status, const char *out, size_t len)
+{
+        char head[32];
+
+        snprintf(head, sizeof(head), "exit %d", status);
+        for (size_t i = 0; i < d->n_waiters; i++) {
+                int fd = d->waiters[i], r = control_reply(fd, head, strlen(head));
+                for (size_t off = 0; r >= 0 && off < len; off += 4096)
+                        r = control_reply(fd, out + off, len - off < 4096 ? len - off : 4096);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot hand the run's result to a waiting "
+                                             "`ec2-imaged trigger --wait`: %m");
+                safe_close(fd);
+        }
+        d->n_waiters = 0;
+}
+
+static void reload(struct daemon *d);
+
+/* After a worker that died frozen (SIGKILL, a crash), its guard thaws; we make sure of it. */
+static void thaw_if_left_frozen(struct daemon *d, const char *why)
+{
+        struct context ctx = {.config = &d->config};
+        struct state st = {};
+        char **thawed = NULL;
+        int r;
+
+        if (state_load(d->config.state_dir, &st) < 0 || !st.current ||
+            (st.current->phase != PHASE_FREEZING && st.current->phase != PHASE_CREATING)) {
+                state_done(&st);
+                return;
+        }
+        state_done(&st);
+        r = flow_thaw(&ctx, &thawed);
+        if (r < 0)
+                log_error_errno(r, "Cannot thaw what %s left frozen: %m", why);
+        else if (r > 0)
+                log_warning("Thawed %d filesystem(s) that %s left frozen", r, why);
+        strv_free(thawed);
+}
+
+static void on_worker_exit(struct worker *w, int status, const char *out, size_t len,
+                           void *userdata)
+{
+        struct daemon *d = userdata;
+
+        if (d->frozen) {
+                d->frozen = false;
+                log_hold(false);
+        }
+        if (status == 0)
+                log_info("Worker %d (%s) finished", (int)worker_pid(w), worker_verb(w));
+        else if (status > 128)
+                log_warning("Worker %d (%s) was killed by signal %d", (int)worker_pid(w),
+                            worker_verb(w), status - 128);
+        else
+                log_warning("Worker %d (%s) exited with status %d", (int)worker_pid(w),
+                            worker_verb(w), status);
+        reply_waiters(d, status, out, len);
+        d->worker = worker_free(d->worker);
+        d->have_progress = false;
+        if (d->status_timer)
+                (void)sd_event_source_set_enabled(d->status_timer, SD_EVENT_OFF);
+        if (status > 128)
+                thaw_if_left_frozen(d, "the killed worker");
+        if (d->stopping) {
+                sd_event_exit(d->event, 0);
+                return;
+        }
+        status_idle(d);
+        if (d->reload_pending) {
+                d->reload_pending = false;
+                reload(d);
+        }
+}
+
+static int start_worker(struct daemon *d, const char *verb)
+{
+        static const struct worker_callbacks cb = {on_worker_progress, on_worker_exit};
+        const char *args[] = {verb, "--json", NULL};
+        int r;
+
+        r = worker_start(d->event, d->opts->config_explicit ? d->opts->config_path : NULL,
+                         d->opts->verbose, args, &cb, d, &d->worker);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start a worker for `%s`: %m", verb);
+        d->have_progress = false;
+        d->phase_since = now_usec(CLOCK_MONOTONIC);
+        status_run(d);
+        return 0;
+}
+
+/* A run was asked for (SIGUSR1 or the control socket); client_fd < 0 when nobody waits. */
+static void trigger(struct daemon *d, const char *origin, int client_fd, bool wait)
+{
+        char msg[CONTROL_MSG_MAX];
+        int r;
+
+        if (d->stopping) {
+                log_notice("Run requested by %s refused: stopping", origin);
+                snprintf(msg, sizeof(msg), "refused the daemon is stopping");
+        } else if (d->worker) {
+                log_notice("Run requested by %s ignored: %s %s is under way (phase %s)", origin,
+                           worker_verb(d->worker),
+                           d->have_progress ? d->progress.run_id : "(starting)",
+                           d->have_progress ? d->progress.phase : "starting");
+                snprintf(msg, sizeof(msg), "busy %s %s is under way (phase %s)",
+                         worker_verb(d->worker),
+                         d->have_progress ? d->progress.run_id : "(starting)",
+                         d->have_progress ? d->progress.phase : "starting");
+        } else {
+                log_notice("Run requested by %s", origin);
+                r = start_worker(d, "run");
+                if (r < 0)
+                        snprintf(msg, sizeof(msg), "refused cannot start a worker: %s",
+                                 strerror(-r));
+                else
+                        snprintf(msg, sizeof(msg), "started");
+        }
+        if (client_fd < 0)
+                return;
+        r = control_reply(client_fd, msg, strlen(msg));
+        if (r >= 0 && wait && streq(msg, "started") && d->n_waiters < MAX_WAITERS) {
+                d->waiters[d->n_waiters++] = client_fd;
+                return;
+        }
+        safe_close(client_fd);
+}
+
+static void connection_free(void *userdata)
+{
+        struct connection *c = userdata;
+
+        c->daemon->n_connections--;
+        safe_close(c->fd);
+        free(c);
+}
+
+static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct connection *c = userdata;
+        char msg[CONTROL_MSG_MAX + 1];
+        enum control_request req;
+        ssize_t n;
+
+        n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n > 0 && control_parse_request(msg, (size_t)n, &req) >= 0) {
+                trigger(c->daemon, "ec2-imaged trigger", TAKE_FD(c->fd),
+                        req == CONTROL_TRIGGER_WAIT);
+        } else if (n > 0) {
+                static const char bad[] = "refused unknown request";
+                (void)control_reply(fd, bad, sizeof(bad) - 1);
+        }
+        sd_event_source_disable_unref(s); /* frees c through connection_free */
+        return 0;
+}
+
+static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        for (;;) {
+                _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                sd_event_source *src = NULL;
+                struct connection *c;
+
+                if (cfd < 0)
+                        return 0; /* EAGAIN, or an error that the next connection may not have */
+                if (control_check_peer(cfd) < 0) {
+                        static const char no[] = "refused only root may trigger runs";
+                        (void)control_reply(cfd, no, sizeof(no) - 1);
+                        log_notice("Control connection from a non-root peer refused");
+                        continue;
+                }
+                if (d->n_connections >= MAX_CONNECTIONS)
+                        continue;
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        continue;
+                *c = (struct connection){.daemon = d, .fd = TAKE_FD(cfd)};
+                d->n_connections++;
+                if (sd_event_add_io(d->event, &src, c->fd, EPOLLIN, on_connection, c) < 0) {
+                        connection_free(c);
+                        continue;
+                }
+                sd_event_source_set_destroy_callback(src, connection_free);
+                sd_event_source_set_floating(src, true);
+                sd_event_source_unref(src);
+        }
+}
+
+static void reload(struct daemon *d)
+{
+        struct config_error e = {};
+        struct config c;
+        int r;
+
+        r = config_load(d->opts->config_path, d->opts->config_explicit, &c, &e);
+        if (r < 0) {
+                if (e.line > 0)
+                        log_error("Reload refused, keeping the current configuration: %s:%u: %s",
+                                  strna(e.file), e.line, strna(e.message));
+                else
+                        log_error("Reload refused, keeping the current configuration: %s: %s",
+                                  strna(e.file), e.message ? e.message : strerror(-r));
+                config_error_done(&e);
+                return;
+        }
+        sd_notify(0, "RELOADING=1");
+        if (!streq_ptr(c.control_socket, d->socket_path))
+                log_notice("[daemon] control_socket changes at the next start; still %s",
+                           d->socket_path);
+        config_done(&d->config);
+        d->config = c;
+        log_notice("Configuration reloaded from %s", strna(d->config.path));
+        sd_notify(0, "READY=1");
+        status_idle(d);
+}
+
+/* The worker did not stop in time: kill it (its guard thaws), then give up waiting. */
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        if (!d->worker) {
+                sd_event_exit(d->event, 0);
+                return 0;
+        }
+        if (!d->killed) {
+                log_error("Worker %d did not stop within %us; killing it",
+                          (int)worker_pid(d->worker), d->config.stop_timeout_s);
+                (void)worker_kill(d->worker, SIGKILL);
+                d->killed = true;
+                (void)sd_event_source_set_time_relative(s, KILL_GRACE_USEC);
+                return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        log_error("Worker %d is still there; exiting without it", (int)worker_pid(d->worker));
+        thaw_if_left_frozen(d, "the worker");
+        sd_event_exit(d->event, 1);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        switch (si->ssi_signo) {
+        case SIGUSR1:
+                trigger(d, "SIGUSR1", -1, false);
+                break;
+        case SIGHUP:
+                if (d->worker) {
+                        log_notice("Reload deferred until the run under way ends");
+                        d->reload_pending = true;
+                } else {
+                        reload(d);
+                }
+                break;
+        case SIGTERM:
+        case SIGINT:
+                if (d->stopping)
+                        break;
+                d->stopping = true;
+                sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+                if (!d->worker) {
+                        sd_event_exit(d->event, 0);
+                        break;
+                }
+                /* The worker thaws first if it is frozen; its run is saved and resumes later. */
+                log_notice("Stopping: asking worker %d to stop; its run resumes at the next start",
+                           (int)worker_pid(d->worker));
+                (void)worker_kill(d->worker, SIGTERM);
+                (void)sd_event_add_time_relative(d->event, &d->stop_timer, CLOCK_MONOTONIC,
+                                                 d->config.stop_timeout_s * USEC_PER_SEC, 0,
+                                                 on_stop_timeout, d);
+                break;
+        }
+        return 0;
+}
+
+/* Before READY=1: a freeze that an earlier daemon or worker left behind is thawed. */
+static int startup(struct daemon *d, bool *ret_resume)
+{
+        struct state st = {};
+        int r;
+
+        r = state_load(d->config.state_dir, &st);
+        if (r < 0)
+                return log_error_errno(r, "%s/state.json: cannot load the run state: %m",
+                                       d->config.state_dir);
+        *ret_resume =
+                st.current && st.current->phase != PHASE_DONE && st.current->phase != PHASE_FAILED;
+        if (*ret_resume)
+                log_notice("Run %s is unfinished (phase %s); resuming it", st.current->run_id,
+                           run_phase_to_string(st.current->phase));
+        state_done(&st);
+        thaw_if_left_frozen(d, "an interrupted run");
+        return 0;
+}
+
+static int setup(struct daemon *d)
+{
+        static const int sigs[] = {SIGUSR1, SIGHUP, SIGTERM, SIGINT};
+        sigset_t mask;
+        int r;
+
+        /* Signals arrive through signalfd, children through pidfds: block them all first. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                sigaddset(&mask, sigs[i]);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        r = sd_event_new(&d->event);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+                r = sd_event_add_signal(d->event, NULL, sigs[i], on_signal, d);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_event_add_time_relative(d->event, &d->status_timer, CLOCK_MONOTONIC,
+                                       STATUS_TICK_USEC, USEC_PER_SEC, on_status_tick, d);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(d->status_timer, SD_EVENT_OFF);
+        d->socket_path = strdup(d->config.control_socket);
+        if (!d->socket_path)
+                return -ENOMEM;
+        d->listen_fd = control_listen(d->socket_path);
+        if (d->listen_fd < 0)
+                return log_error_errno(d->listen_fd, "%s: cannot listen: %m", d->socket_path);
+        r = sd_event_add_io(d->event, &d->listen_src, d->listen_fd, EPOLLIN, on_listen, d);
+        if (r < 0)
+                return r;
+        /* Pings at about half of WatchdogSec=, and only when the service manager asked. */
+        return sd_event_set_watchdog(d->event, true);
+}
+
+int daemon_run(const struct daemon_opts *o)
+{
+        struct daemon d = {.opts = o, .listen_fd = -1};
+        struct config_error e = {};
+        bool resume = false;
+        int r;
+
+        r = config_load(o->config_path, o->config_explicit, &d.config, &e);
+        if (r < 0) {
+                log_error("%s:%u: %s", strna(e.file), e.line, e.message ? e.message : strerror(-r));
+                config_error_done(&e);
+                return -EINVAL;
+        }
+        r = setup(&d);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up the event loop: %m");
+                goto out;
+        }
+        r = startup(&d, &resume);
+        if (r < 0)
+                goto out;
+        sd_notify(0, "READY=1");
+        status_idle(&d);
+        log_info("Ready; runs start on SIGUSR1 or `ec2-imaged trigger` (%s)", d.socket_path);
+        if (resume)
+                (void)start_worker(&d, "resume");
+        else if (d.config.user_data)
+                (void)start_worker(&d, "first-boot");
+        r = sd_event_loop(d.event);
+        if (r < 0)
+                log_error_errno(r, "Event loop failed: %m");
+        else if (r > 0)
+                r = -ETIMEDOUT;
+out:
+        if (!d.stopping)
+                sd_notify(0, "STOPPING=1");
+        if (d.worker) /* only when the loop failed or the worker would not die */
+                (void)worker_kill(d.worker, SIGKILL);
+        reply_waiters(&d, 1, "", 0);
+        d.worker = worker_free(d.worker);
+        sd_event_source_disable_unref(d.listen_src);
+        sd_event_source_disable_unref(d.status_timer);
+        sd_event_source_disable_unref(d.stop_timer);
+        if (d.listen_fd >= 0) {
+                safe_close(d.listen_fd);
+                (void)unlink(d.socket_path);
+        }
+        sd_event_unref(d.event);
+        free(d.socket_path);
+        config_done(&d.config);
+        if (d.frozen)
+                log_hold(false);
+        log_info("Stopped");
+        return r < 0 ? r : 0;
+}

@@ -1,0 +1,346 @@
+"""`ec2-imaged daemon` and `ec2-imaged trigger`: the sd_notify protocol spoken with a
+NOTIFY_SOCKET this test owns (READY, STATUS, WATCHDOG, STOPPING), runs started by SIGUSR1 and by
+`trigger --wait --json`, reloads with a good and a bad configuration, and SIGTERM in the middle of
+a real freeze (the filesystem ends thawed, the daemon exits, a restarted daemon resumes the run and
+exactly one image exists).
+
+Safety: every configuration written here lists its scratch mounts (loop-mounted ext4 made by
+ScratchFS in the test's tmp dir) in `[freeze] mounts`, and puts `[run] state_dir`, `[hooks] dir`
+and `[daemon] control_socket` in the tmp dir.  The agent only talks to loopback peers (agent_env).
+Daemons are stopped by their PID; every wait has a deadline.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
+from scratchfs import ScratchFS, is_frozen
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: loop mounts and FIFREEZE"),
+    pytest.mark.skipif(not all(shutil.which(t) for t in ("losetup", "mkfs.ext4", "fsfreeze")),
+                       reason="needs util-linux and e2fsprogs"),
+]
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+DEADLINE = 30  # seconds; the bound on any single wait
+RUN_DEADLINE = 90  # seconds; the bound on a whole run
+WATCHDOG_USEC = 1_000_000
+EXIT_BUSY = 4
+PASS_DRY_RUN = {"kind": "delay", "delay_ms": 0, "action": "CreateImage"}
+
+
+def wait_until(pred, timeout=DEADLINE, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+class NotifySocket:
+    """The service manager's end of sd_notify: a datagram socket whose messages we collect."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages = []  # (monotonic time, {key: value}) in arrival order
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        while not self.closed:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines()
+                          if "=" in line)
+            with self.lock:
+                self.messages.append((time.monotonic(), fields))
+
+    def values(self, key):
+        with self.lock:
+            return [m[key] for _, m in self.messages if key in m]
+
+    def wait_for(self, key, pred=lambda v: True, timeout=DEADLINE):
+        ok = wait_until(lambda: any(pred(v) for v in self.values(key)), timeout)
+        assert ok, "no %s= matching in %r" % (key, self.values(key)[-20:])
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+class Daemon:
+    """`ec2-imaged daemon` started so that WATCHDOG_PID is its own pid (sh execs into it)."""
+
+    def __init__(self, rig, notify=True):
+        n = len(rig.daemons)
+        self.err_path = rig.tmp / ("daemon-%d.err" % n)
+        self.notify = NotifySocket(rig.tmp / ("notify-%d.sock" % n)) if notify else None
+        env = dict(rig.env)
+        if self.notify:
+            env.update(NOTIFY_SOCKET=self.notify.path, WATCHDOG_USEC=str(WATCHDOG_USEC))
+        with open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"', "sh",
+                 rig.agent_bin, "--config", str(rig.config_path), "daemon"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
+                start_new_session=True)
+        self.pid = self.proc.pid
+
+    @property
+    def err(self):
+        return self.err_path.read_text(errors="replace")
+
+    def ready(self):
+        self.notify.wait_for("READY", lambda v: v == "1")
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout=DEADLINE):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail("daemon %d still running after %ss:\n%s" % (self.pid, timeout, self.err))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=DEADLINE)
+        if self.notify:
+            self.notify.close()
+
+
+class Rig:
+    """moto with one instance, IMDS saying we are it, the fault proxy in front of moto, one
+    scratch ext4, and a config that keeps everything in the test's tmp dir."""
+
+    def __init__(self, tmp, moto, proxy, imds, env, agent_bin):
+        self.tmp, self.moto, self.proxy, self.env, self.agent_bin = tmp, moto, proxy, env, agent_bin
+        self.ec2 = client(moto.url, "ec2", region=REGION)
+        self.scratch = ScratchFS(base=tmp)
+        self.mnt = self.scratch.make("ext4")
+        self.state_dir = tmp / "state"
+        self.hooks_dir = tmp / "hooks"
+        self.hooks_dir.mkdir()
+        os.chmod(self.hooks_dir, 0o755)
+        self.socket = tmp / "control.sock"
+        self.config_path = tmp / "ec2-imaged.conf"
+        self.daemons = []
+
+    def configure(self, extra=""):
+        assert Path(self.mnt) in self.scratch.mounts
+        self.config_path.write_text(
+            "[aws]\nmax_attempts = 3\nretry_deadline_ms = 10000\ntimeout_ms = 20000\n"
+            "[run]\nstate_dir = %s\nwait_timeout_s = 60\nwait_poll_max_s = 1\n"
+            "[image]\nname = dtest-{run_id}\n"
+            "[freeze]\nmounts = %s\ntimeout_ms = 60000\n"
+            "[hooks]\ndir = %s\ntimeout_s = 30\n"
+            "[daemon]\ncontrol_socket = %s\nstop_timeout_s = 20\n%s"
+            % (self.state_dir, self.mnt, self.hooks_dir, self.socket, extra))
+
+    def daemon(self, **kw):
+        d = Daemon(self, **kw)
+        self.daemons.append(d)
+        return d
+
+    def trigger(self, *args, timeout=RUN_DEADLINE):
+        return subprocess.run([self.agent_bin, "--config", str(self.config_path), "trigger"]
+                              + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, env=self.env, timeout=timeout)
+
+    def images(self):
+        return self.ec2.describe_images(Owners=["self"])["Images"]
+
+    def state(self):
+        return json.loads((self.state_dir / "state.json").read_text())
+
+    def history(self):
+        try:
+            return self.state()["history"]
+        except (OSError, ValueError):
+            return []
+
+    def close(self):
+        for d in self.daemons:
+            d.stop()
+        self.scratch.cleanup()
+
+
+@pytest.fixture
+def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    instance_id = create_moto_instance(moto.url, region=REGION)
+    imds = imds_factory(instance_id=instance_id, region=REGION, account_id=ACCOUNT)
+    proxy = fault_proxy(moto)
+    r = Rig(tmp_path, moto, proxy, imds, agent_env(imds=imds, endpoint=proxy), agent_bin)
+    r.configure()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+# ---------------------------------------------------------------- sd_notify
+
+
+def test_ready_watchdog_status_and_stopping(rig):
+    d = rig.daemon()
+    d.ready()
+    d.notify.wait_for("STATUS", lambda v: v.startswith("Idle"))
+    # WatchdogSec= of 1 s: sd-event pings at about half of it.
+    d.notify.wait_for("WATCHDOG", lambda v: v == "1", timeout=5)
+    assert wait_until(lambda: len(d.notify.values("WATCHDOG")) >= 3, timeout=10)
+    assert (rig.socket.stat().st_mode & 0o777) == 0o600
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0, d.err
+    assert d.notify.values("STOPPING") == ["1"]
+    assert not rig.socket.exists()
+
+
+def test_sigusr1_runs_and_status_follows_the_phases(rig):
+    d = rig.daemon()
+    d.ready()
+    d.signal(signal.SIGUSR1)
+    assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
+    h = rig.history()[0]
+    assert h["result"] == "success", h
+    assert [i["ImageId"] for i in rig.images()] == [h["image_id"]]
+    status = d.notify.values("STATUS")
+    assert any(s.startswith("Freezing 1 filesystem") for s in status), status
+    assert any(s.startswith("Waiting for %s (" % h["image_id"]) for s in status), status
+    d.notify.wait_for("STATUS", lambda v: v == "Idle; last run %s succeeded: %s"
+                      % (h["run_id"], h["image_id"]))
+    assert not is_frozen(rig.mnt)
+    # The worker's records reached the daemon's stderr (the journal, under systemd).
+    assert "Run %s done" % h["run_id"] in d.err, d.err
+
+
+def test_trigger_wait_json_returns_the_result(rig):
+    d = rig.daemon()
+    d.ready()
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    j = json.loads(r.stdout)
+    assert j["phase"] == "done" and j["image_id"].startswith("ami-")
+    assert [i["ImageId"] for i in rig.images()] == [j["image_id"]]
+    r = rig.trigger("--wait")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("run ") and ": done, image ami-" in r.stdout
+
+
+def test_trigger_while_a_run_is_under_way_says_busy(rig):
+    # Hold the run in a pre-image hook until the test lets it go.
+    gate = rig.tmp / "gate"
+    d_hooks = rig.hooks_dir / "pre-image.d"
+    d_hooks.mkdir()
+    os.chmod(d_hooks, 0o755)
+    hook = d_hooks / "10-wait"
+    hook.write_text("#!/bin/sh\nwhile [ ! -e %s ]; do sleep 0.05; done\n" % gate)
+    os.chmod(hook, 0o755)
+    d = rig.daemon()
+    d.ready()
+    r = rig.trigger()
+    assert r.returncode == 0 and "started" in r.stdout, r.stderr
+    d.notify.wait_for("STATUS", lambda v: "pre-image hooks" in v)
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == EXIT_BUSY, r
+    assert "under way" in r.stderr
+    d.signal(signal.SIGUSR1)  # ignored with a log line
+    assert wait_until(lambda: "Run requested by SIGUSR1 ignored" in d.err), d.err
+    gate.touch()
+    assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
+    assert len(rig.images()) == 1
+
+
+def test_trigger_without_daemon_fails(rig):
+    r = rig.trigger()
+    assert r.returncode == 1
+    assert "No ec2-imaged daemon listens on %s" % rig.socket in r.stderr
+
+
+def test_reload_good_and_bad_config(rig):
+    d = rig.daemon()
+    d.ready()
+    n_ready = len(d.notify.values("READY"))
+    # Good: a new image name template is used by the next run.
+    text = rig.config_path.read_text().replace("dtest-{run_id}", "reloaded-{run_id}")
+    rig.config_path.write_text(text)
+    d.signal(signal.SIGHUP)
+    assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
+    assert len(d.notify.values("READY")) > n_ready
+    assert "RELOADING" in [k for _, m in d.notify.messages for k in m]
+    # Bad: refused with file:line, the old configuration stays.
+    good = rig.config_path.read_text()
+    rig.config_path.write_text(good + "[run]\nmode = sideways\n")
+    bad_line = len(good.splitlines()) + 2
+    d.signal(signal.SIGHUP)
+    assert wait_until(lambda: "Reload refused" in d.err), d.err
+    assert "%s:%d: [run] mode" % (rig.config_path, bad_line) in d.err, d.err
+    assert d.proc.poll() is None
+    # The config file is what the worker reads: put the good one back, then run.
+    rig.config_path.write_text(good)
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    assert json.loads(r.stdout)["image_name"].startswith("reloaded-")
+
+
+def test_bad_config_at_start_exits_2(rig):
+    rig.config_path.write_text(rig.config_path.read_text() + "[daemon]\nnope = 1\n")
+    d = rig.daemon()
+    assert d.wait() == 2
+    assert "unknown key 'nope'" in d.err
+
+
+# ---------------------------------------------------------------- SIGTERM in the frozen window
+
+
+def test_sigterm_during_freeze_thaws_exits_and_resumes(rig):
+    # CreateImage is held by the proxy for a while: the filesystem stays frozen meanwhile.
+    rig.proxy.faults(PASS_DRY_RUN, {"kind": "delay", "delay_ms": 4000, "action": "CreateImage"})
+    d = rig.daemon()
+    d.ready()
+    d.signal(signal.SIGUSR1)
+    d.notify.wait_for("STATUS", lambda v: v.startswith("Freezing 1 filesystem"))
+    assert wait_until(lambda: any(r["action"] == "CreateImage" and
+                                  r["params"].get("DryRun") != "true"
+                                  for r in rig.proxy.requests())), d.err
+    assert is_frozen(rig.mnt)
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0, d.err
+    assert d.notify.values("STOPPING") == ["1"]
+    assert not is_frozen(rig.mnt)
+    assert rig.state()["current"]["phase"] in ("freezing", "creating"), rig.state()
+    # The held CreateImage still reaches moto after its delay: wait until it did, so that the
+    # resumed run finds the image by name rather than racing the proxy.
+    assert wait_until(lambda: rig.proxy.stats()["forwarded"] >= 3, timeout=DEADLINE)
+    d2 = rig.daemon()
+    d2.ready()
+    assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d2.err
+    h = rig.history()[0]
+    assert h["result"] == "success", h
+    assert "Resuming run %s" % h["run_id"] in d2.err
+    assert len(rig.images()) == 1
+    assert not is_frozen(rig.mnt)
