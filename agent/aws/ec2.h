@@ -11,6 +11,7 @@
 #include "../util/timeutil.h"
 
 struct creds_provider;
+struct ec2_tag;
 
 /*
  * An error AWS returned; code, message and request_id are NULL when the failure was not AWS's
@@ -80,6 +81,19 @@ int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params
 bool aws_error_is_transient(long http_status, const char *code);
 
 /*
+ * For the call files (ec2_calls.c, ec2_dist.c): run a mutating call, mapping DryRunOperation to 0
+ * and UnauthorizedOperation under dry_run to -EPERM (err filled); and add prefix.N.Key/Value for
+ * each tag, N from 1.
+ */
+int ec2_call_mutating(struct ec2_client *c, const char *action, struct ec2_params *p, bool dry_run,
+                      xmlDoc **ret_doc, struct aws_error *err);
+int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct ec2_tag *tags,
+                        size_t n);
+struct ec2_image;
+/* The images of a DescribeImagesResponse document. */
+int ec2_images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n);
+
+/*
  * DryRun helpers: mutating calls take dry_run; with it they return 0 when AWS says
  * DryRunOperation (allowed) and -EPERM with err filled on UnauthorizedOperation.
  */
@@ -117,7 +131,9 @@ struct ec2_image {
         char *state; /* pending, available, failed, error, ... */
         char *state_reason;
         char *creation_date;
-        char **snapshot_ids; /* NULL-terminated */
+        char *deprecation_time;          /* NULL when not deprecated */
+        char *deregistration_protection; /* "disabled", "enabled...", or NULL when not given */
+        char **snapshot_ids;             /* NULL-terminated */
         struct ec2_image_tag *tags;
         size_t n_tags;
 };

@@ -133,6 +133,8 @@ void ec2_image_done(struct ec2_image *im)
         free(im->state);
         free(im->state_reason);
         free(im->creation_date);
+        free(im->deprecation_time);
+        free(im->deregistration_protection);
         for (char **s = im->snapshot_ids; s && *s; s++)
                 free(*s);
         free(im->snapshot_ids);
@@ -218,6 +220,11 @@ static int image_from_item(const xmlNode *item, struct ec2_image *ret)
         if (r >= 0)
                 r = xml_child_text_opt(item, "creationDate", &im.creation_date);
         if (r >= 0)
+                r = xml_child_text_opt(item, "deprecationTime", &im.deprecation_time);
+        if (r >= 0)
+                r = xml_child_text_opt(item, "deregistrationProtection",
+                                       &im.deregistration_protection);
+        if (r >= 0)
                 r = image_snapshots(item, &im);
         if (r >= 0)
                 r = image_tags(item, &im);
@@ -228,7 +235,7 @@ static int image_from_item(const xmlNode *item, struct ec2_image *ret)
         return 0;
 }
 
-static int images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n)
+int ec2_images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n)
 {
         const xmlNode *set = xml_child(xmlDocGetRootElement(doc), "imagesSet");
         struct ec2_image *ims = NULL;
@@ -263,7 +270,7 @@ int ec2_parse_images(const char *body, size_t len, struct ec2_image **ret, size_
 
         if (r < 0)
                 return r;
-        return images_from_doc(doc, ret, ret_n);
+        return ec2_images_from_doc(doc, ret, ret_n);
 }
 
 static int image_id_from_doc(xmlDoc *doc, char **ret)
@@ -292,7 +299,8 @@ int ec2_parse_create_image(const char *body, size_t len, char **ret_image_id)
 }
 
 /* prefix.N.Key / prefix.N.Value for each tag, N from 1. */
-static int add_tags(struct ec2_params *p, const char *prefix, const struct ec2_tag *tags, size_t n)
+int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct ec2_tag *tags,
+                        size_t n)
 {
         int r = 0;
 
@@ -316,8 +324,8 @@ static int add_dry_run(struct ec2_params *p, bool dry_run)
  * Run a mutating call. With dry_run, EC2 answers with an error either way: DryRunOperation
  * means the call would have been allowed (0), UnauthorizedOperation that it would not (-EPERM).
  */
-static int call_mutating(struct ec2_client *c, const char *action, struct ec2_params *p,
-                         bool dry_run, xmlDoc **ret_doc, struct aws_error *err)
+int ec2_call_mutating(struct ec2_client *c, const char *action, struct ec2_params *p, bool dry_run,
+                      xmlDoc **ret_doc, struct aws_error *err)
 {
         _cleanup_(aws_error_done) struct aws_error e = {};
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
@@ -388,12 +396,12 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
                         r = -ENOMEM;
                 }
                 if (r >= 0)
-                        r = add_tags(p, prefix, a->tags, a->n_tags);
+                        r = ec2_params_add_tags(p, prefix, a->tags, a->n_tags);
         }
         if (r >= 0)
                 r = add_dry_run(p, a->dry_run);
         if (r >= 0)
-                r = call_mutating(c, "CreateImage", p, a->dry_run, &doc, err);
+                r = ec2_call_mutating(c, "CreateImage", p, a->dry_run, &doc, err);
         if (r < 0)
                 return r;
         if (a->dry_run) {
@@ -424,7 +432,7 @@ int ec2_describe_images(struct ec2_client *c, const char *name, const char *imag
                 r = ec2_call(c, "DescribeImages", p, &doc, err);
         if (r < 0)
                 return r;
-        return images_from_doc(doc, ret, ret_n);
+        return ec2_images_from_doc(doc, ret, ret_n);
 }
 
 int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
@@ -439,12 +447,12 @@ int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
         for (size_t i = 0; r >= 0 && resource_ids[i]; i++)
                 r = ec2_params_addf(p, resource_ids[i], "ResourceId.%zu", i + 1);
         if (r >= 0)
-                r = add_tags(p, "Tag", tags, n_tags);
+                r = ec2_params_add_tags(p, "Tag", tags, n_tags);
         if (r >= 0)
                 r = add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
-        return call_mutating(c, "CreateTags", p, dry_run, NULL, err);
+        return ec2_call_mutating(c, "CreateTags", p, dry_run, NULL, err);
 }
 
 int ec2_delete_snapshot(struct ec2_client *c, const char *snapshot_id, bool dry_run,
@@ -462,7 +470,7 @@ int ec2_delete_snapshot(struct ec2_client *c, const char *snapshot_id, bool dry_
                 r = add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
-        return call_mutating(c, "DeleteSnapshot", p, dry_run, NULL, err);
+        return ec2_call_mutating(c, "DeleteSnapshot", p, dry_run, NULL, err);
 }
 
 /* Delete what is left of the snapshots; EC2 may already have removed them with the image. */
@@ -519,7 +527,7 @@ int ec2_deregister_image(struct ec2_client *c, const char *image_id, bool delete
         if (r >= 0)
                 r = add_dry_run(p, dry_run);
         if (r >= 0)
-                r = call_mutating(c, "DeregisterImage", p, dry_run, NULL, err);
+                r = ec2_call_mutating(c, "DeregisterImage", p, dry_run, NULL, err);
         if (r < 0 || dry_run || !delete_snapshots)
                 return r;
         return delete_leftover_snapshots(c, im.snapshot_ids, err);

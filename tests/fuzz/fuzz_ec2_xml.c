@@ -1,5 +1,6 @@
 /*
- * Fuzz target: the EC2 XML parsers (error bodies, DescribeInstances, DescribeImages, CreateImage).
+ * Fuzz target: the EC2 XML parsers (error bodies, DescribeInstances, DescribeImages, CreateImage,
+ * and the distribution answers: CopyImage, launch template versions, <return>true</return>).
  * Every input goes through all of them, since any EC2 answer can reach any parser.
  */
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 
 #include "aws/ec2.h"
+#include "aws/ec2_dist.h"
 #include "util/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -19,6 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct ec2_image *ims = NULL;
         size_t n = 0;
         char *id = NULL;
+        struct ec2_lt_version *v = NULL;
+        char **ids = NULL;
+        int64_t version;
 
         log_set_max_level(LOG_EMERG);
         if (ec2_parse_error(body, size, &e) == 0)
@@ -29,5 +34,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ec2_images_free(ims, n);
         if (ec2_parse_create_image(body, size, &id) == 0)
                 free(id);
+        if (ec2_parse_copy_image(body, size, &id) == 0)
+                free(id);
+        (void)ec2_parse_create_lt_version(body, size, &version);
+        if (ec2_parse_lt_versions(body, size, &v, &n) == 0)
+                ec2_lt_versions_free(v, n);
+        if (ec2_parse_lt_ids(body, size, &ids) == 0) {
+                for (char **s = ids; *s; s++)
+                        free(*s);
+                free(ids);
+        }
+        (void)ec2_parse_return_true(body, size, "EnableImageDeprecationResponse");
         return 0;
 }
