@@ -1,7 +1,8 @@
 /*
  * Filesystem freeze: which mounts to freeze, FIFREEZE/FITHAW in a safe order, and a thaw guard
  * process that thaws on its own when the freeze outlives its timeout or the main process dies.
- * This is the only module that issues FIFREEZE or FITHAW.
+ * The selection is implemented in mountinfo.c and the guard in freeze_guard.c; freeze.c is the
+ * only file that issues FIFREEZE or FITHAW.
  *
  * Typical use:
  *
@@ -19,8 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Ceiling on the size of a mountinfo file; more than this is refused with -EFBIG. */
-#define FREEZE_MOUNTINFO_MAX (8u * 1024u * 1024u)
+#include "mountinfo.h" /* FREEZE_MOUNTINFO_MAX */
 /* Bounds on the guard's timeout (freeze_set_new() refuses others with -ERANGE). */
 #define FREEZE_TIMEOUT_MIN_MS 100u
 #define FREEZE_TIMEOUT_MAX_MS (60u * 60u * 1000u)

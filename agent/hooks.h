@@ -1,21 +1,8 @@
 /*
  * Hooks: find, vet, spawn, time out, capture and classify the operator's hook executables.
  *
- * Layout: <hooks_dir>/<phase>.d/<name>, phases pre-image, pre-freeze, post-thaw, post-image.
- * Entries run one after another in byte order of their names (what alphasort gives in the C
- * locale, independent of LANG). A missing hooks directory or phase directory means no hooks.
- *
- * Skipped (logged, never run, never an error): names starting with '.', ending in '~',
- * containing ".dpkg-" or ".ucf-", ending in ".rpmsave", ".rpmnew", ".rpmorig" or ".disabled";
- * directories; anything that is not a regular file; regular files without any execute bit; and
- * symlinks to /dev/null ("masked", as systemd does it).
- *
- * Refused (the phase fails, a refused hook is never skipped silently: an operator put it there
- * for a reason): a hook not owned by required_uid or writable by group or others; a symlink whose
- * target, or the target's directory, fails those checks or does not exist; a name containing
- * control characters; and every hook of a phase whose phase directory or hooks directory is not
- * owned by required_uid or is group/world-writable. Because only required_uid (root) can then
- * change what a vetted path points to, hooks are executed by path after vetting.
+ * Which entries of <hooks_dir>/<phase>.d run, are skipped or are refused, and in which order:
+ * hooks_list.h, which this header includes. Hooks are executed by path after vetting.
  *
  * Each hook runs with: its own process group, an empty signal mask and default dispositions,
  * stdin from /dev/null, stdout and stderr on one pipe that we read, no other file descriptors,
@@ -49,24 +36,16 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "hooks_list.h"
 #include "util/timeutil.h"
 
-#define HOOKS_DEFAULT_DIR           "/etc/ec2-imaged/hooks"
 #define HOOKS_DEFAULT_TIMEOUT_MS    (5u * 60u * 1000u)
 #define HOOKS_DEFAULT_KILL_GRACE_MS (10u * 1000u)
-
-#define HOOK_PHASE_PRE_IMAGE  "pre-image"
-#define HOOK_PHASE_PRE_FREEZE "pre-freeze"
-#define HOOK_PHASE_POST_THAW  "post-thaw"
-#define HOOK_PHASE_POST_IMAGE "post-image"
 
 #define HOOK_LINE_MAX   3800u           /* bytes of one logged output line */
 #define HOOK_OUTPUT_MAX (1024u * 1024u) /* bytes of output logged per hook */
 #define HOOK_TAIL_LINES 20u             /* lines kept in struct hook_result */
 #define HOOK_PATH_ENV   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-/* True for the four phase names above. */
-bool hooks_phase_is_valid(const char *phase);
 
 enum hooks_mode {
         HOOKS_MODE_NO_REBOOT, /* EC2_IMAGED_MODE=no-reboot */
@@ -91,38 +70,6 @@ struct hooks_opts {
         unsigned kill_grace_ms; /* SIGTERM to SIGKILL; 0: HOOKS_DEFAULT_KILL_GRACE_MS */
         bool continue_on_error; /* run the rest after a failure (the phase still fails) */
 };
-
-/* ---- listing and vetting ---- */
-
-enum hook_entry_state {
-        HOOK_ENTRY_RUN,     /* vetted, would run */
-        HOOK_ENTRY_REFUSED, /* fails the phase; reason says why */
-        HOOK_ENTRY_SKIPPED, /* ignored by the rules above; reason says which */
-};
-
-struct hook_entry {
-        char *name; /* file name inside the phase directory */
-        char *path; /* <hooks_dir>/<phase>.d/<name>, what is executed */
-        enum hook_entry_state state;
-        char *reason; /* NULL for HOOK_ENTRY_RUN, e.g. "is world-writable (mode 0777)" */
-};
-
-struct hook_list {
-        char *dir;         /* <hooks_dir>/<phase>.d */
-        bool dir_missing;  /* the hooks or phase directory does not exist: no hooks */
-        char *dir_refusal; /* "hooks directory <d> is group-writable (mode 0775)": all refused */
-        struct hook_entry *entries; /* in run order, skipped ones included; none if dir_refusal */
-        size_t n_entries, n_run, n_refused;
-};
-
-/*
- * List and vet the hooks of one phase. Returns 0 with *ret filled in (refusals are recorded in
- * it, not returned), -EINVAL for an unknown phase, -ENOMEM, or -errno when a directory exists
- * but cannot be read. Skipped entries are logged at debug (names) or notice (files that look
- * like hooks but are not executable, masked hooks).
- */
-int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, struct hook_list *ret);
-void hook_list_done(struct hook_list *l);
 
 /* ---- running ---- */
 
