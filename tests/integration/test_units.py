@@ -1,0 +1,72 @@
+"""The systemd units in units/: `systemd-analyze verify` reports nothing, and the settings the
+daemon relies on are there.
+
+verify checks that every Exec*= binary exists, and /usr/sbin/ec2-imaged is not installed on a
+build machine: the units are verified inside a scratch root (--root) that holds the built binary
+at /usr/sbin/ec2-imaged, /bin/kill, a copy of the system's own units (for the targets ours refer
+to) and ours in /etc/systemd/system.  Nothing is installed on the machine itself.
+"""
+
+import configparser
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = REPO / "units"
+SYSTEM_UNITS = Path("/usr/lib/systemd/system")
+
+
+def unit(name):
+    p = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    p.optionxform = str
+    p.read(UNITS / name)
+    return p
+
+
+def test_systemd_analyze_verify_reports_nothing(tmp_path, agent_bin):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed (apt-get install systemd)")
+    if not SYSTEM_UNITS.is_dir():
+        pytest.skip("%s missing: no system units to verify against" % SYSTEM_UNITS)
+    root = tmp_path / "root"
+    (root / "usr/sbin").mkdir(parents=True)
+    (root / "bin").mkdir()
+    (root / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy(agent_bin, root / "usr/sbin/ec2-imaged")
+    shutil.copy(shutil.which("kill") or "/bin/kill", root / "bin/kill")
+    shutil.copytree(SYSTEM_UNITS, root / "usr/lib/systemd/system", symlinks=True)
+    names = sorted(p.name for p in UNITS.iterdir() if p.is_file())
+    assert names == ["ec2-imaged-run.service", "ec2-imaged-run.timer", "ec2-imaged.service"]
+    for n in names:
+        shutil.copy(UNITS / n, root / "etc/systemd/system" / n)
+    r = subprocess.run(["systemd-analyze", "verify", "--root=%s" % root] + names,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+
+
+def test_service_settings():
+    s = unit("ec2-imaged.service")["Service"]
+    assert s["Type"] == "notify"
+    assert s["ExecStart"] == "/usr/sbin/ec2-imaged daemon"
+    assert s["ExecStopPost"] == "/usr/sbin/ec2-imaged thaw"
+    assert s["Restart"] == "on-failure"
+    assert s["WatchdogSec"] and s["StateDirectory"] == "ec2-imaged"
+    assert s["RuntimeDirectory"] == "ec2-imaged"
+    assert s["KillMode"] == "mixed"
+    # FIFREEZE needs CAP_SYS_ADMIN and hooks may patch the system: nothing may take those away.
+    for key in ("CapabilityBoundingSet", "ProtectSystem", "ReadOnlyPaths", "PrivateDevices"):
+        assert key not in s, key
+
+
+def test_timer_settings():
+    t = unit("ec2-imaged-run.timer")["Timer"]
+    assert t["Persistent"] == "true" and t["RandomizedDelaySec"]
+    assert unit("ec2-imaged-run.service")["Service"]["ExecStart"] == \
+        "/usr/sbin/ec2-imaged trigger --wait"
+    dropin = configparser.ConfigParser(strict=False, interpolation=None)
+    dropin.optionxform = str
+    dropin.read(REPO / "conf/ec2-imaged-run.timer.d/schedule.conf")
+    assert dropin["Timer"]["OnCalendar"]
