@@ -9,23 +9,10 @@
 #include <libxml/tree.h>
 
 #include "../util/timeutil.h"
+#include "signed_post.h"
 
 struct creds_provider;
 struct ec2_tag;
-
-/*
- * An error AWS returned; code, message and request_id are NULL when the failure was not AWS's
- * answer (http_status is still set when there was an HTTP answer, e.g. a body that is not XML).
- * Callers zero-initialise it and call aws_error_done() afterwards; a failing call replaces what it
- * held, a successful call leaves it untouched.
- */
-struct aws_error {
-        long http_status;
-        char *code;
-        char *message;
-        char *request_id;
-};
-void aws_error_done(struct aws_error *e);
 
 struct ec2_client_config {
         const char *region;       /* required */
@@ -46,6 +33,7 @@ int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *c
                    struct ec2_client **ret);
 struct ec2_client *ec2_client_free(struct ec2_client *c);
 const char *ec2_client_endpoint(const struct ec2_client *c);
+const char *ec2_client_region(const struct ec2_client *c);
 /* Attempts made by the most recent ec2_call() (1 when the first one settled it; 0 before any). */
 unsigned ec2_client_last_attempts(const struct ec2_client *c);
 
@@ -76,9 +64,6 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
  */
 int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params, xmlDoc **ret_doc,
              struct aws_error *err);
-
-/* The one place that decides which AWS errors are worth another attempt. */
-bool aws_error_is_transient(long http_status, const char *code);
 
 /*
  * For the call files (ec2_calls.c, ec2_dist.c): run a mutating call, mapping DryRunOperation to 0

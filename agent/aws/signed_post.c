@@ -1,0 +1,401 @@
+/*
+ * The transport shared by the AWS clients: endpoint resolution and parsing, SigV4 signing of each
+ * attempt, the transient-error table and the retry loop. The protocols (ec2.c, awsjson.c) only
+ * encode bodies and read answers.
+ */
+#include "signed_post.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/backoff.h"
+#include "../util/log.h"
+#include "../util/macro.h"
+#include "../util/secret.h"
+#include "credentials.h"
+#include "http.h"
+#include "sigv4.h"
+
+struct signed_post {
+        char *region;
+        char *service;
+        char *endpoint; /* the URL we POST to */
+        char *host;     /* Host header: host, plus ":port" when the port is not the default */
+        char *path;     /* the URL's path, signed as the canonical URI */
+        char *content_type;
+        struct http_client *http;
+        struct creds_provider *creds;
+        unsigned connect_timeout_ms, timeout_ms, retry_deadline_ms, retry_base_ms, retry_cap_ms;
+        unsigned max_attempts;
+        size_t max_body;
+        clock_fn clock;
+        void *clock_userdata;
+        unsigned last_attempts;
+};
+
+void aws_error_done(struct aws_error *e)
+{
+        if (!e)
+                return;
+        free(e->code);
+        free(e->message);
+        free(e->request_id);
+        *e = (struct aws_error){};
+}
+
+void aws_error_move(struct aws_error *dst, struct aws_error *src)
+{
+        aws_error_done(dst);
+        *dst = *src;
+        *src = (struct aws_error){};
+}
+
+bool aws_error_is_transient(long http_status, const char *code)
+{
+        /*
+         * Throttling and server-side failures, from the AWS SDKs' retry tables. Client errors
+         * (bad parameters, missing resources, auth) never get better by trying again.
+         */
+        static const char *const codes[] = {
+                "RequestLimitExceeded",
+                "Throttling",
+                "ThrottlingException",
+                "ThrottledException",
+                "RequestThrottled",
+                "RequestThrottledException",
+                "TooManyRequestsException",
+                "SlowDown",
+                "PriorRequestNotComplete",
+                "EC2ThrottledException",
+                "BandwidthLimitExceeded",
+                "InternalError",
+                "InternalFailure",
+                "ServiceUnavailable",
+                "Unavailable",
+                "RequestTimeout",
+                "RequestTimeoutException",
+                /* The JSON protocol's names (KMS, SSM). */
+                "KMSInternalException",
+                "InternalServerError",
+        };
+
+        if (code)
+                for (size_t i = 0; i < ELEMENTSOF(codes); i++)
+                        if (streq(code, codes[i]))
+                                return true;
+        return http_status == 500 || http_status == 502 || http_status == 503 || http_status == 504;
+}
+
+bool aws_region_valid(const char *region)
+{
+        if (!region || !*region || strlen(region) > 64)
+                return false;
+        for (const char *p = region; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+                        return false;
+        return true;
+}
+
+char *aws_endpoint_resolve(const char *env_name, const char *host, const char *region,
+                           const char *configured)
+{
+        char var[64], *s;
+        const char *e;
+
+        /* The AWS SDKs' precedence: service-specific variable, global variable, config file. */
+        snprintf(var, sizeof(var), "AWS_ENDPOINT_URL_%s", env_name);
+        e = getenv(var);
+        if (!e || !*e)
+                e = getenv("AWS_ENDPOINT_URL");
+        if (!e || !*e)
+                e = configured && *configured ? configured : NULL;
+        if (e)
+                return strdup(e);
+        if (asprintf(&s, "https://%s.%s.amazonaws.com", host, region) < 0)
+                return NULL;
+        return s;
+}
+
+/* Split the endpoint URL into the Host header and the path; reject what we could not sign. */
+static int endpoint_parse(struct signed_post *sp)
+{
+        CURLU *u = curl_url();
+        char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *user = NULL,
+             *frag = NULL;
+        int r = -EINVAL;
+
+        if (!u)
+                return -ENOMEM;
+        if (curl_url_set(u, CURLUPART_URL, sp->endpoint, 0) != CURLUE_OK)
+                goto out;
+        if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+                goto out;
+        if (!streq(scheme, "https") && !streq(scheme, "http"))
+                goto out;
+        /* Credentials, queries or fragments in the endpoint would not survive signing. */
+        if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+            curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
+            curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK)
+                goto out;
+        if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+                goto out;
+        /* CURLUPART_PORT without CURLU_DEFAULT_PORT is only set when the URL names a port. */
+        if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK &&
+            !(streq(scheme, "https") && streq(port, "443")) &&
+            !(streq(scheme, "http") && streq(port, "80"))) {
+                if (asprintf(&sp->host, "%s:%s", host, port) < 0) {
+                        sp->host = NULL;
+                        r = -ENOMEM;
+                        goto out;
+                }
+        } else {
+                sp->host = strdup(host);
+        }
+        sp->path = strdup(path && *path ? path : "/");
+        r = sp->host && sp->path ? 0 : -ENOMEM;
+out:
+        curl_free(scheme);
+        curl_free(host);
+        curl_free(port);
+        curl_free(path);
+        curl_free(query);
+        curl_free(user);
+        curl_free(frag);
+        curl_url_cleanup(u);
+        return r;
+}
+
+int signed_post_new(const struct signed_post_config *cfg, struct creds_provider *creds,
+                    struct signed_post **ret)
+{
+        struct signed_post *sp;
+        int r;
+
+        if (!cfg || !aws_region_valid(cfg->region) || !cfg->service || !cfg->endpoint ||
+            !cfg->content_type)
+                return -EINVAL;
+        sp = calloc(1, sizeof(*sp));
+        if (!sp)
+                return -ENOMEM;
+        sp->creds = creds;
+        sp->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 3000;
+        sp->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
+        sp->retry_deadline_ms = cfg->retry_deadline_ms ? cfg->retry_deadline_ms : 120000;
+        sp->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 200;
+        sp->retry_cap_ms = cfg->retry_cap_ms ? cfg->retry_cap_ms : 20000;
+        sp->max_attempts = cfg->max_attempts ? cfg->max_attempts : 8;
+        sp->max_body = cfg->max_body ? cfg->max_body : 8u * 1024u * 1024u;
+        sp->clock = cfg->clock;
+        sp->clock_userdata = cfg->clock_userdata;
+        sp->region = strdup(cfg->region);
+        sp->service = strdup(cfg->service);
+        sp->endpoint = strdup(cfg->endpoint);
+        sp->content_type = strdup(cfg->content_type);
+        if (!sp->region || !sp->service || !sp->endpoint || !sp->content_type) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = endpoint_parse(sp);
+        if (r < 0) {
+                log_debug("%s endpoint is not a usable http(s) URL without credentials or query",
+                          cfg->service);
+                goto fail;
+        }
+        r = http_client_new(false, &sp->http);
+        if (r < 0)
+                goto fail;
+        *ret = sp;
+        return 0;
+fail:
+        signed_post_free(sp);
+        return r;
+}
+
+struct signed_post *signed_post_free(struct signed_post *sp)
+{
+        if (!sp)
+                return NULL;
+        http_client_free(sp->http);
+        free(sp->region);
+        free(sp->service);
+        free(sp->endpoint);
+        free(sp->host);
+        free(sp->path);
+        free(sp->content_type);
+        free(sp);
+        return NULL;
+}
+
+const char *signed_post_endpoint(const struct signed_post *sp)
+{
+        return sp->endpoint;
+}
+
+const char *signed_post_region(const struct signed_post *sp)
+{
+        return sp->region;
+}
+
+unsigned signed_post_last_attempts(const struct signed_post *sp)
+{
+        return sp->last_attempts;
+}
+
+static char *header_new(const char *name, const char *value)
+{
+        char *h;
+
+        if (asprintf(&h, "%s: %s", name, value) < 0)
+                return NULL;
+        return h;
+}
+
+/* One signed POST; its answer goes to answer(). */
+static int attempt(struct signed_post *sp, const char *target, const char *body, size_t body_len,
+                   unsigned timeout_ms, signed_post_answer_fn answer, void *userdata,
+                   struct aws_error *err)
+{
+        const struct aws_credentials *cr;
+        struct sigv4_header sh[5];
+        struct http_response resp = {};
+        _cleanup_free_ char *h_host = NULL, *h_date = NULL, *h_type = NULL, *h_target = NULL;
+        _cleanup_secret_ char *authz = NULL, *h_token = NULL, *h_authz = NULL;
+        const char *headers[7];
+        char amz_date[17];
+        size_t n = 0, nh = 0;
+        usec_t now;
+        int r;
+
+        if (!sp->creds)
+                return -ENOKEY;
+        r = creds_provider_get(sp->creds, &cr);
+        if (r < 0)
+                return r;
+
+        /* A fresh X-Amz-Date for every attempt: AWS rejects signatures older than 5 minutes. */
+        now = sp->clock ? sp->clock(sp->clock_userdata) : now_usec(CLOCK_REALTIME);
+        format_amz_date(now, amz_date);
+        sh[n++] = (struct sigv4_header){"Host", sp->host};
+        sh[n++] = (struct sigv4_header){"X-Amz-Date", amz_date};
+        sh[n++] = (struct sigv4_header){"Content-Type", sp->content_type};
+        if (target)
+                sh[n++] = (struct sigv4_header){"X-Amz-Target", target};
+        if (cr->session_token)
+                sh[n++] = (struct sigv4_header){"X-Amz-Security-Token", cr->session_token};
+        r = sigv4_sign(&(struct sigv4_request){.method = "POST",
+                                               .path = sp->path,
+                                               .query = "",
+                                               .headers = sh,
+                                               .n_headers = n,
+                                               .payload = body,
+                                               .payload_len = body_len},
+                       cr, sp->region, sp->service, amz_date, &authz);
+        if (r < 0)
+                return r;
+
+        h_host = header_new("Host", sp->host);
+        h_date = header_new("X-Amz-Date", amz_date);
+        h_type = header_new("Content-Type", sp->content_type);
+        h_authz = header_new("Authorization", authz);
+        if (target)
+                h_target = header_new("X-Amz-Target", target);
+        if (cr->session_token)
+                h_token = header_new("X-Amz-Security-Token", cr->session_token);
+        if (!h_host || !h_date || !h_type || !h_authz || (target && !h_target) ||
+            (cr->session_token && !h_token))
+                return -ENOMEM;
+        headers[nh++] = h_host;
+        headers[nh++] = h_date;
+        headers[nh++] = h_type;
+        if (h_target)
+                headers[nh++] = h_target;
+        if (h_token)
+                headers[nh++] = h_token;
+        headers[nh++] = h_authz;
+        headers[nh] = NULL;
+
+        r = http_client_perform(sp->http,
+                                &(struct http_request){.method = "POST",
+                                                       .url = sp->endpoint,
+                                                       .headers = headers,
+                                                       .body = body,
+                                                       .body_len = body_len,
+                                                       .connect_timeout_ms = sp->connect_timeout_ms,
+                                                       .timeout_ms = timeout_ms,
+                                                       .max_body = sp->max_body,
+                                                       /* the session token header */
+                                                       .secret = h_token != NULL},
+                                &resp);
+        if (r < 0)
+                return r;
+        r = answer(&resp, userdata, err);
+        if (r < 0 && !err->request_id && resp.request_id) {
+                err->request_id = strdup(resp.request_id);
+                if (!err->request_id)
+                        r = -ENOMEM;
+        }
+        http_response_done(&resp);
+        return r;
+}
+
+static bool attempt_is_transient(int r, const struct aws_error *e)
+{
+        /*
+         * A 2xx body we could not read is never retried: the call may have done its work, and
+         * repeating a mutating call would do it twice. A non-protocol 5xx (a load balancer's
+         * page) is as transient as a proper one.
+         */
+        if (r == -EREMOTEIO || (r == -EBADMSG && e->http_status >= 300))
+                return aws_error_is_transient(e->http_status, e->code);
+        return http_error_is_transient(r);
+}
+
+int signed_post_call(struct signed_post *sp, const char *what, const char *target, const char *body,
+                     size_t body_len, signed_post_answer_fn answer, void *userdata,
+                     struct aws_error *err)
+{
+        _cleanup_(aws_error_done) struct aws_error last = {};
+        struct backoff b;
+        int r;
+
+        sp->last_attempts = 0;
+        backoff_init(&b, sp->retry_base_ms * USEC_PER_MSEC, sp->retry_cap_ms * USEC_PER_MSEC,
+                     sp->retry_deadline_ms * USEC_PER_MSEC, sp->max_attempts);
+        for (;;) {
+                _cleanup_(aws_error_done) struct aws_error e = {};
+                usec_t now = now_usec(CLOCK_MONOTONIC);
+                unsigned timeout_ms = sp->timeout_ms;
+
+                /* No attempt may run past the deadline of the whole call. */
+                if (now >= b.deadline)
+                        break;
+                if ((b.deadline - now) / USEC_PER_MSEC < timeout_ms)
+                        timeout_ms = (unsigned)((b.deadline - now) / USEC_PER_MSEC);
+                if (timeout_ms == 0)
+                        break;
+
+                sp->last_attempts++;
+                r = attempt(sp, target, body, body_len, timeout_ms, answer, userdata, &e);
+                if (r >= 0)
+                        return 0;
+                if (!attempt_is_transient(r, &e)) {
+                        if (e.http_status || e.code)
+                                aws_error_move(err, &e);
+                        return r;
+                }
+                log_debug_errno(r, "%s %s attempt %u failed (HTTP %ld, %s): %m", sp->service, what,
+                                sp->last_attempts, e.http_status, strna(e.code));
+                /* Keep the last answer AWS gave, even if a transport error came after it. */
+                if (e.http_status || e.code)
+                        aws_error_move(&last, &e);
+                if (backoff_sleep(&b) < 0)
+                        break;
+        }
+        log_debug("%s %s: giving up after %u attempts", sp->service, what, sp->last_attempts);
+        aws_error_move(err, &last);
+        return -ETIME;
+}

@@ -1,0 +1,90 @@
+/*
+ * What every AWS API client here shares, whatever its protocol (EC2 Query, AWS JSON): the
+ * endpoint of a service in a region, a SigV4-signed POST, the AWS error of an answer, the one
+ * table of transient errors, and the retry loop with full-jitter backoff and a deadline.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../util/timeutil.h"
+
+struct creds_provider;
+struct http_response;
+
+/*
+ * An error AWS returned; code, message and request_id are NULL when the failure was not AWS's
+ * answer (http_status is still set when there was an HTTP answer, e.g. a body that is not XML).
+ * Callers zero-initialise it and call aws_error_done() afterwards; a failing call replaces what it
+ * held, a successful call leaves it untouched.
+ */
+struct aws_error {
+        long http_status;
+        char *code;
+        char *message;
+        char *request_id;
+};
+void aws_error_done(struct aws_error *e);
+/* Move src into dst, dropping whatever dst held; src is left empty. */
+void aws_error_move(struct aws_error *dst, struct aws_error *src);
+
+/* The one place that decides which AWS errors are worth another attempt. */
+bool aws_error_is_transient(long http_status, const char *code);
+
+/* Region names end up in host names and signing scopes: lowercase letters, digits and '-'. */
+bool aws_region_valid(const char *region);
+
+/*
+ * The endpoint of a service, with the AWS SDKs' precedence: AWS_ENDPOINT_URL_<ENV_NAME> (e.g.
+ * AWS_ENDPOINT_URL_EC2), AWS_ENDPOINT_URL, the configured URL, https://HOST.REGION.amazonaws.com.
+ * Empty values count as unset. A string the caller frees; NULL on ENOMEM.
+ */
+char *aws_endpoint_resolve(const char *env_name, const char *host, const char *region,
+                           const char *configured);
+
+struct signed_post_config {
+        const char *region;   /* required; the signing region */
+        const char *service;  /* required; the signing service: "ec2", "kms", "ssm" */
+        const char *endpoint; /* required; an http(s) URL without credentials, query, fragment */
+        const char *content_type;    /* required */
+        unsigned connect_timeout_ms; /* 0: 3000 */
+        unsigned timeout_ms;         /* per attempt; 0: 30000 */
+        unsigned retry_deadline_ms;  /* all attempts of one call; 0: 120000 */
+        unsigned retry_base_ms;      /* 0: 200 */
+        unsigned retry_cap_ms;       /* 0: 20000 */
+        unsigned max_attempts;       /* 0: 8 */
+        size_t max_body;             /* 0: 8 MiB */
+        clock_fn clock;              /* for X-Amz-Date; NULL: real time */
+        void *clock_userdata;
+};
+
+struct signed_post;
+/* -EINVAL for a bad region or an endpoint that could not be signed. */
+int signed_post_new(const struct signed_post_config *cfg, struct creds_provider *creds,
+                    struct signed_post **ret);
+struct signed_post *signed_post_free(struct signed_post *sp);
+const char *signed_post_endpoint(const struct signed_post *sp);
+const char *signed_post_region(const struct signed_post *sp);
+/* Attempts made by the most recent signed_post_call() (0 before any). */
+unsigned signed_post_last_attempts(const struct signed_post *sp);
+
+/*
+ * Turn one HTTP answer into the protocol's result: 0 (and the result kept in userdata) on
+ * success; -EREMOTEIO with err filled for an AWS error; -EBADMSG with err->http_status for a body
+ * that is not what the protocol answers. Only a 0 may keep anything in userdata.
+ */
+typedef int (*signed_post_answer_fn)(const struct http_response *resp, void *userdata,
+                                     struct aws_error *err);
+
+/*
+ * One call: the body POSTed, signed afresh for each attempt, with X-Amz-Target when target is not
+ * NULL. Throttling codes, 500/502/503/504, a non-protocol 5xx body and transient transport errors
+ * are retried; a 2xx body that could not be read never is (the call may have taken effect).
+ * -ETIME when the attempts or the deadline ran out (err holds the last AWS answer, if any);
+ * -ENOKEY (or the provider's error) without credentials; otherwise what answer returned or the
+ * transport error (http.h). what names the call in debug logs.
+ */
+int signed_post_call(struct signed_post *sp, const char *what, const char *target, const char *body,
+                     size_t body_len, signed_post_answer_fn answer, void *userdata,
+                     struct aws_error *err);
