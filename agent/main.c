@@ -14,6 +14,7 @@
 #include "context.h"
 #include "control.h"
 #include "daemon.h"
+#include "firstboot.h"
 #include "flow.h"
 #include "preflight.h"
 #include "state.h"
@@ -59,6 +60,9 @@ static void help(void)
                "  daemon            Run as the systemd service: runs on SIGUSR1 and trigger\n"
                "  trigger [--wait] [--json]\n"
                "                    Ask the daemon for a run; with --wait, print its result\n"
+               "  first-boot [--json]\n"
+               "                    Run once per instance id if the user-data says\n"
+               "                    #ec2-imaged: run=first-boot\n"
                "  help              This text\n"
                "  version           Print the version\n"
                "\n"
@@ -270,29 +274,62 @@ static void report_phase(const struct run_state *run, void *userdata)
         progress_send(*(int *)userdata, run);
 }
 
+/* A new run in MODE, its result printed; the identity is loaded. */
+static int execute_run(const struct options *o, struct context *ctx, enum run_mode mode)
+{
+        struct flow_opts fo = {.action = FLOW_RUN, .dry_run = o->dry_run, .mode = mode};
+        struct flow_result res = {};
+        int r, progress_fd = progress_fd_from_env();
+
+        if (progress_fd >= 0) {
+                fo.on_phase = report_phase;
+                fo.on_phase_userdata = &progress_fd;
+        }
+        r = flow_execute(ctx, &fo, &res);
+        r = flow_exit(r, &res, o);
+        flow_result_done(&res);
+        return r;
+}
+
 static int cmd_run(const struct options *o, struct context *ctx)
 {
-        struct flow_opts fo = {.action = FLOW_RUN, .dry_run = o->dry_run};
-        struct flow_result res = {};
-        int r, mode, progress_fd;
+        int mode;
 
         mode = run_mode_from_string(o->mode ? o->mode : ctx->config->mode);
         if (mode < 0) {
                 log_error("--mode must be no-reboot or reboot, not '%s'", o->mode);
                 return EXIT_USAGE;
         }
-        fo.mode = (enum run_mode)mode;
-        progress_fd = progress_fd_from_env();
-        if (progress_fd >= 0) {
-                fo.on_phase = report_phase;
-                fo.on_phase_userdata = &progress_fd;
-        }
         if (context_load_identity(ctx) < 0)
                 return EXIT_FAILED;
-        r = flow_execute(ctx, &fo, &res);
-        r = flow_exit(r, &res, o);
-        flow_result_done(&res);
-        return r;
+        return execute_run(o, ctx, (enum run_mode)mode);
+}
+
+/* The daemon's first worker with [daemon] user_data = yes: a run if the user-data asks for one. */
+static int cmd_first_boot(const struct options *o, struct context *ctx)
+{
+        const char *reason = NULL;
+        enum run_mode mode = MODE_NO_REBOOT;
+        int r;
+
+        if (context_load_identity(ctx) < 0)
+                return EXIT_FAILED;
+        r = first_boot_decide(ctx, &mode, &reason);
+        if (r < 0)
+                return EXIT_FAILED;
+        if (r == FIRST_BOOT_RUN)
+                return execute_run(o, ctx, mode);
+        log_info("No first-boot run: %s", reason);
+        if (o->json) {
+                cJSON *j = cJSON_CreateObject();
+                cJSON_AddBoolToObject(j, "first_boot_run", false);
+                cJSON_AddStringToObject(j, "reason", reason);
+                json_print(j);
+                cJSON_Delete(j);
+        } else {
+                printf("no first-boot run: %s\n", reason);
+        }
+        return EXIT_OK;
 }
 
 static int cmd_resume(const struct options *o, struct context *ctx)
@@ -445,6 +482,7 @@ static const struct command {
         {"thaw", cmd_thaw, false, false, false, false},
         {"daemon", cmd_daemon, false, false, false, true},
         {"trigger", cmd_trigger, true, false, true, true},
+        {"first-boot", cmd_first_boot, true, false, false, false},
 };
 
 static int parse_command_options(int argc, char **argv, const struct command *cmd,

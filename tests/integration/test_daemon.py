@@ -196,6 +196,7 @@ def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
     imds = imds_factory(instance_id=instance_id, region=REGION, account_id=ACCOUNT)
     proxy = fault_proxy(moto)
     r = Rig(tmp_path, moto, proxy, imds, agent_env(imds=imds, endpoint=proxy), agent_bin)
+    r.imds, r.instance_id = imds, instance_id
     r.configure()
     try:
         yield r
@@ -344,3 +345,46 @@ def test_sigterm_during_freeze_thaws_exits_and_resumes(rig):
     assert "Resuming run %s" % h["run_id"] in d2.err
     assert len(rig.images()) == 1
     assert not is_frozen(rig.mnt)
+
+
+# ---------------------------------------------------------------- first boot from user-data
+
+
+def test_first_boot_user_data_runs_once_per_instance(rig):
+    rig.configure("user_data = yes\n")
+    rig.imds.control({"user_data": "#!/bin/sh\n#ec2-imaged: run=first-boot mode=no-reboot\n"
+                                   "echo hello\n"})
+    d = rig.daemon()
+    d.ready()
+    assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
+    assert rig.history()[0]["result"] == "success", rig.history()
+    assert (rig.state_dir / "first-boot").read_text() == rig.instance_id + "\n"
+    assert len(rig.images()) == 1
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    # The next start of the same instance: nothing happens.
+    d2 = rig.daemon()
+    d2.ready()
+    assert wait_until(lambda: "No first-boot run: this instance had its first-boot run already"
+                      in d2.err), d2.err
+    assert len(rig.images()) == 1 and len(rig.history()) == 1
+
+
+def test_first_boot_bad_directive_is_reported_and_ignored(rig):
+    rig.configure("user_data = yes\n")
+    rig.imds.control({"user_data": "#cloud-config\n#ec2-imaged: run=always\n"})
+    d = rig.daemon()
+    d.ready()
+    assert wait_until(lambda: "user-data:2: #ec2-imaged: run: the only value is first-boot"
+                      in d.err), d.err
+    assert wait_until(lambda: "Worker" in d.err and "exited with status 1" in d.err), d.err
+    assert rig.images() == [] and rig.history() == []
+
+
+def test_first_boot_off_by_default(rig):
+    rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
+    d = rig.daemon()
+    d.ready()
+    d.notify.wait_for("STATUS", lambda v: v == "Idle; no run yet")
+    time.sleep(1)
+    assert "first-boot" not in d.err and rig.images() == []
