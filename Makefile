@@ -130,10 +130,14 @@ check-san: deps
 		$(MAKE) SAN=1 integration
 
 demo: deps $(BIN)
-	tests/demo.sh $(BIN)
+	$(PYTHON) tests/demo.py $(BIN)
 
 bench-api: deps $(BIN)
-	tests/bench/bench_api.sh $(BIN)
+	$(MAKE) $(BUILD)/tools/ec2_probe && $(PYTHON) tests/bench/bench_api.py $(BIN) $(BUILD)/tools/ec2_probe
+
+.PHONY: bench-freeze
+bench-freeze: deps $(BIN)
+	$(PYTHON) tests/bench/bench_freeze.py $(BIN)
 
 clean:
 	rm -rf build build-san

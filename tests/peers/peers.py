@@ -229,3 +229,103 @@ def reset_moto(peer):
     """Empty a moto server (POST /moto-api/reset)."""
     req = urllib.request.Request(peer.url + "/moto-api/reset", data=b"", method="POST")
     urllib.request.urlopen(req, timeout=30).close()
+
+
+# ---------------------------------------------------------------- scripts: demo and benchmarks
+
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+              "ALL_PROXY", "no_proxy", "NO_PROXY")
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def pin_environ_to_loopback():
+    """Keep this process (botocore, urllib) and what it starts away from the real metadata
+    service and real AWS: no proxies, no AWS_* settings from the caller, both endpoints on a
+    dead loopback port and no shared config or credential files."""
+    for var in list(os.environ):
+        if var in PROXY_VARS or (var.startswith("AWS_") and var != "AWS_CA_BUNDLE"):
+            del os.environ[var]
+    os.environ.update({
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT": dead_loopback_url(),
+        "AWS_ENDPOINT_URL": dead_loopback_url(),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    })
+
+
+def minimal_env(home, imds_url=None, endpoint_url=None, **extra):
+    """A minimal environment (as `env -i`) for the agent or a tool: PATH, LANG, TZ, HOME and
+    both endpoints, always loopback (a dead port when not given); extra entries are added last.
+    Raises ValueError for a non-loopback endpoint."""
+    imds_url = imds_url or dead_loopback_url()
+    endpoint_url = endpoint_url or dead_loopback_url()
+    for url in (imds_url, endpoint_url):
+        if not is_loopback_url(url):
+            raise ValueError("refusing non-loopback endpoint %s" % url)
+    env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "TZ": "UTC", "HOME": str(home),
+           "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_url, "AWS_ENDPOINT_URL": endpoint_url,
+           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class LocalAws:
+    """moto, one instance in it and an IMDS server describing that instance, all on loopback:
+    what the agent sees on a real instance.  Optionally a fault proxy in front of moto, which
+    is then .endpoint (else .endpoint is moto's URL).  close() stops every peer by its PID.
+
+        with LocalAws(tmp_dir) as aws:
+            aws.instance_id, aws.endpoint, aws.imds.url, aws.moto.url, aws.proxy
+    """
+
+    def __init__(self, tmp_dir, moto_python=None, region="us-east-1",
+                 account_id="123456789012", fault_proxy=False, imds_args=()):
+        # Imported here: moto_auth needs botocore, which peers.py itself does not.
+        import moto_auth
+
+        self.tmp_dir, self.region, self.account_id = Path(tmp_dir), region, account_id
+        self.moto = self.imds = self.proxy = None
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        py = moto_python or find_moto_python()
+        if py is None:
+            raise PeerError(NO_MOTO)
+        try:
+            self.moto = start_moto(py, self.tmp_dir / "moto.log")
+            self.instance_id = moto_auth.create_moto_instance(self.moto.url, region=region)
+            self.imds = start_peer_script(
+                "imds", "imds_server.py",
+                ["--instance-id", self.instance_id, "--region", region,
+                 "--availability-zone", region + "a", "--account-id", account_id]
+                + list(imds_args),
+                self.tmp_dir / "imds.log", self.tmp_dir, Imds)
+            if fault_proxy:
+                self.proxy = start_peer_script("fault-proxy", "fault_proxy.py",
+                                               ["--upstream", self.moto.url],
+                                               self.tmp_dir / "fault-proxy.log", self.tmp_dir,
+                                               FaultProxy)
+        except BaseException:
+            self.close()
+            raise
+        self.endpoint = (self.proxy or self.moto).url
+
+    @property
+    def peers(self):
+        return [p for p in (self.moto, self.imds, self.proxy) if p is not None]
+
+    def ec2(self):
+        """A botocore EC2 client on moto itself, with moto's dummy credentials."""
+        import moto_auth
+
+        return moto_auth.client(self.moto.url, "ec2", region=self.region)
+
+    def close(self):
+        """Stop every peer that was started, by PID, last started first."""
+        for peer in reversed(self.peers):
+            peer.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
