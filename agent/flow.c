@@ -273,8 +273,22 @@ static int create_frozen(struct flow *f)
                 aws_error_done(&e);
                 return r;
         }
-        if (f->run->image_id) /* resumed after a crash that came after CreateImage */
+        if (f->run->image_id) {
+                /*
+                 * Resumed after a crash inside the frozen window: CreateImage reached EC2, but the
+                 * thaw (by our signal handler, the guard or the boot) may have come before its
+                 * answer, so the freeze may not have covered the snapshot point. As when the guard
+                 * times out, the image is crash-consistent, whatever its creation tag says.
+                 */
+                if (!streq_ptr(f->run->consistency, "crash")) {
+                        log_warning("Image %s was created by this run before it was interrupted "
+                                    "in the frozen window; it is marked crash-consistent",
+                                    f->run->image_id);
+                        run_state_set(&f->run->consistency, "crash");
+                        (void)flow_image_retag_consistency(f->ctx, f->run);
+                }
                 return 0;
+        }
 
         r = enter(f, PHASE_FREEZING);
         if (r < 0)
