@@ -1,0 +1,91 @@
+/*
+ * AWS JSON protocol client (version 1.1), for KMS and SSM: POST / with X-Amz-Target and a JSON
+ * body, signed with SigV4 and retried by signed_post.c; errors from the answer's __type and
+ * message. The KMS and SSM calls the agent makes are small functions on top of awsjson_call().
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "signed_post.h"
+
+/* No answer of these APIs comes near this; a larger one is refused before cJSON sees it. */
+#define AWSJSON_MAX_BODY (1024u * 1024u)
+/* Deeper nesting than any answer has is refused (cJSON's own limit is far higher). */
+#define AWSJSON_MAX_DEPTH 32
+
+enum awsjson_service {
+        AWSJSON_KMS, /* X-Amz-Target: TrentService.OP, signing name "kms" */
+        AWSJSON_SSM, /* X-Amz-Target: AmazonSSM.OP, signing name "ssm" */
+};
+
+struct awsjson_client_config {
+        enum awsjson_service service;
+        const char *region; /* required */
+        /*
+         * The endpoint: AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL_SSM, then AWS_ENDPOINT_URL, then
+         * this, then https://kms.REGION.amazonaws.com (ssm.REGION...).
+         */
+        const char *endpoint_url;
+        unsigned timeout_ms;        /* per attempt; 0: 30000 */
+        unsigned retry_deadline_ms; /* 0: 120000 */
+        unsigned retry_base_ms;     /* 0: 200 */
+        unsigned retry_cap_ms;      /* 0: 20000 */
+        unsigned max_attempts;      /* 0: 8 */
+};
+
+struct creds_provider;
+struct awsjson_client;
+int awsjson_client_new(const struct awsjson_client_config *cfg, struct creds_provider *creds,
+                       struct awsjson_client **ret);
+struct awsjson_client *awsjson_client_free(struct awsjson_client *c);
+const char *awsjson_client_endpoint(const struct awsjson_client *c);
+unsigned awsjson_client_last_attempts(const struct awsjson_client *c);
+
+/*
+ * One call of operation (e.g. "DescribeKey") with request as its body (NULL: "{}"). 0 and the
+ * answer's object on success (ret may be NULL). -EREMOTEIO with err filled when AWS answered with
+ * an error; -EBADMSG for an answer that is not a JSON object; other errors as signed_post_call().
+ */
+int awsjson_call(struct awsjson_client *c, const char *operation, const cJSON *request, cJSON **ret,
+                 struct aws_error *err);
+
+/*
+ * Parsers, exposed for the unit tests and the fuzz target. awsjson_parse: a JSON object, at most
+ * AWSJSON_MAX_BODY bytes and AWSJSON_MAX_DEPTH deep, else -EBADMSG (-EFBIG when too big).
+ * awsjson_parse_error: code from __type (or code), the part after '#' and before ':' kept;
+ * message from message (or Message); -EBADMSG without a code.
+ */
+int awsjson_parse(const char *body, size_t len, cJSON **ret);
+int awsjson_parse_error(const char *body, size_t len, struct aws_error *err);
+
+/* KMS DescribeKey: the fields the agent looks at. */
+struct kms_key {
+        char *key_id;
+        char *arn;
+        char *key_manager; /* "AWS" or "CUSTOMER" */
+        char *key_state;   /* "Enabled", "Disabled", "PendingDeletion", ... */
+};
+void kms_key_done(struct kms_key *k);
+int kms_describe_key(struct awsjson_client *c, const char *key_id, struct kms_key *ret,
+                     struct aws_error *err);
+int kms_parse_describe_key(const char *body, size_t len, struct kms_key *ret);
+
+/*
+ * KMS CreateGrant on key_id for grantee (an account id is turned into arn:aws:iam::ID:root) with
+ * the operations a copy or a launch of an encrypted image needs in the grantee's account.
+ * *ret_grant_id may be NULL.
+ */
+int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *grantee,
+                     const char *name, char **ret_grant_id, struct aws_error *err);
+
+/*
+ * SSM PutParameter of type String; data_type "aws:ec2:image" makes SSM check that value is an
+ * image id. *ret_version (may be NULL) is the parameter's new version.
+ */
+int ssm_put_parameter(struct awsjson_client *c, const char *name, const char *value,
+                      const char *data_type, bool overwrite, int64_t *ret_version,
+                      struct aws_error *err);

@@ -1,0 +1,187 @@
+/*
+ * The KMS and SSM calls the agent makes (DescribeKey, CreateGrant, PutParameter), each on top of
+ * awsjson_call(), and the parsers of their answers.
+ */
+#include "awsjson.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/macro.h"
+
+static void json_freep(cJSON **j)
+{
+        cJSON_Delete(*j);
+}
+#define _cleanup_json_ _cleanup_(json_freep)
+
+/* Copy the string member name of o into *ret; a missing or non-string member leaves NULL. */
+static int dup_str(const cJSON *o, const char *name, char **ret)
+{
+        const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, name);
+
+        *ret = NULL;
+        if (!cJSON_IsString(i))
+                return 0;
+        *ret = strdup(i->valuestring);
+        return *ret ? 0 : -ENOMEM;
+}
+
+void kms_key_done(struct kms_key *k)
+{
+        if (!k)
+                return;
+        free(k->key_id);
+        free(k->arn);
+        free(k->key_manager);
+        free(k->key_state);
+        *k = (struct kms_key){};
+}
+
+static int key_from_json(const cJSON *j, struct kms_key *ret)
+{
+        _cleanup_(kms_key_done) struct kms_key k = {};
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "KeyMetadata");
+        int r;
+
+        if (!cJSON_IsObject(m))
+                return -EBADMSG;
+        r = dup_str(m, "KeyId", &k.key_id);
+        if (r >= 0)
+                r = dup_str(m, "Arn", &k.arn);
+        if (r >= 0)
+                r = dup_str(m, "KeyManager", &k.key_manager);
+        if (r >= 0)
+                r = dup_str(m, "KeyState", &k.key_state);
+        if (r < 0)
+                return r;
+        /* Without its id and its manager the answer cannot decide anything. */
+        if (!k.key_id || !*k.key_id || !k.key_manager)
+                return -EBADMSG;
+        *ret = k;
+        k = (struct kms_key){};
+        return 0;
+}
+
+int kms_parse_describe_key(const char *body, size_t len, struct kms_key *ret)
+{
+        _cleanup_json_ cJSON *j = NULL;
+        int r = awsjson_parse(body, len, &j);
+
+        if (r < 0)
+                return r;
+        return key_from_json(j, ret);
+}
+
+int kms_describe_key(struct awsjson_client *c, const char *key_id, struct kms_key *ret,
+                     struct aws_error *err)
+{
+        _cleanup_json_ cJSON *req = NULL, *ans = NULL;
+        int r;
+
+        if (!key_id || !*key_id)
+                return -EINVAL;
+        req = cJSON_CreateObject();
+        if (!req || !cJSON_AddStringToObject(req, "KeyId", key_id))
+                return -ENOMEM;
+        r = awsjson_call(c, "DescribeKey", req, &ans, err);
+        if (r < 0)
+                return r;
+        return key_from_json(ans, ret);
+}
+
+/* The partition of a key ARN ("arn:aws-cn:kms:..."), "aws" when it is not an ARN. */
+static const char *partition_of(const char *key_id, char *buf, size_t size)
+{
+        const char *p, *q;
+
+        if (!startswith(key_id, "arn:"))
+                return "aws";
+        p = key_id + 4;
+        q = strchr(p, ':');
+        if (!q || q == p || (size_t)(q - p) >= size)
+                return "aws";
+        memcpy(buf, p, (size_t)(q - p));
+        buf[q - p] = '\0';
+        return buf;
+}
+
+int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *grantee,
+                     const char *name, char **ret_grant_id, struct aws_error *err)
+{
+        /* What EBS needs in the grantee's account to copy or launch from an encrypted image. */
+        static const char *const ops[] = {
+                "Decrypt",       "DescribeKey", "GenerateDataKeyWithoutPlaintext",
+                "ReEncryptFrom", "ReEncryptTo", "CreateGrant",
+        };
+        _cleanup_json_ cJSON *req = NULL, *ans = NULL;
+        _cleanup_free_ char *principal = NULL;
+        char part[32];
+        cJSON *arr;
+        int r;
+
+        if (!key_id || !*key_id || !grantee || !*grantee)
+                return -EINVAL;
+        /* A bare account id becomes its root principal; an ARN is used as given. */
+        if (strspn(grantee, "0123456789") == strlen(grantee)) {
+                if (asprintf(&principal, "arn:%s:iam::%s:root",
+                             partition_of(key_id, part, sizeof(part)), grantee) < 0)
+                        return -ENOMEM;
+        } else {
+                principal = strdup(grantee);
+                if (!principal)
+                        return -ENOMEM;
+        }
+        req = cJSON_CreateObject();
+        arr = cJSON_CreateStringArray(ops, (int)ELEMENTSOF(ops));
+        if (!req || !arr) {
+                cJSON_Delete(arr);
+                return -ENOMEM;
+        }
+        cJSON_AddItemToObject(req, "Operations", arr);
+        if (!cJSON_AddStringToObject(req, "KeyId", key_id) ||
+            !cJSON_AddStringToObject(req, "GranteePrincipal", principal) ||
+            (name && !cJSON_AddStringToObject(req, "Name", name)))
+                return -ENOMEM;
+        r = awsjson_call(c, "CreateGrant", req, &ans, err);
+        if (r < 0)
+                return r;
+        if (!ret_grant_id)
+                return 0;
+        r = dup_str(ans, "GrantId", ret_grant_id);
+        if (r >= 0 && !*ret_grant_id)
+                r = -EBADMSG;
+        return r;
+}
+
+int ssm_put_parameter(struct awsjson_client *c, const char *name, const char *value,
+                      const char *data_type, bool overwrite, int64_t *ret_version,
+                      struct aws_error *err)
+{
+        _cleanup_json_ cJSON *req = NULL, *ans = NULL;
+        const cJSON *v;
+        int r;
+
+        if (!name || !*name || !value)
+                return -EINVAL;
+        req = cJSON_CreateObject();
+        if (!req || !cJSON_AddStringToObject(req, "Name", name) ||
+            !cJSON_AddStringToObject(req, "Value", value) ||
+            !cJSON_AddStringToObject(req, "Type", "String") ||
+            (data_type && !cJSON_AddStringToObject(req, "DataType", data_type)) ||
+            !cJSON_AddBoolToObject(req, "Overwrite", overwrite))
+                return -ENOMEM;
+        r = awsjson_call(c, "PutParameter", req, &ans, err);
+        if (r < 0)
+                return r;
+        if (!ret_version)
+                return 0;
+        v = cJSON_GetObjectItemCaseSensitive(ans, "Version");
+        if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 9007199254740992.0 ||
+            (double)(int64_t)v->valuedouble != v->valuedouble)
+                return -EBADMSG;
+        *ret_version = (int64_t)v->valuedouble;
+        return 0;
+}
