@@ -16,11 +16,17 @@
 #include "util/str.h"
 
 static const char *const phase_names[_PHASE_MAX] = {
-        [PHASE_PREFLIGHT] = "preflight",   [PHASE_PRE_IMAGE] = "pre-image",
-        [PHASE_PRE_FREEZE] = "pre-freeze", [PHASE_FREEZING] = "freezing",
-        [PHASE_CREATING] = "creating",     [PHASE_REBOOTING] = "rebooting",
-        [PHASE_POST_THAW] = "post-thaw",   [PHASE_WAITING] = "waiting",
-        [PHASE_POST_IMAGE] = "post-image", [PHASE_DONE] = "done",
+        [PHASE_PREFLIGHT] = "preflight",
+        [PHASE_PRE_IMAGE] = "pre-image",
+        [PHASE_PRE_FREEZE] = "pre-freeze",
+        [PHASE_FREEZING] = "freezing",
+        [PHASE_CREATING] = "creating",
+        [PHASE_REBOOTING] = "rebooting",
+        [PHASE_POST_THAW] = "post-thaw",
+        [PHASE_WAITING] = "waiting",
+        [PHASE_DISTRIBUTING] = "distributing",
+        [PHASE_POST_IMAGE] = "post-image",
+        [PHASE_DONE] = "done",
         [PHASE_FAILED] = "failed",
 };
 
@@ -98,8 +104,62 @@ struct run_state *run_state_free(struct run_state *r)
         free(r->consistency);
         free(r->error);
         strv_free(r->frozen_mounts);
+        for (size_t i = 0; i < r->n_dist; i++) {
+                free(r->dist[i].region);
+                free(r->dist[i].image_id);
+                free(r->dist[i].state);
+                free(r->dist[i].lt_version);
+                strv_free(r->dist[i].done);
+        }
+        free(r->dist);
         free(r);
         return NULL;
+}
+
+int run_state_add_dist(struct run_state *r, const char *region, struct run_dist **ret)
+{
+        struct run_dist *v;
+
+        if (!region)
+                return -EINVAL;
+        if (r->n_dist >= RUN_DIST_MAX)
+                return -E2BIG;
+        v = reallocarray(r->dist, r->n_dist + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        r->dist = v;
+        v[r->n_dist] = (struct run_dist){.region = strdup(region)};
+        if (!v[r->n_dist].region)
+                return -ENOMEM;
+        if (ret)
+                *ret = &v[r->n_dist];
+        r->n_dist++;
+        return 0;
+}
+
+struct run_dist *run_state_find_dist(const struct run_state *r, const char *region)
+{
+        for (size_t i = 0; region && i < r->n_dist; i++)
+                if (streq(r->dist[i].region, region))
+                        return &r->dist[i];
+        return NULL;
+}
+
+bool run_dist_done(const struct run_dist *d, const char *step)
+{
+        for (char **s = d->done; s && *s; s++)
+                if (streq(*s, step))
+                        return true;
+        return false;
+}
+
+int run_dist_mark(struct run_dist *d, const char *step)
+{
+        if (run_dist_done(d, step))
+                return 0;
+        if (strv_length(d->done) >= RUN_DIST_STEPS_MAX)
+                return -E2BIG;
+        return strv_push(&d->done, step);
 }
 
 int run_state_set(char **field, const char *value)
@@ -182,6 +242,31 @@ static int add_num(cJSON *o, const char *k, double v)
         return cJSON_AddNumberToObject(o, k, v) ? 0 : -ENOMEM;
 }
 
+static int dist_to_json(cJSON *o, const struct run_state *r)
+{
+        cJSON *arr = cJSON_AddArrayToObject(o, "distribution");
+
+        for (size_t i = 0; arr && i < r->n_dist; i++) {
+                const struct run_dist *d = &r->dist[i];
+                cJSON *item = cJSON_CreateObject(), *done;
+                int e = 0;
+
+                if (!item)
+                        return -ENOMEM;
+                cJSON_AddItemToArray(arr, item);
+                e |= add_str(item, "region", d->region);
+                e |= add_str(item, "image_id", d->image_id);
+                e |= add_str(item, "state", d->state);
+                e |= add_str(item, "lt_version", d->lt_version);
+                done = cJSON_AddArrayToObject(item, "done");
+                for (char **s = d->done; done && s && *s; s++)
+                        cJSON_AddItemToArray(done, cJSON_CreateString(*s));
+                if (e || !done)
+                        return -ENOMEM;
+        }
+        return arr ? 0 : -ENOMEM;
+}
+
 static cJSON *run_to_json(const struct run_state *r)
 {
         cJSON *o = cJSON_CreateObject(), *times, *mounts;
@@ -222,6 +307,8 @@ static cJSON *run_to_json(const struct run_state *r)
                         add_num(t, "ms",
                                 (double)((r->times[i].end - r->times[i].start) / USEC_PER_MSEC));
         }
+        if (r->n_dist > 0 && dist_to_json(o, r) < 0)
+                e = -ENOMEM;
         if (e || !mounts || !times) {
                 cJSON_Delete(o);
                 return NULL;
@@ -315,6 +402,41 @@ static int get_usec(const cJSON *o, const char *k, usec_t *ret)
         return r;
 }
 
+static int dist_from_json(const cJSON *arr, struct run_state *r)
+{
+        const cJSON *item;
+
+        if (!arr)
+                return 0;
+        if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > RUN_DIST_MAX)
+                return -EBADMSG;
+        cJSON_ArrayForEach(item, arr)
+        {
+                _cleanup_free_ char *region = NULL;
+                const cJSON *done, *s;
+                struct run_dist *d;
+                int e = 0;
+
+                if (!cJSON_IsObject(item) || get_str(item, "region", &region) < 0 || !region ||
+                    run_state_find_dist(r, region) || run_state_add_dist(r, region, &d) < 0)
+                        return -EBADMSG;
+                e |= get_str(item, "image_id", &d->image_id);
+                e |= get_str(item, "state", &d->state);
+                e |= get_str(item, "lt_version", &d->lt_version);
+                done = cJSON_GetObjectItemCaseSensitive(item, "done");
+                if (e || (done &&
+                          (!cJSON_IsArray(done) || cJSON_GetArraySize(done) > RUN_DIST_STEPS_MAX)))
+                        return -EBADMSG;
+                cJSON_ArrayForEach(s, done)
+                {
+                        if (!cJSON_IsString(s) || strlen(s->valuestring) > 64 ||
+                            run_dist_mark(d, s->valuestring) < 0)
+                                return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
 static int run_from_json(const cJSON *o, struct run_state **ret)
 {
         struct run_state *r = calloc(1, sizeof(*r));
@@ -384,6 +506,8 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                     get_usec(t, "end_us", &r->times[i].end) < 0)
                         goto bad;
         }
+        if (dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "distribution"), r) < 0)
+                goto bad;
         *ret = r;
         return 0;
 bad:

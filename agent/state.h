@@ -15,15 +15,16 @@
 #define STATE_HISTORY_MAX 20
 
 enum run_phase {
-        PHASE_PREFLIGHT,  /* checks and the image name; nothing changed yet */
-        PHASE_PRE_IMAGE,  /* pre-image hooks */
-        PHASE_PRE_FREEZE, /* pre-freeze hooks (no-reboot) */
-        PHASE_FREEZING,   /* filesystems may be frozen: thaw on start if found here */
-        PHASE_CREATING,   /* CreateImage sent or about to be: look the name up before retrying */
-        PHASE_REBOOTING,  /* reboot mode: CreateImage sent, EC2 will stop us */
-        PHASE_POST_THAW,  /* post-thaw hooks (no-reboot) */
-        PHASE_WAITING,    /* waiting for the image to become available */
-        PHASE_POST_IMAGE, /* post-image hooks */
+        PHASE_PREFLIGHT,    /* checks and the image name; nothing changed yet */
+        PHASE_PRE_IMAGE,    /* pre-image hooks */
+        PHASE_PRE_FREEZE,   /* pre-freeze hooks (no-reboot) */
+        PHASE_FREEZING,     /* filesystems may be frozen: thaw on start if found here */
+        PHASE_CREATING,     /* CreateImage sent or about to be: look the name up before retrying */
+        PHASE_REBOOTING,    /* reboot mode: CreateImage sent, EC2 will stop us */
+        PHASE_POST_THAW,    /* post-thaw hooks (no-reboot) */
+        PHASE_WAITING,      /* waiting for the image to become available */
+        PHASE_DISTRIBUTING, /* copies, sharing, lifecycle, publishing ([distribute]) */
+        PHASE_POST_IMAGE,   /* post-image hooks */
         PHASE_DONE,
         PHASE_FAILED,
         _PHASE_MAX,
@@ -32,6 +33,21 @@ enum run_phase {
 enum run_mode {
         MODE_NO_REBOOT,
         MODE_REBOOT,
+};
+
+#define RUN_DIST_MAX       32 /* regions a run distributes to, its own included */
+#define RUN_DIST_STEPS_MAX 32
+
+/*
+ * Distribution in one region: the image there (a copy, or the run's image in its own region)
+ * and the steps already done, by name (distribute.c's), so that a resumed run skips them.
+ */
+struct run_dist {
+        char *region;
+        char *image_id;   /* NULL until CopyImage answered (or a lost copy was found) */
+        char *state;      /* EC2's state of that image as last seen */
+        char *lt_version; /* the launch template version made for it, once made */
+        char **done;      /* NULL-terminated */
 };
 
 struct phase_time {
@@ -58,6 +74,8 @@ struct run_state {
         usec_t started;
         usec_t updated;
         struct phase_time times[_PHASE_MAX];
+        struct run_dist *dist; /* PHASE_DISTRIBUTING onwards; dist[0] is the run's own region */
+        size_t n_dist;
 };
 
 struct history_entry {
@@ -86,6 +104,11 @@ int run_mode_from_string(const char *s);
 int run_state_new(enum run_mode mode, bool dry_run, struct run_state **ret);
 struct run_state *run_state_free(struct run_state *r);
 int run_state_set(char **field, const char *value);
+/* Append a region with nothing done yet; -E2BIG past RUN_DIST_MAX. */
+int run_state_add_dist(struct run_state *r, const char *region, struct run_dist **ret);
+struct run_dist *run_state_find_dist(const struct run_state *r, const char *region);
+bool run_dist_done(const struct run_dist *d, const char *step);
+int run_dist_mark(struct run_dist *d, const char *step);
 /* A deep copy. */
 int run_state_copy(const struct run_state *r, struct run_state **ret);
 

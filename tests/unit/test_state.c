@@ -143,13 +143,71 @@ static void test_atomic_write(void **unused)
         rmdir(dir);
 }
 
+static void test_distribution(void **unused)
+{
+        static const char *const bad[] = {
+                /* not a list, an entry without region, a region twice, a step that is no string */
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\",\"mode\":"
+                "\"reboot\",\"distribution\":{}}}",
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\",\"mode\":"
+                "\"reboot\",\"distribution\":[{\"image_id\":\"ami-1\"}]}}",
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\",\"mode\":"
+                "\"reboot\",\"distribution\":[{\"region\":\"a\"},{\"region\":\"a\"}]}}",
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\",\"mode\":"
+                "\"reboot\",\"distribution\":[{\"region\":\"a\",\"done\":[1]}]}}",
+        };
+        struct state s = {}, l = {};
+        struct run_state *r, *c = NULL;
+        struct run_dist *d;
+        char *text;
+
+        assert_int_equal(run_state_new(MODE_REBOOT, false, &r), 0);
+        r->phase = PHASE_DISTRIBUTING;
+        assert_string_equal(run_phase_to_string(PHASE_DISTRIBUTING), "distributing");
+        assert_int_equal(run_phase_from_string("distributing"), PHASE_DISTRIBUTING);
+        assert_int_equal(run_state_add_dist(r, "us-east-1", &d), 0);
+        run_state_set(&d->image_id, "ami-1");
+        assert_int_equal(run_dist_mark(d, "shared"), 0);
+        assert_int_equal(run_dist_mark(d, "shared"), 0);
+        assert_int_equal(run_state_add_dist(r, "us-west-2", &d), 0);
+        run_state_set(&d->lt_version, "3");
+        assert_null(run_state_find_dist(r, "eu-west-1"));
+        s.current = r;
+        text = state_format(&s);
+        assert_non_null(text);
+        assert_int_equal(state_parse(text, strlen(text), &l), 0);
+        free(text);
+        assert_int_equal(l.current->phase, PHASE_DISTRIBUTING);
+        assert_int_equal(l.current->n_dist, 2);
+        d = run_state_find_dist(l.current, "us-east-1");
+        assert_string_equal(d->image_id, "ami-1");
+        assert_true(run_dist_done(d, "shared"));
+        assert_null(d->done[1]);
+        assert_false(run_dist_done(d, "copied"));
+        d = run_state_find_dist(l.current, "us-west-2");
+        assert_null(d->image_id);
+        assert_string_equal(d->lt_version, "3");
+        assert_int_equal(run_state_copy(l.current, &c), 0);
+        assert_string_equal(c->dist[1].region, "us-west-2");
+        run_state_free(c);
+        state_done(&l);
+        for (size_t i = 0; i < RUN_DIST_MAX - 2; i++) {
+                char name[16];
+                snprintf(name, sizeof(name), "r-%zu", i);
+                assert_int_equal(run_state_add_dist(r, name, NULL), 0);
+        }
+        assert_int_equal(run_state_add_dist(r, "one-too-many", NULL), -E2BIG);
+        state_done(&s);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(state_parse(bad[i], strlen(bad[i]), &l), -EBADMSG);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_round_trip),
-                cmocka_unit_test(test_corrupt),
-                cmocka_unit_test(test_lock),
-                cmocka_unit_test(test_atomic_write),
+                cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_lock),         cmocka_unit_test(test_atomic_write),
+                cmocka_unit_test(test_distribution),
         };
         return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }
