@@ -84,6 +84,24 @@ static const struct config_key keys[] = {
          "/run/ec2-imaged/control.sock", NULL},
         {"daemon", "user_data", KEY_BOOL, OFF(user_data), 0, 0, "no", NULL},
         {"daemon", "stop_timeout_s", KEY_UINT, OFF(stop_timeout_s), 1, 3600, "60", NULL},
+        /* 31 regions besides the run's own: the state keeps RUN_DIST_MAX (32) of them. */
+        {"distribute", "regions", KEY_STRV, OFF(dist_regions), 0, 31, "", NULL},
+        {"distribute", "kms_key", KEY_STRV, OFF(dist_kms_keys), 0, 32, "", NULL},
+        {"distribute", "share_accounts", KEY_STRV, OFF(dist_share_accounts), 0, 100, "", NULL},
+        {"distribute", "share_organizations", KEY_STRV, OFF(dist_share_orgs), 0, 20, "", NULL},
+        {"distribute", "share_ous", KEY_STRV, OFF(dist_share_ous), 0, 50, "", NULL},
+        {"distribute", "create_grants", KEY_BOOL, OFF(dist_create_grants), 0, 0, "no", NULL},
+        {"distribute", "deprecate_after_days", KEY_UINT, OFF(dist_deprecate_days), 0, 36500, "0",
+         NULL},
+        {"distribute", "keep_newest", KEY_UINT, OFF(dist_keep_newest), 0, 1000, "0", NULL},
+        {"distribute", "keep_days", KEY_UINT, OFF(dist_keep_days), 0, 36500, "0", NULL},
+        {"distribute", "lineage", KEY_STRING, OFF(dist_lineage), 0, 128, NULL, NULL},
+        {"distribute", "launch_template", KEY_STRING, OFF(dist_launch_template), 0, 128, NULL,
+         NULL},
+        {"distribute", "launch_template_source_version", KEY_STRING, OFF(dist_lt_source_version), 1,
+         32, "$Default", NULL},
+        {"distribute", "ssm_parameter", KEY_STRING, OFF(dist_ssm_parameter), 0, 1011, NULL, NULL},
+        {"distribute", "max_copies_in_flight", KEY_UINT, OFF(dist_max_copies), 1, 50, "5", NULL},
 };
 
 struct parse_ctx {

@@ -58,6 +58,22 @@ struct config {
         bool user_data;          /* act on an ec2-imaged directive in the IMDS user-data */
         unsigned stop_timeout_s; /* how long a stopping daemon waits for its run's worker */
 
+        /* [distribute]: after the image is available (see distribute.h) */
+        char **dist_regions;          /* regions to copy to */
+        char **dist_kms_keys;         /* REGION:KEY words: the key of the copy in REGION */
+        char **dist_share_accounts;   /* 12-digit account ids */
+        char **dist_share_orgs;       /* organization ARNs */
+        char **dist_share_ous;        /* organizational unit ARNs */
+        bool dist_create_grants;      /* KMS grants on customer keys for the shared accounts */
+        unsigned dist_deprecate_days; /* 0: never */
+        unsigned dist_keep_newest;    /* 0: no count rule */
+        unsigned dist_keep_days;      /* 0: no age rule */
+        char *dist_lineage;           /* ec2-imaged:lineage tag value; NULL: the instance id */
+        char *dist_launch_template;   /* id (lt-...) or name, in each distributed region */
+        char *dist_lt_source_version; /* version the new one is made from */
+        char *dist_ssm_parameter;     /* parameter name, written in each distributed region */
+        unsigned dist_max_copies;     /* CopyImage calls in flight at once */
+
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];
         size_t n_tags;
