@@ -119,6 +119,7 @@ struct ec2_image {
         char *deprecation_time;          /* NULL when not deprecated */
         char *deregistration_protection; /* "disabled", "enabled...", or NULL when not given */
         char **snapshot_ids;             /* NULL-terminated */
+        char *kms_key_id; /* of the first encrypted snapshot; NULL when none is encrypted */
         struct ec2_image_tag *tags;
         size_t n_tags;
 };

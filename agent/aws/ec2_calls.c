@@ -135,6 +135,7 @@ void ec2_image_done(struct ec2_image *im)
         free(im->creation_date);
         free(im->deprecation_time);
         free(im->deregistration_protection);
+        free(im->kms_key_id);
         for (char **s = im->snapshot_ids; s && *s; s++)
                 free(*s);
         free(im->snapshot_ids);
@@ -166,6 +167,11 @@ static int image_snapshots(const xmlNode *item, struct ec2_image *im)
         XML_FOREACH(bd, set, "item")
         {
                 /* Instance-store and no-device mappings have no snapshot. */
+                if (!im->kms_key_id) {
+                        r = xml_child_text_opt(xml_child(bd, "ebs"), "kmsKeyId", &im->kms_key_id);
+                        if (r < 0)
+                                return r;
+                }
                 r = xml_child_text_opt(xml_child(bd, "ebs"), "snapshotId", &im->snapshot_ids[k]);
                 if (r < 0)
                         return r;

@@ -144,6 +144,9 @@ static void test_lineage_images(void **state)
                 "<imageState>available</imageState><creationDate>2026-01-01T00:00:00.000Z"
                 "</creationDate><deprecationTime>2026-06-01T00:00:00.000Z</deprecationTime>"
                 "<deregistrationProtection>enabled-with-cooldown</deregistrationProtection>"
+                "<blockDeviceMapping><item><deviceName>/dev/xvda</deviceName><ebs><snapshotId>"
+                "snap-1</snapshotId><encrypted>true</encrypted><kmsKeyId>arn:aws:kms:us-east-1:"
+                "111122223333:key/k1</kmsKeyId></ebs></item></blockDeviceMapping>"
                 "</item></imagesSet></DescribeImagesResponse>";
         struct ec2_image *ims = NULL;
         size_t n = 0, len;
@@ -156,12 +159,14 @@ static void test_lineage_images(void **state)
         assert_string_equal(ims[0].snapshot_ids[0], "snap-11df02a37e043b7e7");
         assert_null(ims[0].deprecation_time);
         assert_null(ims[0].deregistration_protection);
+        assert_null(ims[0].kms_key_id);
         ec2_images_free(ims, n);
         free(body);
 
         assert_int_equal(ec2_parse_images(aws, strlen(aws), &ims, &n), 0);
         assert_string_equal(ims[0].deprecation_time, "2026-06-01T00:00:00.000Z");
         assert_string_equal(ims[0].deregistration_protection, "enabled-with-cooldown");
+        assert_string_equal(ims[0].kms_key_id, "arn:aws:kms:us-east-1:111122223333:key/k1");
         ec2_images_free(ims, n);
 }
 
