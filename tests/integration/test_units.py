@@ -37,14 +37,25 @@ def test_systemd_analyze_verify_reports_nothing(tmp_path, agent_bin):
     (root / "etc/systemd/system").mkdir(parents=True)
     shutil.copy(agent_bin, root / "usr/sbin/ec2-imaged")
     shutil.copy(shutil.which("kill") or "/bin/kill", root / "bin/kill")
+    (root / "usr/lib/ec2-imaged/hooks").mkdir(parents=True)
+    shutil.copy(REPO / "hooks/firstboot", root / "usr/lib/ec2-imaged/hooks/firstboot")
     shutil.copytree(SYSTEM_UNITS, root / "usr/lib/systemd/system", symlinks=True)
     names = sorted(p.name for p in UNITS.iterdir() if p.is_file())
-    assert names == ["ec2-imaged-run.service", "ec2-imaged-run.timer", "ec2-imaged.service"]
+    assert names == ["ec2-imaged-firstboot.service", "ec2-imaged-run.service",
+                     "ec2-imaged-run.timer", "ec2-imaged.service"]
     for n in names:
         shutil.copy(UNITS / n, root / "etc/systemd/system" / n)
     r = subprocess.run(["systemd-analyze", "verify", "--root=%s" % root] + names,
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+
+
+def test_firstboot_settings():
+    u = unit("ec2-imaged-firstboot.service")
+    # Host keys must exist before sshd reads them, under either name of the ssh unit.
+    assert set(u["Unit"]["Before"].split()) >= {"ssh.service", "sshd.service"}
+    assert u["Service"]["Type"] == "oneshot"
+    assert u["Service"]["ExecStart"] == "/usr/lib/ec2-imaged/hooks/firstboot"
 
 
 def test_service_settings():
