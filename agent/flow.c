@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "context.h"
+#include "distribute.h"
 #include "flow_image.h"
 #include "freeze.h"
 #include "hooks.h"
@@ -415,6 +416,18 @@ static int wait_and_finish(struct flow *f)
                 leave(f, PHASE_WAITING);
                 if (r < 0)
                         return fail(f, r, "image %s did not become available: %s", f->run->image_id,
+                                    strna(why));
+                f->run->phase =
+                        distribute_configured(f->cfg) ? PHASE_DISTRIBUTING : PHASE_POST_IMAGE;
+        }
+        if (f->run->phase == PHASE_DISTRIBUTING) {
+                _cleanup_free_ char *why = NULL;
+                r = enter(f, PHASE_DISTRIBUTING);
+                if (r >= 0)
+                        r = distribute_run(f->ctx, &f->state, f->run, &why);
+                leave(f, PHASE_DISTRIBUTING);
+                if (r < 0)
+                        return fail(f, r, "distribution of %s failed: %s", f->run->image_id,
                                     strna(why));
                 f->run->phase = PHASE_POST_IMAGE;
         }

@@ -64,6 +64,8 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
  */
 int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params, xmlDoc **ret_doc,
              struct aws_error *err);
+/* Limits for the next call only: see signed_post_limit_next() in signed_post.h. */
+void ec2_client_limit_next_call(struct ec2_client *c, bool once, unsigned deadline_ms);
 
 /*
  * For the call files (ec2_calls.c, ec2_dist.c): run a mutating call, mapping DryRunOperation to 0
@@ -113,6 +115,7 @@ struct ec2_image_tag {
 struct ec2_image {
         char *image_id;
         char *name;
+        char *description;
         char *state; /* pending, available, failed, error, ... */
         char *state_reason;
         char *creation_date;

@@ -130,6 +130,7 @@ void ec2_image_done(struct ec2_image *im)
                 return;
         free(im->image_id);
         free(im->name);
+        free(im->description);
         free(im->state);
         free(im->state_reason);
         free(im->creation_date);
@@ -219,6 +220,8 @@ static int image_from_item(const xmlNode *item, struct ec2_image *ret)
         r = required(xml_child_text(item, "imageId", &im.image_id));
         if (r >= 0)
                 r = xml_child_text_opt(item, "name", &im.name);
+        if (r >= 0)
+                r = xml_child_text_opt(item, "description", &im.description);
         if (r >= 0)
                 r = xml_child_text_opt(item, "imageState", &im.state);
         if (r >= 0)

@@ -55,3 +55,27 @@ int strv_push(char ***v, const char *s)
         *v = nv;
         return 0;
 }
+
+bool strv_contains(char *const *v, const char *s)
+{
+        for (size_t i = 0; s && v && v[i]; i++)
+                if (strcmp(v[i], s) == 0)
+                        return true;
+        return false;
+}
+
+int strv_pushf(char ***v, const char *fmt, ...)
+{
+        char *s;
+        va_list ap;
+        int n, r;
+
+        va_start(ap, fmt);
+        n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        r = strv_push(v, s);
+        free(s);
+        return r;
+}

@@ -11,3 +11,6 @@ char **strv_free(char **v);
 size_t strv_length(char *const *v);
 /* Append a copy of s; -ENOMEM on failure (the vector is unchanged then). */
 int strv_push(char ***v, const char *s);
+bool strv_contains(char *const *v, const char *s);
+/* strv_push of a formatted string. */
+int strv_pushf(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

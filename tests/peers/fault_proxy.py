@@ -12,7 +12,12 @@ against a real API implementation.
 Control API on the same port under /_control/ (JSON in and out):
   POST /_control/faults   {"faults": [{"kind": K, "count": N, "delay_ms": M, "action": A}]}
                           appended to the queue; kinds: throttle, error500, error503, malformed,
-                          delay, reset, close, truncate, drop_response.  A request takes the
+                          delay, reset, close, truncate, drop_response, duplicate_name
+                          (forwards, then answers InvalidAMIName.Duplicate as EC2 answers a
+                          CreateImage whose name exists: the request acted, the answer says
+                          no), and ok (an EC2 answer
+                          <ActionResponse><return>true</return> without asking the upstream,
+                          for actions moto does not implement, e.g. EnableImageDeprecation).  A request takes the
                           first queued fault whose optional "action" matches its Action (form
                           body or query) or X-Amz-Target operation; count defaults to 1.
   GET  /_control/faults   the faults still queued
@@ -40,7 +45,7 @@ from urllib.parse import parse_qsl, urlsplit
 REDACTED = ("authorization", "x-amz-security-token")
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "proxy-connection")
 KINDS = ("throttle", "error500", "error503", "malformed", "delay", "reset", "close",
-         "truncate", "drop_response")
+         "truncate", "drop_response", "duplicate_name", "ok")
 
 
 def ec2_error(code, message):
@@ -161,6 +166,14 @@ class Handler(BaseHTTPRequestHandler):
                               b'<?xml version="1.0" encoding="UTF-8"?>\n<%sResponse xmlns="'
                               b'http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>7a62c49f'
                               % (action or "Unknown").encode())
+        if kind == "ok":
+            self.log_line(action, "200 ok (not forwarded)")
+            return self.reply(200, [("Content-Type", "text/xml;charset=UTF-8")],
+                              b'<?xml version="1.0" encoding="UTF-8"?>\n<%sResponse xmlns="'
+                              b'http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>%s'
+                              b'</requestId><return>true</return></%sResponse>'
+                              % ((action or "Unknown").encode(), str(uuid.uuid4()).encode(),
+                                 (action or "Unknown").encode()))
         if kind in ("reset", "close"):
             self.log_line(action, kind)
             return self.hang_up(kind == "reset")
@@ -174,6 +187,11 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "drop_response":
             self.log_line(action, "%d dropped" % status)
             return self.hang_up(True)
+        if kind == "duplicate_name":
+            self.log_line(action, "%d replaced by InvalidAMIName.Duplicate" % status)
+            return self.reply(400, [("Content-Type", "text/xml;charset=UTF-8")],
+                              ec2_error("InvalidAMIName.Duplicate",
+                                        "AMI name is already in use by an AMI owned by you"))
         if kind == "truncate":
             # Promise the full length, send half, then close: the client sees a short read.
             self.log_line(action, "%d truncated" % status)

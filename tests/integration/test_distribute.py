@@ -1,0 +1,276 @@
+"""Distribution after the image is available ([distribute]) end to end, against moto behind the
+recording fault proxy: copies to two regions with KMS keys, sharing, snapshot permissions, the
+refusal of an AWS-managed key, deprecation, retention, the launch template version, the SSM
+parameter, and a crash between two steps resumed without a second copy.
+
+Safety: every run here is `run --mode reboot` (and `[run] mode = reboot`) against moto, so
+nothing is ever frozen: moto makes the image at once and `resume` finishes the run without a
+real reboot.  The agent only talks to loopback peers (agent_env); servers stop by PID.
+Where moto ignores a parameter (Encrypted/KmsKeyId/ClientToken on CopyImage, SourceVersion on
+launch template versions) the test asserts what was sent, from the proxy's recorded requests.
+"""
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
+
+SRC = "us-east-1"
+DST = ("us-west-2", "eu-west-1")
+MOTO_AMI = "ami-12c6146b"
+ACCOUNT = "123456789012"
+SHARE_ACCOUNT = "111122223333"
+ORG = "arn:aws:organizations::123456789012:organization/o-abc123def4"
+AGENT_TIMEOUT = 120  # seconds; the bound on one agent command
+DEADLINE = 30
+
+
+class Rig:
+    """moto with one instance, the IMDS server that says we are it, the fault proxy in front of
+    moto, a state dir and the config that ties them up."""
+
+    def __init__(self, tmp, moto, proxy, env, agent_bin, instance_id):
+        self.tmp, self.moto, self.proxy, self.env = tmp, moto, proxy, env
+        self.agent_bin, self.instance_id = agent_bin, instance_id
+        self.state_dir = tmp / "state"
+        self.state_dir.mkdir(mode=0o700)
+        self.config_path = tmp / "ec2-imaged.conf"
+        self.procs = []
+
+    def ec2(self, region=SRC):
+        return client(self.moto.url, "ec2", region=region)
+
+    def configure(self, **dist):
+        lines = ["[aws]", "max_attempts = 2", "retry_deadline_ms = 10000",
+                 "[run]", "mode = reboot", "state_dir = %s" % self.state_dir,
+                 "wait_timeout_s = 60", "wait_poll_max_s = 1",
+                 "[image]", "name = dist-{run_id}", "tag = team=platform",
+                 "[hooks]", "dir = %s" % (self.tmp / "no-hooks"),
+                 "[distribute]"]
+        lines += ["%s = %s" % (k, v) for k, v in dist.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self, *args):
+        out = open(self.tmp / ("agent-%d.out" % len(self.procs)), "w+")
+        p = subprocess.Popen([self.agent_bin, "--config", str(self.config_path), *args],
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
+                             env=self.env, start_new_session=True, text=True)
+        p.out = out
+        self.procs.append(p)
+        return p
+
+    def agent(self, *args):
+        p = self.start(*args)
+        try:
+            _, err = p.communicate(timeout=AGENT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            pytest.fail("ec2-imaged %s hung" % " ".join(args))
+        p.out.seek(0)
+        p.stdout_text, p.err = p.out.read(), err
+        return p
+
+    def run_and_resume(self):
+        """`run --mode reboot` (CreateImage, then the run waits for the boot) and `resume`."""
+        a = self.agent("run", "--mode", "reboot", "--json")
+        assert a.returncode == 0, a.err
+        r = self.agent("resume", "--json")
+        return r
+
+    def state(self):
+        return json.loads((self.state_dir / "state.json").read_text())
+
+    def sent(self, action):
+        return [q for q in self.proxy.requests()
+                if q["action"] == action and q["params"].get("DryRun") != "true"]
+
+    def images(self, region=SRC):
+        return self.ec2(region).describe_images(Owners=["self"])["Images"]
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=DEADLINE)
+            p.out.close()
+
+
+@pytest.fixture
+def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    instance_id = create_moto_instance(moto.url, region=SRC, image_id=MOTO_AMI)
+    imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT)
+    proxy = fault_proxy(moto)
+    r = Rig(tmp_path, moto, proxy, agent_env(imds=imds, endpoint=proxy), agent_bin, instance_id)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def tags_of(resource):
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def kms_key(rig, region, alias):
+    kms = client(rig.moto.url, "kms", region=region)
+    key = kms.create_key(Description="golden")["KeyMetadata"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    return key
+
+
+def done_run(r):
+    assert r.returncode == 0, r.err
+    j = json.loads(r.stdout_text)
+    assert j["phase"] == "done", j
+    return j
+
+
+# ---------------------------------------------------------------- copies, sharing, publishing
+
+
+def test_copies_share_publish(rig):
+    keys = {reg: kms_key(rig, reg, "alias/golden") for reg in DST}
+    ec2 = rig.ec2()
+    lt = ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={
+        "ImageId": MOTO_AMI, "InstanceType": "t3.micro"})["LaunchTemplate"]
+    rig.configure(regions=" ".join(DST),
+                  kms_key=" ".join("%s:alias/golden" % reg for reg in DST),
+                  share_accounts=SHARE_ACCOUNT, share_organizations=ORG, create_grants="yes",
+                  launch_template="web", launch_template_source_version="1",
+                  ssm_parameter="/golden/web", lineage="web")
+    j = done_run(rig.run_and_resume())
+    image = j["image_id"]
+    copies = {}
+    for reg in DST:
+        [im] = rig.images(reg)
+        copies[reg] = im["ImageId"]
+        t = tags_of(im)
+        assert t["ec2-imaged:lineage"] == "web" and t["ec2-imaged:run-id"] == j["run_id"]
+        assert t["team"] == "platform"
+    # What moto ignores, as sent: the region's key, Encrypted, the deterministic token.
+    sent_copies = rig.sent("CopyImage")
+    assert len(sent_copies) == 2
+    for q in sent_copies:
+        p = q["params"]
+        assert p["SourceRegion"] == SRC and p["SourceImageId"] == image
+        assert p["Encrypted"] == "true" and p["KmsKeyId"] == "alias/golden"
+        assert p["ClientToken"] in {"%s-%s" % (j["run_id"], reg) for reg in DST}
+        assert p["CopyImageTags"] == "true"
+    assert {q["params"]["ClientToken"] for q in sent_copies} == {
+        "%s-%s" % (j["run_id"], reg) for reg in DST}
+
+    # Shared in every region, with the account and the organization; snapshots for the account.
+    for reg, im in [(SRC, image)] + list(copies.items()):
+        perms = rig.ec2(reg).describe_image_attribute(
+            ImageId=im, Attribute="launchPermission")["LaunchPermissions"]
+        assert {"UserId": SHARE_ACCOUNT} in perms and {"OrganizationArn": ORG} in perms, reg
+        for bdm in rig.ec2(reg).describe_images(ImageIds=[im])["Images"][0][
+                "BlockDeviceMappings"]:
+            attr = rig.ec2(reg).describe_snapshot_attribute(
+                SnapshotId=bdm["Ebs"]["SnapshotId"], Attribute="createVolumePermission")
+            assert {"UserId": SHARE_ACCOUNT} in attr["CreateVolumePermissions"], reg
+
+    # KMS grants on the customer keys of the copies, for the shared account.
+    for reg in DST:
+        grants = client(rig.moto.url, "kms", region=reg).list_grants(
+            KeyId=keys[reg]["KeyId"])["Grants"]
+        assert [g["GranteePrincipal"] for g in grants] == ["arn:aws:iam::%s:root" % SHARE_ACCOUNT]
+
+    # The launch template: a new version with the image, made from version 1, the default.
+    [q] = rig.sent("CreateLaunchTemplateVersion")
+    assert q["params"]["SourceVersion"] == "1"
+    assert q["params"]["LaunchTemplateData.ImageId"] == image
+    vers = ec2.describe_launch_template_versions(LaunchTemplateId=lt["LaunchTemplateId"],
+                                                 Versions=["$Default"])["LaunchTemplateVersions"]
+    assert vers[0]["VersionNumber"] == 2 and vers[0]["LaunchTemplateData"]["ImageId"] == image
+
+    # The SSM parameter in each region holds that region's image.
+    for reg, im in [(SRC, image)] + list(copies.items()):
+        p = client(rig.moto.url, "ssm", region=reg).get_parameter(Name="/golden/web")
+        assert p["Parameter"]["Value"] == im and p["Parameter"]["DataType"] == "aws:ec2:image"
+
+
+def test_refuses_sharing_with_aws_managed_key(rig):
+    rig.configure(regions=DST[0], kms_key="%s:alias/aws/ebs" % DST[0],
+                  share_accounts=SHARE_ACCOUNT)
+    r = rig.run_and_resume()
+    assert r.returncode == 1
+    assert "alias/aws/ebs" in r.err and "AWS-managed" in r.err, r.err
+    assert "kms_key" in r.err
+    # Refused before any copy or share.
+    assert rig.sent("CopyImage") == [] and rig.sent("ModifyImageAttribute") == []
+
+
+def test_deprecation_is_sent(rig):
+    # moto has no EnableImageDeprecation (HTTP 500): the proxy answers for it instead.
+    rig.configure(deprecate_after_days=30)
+    rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 5})
+    j = done_run(rig.run_and_resume())
+    [q] = rig.sent("EnableImageDeprecation")
+    assert q["params"]["ImageId"] == j["image_id"]
+    started = j["started_us"] // 1000000
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started + 30 * 86400))
+    assert q["params"]["DeprecateAt"] == at
+
+
+# ---------------------------------------------------------------- retention
+
+
+def test_retention_keeps_newest_and_referenced(rig):
+    rig.configure(keep_newest=1, lineage="web")
+    first = done_run(rig.run_and_resume())["image_id"]
+    # A launch template's default version uses the first image: it must stay.
+    rig.ec2().create_launch_template(LaunchTemplateName="pinned",
+                                     LaunchTemplateData={"ImageId": first})
+    # An image of the lineage that ec2-imaged did not make stays too.
+    inst = create_moto_instance(rig.moto.url, region=SRC, image_id=MOTO_AMI)
+    foreign = rig.ec2().create_image(InstanceId=inst, Name="hand-made", TagSpecifications=[
+        {"ResourceType": "image", "Tags": [{"Key": "ec2-imaged:lineage", "Value": "web"}]}])[
+        "ImageId"]
+    second = done_run(rig.run_and_resume())["image_id"]
+    assert rig.sent("DeregisterImage") == []
+    third = done_run(rig.run_and_resume())["image_id"]
+    left = {im["ImageId"] for im in rig.images()}
+    assert left == {first, foreign, third}
+    [q] = rig.sent("DeregisterImage")
+    assert q["params"]["ImageId"] == second
+    assert q["params"]["DeleteAssociatedSnapshots"] == "true"
+    # The snapshots went with it.
+    snaps = {s["SnapshotId"] for s in rig.ec2().describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    for im in rig.images():
+        for bdm in im["BlockDeviceMappings"]:
+            assert bdm["Ebs"]["SnapshotId"] in snaps
+    assert len(rig.sent("DeleteSnapshot")) >= 1
+
+
+# ---------------------------------------------------------------- crash and resume
+
+
+def test_crash_between_steps_resumes_without_second_copy(rig):
+    rig.configure(regions=" ".join(DST), share_accounts=SHARE_ACCOUNT)
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.returncode == 0, a.err
+    # The copies are made, then ModifyImageAttribute hangs in the proxy: kill the agent there.
+    rig.proxy.faults({"kind": "delay", "delay_ms": 5000, "action": "ModifyImageAttribute"})
+    p = rig.start("resume", "--json")
+    deadline = time.monotonic() + DEADLINE
+    while not rig.sent("ModifyImageAttribute") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rig.sent("ModifyImageAttribute"), "never reached the share step"
+    p.kill()
+    p.wait(timeout=DEADLINE)
+    st = rig.state()["current"]
+    assert st["phase"] == "distributing"
+    assert all(d["image_id"] for d in st["distribution"])
+    j = done_run(rig.agent("resume", "--json"))
+    for reg in DST:
+        assert len(rig.images(reg)) == 1, reg
+    assert len(rig.sent("CopyImage")) == 2
+    perms = rig.ec2().describe_image_attribute(ImageId=j["image_id"],
+                                               Attribute="launchPermission")
+    assert {"UserId": SHARE_ACCOUNT} in perms["LaunchPermissions"]
