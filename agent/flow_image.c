@@ -124,6 +124,12 @@ int flow_image_create(struct context *ctx, struct run_state *run, const struct c
         char *id = NULL;
         int r;
 
+        /*
+         * CreateImage has no idempotency token: never repeat it after a failure that may have
+         * reached EC2 (the flow looks the name up instead), and while frozen keep all attempts
+         * inside the freeze timeout.
+         */
+        ec2_client_limit_next_call(ctx->ec2, true, no_reboot ? cfg->freeze_timeout_ms / 4 * 3 : 0);
         r = ec2_create_image(ctx->ec2, &a, &id, err);
         if (r < 0)
                 return r;

@@ -338,6 +338,11 @@ static int handle_response(const struct http_response *resp, void *userdata, str
         return r;
 }
 
+void ec2_client_limit_next_call(struct ec2_client *c, bool once, unsigned deadline_ms)
+{
+        signed_post_limit_next(c->sp, once, deadline_ms);
+}
+
 int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params, xmlDoc **ret_doc,
              struct aws_error *err)
 {

@@ -34,6 +34,9 @@ struct signed_post {
         clock_fn clock;
         void *clock_userdata;
         unsigned last_attempts;
+        /* signed_post_limit_next(): apply to the next call only */
+        bool next_once;
+        unsigned next_deadline_ms;
 };
 
 void aws_error_done(struct aws_error *e)
@@ -342,6 +345,42 @@ static int attempt(struct signed_post *sp, const char *target, const char *body,
         return r;
 }
 
+/*
+ * Throttling answers mean AWS did not act on the request, so even a call that must not run twice
+ * may be sent again after one.
+ */
+static bool is_throttling(const char *code)
+{
+        static const char *const codes[] = {
+                "RequestLimitExceeded",     "Throttling",       "ThrottlingException",
+                "ThrottledException",       "RequestThrottled", "RequestThrottledException",
+                "TooManyRequestsException", "SlowDown",         "EC2ThrottledException",
+        };
+
+        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
+                if (streq(code, codes[i]))
+                        return true;
+        return false;
+}
+
+/*
+ * For a call that must not run twice: only failures that prove the request was not acted on are
+ * retried (refused or unroutable connections, throttling). Everything else may have reached AWS
+ * and is left to the caller, who can look the result up.
+ */
+static bool attempt_is_safe_to_repeat(int r, const struct aws_error *e)
+{
+        if (r == -EREMOTEIO || (r == -EBADMSG && e->http_status >= 300))
+                return is_throttling(e->code);
+        return r == -ECONNREFUSED || r == -EHOSTUNREACH;
+}
+
+void signed_post_limit_next(struct signed_post *sp, bool once, unsigned deadline_ms)
+{
+        sp->next_once = once;
+        sp->next_deadline_ms = deadline_ms;
+}
+
 static bool attempt_is_transient(int r, const struct aws_error *e)
 {
         /*
@@ -362,9 +401,16 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
         struct backoff b;
         int r;
 
+        bool once = sp->next_once;
+        unsigned deadline_ms = sp->next_deadline_ms && sp->next_deadline_ms < sp->retry_deadline_ms
+                                       ? sp->next_deadline_ms
+                                       : sp->retry_deadline_ms;
+
+        sp->next_once = false;
+        sp->next_deadline_ms = 0;
         sp->last_attempts = 0;
         backoff_init(&b, sp->retry_base_ms * USEC_PER_MSEC, sp->retry_cap_ms * USEC_PER_MSEC,
-                     sp->retry_deadline_ms * USEC_PER_MSEC, sp->max_attempts);
+                     deadline_ms * USEC_PER_MSEC, sp->max_attempts);
         for (;;) {
                 _cleanup_(aws_error_done) struct aws_error e = {};
                 usec_t now = now_usec(CLOCK_MONOTONIC);
@@ -382,7 +428,7 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
                 r = attempt(sp, target, body, body_len, timeout_ms, answer, userdata, &e);
                 if (r >= 0)
                         return 0;
-                if (!attempt_is_transient(r, &e)) {
+                if (!attempt_is_transient(r, &e) || (once && !attempt_is_safe_to_repeat(r, &e))) {
                         if (e.http_status || e.code)
                                 aws_error_move(err, &e);
                         return r;

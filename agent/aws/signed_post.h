@@ -66,6 +66,14 @@ int signed_post_new(const struct signed_post_config *cfg, struct creds_provider 
 struct signed_post *signed_post_free(struct signed_post *sp);
 const char *signed_post_endpoint(const struct signed_post *sp);
 const char *signed_post_region(const struct signed_post *sp);
+/*
+ * Limits for the next signed_post_call() only. once: the call must not run twice (CreateImage
+ * has no idempotency token), so after a failure that may have reached AWS (a reset or timeout
+ * after sending, a 5xx) it is not repeated and the caller looks the outcome up; only refused
+ * connections and throttling are retried. deadline_ms (0: the configured one): a tighter bound
+ * on all attempts, e.g. the freeze timeout while filesystems are frozen.
+ */
+void signed_post_limit_next(struct signed_post *sp, bool once, unsigned deadline_ms);
 /* Attempts made by the most recent signed_post_call() (0 before any). */
 unsigned signed_post_last_attempts(const struct signed_post *sp);
 
