@@ -24,10 +24,11 @@ LDFLAGS   += $(SANFLAGS)
 LDLIBS    += $(PKG_LIBS) -lpthread
 
 AGENT_SRC := $(wildcard agent/*.c agent/aws/*.c agent/util/*.c)
-LIB_SRC   := $(filter-out agent/main.c,$(AGENT_SRC))
+LIB_SRC   := $(filter-out agent/main.c agent/daemon_main.c,$(AGENT_SRC))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libagent.a
 BIN       := $(BUILD)/ec2-imaged
+DAEMON_BIN := $(BUILD)/ec2-imaged-daemon
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -48,7 +49,7 @@ PYTEST_ARGS ?=
 
 .PHONY: all deps check unit fuzz-replay integration format format-check demo fuzz clean \
         check-san bench-api
-all: $(BIN)
+all: $(BIN) $(DAEMON_BIN)
 
 deps:
 	@packaging/install-build-deps.sh
@@ -65,6 +66,12 @@ $(LIB): $(LIB_OBJ)
 $(BIN): $(BUILD)/obj/agent/main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The daemon's loop, which `ec2-imaged daemon` execs into: --as-needed leaves out the libraries
+# that only the imaging uses (libcurl, OpenSSL, libxml2), which the loop never calls.
+$(DAEMON_BIN): $(BUILD)/obj/agent/daemon_main.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -109,7 +116,7 @@ fuzz-replay: $(FUZZ_REPLAY)
 	@fail=0; for t in $(FUZZ_REPLAY); do n=$$(basename $$t | sed 's/^replay_//'); \
 		$$t tests/fuzz/corpus/$$n || fail=1; done; exit $$fail
 
-integration: $(BIN) $(TOOL_BIN)
+integration: $(BIN) $(DAEMON_BIN) $(TOOL_BIN)
 	EC2_IMAGED_BIN=$(CURDIR)/$(BIN) EC2_IMAGED_TOOLS=$(CURDIR)/$(BUILD)/tools EC2_IMAGED_TESTDATA=$(CURDIR)/../shared/testdata \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
@@ -138,6 +145,10 @@ bench-api: deps $(BIN)
 .PHONY: bench-freeze
 bench-freeze: deps $(BIN)
 	$(PYTHON) tests/bench/bench_freeze.py $(BIN)
+
+.PHONY: bench-idle
+bench-idle: deps $(BIN) $(DAEMON_BIN)
+	$(PYTHON) tests/bench/bench_idle.py $(BIN)
 
 clean:
 	rm -rf build build-san

@@ -12,9 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "context.h"
 #include "control.h"
-#include "flow.h"
 #include "state.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -33,7 +31,7 @@ struct daemon {
         char *socket_path; /* as bound; a reload does not move it */
         int listen_fd;
         sd_event_source *listen_src, *status_timer, *stop_timer;
-        unsigned n_connections;
+        struct connection *connections[MAX_CONNECTIONS]; /* awaiting their request */
 
         struct worker *worker; /* the run under way, if any */
         struct progress progress;
@@ -42,12 +40,13 @@ struct daemon {
         int waiters[MAX_WAITERS];
         size_t n_waiters;
 
-        bool reload_pending, stopping, killed;
+        bool ready, resume_at_start, reload_pending, stopping, killed;
 };
 
 struct connection {
         struct daemon *daemon;
         int fd;
+        sd_event_source *source;
 };
 
 static void status_idle(struct daemon *d)
@@ -164,32 +163,28 @@ static void reply_waiters(struct daemon *d, int status, const char *out, size_t 
 
 static void reload(struct daemon *d);
 
-/* After a worker that died frozen (SIGKILL, a crash), its guard thaws; we make sure of it. */
-static void thaw_if_left_frozen(struct daemon *d, const char *why)
-{
-        struct context ctx = {.config = &d->config};
-        struct state st = {};
-        char **thawed = NULL;
-        int r;
+static int start_worker(struct daemon *d, const char *verb);
+static void finish_startup(struct daemon *d);
 
-        if (state_load(d->config.state_dir, &st) < 0 || !st.current ||
-            (st.current->phase != PHASE_FREEZING && st.current->phase != PHASE_CREATING)) {
-                state_done(&st);
-                return;
-        }
+/* Whether the persisted run stands in the frozen window (a worker died there, or we did). */
+static bool left_frozen(struct daemon *d)
+{
+        struct state st = {};
+        bool frozen;
+
+        if (state_load(d->config.state_dir, &st) < 0)
+                return false;
+        frozen = st.current &&
+                 (st.current->phase == PHASE_FREEZING || st.current->phase == PHASE_CREATING);
         state_done(&st);
-        r = flow_thaw(&ctx, &thawed);
-        if (r < 0)
-                log_error_errno(r, "Cannot thaw what %s left frozen: %m", why);
-        else if (r > 0)
-                log_warning("Thawed %d filesystem(s) that %s left frozen", r, why);
-        strv_free(thawed);
+        return frozen;
 }
 
 static void on_worker_exit(struct worker *w, int status, const char *out, size_t len,
                            void *userdata)
 {
         struct daemon *d = userdata;
+        char verb[32];
 
         if (d->frozen) {
                 d->frozen = false;
@@ -204,12 +199,21 @@ static void on_worker_exit(struct worker *w, int status, const char *out, size_t
                 log_warning("Worker %d (%s) exited with status %d", (int)worker_pid(w),
                             worker_verb(w), status);
         reply_waiters(d, status, out, len);
+        snprintf(verb, sizeof(verb), "%s", worker_verb(w));
         d->worker = worker_free(d->worker);
         d->have_progress = false;
         if (d->status_timer)
                 (void)sd_event_source_set_enabled(d->status_timer, SD_EVENT_OFF);
-        if (status > 128)
-                thaw_if_left_frozen(d, "the killed worker");
+        /*
+         * A worker killed in the frozen window: its guard thaws, and `ec2-imaged thaw` makes
+         * sure (the loop itself never touches FIFREEZE). So does the first worker at startup.
+         */
+        if (status > 128 && !streq(verb, "thaw") && left_frozen(d) && start_worker(d, "thaw") >= 0)
+                return;
+        if (!d->ready && !d->stopping) {
+                finish_startup(d);
+                return;
+        }
         if (d->stopping) {
                 sd_event_exit(d->event, 0);
                 return;
@@ -224,11 +228,12 @@ static void on_worker_exit(struct worker *w, int status, const char *out, size_t
 static int start_worker(struct daemon *d, const char *verb)
 {
         static const struct worker_callbacks cb = {on_worker_progress, on_worker_exit};
-        const char *args[] = {verb, "--json", NULL};
+        const char *args[] = {verb, streq(verb, "thaw") ? NULL : "--json", NULL};
         int r;
 
-        r = worker_start(d->event, d->opts->config_explicit ? d->opts->config_path : NULL,
-                         d->opts->verbose, args, &cb, d, &d->worker);
+        r = worker_start(d->event, d->opts->worker_binary,
+                         d->opts->config_explicit ? d->opts->config_path : NULL, d->opts->verbose,
+                         args, &cb, d, &d->worker);
         if (r < 0)
                 return log_error_errno(r, "Cannot start a worker for `%s`: %m", verb);
         d->have_progress = false;
@@ -274,11 +279,15 @@ static void trigger(struct daemon *d, const char *origin, int client_fd, bool wa
         safe_close(client_fd);
 }
 
-static void connection_free(void *userdata)
+static void connection_free(struct connection *c)
 {
-        struct connection *c = userdata;
+        struct daemon *d = c->daemon;
 
-        c->daemon->n_connections--;
+        for (size_t i = 0; i < MAX_CONNECTIONS; i++)
+                if (d->connections[i] == c)
+                        d->connections[i] = NULL;
+        /* Out of epoll before the fd is closed: its number may be reused at once. */
+        sd_event_source_disable_unref(c->source);
         safe_close(c->fd);
         free(c);
 }
@@ -286,6 +295,7 @@ static void connection_free(void *userdata)
 static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct connection *c = userdata;
+        struct daemon *d = c->daemon;
         char msg[CONTROL_MSG_MAX + 1];
         enum control_request req;
         ssize_t n;
@@ -293,14 +303,17 @@ static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *use
         n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return 0;
+        fd = TAKE_FD(c->fd);
+        connection_free(c); /* only the fd lives on */
         if (n > 0 && control_parse_request(msg, (size_t)n, &req) >= 0) {
-                trigger(c->daemon, "ec2-imaged trigger", TAKE_FD(c->fd),
-                        req == CONTROL_TRIGGER_WAIT);
-        } else if (n > 0) {
+                trigger(d, "ec2-imaged trigger", fd, req == CONTROL_TRIGGER_WAIT);
+                return 0;
+        }
+        if (n > 0) {
                 static const char bad[] = "refused unknown request";
                 (void)control_reply(fd, bad, sizeof(bad) - 1);
         }
-        sd_event_source_disable_unref(s); /* frees c through connection_free */
+        safe_close(fd);
         return 0;
 }
 
@@ -310,8 +323,8 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         for (;;) {
                 _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                sd_event_source *src = NULL;
                 struct connection *c;
+                size_t slot = MAX_CONNECTIONS;
 
                 if (cfd < 0)
                         return 0; /* EAGAIN, or an error that the next connection may not have */
@@ -321,20 +334,20 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         log_notice("Control connection from a non-root peer refused");
                         continue;
                 }
-                if (d->n_connections >= MAX_CONNECTIONS)
-                        continue;
+                for (size_t i = 0; i < MAX_CONNECTIONS && slot == MAX_CONNECTIONS; i++)
+                        if (!d->connections[i])
+                                slot = i;
+                if (slot == MAX_CONNECTIONS)
+                        continue; /* too many silent clients: this one is closed */
                 c = calloc(1, sizeof(*c));
                 if (!c)
                         continue;
                 *c = (struct connection){.daemon = d, .fd = TAKE_FD(cfd)};
-                d->n_connections++;
-                if (sd_event_add_io(d->event, &src, c->fd, EPOLLIN, on_connection, c) < 0) {
+                if (sd_event_add_io(d->event, &c->source, c->fd, EPOLLIN, on_connection, c) < 0) {
                         connection_free(c);
                         continue;
                 }
-                sd_event_source_set_destroy_callback(src, connection_free);
-                sd_event_source_set_floating(src, true);
-                sd_event_source_unref(src);
+                d->connections[slot] = c;
         }
 }
 
@@ -383,8 +396,8 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata)
                 (void)sd_event_source_set_time_relative(s, KILL_GRACE_USEC);
                 return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         }
-        log_error("Worker %d is still there; exiting without it", (int)worker_pid(d->worker));
-        thaw_if_left_frozen(d, "the worker");
+        log_error("Worker %d is still there; exiting without it (the unit's ExecStopPost thaws)",
+                  (int)worker_pid(d->worker));
         sd_event_exit(d->event, 1);
         return 0;
 }
@@ -427,24 +440,49 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-/* Before READY=1: a freeze that an earlier daemon or worker left behind is thawed. */
-static int startup(struct daemon *d, bool *ret_resume)
+/*
+ * Before READY=1: the state is loaded, and a freeze that an earlier daemon or worker left behind
+ * is thawed by a first worker (`ec2-imaged thaw`); finish_startup() follows when it is done.
+ */
+static int startup(struct daemon *d)
 {
         struct state st = {};
+        bool frozen;
         int r;
 
         r = state_load(d->config.state_dir, &st);
         if (r < 0)
                 return log_error_errno(r, "%s/state.json: cannot load the run state: %m",
                                        d->config.state_dir);
-        *ret_resume =
+        d->resume_at_start =
                 st.current && st.current->phase != PHASE_DONE && st.current->phase != PHASE_FAILED;
-        if (*ret_resume)
+        frozen = st.current &&
+                 (st.current->phase == PHASE_FREEZING || st.current->phase == PHASE_CREATING);
+        if (d->resume_at_start)
                 log_notice("Run %s is unfinished (phase %s); resuming it", st.current->run_id,
                            run_phase_to_string(st.current->phase));
         state_done(&st);
-        thaw_if_left_frozen(d, "an interrupted run");
+        if (frozen) {
+                log_notice("The last run stopped in the frozen window; thawing first");
+                r = start_worker(d, "thaw");
+                if (r < 0)
+                        return r;
+                return 0;
+        }
+        finish_startup(d);
         return 0;
+}
+
+static void finish_startup(struct daemon *d)
+{
+        d->ready = true;
+        sd_notify(0, "READY=1");
+        status_idle(d);
+        log_info("Ready; runs start on SIGUSR1 or `ec2-imaged trigger` (%s)", d->socket_path);
+        if (d->resume_at_start)
+                (void)start_worker(d, "resume");
+        else if (d->config.user_data)
+                (void)start_worker(d, "first-boot");
 }
 
 static int setup(struct daemon *d)
@@ -490,7 +528,6 @@ int daemon_run(const struct daemon_opts *o)
 {
         struct daemon d = {.opts = o, .listen_fd = -1};
         struct config_error e = {};
-        bool resume = false;
         int r;
 
         r = config_load(o->config_path, o->config_explicit, &d.config, &e);
@@ -504,16 +541,9 @@ int daemon_run(const struct daemon_opts *o)
                 log_error_errno(r, "Cannot set up the event loop: %m");
                 goto out;
         }
-        r = startup(&d, &resume);
+        r = startup(&d);
         if (r < 0)
                 goto out;
-        sd_notify(0, "READY=1");
-        status_idle(&d);
-        log_info("Ready; runs start on SIGUSR1 or `ec2-imaged trigger` (%s)", d.socket_path);
-        if (resume)
-                (void)start_worker(&d, "resume");
-        else if (d.config.user_data)
-                (void)start_worker(&d, "first-boot");
         r = sd_event_loop(d.event);
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");
@@ -525,6 +555,9 @@ out:
         if (d.worker) /* only when the loop failed or the worker would not die */
                 (void)worker_kill(d.worker, SIGKILL);
         reply_waiters(&d, 1, "", 0);
+        for (size_t i = 0; i < MAX_CONNECTIONS; i++)
+                if (d.connections[i])
+                        connection_free(d.connections[i]);
         d.worker = worker_free(d.worker);
         sd_event_source_disable_unref(d.listen_src);
         sd_event_source_disable_unref(d.status_timer);
@@ -540,4 +573,37 @@ out:
                 log_hold(false);
         log_info("Stopped");
         return r < 0 ? r : 0;
+}
+
+int daemon_exec_helper(const struct daemon_opts *o)
+{
+        char self[4096], helper[4096 + sizeof(DAEMON_HELPER_NAME)];
+        const char *argv[8];
+        ssize_t n;
+        size_t k = 0;
+        char *slash;
+
+        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0 || (size_t)n >= sizeof(self) - 1)
+                return -ENOENT;
+        self[n] = '\0';
+        argv[k++] = DAEMON_HELPER_NAME;
+        argv[k++] = "--binary";
+        argv[k++] = self;
+        if (o->config_explicit) {
+                argv[k++] = "--config";
+                argv[k++] = o->config_path;
+        }
+        if (o->verbose)
+                argv[k++] = "-v";
+        argv[k] = NULL;
+        snprintf(helper, sizeof(helper), "%s", self);
+        slash = strrchr(helper, '/');
+        if (slash) {
+                snprintf(slash + 1, sizeof(helper) - (size_t)(slash + 1 - helper), "%s",
+                         DAEMON_HELPER_NAME);
+                execv(helper, (char **)argv);
+        }
+        execv(DAEMON_LIBEXEC_DIR "/" DAEMON_HELPER_NAME, (char **)argv);
+        return -errno;
 }

@@ -9,11 +9,24 @@
 
 #include <stdbool.h>
 
+#define DAEMON_HELPER_NAME "ec2-imaged-daemon"
+#define DAEMON_LIBEXEC_DIR "/usr/libexec/ec2-imaged"
+
 struct daemon_opts {
         const char *config_path; /* NULL: the default */
         bool config_explicit;
-        bool verbose; /* passed on to the workers */
+        bool verbose;              /* passed on to the workers */
+        const char *worker_binary; /* the full ec2-imaged; NULL: this executable */
 };
 
 /* Returns 0 after a clean stop, -EINVAL for a bad configuration, another -errno otherwise. */
 int daemon_run(const struct daemon_opts *o);
+
+/*
+ * The loop runs best in ec2-imaged-daemon, a small executable that links none of the libraries
+ * of the imaging itself (libcurl, OpenSSL, libxml2): an idle daemon stays a few MiB. Replace this
+ * process (same PID, so the service manager's MAINPID holds) with the helper found next to this
+ * executable or in DAEMON_LIBEXEC_DIR, telling it to start workers from this executable. Returns
+ * only on failure: -ENOENT when there is no helper.
+ */
+int daemon_exec_helper(const struct daemon_opts *o);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "context.h"
@@ -63,6 +64,9 @@ static void help(void)
                "  first-boot [--json]\n"
                "                    Run once per instance id if the user-data says\n"
                "                    #ec2-imaged: run=first-boot\n"
+               "  sanitize [--list] [--dry-run] [--stash|--restore] [--only OPS]\n"
+               "                    Run the shipped sanitize script ([sanitize] script)\n"
+               "  patch [--dry-run] Run the shipped patch script ([patch] script)\n"
                "  help              This text\n"
                "  version           Print the version\n"
                "\n"
@@ -405,7 +409,13 @@ static int cmd_daemon(const struct options *o, struct context *ctx)
                 .config_explicit = o->config_explicit,
                 .verbose = o->verbose,
         };
-        int r = daemon_run(&d);
+        int r;
+
+        /* The small helper when it is installed; else the same loop in this (larger) process. */
+        r = daemon_exec_helper(&d);
+        log_debug("No %s to run the loop in (%s); running it here", DAEMON_HELPER_NAME,
+                  strerror(-r));
+        r = daemon_run(&d);
 
         return r == -EINVAL ? EXIT_USAGE : r < 0 ? EXIT_FAILED : EXIT_OK;
 }
@@ -464,6 +474,33 @@ static int cmd_trigger(const struct options *o, struct context *ctx)
         else
                 print_trigger_result(out);
         return status;
+}
+
+/*
+ * `sanitize` and `patch`: the shipped hook scripts do the work. This checks the configuration
+ * (an unknown operation name is reported with file and line), then execs the script the
+ * configuration names with --config and the remaining arguments; the script's exit code is ours.
+ */
+static int cmd_script(const struct options *o, const char *name, int argc, char **argv)
+{
+        _cleanup_free_ char **args = NULL;
+        struct config config;
+        const char *script;
+
+        if (load_config(o, &config) < 0)
+                return EXIT_USAGE;
+        script = streq(name, "sanitize") ? config.sanitize_script : config.patch_script;
+        args = calloc((size_t)argc + 4, sizeof(char *));
+        if (args) {
+                args[0] = (char *)script;
+                args[1] = (char *)"--config";
+                args[2] = (char *)o->config_path;
+                memcpy(args + 3, argv, (size_t)argc * sizeof(char *));
+                execv(script, args);
+                log_error_errno(-errno, "%s: cannot run %s: %m", name, script);
+        }
+        config_done(&config);
+        return EXIT_FAILED;
 }
 
 static const struct command {
@@ -581,6 +618,8 @@ int main(int argc, char **argv)
                 printf("ec2-imaged %s\n", EC2_IMAGED_VERSION);
                 return EXIT_OK;
         }
+        if (streq(argv[optind], "sanitize") || streq(argv[optind], "patch"))
+                return cmd_script(&o, argv[optind], argc - optind - 1, argv + optind + 1);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (streq(argv[optind], commands[i].name))
                         cmd = &commands[i];

@@ -171,7 +171,8 @@ static char **worker_env(void)
 }
 
 /* Between fork() and execve(): async-signal-safe calls only. */
-static _Noreturn void child(int progress_fd, int output_fd, char **argv, char **envp)
+static _Noreturn void child(const char *binary, int progress_fd, int output_fd, char **argv,
+                            char **envp)
 {
         sigset_t empty;
         int null_fd;
@@ -187,12 +188,13 @@ static _Noreturn void child(int progress_fd, int output_fd, char **argv, char **
         if (progress_fd < 0 || output_fd < 0 || null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
             dup2(output_fd, STDOUT_FILENO) < 0 || dup2(progress_fd, WORKER_FD) < 0)
                 _exit(127);
-        execve("/proc/self/exe", argv, envp);
+        execve(binary, argv, envp);
         _exit(127);
 }
 
-int worker_start(sd_event *e, const char *config_path, bool verbose, const char *const *args,
-                 const struct worker_callbacks *cb, void *userdata, struct worker **ret)
+int worker_start(sd_event *e, const char *binary, const char *config_path, bool verbose,
+                 const char *const *args, const struct worker_callbacks *cb, void *userdata,
+                 struct worker **ret)
 {
         const char *argv[WORKER_ARGS_MAX + 5];
         int sp[2] = {-1, -1}, pp[2] = {-1, -1};
@@ -237,7 +239,7 @@ int worker_start(sd_event *e, const char *config_path, bool verbose, const char 
                 goto fail;
         }
         if (pid == 0)
-                child(sp[1], pp[1], (char **)argv, envp);
+                child(binary ? binary : "/proc/self/exe", sp[1], pp[1], (char **)argv, envp);
         strv_free(envp);
         envp = NULL;
         (void)setpgid(pid, pid); /* also from here, so that it holds before anyone signals it */

@@ -79,9 +79,9 @@ class NotifySocket:
         with self.lock:
             return [m[key] for _, m in self.messages if key in m]
 
-    def wait_for(self, key, pred=lambda v: True, timeout=DEADLINE):
+    def wait_for(self, key, pred=lambda v: True, timeout=DEADLINE, log=lambda: ""):
         ok = wait_until(lambda: any(pred(v) for v in self.values(key)), timeout)
-        assert ok, "no %s= matching in %r" % (key, self.values(key)[-20:])
+        assert ok, "no %s= matching in %r\n%s" % (key, self.values(key)[-20:], log())
 
     def close(self):
         self.closed = True
@@ -265,7 +265,7 @@ def test_trigger_while_a_run_is_under_way_says_busy(rig):
     d.ready()
     r = rig.trigger()
     assert r.returncode == 0 and "started" in r.stdout, r.stderr
-    d.notify.wait_for("STATUS", lambda v: "pre-image hooks" in v)
+    d.notify.wait_for("STATUS", lambda v: "pre-image hooks" in v, log=lambda: d.err)
     r = rig.trigger("--wait", "--json")
     assert r.returncode == EXIT_BUSY, r
     assert "under way" in r.stderr
