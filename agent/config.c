@@ -42,6 +42,29 @@ static const char *const on_failure[] = {"abort", "continue", NULL};
 static const char *const hook_phases[] = {"pre-image", "pre-freeze", "post-thaw", "post-image",
                                           NULL};
 
+/* The operations of hooks/sanitize (`ec2-imaged sanitize --list`); a test keeps them equal. */
+static const char *const sanitize_ops[] = {"all",
+                                           "ssh-hostkeys",
+                                           "machine-id",
+                                           "ssh-authorized-keys",
+                                           "logfiles",
+                                           "cloud-init",
+                                           "cloud-init-configs",
+                                           "shell-history",
+                                           "tmp-files",
+                                           "package-manager-cache",
+                                           "dhcp-client-state",
+                                           "udev-persistent-net",
+                                           "random-seed",
+                                           "crash-data",
+                                           "passwd-backups",
+                                           "rpm-db",
+                                           "yum-uuid",
+                                           "mail-spool",
+                                           "cron-spool",
+                                           NULL};
+static const char *const reboot_required[] = {"ignore", "fail", "reboot-mode", NULL};
+
 #define OFF(field) offsetof(struct config, field)
 
 /* The single description of every key; conf/ec2-imaged.conf documents each of them. */
@@ -102,6 +125,17 @@ static const struct config_key keys[] = {
          32, "$Default", NULL},
         {"distribute", "ssm_parameter", KEY_STRING, OFF(dist_ssm_parameter), 0, 1011, NULL, NULL},
         {"distribute", "max_copies_in_flight", KEY_UINT, OFF(dist_max_copies), 1, 50, "5", NULL},
+        {"sanitize", "enable", KEY_STRV, OFF(sanitize_enable), 0, 64, "", sanitize_ops},
+        {"sanitize", "disable", KEY_STRV, OFF(sanitize_disable), 0, 64, "", sanitize_ops},
+        {"sanitize", "restore_after_s", KEY_UINT, OFF(sanitize_restore_after_s), 60, 86400, "900",
+         NULL},
+        {"sanitize", "script", KEY_STRING, OFF(sanitize_script), 1, 1024,
+         "/usr/lib/ec2-imaged/hooks/sanitize", NULL},
+        {"patch", "hold", KEY_STRV, OFF(patch_hold), 0, 256, "", NULL},
+        {"patch", "on_reboot_required", KEY_ENUM, OFF(patch_on_reboot_required), 0, 0, "ignore",
+         reboot_required},
+        {"patch", "script", KEY_STRING, OFF(patch_script), 1, 1024,
+         "/usr/lib/ec2-imaged/hooks/patch", NULL},
 };
 
 struct parse_ctx {

@@ -74,6 +74,15 @@ struct config {
         char *dist_ssm_parameter;     /* parameter name, written in each distributed region */
         unsigned dist_max_copies;     /* CopyImage calls in flight at once */
 
+        /* [sanitize] and [patch]: read by the shipped hook scripts; validated here */
+        char **sanitize_enable;            /* operation names (or "all") added to the defaults */
+        char **sanitize_disable;           /* operation names (or "all") taken away; wins */
+        unsigned sanitize_restore_after_s; /* the identity comes back this late at the latest */
+        char *sanitize_script;             /* what `ec2-imaged sanitize` execs */
+        char **patch_hold;                 /* packages kept at their version */
+        char *patch_on_reboot_required;    /* "ignore", "fail" or "reboot-mode" */
+        char *patch_script;                /* what `ec2-imaged patch` execs */
+
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];
         size_t n_tags;
