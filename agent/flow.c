@@ -10,6 +10,7 @@
 
 #include "context.h"
 #include "distribute.h"
+#include "distribute_check.h"
 #include "flow_image.h"
 #include "freeze.h"
 #include "hooks.h"
@@ -211,6 +212,13 @@ static int preflight(struct flow *f)
                 return r;
         }
         aws_error_done(&e);
+        /* A dry run checks distribution itself, with the lines of its report. */
+        if (!f->run->dry_run) {
+                _cleanup_free_ char *why = NULL;
+                r = distribute_check(f->ctx, f->run->instance_id, false, NULL, &why);
+                if (r < 0)
+                        return fail(f, r, "[distribute] pre-flight: %s", strna(why));
+        }
         if (f->run->mode == MODE_NO_REBOOT) {
                 char **mounts = NULL;
                 r = freeze_select((const char *const *)f->cfg->freeze_mounts, NULL, &mounts);
@@ -541,6 +549,13 @@ static int dry_run(struct flow *f)
                         report(f, "would freeze: %s", *m);
         } else {
                 report(f, "would reboot: EC2 stops the instance, copies its volumes, starts it");
+        }
+        if (distribute_configured(f->cfg)) {
+                _cleanup_free_ char *why = NULL;
+                r = distribute_check(f->ctx, f->run->instance_id, true, &f->result->dry_run_report,
+                                     &why);
+                if (r < 0)
+                        return fail(f, r, "[distribute] pre-flight: %s", strna(why));
         }
         if (refused > 0)
                 return fail(f, -EPERM, "%d hook(s) would be refused", refused);

@@ -1,6 +1,7 @@
 /*
- * Pre-flight: IMDS reachable, identity readable, credentials present and accepted by EC2, and a
- * DryRun CreateImage on this very instance allowed. Each item says what it found, so that an
+ * Pre-flight: IMDS reachable, identity readable, credentials present and accepted by EC2, a
+ * DryRun CreateImage on this very instance allowed, and every configured distribution step
+ * permitted. Each item says what it found, so that an
  * operator can fix the first failure without reading logs.
  */
 #include "preflight.h"
@@ -11,6 +12,9 @@
 #include <string.h>
 
 #include "context.h"
+#include "distribute.h"
+#include "distribute_check.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
@@ -115,6 +119,27 @@ static int check_create_image(struct context *ctx, struct preflight *p)
         return add(p, "create-image", r, detail);
 }
 
+/* [distribute]: keys, configuration and a DryRun of each configured step (distribute_check.h). */
+static int check_distribute(struct context *ctx, struct preflight *p)
+{
+        _cleanup_free_ char *why = NULL;
+        struct buf b = {};
+        char **lines = NULL;
+        int r;
+
+        if (!distribute_configured(ctx->config))
+                return add(p, "distribute", 0, strprintf("nothing configured"));
+        r = distribute_check(ctx, ctx->identity.instance_id, false, &lines, &why);
+        for (char **l = lines; r >= 0 && l && *l; l++)
+                r = buf_printf(&b, "%s%s", l == lines ? "" : "; ", *l);
+        strv_free(lines);
+        if (r < 0) {
+                buf_free(&b);
+                return add(p, "distribute", r, strprintf("%s", why ? why : strerror(-r)));
+        }
+        return add(p, "distribute", 0, buf_steal(&b, NULL));
+}
+
 int preflight_run(struct context *ctx, struct preflight *ret)
 {
         struct preflight p = {};
@@ -129,6 +154,7 @@ int preflight_run(struct context *ctx, struct preflight *ret)
                 {"credentials", check_credentials},
                 {"ec2-access", check_ec2},
                 {"create-image", check_create_image},
+                {"distribute", check_distribute},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(steps); i++) {

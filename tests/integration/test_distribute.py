@@ -196,14 +196,55 @@ def test_copies_share_publish(rig):
 
 
 def test_refuses_sharing_with_aws_managed_key(rig):
+    # moto's DescribeKey says CUSTOMER even for alias/aws/ebs; the alias/aws/ prefix, which AWS
+    # reserves for its own keys, is enough to refuse.
     rig.configure(regions=DST[0], kms_key="%s:alias/aws/ebs" % DST[0],
                   share_accounts=SHARE_ACCOUNT)
-    r = rig.run_and_resume()
+    r = rig.agent("run", "--mode", "reboot", "--json")
     assert r.returncode == 1
-    assert "alias/aws/ebs" in r.err and "AWS-managed" in r.err, r.err
-    assert "kms_key" in r.err
-    # Refused before any copy or share.
-    assert rig.sent("CopyImage") == [] and rig.sent("ModifyImageAttribute") == []
+    err = r.err + r.stdout_text
+    assert "alias/aws/ebs" in err and "AWS-managed" in err and "kms_key" in err, err
+    # Refused in the pre-flight: before CreateImage, before any copy or share.
+    assert rig.sent("CreateImage") == [] and rig.sent("CopyImage") == []
+    assert rig.sent("ModifyImageAttribute") == []
+
+    # `check` names the same refusal.
+    c = rig.agent("check", "--json")
+    assert c.returncode == 3
+    [item] = [i for i in json.loads(c.stdout_text)["checks"] if i["name"] == "distribute"]
+    assert item["result"] == "failed" and "alias/aws/ebs" in item["detail"], item
+
+
+def test_check_dry_runs_each_step(rig):
+    kms_key(rig, DST[0], "alias/golden")
+    rig.ec2().create_launch_template(LaunchTemplateName="web",
+                                     LaunchTemplateData={"ImageId": MOTO_AMI})
+    rig.configure(regions=DST[0], kms_key="%s:alias/golden" % DST[0],
+                  share_accounts=SHARE_ACCOUNT, keep_newest=3, launch_template="web")
+    c = rig.agent("check", "--json")
+    assert c.returncode == 0, c.stdout_text + c.err
+    [item] = [i for i in json.loads(c.stdout_text)["checks"] if i["name"] == "distribute"]
+    for step in ("CopyImage in %s" % DST[0], "ModifyImageAttribute", "DeregisterImage",
+                 "CreateLaunchTemplateVersion", "ModifyLaunchTemplate"):
+        assert "DryRun %s" % step in item["detail"], item
+    dry = [q for q in rig.proxy.requests() if q["params"].get("DryRun") == "true"]
+    assert {q["action"] for q in dry} >= {"CopyImage", "ModifyImageAttribute", "DeregisterImage"}
+    assert all(q["params"].get("DryRun") == "true" for q in rig.proxy.requests()
+               if q["action"] in ("CopyImage", "ModifyImageAttribute", "DeregisterImage"))
+    assert rig.images(DST[0]) == []
+
+
+def test_dry_run_lists_what_retention_would_deregister(rig):
+    rig.configure(keep_newest=5, lineage="web")
+    images = [done_run(rig.run_and_resume())["image_id"] for _ in range(2)]
+    rig.configure(keep_newest=1, lineage="web")
+    d = rig.agent("run", "--mode", "reboot", "--dry-run")
+    assert d.returncode == 0, d.err
+    for im in images:
+        assert "would deregister %s" % im in d.stdout_text, d.stdout_text
+    assert rig.sent("DeregisterImage") == [] or all(
+        q["params"].get("DryRun") == "true" for q in rig.sent("DeregisterImage"))
+    assert {im["ImageId"] for im in rig.images()} == set(images)
 
 
 def test_deprecation_is_sent(rig):

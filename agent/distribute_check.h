@@ -1,0 +1,22 @@
+/*
+ * Pre-flight of [distribute], changing nothing: the configuration holds together, every KMS key
+ * exists (DescribeKey) and none that is to be shared is AWS-managed, and each configured step is
+ * permitted (DryRun CopyImage in each destination region, ModifyImageAttribute,
+ * EnableImageDeprecation, CreateLaunchTemplateVersion and ModifyLaunchTemplate, DeregisterImage
+ * for retention). Run by `ec2-imaged check` and at the start of every run, before anything
+ * disruptive (freeze, reboot).
+ */
+#pragma once
+
+#include <stdbool.h>
+
+struct context;
+
+/*
+ * 0 when everything passed; else -errno and *ret_why (freed by the caller) naming the first
+ * failure. One line per check is appended to *report (may be NULL). With list_retention (run
+ * --dry-run), the images that retention would deregister once the new image exists are listed
+ * too. lineage is the default lineage (the instance id) when [distribute] lineage is unset.
+ */
+int distribute_check(struct context *ctx, const char *lineage, bool list_retention, char ***report,
+                     char **ret_why);
