@@ -77,3 +77,83 @@ def ensure(log=None):
 
 if __name__ == "__main__":
     print(ensure(log="/dev/stderr"))
+
+
+# ---------------------------------------------------------------- using it
+
+HOOKS = REPO / "hooks"
+LIB = "/usr/lib/ec2-imaged/hooks"
+CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def clone(dest):
+    """A private copy of the cached root at dest (which must not exist)."""
+    base = ensure(log=str(REPO / "build" / "test-logs" / "rootfs-build.log"))
+    subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(dest)], check=True)
+    return Path(dest)
+
+
+def install_hooks(root, config="", enable=("sanitize",)):
+    """The hooks as the package installs them (LIB), enabled by symlinks in
+    /etc/ec2-imaged/hooks/<phase>.d, and /etc/ec2-imaged/ec2-imaged.conf holding config."""
+    root = Path(root)
+    lib = root / LIB.lstrip("/")
+    lib.mkdir(parents=True, exist_ok=True)
+    for n in ("lib.sh", "sanitize", "patch", "firstboot"):
+        shutil.copy2(HOOKS / n, lib / n)
+    links = {"sanitize": [("pre-image.d", "50-sanitize"), ("pre-freeze.d", "50-sanitize"),
+                          ("post-thaw.d", "50-sanitize")],
+             "patch": [("pre-image.d", "10-patch")]}
+    for what in enable:
+        for d, name in links[what]:
+            (root / "etc/ec2-imaged/hooks" / d).mkdir(parents=True, exist_ok=True)
+            os.symlink("%s/%s" % (LIB, what), root / "etc/ec2-imaged/hooks" / d / name)
+    (root / "etc/ec2-imaged/ec2-imaged.conf").write_text(config)
+
+
+def ns_run(root, script, timeout=600):
+    """Run the sh script (as root on the host side, with $ROOT set) in a private mount namespace
+    where $ROOT/proc is mounted; `inroot CMD...` runs CMD chrooted into $ROOT with a clean
+    environment plus the variables given as NAME=VALUE words before CMD. Whatever is mounted
+    dies with the namespace."""
+    pre = ('set -eu\n'
+           'mount -t proc proc "$ROOT/proc"\n'
+           'inroot() { chroot "$ROOT" /usr/bin/env -i PATH=%s LANG=C.UTF-8 "$@"; }\n' % CHROOT_PATH)
+    env = dict(os.environ, ROOT=str(root))
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                        pre + script], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=timeout)
+    return r
+
+
+def mounts_under(path):
+    path = str(path)
+    with open("/proc/mounts") as f:
+        return [l for l in f if l.split()[1].startswith(path)]
+
+
+def inventory(root, tops=("etc", "var", "root", "home", "tmp", "run")):
+    """Path -> (kind, mode, uid, gid, content) for everything under the tops: what an image of
+    root would hold there. content: the bytes of a file (hashed when large), a link's target."""
+    root = Path(root)
+    out = {}
+    for top in tops:
+        base = root / top
+        if not base.exists() and not base.is_symlink():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            for n in dirnames + filenames:
+                p = Path(dirpath) / n
+                st = p.lstat()
+                rel = "/" + str(p.relative_to(root))
+                if p.is_symlink():
+                    out[rel] = ("link", 0, st.st_uid, st.st_gid, os.readlink(p))
+                elif p.is_dir():
+                    out[rel] = ("dir", st.st_mode & 0o7777, st.st_uid, st.st_gid, None)
+                elif p.is_file():
+                    data = p.read_bytes()
+                    c = data if len(data) < 4096 else hashlib.sha256(data).hexdigest()
+                    out[rel] = ("file", st.st_mode & 0o7777, st.st_uid, st.st_gid, c)
+                else:
+                    out[rel] = ("other", st.st_mode, st.st_uid, st.st_gid, None)
+    return out
