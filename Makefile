@@ -154,3 +154,48 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Installation, for packages (DESTDIR) and by hand. Both packages install exactly this tree.
+PREFIX     ?= /usr
+SBINDIR    ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec
+LIBDIR_EC2 ?= $(PREFIX)/lib/ec2-imaged
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+DOCDIR     ?= $(DATADIR)/doc/ec2-imaged
+UNITDIR    ?= /lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL    ?= install
+
+.PHONY: install
+install: $(BIN) $(DAEMON_BIN)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/ec2-imaged \
+		$(DESTDIR)$(LIBDIR_EC2)/hooks $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/ec2-imaged \
+		$(DESTDIR)$(DATADIR)/ec2-imaged $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DOCDIR)/examples/ec2-imaged-run.timer.d $(DESTDIR)$(DOCDIR)/examples/user-data
+	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/ec2-imaged
+	$(INSTALL) -m 0755 $(DAEMON_BIN) $(DESTDIR)$(LIBEXECDIR)/ec2-imaged/ec2-imaged-daemon
+	$(INSTALL) -m 0644 units/*.service units/*.timer $(DESTDIR)$(UNITDIR)/
+	$(INSTALL) -m 0644 conf/ec2-imaged.conf $(DESTDIR)$(SYSCONFDIR)/ec2-imaged/ec2-imaged.conf
+	$(INSTALL) -m 0755 hooks/firstboot hooks/patch hooks/sanitize $(DESTDIR)$(LIBDIR_EC2)/hooks/
+	$(INSTALL) -m 0644 hooks/lib.sh $(DESTDIR)$(LIBDIR_EC2)/hooks/lib.sh
+	$(INSTALL) -m 0644 packaging/ssm/ec2-imaged-run.json $(DESTDIR)$(DATADIR)/ec2-imaged/
+	$(INSTALL) -m 0644 packaging/man/ec2-imaged.8 $(DESTDIR)$(MANDIR)/man8/ec2-imaged.8
+	$(INSTALL) -m 0644 packaging/man/ec2-imaged.conf.5 $(DESTDIR)$(MANDIR)/man5/ec2-imaged.conf.5
+	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	$(INSTALL) -m 0644 conf/ec2-imaged-run.timer.d/schedule.conf \
+		$(DESTDIR)$(DOCDIR)/examples/ec2-imaged-run.timer.d/schedule.conf
+	$(INSTALL) -m 0644 conf/user-data/* $(DESTDIR)$(DOCDIR)/examples/user-data/
+
+# Packages, into build/: the tools they need are installed the way install-build-deps.sh does it.
+.PHONY: deb rpm
+deb:
+	packaging/build-deb.sh build
+
+rpm:
+	packaging/build-rpm.sh build $(VERSION)
+
+# The end-to-end test in real VMs (qemu, TCG) with the freshly built .deb.
+.PHONY: e2e
+e2e: deb
+	$(PYTHON) tests/vm/e2e.py

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Build the Debian package into OUTDIR (default build/): the source tree as git knows it (tracked
+# and new files, not ignored ones) is copied to OUTDIR/deb/ec2-imaged-VERSION/ with
+# packaging/debian as its debian/, then dpkg-buildpackage builds the binary package and lintian
+# checks it: any error or warning fails the build. Installs the Debian tools it needs when
+# missing, the way install-build-deps.sh does.
+set -eu
+cd "$(dirname "$0")/.."
+OUT=$(realpath -m "${1:-build}")
+
+PKGS="build-essential debhelper dpkg-dev fakeroot lintian pkg-config libcurl4-openssl-dev
+libcjson-dev libsystemd-dev libinih-dev libxml2-dev libssl-dev"
+missing=""
+for p in $PKGS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+                missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+        echo "installing packaging tools:$missing"
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "not root: run 'sudo apt-get install$missing' first" >&2
+                exit 1
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+fi
+
+version=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
+make_version=$(sed -n 's/^VERSION *:= *//p' Makefile)
+if [ "$version" != "$make_version" ]; then
+        echo "packaging/debian/changelog says $version, the Makefile $make_version" >&2
+        exit 1
+fi
+
+work="$OUT/deb"
+src="$work/ec2-imaged-$version"
+rm -rf "$work"
+mkdir -p "$src"
+git ls-files -z --cached --others --exclude-standard |
+        grep -zv -e '^build/' -e '^build-san/' -e '^packaging/debian/' |
+        xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+        tar --null -T - -cf - | tar -xf - -C "$src"
+cp -r packaging/debian "$src/debian"
+# 3.0 (native) is only needed for a source build; the binary build takes the tree as it is.
+(cd "$src" && dpkg-buildpackage -b -us -uc --no-sign -j"$(nproc)" > "$work/build.log" 2>&1) || {
+        tail -40 "$work/build.log" >&2
+        echo "dpkg-buildpackage failed; the whole log is $work/build.log" >&2
+        exit 1
+}
+deb="$work/ec2-imaged_${version}_$(dpkg --print-architecture).deb"
+cp "$deb" "$OUT/"
+echo "built $OUT/$(basename "$deb")"
+
+# --fail-on error,warning: lintian exits non-zero on either.
+lintian --fail-on error,warning --tag-display-limit 0 "$OUT/$(basename "$deb")"
+echo "lintian: no errors, no warnings"

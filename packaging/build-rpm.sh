@@ -1,0 +1,59 @@
+#!/bin/sh
+# Build the RPM into OUTDIR (default build/) with rpmbuild, from a tarball of the source tree as
+# git knows it, and check it with rpmlint: any error fails the build. On Debian the build
+# dependencies are Debian packages (rpmbuild --nodeps) and systemd's rpm macros, which Debian
+# does not ship, come from packaging/rpm/macros.systemd-fallback.
+set -eu
+cd "$(dirname "$0")/.."
+OUT=$(realpath -m "${1:-build}")
+VERSION=${2:-$(sed -n 's/^VERSION *:= *//p' Makefile)}
+
+PKGS="rpm rpmlint build-essential pkg-config libcurl4-openssl-dev libcjson-dev libsystemd-dev
+libinih-dev libxml2-dev libssl-dev"
+missing=""
+for p in $PKGS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+                missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+        echo "installing packaging tools:$missing"
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "not root: run 'sudo apt-get install$missing' first" >&2
+                exit 1
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+fi
+
+spec_version=$(sed -n 's/^Version: *//p' packaging/rpm/ec2-imaged.spec)
+if [ "$spec_version" != "$VERSION" ]; then
+        echo "packaging/rpm/ec2-imaged.spec says $spec_version, the Makefile $VERSION" >&2
+        exit 1
+fi
+
+top="$OUT/rpm"
+rm -rf "$top"
+mkdir -p "$top/SOURCES" "$top/stage/ec2-imaged-$VERSION"
+git ls-files -z --cached --others --exclude-standard |
+        grep -zv -e '^build/' -e '^build-san/' |
+        xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+        tar --null -T - -cf - | tar -xf - -C "$top/stage/ec2-imaged-$VERSION"
+tar -C "$top/stage" -czf "$top/SOURCES/ec2-imaged-$VERSION.tar.gz" "ec2-imaged-$VERSION"
+
+set -- --define "_topdir $top" --nodeps \
+        --define "packager ec2-imaged maintainers <maintainers@users.noreply.r-seed-b0a0da86.example>"
+if [ -z "$(rpm --eval '%{?systemd_post:yes}')" ]; then
+        set -- "$@" --load "$PWD/packaging/rpm/macros.systemd-fallback"
+fi
+rpmbuild "$@" -bb packaging/rpm/ec2-imaged.spec > "$top/build.log" 2>&1 || {
+        tail -40 "$top/build.log" >&2
+        echo "rpmbuild failed; the whole log is $top/build.log" >&2
+        exit 1
+}
+rpmfile=$(find "$top/RPMS" -name "ec2-imaged-$VERSION-*.rpm" | head -n 1)
+cp "$rpmfile" "$OUT/"
+echo "built $OUT/$(basename "$rpmfile")"
+
+# rpmlint exits 64 on errors (and 66 on badness over the threshold); warnings are reported.
+rpmlint -c packaging/rpm/rpmlint.toml "$OUT/$(basename "$rpmfile")"
+echo "rpmlint: no errors"
