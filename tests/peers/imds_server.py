@@ -212,6 +212,10 @@ ERROR_PAGE = ('<?xml version="1.0" encoding="iso-8859-1"?>\n'
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Headers and body go out in separate sends: without TCP_NODELAY every request after
+    # the first on a kept-alive connection waits ~40 ms for a delayed ACK (Nagle).
+    disable_nagle_algorithm = True
+
     # HTTP/1.1 keeps connections open, as real IMDS does and as libcurl and urllib3 expect.
     protocol_version = "HTTP/1.1"
     server_version = "EC2ws"
