@@ -42,6 +42,13 @@ static int save(struct flow *f)
         return 0;
 }
 
+/* Once the image id is known, every record of the run carries IMAGE_ID= as well. */
+static void log_image_id(struct flow *f)
+{
+        if (f->run->image_id)
+                log_context_set("IMAGE_ID", f->run->image_id);
+}
+
 static void notify_phase(struct flow *f)
 {
         if (f->opts->on_phase && !f->run->dry_run)
@@ -57,6 +64,7 @@ static int enter(struct flow *f, enum run_phase p)
         f->run->times[p].start = now_usec(CLOCK_REALTIME);
         f->run->times[p].end = 0;
         log_context_set("PHASE", run_phase_to_string(p));
+        log_image_id(f);
         log_debug("Phase %s", run_phase_to_string(p));
         r = save(f);
         if (r >= 0)
@@ -73,6 +81,7 @@ static int failv(struct flow *f, int r, const char *msg)
 {
         run_state_set(&f->run->error, msg ? msg : strerror(-r));
         f->run->phase = PHASE_FAILED;
+        log_image_id(f);
         log_struct(LOG_ERR, "MESSAGE_ID=6f1c3b2a9d0e4c5f8a7b1e2d3c4b5a69\n", "Run %s failed: %s",
                    f->run->run_id, strna(f->run->error));
         (void)save(f);
@@ -445,6 +454,7 @@ static int wait_and_finish(struct flow *f)
                         return r;
         }
         f->run->phase = PHASE_DONE;
+        log_image_id(f);
         log_struct(LOG_NOTICE, "MESSAGE_ID=9a4d2e6f1b3c4d5e8f7a6b5c4d3e2f1a\n",
                    "Run %s done: image %s '%s' is %s (%s)", f->run->run_id, f->run->image_id,
                    f->run->image_name, strna(f->run->image_state), strna(f->run->consistency));
@@ -675,6 +685,7 @@ out:
         state_done(&f.state);
         safe_close(f.lock_fd);
         log_context_set("PHASE", NULL);
+        log_context_set("IMAGE_ID", NULL);
         return r;
 }
 
