@@ -271,9 +271,13 @@ def test_trigger_while_a_run_is_under_way_says_busy(rig):
     assert "under way" in r.stderr
     d.signal(signal.SIGUSR1)  # ignored with a log line
     assert wait_until(lambda: "Run requested by SIGUSR1 ignored" in d.err), d.err
+    d.signal(signal.SIGHUP)  # deferred until the run ends
+    assert wait_until(lambda: "Reload deferred until the run under way ends" in d.err), d.err
+    assert "Configuration reloaded" not in d.err
     gate.touch()
     assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
     assert len(rig.images()) == 1
+    assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
 
 
 def test_trigger_without_daemon_fails(rig):
@@ -313,6 +317,28 @@ def test_bad_config_at_start_exits_2(rig):
     d = rig.daemon()
     assert d.wait() == 2
     assert "unknown key 'nope'" in d.err
+
+
+def test_reboot_mode_run_resumes_at_the_next_start(rig):
+    rig.configure("[run]\nmode = reboot\n")
+    d = rig.daemon()
+    d.ready()
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    j = json.loads(r.stdout)
+    # CreateImage with reboot was accepted; EC2 would now reboot the instance (moto does not).
+    assert j["phase"] == "rebooting" and j["image_id"].startswith("ami-"), j
+    d.notify.wait_for("STATUS", lambda v: v.startswith("Idle; run %s is unfinished" % j["run_id"]))
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    # "After the boot": the next daemon resumes the run to its end, with no second image.
+    d2 = rig.daemon()
+    d2.ready()
+    assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d2.err
+    h = rig.history()[0]
+    assert h["run_id"] == j["run_id"] and h["result"] == "success", h
+    assert [i["ImageId"] for i in rig.images()] == [j["image_id"]]
+    assert "Resuming run %s" % j["run_id"] in d2.err
 
 
 # ---------------------------------------------------------------- SIGTERM in the frozen window
