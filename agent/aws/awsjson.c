@@ -11,6 +11,7 @@
 
 #include "../util/log.h"
 #include "../util/macro.h"
+#include "ec2.h"
 #include "http.h"
 
 #define AWSJSON_CONTENT_TYPE "application/x-amz-json-1.1"
@@ -179,6 +180,12 @@ static int handle_response(const struct http_response *resp, void *userdata, str
                 r = -EBADMSG;
         } else {
                 r = awsjson_parse_error(resp->body, resp->body_len, &e);
+                /*
+                 * An authorization layer in front of a JSON service may answer in the Query
+                 * protocol's XML (<ErrorResponse><Errors><Error>), as moto's IAM checks do.
+                 */
+                if (r < 0 && resp->body_len > 0 && resp->body[0] == '<')
+                        r = ec2_parse_error(resp->body, resp->body_len, &e);
                 e.http_status = resp->status;
                 r = r < 0 ? -EBADMSG : -EREMOTEIO;
         }

@@ -315,3 +315,94 @@ def test_crash_between_steps_resumes_without_second_copy(rig):
     perms = rig.ec2().describe_image_attribute(ImageId=j["image_id"],
                                                Attribute="launchPermission")
     assert {"UserId": SHARE_ACCOUNT} in perms["LaunchPermissions"]
+
+
+# ---------------------------------------------------------------- the IAM policy
+
+
+POLICY = Path(__file__).resolve().parents[2] / "conf" / "iam-policy.json"
+
+
+def for_moto(document):
+    """conf/iam-policy.json as moto can evaluate it.  moto 5 checks every action against the
+    Resource "*" (it does not resolve a request's resource ARN) and evaluates conditions only on
+    request values, so a statement scoped to key or parameter ARNs, or conditioned on resource
+    tags (retention's aws:ResourceTag/ec2-imaged:run-id), would never match.  Those two parts
+    are widened here; the actions, which are what moto can check, stay exactly as shipped."""
+    doc = json.loads(document)
+    for st in doc["Statement"]:
+        st["Resource"] = "*"
+        st.pop("Condition", None)
+    return json.dumps(doc)
+
+
+def policy_user(admin_url, admin_creds, name, document):
+    iam = client(admin_url, "iam", admin_creds)
+    iam.create_user(UserName=name)
+    arn = iam.create_policy(PolicyName=name, PolicyDocument=document)["Policy"]["Arn"]
+    iam.attach_user_policy(UserName=name, PolicyArn=arn)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+@pytest.fixture
+def auth_rig(tmp_path, moto_auth, fault_proxy, imds_factory, agent_env, agent_bin):
+    """A rig on a moto with IAM enforcement, whose agent has only conf/iam-policy.json (or a
+    variant: auth_rig(document)).  moto_auth's admin sets up the instance, keys and template."""
+    admin = moto_auth.creds
+    instance_id = create_moto_instance(moto_auth.url, creds=admin, region=SRC,
+                                       image_id=MOTO_AMI)
+    imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT)
+    proxy = fault_proxy(moto_auth)
+    rigs = []
+
+    def make(document=None):
+        creds = policy_user(moto_auth.url, admin, "ec2-imaged-%d" % len(rigs),
+                            for_moto(document or POLICY.read_text()))
+        r = Rig(tmp_path / ("rig%d" % len(rigs)), moto_auth, proxy,
+                agent_env(imds=imds, endpoint=proxy, creds=creds), agent_bin, instance_id)
+        r.admin = admin
+        rigs.append(r)
+        return r
+
+    (tmp_path / "rig0").mkdir()
+    (tmp_path / "rig1").mkdir()
+    try:
+        yield make
+    finally:
+        for r in rigs:
+            r.close()
+
+
+def test_iam_policy_under_moto_enforcement(auth_rig):
+    rig = auth_rig()
+    admin = rig.admin
+    kms = client(rig.moto.url, "kms", admin, DST[0])
+    key = kms.create_key(Description="golden")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/golden", TargetKeyId=key["KeyId"])
+    client(rig.moto.url, "ec2", admin, SRC).create_launch_template(
+        LaunchTemplateName="web", LaunchTemplateData={"ImageId": MOTO_AMI})
+    rig.ec2 = lambda region=SRC: client(rig.moto.url, "ec2", admin, region)
+    rig.configure(regions=DST[0], kms_key="%s:alias/golden" % DST[0],
+                  share_accounts=SHARE_ACCOUNT, create_grants="yes", keep_newest=1,
+                  launch_template="web", ssm_parameter="/golden/web", lineage="web")
+    first = done_run(rig.run_and_resume())["image_id"]
+    second = done_run(rig.run_and_resume())["image_id"]
+    left = {im["ImageId"] for im in rig.images()}
+    # The template's default version was moved to the second image; the first one went.
+    assert second in left and first not in left
+    copies = {im["ImageId"] for im in rig.images(DST[0])}
+    p = client(rig.moto.url, "ssm", admin, DST[0]).get_parameter(Name="/golden/web")
+    assert p["Parameter"]["Value"] in copies
+    assert rig.sent("CreateGrant") and rig.sent("ModifySnapshotAttribute")
+
+
+def test_iam_policy_without_share_statement_fails_preflight(auth_rig):
+    doc = json.loads(POLICY.read_text())
+    doc["Statement"] = [s for s in doc["Statement"] if s["Sid"] != "DistributeShare"]
+    rig = auth_rig(json.dumps(doc))
+    rig.configure(share_accounts=SHARE_ACCOUNT)
+    r = rig.agent("run", "--mode", "reboot", "--json")
+    assert r.returncode == 1
+    assert "ModifyImageAttribute" in r.err + r.stdout_text, r.err
+    assert rig.sent("CreateImage") == []
