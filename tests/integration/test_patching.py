@@ -1,0 +1,153 @@
+"""The shipped patch hook against a real Debian root filesystem and a local package repository.
+
+The root is the mmdebstrap one of test_sanitize.py (tests/peers/rootfs.py, cached); the
+repository is made by the test: .debs built with dpkg-deb, indexed with apt-ftparchive, served
+to apt as file:/srv/repo inside the root, so no outside mirror is used. The hook runs chrooted
+into a copy of the root in a private mount namespace, as the agent would run it in pre-image.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "peers"))
+import rootfs  # noqa: E402
+
+REBOOT_POSTINST = """#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+        touch /var/run/reboot-required
+        echo ec2i-kernel >> /var/run/reboot-required.pkgs
+fi
+"""
+
+
+@pytest.fixture(scope="module")
+def base():
+    why = rootfs.unavailable()
+    if why:
+        pytest.skip(why)
+    for tool in ("dpkg-deb", "apt-ftparchive"):
+        if not shutil.which(tool):
+            pytest.skip("%s not installed (apt-get install dpkg-dev apt-utils)" % tool)
+    try:
+        return rootfs.ensure(log=str(REPO / "build" / "test-logs" / "rootfs-build.log"))
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        pytest.fail("cannot build the Debian root filesystem: %s" % e)
+
+
+def build_deb(out, name, version, postinst=None):
+    d = out / ("%s_%s" % (name, version))
+    (d / "DEBIAN").mkdir(parents=True)
+    (d / "usr/share" / name).mkdir(parents=True)
+    (d / "usr/share" / name / "version").write_text(version + "\n")
+    (d / "DEBIAN/control").write_text(
+        "Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: test <t@example.com>\n"
+        "Description: ec2-imaged patch test package\n" % (name, version))
+    if postinst:
+        (d / "DEBIAN/postinst").write_text(postinst)
+        os.chmod(d / "DEBIAN/postinst", 0o755)
+    deb = out / ("%s_%s_all.deb" % (name, version))
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(d), str(deb)],
+                   check=True, capture_output=True)
+    shutil.rmtree(d)
+    return deb
+
+
+@pytest.fixture
+def root(base, tmp_path):
+    """A copy of the root with version 1.0 of three packages installed and a local repository
+    holding 1.1 of each (ec2i-kernel's 1.1 asks for a reboot, as kernel packages do)."""
+    r = rootfs.clone(tmp_path / "root")
+    old = tmp_path / "old"
+    old.mkdir()
+    names = ("ec2i-app", "ec2i-held", "ec2i-kernel")
+    debs = [build_deb(old, n, "1.0") for n in names]
+    repo = r / "srv/repo"
+    repo.mkdir(parents=True)
+    for n in names:
+        build_deb(repo, n, "1.1", REBOOT_POSTINST if n == "ec2i-kernel" else None)
+    with open(repo / "Packages", "w") as f:
+        subprocess.run(["apt-ftparchive", "packages", "."], cwd=repo, stdout=f, check=True)
+    with open(repo / "Release.tmp", "w") as f:
+        subprocess.run(["apt-ftparchive", "release", "."], cwd=repo, stdout=f, check=True)
+    (repo / "Release.tmp").rename(repo / "Release")
+    for f in (r / "etc/apt/sources.list.d").glob("*"):
+        f.unlink()
+    (r / "etc/apt/sources.list").write_text("deb [trusted=yes] file:/srv/repo ./\n")
+    (r / "etc/apt/apt.conf.d/99test").write_text('APT::Sandbox::User "root";\n')
+    for d in debs:
+        shutil.copy(d, r / "tmp" / d.name)
+    res = rootfs.ns_run(r, "inroot dpkg -i %s" % " ".join("/tmp/" + d.name for d in debs))
+    assert res.returncode == 0, res
+    yield r
+    assert rootfs.mounts_under(tmp_path) == []
+
+
+def version(root, name):
+    return (root / "usr/share" / name / "version").read_text().strip()
+
+
+def patch(root, config, dry=False):
+    rootfs.install_hooks(root, config, enable=("patch",))
+    env = "EC2_IMAGED_PHASE=pre-image EC2_IMAGED_MODE=no-reboot INSTANCE_ID=i-0123456789abcdef0"
+    if dry:
+        env += " EC2_IMAGED_DRY_RUN=1"
+    return rootfs.ns_run(root, "rc=0; inroot %s /etc/ec2-imaged/hooks/pre-image.d/10-patch"
+                         " || rc=$?; exit $rc" % env)
+
+
+def test_upgrade_honours_the_hold_list_and_asks_for_a_reboot_mode_image(root):
+    r = patch(root, "[patch]\nhold = ec2i-held\non_reboot_required = reboot-mode\n"
+                    "[run]\nstate_dir = /var/lib/ec2-imaged\n")
+    assert r.returncode == 0, r
+    assert version(root, "ec2i-app") == "1.1"
+    assert version(root, "ec2i-kernel") == "1.1"
+    assert version(root, "ec2i-held") == "1.0"
+    # Held for the upgrade only: the image does not carry a hold nobody asked for.
+    held = rootfs.ns_run(root, "inroot apt-mark showhold")
+    assert held.returncode == 0 and held.stdout.strip() == "", held
+    marker = root / "var/lib/ec2-imaged/reboot-required"
+    assert "/run/reboot-required" in marker.read_text() and "ec2i-kernel" in marker.read_text()
+    assert "asking for a reboot-mode image" in r.stderr
+
+
+def test_a_hold_set_by_the_operator_stays(root):
+    assert rootfs.ns_run(root, "inroot apt-mark hold ec2i-app").returncode == 0
+    r = patch(root, "[patch]\nhold = ec2i-app ec2i-held\n")
+    assert r.returncode == 0, r
+    assert version(root, "ec2i-app") == "1.0" and version(root, "ec2i-held") == "1.0"
+    held = rootfs.ns_run(root, "inroot apt-mark showhold")
+    assert held.stdout.split() == ["ec2i-app"], held
+
+
+def test_reboot_required_can_stop_the_run(root):
+    r = patch(root, "[patch]\non_reboot_required = fail\n")
+    assert r.returncode == 100, r
+    assert "a reboot is required (/run/reboot-required (packages: ec2i-kernel ))" in r.stderr
+    assert version(root, "ec2i-held") == "1.1"
+    assert not (root / "var/lib/ec2-imaged/reboot-required").exists()
+
+
+def test_reboot_required_ignored_by_default(root):
+    r = patch(root, "")
+    assert r.returncode == 0, r
+    assert "on_reboot_required = ignore" in r.stderr
+    assert not (root / "var/lib/ec2-imaged/reboot-required").exists()
+
+
+def test_dry_run_changes_nothing(root):
+    r = patch(root, "[patch]\nhold = ec2i-held\n", dry=True)
+    assert r.returncode == 0, r
+    assert "Inst ec2i-app" in r.stdout and "Inst ec2i-held" not in r.stdout
+    assert version(root, "ec2i-app") == "1.0"
+    assert not (root / "run/reboot-required").exists()
+    assert not list((root / "var/lib/apt/lists").glob("*Packages"))
+    assert not list((root / "tmp").glob("ec2-imaged-patch.*"))
+    held = rootfs.ns_run(root, "inroot apt-mark showhold")
+    assert held.returncode == 0 and held.stdout.strip() == "", held
