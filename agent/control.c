@@ -192,6 +192,145 @@ int control_reply(int fd, const char *msg, size_t len)
         return (size_t)n == len ? 0 : -EIO;
 }
 
+#define CONTROL_CONNECTIONS_MAX 16
+
+struct connection {
+        struct control_server *server;
+        int fd;
+        sd_event_source *source;
+};
+
+struct control_server {
+        char *path;
+        int fd;
+        sd_event_source *source;
+        control_request_fn on_request;
+        void *userdata;
+        struct connection *connections[CONTROL_CONNECTIONS_MAX]; /* awaiting their request */
+};
+
+static void connection_free(struct connection *c)
+{
+        struct control_server *s = c->server;
+
+        for (size_t i = 0; i < CONTROL_CONNECTIONS_MAX; i++)
+                if (s->connections[i] == c)
+                        s->connections[i] = NULL;
+        /* Out of epoll before the fd is closed: its number may be reused at once. */
+        sd_event_source_disable_unref(c->source);
+        safe_close(c->fd);
+        free(c);
+}
+
+static int on_connection(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        struct connection *c = userdata;
+        struct control_server *s = c->server;
+        char msg[CONTROL_MSG_MAX + 1];
+        enum control_request req;
+        ssize_t n;
+
+        n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        fd = TAKE_FD(c->fd);
+        connection_free(c); /* only the fd lives on */
+        if (n > 0 && control_parse_request(msg, (size_t)n, &req) >= 0) {
+                s->on_request(req, fd, s->userdata);
+                return 0;
+        }
+        if (n > 0) {
+                static const char bad[] = "refused unknown request";
+                (void)control_reply(fd, bad, sizeof(bad) - 1);
+        }
+        safe_close(fd);
+        return 0;
+}
+
+static int on_listen(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        struct control_server *s = userdata;
+
+        for (;;) {
+                _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                size_t slot = CONTROL_CONNECTIONS_MAX;
+                struct connection *c;
+
+                if (cfd < 0)
+                        return 0; /* EAGAIN, or an error that the next connection may not have */
+                if (control_check_peer(cfd) < 0) {
+                        static const char no[] = "refused only root may trigger runs";
+                        (void)control_reply(cfd, no, sizeof(no) - 1);
+                        log_notice("Control connection from a non-root peer refused");
+                        continue;
+                }
+                for (size_t i = 0; i < CONTROL_CONNECTIONS_MAX && slot == CONTROL_CONNECTIONS_MAX;
+                     i++)
+                        if (!s->connections[i])
+                                slot = i;
+                if (slot == CONTROL_CONNECTIONS_MAX)
+                        continue; /* too many silent clients: this one is closed */
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        continue;
+                *c = (struct connection){.server = s, .fd = TAKE_FD(cfd)};
+                if (sd_event_add_io(sd_event_source_get_event(source), &c->source, c->fd, EPOLLIN,
+                                    on_connection, c) < 0) {
+                        connection_free(c);
+                        continue;
+                }
+                s->connections[slot] = c;
+        }
+}
+
+int control_server_new(sd_event *e, const char *path, control_request_fn on_request, void *userdata,
+                       struct control_server **ret)
+{
+        struct control_server *s = calloc(1, sizeof(*s));
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        *s = (struct control_server){.fd = -1, .on_request = on_request, .userdata = userdata};
+        s->path = strdup(path);
+        if (!s->path) {
+                control_server_free(s);
+                return -ENOMEM;
+        }
+        s->fd = control_listen(path);
+        if (s->fd < 0) {
+                r = s->fd;
+                free(TAKE_PTR(s->path)); /* not ours to unlink: we did not bind it */
+                control_server_free(s);
+                return r;
+        }
+        r = sd_event_add_io(e, &s->source, s->fd, EPOLLIN, on_listen, s);
+        if (r < 0) {
+                control_server_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+struct control_server *control_server_free(struct control_server *s)
+{
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < CONTROL_CONNECTIONS_MAX; i++)
+                if (s->connections[i])
+                        connection_free(s->connections[i]);
+        sd_event_source_disable_unref(s->source);
+        if (s->fd >= 0) {
+                safe_close(s->fd);
+                if (s->path)
+                        (void)unlink(s->path);
+        }
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
 /* One message; -EBADMSG on EOF. */
 static int recv_msg(int fd, char *buf, size_t size, size_t *ret_len)
 {

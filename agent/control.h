@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <systemd/sd-event.h>
 
 #include "state.h"
 
@@ -51,6 +52,19 @@ int control_check_peer(int fd);
 int control_parse_request(const char *msg, size_t len, enum control_request *ret);
 /* Send one reply message without blocking: -EAGAIN when the client does not read. */
 int control_reply(int fd, const char *msg, size_t len);
+
+/*
+ * The daemon's side on its sd-event loop: listen at path (control_listen()), refuse non-root
+ * peers, read each connection's request without blocking (at most 16 connections wait for theirs)
+ * and hand it to on_request with the connection's fd, which the callee then owns: it answers
+ * with control_reply() and closes it, now or when the run ends. Freeing closes the connections
+ * still waiting, the socket, and removes the socket file.
+ */
+struct control_server;
+typedef void (*control_request_fn)(enum control_request req, int fd, void *userdata);
+int control_server_new(sd_event *e, const char *path, control_request_fn on_request, void *userdata,
+                       struct control_server **ret);
+struct control_server *control_server_free(struct control_server *s);
 
 /*
  * Client: ask the daemon at path for a run. Returns 0 with *ret_status the worker's exit status

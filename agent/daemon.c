@@ -20,7 +20,6 @@
 #include "worker.h"
 
 #define MAX_WAITERS      16
-#define MAX_CONNECTIONS  16
 #define STATUS_TICK_USEC (5 * USEC_PER_SEC)
 #define KILL_GRACE_USEC  (5 * USEC_PER_SEC)
 
@@ -29,9 +28,8 @@ struct daemon {
         sd_event *event;
         struct config config;
         char *socket_path; /* as bound; a reload does not move it */
-        int listen_fd;
-        sd_event_source *listen_src, *status_timer, *stop_timer;
-        struct connection *connections[MAX_CONNECTIONS]; /* awaiting their request */
+        struct control_server *control;
+        sd_event_source *status_timer, *stop_timer;
 
         struct worker *worker; /* the run under way, if any */
         struct progress progress;
@@ -41,12 +39,6 @@ struct daemon {
         size_t n_waiters;
 
         bool ready, resume_at_start, reload_pending, stopping, killed;
-};
-
-struct connection {
-        struct daemon *daemon;
-        int fd;
-        sd_event_source *source;
 };
 
 static void status_idle(struct daemon *d)
@@ -279,76 +271,10 @@ static void trigger(struct daemon *d, const char *origin, int client_fd, bool wa
         safe_close(client_fd);
 }
 
-static void connection_free(struct connection *c)
+/* `ec2-imaged trigger`, from root (the server checked): the fd is ours to answer and close. */
+static void on_control_request(enum control_request req, int fd, void *userdata)
 {
-        struct daemon *d = c->daemon;
-
-        for (size_t i = 0; i < MAX_CONNECTIONS; i++)
-                if (d->connections[i] == c)
-                        d->connections[i] = NULL;
-        /* Out of epoll before the fd is closed: its number may be reused at once. */
-        sd_event_source_disable_unref(c->source);
-        safe_close(c->fd);
-        free(c);
-}
-
-static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-        struct connection *c = userdata;
-        struct daemon *d = c->daemon;
-        char msg[CONTROL_MSG_MAX + 1];
-        enum control_request req;
-        ssize_t n;
-
-        n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                return 0;
-        fd = TAKE_FD(c->fd);
-        connection_free(c); /* only the fd lives on */
-        if (n > 0 && control_parse_request(msg, (size_t)n, &req) >= 0) {
-                trigger(d, "ec2-imaged trigger", fd, req == CONTROL_TRIGGER_WAIT);
-                return 0;
-        }
-        if (n > 0) {
-                static const char bad[] = "refused unknown request";
-                (void)control_reply(fd, bad, sizeof(bad) - 1);
-        }
-        safe_close(fd);
-        return 0;
-}
-
-static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-        struct daemon *d = userdata;
-
-        for (;;) {
-                _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                struct connection *c;
-                size_t slot = MAX_CONNECTIONS;
-
-                if (cfd < 0)
-                        return 0; /* EAGAIN, or an error that the next connection may not have */
-                if (control_check_peer(cfd) < 0) {
-                        static const char no[] = "refused only root may trigger runs";
-                        (void)control_reply(cfd, no, sizeof(no) - 1);
-                        log_notice("Control connection from a non-root peer refused");
-                        continue;
-                }
-                for (size_t i = 0; i < MAX_CONNECTIONS && slot == MAX_CONNECTIONS; i++)
-                        if (!d->connections[i])
-                                slot = i;
-                if (slot == MAX_CONNECTIONS)
-                        continue; /* too many silent clients: this one is closed */
-                c = calloc(1, sizeof(*c));
-                if (!c)
-                        continue;
-                *c = (struct connection){.daemon = d, .fd = TAKE_FD(cfd)};
-                if (sd_event_add_io(d->event, &c->source, c->fd, EPOLLIN, on_connection, c) < 0) {
-                        connection_free(c);
-                        continue;
-                }
-                d->connections[slot] = c;
-        }
+        trigger(userdata, "ec2-imaged trigger", fd, req == CONTROL_TRIGGER_WAIT);
 }
 
 static void reload(struct daemon *d)
@@ -514,19 +440,16 @@ static int setup(struct daemon *d)
         d->socket_path = strdup(d->config.control_socket);
         if (!d->socket_path)
                 return -ENOMEM;
-        d->listen_fd = control_listen(d->socket_path);
-        if (d->listen_fd < 0)
-                return log_error_errno(d->listen_fd, "%s: cannot listen: %m", d->socket_path);
-        r = sd_event_add_io(d->event, &d->listen_src, d->listen_fd, EPOLLIN, on_listen, d);
+        r = control_server_new(d->event, d->socket_path, on_control_request, d, &d->control);
         if (r < 0)
-                return r;
+                return log_error_errno(r, "%s: cannot listen: %m", d->socket_path);
         /* Pings at about half of WatchdogSec=, and only when the service manager asked. */
         return sd_event_set_watchdog(d->event, true);
 }
 
 int daemon_run(const struct daemon_opts *o)
 {
-        struct daemon d = {.opts = o, .listen_fd = -1};
+        struct daemon d = {.opts = o};
         struct config_error e = {};
         int r;
 
@@ -555,17 +478,10 @@ out:
         if (d.worker) /* only when the loop failed or the worker would not die */
                 (void)worker_kill(d.worker, SIGKILL);
         reply_waiters(&d, 1, "", 0);
-        for (size_t i = 0; i < MAX_CONNECTIONS; i++)
-                if (d.connections[i])
-                        connection_free(d.connections[i]);
         d.worker = worker_free(d.worker);
-        sd_event_source_disable_unref(d.listen_src);
+        d.control = control_server_free(d.control);
         sd_event_source_disable_unref(d.status_timer);
         sd_event_source_disable_unref(d.stop_timer);
-        if (d.listen_fd >= 0) {
-                safe_close(d.listen_fd);
-                (void)unlink(d.socket_path);
-        }
         sd_event_unref(d.event);
         free(d.socket_path);
         config_done(&d.config);

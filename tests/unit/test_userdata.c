@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "userdata.h"
+#include "firstboot.h"
 
 static struct userdata_directive parse_ok(const char *text)
 {
