@@ -463,6 +463,20 @@ static int wait_and_finish(struct flow *f)
         return r;
 }
 
+/*
+ * STATE_DIR/reboot-required is how a pre-image hook (the shipped patch hook, with [patch]
+ * on_reboot_required = reboot-mode) asks for a reboot-mode image: the update it installed needs a
+ * reboot, which the image's reboot gives. Taking the file away answers it; it is removed before
+ * the hooks run too, so that one left by an earlier run never switches this one. True when the
+ * file was there.
+ */
+static bool take_reboot_request(struct flow *f)
+{
+        _cleanup_free_ char *path = strprintf("%s/reboot-required", f->cfg->state_dir);
+
+        return path && unlink(path) == 0;
+}
+
 /* The phases from wherever the run stands; a fresh run stands at PHASE_PREFLIGHT. */
 static int drive(struct flow *f)
 {
@@ -476,9 +490,15 @@ static int drive(struct flow *f)
                 run->phase = PHASE_PRE_IMAGE;
         }
         if (run->phase == PHASE_PRE_IMAGE) {
+                (void)take_reboot_request(f);
                 r = run_hooks(f, PHASE_PRE_IMAGE, HOOK_PHASE_PRE_IMAGE);
                 if (r < 0)
                         return r;
+                if (take_reboot_request(f) && run->mode == MODE_NO_REBOOT) {
+                        log_notice("A pre-image hook asked for a reboot: this run takes a "
+                                   "reboot-mode image");
+                        run->mode = MODE_REBOOT;
+                }
                 run->phase = run->mode == MODE_REBOOT ? PHASE_REBOOTING : PHASE_PRE_FREEZE;
         }
         if (run->phase == PHASE_PRE_FREEZE) {

@@ -726,3 +726,38 @@ def test_duplicate_name_answer_adopts_the_image(rig):
     [image] = rig.images(j["image_name"])
     assert image["ImageId"] == j["image_id"]
     assert not is_frozen(ext4) and rig.all_thawed()
+
+
+# ---------------------------------------------------------------- reboot asked for by a hook
+
+
+def test_pre_image_hook_asks_for_a_reboot_mode_image(rig):
+    """STATE_DIR/reboot-required written by a pre-image hook (the shipped patch hook with
+    [patch] on_reboot_required = reboot-mode) turns a no-reboot run into a reboot-mode one."""
+    ext4 = rig.add_fs("ext4")
+    ran = rig.tmp / "pre-freeze.ran"
+    rig.hook("pre-image", "10-patch",
+             'echo "/run/reboot-required" > %s/reboot-required\n' % rig.state_dir)
+    rig.hook("pre-freeze", "10-mark", "touch %s\n" % ran)
+    rig.configure()
+    a = rig.agent("run", "--json")
+    assert a.rc == 0, a.err
+    st = rig.state()
+    assert st["current"]["phase"] == "rebooting" and st["current"]["mode"] == "reboot", st
+    [call] = rig.create_calls()
+    assert call["params"]["NoReboot"] == "false"
+    assert not (rig.state_dir / "reboot-required").exists()
+    assert not ran.exists() and not is_frozen(ext4)
+    assert "asked for a reboot" in a.err
+
+
+def test_a_stale_reboot_request_does_not_switch_the_run(rig):
+    ext4 = rig.add_fs("ext4")
+    (rig.state_dir / "reboot-required").write_text("left by an earlier run\n")
+    rig.configure()
+    a = rig.agent("run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert j["phase"] == "done" and j["consistency"] == "fs-frozen", j
+    assert not (rig.state_dir / "reboot-required").exists()
+    assert not is_frozen(ext4)
