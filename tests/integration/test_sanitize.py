@@ -345,3 +345,17 @@ def test_hooks_are_shellcheck_clean():
     r = subprocess.run(["shellcheck", "-x", "-s", "sh"] + scripts, capture_output=True,
                        text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stdout
+
+
+def test_pre_image_sanitizes_when_the_patch_hook_asked_for_a_reboot(root):
+    """After the patch hook asked for a reboot-mode image (STATE_DIR/reboot-required), the
+    agent switches the run to reboot mode and pre-freeze never comes: pre-image sanitizes."""
+    lived_in(root)
+    rootfs.install_hooks(root, "[run]\nstate_dir = /var/lib/ec2-imaged\n")
+    write(root, "/var/lib/ec2-imaged/reboot-required", "/run/reboot-required\n")
+    r = rootfs.ns_run(root, hook("pre-image"))
+    assert r.returncode == 0, r
+    assert "a reboot-mode image was asked for" in r.stderr
+    assert host_keys(root) == {}
+    assert (root / "etc/machine-id").read_text() == "uninitialized\n"
+    assert not (root / "run/ec2-imaged/identity").exists()
