@@ -74,7 +74,11 @@ static void status_run(struct daemon *d)
         enum run_phase ph;
 
         if (!d->have_progress) {
-                sd_notifyf(0, "STATUS=Starting a run (%s)", worker_verb(d->worker));
+                const char *verb = worker_verb(d->worker);
+                sd_notifyf(0, "STATUS=%s (%s)",
+                           streq(verb, "thaw") ? "Thawing what an interrupted run left frozen"
+                                               : "Starting a run",
+                           verb);
                 return;
         }
         ph = (enum run_phase)run_phase_from_string(p->phase);

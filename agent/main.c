@@ -469,6 +469,10 @@ static int cmd_trigger(const struct options *o, struct context *ctx)
                 printf(o->json ? "{\"started\": true}\n" : "run started\n");
                 return EXIT_OK;
         }
+        if (status > 128)
+                log_error("The run's worker was stopped by signal %d; the run resumes when the "
+                          "daemon starts again",
+                          status - 128);
         if (o->json)
                 fputs(out, stdout);
         else

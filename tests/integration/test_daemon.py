@@ -341,6 +341,31 @@ def test_reboot_mode_run_resumes_at_the_next_start(rig):
     assert "Resuming run %s" % j["run_id"] in d2.err
 
 
+def test_ready_only_after_an_interrupted_freeze_is_thawed(rig):
+    # What a SIGKILL of the whole service in the frozen window leaves: the state says freezing,
+    # and the scratch filesystem is frozen.
+    rig.state_dir.mkdir(mode=0o700)
+    (rig.state_dir / "state.json").write_text(json.dumps({"current": {
+        "run_id": "3f2a0c1e-0000-4000-8000-00000000dead", "phase": "freezing",
+        "mode": "no-reboot", "image_name": "dtest-interrupted",
+        "instance_id": rig.instance_id, "region": REGION,
+        "frozen_mounts": [str(rig.mnt)]}}))
+    subprocess.run(["fsfreeze", "-f", str(rig.mnt)], check=True, timeout=DEADLINE)
+    assert is_frozen(rig.mnt)
+    d = rig.daemon()
+    d.notify.wait_for("READY", lambda v: v == "1", log=lambda: d.err)
+    assert not is_frozen(rig.mnt)
+    ready_at = next(t for t, m in d.notify.messages if m.get("READY") == "1")
+    thawing = [t for t, m in d.notify.messages
+               if m.get("STATUS", "").startswith("Thawing what an interrupted run left frozen")]
+    assert thawing and thawing[0] < ready_at
+    assert "The last run stopped in the frozen window; thawing first" in d.err
+    # Then the interrupted run resumes (and, never having sent CreateImage, images once).
+    assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
+    assert "Resuming run 3f2a0c1e-0000-4000-8000-00000000dead" in d.err
+    assert len(rig.images()) == 1
+
+
 # ---------------------------------------------------------------- SIGTERM in the frozen window
 
 
