@@ -88,20 +88,72 @@ class NotifySocket:
         self.sock.close()
 
 
-class Daemon:
-    """`ec2-imaged daemon` started so that WATCHDOG_PID is its own pid (sh execs into it)."""
+class JournalSocket(NotifySocket):
+    """journald's end of its native protocol: each datagram is one record of KEY=value lines (or
+    KEY, newline, 64-bit little-endian length, binary value, newline)."""
 
-    def __init__(self, rig, notify=True):
+    @staticmethod
+    def parse(data):
+        fields, i = {}, 0
+        while i < len(data):
+            nl = data.index(b"\n", i)
+            line = data[i:nl]
+            if b"=" in line:
+                k, v = line.split(b"=", 1)
+                i = nl + 1
+            else:
+                k, size = line, int.from_bytes(data[nl + 1:nl + 9], "little")
+                v = data[nl + 9:nl + 9 + size]
+                i = nl + 9 + size + 1
+            fields[k.decode()] = v.decode(errors="replace")
+        return fields
+
+    def _pump(self):
+        while not self.closed:
+            try:
+                data = self.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.messages.append((time.monotonic(), self.parse(data)))
+
+    def records(self):
+        with self.lock:
+            return [m for _, m in self.messages]
+
+
+# In a mount namespace of its own, the daemon finds our socket where journald's would be; its
+# stderr (a file) is declared the journal stream, as systemd does for a service.
+JOURNAL_NS = ('mount -t tmpfs -o size=1m,mode=0755 tmpfs /run/systemd && '
+              'mkdir /run/systemd/journal && : > /run/systemd/journal/socket && '
+              'mount --bind "$TEST_JOURNAL_SOCKET" /run/systemd/journal/socket && '
+              'WATCHDOG_PID=$$; export WATCHDOG_PID; '
+              'JOURNAL_STREAM=$(stat -L -c "%d:%i" /proc/self/fd/2); export JOURNAL_STREAM; '
+              'unset TEST_JOURNAL_SOCKET; exec "$@"')
+
+
+class Daemon:
+    """`ec2-imaged daemon` started so that WATCHDOG_PID is its own pid (sh execs into it); with
+    journal=True in a private mount namespace whose journald is a socket of ours."""
+
+    def __init__(self, rig, notify=True, journal=False):
         n = len(rig.daemons)
         self.err_path = rig.tmp / ("daemon-%d.err" % n)
         self.notify = NotifySocket(rig.tmp / ("notify-%d.sock" % n)) if notify else None
+        self.journal = JournalSocket(rig.tmp / ("journal-%d.sock" % n)) if journal else None
         env = dict(rig.env)
         if self.notify:
             env.update(NOTIFY_SOCKET=self.notify.path, WATCHDOG_USEC=str(WATCHDOG_USEC))
+        argv = ["/bin/sh", "-c", 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"', "sh"]
+        if self.journal:
+            env["TEST_JOURNAL_SOCKET"] = self.journal.path
+            argv = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                    JOURNAL_NS, "sh"]
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                ["/bin/sh", "-c", 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"', "sh",
-                 rig.agent_bin, "--config", str(rig.config_path), "daemon"],
+                argv + [rig.agent_bin, "--config", str(rig.config_path), "daemon"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
                 start_new_session=True)
         self.pid = self.proc.pid
@@ -130,8 +182,9 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=DEADLINE)
-        if self.notify:
-            self.notify.close()
+        for sock in (self.notify, self.journal):
+            if sock:
+                sock.close()
 
 
 class Rig:
@@ -237,6 +290,36 @@ def test_sigusr1_runs_and_status_follows_the_phases(rig):
     assert not is_frozen(rig.mnt)
     # The worker's records reached the daemon's stderr (the journal, under systemd).
     assert "Run %s done" % h["run_id"] in d.err, d.err
+
+
+def test_structured_journal_records_of_daemon_and_worker(rig, have_tool):
+    have_tool("unshare")
+    d_hooks = rig.hooks_dir / "pre-image.d"
+    d_hooks.mkdir()
+    os.chmod(d_hooks, 0o755)
+    (d_hooks / "10-hello").write_text("#!/bin/sh\necho hello from the hook\n")
+    os.chmod(d_hooks / "10-hello", 0o755)
+    d = rig.daemon(journal=True)
+    d.notify.wait_for("READY", lambda v: v == "1", log=lambda: d.err)
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    j = json.loads(r.stdout)
+    recs = d.journal.records()
+    by_id = {m.get("MESSAGE_ID"): m for m in recs if "MESSAGE_ID" in m}
+    start = by_id["2b7e4c1d8a9f4e6b9c3d5a7f1e2b4c6d"]
+    done = by_id["9a4d2e6f1b3c4d5e8f7a6b5c4d3e2f1a"]
+    assert start["RUN_ID"] == done["RUN_ID"] == j["run_id"]
+    assert done["IMAGE_ID"] == j["image_id"] and done["PHASE"] == "post-image"
+    assert "Run %s done" % j["run_id"] in done["MESSAGE"]
+    hook = [m for m in recs if m.get("HOOK") == "10-hello"]
+    assert any("hello from the hook" in m["MESSAGE"] for m in hook), hook
+    assert all(m["RUN_ID"] == j["run_id"] and m["PHASE"] == "pre-image" for m in hook)
+    created = [m for m in recs if m["MESSAGE"].startswith("CreateImage answered")]
+    assert created and created[0]["IMAGE_ID"] == j["image_id"], created
+    # The daemon's own records went there too, and nothing went to plain stderr.
+    assert any(m["MESSAGE"].startswith("Ready; runs start on SIGUSR1") for m in recs)
+    assert all(m["PRIORITY"].isdigit() for m in recs)
+    assert "Run %s" % j["run_id"] not in d.err, d.err
 
 
 def test_trigger_wait_json_returns_the_result(rig):
