@@ -90,6 +90,8 @@ def lived_in(root):
     write(root, "/var/lib/cloud/data/instance-id", GOLDEN + "\n")
     write(root, "/var/lib/cloud/seed/nocloud/meta-data", "instance-id: seed\n")
     write(root, "/etc/network/interfaces.d/50-cloud-init", "auto ens5\n")
+    write(root, "/etc/sysconfig/network-scripts/ifcfg-eth0", "# Created by cloud-init\nBOOTPROTO=dhcp\n")
+    write(root, "/etc/sysconfig/network-scripts/ifcfg-eth1", "BOOTPROTO=static\n")
     write(root, "/var/lib/systemd/random-seed", b"\x42" * 512, 0o600)
     write(root, "/var/crash/_usr_sbin_sshd.0.crash", "core\n")
     write(root, "/var/mail/admin", "From: boss\n", 0o660, 1000, 8)
@@ -172,11 +174,13 @@ def test_no_reboot_image_is_clean_and_the_live_identity_is_back(root, tmp_path):
                  "var/cache/apt/pkgcache.bin", "var/lib/dhcp/dhclient.ens5.leases",
                  "etc/udev/rules.d/70-persistent-net.rules", "var/lib/cloud/instances",
                  "var/lib/cloud/instance", "var/lib/cloud/data",
-                 "etc/network/interfaces.d/50-cloud-init", "var/lib/systemd/random-seed",
+                 "etc/network/interfaces.d/50-cloud-init",
+                 "etc/sysconfig/network-scripts/ifcfg-eth0", "var/lib/systemd/random-seed",
                  "var/crash/_usr_sbin_sshd.0.crash", "etc/passwd-", "etc/shadow-"):
         assert not os.path.lexists(image / gone), gone
     # Kept: cloud-init's seed, the directories themselves, and what is off by default.
     assert (image / "var/lib/cloud/seed/nocloud/meta-data").exists()
+    assert (image / "etc/sysconfig/network-scripts/ifcfg-eth1").exists()
     assert (image / "tmp").is_dir() and oct((image / "tmp").stat().st_mode & 0o7777) == "0o1777"
     assert (image / "var/mail/admin").read_text() == "From: boss\n"
     assert (image / "var/spool/cron/crontabs/admin").exists()
