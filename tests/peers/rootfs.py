@@ -6,6 +6,7 @@ when mmdebstrap succeeds, so a cache entry is never half made.  Tests never touc
 tree: they copy it (`cp -a`) and work on the copy.
 """
 
+import fcntl
 import hashlib
 import os
 import re
@@ -55,6 +56,15 @@ def ensure(log=None):
     if (dest / "etc" / "os-release").exists():
         return dest
     CACHE.mkdir(parents=True, exist_ok=True)
+    # Test runs in parallel (other checkouts' `make check`) build it once: the others wait.
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (dest / "etc" / "os-release").exists():
+            return dest
+        return _build(mirror, dest, log)
+
+
+def _build(mirror, dest, log):
     tmp = CACHE / (dest.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
