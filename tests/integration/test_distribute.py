@@ -11,7 +11,7 @@ launch template versions) the test asserts what was sent, from the proxy's recor
 """
 
 import json
-import signal
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -28,6 +28,7 @@ SHARE_ACCOUNT = "111122223333"
 ORG = "arn:aws:organizations::123456789012:organization/o-abc123def4"
 AGENT_TIMEOUT = 120  # seconds; the bound on one agent command
 DEADLINE = 30
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
 
 
 class Rig:
@@ -73,6 +74,8 @@ class Rig:
             pytest.fail("ec2-imaged %s hung" % " ".join(args))
         p.out.seek(0)
         p.stdout_text, p.err = p.out.read(), err
+        # Under the sanitizer build (EC2_IMAGED_BIN=build-san/...), failed runs count too.
+        assert not SANITIZER_REPORT.search(err), "sanitizer report:\n" + err
         return p
 
     def run_and_resume(self):
