@@ -233,7 +233,7 @@ class Rig:
 
     def history(self):
         try:
-            return self.state()["history"]
+            return self.state().get("history") or []
         except (OSError, ValueError):
             return []
 
