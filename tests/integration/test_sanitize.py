@@ -363,3 +363,24 @@ def test_pre_image_sanitizes_when_the_patch_hook_asked_for_a_reboot(root):
     assert host_keys(root) == {}
     assert (root / "etc/machine-id").read_text() == "uninitialized\n"
     assert not (root / "run/ec2-imaged/identity").exists()
+
+
+def test_first_boot_asks_imds_through_the_agent(root, tmp_path, imds_factory, agent_env,
+                                                 agent_bin):
+    """Without --instance-id the script asks `ec2-imaged whoami --json` (IMDS: our test server).
+    Run from the host side on the root (--root), as `ec2-imaged` is not in the Debian root."""
+    lived_in(root)
+    rootfs.install_hooks(root)
+    golden_keys = host_keys(root)
+    image = tmp_path / "image"
+    no_reboot_run(root, image)
+    imds = imds_factory(instance_id=CLONE)
+    env = agent_env(imds=imds, EC2_IMAGED_BIN=agent_bin, EC2_IMAGED_ROOT=str(image))
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
+                        str(REPO / "hooks/firstboot")], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r
+    assert "launched from an image of %s: this is %s" % (GOLDEN, CLONE) in r.stderr
+    keys = host_keys(image)
+    assert keys and not set(keys.values()) & set(golden_keys.values())
+    assert (image / "var/lib/ec2-imaged/imaged-instance-id").read_text() == CLONE + "\n"
