@@ -151,3 +151,19 @@ def test_dry_run_changes_nothing(root):
     assert not list((root / "tmp").glob("ec2-imaged-patch.*"))
     held = rootfs.ns_run(root, "inroot apt-mark showhold")
     assert held.returncode == 0 and held.stdout.strip() == "", held
+
+
+def test_the_agent_checks_the_config_and_runs_the_script(tmp_path, agent_bin):
+    conf = tmp_path / "ec2-imaged.conf"
+    conf.write_text("[patch]\nscript = %s\nhold = linux-image-amd64\n" % (REPO / "hooks/patch"))
+    r = subprocess.run([agent_bin, "--config", str(conf), "patch", "--help"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "Usage:" in r.stdout, r
+    conf.write_text("[patch]\non_reboot_required = later\n")
+    r = subprocess.run([agent_bin, "--config", str(conf), "patch", "--help"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "[patch] on_reboot_required" in r.stderr, r
+    conf.write_text("[patch]\nscript = %s\n" % (tmp_path / "missing"))
+    r = subprocess.run([agent_bin, "--config", str(conf), "patch"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "cannot run" in r.stderr, r
