@@ -116,9 +116,16 @@ static int describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *r
         int r;
 
         r = ec2_describe_images(c, NULL, rd->image_id, &ims, &n, &e);
-        if (r < 0)
+        /* A brand-new id may not be visible yet: EC2 is eventually consistent. */
+        if (r == -EREMOTEIO && streq_ptr(e.code, "InvalidAMIID.NotFound"))
+                n = 0;
+        else if (r < 0)
                 return aws_fail(d, r, &e, "DescribeImages", rd->region);
+        aws_error_done(&e);
         if (n == 0) {
+                if (!d->why)
+                        d->why = strprintf("image %s is not (or no longer) in %s", rd->image_id,
+                                           rd->region);
                 ec2_images_free(ims, n);
                 return -ENOENT;
         }
@@ -234,6 +241,8 @@ static int copy_all(struct dist *d)
                                 continue;
                         r = describe_one(d, rd, &im);
                         if (r == -ENOENT) { /* not visible yet: eventual consistency */
+                                free(d->why);
+                                d->why = NULL;
                                 waiting++;
                                 continue;
                         }
@@ -283,10 +292,6 @@ static int image_key(struct dist *d, struct run_dist *rd, char **ret)
         if (rd != &d->run->dist[0] && k)
                 return (*ret = strdup(k)) ? 0 : -ENOMEM;
         r = describe_one(d, rd, &im);
-        if (r == -ENOENT) {
-                d->why = strprintf("image %s is gone from %s", rd->image_id, rd->region);
-                return r;
-        }
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(im.kms_key_id);

@@ -78,13 +78,52 @@ static bool rules_keep(const struct retain_opts *o, size_t rank, usec_t age_us)
         return false;
 }
 
+void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
+                   char *const *referenced, enum retain_verdict *verdicts)
+{
+        /* The image just made is the newest, whatever the clock's resolution says: rank 0. */
+        size_t rank = o->keep_image_id ? 1 : 0;
+
+        qsort(ims, n, sizeof(*ims), by_creation_desc);
+        for (size_t i = 0; i < n; i++) {
+                const struct ec2_image *im = &ims[i];
+                usec_t created = 0, age;
+
+                /* Only what ec2-imaged made: the lineage tag alone could be anyone's. */
+                if (!tag_of(im, TAG_RUN_ID)) {
+                        verdicts[i] = RETAIN_NOT_OURS;
+                        continue;
+                }
+                if (streq_ptr(im->image_id, o->keep_image_id)) {
+                        verdicts[i] = RETAIN_KEEP_CURRENT;
+                        continue;
+                }
+                /* Without a creation date its age is unknown: it stays and counts. */
+                if (!im->creation_date || parse_iso8601(im->creation_date, &created) < 0) {
+                        rank++;
+                        verdicts[i] = RETAIN_KEEP_RULES;
+                        continue;
+                }
+                age = o->now > created ? o->now - created : 0;
+                if (rules_keep(o, rank++, age))
+                        verdicts[i] = RETAIN_KEEP_RULES;
+                else if (strv_contains(referenced, im->image_id))
+                        verdicts[i] = RETAIN_KEEP_REFERENCED;
+                else if (startswith(strempty(im->deregistration_protection), "enabled"))
+                        verdicts[i] = RETAIN_KEEP_PROTECTED;
+                else
+                        verdicts[i] = RETAIN_DELETE;
+        }
+}
+
 int retain_region(struct ec2_client *c, const struct retain_opts *o, char ***report,
                   struct aws_error *err)
 {
         _cleanup_strv_free_ char **refs = NULL;
+        _cleanup_free_ enum retain_verdict *v = NULL;
         struct ec2_image *ims = NULL;
         const char *region = ec2_client_region(c);
-        size_t n = 0, rank;
+        size_t n = 0;
         int r;
 
         if (!retain_enabled(o))
@@ -92,40 +131,23 @@ int retain_region(struct ec2_client *c, const struct retain_opts *o, char ***rep
         r = ec2_describe_images_by_tag(c, TAG_LINEAGE, o->lineage, &ims, &n, err);
         if (r >= 0)
                 r = referenced_images(c, &refs, err);
+        if (r >= 0 && n > 0 && !(v = calloc(n, sizeof(*v))))
+                r = -ENOMEM;
         if (r < 0) {
                 ec2_images_free(ims, n);
                 return r;
         }
-        qsort(ims, n, sizeof(*ims), by_creation_desc);
-        /* The image just made is the newest, whatever the clock's resolution says: rank 0. */
-        rank = o->keep_image_id ? 1 : 0;
+        retain_decide(o, ims, n, refs, v);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const struct ec2_image *im = &ims[i];
-                usec_t created = 0, age;
 
-                /* Only what ec2-imaged made: the lineage tag alone could be anyone's. */
-                if (!tag_of(im, TAG_RUN_ID))
+                if (v[i] == RETAIN_KEEP_REFERENCED || v[i] == RETAIN_KEEP_PROTECTED)
+                        log_info("Retention keeps %s in %s: %s", im->image_id, region,
+                                 v[i] == RETAIN_KEEP_REFERENCED
+                                         ? "a launch template uses it"
+                                         : "deregistration protection is on");
+                if (v[i] != RETAIN_DELETE)
                         continue;
-                if (streq_ptr(im->image_id, o->keep_image_id))
-                        continue;
-                /* Without a creation date its age is unknown: it stays and counts. */
-                if (!im->creation_date || parse_iso8601(im->creation_date, &created) < 0) {
-                        rank++;
-                        continue;
-                }
-                age = o->now > created ? o->now - created : 0;
-                if (rules_keep(o, rank++, age))
-                        continue;
-                if (strv_contains(refs, im->image_id)) {
-                        log_info("Retention keeps %s in %s: a launch template uses it",
-                                 im->image_id, region);
-                        continue;
-                }
-                if (startswith(strempty(im->deregistration_protection), "enabled")) {
-                        log_info("Retention keeps %s in %s: deregistration protection is on",
-                                 im->image_id, region);
-                        continue;
-                }
                 if (!o->dry_run) {
                         r = ec2_deregister_image(c, im->image_id, true, false, err);
                         if (r < 0)

@@ -12,6 +12,7 @@
 
 struct aws_error;
 struct ec2_client;
+struct ec2_image;
 
 #define TAG_LINEAGE "ec2-imaged:lineage"
 
@@ -26,6 +27,22 @@ struct retain_opts {
 
 /* Whether the options ask for any retention at all. */
 bool retain_enabled(const struct retain_opts *o);
+
+enum retain_verdict {
+        RETAIN_NOT_OURS,        /* no ec2-imaged:run-id tag: never touched */
+        RETAIN_KEEP_CURRENT,    /* the run's own image */
+        RETAIN_KEEP_RULES,      /* among the newest N, younger than D, or of unknown age */
+        RETAIN_KEEP_REFERENCED, /* a launch template's default or latest version uses it */
+        RETAIN_KEEP_PROTECTED,  /* deregistration protection */
+        RETAIN_DELETE,
+};
+
+/*
+ * The decision alone (no calls): sort ims newest first and set verdicts[i] for each ims[i].
+ * referenced: the image ids launch templates use (NULL-terminated, may be NULL).
+ */
+void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
+                   char *const *referenced, enum retain_verdict *verdicts);
 
 /*
  * Apply the rules in c's region. Each image deregistered (or, with dry_run, that would be) is

@@ -7,13 +7,20 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aws/awsjson.h"
+#include "aws/ec2.h"
 #include "config.h"
 #include "distribute.h"
 #include "distribute_aws.h"
+#include "distribute_retain.h"
+#include "flow_image.h"
+
+#define DAY (86400 * USEC_PER_SEC)
 
 static void parse(struct config *c, const char *text)
 {
@@ -85,12 +92,88 @@ static void test_defaults_and_bounds(void **state)
         config_done(&c);
 }
 
+/* An image of ours (run_id set) or not, made on day `day` of 2026-01. */
+static struct ec2_image image(const char *id, int day, bool ours, const char *protection)
+{
+        struct ec2_image im = {.image_id = strdup(id), .n_tags = ours ? 1 : 0};
+        char date[32];
+
+        snprintf(date, sizeof(date), "2026-01-%02dT10:00:00.000Z", day);
+        im.creation_date = strdup(date);
+        im.deregistration_protection = protection ? strdup(protection) : NULL;
+        if (ours) {
+                im.tags = calloc(1, sizeof(*im.tags));
+                im.tags[0] = (struct ec2_image_tag){strdup(TAG_RUN_ID), strdup("r")};
+        }
+        return im;
+}
+
+static enum retain_verdict verdict_of(const struct ec2_image *ims, const enum retain_verdict *v,
+                                      size_t n, const char *id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(ims[i].image_id, id) == 0)
+                        return v[i];
+        fail_msg("%s not found", id);
+        return RETAIN_NOT_OURS;
+}
+
+static void test_retention_rules(void **state)
+{
+        char *refs[] = {"ami-3", NULL};
+        struct ec2_image ims[7];
+        enum retain_verdict v[7];
+        usec_t now;
+        struct retain_opts o = {.lineage = "web", .keep_newest = 2, .keep_image_id = "ami-new"};
+
+        assert_int_equal(parse_iso8601("2026-01-31T10:00:00Z", &now), 0);
+        o.now = now;
+        /* Given in no particular order. */
+        ims[0] = image("ami-1", 1, true, NULL);
+        ims[1] = image("ami-new", 30, true, NULL);
+        ims[2] = image("ami-3", 3, true, NULL);
+        ims[3] = image("ami-29", 29, true, NULL);
+        ims[4] = image("ami-hand", 2, false, NULL);
+        ims[5] = image("ami-4", 4, true, "enabled-with-cooldown");
+        ims[6] = image("ami-28", 28, true, NULL);
+        retain_decide(&o, ims, 7, refs, v);
+        assert_string_equal(ims[0].image_id, "ami-new"); /* newest first */
+        assert_int_equal(verdict_of(ims, v, 7, "ami-new"), RETAIN_KEEP_CURRENT);
+        /* The run's image is the first of the two kept; the next newest is the second. */
+        assert_int_equal(verdict_of(ims, v, 7, "ami-29"), RETAIN_KEEP_RULES);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-28"), RETAIN_DELETE);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-4"), RETAIN_KEEP_PROTECTED);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-3"), RETAIN_KEEP_REFERENCED);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-hand"), RETAIN_NOT_OURS);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-1"), RETAIN_DELETE);
+
+        /* Days alone: younger than 5 days stays, however many there are. */
+        o.keep_newest = 0;
+        o.keep_days = 5;
+        retain_decide(&o, ims, 7, NULL, v);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-28"), RETAIN_KEEP_RULES);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-3"), RETAIN_DELETE);
+        /* Both: kept by either rule. */
+        o.keep_newest = 3;
+        o.keep_days = 1;
+        retain_decide(&o, ims, 7, NULL, v);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-28"), RETAIN_KEEP_RULES);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-4"), RETAIN_KEEP_PROTECTED);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-1"), RETAIN_DELETE);
+        assert_true(retain_enabled(&o));
+        o.keep_newest = o.keep_days = 0;
+        assert_false(retain_enabled(&o));
+        for (size_t i = 0; i < 7; i++)
+                ec2_image_done(&ims[i]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kms_key_for),
                 cmocka_unit_test(test_aws_managed),
                 cmocka_unit_test(test_defaults_and_bounds),
+                cmocka_unit_test(test_retention_rules),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
