@@ -358,10 +358,16 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                         sd_event_exit(d->event, 0);
                         break;
                 }
-                /* The worker thaws first if it is frozen; its run is saved and resumes later. */
-                log_notice("Stopping: asking worker %d to stop; its run resumes at the next start",
-                           (int)worker_pid(d->worker));
-                (void)worker_kill(d->worker, SIGTERM);
+                if (streq(worker_verb(d->worker), "thaw")) {
+                        /* A thaw is short, and stopping it halfway would leave a freeze behind. */
+                        log_notice("Stopping once the thaw under way is done");
+                } else {
+                        /* The worker thaws first if it is frozen; its run resumes later. */
+                        log_notice("Stopping: asking worker %d to stop; its run resumes at the "
+                                   "next start",
+                                   (int)worker_pid(d->worker));
+                        (void)worker_kill(d->worker, SIGTERM);
+                }
                 (void)sd_event_add_time_relative(d->event, &d->stop_timer, CLOCK_MONOTONIC,
                                                  d->config.stop_timeout_s * USEC_PER_SEC, 0,
                                                  on_stop_timeout, d);
