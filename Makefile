@@ -164,18 +164,21 @@ DATADIR    ?= $(PREFIX)/share
 MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(DATADIR)/doc/ec2-imaged
 UNITDIR    ?= /lib/systemd/system
+PRESETDIR  ?= $(dir $(UNITDIR))system-preset
 SYSCONFDIR ?= /etc
 INSTALL    ?= install
 
 .PHONY: install
 install: $(BIN) $(DAEMON_BIN)
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/ec2-imaged \
-		$(DESTDIR)$(LIBDIR_EC2)/hooks $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/ec2-imaged \
+		$(DESTDIR)$(LIBDIR_EC2)/hooks $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PRESETDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/ec2-imaged \
 		$(DESTDIR)$(DATADIR)/ec2-imaged $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(DOCDIR)/examples/ec2-imaged-run.timer.d $(DESTDIR)$(DOCDIR)/examples/user-data
 	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/ec2-imaged
 	$(INSTALL) -m 0755 $(DAEMON_BIN) $(DESTDIR)$(LIBEXECDIR)/ec2-imaged/ec2-imaged-daemon
 	$(INSTALL) -m 0644 units/*.service units/*.timer $(DESTDIR)$(UNITDIR)/
+	$(INSTALL) -m 0644 packaging/50-ec2-imaged.preset $(DESTDIR)$(PRESETDIR)/50-ec2-imaged.preset
 	$(INSTALL) -m 0644 conf/ec2-imaged.conf $(DESTDIR)$(SYSCONFDIR)/ec2-imaged/ec2-imaged.conf
 	$(INSTALL) -m 0755 hooks/firstboot hooks/patch hooks/sanitize $(DESTDIR)$(LIBDIR_EC2)/hooks/
 	$(INSTALL) -m 0644 hooks/lib.sh $(DESTDIR)$(LIBDIR_EC2)/hooks/lib.sh

@@ -26,6 +26,7 @@ EXPECTED = {
     "lib/systemd/system/ec2-imaged-firstboot.service",
     "lib/systemd/system/ec2-imaged-run.service",
     "lib/systemd/system/ec2-imaged-run.timer",
+    "lib/systemd/system-preset/50-ec2-imaged.preset",
     "usr/sbin/ec2-imaged",
     "usr/libexec/ec2-imaged/ec2-imaged-daemon",
     "usr/lib/ec2-imaged/hooks/firstboot",
@@ -127,6 +128,18 @@ def test_postinst_enables_and_starts_the_daemon_but_not_the_timer(control):
     assert timer and all("was-enabled 'ec2-imaged-run.timer'; then" in b for b in timer)
     assert all("deb-systemd-helper debian-installed 'ec2-imaged-run.timer'" in b for b in timer)
     assert "deb-systemd-invoke" not in "".join(timer)
+
+
+def test_preset_keeps_the_timer_disabled(deb, tmp_path):
+    # systemd applies presets to every unit at a first boot (machine-id "uninitialized", as in
+    # an image), and Debian's own presets enable what they do not name.
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path)], check=True)
+    lines = [ln.split() for ln in
+             (tmp_path / "lib/systemd/system-preset/50-ec2-imaged.preset").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert sorted(lines) == [["disable", "ec2-imaged-run.timer"],
+                             ["enable", "ec2-imaged-firstboot.service"],
+                             ["enable", "ec2-imaged.service"]]
 
 
 def test_removal_stops_and_purge_forgets_the_units(control):
