@@ -146,8 +146,14 @@ struct parse_ctx {
         size_t len, pos;
         unsigned line;
         int max_line;
-        int failed; /* -errno of the first failure */
+        int failed;       /* -errno of the first failure */
+        char *long_value; /* the value of the current line when it is too long for inih */
 };
+
+/* Longest line we accept; inih's own buffer (200 in Debian's build) is far shorter. */
+#define CONFIG_LINE_MAX 4096
+/* What inih is handed instead of a value that lives in ctx->long_value. */
+#define LONG_VALUE_MARK "\x01long"
 
 static int set_error(struct parse_ctx *ctx, int r, const char *fmt, ...) _printf_(3, 4);
 static int set_error(struct parse_ctx *ctx, int r, const char *fmt, ...)
@@ -315,6 +321,8 @@ static int handler(void *user, const char *section, const char *name, const char
                 return 0;
         if (!name) /* a bare [section] line */
                 return 1;
+        if (streq(value, LONG_VALUE_MARK) && ctx->long_value)
+                value = ctx->long_value;
         if (strcasecmp(section, "image") == 0 && streq(name, "tag"))
                 return apply_tag(ctx, value);
         k = find_key(section, name);
@@ -328,29 +336,74 @@ static int handler(void *user, const char *section, const char *name, const char
 }
 
 /* inih reads through us one line at a time, so we know the line number of every key. */
+/*
+ * A line longer than inih's buffer (a long list of mount points, say) would be cut by inih. Such a
+ * line must be "key = value": we keep the value ourselves and hand inih the key with a marker that
+ * the handler swaps back. Comments and section lines are never that long in practice; a long one
+ * is refused.
+ */
+static char *long_line(struct parse_ctx *ctx, char *str, int num, const char *line, size_t n)
+{
+        const char *sep = strpbrk(line, "=:"), *v, *end = line + n;
+        size_t klen;
+
+        if (!sep || *line == '[' || *line == ';' || *line == '#') {
+                set_error(ctx, -E2BIG, "line longer than %d characters is not key = value",
+                          num - 2);
+                return NULL;
+        }
+        klen = (size_t)(sep - line);
+        if (klen + sizeof(" = " LONG_VALUE_MARK "\n") > (size_t)num) {
+                set_error(ctx, -E2BIG, "key longer than %d characters", num / 2);
+                return NULL;
+        }
+        for (v = sep + 1; v < end && (*v == ' ' || *v == '\t'); v++)
+                ;
+        /* inih's rule for inline comments: ';' after white space */
+        for (const char *c = v; c < end; c++)
+                if (*c == ';' && c > v && (c[-1] == ' ' || c[-1] == '\t')) {
+                        end = c;
+                        break;
+                }
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+                end--;
+        free(ctx->long_value);
+        ctx->long_value = strndup(v, (size_t)(end - v));
+        if (!ctx->long_value) {
+                set_error(ctx, -ENOMEM, "out of memory");
+                return NULL;
+        }
+        snprintf(str, (size_t)num, "%.*s= " LONG_VALUE_MARK "\n", (int)klen, line);
+        return str;
+}
+
 static char *reader(char *str, int num, void *stream)
 {
         struct parse_ctx *ctx = stream;
+        char line[CONFIG_LINE_MAX + 2];
         size_t n = 0;
 
         if (ctx->pos >= ctx->len || ctx->failed)
                 return NULL;
         ctx->line++;
-        while (ctx->pos < ctx->len && n + 1 < (size_t)num) {
+        while (ctx->pos < ctx->len && n < CONFIG_LINE_MAX + 1) {
                 char ch = ctx->data[ctx->pos++];
                 if (ch == '\0') {
                         set_error(ctx, -EINVAL, "NUL byte in configuration");
                         return NULL;
                 }
-                str[n++] = ch;
+                line[n++] = ch;
                 if (ch == '\n')
                         break;
         }
-        str[n] = '\0';
-        if (n > 0 && str[n - 1] != '\n' && ctx->pos < ctx->len) {
-                set_error(ctx, -E2BIG, "line longer than %d characters", num - 2);
+        line[n] = '\0';
+        if (n > CONFIG_LINE_MAX) {
+                set_error(ctx, -E2BIG, "line longer than %d characters", CONFIG_LINE_MAX);
                 return NULL;
         }
+        if (n + 1 > (size_t)num)
+                return long_line(ctx, str, num, line, n);
+        memcpy(str, line, n + 1);
         return str;
 }
 
@@ -365,6 +418,7 @@ int config_parse_buffer(struct config *c, const char *data, size_t len, const ch
                 return ctx.failed;
         }
         r = ini_parse_stream(reader, &ctx, handler, &ctx);
+        free(ctx.long_value);
         if (ctx.failed)
                 return ctx.failed;
         if (r != 0) {

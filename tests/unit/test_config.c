@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "util/macro.h"
+#include "util/str.h"
 
 static int parse(const char *text, struct config *c, struct config_error *e)
 {
@@ -85,12 +86,31 @@ static void test_errors(void **state)
 
 static void test_long_line(void **state)
 {
-        char text[1200];
+        char text[5000];
+        struct config c;
+        struct config_error e = {};
+        size_t n;
 
+        /* A value longer than inih's own line buffer is kept whole. */
+        n = (size_t)snprintf(text, sizeof(text), "[freeze]\nmounts = ");
+        for (int i = 0; i < 40; i++)
+                n += (size_t)snprintf(text + n, sizeof(text) - n, "/mnt/some/rather/long/path%02d ",
+                                      i);
+        snprintf(text + n, sizeof(text) - n, " ; a comment\n[aws]\nregion = eu-west-1\n");
+        assert_int_equal(parse(text, &c, &e), 0);
+        assert_int_equal(strv_length(c.freeze_mounts), 40);
+        assert_string_equal(c.freeze_mounts[39], "/mnt/some/rather/long/path39");
+        assert_string_equal(c.region, "eu-west-1");
+        config_done(&c);
+
+        /* Past our own ceiling, or a long line that is not key = value: an error with its line. */
         memset(text, 'a', sizeof(text) - 1);
         text[sizeof(text) - 1] = '\0';
         memcpy(text, "[aws]\nregion = ", 15);
-        expect_error(text, 2, "");
+        expect_error(text, 2, "longer than 4096");
+        memset(text, '#', 600);
+        text[600] = '\0';
+        expect_error(text, 1, "not key = value");
 }
 
 static void test_dropins(void **state)
