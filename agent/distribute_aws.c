@@ -13,6 +13,10 @@
 #include "util/macro.h"
 #include "util/str.h"
 
+/* Calls per second a region's clients make at most together, and the burst allowed. */
+#define DIST_MAX_RATE 10.0
+#define DIST_BURST    20.0
+
 int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *regions)
 {
         const struct config *cfg = ctx->config;
@@ -51,12 +55,23 @@ int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *
                 jc.service = AWSJSON_SSM;
                 if (r >= 0)
                         r = awsjson_client_new(&jc, ctx->creds, &c->r[c->n - 1].ssm);
+                if (r >= 0) {
+                        struct aws_budget *b = &c->r[c->n - 1].budget;
+
+                        aws_budget_init(b, DIST_MAX_RATE, DIST_BURST);
+                        ec2_client_set_budget(dist_clients_ec2(c, regions[i]), b);
+                        awsjson_client_set_budget(c->r[c->n - 1].kms, b);
+                        awsjson_client_set_budget(c->r[c->n - 1].ssm, b);
+                }
         }
         return r;
 }
 
 void dist_clients_done(struct dist_clients *c)
 {
+        /* The context's client outlives the budgets. */
+        if (c->ctx && c->ctx->ec2)
+                ec2_client_set_budget(c->ctx->ec2, NULL);
         for (size_t i = 0; i < c->n; i++) {
                 free(c->r[i].region);
                 ec2_client_free(c->r[i].ec2);

@@ -1,13 +1,15 @@
 /*
  * The AWS side of distribution: one EC2, KMS and SSM client per region of the run (made once,
- * with [aws] settings and the run's credentials), the KMS key configured for a region, and the
- * check that refuses sharing an image encrypted with an AWS-managed key.
+ * with [aws] settings and the run's credentials, sharing one rate limit and retry quota), the KMS
+ * key configured for a region, and the check that refuses sharing an image encrypted with an
+ * AWS-managed key.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "aws/budget.h"
 #include "state.h"
 
 struct awsjson_client;
@@ -22,6 +24,7 @@ struct dist_clients {
                 char *region;
                 struct ec2_client *ec2; /* NULL for the run's own region: ctx->ec2 */
                 struct awsjson_client *kms, *ssm;
+                struct aws_budget budget; /* shared by the three: one rate and quota a region */
         } r[RUN_DIST_MAX];
         size_t n;
 };

@@ -83,6 +83,11 @@ const char *awsjson_client_endpoint(const struct awsjson_client *c)
         return signed_post_endpoint(c->sp);
 }
 
+void awsjson_client_set_budget(struct awsjson_client *c, struct aws_budget *b)
+{
+        signed_post_set_budget(c->sp, b);
+}
+
 unsigned awsjson_client_last_attempts(const struct awsjson_client *c)
 {
         return signed_post_last_attempts(c->sp);

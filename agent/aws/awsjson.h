@@ -44,6 +44,8 @@ int awsjson_client_new(const struct awsjson_client_config *cfg, struct creds_pro
 struct awsjson_client *awsjson_client_free(struct awsjson_client *c);
 const char *awsjson_client_endpoint(const struct awsjson_client *c);
 unsigned awsjson_client_last_attempts(const struct awsjson_client *c);
+/* Share a region's rate limit and retry quota (budget.h); NULL: none. */
+void awsjson_client_set_budget(struct awsjson_client *c, struct aws_budget *b);
 
 /*
  * One call of operation (e.g. "DescribeKey") with request as its body (NULL: "{}"). 0 and the

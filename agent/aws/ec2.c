@@ -92,6 +92,11 @@ const char *ec2_client_region(const struct ec2_client *c)
         return signed_post_region(c->sp);
 }
 
+void ec2_client_set_budget(struct ec2_client *c, struct aws_budget *b)
+{
+        signed_post_set_budget(c->sp, b);
+}
+
 unsigned ec2_client_last_attempts(const struct ec2_client *c)
 {
         return signed_post_last_attempts(c->sp);

@@ -34,6 +34,8 @@ int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *c
 struct ec2_client *ec2_client_free(struct ec2_client *c);
 const char *ec2_client_endpoint(const struct ec2_client *c);
 const char *ec2_client_region(const struct ec2_client *c);
+/* Share a region's rate limit and retry quota (budget.h); NULL: none. */
+void ec2_client_set_budget(struct ec2_client *c, struct aws_budget *b);
 /* Attempts made by the most recent ec2_call() (1 when the first one settled it; 0 before any). */
 unsigned ec2_client_last_attempts(const struct ec2_client *c);
 

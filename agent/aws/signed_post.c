@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../util/backoff.h"
+#include "budget.h"
 #include "../util/log.h"
 #include "../util/macro.h"
 #include "../util/secret.h"
@@ -34,6 +35,7 @@ struct signed_post {
         clock_fn clock;
         void *clock_userdata;
         unsigned last_attempts;
+        struct aws_budget *budget; /* shared by the clients of a region; not owned */
         /* signed_post_limit_next(): apply to the next call only */
         bool next_once;
         unsigned next_deadline_ms;
@@ -375,6 +377,11 @@ static bool attempt_is_safe_to_repeat(int r, const struct aws_error *e)
         return r == -ECONNREFUSED || r == -EHOSTUNREACH;
 }
 
+void signed_post_set_budget(struct signed_post *sp, struct aws_budget *b)
+{
+        sp->budget = b;
+}
+
 void signed_post_limit_next(struct signed_post *sp, bool once, unsigned deadline_ms)
 {
         sp->next_once = once;
@@ -424,10 +431,15 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
                 if (timeout_ms == 0)
                         break;
 
+                if (sp->budget)
+                        aws_budget_acquire(sp->budget);
                 sp->last_attempts++;
                 r = attempt(sp, target, body, body_len, timeout_ms, answer, userdata, &e);
-                if (r >= 0)
+                if (r >= 0) {
+                        if (sp->budget)
+                                aws_budget_success(sp->budget);
                         return 0;
+                }
                 if (!attempt_is_transient(r, &e) || (once && !attempt_is_safe_to_repeat(r, &e))) {
                         if (e.http_status || e.code)
                                 aws_error_move(err, &e);
@@ -435,6 +447,13 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
                 }
                 log_debug_errno(r, "%s %s attempt %u failed (HTTP %ld, %s): %m", sp->service, what,
                                 sp->last_attempts, e.http_status, strna(e.code));
+                /* The region's retry quota is spent: fail now rather than add to the storm. */
+                if (sp->budget && !aws_budget_take_retry(sp->budget, is_throttling(e.code))) {
+                        log_debug("%s %s: the region's retry quota is spent", sp->service, what);
+                        if (e.http_status || e.code)
+                                aws_error_move(err, &e);
+                        return r;
+                }
                 /* Keep the last answer AWS gave, even if a transport error came after it. */
                 if (e.http_status || e.code)
                         aws_error_move(&last, &e);

@@ -10,6 +10,7 @@
 
 #include "../util/timeutil.h"
 
+struct aws_budget;
 struct creds_provider;
 struct http_response;
 
@@ -74,6 +75,11 @@ const char *signed_post_region(const struct signed_post *sp);
  * on all attempts, e.g. the freeze timeout while filesystems are frozen.
  */
 void signed_post_limit_next(struct signed_post *sp, bool once, unsigned deadline_ms);
+/*
+ * Share a region's rate limit and retry quota (budget.h) with this client; NULL: none. The budget
+ * must outlive its use.
+ */
+void signed_post_set_budget(struct signed_post *sp, struct aws_budget *b);
 /* Attempts made by the most recent signed_post_call() (0 before any). */
 unsigned signed_post_last_attempts(const struct signed_post *sp);
 

@@ -320,6 +320,19 @@ def test_crash_between_steps_resumes_without_second_copy(rig):
     assert {"UserId": SHARE_ACCOUNT} in perms["LaunchPermissions"]
 
 
+def test_throttled_copy_is_retried_with_the_same_token(rig):
+    rig.configure(regions=DST[0], max_copies_in_flight=1)
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.returncode == 0, a.err
+    # [aws] max_attempts = 2 here: one throttling answer, then the retry.
+    rig.proxy.faults({"kind": "throttle", "count": 1, "action": "CopyImage"})
+    j = done_run(rig.agent("resume", "--json"))
+    sent = rig.sent("CopyImage")
+    assert [q["fault"] for q in sent] == ["throttle", None]
+    assert {q["params"]["ClientToken"] for q in sent} == {"%s-%s" % (j["run_id"], DST[0])}
+    assert len(rig.images(DST[0])) == 1
+
+
 # ---------------------------------------------------------------- the IAM policy
 
 
