@@ -90,7 +90,9 @@ $(BUILD)/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
 	$(Q)$(CC) $(CFLAGS) -Iagent $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
 
 # libFuzzer builds (clang); the corpus in tests/fuzz/corpus/NAME/ seeds them.
-LF_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+# -MMD -MP: an object is rebuilt when a header it uses changes (a stale one mixes struct layouts).
+LF_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' -MMD -MP \
+             $(PKG_CFLAGS)
 LF_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lfobj/%.o)
 $(BUILD)/lfobj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -153,7 +155,7 @@ bench-idle: deps $(BIN) $(DAEMON_BIN)
 clean:
 	rm -rf build build-san
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/lfobj -name '*.d' 2>/dev/null)
 
 # Installation, for packages (DESTDIR) and by hand. Both packages install exactly this tree.
 PREFIX     ?= /usr
