@@ -16,6 +16,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -361,6 +363,45 @@ def test_trigger_while_a_run_is_under_way_says_busy(rig):
     assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
     assert len(rig.images()) == 1
     assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
+
+
+PEER = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("EACCES")
+    sys.exit(0)
+s.send(b"trigger")
+print(s.recv(256).decode())
+"""
+
+
+def test_control_socket_is_root_only(rig):
+    # A socket dir that others may traverse (pytest's tmp dirs are root-only 0700).
+    sockdir = Path(tempfile.mkdtemp(prefix="ec2-imaged-ctl-"))
+    try:
+        os.chmod(sockdir, 0o755)
+        rig.socket = sockdir / "control.sock"
+        rig.configure()
+        d = rig.daemon()
+        d.ready()
+        assert (rig.socket.stat().st_mode & 0o777) == 0o600
+        as_nobody = dict(user=65534, group=65534, extra_groups=[], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=DEADLINE, env={})
+        r = subprocess.run([sys.executable, "-c", PEER, str(rig.socket)], **as_nobody)
+        assert r.stdout.strip() == "EACCES", r
+        # Past the file mode, the peer's credentials are checked too.
+        os.chmod(rig.socket, 0o666)
+        r = subprocess.run([sys.executable, "-c", PEER, str(rig.socket)], **as_nobody)
+        assert r.stdout.strip() == "refused only root may trigger runs", r
+        assert wait_until(lambda: "non-root peer refused" in d.err), d.err
+        assert "Run requested" not in d.err and rig.images() == []
+        d.stop()
+        assert not rig.socket.exists()
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)
 
 
 def test_trigger_without_daemon_fails(rig):
