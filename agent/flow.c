@@ -110,7 +110,8 @@ static bool phase_continues_on_error(const struct config *c, const char *phase)
         return false;
 }
 
-static int run_hooks(struct flow *f, enum run_phase p, const char *phase)
+/* Run one phase's hooks with the run's environment; the caller decides what a failure means. */
+static int hooks_phase(struct flow *f, const char *phase, struct hooks_phase_result *res)
 {
         struct hooks_opts o = {
                 .hooks_dir = f->cfg->hooks_dir,
@@ -128,15 +129,21 @@ static int run_hooks(struct flow *f, enum run_phase p, const char *phase)
                 .mode = f->run->mode == MODE_REBOOT ? HOOKS_MODE_REBOOT : HOOKS_MODE_NO_REBOOT,
                 .dry_run = f->run->dry_run,
         };
+
+        return hooks_run_phase(&o, phase, &env, res);
+}
+
+static int run_hooks(struct flow *f, enum run_phase p, const char *phase)
+{
         struct hooks_phase_result res = {};
         int r;
 
         r = enter(f, p);
         if (r < 0)
                 return fail(f, r, "cannot persist the run state");
-        r = hooks_run_phase(&o, phase, &env, &res);
+        r = hooks_phase(f, phase, &res);
         leave(f, p);
-        if (r < 0 && o.continue_on_error) {
+        if (r < 0 && phase_continues_on_error(f->cfg, phase)) {
                 log_warning("%s hooks failed, going on as configured: %s", phase,
                             strna(res.message));
                 r = 0;
@@ -145,6 +152,23 @@ static int run_hooks(struct flow *f, enum run_phase p, const char *phase)
         }
         hooks_phase_result_done(&res);
         return r;
+}
+
+/*
+ * Pre-freeze hooks may have quiesced an application or moved the instance's identity aside for
+ * the freeze; when the run fails between them and the thaw, the post-thaw hooks still run, so
+ * that the instance is given back as it was. The run's failure stands whatever they do.
+ */
+static void undo_pre_freeze(struct flow *f)
+{
+        struct hooks_phase_result res = {};
+        int r;
+
+        log_notice("Running the post-thaw hooks to undo the pre-freeze hooks after the failure");
+        r = hooks_phase(f, HOOK_PHASE_POST_THAW, &res);
+        if (r < 0)
+                log_error("post-thaw hooks after the failure: %s", strna(res.message));
+        hooks_phase_result_done(&res);
 }
 
 /* The image name and description, from templates, before anything is changed. */
@@ -503,14 +527,18 @@ static int drive(struct flow *f)
         }
         if (run->phase == PHASE_PRE_FREEZE) {
                 r = run_hooks(f, PHASE_PRE_FREEZE, HOOK_PHASE_PRE_FREEZE);
-                if (r < 0)
+                if (r < 0) {
+                        undo_pre_freeze(f);
                         return r;
+                }
                 run->phase = PHASE_FREEZING;
         }
         if (run->phase == PHASE_FREEZING || run->phase == PHASE_CREATING) {
                 r = create_frozen(f);
-                if (r < 0)
+                if (r < 0) {
+                        undo_pre_freeze(f);
                         return r;
+                }
                 run->phase = PHASE_POST_THAW;
         }
         if (run->phase == PHASE_REBOOTING) {

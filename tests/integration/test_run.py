@@ -415,7 +415,10 @@ def test_freeze_blocks_writers_during_create_image(rig):
 
 def test_pre_freeze_hook_failure(rig):
     ext4 = rig.add_fs("ext4")
+    rig.hook("pre-freeze", "10-quiesce", "echo quiesced > %s/quiesced\n" % ext4)
     rig.hook("pre-freeze", "20-fails", "echo 'cannot quiesce the database' >&2\nexit 1\n")
+    rig.hook("post-thaw", "10-resume", "rm %s/quiesced\necho resumed > %s/resumed\n"
+             % (ext4, ext4))
     rig.configure()
 
     a = rig.agent("run", "--json")
@@ -425,6 +428,8 @@ def test_pre_freeze_hook_failure(rig):
     assert "20-fails" in j["error"], j["error"]
     assert "20-fails" in a.err
     assert not is_frozen(ext4) and rig.all_thawed()
+    # What the pre-freeze hooks did is undone by the post-thaw hooks, failure or not.
+    assert not (ext4 / "quiesced").exists() and (ext4 / "resumed").exists()
     assert rig.create_calls() == []
     assert rig.images() == []
     st = rig.state()
@@ -433,6 +438,7 @@ def test_pre_freeze_hook_failure(rig):
 
 def test_create_image_failure_thaws(rig):
     ext4 = rig.add_fs("ext4")
+    rig.hook("post-thaw", "10-resume", "echo resumed > %s/resumed\n" % ext4)
     rig.configure(aws__max_attempts=2, aws__retry_deadline_ms=2000)
     rig.fault_create({"kind": "error500", "count": 10})
 
@@ -443,6 +449,7 @@ def test_create_image_failure_thaws(rig):
     # A 500 may come after EC2 acted: CreateImage is not repeated, the name is looked up instead.
     assert len(rig.create_calls()) == 1
     assert not is_frozen(ext4) and rig.all_thawed()
+    assert (ext4 / "resumed").exists()  # post-thaw hooks ran after the failure
     assert rig.images() == []
 
 
