@@ -6,6 +6,9 @@
 # missing, the way install-build-deps.sh does.
 set -eu
 cd "$(dirname "$0")/.."
+# Variables of a calling make (SAN=1 from `make check-san` running the tests) must not reach
+# the package's own build.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 OUT=$(realpath -m "${1:-build}")
 
 PKGS="build-essential debhelper dpkg-dev fakeroot lintian pkg-config libcurl4-openssl-dev

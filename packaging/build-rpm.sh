@@ -5,6 +5,9 @@
 # does not ship, come from packaging/rpm/macros.systemd-fallback.
 set -eu
 cd "$(dirname "$0")/.."
+# Variables of a calling make (SAN=1 from `make check-san` running the tests) must not reach
+# the package's own build.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 OUT=$(realpath -m "${1:-build}")
 VERSION=${2:-$(sed -n 's/^VERSION *:= *//p' Makefile)}
 

@@ -161,7 +161,9 @@ def test_make_install_installs_what_the_package_holds(deb, tmp_path):
     if os.geteuid() != 0 and not os.access(REPO / "build", os.W_OK):
         pytest.skip("build/ not writable")
     dest = tmp_path / "root"
-    r = subprocess.run(["make", "-s", "install", "DESTDIR=%s" % dest], cwd=REPO,
+    # Not the calling make's variables (SAN=1 under check-san): the build/ tree, as packaged.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    r = subprocess.run(["make", "-s", "install", "DESTDIR=%s" % dest], cwd=REPO, env=env,
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     installed = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
