@@ -206,5 +206,5 @@ rpm:
 
 # The end-to-end test in real VMs (qemu, TCG) with the freshly built .deb.
 .PHONY: e2e
-e2e: deb
+e2e: deps deb
 	$(PYTHON) tests/vm/e2e.py
