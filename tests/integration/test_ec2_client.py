@@ -442,8 +442,11 @@ def test_connection_reset_retried(moto, fault_proxy, ec2_probe):
 def test_slow_answer_times_out_and_is_retried(moto, fault_proxy, ec2_probe):
     proxy = fault_proxy()
     proxy.faults({"kind": "delay", "count": 1, "delay_ms": 3000, "action": "DescribeImages"})
-    r = ok(ec2_probe(proxy, "describe-images", flags=("--timeout-ms", "500")))
-    assert r["attempts"] == 2
+    r = ok(ec2_probe(proxy, "describe-images", flags=("--timeout-ms", "1000")))
+    # The delayed first attempt timed out and a later one succeeded. On a loaded machine moto
+    # itself may be slower than the timeout once more, so the count is a lower bound.
+    assert r["attempts"] >= 2
+    assert proxy.stats()["by_kind"].get("delay") == 1
 
 
 def test_body_ceiling(moto, ec2_probe):
