@@ -272,6 +272,8 @@ def test_ready_watchdog_status_and_stopping(rig):
     assert (rig.socket.stat().st_mode & 0o777) == 0o600
     d.signal(signal.SIGTERM)
     assert d.wait() == 0, d.err
+    # The datagram is read by the socket's own thread: wait for it rather than race it.
+    d.notify.wait_for("STOPPING", lambda v: v == "1", timeout=5)
     assert d.notify.values("STOPPING") == ["1"]
     assert not rig.socket.exists()
 
@@ -373,7 +375,10 @@ try:
 except PermissionError:
     print("EACCES")
     sys.exit(0)
-s.send(b"trigger")
+try:
+    s.send(b"trigger")
+except (BrokenPipeError, ConnectionResetError):
+    pass  # refused before our request was read: the refusal still waits in our queue
 print(s.recv(256).decode())
 """
 
@@ -476,6 +481,9 @@ def test_ready_only_after_an_interrupted_freeze_is_thawed(rig):
         "frozen_mounts": [str(rig.mnt)]}}))
     subprocess.run(["fsfreeze", "-f", str(rig.mnt)], check=True, timeout=DEADLINE)
     assert is_frozen(rig.mnt)
+    # The run resumes right after READY and freezes again for its own CreateImage: hold its
+    # first call (the name lookup before the freeze), so that what we see is the thaw's work.
+    rig.proxy.faults({"kind": "delay", "delay_ms": 3000, "action": "DescribeImages"})
     d = rig.daemon()
     d.notify.wait_for("READY", lambda v: v == "1", log=lambda: d.err)
     assert not is_frozen(rig.mnt)
@@ -506,6 +514,7 @@ def test_sigterm_during_freeze_thaws_exits_and_resumes(rig):
     assert is_frozen(rig.mnt)
     d.signal(signal.SIGTERM)
     assert d.wait() == 0, d.err
+    d.notify.wait_for("STOPPING", lambda v: v == "1", timeout=5)
     assert d.notify.values("STOPPING") == ["1"]
     assert not is_frozen(rig.mnt)
     assert rig.state()["current"]["phase"] in ("freezing", "creating"), rig.state()
