@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <libxml/tree.h>
 
+#include "../util/macro.h"
 #include "../util/timeutil.h"
 #include "signed_post.h"
 
@@ -81,6 +82,19 @@ int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct e
 struct ec2_image;
 /* The images of a DescribeImagesResponse document. */
 int ec2_images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n);
+/* DryRun=true when asked. */
+int ec2_params_add_dry_run(struct ec2_params *p, bool dry_run);
+/* Parse body and check that its root element is root_name (e.g. "CopyImageResponse"). */
+int ec2_parse_answer(const char *body, size_t len, const char *root_name, xmlDoc **ret);
+/* The non-empty <imageId> of a CreateImage or CopyImage answer. */
+int ec2_image_id_from_doc(xmlDoc *doc, char **ret);
+/* Parsers treat a missing required element as a malformed answer. */
+static inline int ec2_required(int r)
+{
+        return r == -ENOENT ? -EBADMSG : r;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ec2_params *, ec2_params_free);
+#define _cleanup_params_ _cleanup_(ec2_params_freep)
 
 /*
  * DryRun helpers: mutating calls take dry_run; with it they return 0 when AWS says

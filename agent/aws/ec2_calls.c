@@ -12,17 +12,7 @@
 #include "../util/macro.h"
 #include "xml.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct ec2_params *, ec2_params_free);
-#define _cleanup_params_ _cleanup_(ec2_params_freep)
-
-/* Parsers treat a missing required element as a malformed answer. */
-static int required(int r)
-{
-        return r == -ENOENT ? -EBADMSG : r;
-}
-
-/* Parse body and check that its root element is the answer to action. */
-static int parse_answer(const char *body, size_t len, const char *root_name, xmlDoc **ret)
+int ec2_parse_answer(const char *body, size_t len, const char *root_name, xmlDoc **ret)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         int r = xml_parse(body, len, &doc);
@@ -69,7 +59,7 @@ static int instance_devices(const xmlNode *item, struct ec2_instance *in)
         {
                 struct ec2_block_device *d = &in->devices[in->n_devices++];
 
-                r = required(xml_child_text(bd, "deviceName", &d->device_name));
+                r = ec2_required(xml_child_text(bd, "deviceName", &d->device_name));
                 if (r >= 0)
                         r = xml_child_text_opt(xml_child(bd, "ebs"), "volumeId", &d->volume_id);
                 if (r < 0)
@@ -94,7 +84,7 @@ static int instance_from_doc(xmlDoc *doc, struct ec2_instance *ret)
         if (!item)
                 return xml_child(root, "reservationSet") ? -ENOENT : -EBADMSG;
 
-        r = required(xml_child_text(item, "instanceId", &in.instance_id));
+        r = ec2_required(xml_child_text(item, "instanceId", &in.instance_id));
         if (r >= 0)
                 r = xml_child_text_opt(xml_child(item, "instanceState"), "name", &in.state);
         if (r >= 0)
@@ -117,7 +107,7 @@ static int instance_from_doc(xmlDoc *doc, struct ec2_instance *ret)
 int ec2_parse_instance(const char *body, size_t len, struct ec2_instance *ret)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = parse_answer(body, len, "DescribeInstancesResponse", &doc);
+        int r = ec2_parse_answer(body, len, "DescribeInstancesResponse", &doc);
 
         if (r < 0)
                 return r;
@@ -200,7 +190,7 @@ static int image_tags(const xmlNode *item, struct ec2_image *im)
         {
                 struct ec2_image_tag *tag = &im->tags[im->n_tags++];
 
-                r = required(xml_child_text(t, "key", &tag->key));
+                r = ec2_required(xml_child_text(t, "key", &tag->key));
                 if (r >= 0)
                         r = xml_child_text(t, "value", &tag->value);
                 /* EC2 leaves out <value> for an empty value. */
@@ -217,7 +207,7 @@ static int image_from_item(const xmlNode *item, struct ec2_image *ret)
         _cleanup_(ec2_image_done) struct ec2_image im = {};
         int r;
 
-        r = required(xml_child_text(item, "imageId", &im.image_id));
+        r = ec2_required(xml_child_text(item, "imageId", &im.image_id));
         if (r >= 0)
                 r = xml_child_text_opt(item, "name", &im.name);
         if (r >= 0)
@@ -275,17 +265,17 @@ int ec2_images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n)
 int ec2_parse_images(const char *body, size_t len, struct ec2_image **ret, size_t *ret_n)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = parse_answer(body, len, "DescribeImagesResponse", &doc);
+        int r = ec2_parse_answer(body, len, "DescribeImagesResponse", &doc);
 
         if (r < 0)
                 return r;
         return ec2_images_from_doc(doc, ret, ret_n);
 }
 
-static int image_id_from_doc(xmlDoc *doc, char **ret)
+int ec2_image_id_from_doc(xmlDoc *doc, char **ret)
 {
         char *id;
-        int r = required(xml_child_text(xmlDocGetRootElement(doc), "imageId", &id));
+        int r = ec2_required(xml_child_text(xmlDocGetRootElement(doc), "imageId", &id));
 
         if (r < 0)
                 return r;
@@ -300,11 +290,11 @@ static int image_id_from_doc(xmlDoc *doc, char **ret)
 int ec2_parse_create_image(const char *body, size_t len, char **ret_image_id)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = parse_answer(body, len, "CreateImageResponse", &doc);
+        int r = ec2_parse_answer(body, len, "CreateImageResponse", &doc);
 
         if (r < 0)
                 return r;
-        return image_id_from_doc(doc, ret_image_id);
+        return ec2_image_id_from_doc(doc, ret_image_id);
 }
 
 /* prefix.N.Key / prefix.N.Value for each tag, N from 1. */
@@ -324,7 +314,7 @@ int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct e
         return r;
 }
 
-static int add_dry_run(struct ec2_params *p, bool dry_run)
+int ec2_params_add_dry_run(struct ec2_params *p, bool dry_run)
 {
         return dry_run ? ec2_params_add(p, "DryRun", "true") : 0;
 }
@@ -408,7 +398,7 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
                         r = ec2_params_add_tags(p, prefix, a->tags, a->n_tags);
         }
         if (r >= 0)
-                r = add_dry_run(p, a->dry_run);
+                r = ec2_params_add_dry_run(p, a->dry_run);
         if (r >= 0)
                 r = ec2_call_mutating(c, "CreateImage", p, a->dry_run, &doc, err);
         if (r < 0)
@@ -418,7 +408,7 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
                         *ret_image_id = NULL;
                 return 0;
         }
-        return image_id_from_doc(doc, ret_image_id);
+        return ec2_image_id_from_doc(doc, ret_image_id);
 }
 
 int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
@@ -458,7 +448,7 @@ int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
         if (r >= 0)
                 r = ec2_params_add_tags(p, "Tag", tags, n_tags);
         if (r >= 0)
-                r = add_dry_run(p, dry_run);
+                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "CreateTags", p, dry_run, NULL, err);
@@ -476,7 +466,7 @@ int ec2_delete_snapshot(struct ec2_client *c, const char *snapshot_id, bool dry_
         if (r >= 0)
                 r = ec2_params_add(p, "SnapshotId", snapshot_id);
         if (r >= 0)
-                r = add_dry_run(p, dry_run);
+                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "DeleteSnapshot", p, dry_run, NULL, err);
@@ -534,7 +524,7 @@ int ec2_deregister_image(struct ec2_client *c, const char *image_id, bool delete
         if (r >= 0 && delete_snapshots)
                 r = ec2_params_add(p, "DeleteAssociatedSnapshots", "true");
         if (r >= 0)
-                r = add_dry_run(p, dry_run);
+                r = ec2_params_add_dry_run(p, dry_run);
         if (r >= 0)
                 r = ec2_call_mutating(c, "DeregisterImage", p, dry_run, NULL, err);
         if (r < 0 || dry_run || !delete_snapshots)

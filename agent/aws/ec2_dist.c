@@ -13,60 +13,20 @@
 
 #include "../util/macro.h"
 #include "../util/parse.h"
+#include "../util/str.h"
 #include "xml.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct ec2_params *, ec2_params_free);
-#define _cleanup_params_ _cleanup_(ec2_params_freep)
 
 /* Paged describe calls stop here whatever NextToken says: a loop guard, not a real limit. */
 #define MAX_PAGES 100
 
-static int required(int r)
-{
-        return r == -ENOENT ? -EBADMSG : r;
-}
-
-static int parse_answer(const char *body, size_t len, const char *root_name, xmlDoc **ret)
-{
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = xml_parse(body, len, &doc);
-
-        if (r < 0)
-                return r;
-        if (!xml_is(xmlDocGetRootElement(doc), root_name))
-                return -EBADMSG;
-        *ret = TAKE_PTR(doc);
-        return 0;
-}
-
-static int add_dry_run(struct ec2_params *p, bool dry_run)
-{
-        return dry_run ? ec2_params_add(p, "DryRun", "true") : 0;
-}
-
-static int image_id_from_doc(xmlDoc *doc, char **ret)
-{
-        char *id;
-        int r = required(xml_child_text(xmlDocGetRootElement(doc), "imageId", &id));
-
-        if (r < 0)
-                return r;
-        if (!*id) {
-                free(id);
-                return -EBADMSG;
-        }
-        *ret = id;
-        return 0;
-}
-
 int ec2_parse_copy_image(const char *body, size_t len, char **ret_image_id)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = parse_answer(body, len, "CopyImageResponse", &doc);
+        int r = ec2_parse_answer(body, len, "CopyImageResponse", &doc);
 
         if (r < 0)
                 return r;
-        return image_id_from_doc(doc, ret_image_id);
+        return ec2_image_id_from_doc(doc, ret_image_id);
 }
 
 int ec2_copy_image(struct ec2_client *c, const struct ec2_copy_image_args *a, char **ret_image_id,
@@ -102,7 +62,7 @@ int ec2_copy_image(struct ec2_client *c, const struct ec2_copy_image_args *a, ch
         if (r >= 0 && a->client_token)
                 r = ec2_params_add(p, "ClientToken", a->client_token);
         if (r >= 0)
-                r = add_dry_run(p, a->dry_run);
+                r = ec2_params_add_dry_run(p, a->dry_run);
         if (r >= 0)
                 r = ec2_call_mutating(c, "CopyImage", p, a->dry_run, &doc, err);
         if (r < 0)
@@ -112,7 +72,7 @@ int ec2_copy_image(struct ec2_client *c, const struct ec2_copy_image_args *a, ch
                         *ret_image_id = NULL;
                 return 0;
         }
-        return image_id_from_doc(doc, ret_image_id);
+        return ec2_image_id_from_doc(doc, ret_image_id);
 }
 
 static const char *share_field(enum ec2_share_kind k)
@@ -148,7 +108,7 @@ int ec2_add_launch_permissions(struct ec2_client *c, const char *image_id,
                 r = ec2_params_addf(p, shares[i].value, "LaunchPermission.Add.%zu.%s", i + 1, f);
         }
         if (r >= 0)
-                r = add_dry_run(p, dry_run);
+                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifyImageAttribute", p, dry_run, NULL, err);
@@ -173,7 +133,7 @@ int ec2_add_create_volume_permission(struct ec2_client *c, const char *snapshot_
         for (size_t i = 0; r >= 0 && account_ids[i]; i++)
                 r = ec2_params_addf(p, account_ids[i], "UserId.%zu", i + 1);
         if (r >= 0)
-                r = add_dry_run(p, dry_run);
+                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifySnapshotAttribute", p, dry_run, NULL, err);
@@ -183,10 +143,10 @@ int ec2_parse_return_true(const char *body, size_t len, const char *root_name)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         _cleanup_free_ char *v = NULL;
-        int r = parse_answer(body, len, root_name, &doc);
+        int r = ec2_parse_answer(body, len, root_name, &doc);
 
         if (r >= 0)
-                r = required(xml_child_text(xmlDocGetRootElement(doc), "return", &v));
+                r = ec2_required(xml_child_text(xmlDocGetRootElement(doc), "return", &v));
         if (r < 0)
                 return r;
         return streq(v, "true") ? 0 : -EBADMSG;
@@ -206,7 +166,7 @@ int ec2_enable_image_deprecation(struct ec2_client *c, const char *image_id,
         if (r >= 0)
                 r = ec2_params_add(p, "DeprecateAt", deprecate_at);
         if (r >= 0)
-                r = add_dry_run(p, dry_run);
+                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "EnableImageDeprecation", p, dry_run, NULL, err);
@@ -263,7 +223,7 @@ static int lt_version_from_item(const xmlNode *item, struct ec2_lt_version *ret)
         uint64_t u;
         int r;
 
-        r = required(xml_child_text(item, "versionNumber", &num));
+        r = ec2_required(xml_child_text(item, "versionNumber", &num));
         if (r >= 0)
                 r = safe_atou64(num, &u) < 0 || u > INT64_MAX ? -EBADMSG : 0;
         if (r >= 0)
@@ -289,7 +249,7 @@ int ec2_parse_create_lt_version(const char *body, size_t len, int64_t *ret_versi
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         struct ec2_lt_version v = {};
         const xmlNode *item;
-        int r = parse_answer(body, len, "CreateLaunchTemplateVersionResponse", &doc);
+        int r = ec2_parse_answer(body, len, "CreateLaunchTemplateVersionResponse", &doc);
 
         if (r < 0)
                 return r;
@@ -328,7 +288,7 @@ int ec2_create_launch_template_version(struct ec2_client *c, const char *templat
         if (r >= 0)
                 r = ec2_params_add(p, "LaunchTemplateData.ImageId", image_id);
         if (r >= 0)
-                r = add_dry_run(p, dry_run);
+                r = ec2_params_add_dry_run(p, dry_run);
         if (r >= 0)
                 r = ec2_call_mutating(c, "CreateLaunchTemplateVersion", p, dry_run, &doc, err);
         if (r < 0 || dry_run)
@@ -362,7 +322,7 @@ int ec2_set_launch_template_default(struct ec2_client *c, const char *template, 
         if (r >= 0)
                 r = ec2_params_add(p, "SetDefaultVersion", num);
         if (r >= 0)
-                r = add_dry_run(p, dry_run);
+                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifyLaunchTemplate", p, dry_run, NULL, err);
@@ -399,7 +359,7 @@ int ec2_parse_lt_versions(const char *body, size_t len, struct ec2_lt_version **
         _cleanup_free_ char *next = NULL;
         struct ec2_lt_version *v = NULL;
         size_t n = 0;
-        int r = parse_answer(body, len, "DescribeLaunchTemplateVersionsResponse", &doc);
+        int r = ec2_parse_answer(body, len, "DescribeLaunchTemplateVersionsResponse", &doc);
 
         if (r >= 0)
                 r = lt_versions_from_doc(doc, &v, &n, &next);
@@ -449,13 +409,6 @@ int ec2_describe_launch_template_versions(struct ec2_client *c, const char *temp
         return 0;
 }
 
-static void strv_free(char **v)
-{
-        for (char **s = v; s && *s; s++)
-                free(*s);
-        free(v);
-}
-
 /* Append the ids of one DescribeLaunchTemplates page to the NULL-terminated *ids. */
 static int lt_ids_from_doc(xmlDoc *doc, char ***ids, size_t *n, char **next)
 {
@@ -471,7 +424,7 @@ static int lt_ids_from_doc(xmlDoc *doc, char ***ids, size_t *n, char **next)
         nv[*n] = NULL;
         XML_FOREACH(item, set, "item")
         {
-                r = required(xml_child_text(item, "launchTemplateId", &nv[*n]));
+                r = ec2_required(xml_child_text(item, "launchTemplateId", &nv[*n]));
                 if (r < 0) {
                         nv[*n] = NULL;
                         return r;
@@ -487,7 +440,7 @@ int ec2_parse_lt_ids(const char *body, size_t len, char ***ret)
         _cleanup_free_ char *next = NULL;
         char **ids = NULL;
         size_t n = 0;
-        int r = parse_answer(body, len, "DescribeLaunchTemplatesResponse", &doc);
+        int r = ec2_parse_answer(body, len, "DescribeLaunchTemplatesResponse", &doc);
 
         if (r >= 0)
                 r = lt_ids_from_doc(doc, &ids, &n, &next);
