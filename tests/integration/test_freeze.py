@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from scratchfs import Writer, proc_state, wait_until  # tests/peers, on sys.path via conftest
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("EC2_IMAGED_TOOLS") or REPO / "build" / "tools")
 PROBE = TOOLS / "freeze_probe"
@@ -51,18 +53,6 @@ pytestmark = [
 
 SIZES = {"ext4": 64 << 20, "xfs": 300 << 20}  # mkfs.xfs wants >= 300 MiB
 
-WRITER = r"""
-import os, sys, time
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
-i = 0
-while True:
-    os.pwrite(fd, b"x" * 4096, (i % 64) * 4096)
-    os.fsync(fd)
-    i += 1
-    print(i, flush=True)
-    time.sleep(0.005)
-"""
-
 WRITE_ONCE = r"""
 import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -74,24 +64,6 @@ os.fsync(fd)
 def run(args, timeout=60, check=True):
     return subprocess.run([str(a) for a in args], stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout, check=check)
-
-
-def wait_until(pred, timeout=DEADLINE, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
-def proc_state(pid):
-    """The state letter of /proc/PID/stat (R, S, D, Z...), or None when the process is gone."""
-    try:
-        stat = Path("/proc/%d/stat" % pid).read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2]
 
 
 def proc_comm(pid):
@@ -162,26 +134,6 @@ class Probe:
 
     def err(self):
         return "".join(self.stderr)
-
-
-class Writer:
-    """A process that writes and fsyncs a file on a mount in a loop, counting its writes."""
-
-    def __init__(self, scratch, path):
-        self.proc = scratch.spawn([sys.executable, "-c", WRITER, str(path)],
-                                  stdout=subprocess.PIPE)
-        self.count = 0
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in iter(self.proc.stdout.readline, b""):
-            self.count = int(line)
-
-    def progresses_past(self, n, timeout=DEADLINE):
-        return wait_until(lambda: self.count > n, timeout)
-
-    def state(self):
-        return proc_state(self.proc.pid)
 
 
 class Scratch:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
-from scratchfs import ScratchFS, is_frozen
+from scratchfs import ScratchFS, Writer, is_frozen, proc_state, wait_until
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0,
@@ -54,28 +54,6 @@ PASS_DRY_RUN = {"kind": "delay", "delay_ms": 0, "action": "CreateImage"}
 RUN_PHASES = ("preflight", "pre-image", "pre-freeze", "freezing", "post-thaw", "waiting",
               "post-image")
 
-WRITER = r"""
-import os, sys, time
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
-i = 0
-while True:
-    os.pwrite(fd, b"x" * 4096, (i % 64) * 4096)
-    os.fsync(fd)
-    i += 1
-    print(i, flush=True)
-    time.sleep(0.005)
-"""
-
-
-def wait_until(pred, timeout=DEADLINE, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
 def proc_stat(pid):
     """(comm, state letter, ppid) of /proc/PID/stat, or None when the process is gone."""
     try:
@@ -84,15 +62,6 @@ def proc_stat(pid):
         return None
     rest = stat[stat.rindex(")") + 2:].split()
     return stat[stat.index("(") + 1:stat.rindex(")")], rest[0], int(rest[1])
-
-
-def proc_state(pid):
-    """The state letter of /proc/PID/stat (R, S, D, Z...), or None when the process is gone."""
-    try:
-        stat = Path("/proc/%d/stat" % pid).read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2]
 
 
 def children_named(comm):
@@ -124,26 +93,6 @@ def timed_write(scratch, mnt, timeout=PROMPT):
     if scratch.writable(mnt, timeout):
         return time.monotonic() - t0
     return None
-
-
-class Writer:
-    """A process that writes and fsyncs a file in a loop, printing how many writes it made."""
-
-    def __init__(self, scratch, path):
-        self.proc = scratch.spawn([sys.executable, "-c", WRITER, str(path)],
-                                  stdout=subprocess.PIPE)
-        self.count = 0
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in iter(self.proc.stdout.readline, b""):
-            self.count = int(line)
-
-    def progresses_past(self, n, timeout=DEADLINE):
-        return wait_until(lambda: self.count > n, timeout)
-
-    def state(self):
-        return proc_state(self.proc.pid)
 
 
 class Agent:

@@ -318,3 +318,61 @@ def _chain_sigterm(signum, frame):
     elif prev != signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+# ---------------------------------------------------------------- processes on scratch filesystems
+
+# A writer that writes and fsyncs one block in a loop and prints how many writes it made: it
+# stalls (in D state) while its filesystem is frozen.
+WRITER = r"""
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+i = 0
+while True:
+    os.pwrite(fd, b"x" * 4096, (i % 64) * 4096)
+    os.fsync(fd)
+    i += 1
+    print(i, flush=True)
+    time.sleep(0.005)
+"""
+
+WAIT_DEADLINE = 30  # seconds; the default bound on any single wait
+
+
+def wait_until(pred, timeout=WAIT_DEADLINE, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def proc_state(pid):
+    """The state letter of /proc/PID/stat (R, S, D, Z...), or None when the process is gone."""
+    try:
+        stat = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
+class Writer:
+    """WRITER on PATH, started through SCRATCH.spawn() (so that cleanup kills it); .count is how
+    many writes it has made."""
+
+    def __init__(self, scratch, path):
+        self.proc = scratch.spawn([sys.executable, "-c", WRITER, str(path)],
+                                  stdout=subprocess.PIPE)
+        self.count = 0
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in iter(self.proc.stdout.readline, b""):
+            self.count = int(line)
+
+    def progresses_past(self, n, timeout=WAIT_DEADLINE):
+        return wait_until(lambda: self.count > n, timeout)
+
+    def state(self):
+        return proc_state(self.proc.pid)
