@@ -13,20 +13,8 @@ VERSION=${2:-$(sed -n 's/^VERSION *:= *//p' Makefile)}
 
 PKGS="rpm rpmlint build-essential pkg-config libcurl4-openssl-dev libcjson-dev libsystemd-dev
 libinih-dev libxml2-dev libssl-dev"
-missing=""
-for p in $PKGS; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-                missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-        echo "installing packaging tools:$missing"
-        if [ "$(id -u)" -ne 0 ]; then
-                echo "not root: run 'sudo apt-get install$missing' first" >&2
-                exit 1
-        fi
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
-fi
+# shellcheck disable=SC2086 # one word per package
+"$(dirname "$0")/install-debs.sh" $PKGS
 
 spec_version=$(sed -n 's/^Version: *//p' packaging/rpm/ec2-imaged.spec)
 if [ "$spec_version" != "$VERSION" ]; then

@@ -9,21 +9,8 @@ python3 python3-pytest python3-botocore amazon-ec2-utils awscli
 xfsprogs e2fsprogs util-linux procps time
 shellcheck mmdebstrap dpkg-dev apt-utils"
 
-missing=""
-for p in $PKGS; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-                missing="$missing $p"
-        fi
-done
-if [ -n "$missing" ]; then
-        echo "installing build dependencies:$missing"
-        if [ "$(id -u)" -ne 0 ]; then
-                echo "not root: run 'sudo apt-get install$missing' first" >&2
-                exit 1
-        fi
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
-fi
+# shellcheck disable=SC2086 # one word per package
+"$(dirname "$0")/install-debs.sh" $PKGS
 
 # moto's server is the AWS peer of the tests; Debian does not package it. Look where the tests
 # look (tests/peers/peers.py find_moto_python) and try pip only when no python3 has it.

@@ -548,14 +548,8 @@ DEPS = ("qemu-system-x86", "mmdebstrap", "dnsmasq-base", "iproute2", "e2fsprogs"
 
 
 def install_deps():
-    """The Debian packages the test needs, installed when missing (as install-build-deps.sh)."""
-    missing = [p for p in DEPS if "install ok installed" not in subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True).stdout]
-    if missing:
-        print("installing: %s" % " ".join(missing), flush=True)
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(["apt-get", "update", "-qq"], env=env)
-        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing, env=env)
+    """The Debian packages the test needs, installed when missing."""
+    run([str(REPO / "packaging" / "install-debs.sh")] + list(DEPS))
 
 
 def main():
