@@ -145,7 +145,6 @@ struct parse_ctx {
         const char *data;
         size_t len, pos;
         unsigned line;
-        int max_line;
         int failed;       /* -errno of the first failure */
         char *long_value; /* the value of the current line when it is too long for inih */
 };

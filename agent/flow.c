@@ -265,12 +265,9 @@ static int preflight(struct flow *f)
         return 0;
 }
 
-static sig_atomic_t volatile frozen_signal;
-
 /* SIGTERM or SIGINT inside the frozen window: thaw first, then die of the signal. */
 static void on_frozen_signal(int sig)
 {
-        frozen_signal = sig;
         freeze_emergency_thaw();
         signal(sig, SIG_DFL);
         raise(sig);
@@ -688,15 +685,8 @@ int flow_execute(struct context *ctx, const struct flow_opts *o, struct flow_res
         if (r < 0)
                 return r;
         if (o->dry_run) {
-                r = run_state_new(o->mode, true, &f.run);
-                if (r < 0)
-                        return r;
-                f.state.current = f.run;
-                if (run_state_set(&f.run->instance_id, ctx->identity.instance_id) < 0 ||
-                    run_state_set(&f.run->region, ctx->region) < 0)
-                        r = -ENOMEM;
-                if (r >= 0)
-                        r = name_image(&f);
+                /* No lock and no state: a dry run changes nothing, ours included. */
+                r = new_run(&f);
                 if (r >= 0)
                         r = dry_run(&f);
                 goto out;
