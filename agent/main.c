@@ -19,6 +19,7 @@
 #include "flow.h"
 #include "preflight.h"
 #include "state.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/timeutil.h"
@@ -99,14 +100,6 @@ static int load_config(const struct options *o, struct config *ret)
         }
         config_error_done(&e);
         return r;
-}
-
-static void json_add_str(cJSON *o, const char *k, const char *v)
-{
-        if (v)
-                cJSON_AddStringToObject(o, k, v);
-        else
-                cJSON_AddNullToObject(o, k);
 }
 
 static void json_print(cJSON *o)

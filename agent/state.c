@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "util/fileio.h"
+#include "util/json.h"
 #include "util/macro.h"
 #include "util/str.h"
 
@@ -227,16 +228,6 @@ int state_finish_current(struct state *s, usec_t now)
 
 /* --- JSON --- */
 
-static int add_str(cJSON *o, const char *k, const char *v)
-{
-        cJSON *i = v ? cJSON_CreateString(v) : cJSON_CreateNull();
-
-        if (!i)
-                return -ENOMEM;
-        cJSON_AddItemToObject(o, k, i);
-        return 0;
-}
-
 static int add_num(cJSON *o, const char *k, double v)
 {
         return cJSON_AddNumberToObject(o, k, v) ? 0 : -ENOMEM;
@@ -254,10 +245,10 @@ static int dist_to_json(cJSON *o, const struct run_state *r)
                 if (!item)
                         return -ENOMEM;
                 cJSON_AddItemToArray(arr, item);
-                e |= add_str(item, "region", d->region);
-                e |= add_str(item, "image_id", d->image_id);
-                e |= add_str(item, "state", d->state);
-                e |= add_str(item, "lt_version", d->lt_version);
+                e |= json_add_str(item, "region", d->region);
+                e |= json_add_str(item, "image_id", d->image_id);
+                e |= json_add_str(item, "state", d->state);
+                e |= json_add_str(item, "lt_version", d->lt_version);
                 done = cJSON_AddArrayToObject(item, "done");
                 for (char **s = d->done; done && s && *s; s++)
                         cJSON_AddItemToArray(done, cJSON_CreateString(*s));
@@ -274,17 +265,17 @@ static cJSON *run_to_json(const struct run_state *r)
 
         if (!o)
                 return NULL;
-        e |= add_str(o, "run_id", r->run_id);
-        e |= add_str(o, "phase", run_phase_to_string(r->phase));
-        e |= add_str(o, "mode", run_mode_to_string(r->mode));
+        e |= json_add_str(o, "run_id", r->run_id);
+        e |= json_add_str(o, "phase", run_phase_to_string(r->phase));
+        e |= json_add_str(o, "mode", run_mode_to_string(r->mode));
         e |= cJSON_AddBoolToObject(o, "dry_run", r->dry_run) ? 0 : -ENOMEM;
-        e |= add_str(o, "instance_id", r->instance_id);
-        e |= add_str(o, "region", r->region);
-        e |= add_str(o, "image_name", r->image_name);
-        e |= add_str(o, "image_id", r->image_id);
-        e |= add_str(o, "image_state", r->image_state);
-        e |= add_str(o, "consistency", r->consistency);
-        e |= add_str(o, "error", r->error);
+        e |= json_add_str(o, "instance_id", r->instance_id);
+        e |= json_add_str(o, "region", r->region);
+        e |= json_add_str(o, "image_name", r->image_name);
+        e |= json_add_str(o, "image_id", r->image_id);
+        e |= json_add_str(o, "image_state", r->image_state);
+        e |= json_add_str(o, "consistency", r->consistency);
+        e |= json_add_str(o, "error", r->error);
         e |= add_num(o, "freeze_window_ms", (double)r->freeze_window_ms);
         e |= add_num(o, "create_call_ms", (double)r->create_call_ms);
         e |= add_num(o, "boots", r->boots);
@@ -352,12 +343,12 @@ char *state_format(const struct state *s)
                 cJSON *e = cJSON_CreateObject();
                 if (!e)
                         goto out;
-                add_str(e, "run_id", h->run_id);
-                add_str(e, "result", h->result);
-                add_str(e, "image_id", h->image_id);
-                add_str(e, "image_name", h->image_name);
-                add_str(e, "consistency", h->consistency);
-                add_str(e, "error", h->error);
+                json_add_str(e, "run_id", h->run_id);
+                json_add_str(e, "result", h->result);
+                json_add_str(e, "image_id", h->image_id);
+                json_add_str(e, "image_name", h->image_name);
+                json_add_str(e, "consistency", h->consistency);
+                json_add_str(e, "error", h->error);
                 add_num(e, "started_us", (double)h->started);
                 add_num(e, "finished_us", (double)h->finished);
                 cJSON_AddItemToArray(hist, e);
