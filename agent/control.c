@@ -198,6 +198,7 @@ struct connection {
         struct control_server *server;
         int fd;
         sd_event_source *source;
+        bool refused; /* a non-root peer: answered once its request has been read */
 };
 
 struct control_server {
@@ -228,18 +229,25 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
         struct control_server *s = c->server;
         char msg[CONTROL_MSG_MAX + 1];
         enum control_request req;
+        bool refused;
         ssize_t n;
 
         n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return 0;
         fd = TAKE_FD(c->fd);
+        refused = c->refused;
         connection_free(c); /* only the fd lives on */
-        if (n > 0 && control_parse_request(msg, (size_t)n, &req) >= 0) {
+        if (n > 0 && refused) {
+                /* Replied only after the request is read: closing with it unread would
+                 * reset the connection and the peer would lose the reply. */
+                static const char no[] = "refused only root may trigger runs";
+                (void)control_reply(fd, no, sizeof(no) - 1);
+                log_notice("Control request from a non-root peer refused");
+        } else if (n > 0 && control_parse_request(msg, (size_t)n, &req) >= 0) {
                 s->on_request(req, fd, s->userdata);
                 return 0;
-        }
-        if (n > 0) {
+        } else if (n > 0) {
                 static const char bad[] = "refused unknown request";
                 (void)control_reply(fd, bad, sizeof(bad) - 1);
         }
@@ -258,12 +266,6 @@ static int on_listen(sd_event_source *source, int fd, uint32_t revents, void *us
 
                 if (cfd < 0)
                         return 0; /* EAGAIN, or an error that the next connection may not have */
-                if (control_check_peer(cfd) < 0) {
-                        static const char no[] = "refused only root may trigger runs";
-                        (void)control_reply(cfd, no, sizeof(no) - 1);
-                        log_notice("Control connection from a non-root peer refused");
-                        continue;
-                }
                 for (size_t i = 0; i < CONTROL_CONNECTIONS_MAX && slot == CONTROL_CONNECTIONS_MAX;
                      i++)
                         if (!s->connections[i])
@@ -274,6 +276,7 @@ static int on_listen(sd_event_source *source, int fd, uint32_t revents, void *us
                 if (!c)
                         continue;
                 *c = (struct connection){.server = s, .fd = TAKE_FD(cfd)};
+                c->refused = control_check_peer(c->fd) < 0;
                 if (sd_event_add_io(sd_event_source_get_event(source), &c->source, c->fd, EPOLLIN,
                                     on_connection, c) < 0) {
                         connection_free(c);
