@@ -107,6 +107,7 @@ static const struct config_key keys[] = {
          "/run/ec2-imaged/control.sock", NULL},
         {"daemon", "user_data", KEY_BOOL, OFF(user_data), 0, 0, "no", NULL},
         {"daemon", "stop_timeout_s", KEY_UINT, OFF(stop_timeout_s), 1, 3600, "60", NULL},
+        {"daemon", "cloud_init_wait_s", KEY_UINT, OFF(cloud_init_wait_s), 0, 86400, "1800", NULL},
         /* 31 regions besides the run's own: the state keeps RUN_DIST_MAX (32) of them. */
         {"distribute", "regions", KEY_STRV, OFF(dist_regions), 0, 31, "", NULL},
         {"distribute", "kms_key", KEY_STRV, OFF(dist_kms_keys), 0, 32, "", NULL},

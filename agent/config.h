@@ -55,8 +55,9 @@ struct config {
 
         /* [daemon] */
         char *control_socket;
-        bool user_data;          /* act on an ec2-imaged directive in the IMDS user-data */
-        unsigned stop_timeout_s; /* how long a stopping daemon waits for its run's worker */
+        bool user_data;             /* act on an ec2-imaged directive in the IMDS user-data */
+        unsigned stop_timeout_s;    /* how long a stopping daemon waits for its run's worker */
+        unsigned cloud_init_wait_s; /* before a first-boot run; 0: do not wait */
 
         /* [distribute]: after the image is available (see distribute.h) */
         char **dist_regions;          /* regions to copy to */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "hooks.h"
 #include "imds.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -176,6 +177,44 @@ static int record_instance(const char *state_dir, const char *instance_id)
         return 0;
 }
 
+/*
+ * The directive sits in the user-data that cloud-init is still acting on (packages, runcmd) when
+ * the daemon starts, and sanitization must not race cloud-init writing its instance state: let
+ * cloud-init finish first. `cloud-init status --wait` exits 0 when done (or disabled), 2 (since
+ * 23.4) when done with recoverable errors, 1 on errors. 0 to run, else -errno (logged).
+ */
+static int wait_for_cloud_init(const struct config *cfg)
+{
+        _cleanup_free_ char *path = NULL;
+        char *argv[] = {NULL, (char *)"status", (char *)"--wait", NULL};
+        struct hook_result res;
+        const char *search = getenv("PATH");
+        int r;
+
+        if (cfg->cloud_init_wait_s == 0)
+                return 0;
+        r = find_executable("cloud-init", search && *search ? search : HOOK_PATH_ENV, &path);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "Cannot look for cloud-init: %m");
+        log_info("Waiting up to %u s for cloud-init to finish before the first-boot run",
+                 cfg->cloud_init_wait_s);
+        argv[0] = path;
+        r = hooks_run_helper("cloud-init", "first-boot wait", argv, cfg->cloud_init_wait_s * 1000u,
+                             &res);
+        if (r == -EPROTO && res.status == HOOK_EXITED && res.exit_status == 2) {
+                log_warning("cloud-init finished with recoverable errors (see `cloud-init status "
+                            "--long`); going on with the first-boot run");
+                r = 0;
+        } else if (r < 0) {
+                log_error("No first-boot run: %s; see `cloud-init status --long`",
+                          strna(res.message));
+        }
+        hook_result_done(&res);
+        return r;
+}
+
 int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, const char **ret_reason)
 {
         const struct config *cfg = ctx->config;
@@ -184,7 +223,7 @@ int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, const char *
         const char *msg = NULL;
         unsigned line = 0;
         size_t len = 0;
-        int r;
+        int r, wait;
 
         r = imds_user_data(ctx->imds, &data, &len);
         if (r == -ENOENT) {
@@ -224,9 +263,13 @@ int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, const char *
         if (r < 0)
                 return r;
         *ret_mode = (enum run_mode)r;
+        /* Killed while waiting (the daemon restarted), the next start decides again. */
+        wait = wait_for_cloud_init(cfg);
         r = record_instance(cfg->state_dir, ctx->identity.instance_id);
         if (r < 0)
                 return r;
+        if (wait < 0)
+                return wait;
         log_notice("user-data:%u asks for a first-boot run (%s) of %s", d.line,
                    run_mode_to_string(*ret_mode), ctx->identity.instance_id);
         *ret_reason = "run=first-boot";

@@ -48,8 +48,10 @@ enum first_boot_decision {
 };
 
 /*
- * Decide, and for FIRST_BOOT_RUN record the instance id before anything else happens, so that a
- * run that reboots (or fails) is never started again by the same instance. The identity must be
+ * Decide. For run=first-boot, wait for cloud-init to finish ([daemon] cloud_init_wait_s), then
+ * record the instance id before anything else happens, so that a run that reboots (or fails, or
+ * was refused because cloud-init failed or did not finish) is never started again by the same
+ * instance. The identity must be
  * loaded. *ret_mode: the directive's mode, else [run] mode. *ret_reason: a static explanation.
  * -EINVAL for a bad directive (logged with its line), other -errno when IMDS or the state dir
  * fails.

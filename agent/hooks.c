@@ -118,7 +118,7 @@ static int make_pipe(int *ret_read, int *ret_write)
 
 struct spawn {
         const char *path;
-        char *argv[2];
+        char *const *argv;
         char **envp;
         int null_fd, out_fd, err_fd;
         int max_fd;
@@ -196,8 +196,8 @@ static _Noreturn void child_exec(const struct spawn *s)
 
 /* The state of one running hook, its output and its tail. */
 struct run {
-        const char *name, *phase;
-        char *fields; /* "HOOK=<name>\n" */
+        const char *kind, *name, *phase; /* "hook" or "helper" */
+        char *fields;                    /* "HOOK=<name>\n" */
         char line[HOOK_LINE_MAX + 1];
         size_t line_len;
         size_t logged, total;
@@ -376,9 +376,9 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                 if (!exited && state == RUNNING && now >= deadline) {
                         timed_out = true;
                         log_struct(LOG_WARNING, run->fields,
-                                   "hook %s (%s) timed out after %s, sending SIGTERM to its "
+                                   "%s %s (%s) timed out after %s, sending SIGTERM to its "
                                    "process group",
-                                   run->name, run->phase, tbuf);
+                                   run->kind, run->name, run->phase, tbuf);
                         (void)kill(-pid, SIGTERM);
                         state = TERMINATING;
                         kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
@@ -398,9 +398,9 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                         if (state == RUNNING) {
                                 res->left_processes = true;
                                 log_struct(LOG_WARNING, run->fields,
-                                           "hook %s (%s) left processes behind, sending SIGTERM "
+                                           "%s %s (%s) left processes behind, sending SIGTERM "
                                            "to its process group",
-                                           run->name, run->phase);
+                                           run->kind, run->name, run->phase);
                                 (void)kill(-pid, SIGTERM);
                                 state = TERMINATING;
                                 kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
@@ -408,18 +408,18 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                 }
                 if (state == TERMINATING && now >= kill_at) {
                         log_struct(LOG_WARNING, run->fields,
-                                   "hook %s (%s) still running %s after SIGTERM, sending SIGKILL "
+                                   "%s %s (%s) still running %s after SIGTERM, sending SIGKILL "
                                    "to its process group",
-                                   run->name, run->phase, gbuf);
+                                   run->kind, run->name, run->phase, gbuf);
                         (void)kill(-pid, SIGKILL);
                         state = KILLED;
                         kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
                 } else if (state == KILLED && now >= kill_at) {
                         /* Only uninterruptible sleep survives SIGKILL; we cannot do more. */
                         log_struct(LOG_WARNING, run->fields,
-                                   "hook %s (%s): processes survive SIGKILL for %s, still %s",
-                                   run->name, run->phase, gbuf,
-                                   exited ? "giving up on them" : "waiting for the hook");
+                                   "%s %s (%s): processes survive SIGKILL for %s, still %s",
+                                   run->kind, run->name, run->phase, gbuf,
+                                   exited ? "giving up on them" : "waiting for it");
                         if (exited)
                                 break;
                         kill_at = USEC_INFINITY;
@@ -466,29 +466,29 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                 ;
         if (lost) {
                 res->status = HOOK_EXEC_FAILED;
-                res->message = strprintf("hook %s (%s): lost track of its process: %s", run->name,
-                                         run->phase, strerror(-res->error));
+                res->message = strprintf("%s %s (%s): lost track of its process: %s", run->kind,
+                                         run->name, run->phase, strerror(-res->error));
         } else if (timed_out) {
                 res->status = HOOK_TIMED_OUT;
                 res->signal = si.si_code == CLD_EXITED ? 0 : si.si_status;
                 res->message = state == KILLED
-                                       ? strprintf("hook %s (%s) timed out after %s and was "
+                                       ? strprintf("%s %s (%s) timed out after %s and was "
                                                    "killed (SIGKILL after %s)",
-                                                   run->name, run->phase, tbuf, gbuf)
-                                       : strprintf("hook %s (%s) timed out after %s and was killed",
-                                                   run->name, run->phase, tbuf);
+                                                   run->kind, run->name, run->phase, tbuf, gbuf)
+                                       : strprintf("%s %s (%s) timed out after %s and was killed",
+                                                   run->kind, run->name, run->phase, tbuf);
         } else if (si.si_code == CLD_EXITED && si.si_status == 0) {
                 res->status = HOOK_SUCCESS;
         } else if (si.si_code == CLD_EXITED) {
                 res->status = HOOK_EXITED;
                 res->exit_status = si.si_status;
-                res->message = strprintf("hook %s (%s) exited with status %d", run->name,
+                res->message = strprintf("%s %s (%s) exited with status %d", run->kind, run->name,
                                          run->phase, si.si_status);
         } else {
                 res->status = HOOK_KILLED;
                 res->signal = si.si_status;
-                res->message = strprintf("hook %s (%s) was killed by signal SIG%s%s", run->name,
-                                         run->phase, strna(sigabbrev_np(si.si_status)),
+                res->message = strprintf("%s %s (%s) was killed by signal SIG%s%s", run->kind,
+                                         run->name, run->phase, strna(sigabbrev_np(si.si_status)),
                                          si.si_code == CLD_DUMPED ? " (core dumped)" : "");
         }
 }
@@ -505,106 +505,16 @@ static char **tail_take(struct run *r)
         return v;
 }
 
-static int exec_failed(struct hook_result *res, const char *phase, const char *what, int error)
+static int exec_failed(struct hook_result *res, const char *kind, const char *phase,
+                       const char *what, int error)
 {
         res->status = HOOK_EXEC_FAILED;
         res->error = -abs(error);
         /* The file was there when we vetted it, so ENOENT from execve means the #! interpreter. */
-        res->message = strprintf("hook %s (%s) could not be %s: %s%s", res->name, phase, what,
+        res->message = strprintf("%s %s (%s) could not be %s: %s%s", kind, res->name, phase, what,
                                  strerror(abs(error)),
                                  abs(error) == ENOENT ? " (missing interpreter?)" : "");
         return 0;
-}
-
-/* Run one vetted hook to the end and classify the outcome into *res (name and path set). */
-static int run_one(const struct hooks_opts *o, const char *phase, char **envp,
-                   struct hook_result *res)
-{
-        _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, null_fd = -1;
-        _cleanup_(run_done) struct run run = {.name = res->name, .phase = phase};
-        struct spawn s = {.path = res->path, .argv = {res->path, NULL}, .envp = envp};
-        usec_t start = now_usec(CLOCK_MONOTONIC);
-        struct rlimit rl;
-        int r, e = 0;
-        ssize_t n;
-        pid_t pid;
-
-        run.fields = strprintf("HOOK=%s\n", res->name);
-        if (!run.fields)
-                return -ENOMEM;
-        log_struct(LOG_INFO, run.fields, "Running hook %s (%s)", res->name, phase);
-
-        r = make_pipe(&out_r, &out_w);
-        if (r >= 0)
-                r = make_pipe(&err_r, &err_w);
-        if (r >= 0) {
-                null_fd = fd_move_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
-                r = null_fd;
-        }
-        if (r >= 0 && fcntl(out_r, F_SETFL, O_NONBLOCK) < 0)
-                r = -errno;
-        if (r < 0)
-                return exec_failed(res, phase, "started", r);
-        s.null_fd = null_fd;
-        s.out_fd = out_w;
-        s.err_fd = err_w;
-        s.max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur
-                                                                             : 65536;
-
-        pid = fork();
-        if (pid < 0)
-                return exec_failed(res, phase, "started", errno);
-        if (pid == 0)
-                child_exec(&s);
-
-        /* Set the group from this side too, so that kill(-pid) works whoever runs first. */
-        (void)setpgid(pid, pid);
-        out_w = safe_close(out_w);
-        err_w = safe_close(err_w);
-        null_fd = safe_close(null_fd);
-
-        /* The error pipe closes on a successful execve(), or carries its errno. */
-        do
-                n = read(err_r, &e, sizeof(e));
-        while (n < 0 && errno == EINTR);
-        if (n == (ssize_t)sizeof(e)) {
-                (void)waitpid(pid, NULL, 0);
-                exec_failed(res, phase, "executed", e);
-        } else {
-                supervise(&run, pid, out_r,
-                          o->timeout_ms ? o->timeout_ms : HOOKS_DEFAULT_TIMEOUT_MS,
-                          o->kill_grace_ms ? o->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS, res);
-        }
-        res->duration_usec = now_usec(CLOCK_MONOTONIC) - start;
-        res->tail = tail_take(&run);
-        res->output_bytes = run.total;
-        res->output_truncated = run.truncated;
-        if (run.truncated)
-                log_struct(LOG_NOTICE, run.fields, "%s: %zu bytes of output were discarded",
-                           res->name, run.total - run.logged);
-        if (res->status == HOOK_SUCCESS)
-                log_struct(LOG_INFO, run.fields, "hook %s (%s) succeeded in %.1f s", res->name,
-                           phase, res->duration_usec / (double)USEC_PER_SEC);
-        else
-                log_struct(LOG_ERR, run.fields, "%s", strna(res->message));
-        return 0;
-}
-
-/* ---- phases ---- */
-
-void hooks_phase_result_done(struct hooks_phase_result *r)
-{
-        for (size_t i = 0; i < r->n_hooks; i++) {
-                free(r->hooks[i].name);
-                free(r->hooks[i].path);
-                free(r->hooks[i].message);
-                strv_free(r->hooks[i].tail);
-        }
-        free(r->hooks);
-        free(r->phase);
-        free(r->dir);
-        free(r->message);
-        *r = (struct hooks_phase_result){};
 }
 
 static int status_to_errno(const struct hook_result *h)
@@ -621,6 +531,129 @@ static int status_to_errno(const struct hook_result *h)
         default:
                 return -EPROTO;
         }
+}
+
+/*
+ * Run one program to the end under supervision and classify the outcome into *res (name and
+ * path set): a vetted hook, or a helper such as cloud-init. kind and phase only word messages.
+ */
+static int run_supervised(const char *kind, const char *phase, char *const argv[], char **envp,
+                          unsigned timeout_ms, unsigned grace_ms, struct hook_result *res)
+{
+        _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, null_fd = -1;
+        _cleanup_(run_done) struct run run = {.kind = kind, .name = res->name, .phase = phase};
+        struct spawn s = {.path = res->path, .argv = argv, .envp = envp};
+        usec_t start = now_usec(CLOCK_MONOTONIC);
+        struct rlimit rl;
+        int r, e = 0;
+        ssize_t n;
+        pid_t pid;
+
+        run.fields = strprintf("HOOK=%s\n", res->name);
+        if (!run.fields)
+                return -ENOMEM;
+        log_struct(LOG_INFO, run.fields, "Running %s %s (%s)", kind, res->name, phase);
+
+        r = make_pipe(&out_r, &out_w);
+        if (r >= 0)
+                r = make_pipe(&err_r, &err_w);
+        if (r >= 0) {
+                null_fd = fd_move_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
+                r = null_fd;
+        }
+        if (r >= 0 && fcntl(out_r, F_SETFL, O_NONBLOCK) < 0)
+                r = -errno;
+        if (r < 0)
+                return exec_failed(res, kind, phase, "started", r);
+        s.null_fd = null_fd;
+        s.out_fd = out_w;
+        s.err_fd = err_w;
+        s.max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur
+                                                                             : 65536;
+
+        pid = fork();
+        if (pid < 0)
+                return exec_failed(res, kind, phase, "started", errno);
+        if (pid == 0)
+                child_exec(&s);
+
+        /* Set the group from this side too, so that kill(-pid) works whoever runs first. */
+        (void)setpgid(pid, pid);
+        out_w = safe_close(out_w);
+        err_w = safe_close(err_w);
+        null_fd = safe_close(null_fd);
+
+        /* The error pipe closes on a successful execve(), or carries its errno. */
+        do
+                n = read(err_r, &e, sizeof(e));
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof(e)) {
+                (void)waitpid(pid, NULL, 0);
+                exec_failed(res, kind, phase, "executed", e);
+        } else {
+                supervise(&run, pid, out_r, timeout_ms, grace_ms, res);
+        }
+        res->duration_usec = now_usec(CLOCK_MONOTONIC) - start;
+        res->tail = tail_take(&run);
+        res->output_bytes = run.total;
+        res->output_truncated = run.truncated;
+        if (run.truncated)
+                log_struct(LOG_NOTICE, run.fields, "%s: %zu bytes of output were discarded",
+                           res->name, run.total - run.logged);
+        if (res->status == HOOK_SUCCESS)
+                log_struct(LOG_INFO, run.fields, "%s %s (%s) succeeded in %.1f s", kind, res->name,
+                           phase, res->duration_usec / (double)USEC_PER_SEC);
+        else
+                log_struct(LOG_ERR, run.fields, "%s", strna(res->message));
+        return 0;
+}
+
+static int run_one(const struct hooks_opts *o, const char *phase, char **envp,
+                   struct hook_result *res)
+{
+        char *argv[] = {res->path, NULL};
+
+        return run_supervised(
+                "hook", phase, argv, envp, o->timeout_ms ? o->timeout_ms : HOOKS_DEFAULT_TIMEOUT_MS,
+                o->kill_grace_ms ? o->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS, res);
+}
+
+int hooks_run_helper(const char *name, const char *purpose, char *const argv[], unsigned timeout_ms,
+                     struct hook_result *ret)
+{
+        char *envp[] = {(char *)"PATH=" HOOK_PATH_ENV, (char *)"LANG=C.UTF-8", NULL};
+        int r;
+
+        *ret = (struct hook_result){};
+        ret->name = hook_name_escape(name);
+        ret->path = strdup(argv[0]);
+        if (!ret->name || !ret->path)
+                return -ENOMEM;
+        r = run_supervised("helper", purpose, argv, envp, timeout_ms, HOOKS_DEFAULT_KILL_GRACE_MS,
+                           ret);
+        return r < 0 ? r : status_to_errno(ret);
+}
+
+void hook_result_done(struct hook_result *h)
+{
+        free(h->name);
+        free(h->path);
+        free(h->message);
+        strv_free(h->tail);
+        *h = (struct hook_result){};
+}
+
+/* ---- phases ---- */
+
+void hooks_phase_result_done(struct hooks_phase_result *r)
+{
+        for (size_t i = 0; i < r->n_hooks; i++)
+                hook_result_done(&r->hooks[i]);
+        free(r->hooks);
+        free(r->phase);
+        free(r->dir);
+        free(r->message);
+        *r = (struct hooks_phase_result){};
 }
 
 static char *summarize(const struct hooks_phase_result *r)

@@ -128,6 +128,18 @@ struct hooks_phase_result {
 int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const struct hook_env *env,
                     struct hooks_phase_result *ret);
 void hooks_phase_result_done(struct hooks_phase_result *r);
+void hook_result_done(struct hook_result *h);
+
+/*
+ * Run a helper program that is not a hook (no vetting: argv[0] is an absolute path we chose),
+ * with a hook's treatment: its own process group, stdin from /dev/null, output logged under
+ * HOOK=<name>, only PATH and LANG in its environment, SIGTERM then SIGKILL to its group after
+ * timeout_ms. purpose words its messages: "helper cloud-init (first-boot wait) exited with
+ * status 1". Returns 0 when it exited with status 0, else as a hook's failure (-ETIMEDOUT,
+ * -EPROTO, the exec error); *ret is filled in either way, release it with hook_result_done().
+ */
+int hooks_run_helper(const char *name, const char *purpose, char *const argv[], unsigned timeout_ms,
+                     struct hook_result *ret);
 
 /*
  * Dry run: what hooks_run_phase would do, without running anything. *ret_text gets one line

@@ -130,3 +130,29 @@ int mkdir_parents(const char *path, mode_t mode)
                 return -errno;
         return 0;
 }
+
+int find_executable(const char *name, const char *search_path, char **ret)
+{
+        const char *p = search_path;
+
+        while (p && *p) {
+                size_t len = strcspn(p, ":");
+                struct stat st;
+
+                if (len > 0 && p[0] == '/') {
+                        _cleanup_free_ char *path = strprintf("%.*s/%s", (int)len, p, name);
+
+                        if (!path)
+                                return -ENOMEM;
+                        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                            access(path, X_OK) == 0) {
+                                *ret = TAKE_PTR(path);
+                                return 0;
+                        }
+                }
+                p += len;
+                if (*p == ':')
+                        p++;
+        }
+        return -ENOENT;
+}

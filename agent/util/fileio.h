@@ -15,3 +15,9 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len)
 
 /* mkdir -p for one level of parents, with mode for what it creates. */
 int mkdir_parents(const char *path, mode_t mode);
+
+/*
+ * The first regular, executable file called name in the colon-separated directories of
+ * search_path (empty entries and relative directories are skipped). -ENOENT when none.
+ */
+int find_executable(const char *name, const char *search_path, char **ret);

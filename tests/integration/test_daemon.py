@@ -189,6 +189,15 @@ class Daemon:
                 sock.close()
 
 
+FAKE_CLOUD_INIT = """#!/bin/sh
+echo "$*" >> %(dir)s/calls
+[ "$*" = "status --wait" ] || exit 64
+while [ -e %(dir)s/running ]; do sleep 0.1; done
+echo "status: done"
+exit $(cat %(dir)s/exit 2>/dev/null || echo 0)
+"""
+
+
 class Rig:
     """moto with one instance, IMDS saying we are it, the fault proxy in front of moto, one
     scratch ext4, and a config that keeps everything in the test's tmp dir."""
@@ -205,6 +214,17 @@ class Rig:
         self.socket = tmp / "control.sock"
         self.config_path = tmp / "ec2-imaged.conf"
         self.daemons = []
+        # A stand-in for cloud-init, first on PATH, so that no test waits on a real one. It logs
+        # each call; `status --wait` waits while cloud-init.running exists and then exits with
+        # the status in cloud-init.exit (0 when there is none).
+        self.cloud_init_dir = tmp / "cloud-init"
+        bin_dir = tmp / "bin"
+        self.cloud_init_dir.mkdir()
+        bin_dir.mkdir()
+        fake = bin_dir / "cloud-init"
+        fake.write_text(FAKE_CLOUD_INIT % {"dir": self.cloud_init_dir})
+        fake.chmod(0o755)
+        self.env = dict(env, PATH="%s:%s" % (bin_dir, env["PATH"]))
 
     def configure(self, extra=""):
         assert Path(self.mnt) in self.scratch.mounts
@@ -541,6 +561,7 @@ def test_first_boot_user_data_runs_once_per_instance(rig):
     assert rig.history()[0]["result"] == "success", rig.history()
     assert (rig.state_dir / "first-boot").read_text() == rig.instance_id + "\n"
     assert len(rig.images()) == 1
+    assert (rig.cloud_init_dir / "calls").read_text() == "status --wait\n"
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
     # The next start of the same instance: nothing happens.
@@ -549,6 +570,54 @@ def test_first_boot_user_data_runs_once_per_instance(rig):
     assert wait_until(lambda: "No first-boot run: this instance had its first-boot run already"
                       in d2.err), d2.err
     assert len(rig.images()) == 1 and len(rig.history()) == 1
+
+
+def test_first_boot_waits_for_cloud_init(rig):
+    (rig.cloud_init_dir / "running").touch()
+    rig.configure("user_data = yes\n")
+    rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
+    d = rig.daemon()
+    d.ready()
+    assert wait_until(lambda: (rig.cloud_init_dir / "calls").exists()), d.err
+    assert "Waiting up to 1800 s for cloud-init to finish" in d.err
+    time.sleep(2)  # cloud-init still "running": nothing may happen meanwhile
+    assert rig.images() == [] and rig.history() == [], d.err
+    assert not (rig.state_dir / "first-boot").exists()
+    (rig.cloud_init_dir / "running").unlink()
+    assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
+    assert rig.history()[0]["result"] == "success", rig.history()
+    assert "cloud-init: status: done" in d.err
+    assert len(rig.images()) == 1
+
+
+@pytest.mark.parametrize("status, ran", [(1, False), (2, True)])
+def test_first_boot_after_cloud_init_errors(rig, status, ran):
+    (rig.cloud_init_dir / "exit").write_text("%d\n" % status)
+    rig.configure("user_data = yes\n")
+    rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
+    d = rig.daemon()
+    d.ready()
+    if ran:
+        assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
+        assert "cloud-init finished with recoverable errors" in d.err
+        assert len(rig.images()) == 1
+    else:
+        assert wait_until(lambda: "Worker" in d.err and "exited with status 1" in d.err), d.err
+        assert ("No first-boot run: helper cloud-init (first-boot wait) exited with status 1; "
+                "see `cloud-init status --long`" in d.err), d.err
+        assert rig.images() == [] and rig.history() == []
+    # Either way the instance had its first-boot decision: the next start does nothing.
+    assert (rig.state_dir / "first-boot").read_text() == rig.instance_id + "\n"
+
+
+def test_first_boot_cloud_init_wait_off(rig):
+    (rig.cloud_init_dir / "running").touch()
+    rig.configure("user_data = yes\ncloud_init_wait_s = 0\n")
+    rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
+    d = rig.daemon()
+    d.ready()
+    assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
+    assert not (rig.cloud_init_dir / "calls").exists()
 
 
 def test_first_boot_bad_directive_is_reported_and_ignored(rig):

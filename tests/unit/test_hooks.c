@@ -593,6 +593,41 @@ static void test_exec_failed(void **state)
         hooks_phase_result_done(&res);
 }
 
+/* A helper: our argv and a minimal environment, a helper's wording, the same timeout. */
+static void test_run_helper(void **state)
+{
+        struct fixture *f = *state;
+        struct hook_result res;
+        char *ok[] = {(char *)"/bin/sh",
+                      (char *)"-c",
+                      (char *)"echo \"$1 ${EC2_IMAGED_TEST_LEAK:-none} $PATH\"; exit $2",
+                      (char *)"sh",
+                      (char *)"hello",
+                      (char *)"0",
+                      NULL};
+        char *fail[] = {(char *)"/bin/sh", (char *)"-c", (char *)"exit 2", NULL};
+        char *slow[] = {(char *)"/bin/sleep", (char *)"1000", NULL};
+
+        (void)f;
+        setenv("EC2_IMAGED_TEST_LEAK", "secret", 1);
+        assert_int_equal(hooks_run_helper("sh", "test", ok, 10000, &res), 0);
+        assert_int_equal(res.status, HOOK_SUCCESS);
+        assert_string_equal(res.tail[0], "hello none " HOOK_PATH_ENV);
+        hook_result_done(&res);
+
+        assert_int_equal(hooks_run_helper("sh", "test", fail, 10000, &res), -EPROTO);
+        assert_int_equal(res.status, HOOK_EXITED);
+        assert_int_equal(res.exit_status, 2);
+        assert_string_equal(res.message, "helper sh (test) exited with status 2");
+        hook_result_done(&res);
+
+        assert_int_equal(hooks_run_helper("sleep", "test", slow, 200, &res), -ETIMEDOUT);
+        assert_string_equal(res.message,
+                            "helper sleep (test) timed out after 200 ms and was killed");
+        hook_result_done(&res);
+        unsetenv("EC2_IMAGED_TEST_LEAK");
+}
+
 static void test_refused_writable_hook(void **state)
 {
         struct fixture *f = *state;
@@ -777,6 +812,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_output_capture, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_output_cap_and_tail, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exec_failed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_run_helper, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_writable_hook, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_directories, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_owner, setup, teardown),
