@@ -143,6 +143,8 @@ def test_no_reboot_image_is_clean_and_the_live_identity_is_back(root, tmp_path):
     rootfs.install_hooks(root, "[sanitize]\nenable = ssh-authorized-keys\n")
     live_identity = identity(root)
     before = rootfs.inventory(root)
+    live_cloud = {p: v for p, v in before.items() if p.startswith("/var/lib/cloud/")}
+    assert "/var/lib/cloud/instances/%s/obj.pkl" % GOLDEN in live_cloud
     image = tmp_path / "image"
     # While the identity is away, the stash is a root-only tmpfs of its own.
     probe = 'grep " $ROOT/run/ec2-imaged/identity " /proc/mounts > "$ROOT/../stash.mount"\n' \
@@ -200,10 +202,14 @@ def test_no_reboot_image_is_clean_and_the_live_identity_is_back(root, tmp_path):
     assert {p for _, a, p in manifest if a == "stash"} == {
         p for p in live_identity if p.startswith("/etc/ssh/ssh_host_")} | {
         "/etc/machine-id", "/var/lib/dbus/machine-id", "/root/.ssh/authorized_keys",
-        "/home/admin/.ssh/authorized_keys"}
+        "/home/admin/.ssh/authorized_keys", "/var/lib/cloud/instances", "/var/lib/cloud/instance",
+        "/var/lib/cloud/data"}
 
     # The live root has its identity back, bytes, owner and mode.
     assert identity(root) == live_identity
+    # and cloud-init's record of its first boot, directories, symlinks and all.
+    assert {p: v for p, v in rootfs.inventory(root).items()
+            if p.startswith("/var/lib/cloud/")} == live_cloud
     assert sorted(p for _, a, p in restored) == sorted(p for _, a, p in manifest if a == "stash")
     assert not (root / "run/ec2-imaged/identity").exists()
 
