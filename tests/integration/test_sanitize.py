@@ -81,6 +81,7 @@ def lived_in(root):
     write(root, "/tmp/build.tmp", "scratch\n")
     write(root, "/tmp/.hidden/x", "scratch\n")
     write(root, "/var/tmp/cache.bin", "scratch\n")
+    write(root, "/tmp/systemd-private-0f1e-nginx.service-Xa1/tmp/upload", "in use\n")
     write(root, "/var/cache/apt/archives/hello_1.0_amd64.deb", "deb\n")
     write(root, "/var/cache/apt/pkgcache.bin", "bin\n")
     write(root, "/var/lib/dhcp/dhclient.ens5.leases", "lease { fixed-address 10.0.0.5; }\n")
@@ -184,6 +185,8 @@ def test_no_reboot_image_is_clean_and_the_live_identity_is_back(root, tmp_path):
     assert (image / "var/lib/cloud/seed/nocloud/meta-data").exists()
     assert (image / "etc/sysconfig/network-scripts/ifcfg-eth1").exists()
     assert (image / "tmp").is_dir() and oct((image / "tmp").stat().st_mode & 0o7777) == "0o1777"
+    # A running service's private /tmp stays on the live instance (and so in the image).
+    assert (root / "tmp/systemd-private-0f1e-nginx.service-Xa1/tmp/upload").exists()
     assert (image / "var/mail/admin").read_text() == "From: boss\n"
     assert (image / "var/spool/cron/crontabs/admin").exists()
     assert (image / "var/lib/ec2-imaged/imaged-instance-id").read_text() == GOLDEN + "\n"
