@@ -130,6 +130,7 @@ GUEST_FILES = {
         " data=$(findmnt -no FSTYPE /data) failed=$failed"
         " cycles=$(journalctl -b -q | grep -c 'Found ordering cycle')"
         " cloudinit=$(cloud-init status 2>/dev/null | awk '{print $2}')"
+        " ciid=$(cat /var/lib/cloud/data/instance-id 2>/dev/null || echo none)"
         " ds=$(cat /run/cloud-init/cloud-id 2>/dev/null || echo none)\" > /dev/console\n",
     "etc/systemd/system/e2e-report.service":
         "[Unit]\nDescription=e2e report on the console\nAfter=multi-user.target\n\n"
@@ -405,7 +406,8 @@ def run_mode(mode, gold, moto, procs):
         events = front_call("/_front/status")["events"]
     (work / "front-events.json").write_text(json.dumps(events, indent=1))
     # drive-backup writes every block, zeros too: keep the kept copies sparse.
-    run(["fallocate", "--dig-holes", copies["root"], copies["data"]])
+    for c in copies.values():
+        run(["fallocate", "--dig-holes", c])
     # The front serves every mode: this mode's events are those since its VM was set.
     events = events[max(i for i, e in enumerate(events) if e["what"] == "vm"):]
     creates = [e for e in events if e["what"] == "create-image"]
@@ -424,6 +426,8 @@ def run_mode(mode, gold, moto, procs):
           "the run)" % before.get("ds"))
     check(rep.get("cloudinit") == "done", "cloud-init status after the run: %s"
           % rep.get("cloudinit"))
+    check(rep.get("ciid") == golden_id, "golden's cloud-init state names the golden instance "
+          "after the run: %s" % rep.get("ciid"))
     check(rep.get("timer") == "disabled", "run timer shipped disabled")
     check(rep.get("data") == "xfs", "golden /data is xfs and mounted")
     check(re.fullmatch(r"[0-9a-f]{32}", rep.get("machine-id", "")) is not None,
