@@ -19,6 +19,7 @@
 
 #include "freeze_guard.h"
 #include "mountinfo.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
@@ -67,7 +68,7 @@ static int open_mount_root(const char *path, int *ret)
         fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        fd = freeze_guard_fd_above_stdio(fd);
+        fd = fd_move_above_stdio(fd);
         if (fd < 0)
                 return fd;
         if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, &sx) < 0)

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/timeutil.h"
@@ -34,19 +35,6 @@ enum {
         GUARD_EXIT_ORPHANED = 2, /* the parent went away: thawed */
         GUARD_EXIT_EXPIRED = 3,  /* the timeout passed: thawed */
 };
-
-int freeze_guard_fd_above_stdio(int fd)
-{
-        int moved;
-
-        if (fd < 0 || fd >= 3)
-                return fd;
-        moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (moved < 0)
-                moved = -errno;
-        safe_close(fd);
-        return moved;
-}
 
 /* ------------------------------------------------------------------ the guard process */
 
@@ -292,8 +280,8 @@ int freeze_guard_start(struct freeze_guard *g, const int *fds, size_t n, unsigne
                 freeze_guard_reap(g);
                 return r;
         }
-        g->fd = sv[0] = freeze_guard_fd_above_stdio(sv[0]);
-        sv[1] = freeze_guard_fd_above_stdio(sv[1]);
+        g->fd = sv[0] = fd_move_above_stdio(sv[0]);
+        sv[1] = fd_move_above_stdio(sv[1]);
         if (sv[0] < 0 || sv[1] < 0) {
                 r = log_error_errno(sv[0] < 0 ? sv[0] : sv[1],
                                     "Failed to create the guard's socket: %m");

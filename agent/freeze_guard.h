@@ -51,15 +51,10 @@ struct freeze_guard {
 };
 
 /*
- * The guard maps /dev/null onto 0-2, so every descriptor it keeps must be above them: returns fd,
- * or a duplicate above 2 (closing fd), or -errno. A negative fd is returned as it is.
- */
-int freeze_guard_fd_above_stdio(int fd);
-
-/*
- * Start a guard over the n mount handles fds (open, above stdio, kept open by the caller until
- * freeze_guard_reap()), armed for timeout_ms, that calls thaw on fds[0..n_frozen) when it fires.
- * Returns once the guard is ready, 0, or a logged -errno (nothing is left running then).
+ * Start a guard over the n mount handles fds (open, above stdio (fd_move_above_stdio()), kept open
+ * by the caller until freeze_guard_reap()), armed for timeout_ms, that calls thaw on
+ * fds[0..n_frozen) when it fires. Returns once the guard is ready, 0, or a logged -errno (nothing
+ * is left running then).
  */
 int freeze_guard_start(struct freeze_guard *g, const int *fds, size_t n, unsigned timeout_ms,
                        guard_thaw_fn thaw);

@@ -20,6 +20,7 @@
 
 #include "hooks_list.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/parse.h"
@@ -81,21 +82,6 @@ static char **build_env(const char *phase, const struct hook_env *env)
  * A descriptor we hand to the child must not be 0, 1 or 2: it would be overwritten by the dup2()
  * calls that set up stdio. That happens when the daemon was started with stdio closed.
  */
-static int fd_move_above_stdio(int fd)
-{
-        int nfd;
-
-        if (fd < 0)
-                return -errno;
-        if (fd > STDERR_FILENO)
-                return fd;
-        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (nfd < 0)
-                nfd = -errno;
-        safe_close(fd);
-        return nfd;
-}
-
 static int make_pipe(int *ret_read, int *ret_write)
 {
         int fds[2];
@@ -558,8 +544,8 @@ static int run_supervised(const char *kind, const char *phase, char *const argv[
         if (r >= 0)
                 r = make_pipe(&err_r, &err_w);
         if (r >= 0) {
-                null_fd = fd_move_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
-                r = null_fd;
+                null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                r = null_fd = null_fd < 0 ? -errno : fd_move_above_stdio(null_fd);
         }
         if (r >= 0 && fcntl(out_r, F_SETFL, O_NONBLOCK) < 0)
                 r = -errno;

@@ -156,3 +156,16 @@ int find_executable(const char *name, const char *search_path, char **ret)
         }
         return -ENOENT;
 }
+
+int fd_move_above_stdio(int fd)
+{
+        int moved;
+
+        if (fd < 0 || fd > STDERR_FILENO)
+                return fd;
+        moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+        if (moved < 0)
+                moved = -errno;
+        safe_close(fd);
+        return moved;
+}

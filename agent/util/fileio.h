@@ -21,3 +21,10 @@ int mkdir_parents(const char *path, mode_t mode);
  * search_path (empty entries and relative directories are skipped). -ENOENT when none.
  */
 int find_executable(const char *name, const char *search_path, char **ret);
+
+/*
+ * A descriptor that is none of stdin, stdout, stderr (a child maps those, a guard maps /dev/null
+ * onto them): fd itself when above 2, else a close-on-exec duplicate above 2 (fd is closed), or
+ * -errno. A negative fd is returned as it is.
+ */
+int fd_move_above_stdio(int fd);
