@@ -70,6 +70,18 @@ int context_load_identity(struct context *ctx)
         return 0;
 }
 
+struct aws_transport context_aws_transport(const struct context *ctx)
+{
+        const struct config *c = ctx->config;
+
+        return (struct aws_transport){
+                .connect_timeout_ms = c->aws_connect_timeout_ms,
+                .timeout_ms = c->aws_timeout_ms,
+                .retry_deadline_ms = c->aws_retry_deadline_ms,
+                .max_attempts = c->aws_max_attempts,
+        };
+}
+
 int context_open_ec2(struct context *ctx)
 {
         const struct config *c = ctx->config;
@@ -84,10 +96,7 @@ int context_open_ec2(struct context *ctx)
         ec = (struct ec2_client_config){
                 .region = ctx->region,
                 .endpoint_url = c->endpoint_url,
-                .connect_timeout_ms = c->aws_connect_timeout_ms,
-                .timeout_ms = c->aws_timeout_ms,
-                .retry_deadline_ms = c->aws_retry_deadline_ms,
-                .max_attempts = c->aws_max_attempts,
+                .transport = context_aws_transport(ctx),
         };
         r = ec2_client_new(&ec, ctx->creds, &ctx->ec2);
         if (r < 0)

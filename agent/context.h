@@ -22,3 +22,5 @@ struct context *context_free(struct context *ctx);
 int context_load_identity(struct context *ctx);
 /* Create the EC2 client for the settled region (loads the identity first when needed). */
 int context_open_ec2(struct context *ctx);
+/* The [aws] keys that shape every AWS call: for EC2, KMS and SSM clients alike. */
+struct aws_transport context_aws_transport(const struct context *ctx);

@@ -27,9 +27,7 @@ int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *
                 struct awsjson_client_config jc = {
                         .region = regions[i],
                         .endpoint_url = cfg->endpoint_url,
-                        .timeout_ms = cfg->aws_timeout_ms,
-                        .retry_deadline_ms = cfg->aws_retry_deadline_ms,
-                        .max_attempts = cfg->aws_max_attempts,
+                        .transport = context_aws_transport(ctx),
                 };
 
                 if (c->n >= RUN_DIST_MAX)
@@ -43,10 +41,7 @@ int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *
                                 &(struct ec2_client_config){
                                         .region = regions[i],
                                         .endpoint_url = cfg->endpoint_url,
-                                        .connect_timeout_ms = cfg->aws_connect_timeout_ms,
-                                        .timeout_ms = cfg->aws_timeout_ms,
-                                        .retry_deadline_ms = cfg->aws_retry_deadline_ms,
-                                        .max_attempts = cfg->aws_max_attempts,
+                                        .transport = context_aws_transport(ctx),
                                 },
                                 ctx->creds, &c->r[c->n - 1].ec2);
                 jc.service = AWSJSON_KMS;

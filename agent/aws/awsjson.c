@@ -34,6 +34,7 @@ int awsjson_client_new(const struct awsjson_client_config *cfg, struct creds_pro
                        struct awsjson_client **ret)
 {
         _cleanup_free_ char *url = NULL;
+        struct aws_transport tp;
         struct awsjson_client *c;
         int r;
 
@@ -49,17 +50,15 @@ int awsjson_client_new(const struct awsjson_client_config *cfg, struct creds_pro
         if (!c)
                 return -ENOMEM;
         c->service = cfg->service;
+        tp = cfg->transport;
+        if (tp.max_body == 0 || tp.max_body > AWSJSON_MAX_BODY)
+                tp.max_body = AWSJSON_MAX_BODY;
         r = signed_post_new(
                 &(struct signed_post_config){.region = cfg->region,
                                              .service = services[cfg->service].signing_name,
                                              .endpoint = url,
                                              .content_type = AWSJSON_CONTENT_TYPE,
-                                             .timeout_ms = cfg->timeout_ms,
-                                             .retry_deadline_ms = cfg->retry_deadline_ms,
-                                             .retry_base_ms = cfg->retry_base_ms,
-                                             .retry_cap_ms = cfg->retry_cap_ms,
-                                             .max_attempts = cfg->max_attempts,
-                                             .max_body = AWSJSON_MAX_BODY},
+                                             .transport = tp},
                 creds, &c->sp);
         if (r < 0) {
                 free(c);

@@ -30,11 +30,7 @@ struct awsjson_client_config {
          * this, then https://kms.REGION.amazonaws.com (ssm.REGION...).
          */
         const char *endpoint_url;
-        unsigned timeout_ms;        /* per attempt; 0: 30000 */
-        unsigned retry_deadline_ms; /* 0: 120000 */
-        unsigned retry_base_ms;     /* 0: 200 */
-        unsigned retry_cap_ms;      /* 0: 20000 */
-        unsigned max_attempts;      /* 0: 8 */
+        struct aws_transport transport; /* max_body: at most AWSJSON_MAX_BODY */
 };
 
 struct creds_provider;

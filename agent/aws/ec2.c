@@ -50,21 +50,12 @@ int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *c
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        r = signed_post_new(
-                &(struct signed_post_config){.region = cfg->region,
-                                             .service = "ec2",
-                                             .endpoint = url,
-                                             .content_type = EC2_CONTENT_TYPE,
-                                             .connect_timeout_ms = cfg->connect_timeout_ms,
-                                             .timeout_ms = cfg->timeout_ms,
-                                             .retry_deadline_ms = cfg->retry_deadline_ms,
-                                             .retry_base_ms = cfg->retry_base_ms,
-                                             .retry_cap_ms = cfg->retry_cap_ms,
-                                             .max_attempts = cfg->max_attempts,
-                                             .max_body = cfg->max_body,
-                                             .clock = cfg->clock,
-                                             .clock_userdata = cfg->clock_userdata},
-                creds, &c->sp);
+        r = signed_post_new(&(struct signed_post_config){.region = cfg->region,
+                                                         .service = "ec2",
+                                                         .endpoint = url,
+                                                         .content_type = EC2_CONTENT_TYPE,
+                                                         .transport = cfg->transport},
+                            creds, &c->sp);
         if (r < 0) {
                 free(c);
                 return r;

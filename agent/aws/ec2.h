@@ -18,15 +18,7 @@ struct ec2_tag;
 struct ec2_client_config {
         const char *region;       /* required */
         const char *endpoint_url; /* config key; env AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL win */
-        unsigned connect_timeout_ms; /* 0: 3000 */
-        unsigned timeout_ms;         /* per attempt; 0: 30000 */
-        unsigned retry_deadline_ms;  /* all attempts of one call; 0: 120000 */
-        unsigned retry_base_ms;      /* 0: 200 */
-        unsigned retry_cap_ms;       /* 0: 20000 */
-        unsigned max_attempts;       /* 0: 8 */
-        size_t max_body;             /* 0: 8 MiB */
-        clock_fn clock;              /* for X-Amz-Date; NULL: real time */
-        void *clock_userdata;
+        struct aws_transport transport;
 };
 
 struct ec2_client;

@@ -44,20 +44,25 @@ bool aws_region_valid(const char *region);
 char *aws_endpoint_resolve(const char *env_name, const char *host, const char *region,
                            const char *configured);
 
-struct signed_post_config {
-        const char *region;   /* required; the signing region */
-        const char *service;  /* required; the signing service: "ec2", "kms", "ssm" */
-        const char *endpoint; /* required; an http(s) URL without credentials, query, fragment */
-        const char *content_type;    /* required */
+/* How calls go over the wire; the same for every client built on signed_post (EC2, KMS, SSM). */
+struct aws_transport {
         unsigned connect_timeout_ms; /* 0: 3000 */
         unsigned timeout_ms;         /* per attempt; 0: 30000 */
         unsigned retry_deadline_ms;  /* all attempts of one call; 0: 120000 */
         unsigned retry_base_ms;      /* 0: 200 */
         unsigned retry_cap_ms;       /* 0: 20000 */
         unsigned max_attempts;       /* 0: 8 */
-        size_t max_body;             /* 0: 8 MiB */
+        size_t max_body;             /* 0: 8 MiB; a client may lower it */
         clock_fn clock;              /* for X-Amz-Date; NULL: real time */
         void *clock_userdata;
+};
+
+struct signed_post_config {
+        const char *region;   /* required; the signing region */
+        const char *service;  /* required; the signing service: "ec2", "kms", "ssm" */
+        const char *endpoint; /* required; an http(s) URL without credentials, query, fragment */
+        const char *content_type; /* required */
+        struct aws_transport transport;
 };
 
 struct signed_post;

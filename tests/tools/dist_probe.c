@@ -206,6 +206,7 @@ int main(int argc, char **argv)
         struct creds_provider *creds = NULL;
         struct aws_error err = {};
         unsigned attempts = 0;
+        struct aws_transport transport;
         char *args[64];
         size_t n = 0;
         bool dry_run = false;
@@ -239,15 +240,15 @@ int main(int argc, char **argv)
                 usage("cannot make a credentials provider");
         out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "call", call);
+        transport = (struct aws_transport){
+                .max_attempts = attempts, .retry_base_ms = 20, .retry_cap_ms = 200};
         if (startswith(call, "kms-") || startswith(call, "ssm-")) {
                 struct awsjson_client *c = NULL;
                 struct awsjson_client_config cfg = {
                         .service = startswith(call, "kms-") ? AWSJSON_KMS : AWSJSON_SSM,
                         .region = region,
                         .endpoint_url = endpoint,
-                        .max_attempts = attempts,
-                        .retry_base_ms = 20,
-                        .retry_cap_ms = 200};
+                        .transport = transport};
 
                 if (awsjson_client_new(&cfg, creds, &c) < 0)
                         usage("cannot make the client");
@@ -258,11 +259,8 @@ int main(int argc, char **argv)
                 awsjson_client_free(c);
         } else {
                 struct ec2_client *c = NULL;
-                struct ec2_client_config cfg = {.region = region,
-                                                .endpoint_url = endpoint,
-                                                .max_attempts = attempts,
-                                                .retry_base_ms = 20,
-                                                .retry_cap_ms = 200};
+                struct ec2_client_config cfg = {
+                        .region = region, .endpoint_url = endpoint, .transport = transport};
 
                 if (ec2_client_new(&cfg, creds, &c) < 0)
                         usage("cannot make the client");

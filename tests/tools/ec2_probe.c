@@ -310,25 +310,25 @@ int main(int argc, char **argv)
                         cfg.region = optarg;
                         break;
                 case 'a':
-                        cfg.max_attempts = opt_uint(optarg);
+                        cfg.transport.max_attempts = opt_uint(optarg);
                         break;
                 case 'd':
-                        cfg.retry_deadline_ms = opt_uint(optarg);
+                        cfg.transport.retry_deadline_ms = opt_uint(optarg);
                         break;
                 case 'b':
-                        cfg.retry_base_ms = opt_uint(optarg);
+                        cfg.transport.retry_base_ms = opt_uint(optarg);
                         break;
                 case 'c':
-                        cfg.retry_cap_ms = opt_uint(optarg);
+                        cfg.transport.retry_cap_ms = opt_uint(optarg);
                         break;
                 case 't':
-                        cfg.timeout_ms = opt_uint(optarg);
+                        cfg.transport.timeout_ms = opt_uint(optarg);
                         break;
                 case 'C':
-                        cfg.connect_timeout_ms = opt_uint(optarg);
+                        cfg.transport.connect_timeout_ms = opt_uint(optarg);
                         break;
                 case 'm':
-                        cfg.max_body = opt_uint(optarg);
+                        cfg.transport.max_body = opt_uint(optarg);
                         break;
                 case 'D':
                         log_set_max_level(LOG_DEBUG);
