@@ -26,11 +26,7 @@ fi
 work="$OUT/deb"
 src="$work/ec2-imaged-$version"
 rm -rf "$work"
-mkdir -p "$src"
-git ls-files -z --cached --others --exclude-standard |
-        grep -zv -e '^build/' -e '^build-san/' -e '^packaging/debian/' |
-        xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
-        tar --null -T - -cf - | tar -xf - -C "$src"
+packaging/copy-source.sh "$src" packaging/debian/
 cp -r packaging/debian "$src/debian"
 # 3.0 (native) is only needed for a source build; the binary build takes the tree as it is.
 (cd "$src" && dpkg-buildpackage -b -us -uc --no-sign -j"$(nproc)" > "$work/build.log" 2>&1) || {

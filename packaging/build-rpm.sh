@@ -24,11 +24,8 @@ fi
 
 top="$OUT/rpm"
 rm -rf "$top"
-mkdir -p "$top/SOURCES" "$top/stage/ec2-imaged-$VERSION"
-git ls-files -z --cached --others --exclude-standard |
-        grep -zv -e '^build/' -e '^build-san/' |
-        xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
-        tar --null -T - -cf - | tar -xf - -C "$top/stage/ec2-imaged-$VERSION"
+mkdir -p "$top/SOURCES"
+packaging/copy-source.sh "$top/stage/ec2-imaged-$VERSION"
 tar -C "$top/stage" -czf "$top/SOURCES/ec2-imaged-$VERSION.tar.gz" "ec2-imaged-$VERSION"
 
 set -- --define "_topdir $top" --nodeps \
