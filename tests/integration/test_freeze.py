@@ -1,10 +1,11 @@
 """Real FIFREEZE/FITHAW on loop-mounted ext4 and xfs, driven through tests/tools/freeze_probe.
 
-Safety: everything frozen here is a scratch filesystem this file created (a sparse image under
-pytest's tmp dir, attached with `losetup -f`, mounted under the same tmp dir).  freeze_probe itself
-refuses any mount that is not on a loop device.  The `scratch` fixture's finalizer always runs
-`fsfreeze -u` on every scratch mount (errors ignored), kills what the test started, unmounts and
-detaches the loop devices, whatever happened in the test.  Every wait has a deadline.
+Safety: everything frozen here is a scratch filesystem this file created (tests/peers/scratchfs.py:
+a sparse image under pytest's tmp dir, attached with `losetup -f`, mounted under the same tmp dir).
+freeze_probe itself refuses any mount that is not on a loop device.  The `scratch` fixture's
+finalizer always runs `fsfreeze -u` on every scratch mount (errors ignored), kills what the test
+started and the thaw guards it saw, unmounts and detaches the loop devices, whatever happened in
+the test.  Every wait has a deadline.
 
 Run as root:
     EC2_IMAGED_TOOLS=$PWD/build/tools /usr/bin/python3 -m pytest tests/integration/test_freeze.py
@@ -12,28 +13,25 @@ Run as root:
 
 import ctypes
 import errno
-import fcntl
 import json
 import os
 import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from scratchfs import Writer, proc_state, wait_until  # tests/peers, on sys.path via conftest
+# tests/peers, on sys.path via conftest
+from scratchfs import ScratchFS, Writer, is_frozen, proc_state, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("EC2_IMAGED_TOOLS") or REPO / "build" / "tools")
 PROBE = TOOLS / "freeze_probe"
 
-FIFREEZE = 0xC0045877
-FITHAW = 0xC0045878
 PR_SET_CHILD_SUBREAPER = 36
 
 GUARD_EXIT_ORPHANED = 2  # agent/freeze.c: the guard thawed because its parent went away
@@ -51,15 +49,6 @@ pytestmark = [
                               "EC2_IMAGED_TOOLS)" % PROBE),
 ]
 
-SIZES = {"ext4": 64 << 20, "xfs": 300 << 20}  # mkfs.xfs wants >= 300 MiB
-
-WRITE_ONCE = r"""
-import os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-os.write(fd, b"written while thawed\n")
-os.fsync(fd)
-"""
-
 
 def run(args, timeout=60, check=True):
     return subprocess.run([str(a) for a in args], stdin=subprocess.DEVNULL, capture_output=True,
@@ -71,23 +60,6 @@ def proc_comm(pid):
         return Path("/proc/%d/comm" % pid).read_text().strip()
     except OSError:
         return None
-
-
-def is_frozen(mnt):
-    """Whether a scratch mount is frozen, asked the only way the kernel answers: FIFREEZE is
-    EBUSY on a frozen filesystem.  If it succeeds the mount was not frozen; undo it at once."""
-    fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        try:
-            fcntl.ioctl(fd, FIFREEZE, 0)
-        except OSError as e:
-            if e.errno == errno.EBUSY:
-                return True
-            raise
-        fcntl.ioctl(fd, FITHAW, 0)
-        return False
-    finally:
-        os.close(fd)
 
 
 class Probe:
@@ -136,96 +108,38 @@ class Probe:
         return "".join(self.stderr)
 
 
-class Scratch:
-    """Scratch filesystems and the processes that use them; cleanup() undoes everything."""
+class Scratch(ScratchFS):
+    """scratchfs.ScratchFS (64 MiB ext4, 300 MiB xfs, bind and tmpfs mounts, spawn, writable,
+    thaw_all, cleanup), plus freeze_probe runs and the thaw guards they report."""
 
     def __init__(self, base):
-        self.base = base
-        self.loops, self.mounts, self.procs = [], [], []
+        super().__init__(base=base)
         self.guard_pids = set()
 
-    def add_fs(self, kind):
-        img = self.base / ("%s.img" % kind)
-        with open(img, "wb") as f:
-            f.truncate(SIZES[kind])
-        if kind == "xfs":
-            run(["mkfs.xfs", "-q", "-f", img])
-        else:
-            run(["mkfs.ext4", "-q", "-F", img])
-        loop = run(["losetup", "-f", "--show", img]).stdout.strip()
-        assert loop.startswith("/dev/loop"), loop
-        self.loops.append(loop)
-        mnt = self.base / kind
-        mnt.mkdir()
-        run(["mount", loop, mnt])
-        self.mounts.append(mnt)
-        return mnt
-
-    def bind(self, src, name):
-        mnt = self.base / name
-        mnt.mkdir()
-        run(["mount", "--bind", src, mnt])
-        self.mounts.append(mnt)
-        return mnt
-
-    def tmpfs(self, name):
-        mnt = self.base / name
-        mnt.mkdir()
-        run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt])
-        self.mounts.append(mnt)
-        return mnt
-
-    def spawn(self, args, **kw):
-        kw.setdefault("stdin", subprocess.DEVNULL)
-        proc = subprocess.Popen([str(a) for a in args], start_new_session=True, **kw)
-        self.procs.append(proc)
-        return proc
-
     def probe(self, *args, **kw):
-        p = Probe(self, args, **kw)
-        return p
+        return Probe(self, args, **kw)
 
-    def writable(self, mnt, timeout=DEADLINE):
-        """Write and fsync a file from a new process.  A process stuck on a frozen filesystem
-        cannot be killed until the thaw, so on timeout it is left for cleanup() to reap."""
-        proc = self.spawn([sys.executable, "-c", WRITE_ONCE, Path(mnt) / "probe-write"])
-        try:
-            return proc.wait(timeout=timeout) == 0
-        except subprocess.TimeoutExpired:
-            return False
+    def writable(self, mnt, timeout=DEADLINE):  # these tests' deadline, not ScratchFS's 10 s
+        return super().writable(mnt, timeout=timeout)
 
     def note_guard(self, pid):
         self.guard_pids.add(pid)
 
-    def thaw_everything(self):
-        for mnt in self.mounts:
-            subprocess.run(["fsfreeze", "-u", str(mnt)], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=DEADLINE)
-
     def cleanup(self):
-        # Thaw first: a process blocked on a frozen filesystem cannot die, and neither an
-        # unmount nor a detach can finish while a superblock stays frozen.
-        self.thaw_everything()
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            try:
-                proc.wait(timeout=DEADLINE)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in self.guard_pids:
-            if proc_comm(pid) == "ec2-imaged-guar":
-                os.kill(pid, signal.SIGKILL)
-        self.thaw_everything()
-        for mnt in reversed(self.mounts):
-            for _ in range(50):
-                if subprocess.run(["umount", str(mnt)], stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=DEADLINE).returncode == 0:
-                    break
-                time.sleep(0.1)
-        for loop in self.loops:
-            subprocess.run(["losetup", "-d", loop], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=DEADLINE)
+        # Thaw first (a guard may still hold a freeze), then kill the guards still alive (their
+        # pid may have been reaped and reused: check the name), then the rest.
+        try:
+            if os.getpid() == self.owner_pid:
+                self.thaw_all()
+                for pid in self.guard_pids:
+                    if proc_comm(pid) == "ec2-imaged-guar":
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass  # it exited in between
+                self.guard_pids.clear()
+        finally:
+            super().cleanup()
 
 
 @pytest.fixture
@@ -275,7 +189,7 @@ def frozen_line(probe, mounts):
 
 @pytest.mark.parametrize("kind", ["ext4", "xfs"])
 def test_freeze_blocks_writer_until_thaw(scratch, kind):
-    mnt = scratch.add_fs(kind)
+    mnt = scratch.make(kind)
     writer = Writer(scratch, mnt / "writer.dat")
     assert writer.progresses_past(5), "writer made no progress before the freeze"
 
@@ -300,7 +214,7 @@ def test_freeze_blocks_writer_until_thaw(scratch, kind):
 
 
 def test_freeze_and_thaw_both_kinds(scratch):
-    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4, xfs)
     line = frozen_line(probe, [ext4, xfs])
     guard = line["guard_pid"]
@@ -317,7 +231,7 @@ def test_freeze_and_thaw_both_kinds(scratch):
 
 
 def test_guard_thaws_after_sigkill(scratch, subreaper):
-    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
     writer = Writer(scratch, xfs / "writer.dat")
     assert writer.progresses_past(3)
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4, xfs)
@@ -336,7 +250,7 @@ def test_guard_thaws_after_sigkill(scratch, subreaper):
 
 
 def test_guard_thaws_when_main_process_exits_without_thawing(scratch, subreaper):
-    ext4 = scratch.add_fs("ext4")
+    ext4 = scratch.make("ext4")
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-ms", 0, "--no-thaw", ext4)
     guard = frozen_line(probe, [ext4])["guard_pid"]
     scratch.note_guard(guard)
@@ -347,7 +261,7 @@ def test_guard_thaws_when_main_process_exits_without_thawing(scratch, subreaper)
 
 
 def test_guard_thaws_on_timeout_when_main_process_hangs(scratch):
-    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
     writer = Writer(scratch, ext4 / "writer.dat")
     assert writer.progresses_past(3)
     probe = scratch.probe("--timeout-ms", 2000, "--hang", ext4, xfs)
@@ -365,7 +279,7 @@ def test_guard_thaws_on_timeout_when_main_process_hangs(scratch):
 
 
 def test_sigterm_handler_thaws(scratch):
-    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", "--sigterm-handler",
                           ext4, xfs)
     scratch.note_guard(frozen_line(probe, [ext4, xfs])["guard_pid"])
@@ -379,7 +293,7 @@ def test_sigterm_handler_thaws(scratch):
 
 
 def test_guard_death_makes_the_main_process_thaw(scratch):
-    ext4 = scratch.add_fs("ext4")
+    ext4 = scratch.make("ext4")
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4)
     guard = frozen_line(probe, [ext4])["guard_pid"]
     scratch.note_guard(guard)
@@ -394,7 +308,7 @@ def test_guard_death_makes_the_main_process_thaw(scratch):
 
 
 def test_guard_ignores_group_signals(scratch):
-    ext4 = scratch.add_fs("ext4")
+    ext4 = scratch.make("ext4")
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4)
     guard = frozen_line(probe, [ext4])["guard_pid"]
     scratch.note_guard(guard)
@@ -412,7 +326,7 @@ def test_guard_ignores_group_signals(scratch):
 
 
 def test_bind_mount_frozen_once(scratch):
-    ext4 = scratch.add_fs("ext4")
+    ext4 = scratch.make("ext4")
     (ext4 / "sub").mkdir()
     bind = scratch.bind(ext4, "bind")
     subbind = scratch.bind(ext4 / "sub", "subbind")
@@ -426,7 +340,7 @@ def test_bind_mount_frozen_once(scratch):
 
 
 def test_failure_to_freeze_second_thaws_first(scratch):
-    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
     run(["fsfreeze", "-f", xfs])  # someone else's freeze: ours must fail with EBUSY
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, ext4, xfs, stdin=subprocess.DEVNULL)
     line = probe.next()
@@ -442,7 +356,7 @@ def test_failure_to_freeze_second_thaws_first(scratch):
 
 
 def test_thaw_all_reports_what_was_frozen(scratch):
-    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
     run(["fsfreeze", "-f", ext4])
     probe = scratch.probe("--thaw-all", ext4, xfs, stdin=subprocess.DEVNULL)
     assert probe.next() == {"thawed_mounts": [str(ext4)], "count": 1}
@@ -452,7 +366,7 @@ def test_thaw_all_reports_what_was_frozen(scratch):
 
 
 def test_thaw_all_skips_entries_that_are_no_longer_mounts(scratch):
-    ext4, xfs = scratch.add_fs("ext4"), scratch.add_fs("xfs")
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
     gone = ext4 / "was-a-mount"
     gone.mkdir()
     run(["fsfreeze", "-f", xfs])
@@ -464,7 +378,7 @@ def test_thaw_all_skips_entries_that_are_no_longer_mounts(scratch):
 
 
 def test_directory_that_is_not_a_mount_point_is_refused(scratch):
-    ext4 = scratch.add_fs("ext4")
+    ext4 = scratch.make("ext4")
     sub = ext4 / "sub"
     sub.mkdir()
     # Through selection (mountinfo) ...

@@ -6,14 +6,17 @@ Plain Python (no pytest), so that tests and scripts such as the demo can share i
     with ScratchFS() as scratch:
         ext4 = scratch.make("ext4")          # -> Path of the mount point
         xfs = scratch.make("xfs")
+        view = scratch.bind(ext4, "view")    # a bind mount of it; scratch.tmpfs("t"): a tmpfs
         ... freeze them, scratch.is_frozen(ext4), scratch.writable(xfs) ...
     # left: every mount thawed, unmounted, detached, its image removed
 
 Safety: the only filesystems this module ever thaws or unmounts are the ones it made itself.
 cleanup() always runs `fsfreeze -u` on each of them first (a frozen superblock blocks the unmount
 and every process writing to it), then unmounts (lazily as a last resort), detaches the loop
-device and removes the image.  It is idempotent, and it also runs at interpreter exit and on
-SIGTERM in the process that made the filesystems.  Needs root, util-linux, e2fsprogs, xfsprogs.
+device and removes the image.  The bind and tmpfs mounts it made (bind(), tmpfs()) are unmounted
+before any filesystem, newest first; a bind mount is only thawed when its source is on one of its
+own filesystems, a tmpfs never.  cleanup() is idempotent, and it also runs at interpreter exit and
+on SIGTERM in the process that made the filesystems.  Needs root, util-linux, e2fsprogs, xfsprogs.
 """
 
 import atexit
@@ -99,10 +102,21 @@ def missing_tools():
 
 
 class _Fs:
-    def __init__(self, fstype, img, mnt):
+    def __init__(self, fstype, img, mnt, thaw=True):
         self.fstype, self.img, self.mnt = fstype, img, mnt
         self.loop = None
         self.mounted = False
+        self.thaw = thaw  # whether `fsfreeze -u` on mnt touches nothing but our own filesystems
+
+
+def _within(path, roots):
+    """Whether PATH (resolved) is one of ROOTS or below one of them."""
+    path = os.path.realpath(path)
+    for root in roots:
+        root = os.path.realpath(root)
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return True
+    return False
 
 
 class ScratchFS:
@@ -112,6 +126,7 @@ class ScratchFS:
         self.owner_pid = os.getpid()
         self.dir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
         self._fs = []
+        self._extra = []  # bind and tmpfs mounts (_Fs without image or loop device)
         self._procs = []
         self._lock = threading.RLock()
         self._cleaning = False
@@ -130,7 +145,7 @@ class ScratchFS:
             if self._closed:
                 raise RuntimeError("ScratchFS already cleaned up")
             if name is None:
-                taken = {fs.mnt.name for fs in self._fs}
+                taken = {fs.mnt.name for fs in self._fs + self._extra}
                 name, n = fstype, 2
                 while name in taken:
                     name, n = "%s-%d" % (fstype, n), n + 1
@@ -149,10 +164,35 @@ class ScratchFS:
             fs.mounted = True
             return fs.mnt
 
+    def bind(self, src, name):
+        """Bind-mount SRC at DIR/NAME; returns the mount point.  cleanup() unmounts it before
+        any of the filesystems (a bind of one of them must go first)."""
+        with self._lock:
+            own = [fs.mnt for fs in self._fs + self._extra if fs.mounted and fs.thaw]
+            return self._mount_extra("bind", name, ["mount", "--bind", src],
+                                     thaw=_within(src, own))
+
+    def tmpfs(self, name):
+        """Mount a 1 MiB tmpfs at DIR/NAME; returns the mount point."""
+        return self._mount_extra("tmpfs", name, ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs"],
+                                 thaw=False)
+
+    def _mount_extra(self, kind, name, cmd, thaw):
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ScratchFS already cleaned up")
+            fs = _Fs(kind, None, self.dir / name, thaw=thaw)
+            fs.mnt.mkdir()
+            self._extra.append(fs)
+            _run(cmd + [fs.mnt])
+            fs.mounted = True
+            return fs.mnt
+
     @property
     def mounts(self):
-        """Mount points made so far (and not yet cleaned up)."""
-        return [fs.mnt for fs in self._fs if fs.mounted]
+        """Mount points made so far (and not yet cleaned up): the filesystems, then the bind
+        and tmpfs mounts."""
+        return [fs.mnt for fs in self._fs + self._extra if fs.mounted]
 
     def loop_of(self, mnt):
         for fs in self._fs:
@@ -183,9 +223,10 @@ class ScratchFS:
             return False
 
     def thaw_all(self):
-        """fsfreeze -u on every scratch mount, errors ignored (EINVAL: it was not frozen)."""
-        for fs in self._fs:
-            if fs.mounted:
+        """fsfreeze -u on every scratch mount, errors ignored (EINVAL: it was not frozen); bind
+        mounts too when their source is ours (the same superblock), never a tmpfs."""
+        for fs in self._fs + self._extra:
+            if fs.mounted and fs.thaw:
                 _quiet(["fsfreeze", "-u", fs.mnt])
 
     # ------------------------------------------------------------ cleaning up
@@ -219,6 +260,10 @@ class ScratchFS:
             except subprocess.TimeoutExpired:
                 pass
         self._procs = []
+        for fs in reversed(self._extra):
+            if fs.mounted:
+                self._unmount(fs)
+        self._extra = []
         for fs in reversed(self._fs):
             if fs.mounted:
                 self._unmount(fs)
@@ -235,7 +280,8 @@ class ScratchFS:
 
     def _unmount(self, fs):
         for attempt in range(30):
-            _quiet(["fsfreeze", "-u", fs.mnt])
+            if fs.thaw:
+                _quiet(["fsfreeze", "-u", fs.mnt])
             if _quiet(["umount", fs.mnt]) == 0 or not _mounted(fs.mnt):
                 fs.mounted = False
                 return
