@@ -113,7 +113,8 @@ GUEST_FILES = {
         "echo \"E2E-PRE-IMAGE run=$EC2_IMAGED_RUN_ID boot=$(cat /proc/sys/kernel/random/boot_id)"
         " machine-id=$(cat /etc/machine-id)"
         " hostkey=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub)"
-        " ds=$(cat /run/cloud-init/cloud-id 2>/dev/null || echo none)\" > /dev/console\n",
+        " ds=$(cat /run/cloud-init/cloud-id 2>/dev/null || echo none)"
+        " cloudinit=$(cloud-init status 2>/dev/null | awk '{print $2}')\" > /dev/console\n",
     "etc/ec2-imaged/hooks/post-image.d/90-e2e-report":
         "#!/bin/sh\n# e2e: say on the console that the run is over, and report the system.\n"
         "echo \"E2E-POST-IMAGE $IMAGE_ID\" > /dev/console\n"
@@ -426,6 +427,9 @@ def run_mode(mode, gold, moto, procs):
           "the run)" % before.get("ds"))
     check(rep.get("cloudinit") == "done", "cloud-init status after the run: %s"
           % rep.get("cloudinit"))
+    # runcmd's `trigger --wait` runs inside cloud-init; the directive's run waits for its end.
+    check(before.get("cloudinit") == ("running" if mode == "no-reboot" else "done"),
+          "cloud-init status when the pre-image hooks ran: %s" % before.get("cloudinit"))
     check(rep.get("ciid") == golden_id, "golden's cloud-init state names the golden instance "
           "after the run: %s" % rep.get("ciid"))
     check(rep.get("timer") == "disabled", "run timer shipped disabled")
