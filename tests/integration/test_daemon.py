@@ -572,12 +572,18 @@ def test_first_boot_user_data_runs_once_per_instance(rig):
     assert len(rig.images()) == 1 and len(rig.history()) == 1
 
 
-def test_first_boot_waits_for_cloud_init(rig):
-    (rig.cloud_init_dir / "running").touch()
-    rig.configure("user_data = yes\n")
+def first_boot_daemon(rig, extra=""):
+    """A ready daemon whose user-data asks for a first-boot run."""
+    rig.configure("user_data = yes\n" + extra)
     rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
     d = rig.daemon()
     d.ready()
+    return d
+
+
+def test_first_boot_waits_for_cloud_init(rig):
+    (rig.cloud_init_dir / "running").touch()
+    d = first_boot_daemon(rig)
     assert wait_until(lambda: (rig.cloud_init_dir / "calls").exists()), d.err
     assert "Waiting up to 1800 s for cloud-init to finish" in d.err
     time.sleep(2)  # cloud-init still "running": nothing may happen meanwhile
@@ -593,10 +599,7 @@ def test_first_boot_waits_for_cloud_init(rig):
 @pytest.mark.parametrize("status, ran", [(1, False), (2, True)])
 def test_first_boot_after_cloud_init_errors(rig, status, ran):
     (rig.cloud_init_dir / "exit").write_text("%d\n" % status)
-    rig.configure("user_data = yes\n")
-    rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
-    d = rig.daemon()
-    d.ready()
+    d = first_boot_daemon(rig)
     if ran:
         assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
         assert "cloud-init finished with recoverable errors" in d.err
@@ -606,16 +609,13 @@ def test_first_boot_after_cloud_init_errors(rig, status, ran):
         assert ("No first-boot run: helper cloud-init (first-boot wait) exited with status 1; "
                 "see `cloud-init status --long`" in d.err), d.err
         assert rig.images() == [] and rig.history() == []
-    # Either way the instance had its first-boot decision: the next start does nothing.
+    # Either way the decision is recorded: this instance is not tried again.
     assert (rig.state_dir / "first-boot").read_text() == rig.instance_id + "\n"
 
 
 def test_first_boot_cloud_init_wait_off(rig):
     (rig.cloud_init_dir / "running").touch()
-    rig.configure("user_data = yes\ncloud_init_wait_s = 0\n")
-    rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
-    d = rig.daemon()
-    d.ready()
+    d = first_boot_daemon(rig, "cloud_init_wait_s = 0\n")
     assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
     assert not (rig.cloud_init_dir / "calls").exists()
 
