@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
 libcurl4-openssl-dev libcjson-dev libsystemd-dev libinih-dev libxml2-dev libssl-dev libcmocka-dev
 python3 python3-pytest python3-botocore amazon-ec2-utils awscli
 xfsprogs e2fsprogs util-linux procps time
-shellcheck mmdebstrap dpkg-dev apt-utils"
+shellcheck mmdebstrap dpkg-dev apt-utils rpm createrepo-c"
 
 # shellcheck disable=SC2086 # one word per package
 "$(dirname "$0")/install-debs.sh" $PKGS

@@ -1,9 +1,10 @@
 """A Debian root filesystem built with mmdebstrap, cached under build/ between runs.
 
 The cache is keyed by a hash of everything that shapes it (suite, mirror, variant, package
-list): build/rootfs/<hash>/.  It is built into a temporary directory and renamed into place
-when mmdebstrap succeeds, so a cache entry is never half made.  Tests never touch the cached
-tree: they copy it (`cp -a`) and work on the copy.
+list): build/rootfs/<hash>/.  A caller may ask for packages beyond PACKAGES (extra=(...)): that
+root is another cache entry, keyed by the whole list.  It is built into a temporary directory
+and renamed into place when mmdebstrap succeeds, so a cache entry is never half made.  Tests
+never touch the cached tree: they copy it (`cp -a`) and work on the copy.
 """
 
 import fcntl
@@ -34,9 +35,9 @@ def debian_mirror():
     return "http://deb.debian.org/debian"
 
 
-def key(mirror=None):
+def key(mirror=None, extra=()):
     mirror = mirror or debian_mirror()
-    text = "\n".join([SUITE, VARIANT, mirror] + sorted(PACKAGES))
+    text = "\n".join([SUITE, VARIANT, mirror] + sorted(PACKAGES + tuple(extra)))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -49,10 +50,12 @@ def unavailable():
     return None
 
 
-def ensure(log=None):
-    """Path of the cached root filesystem, building it first when missing."""
+def ensure(log=None, extra=()):
+    """Path of the cached root filesystem (with the packages extra besides PACKAGES), building it
+    first when missing."""
+    extra = tuple(extra)
     mirror = debian_mirror()
-    dest = CACHE / key(mirror)
+    dest = CACHE / key(mirror, extra)
     if (dest / "etc" / "os-release").exists():
         return dest
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -61,14 +64,15 @@ def ensure(log=None):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (dest / "etc" / "os-release").exists():
             return dest
-        return _build(mirror, dest, log)
+        return _build(mirror, dest, log, extra)
 
 
-def _build(mirror, dest, log):
+def _build(mirror, dest, log, extra=()):
     tmp = CACHE / (dest.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    cmd = ["mmdebstrap", "--mode=root", "--variant=" + VARIANT, "--include=" + ",".join(PACKAGES),
+    cmd = ["mmdebstrap", "--mode=root", "--variant=" + VARIANT,
+           "--include=" + ",".join(PACKAGES + extra),
            "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
            "--dpkgopt=path-exclude=/usr/share/locale/*", SUITE, str(tmp), mirror]
     out = open(log, "w") if log else subprocess.DEVNULL
@@ -96,9 +100,10 @@ LIB = "/usr/lib/ec2-imaged/hooks"
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def clone(dest):
-    """A private copy of the cached root at dest (which must not exist)."""
-    base = ensure(log=str(REPO / "build" / "test-logs" / "rootfs-build.log"))
+def clone(dest, extra=(), log=None):
+    """A private copy of the cached root (with the packages extra) at dest (which must not
+    exist)."""
+    base = ensure(log=log or str(REPO / "build" / "test-logs" / "rootfs-build.log"), extra=extra)
     subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(dest)], check=True)
     return Path(dest)
 

@@ -1,0 +1,203 @@
+"""The shipped patch hook's dnf path, with Debian's own builds of the real dnf and rpm.
+
+test_patching.py covers apt. Here the root is the mmdebstrap one of tests/peers/rootfs.py with
+Debian's dnf, dnf-plugins-core (for `dnf needs-restarting`) and zypper added (its own cache
+entry); apt-get is removed from each copy, so the hook takes its dnf path. The packages are
+.rpms built by the test with rpmbuild, indexed with createrepo_c and served to dnf as
+file:///srv/rpmrepo inside the root; the 1.0 versions are installed with the root's dnf first.
+Debian's rpm keeps its database in ~/.rpmdb (/root/.rpmdb in the root): it holds only the
+test's packages.
+
+Reboot detection goes through `dnf needs-restarting -r`, which reports a reboot when a package
+it counts as core was installed after boot; the 1.1 build of ec2i-kernel ships
+/etc/dnf/plugins/needs-restarting.d/ec2i-kernel.conf naming itself, as the plugin lets a
+package do, so upgrading it is what asks for the reboot.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "peers"))
+import rootfs  # noqa: E402
+
+EXTRA = ("dnf", "dnf-plugins-core", "rpm")
+LOG = str(REPO / "build" / "test-logs" / "rootfs-rpm-build.log")
+NAMES = ("ec2i-app", "ec2i-held", "ec2i-kernel")
+
+SPEC = """Name: %(name)s
+Version: %(version)s
+Release: 1
+Summary: ec2-imaged patch test package
+License: MIT
+BuildArch: noarch
+
+%%description
+ec2-imaged patch test package.
+
+%%install
+mkdir -p %%{buildroot}/usr/share/%(name)s
+echo %(version)s > %%{buildroot}/usr/share/%(name)s/version
+%(install)s
+
+%%files
+/usr/share/%(name)s
+%(files)s
+"""
+
+NEEDS_RESTARTING = "/etc/dnf/plugins/needs-restarting.d/%s.conf"
+
+
+def build_rpm(top, name, version):
+    """An .rpm of name-version-1.noarch holding /usr/share/NAME/version (and, for ec2i-kernel
+    1.1, the needs-restarting.d file that makes the plugin count it as core)."""
+    install = files = ""
+    if name == "ec2i-kernel" and version != "1.0":
+        conf = NEEDS_RESTARTING % name
+        install = "mkdir -p %%{buildroot}%s\necho %s > %%{buildroot}%s" % (
+            str(Path(conf).parent), name, conf)
+        files = conf
+    spec = top / ("%s-%s.spec" % (name, version))
+    spec.write_text(SPEC % dict(name=name, version=version, install=install, files=files))
+    r = subprocess.run(["rpmbuild", "--define", "_topdir %s" % top,
+                        "--define", "_dbpath %s/db" % top, "--nodeps", "-bb", str(spec)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r
+    rpm = top / "RPMS" / "noarch" / ("%s-%s-1.noarch.rpm" % (name, version))
+    assert rpm.exists(), r
+    return rpm
+
+
+@pytest.fixture(scope="module")
+def rpms(tmp_path_factory):
+    """The .rpms, built once: {"1.0": [paths], "1.1": [paths]}."""
+    why = rootfs.unavailable()
+    if why:
+        pytest.skip(why)
+    for tool, pkg in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c")):
+        if not shutil.which(tool):
+            pytest.skip("%s not installed (apt-get install %s)" % (tool, pkg))
+    top = tmp_path_factory.mktemp("rpmbuild")
+    return {v: [build_rpm(top, n, v) for n in NAMES] for v in ("1.0", "1.1")}
+
+
+@pytest.fixture(scope="module")
+def base(rpms):
+    try:
+        return rootfs.ensure(log=LOG, extra=EXTRA)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        pytest.fail("cannot build the Debian root filesystem with dnf: %s" % e)
+
+
+def dnf(root, args):
+    return rootfs.ns_run(root, "inroot dnf %s" % args)
+
+
+@pytest.fixture
+def root(base, rpms, tmp_path):
+    """A copy of the root without apt-get, with version 1.0 of the packages installed and a
+    local repository holding 1.1 of each."""
+    r = rootfs.clone(tmp_path / "root", extra=EXTRA, log=LOG)
+    (r / "usr/bin/apt-get").unlink()
+    repo = r / "srv/rpmrepo"
+    repo.mkdir(parents=True)
+    for p in rpms["1.1"]:
+        shutil.copy(p, repo / p.name)
+    c = subprocess.run(["createrepo_c", "-q", str(repo)], capture_output=True, text=True,
+                       timeout=300)
+    assert c.returncode == 0, c
+    for f in (r / "etc/yum.repos.d").glob("*"):
+        f.unlink()
+    (r / "etc/yum.repos.d").mkdir(parents=True, exist_ok=True)
+    (r / "etc/yum.repos.d/ec2i.repo").write_text(
+        "[ec2i]\nname=ec2-imaged test\nbaseurl=file:///srv/rpmrepo\ngpgcheck=0\n"
+        "repo_gpgcheck=0\nenabled=1\n")
+    # Debian enables dnf-plugins-core's "local" plugin, which copies every package dnf installs
+    # into a repository of its own made with createrepo_c; Fedora, RHEL and Amazon Linux do not
+    # ship it enabled.
+    (r / "etc/dnf/plugins/local.conf").write_text("[main]\nenabled = false\n")
+    for p in rpms["1.0"]:
+        shutil.copy(p, r / "tmp" / p.name)
+    res = dnf(r, "-y --disablerepo=* install %s"
+              % " ".join("/tmp/" + p.name for p in rpms["1.0"]))
+    assert res.returncode == 0, res
+    for n in NAMES:
+        assert installed(r, n) == "1.0"
+    # dnf ran once already; each test's hook run must fetch the repository itself.
+    shutil.rmtree(r / "var/cache/dnf", ignore_errors=True)
+    yield r
+    assert rootfs.mounts_under(tmp_path) == []
+
+
+def installed(root, name):
+    """The version of name in the root's rpm database, or None."""
+    r = rootfs.ns_run(root, "inroot rpm -q --qf '%%{VERSION}' %s" % name)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def patch(root, config, dry=False):
+    rootfs.install_hooks(root, config, enable=("patch",))
+    env = "EC2_IMAGED_PHASE=pre-image EC2_IMAGED_MODE=no-reboot INSTANCE_ID=i-0123456789abcdef0"
+    if dry:
+        env += " EC2_IMAGED_DRY_RUN=1"
+    # `dnf needs-restarting -r` takes the boot time from the time of /proc/1's inode; in the
+    # fresh proc that ns_run mounts that inode is made when first looked at, after the upgrade,
+    # so nothing would look newer than the boot. The hook gets the system's /proc instead, as
+    # on an instance, where it has been there since boot.
+    return rootfs.ns_run(root, 'umount "$ROOT/proc"; mount --bind /proc "$ROOT/proc"\n'
+                         "rc=0; inroot %s /etc/ec2-imaged/hooks/pre-image.d/10-patch"
+                         " || rc=$?; exit $rc" % env)
+
+
+def test_upgrade_honours_the_hold_list_and_asks_for_a_reboot_mode_image(root):
+    conf = (root / "etc/dnf/dnf.conf").read_bytes()
+    r = patch(root, "[patch]\nhold = ec2i-held\non_reboot_required = reboot-mode\n"
+                    "[run]\nstate_dir = /var/lib/ec2-imaged\n")
+    assert r.returncode == 0, r
+    assert installed(root, "ec2i-app") == "1.1"
+    assert installed(root, "ec2i-kernel") == "1.1"
+    assert installed(root, "ec2i-held") == "1.0"
+    # Held for the upgrade only: dnf's configuration is as it was and the next upgrade (the
+    # operator's, on an instance of the image) would take ec2i-held too.
+    assert (root / "etc/dnf/dnf.conf").read_bytes() == conf
+    later = dnf(root, "-q check-update")
+    assert later.returncode == 100 and "ec2i-held" in later.stdout, later
+    marker = root / "var/lib/ec2-imaged/reboot-required"
+    assert marker.read_text() == "dnf needs-restarting -r\n"
+    assert "asking for a reboot-mode image" in r.stderr
+
+
+def test_reboot_required_can_stop_the_run(root):
+    r = patch(root, "[patch]\non_reboot_required = fail\n")
+    assert r.returncode == 100, r
+    assert "a reboot is required (dnf needs-restarting -r)" in r.stderr
+    assert [installed(root, n) for n in NAMES] == ["1.1"] * 3
+    assert not (root / "var/lib/ec2-imaged/reboot-required").exists()
+
+
+def test_reboot_required_ignored_by_default(root):
+    r = patch(root, "")
+    assert r.returncode == 0, r
+    assert "on_reboot_required = ignore" in r.stderr
+    assert not (root / "var/lib/ec2-imaged/reboot-required").exists()
+
+
+def test_no_reboot_asked_when_no_core_package_changed(root):
+    r = patch(root, "[patch]\nhold = ec2i-kernel\non_reboot_required = fail\n")
+    assert r.returncode == 0, r
+    assert "reboot" not in r.stderr
+    assert installed(root, "ec2i-app") == "1.1" and installed(root, "ec2i-kernel") == "1.0"
+
+
+def test_dry_run_changes_nothing(root):
+    r = patch(root, "[patch]\nhold = ec2i-held\non_reboot_required = fail\n", dry=True)
+    assert r.returncode == 0, r
+    assert "ec2i-app" in r.stdout and "ec2i-held" not in r.stdout, r
+    assert [installed(root, n) for n in NAMES] == ["1.0"] * 3
+    assert not (root / "var/lib/ec2-imaged/reboot-required").exists()
+    # Not asserted: unlike the apt dry run (lists in a scratch directory), `dnf check-update`
+    # refreshes the metadata in the root's own /var/cache/dnf.
