@@ -1,17 +1,19 @@
-"""The shipped patch hook's dnf path, with Debian's own builds of the real dnf and rpm.
+"""The shipped patch hook's dnf and zypper paths, with Debian's own builds of the real dnf,
+zypper (libzypp) and rpm.
 
-test_patching.py covers apt. Here the root is the mmdebstrap one of tests/peers/rootfs.py with
-Debian's dnf, dnf-plugins-core (for `dnf needs-restarting`) and zypper added (its own cache
-entry); apt-get is removed from each copy, so the hook takes its dnf path. The packages are
-.rpms built by the test with rpmbuild, indexed with createrepo_c and served to dnf as
-file:///srv/rpmrepo inside the root; the 1.0 versions are installed with the root's dnf first.
-Debian's rpm keeps its database in ~/.rpmdb (/root/.rpmdb in the root): it holds only the
-test's packages.
+test_patching.py covers apt. Here the roots are the mmdebstrap one of tests/peers/rootfs.py with
+Debian's dnf, dnf-plugins-core (for `dnf needs-restarting`) and rpm added, and another with
+zypper and rpm added (each its own cache entry); apt-get is removed from each copy, so the hook
+takes the dnf or the zypper path. The packages are .rpms built by the test with rpmbuild,
+indexed with createrepo_c and served as file:///srv/rpmrepo inside the root; the 1.0 versions
+are installed first (with the root's dnf; with rpm in the zypper root). The rpm database holds
+only the test's packages.
 
-Reboot detection goes through `dnf needs-restarting -r`, which reports a reboot when a package
-it counts as core was installed after boot; the 1.1 build of ec2i-kernel ships
-/etc/dnf/plugins/needs-restarting.d/ec2i-kernel.conf naming itself, as the plugin lets a
-package do, so upgrading it is what asks for the reboot.
+Reboot detection: `dnf needs-restarting -r` reports a reboot when a package it counts as core
+was installed after boot; libzypp writes /run/reboot-needed when it installs a package that
+provides installhint(reboot-needed). The 1.1 build of ec2i-kernel does both: it ships
+/etc/dnf/plugins/needs-restarting.d/ec2i-kernel.conf naming itself, as the plugin lets a package
+do, and has the provide; so upgrading it is what asks for the reboot.
 """
 
 import shutil
@@ -35,6 +37,7 @@ Release: 1
 Summary: ec2-imaged patch test package
 License: MIT
 BuildArch: noarch
+%(provides)s
 
 %%description
 ec2-imaged patch test package.
@@ -53,16 +56,20 @@ NEEDS_RESTARTING = "/etc/dnf/plugins/needs-restarting.d/%s.conf"
 
 
 def build_rpm(top, name, version):
-    """An .rpm of name-version-1.noarch holding /usr/share/NAME/version (and, for ec2i-kernel
-    1.1, the needs-restarting.d file that makes the plugin count it as core)."""
-    install = files = ""
+    """An .rpm of name-version-1.noarch holding /usr/share/NAME/version. ec2i-kernel 1.1 asks
+    for a reboot as each package manager lets a package do: dnf's needs-restarting counts it
+    as core through the needs-restarting.d file it ships, and libzypp flags a reboot
+    (/run/reboot-needed) for it by its installhint(reboot-needed) provide."""
+    install = files = provides = ""
     if name == "ec2i-kernel" and version != "1.0":
+        provides = "Provides: installhint(reboot-needed)"
         conf = NEEDS_RESTARTING % name
         install = "mkdir -p %%{buildroot}%s\necho %s > %%{buildroot}%s" % (
             str(Path(conf).parent), name, conf)
         files = conf
     spec = top / ("%s-%s.spec" % (name, version))
-    spec.write_text(SPEC % dict(name=name, version=version, install=install, files=files))
+    spec.write_text(SPEC % dict(name=name, version=version, install=install, files=files,
+                                provides=provides))
     r = subprocess.run(["rpmbuild", "--define", "_topdir %s" % top,
                         "--define", "_dbpath %s/db" % top, "--nodeps", "-bb", str(spec)],
                        capture_output=True, text=True, timeout=300)
@@ -201,3 +208,98 @@ def test_dry_run_changes_nothing(root):
     assert not (root / "var/lib/ec2-imaged/reboot-required").exists()
     # Not asserted: unlike the apt dry run (lists in a scratch directory), `dnf check-update`
     # refreshes the metadata in the root's own /var/cache/dnf.
+
+
+# ---------------------------------------------------------------- zypper
+#
+# Debian's zypper (libzypp) in a root of its own: Debian's dnf-plugins-core Breaks zypper, whose
+# package ships a needs-restarting too. libzypp reads the rpm database in /var/lib/rpm, where
+# SUSE keeps it, while Debian's rpm defaults to ~/.rpmdb: the copy's rpm is told /var/lib/rpm
+# (/etc/rpm/macros.dbpath) before anything is installed.
+
+ZYPPER_EXTRA = ("zypper", "rpm")
+ZYPPER_LOG = str(REPO / "build" / "test-logs" / "rootfs-zypper-build.log")
+
+
+@pytest.fixture(scope="module")
+def zypper_base(rpms):
+    try:
+        return rootfs.ensure(log=ZYPPER_LOG, extra=ZYPPER_EXTRA)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        pytest.fail("cannot build the Debian root filesystem with zypper: %s" % e)
+
+
+def zypper(root, args):
+    return rootfs.ns_run(root, "inroot zypper --non-interactive %s" % args)
+
+
+@pytest.fixture
+def zroot(zypper_base, rpms, tmp_path):
+    """A copy of the zypper root without apt-get, with version 1.0 of the packages installed
+    and a local repository holding 1.1 of each."""
+    r = rootfs.clone(tmp_path / "root", extra=ZYPPER_EXTRA, log=ZYPPER_LOG)
+    (r / "usr/bin/apt-get").unlink()
+    (r / "etc/rpm").mkdir(exist_ok=True)
+    (r / "etc/rpm/macros.dbpath").write_text("%_dbpath /var/lib/rpm\n")
+    repo = r / "srv/rpmrepo"
+    repo.mkdir(parents=True)
+    for p in rpms["1.1"]:
+        shutil.copy(p, repo / p.name)
+    c = subprocess.run(["createrepo_c", "-q", str(repo)], capture_output=True, text=True,
+                       timeout=300)
+    assert c.returncode == 0, c
+    (r / "etc/zypp/repos.d").mkdir(parents=True, exist_ok=True)
+    (r / "etc/zypp/repos.d/ec2i.repo").write_text(
+        "[ec2i]\nname=ec2-imaged test\nenabled=1\nautorefresh=1\n"
+        "baseurl=file:///srv/rpmrepo\ntype=rpm-md\ngpgcheck=0\n")
+    for p in rpms["1.0"]:
+        shutil.copy(p, r / "tmp" / p.name)
+    res = rootfs.ns_run(r, "inroot rpm -i %s" % " ".join("/tmp/" + p.name for p in rpms["1.0"]))
+    assert res.returncode == 0, res
+    for n in NAMES:
+        assert installed(r, n) == "1.0"
+    yield r
+    assert rootfs.mounts_under(tmp_path) == []
+
+
+def locks(root):
+    r = zypper(root, "locks")
+    assert r.returncode == 0, r
+    return r.stdout
+
+
+def test_zypper_upgrade_honours_the_hold_list_and_asks_for_a_reboot_mode_image(zroot):
+    r = patch(zroot, "[patch]\nhold = ec2i-held\non_reboot_required = reboot-mode\n"
+                     "[run]\nstate_dir = /var/lib/ec2-imaged\n")
+    assert r.returncode == 0, r
+    assert installed(zroot, "ec2i-app") == "1.1"
+    assert installed(zroot, "ec2i-kernel") == "1.1"
+    assert installed(zroot, "ec2i-held") == "1.0"
+    # Locked for the upgrade only.
+    assert "ec2i-held" not in locks(zroot)
+    marker = zroot / "var/lib/ec2-imaged/reboot-required"
+    assert marker.read_text() == "/run/reboot-needed\n"
+    assert "asking for a reboot-mode image" in r.stderr
+
+
+def test_zypper_reboot_required_can_stop_the_run(zroot):
+    r = patch(zroot, "[patch]\non_reboot_required = fail\n")
+    assert r.returncode == 100, r
+    assert "a reboot is required (/run/reboot-needed)" in r.stderr
+    assert [installed(zroot, n) for n in NAMES] == ["1.1"] * 3
+
+
+def test_zypper_no_reboot_asked_when_no_core_package_changed(zroot):
+    r = patch(zroot, "[patch]\nhold = ec2i-kernel\non_reboot_required = fail\n")
+    assert r.returncode == 0, r
+    assert "reboot" not in r.stderr
+    assert installed(zroot, "ec2i-app") == "1.1" and installed(zroot, "ec2i-kernel") == "1.0"
+
+
+def test_zypper_dry_run_changes_nothing(zroot):
+    r = patch(zroot, "[patch]\nhold = ec2i-held\non_reboot_required = fail\n", dry=True)
+    assert r.returncode == 0, r
+    assert "ec2i-app" in r.stdout, r
+    assert [installed(zroot, n) for n in NAMES] == ["1.0"] * 3
+    assert "ec2i-held" not in locks(zroot)
+    assert not (zroot / "run/reboot-needed").exists()
