@@ -145,8 +145,7 @@ EXECUTABLE = ("etc/ec2-imaged/hooks/pre-image.d/10-e2e-marker",
 
 def build_golden(deb, work):
     """root.img (ext4, made with mkfs.ext4 -d), data.img (xfs), vmlinuz and initrd in WORK."""
-    base = image.base_tarball(OUT / "mmdebstrap.log")
-    stage("base image %s" % base)
+    base = image.base_tarball(OUT / "mmdebstrap.log")  # made by main(), outside the namespace
     tree = work / "tree"
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
@@ -593,6 +592,9 @@ def main():
         return 2
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
+    # The base system comes from Debian's archive: made (or found in the cache) out here, since
+    # nothing in the namespace reaches any network.
+    stage("base image: %s" % image.base_tarball(OUT / "mmdebstrap.log"))
     ns = "ec2i-e2e-%d" % os.getpid()
     run(["ip", "netns", "add", ns])
     child = None
