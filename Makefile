@@ -136,6 +136,7 @@ check: deps
 # The sanitizer run covers every test that runs our C code; the shell hooks, the packages and the
 # unit files (tests that exercise no C of ours beyond `--list`) run once, in `make check`.
 SAN_SKIP := --ignore=tests/integration/test_sanitize.py --ignore=tests/integration/test_patching.py \
+            --ignore=tests/integration/test_patching_rpm.py \
             --ignore=tests/integration/test_packaging.py --ignore=tests/integration/test_units.py
 check-san: deps
 	$(MAKE) SAN=1 all unit fuzz-replay
