@@ -200,14 +200,26 @@ def test_no_reboot_asked_when_no_core_package_changed(root):
     assert installed(root, "ec2i-app") == "1.1" and installed(root, "ec2i-kernel") == "1.0"
 
 
+def written(root, before):
+    """The paths of rootfs.inventory(root) that differ from before (new, gone or changed), but
+    for /etc/ec2-imaged, where patch() installs the hooks and the configuration."""
+    after = rootfs.inventory(root)
+    return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p)
+                  and p != "/etc/ec2-imaged" and not p.startswith("/etc/ec2-imaged/"))
+
+
 def test_dry_run_changes_nothing(root):
+    before = rootfs.inventory(root)
     r = patch(root, "[patch]\nhold = ec2i-held\non_reboot_required = fail\n", dry=True)
     assert r.returncode == 0, r
     assert "ec2i-app" in r.stdout and "ec2i-held" not in r.stdout, r
     assert [installed(root, n) for n in NAMES] == ["1.0"] * 3
     assert not (root / "var/lib/ec2-imaged/reboot-required").exists()
-    # Not asserted: unlike the apt dry run (lists in a scratch directory), `dnf check-update`
-    # refreshes the metadata in the root's own /var/cache/dnf.
+    # Like the apt dry run's lists, the metadata goes to a scratch cache: there is still no
+    # /var/cache/dnf (the fixture took away the one of the install), and dnf's logs and
+    # everything else are as they were.
+    assert not (root / "var/cache/dnf").exists()
+    assert written(root, before) == []
 
 
 # ---------------------------------------------------------------- zypper
