@@ -16,6 +16,7 @@ provides installhint(reboot-needed). The 1.1 build of ec2i-kernel does both: it 
 do, and has the provide; so upgrading it is what asks for the reboot.
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -280,6 +281,13 @@ def locks(root):
     return r.stdout
 
 
+def locked(root):
+    """The names zypper's locks name, as `zypper --xmlout locks` lists them."""
+    r = zypper(root, "--xmlout locks")
+    assert r.returncode == 0 and "<locks" in r.stdout, r
+    return re.findall(r"<name>([^<]*)</name>", r.stdout)
+
+
 def test_zypper_upgrade_honours_the_hold_list_and_asks_for_a_reboot_mode_image(zroot):
     r = patch(zroot, "[patch]\nhold = ec2i-held\non_reboot_required = reboot-mode\n"
                      "[run]\nstate_dir = /var/lib/ec2-imaged\n")
@@ -306,6 +314,19 @@ def test_zypper_no_reboot_asked_when_no_core_package_changed(zroot):
     assert r.returncode == 0, r
     assert "reboot" not in r.stderr
     assert installed(zroot, "ec2i-app") == "1.1" and installed(zroot, "ec2i-kernel") == "1.0"
+
+
+def test_zypper_a_lock_set_by_the_operator_stays(zroot):
+    assert zypper(zroot, "addlock ec2i-app").returncode == 0
+    r = patch(zroot, "[patch]\nhold = ec2i-app ec2i-held ec2i-absent\n")
+    assert r.returncode == 0, r
+    assert installed(zroot, "ec2i-app") == "1.0" and installed(zroot, "ec2i-held") == "1.0"
+    assert installed(zroot, "ec2i-kernel") == "1.1"
+    # The hook locked (and unlocked) ec2i-held only: the operator's lock is still there, and
+    # nothing is locked for a package that is not installed (as apt holds none).
+    assert locked(zroot) == ["ec2i-app"]
+    assert "hold: ec2i-absent is not installed" in r.stderr, r
+    assert installed(zroot, "ec2i-absent") is None
 
 
 def test_zypper_dry_run_changes_nothing(zroot):
