@@ -330,9 +330,34 @@ def test_zypper_a_lock_set_by_the_operator_stays(zroot):
 
 
 def test_zypper_dry_run_changes_nothing(zroot):
+    # libzypp writes /var/lib/zypp/AnonymousUniqueId the first time it loads the system (it is
+    # there on any SUSE system), and a read of the sqlite rpm database changes its -shm file: a
+    # first zypper run makes both, before the snapshot.
+    assert zypper(zroot, "search --installed-only ec2i").returncode == 0
+    before = rootfs.inventory(zroot)
     r = patch(zroot, "[patch]\nhold = ec2i-held\non_reboot_required = fail\n", dry=True)
+    # Taken before the test's own zypper runs, which log to /var/log/zypper.log.
+    changed = written(zroot, before)
     assert r.returncode == 0, r
-    assert "ec2i-app" in r.stdout, r
+    assert "ec2i-app" in r.stdout and "ec2i-kernel" in r.stdout, r
+    # The hold is reflected (ec2i-held is not listed as an update) without a lock in the root.
+    assert "ec2i-held" not in r.stdout, r
+    assert "would hold: ec2i-held" in r.stderr, r
     assert [installed(zroot, n) for n in NAMES] == ["1.0"] * 3
     assert "ec2i-held" not in locks(zroot)
     assert not (zroot / "run/reboot-needed").exists()
+    # Nothing written: no metadata in /var/cache/zypp, no /etc/zypp/locks, no log.
+    assert changed == []
+
+
+def test_zypper_dry_run_sees_the_operators_locks(zroot):
+    assert zypper(zroot, "addlock ec2i-app").returncode == 0
+    before = (zroot / "etc/zypp/locks").read_bytes()
+    r = patch(zroot, "[patch]\nhold = ec2i-held\n", dry=True)
+    assert r.returncode == 0, r
+    # The scratch locks file starts as a copy of the system's: both the operator's lock and the
+    # hold keep their package off the list.
+    assert "ec2i-kernel" in r.stdout, r
+    assert "ec2i-app" not in r.stdout and "ec2i-held" not in r.stdout, r
+    assert (zroot / "etc/zypp/locks").read_bytes() == before
+    assert locked(zroot) == ["ec2i-app"]
