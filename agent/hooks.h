@@ -37,15 +37,13 @@
 #include <sys/types.h>
 
 #include "hooks_list.h"
+#include "supervise.h"
 #include "util/timeutil.h"
 
 #define HOOKS_DEFAULT_TIMEOUT_MS    (5u * 60u * 1000u)
 #define HOOKS_DEFAULT_KILL_GRACE_MS (10u * 1000u)
 
-#define HOOK_LINE_MAX   3800u           /* bytes of one logged output line */
-#define HOOK_OUTPUT_MAX (1024u * 1024u) /* bytes of output logged per hook */
-#define HOOK_TAIL_LINES 20u             /* lines kept in struct hook_result */
-#define HOOK_PATH_ENV   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define HOOK_PATH_ENV "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum hooks_mode {
         HOOKS_MODE_NO_REBOOT, /* EC2_IMAGED_MODE=no-reboot */
@@ -73,35 +71,6 @@ struct hooks_opts {
 
 /* ---- running ---- */
 
-enum hook_status {
-        HOOK_SUCCESS,     /* exited with status 0 */
-        HOOK_EXITED,      /* exited with a non-zero status: exit_status */
-        HOOK_KILLED,      /* killed by a signal it did not get from us: signal */
-        HOOK_TIMED_OUT,   /* ran past timeout_ms; signal is what finally ended it */
-        HOOK_REFUSED,     /* not run: failed vetting (see struct hook_entry.reason) */
-        HOOK_EXEC_FAILED, /* could not be started or executed (or, ECHILD, was reaped by
-                           * someone else's waitpid(-1)): error (-errno) */
-};
-
-const char *hook_status_to_string(enum hook_status s);
-
-struct hook_result {
-        char *name; /* control characters C-escaped: it goes into messages and HOOK= */
-        char *path; /* as executed */
-        enum hook_status status;
-        int exit_status; /* HOOK_EXITED */
-        int signal;      /* HOOK_KILLED, HOOK_TIMED_OUT (0 when it exited by itself meanwhile) */
-        int error;       /* HOOK_EXEC_FAILED: -errno */
-        usec_t duration_usec;
-        /* One line: "hook 10-cleanup (pre-image) exited with status 3". */
-        char *message;
-        /* Last HOOK_TAIL_LINES output lines, oldest first, NULL-terminated (maybe NULL if none). */
-        char **tail;
-        size_t output_bytes;   /* everything the hook wrote, discarded bytes included */
-        bool output_truncated; /* more than HOOK_OUTPUT_MAX bytes: the rest was discarded */
-        bool left_processes;   /* its group outlived the main process and was killed */
-};
-
 struct hooks_phase_result {
         char *phase;
         char *dir;
@@ -128,7 +97,6 @@ struct hooks_phase_result {
 int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const struct hook_env *env,
                     struct hooks_phase_result *ret);
 void hooks_phase_result_done(struct hooks_phase_result *r);
-void hook_result_done(struct hook_result *h);
 
 /*
  * Run a helper program that is not a hook (no vetting: argv[0] is an absolute path we chose),
