@@ -93,12 +93,34 @@ def rpms(tmp_path_factory):
     return {v: [build_rpm(top, n, v) for n in NAMES] for v in ("1.0", "1.1")}
 
 
+def cached_root(extra, log, what):
+    try:
+        return rootfs.ensure(log=log, extra=extra)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        pytest.fail("cannot build the Debian root filesystem with %s: %s" % (what, e))
+
+
+def rpm_root(dest, rpms, extra, log):
+    """A copy of a cached root without apt-get (so that the hook takes its rpm path), with
+    /srv/rpmrepo indexed by createrepo_c holding 1.1 of the packages, and the 1.0 ones in /tmp
+    for the caller to install."""
+    r = rootfs.clone(dest, extra=extra, log=log)
+    (r / "usr/bin/apt-get").unlink()
+    repo = r / "srv/rpmrepo"
+    repo.mkdir(parents=True)
+    for p in rpms["1.1"]:
+        shutil.copy(p, repo / p.name)
+    c = subprocess.run(["createrepo_c", "-q", str(repo)], capture_output=True, text=True,
+                       timeout=300)
+    assert c.returncode == 0, c
+    for p in rpms["1.0"]:
+        shutil.copy(p, r / "tmp" / p.name)
+    return r
+
+
 @pytest.fixture(scope="module")
 def base(rpms):
-    try:
-        return rootfs.ensure(log=LOG, extra=EXTRA)
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        pytest.fail("cannot build the Debian root filesystem with dnf: %s" % e)
+    return cached_root(EXTRA, LOG, "dnf")
 
 
 def dnf(root, args):
@@ -109,15 +131,7 @@ def dnf(root, args):
 def root(base, rpms, tmp_path):
     """A copy of the root without apt-get, with version 1.0 of the packages installed and a
     local repository holding 1.1 of each."""
-    r = rootfs.clone(tmp_path / "root", extra=EXTRA, log=LOG)
-    (r / "usr/bin/apt-get").unlink()
-    repo = r / "srv/rpmrepo"
-    repo.mkdir(parents=True)
-    for p in rpms["1.1"]:
-        shutil.copy(p, repo / p.name)
-    c = subprocess.run(["createrepo_c", "-q", str(repo)], capture_output=True, text=True,
-                       timeout=300)
-    assert c.returncode == 0, c
+    r = rpm_root(tmp_path / "root", rpms, EXTRA, LOG)
     for f in (r / "etc/yum.repos.d").glob("*"):
         f.unlink()
     (r / "etc/yum.repos.d").mkdir(parents=True, exist_ok=True)
@@ -128,8 +142,6 @@ def root(base, rpms, tmp_path):
     # into a repository of its own made with createrepo_c; Fedora, RHEL and Amazon Linux do not
     # ship it enabled.
     (r / "etc/dnf/plugins/local.conf").write_text("[main]\nenabled = false\n")
-    for p in rpms["1.0"]:
-        shutil.copy(p, r / "tmp" / p.name)
     res = dnf(r, "-y --disablerepo=* install %s"
               % " ".join("/tmp/" + p.name for p in rpms["1.0"]))
     assert res.returncode == 0, res
@@ -236,10 +248,7 @@ ZYPPER_LOG = str(REPO / "build" / "test-logs" / "rootfs-zypper-build.log")
 
 @pytest.fixture(scope="module")
 def zypper_base(rpms):
-    try:
-        return rootfs.ensure(log=ZYPPER_LOG, extra=ZYPPER_EXTRA)
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        pytest.fail("cannot build the Debian root filesystem with zypper: %s" % e)
+    return cached_root(ZYPPER_EXTRA, ZYPPER_LOG, "zypper")
 
 
 def zypper(root, args):
@@ -250,23 +259,13 @@ def zypper(root, args):
 def zroot(zypper_base, rpms, tmp_path):
     """A copy of the zypper root without apt-get, with version 1.0 of the packages installed
     and a local repository holding 1.1 of each."""
-    r = rootfs.clone(tmp_path / "root", extra=ZYPPER_EXTRA, log=ZYPPER_LOG)
-    (r / "usr/bin/apt-get").unlink()
+    r = rpm_root(tmp_path / "root", rpms, ZYPPER_EXTRA, ZYPPER_LOG)
     (r / "etc/rpm").mkdir(exist_ok=True)
     (r / "etc/rpm/macros.dbpath").write_text("%_dbpath /var/lib/rpm\n")
-    repo = r / "srv/rpmrepo"
-    repo.mkdir(parents=True)
-    for p in rpms["1.1"]:
-        shutil.copy(p, repo / p.name)
-    c = subprocess.run(["createrepo_c", "-q", str(repo)], capture_output=True, text=True,
-                       timeout=300)
-    assert c.returncode == 0, c
     (r / "etc/zypp/repos.d").mkdir(parents=True, exist_ok=True)
     (r / "etc/zypp/repos.d/ec2i.repo").write_text(
         "[ec2i]\nname=ec2-imaged test\nenabled=1\nautorefresh=1\n"
         "baseurl=file:///srv/rpmrepo\ntype=rpm-md\ngpgcheck=0\n")
-    for p in rpms["1.0"]:
-        shutil.copy(p, r / "tmp" / p.name)
     res = rootfs.ns_run(r, "inroot rpm -i %s" % " ".join("/tmp/" + p.name for p in rpms["1.0"]))
     assert res.returncode == 0, res
     for n in NAMES:
