@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
-from scratchfs import ScratchFS, is_frozen
+from scratchfs import ScratchFS, is_frozen, wait_until
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: loop mounts and FIFREEZE"),
@@ -40,15 +40,6 @@ RUN_DEADLINE = 90  # seconds; the bound on a whole run
 WATCHDOG_USEC = 1_000_000
 EXIT_BUSY = 4
 PASS_DRY_RUN = {"kind": "delay", "delay_ms": 0, "action": "CreateImage"}
-
-
-def wait_until(pred, timeout=DEADLINE, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 class NotifySocket:
