@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # ec2-imaged build. `make` builds build/ec2-imaged; `make check` runs every test; `make demo` runs
 # the main job against local peers. SAN=1 builds and tests with ASan+UBSan into build-san/.
 
@@ -112,14 +113,14 @@ fuzz: $(FUZZ_LF)
 
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do \
-		TESTDATA=$(CURDIR)/../shared/testdata $$t || fail=1; done; exit $$fail
+		TESTDATA=$(CURDIR)/tests/data $$t || fail=1; done; exit $$fail
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@fail=0; for t in $(FUZZ_REPLAY); do n=$$(basename $$t | sed 's/^replay_//'); \
 		$$t tests/fuzz/corpus/$$n || fail=1; done; exit $$fail
 
 integration: $(BIN) $(DAEMON_BIN) $(TOOL_BIN)
-	EC2_IMAGED_BIN=$(CURDIR)/$(BIN) EC2_IMAGED_TOOLS=$(CURDIR)/$(BUILD)/tools EC2_IMAGED_TESTDATA=$(CURDIR)/../shared/testdata \
+	EC2_IMAGED_BIN=$(CURDIR)/$(BIN) EC2_IMAGED_TOOLS=$(CURDIR)/$(BUILD)/tools EC2_IMAGED_TESTDATA=$(CURDIR)/tests/data \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 format-check:

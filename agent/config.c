@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration loading: one table of keys, one inih handler that validates against it. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration: inih files driven by one key table (section, key, type, bounds, default). */
 #pragma once
 

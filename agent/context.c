@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Builds the IMDS, credentials and EC2 clients from the configuration. */
 #include "context.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The clients one command needs (IMDS, credentials, EC2), built once from the configuration. */
 #pragma once
 

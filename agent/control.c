@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Progress datagrams from workers, and the root-only control socket of `ec2-imaged trigger`. */
 #include "control.h"
 

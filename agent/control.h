@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The daemon's two small wire protocols. Progress: a worker (`ec2-imaged run --json` started by
  * the daemon) sends one datagram per phase change on the SOCK_SEQPACKET socket whose number is in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The daemon's event loop: triggers, workers, sd_notify status, reload and an orderly stop. */
 #include "daemon.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `ec2-imaged daemon`: an sd-event loop that never blocks. Each run executes in a worker, our own
  * binary started as `ec2-imaged run --json` (or resume, or first-boot), which reports its phases

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ec2-imaged-daemon: the daemon's loop in an executable of its own, which `ec2-imaged daemon`
  * execs into. It links libsystemd, cJSON and inih and none of the imaging's libraries, so that an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Distribution of a run's image: the steps, their order and their persistence. */
 #include "distribute.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Distribution and lifecycle of a run's image, after it is available ([distribute]): copies to
  * other regions (KMS key per region, a ClientToken from the run id and the region, a cap on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-region clients and KMS key checks for distribution (see distribute_aws.h). */
 #include "distribute_aws.h"
 

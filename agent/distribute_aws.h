@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The AWS side of distribution: one EC2, KMS and SSM client per region of the run (made once,
  * with [aws] settings and the run's credentials, sharing one rate limit and retry quota), the KMS

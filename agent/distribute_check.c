@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pre-flight of distribution (see distribute_check.h). */
 #include "distribute_check.h"
 

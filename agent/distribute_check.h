@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Pre-flight of [distribute], changing nothing: the configuration holds together, every KMS key
  * exists (DescribeKey) and none that is to be shared is AWS-managed, and each configured step is

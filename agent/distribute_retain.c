@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Retention per lineage and region (see distribute_retain.h). */
 #include "distribute_retain.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Retention of one lineage in one region: among the images that ec2-imaged made for the lineage
  * (tags ec2-imaged:lineage and ec2-imaged:run-id), keep the newest N and those younger than D,

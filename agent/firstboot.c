@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* First boot from user-data: the `#ec2-imaged:` directive, strictly parsed, once per instance id.
  */
 #include "firstboot.h"

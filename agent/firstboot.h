@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * First boot from user-data: when [daemon] user_data = yes, the daemon's first worker asks this
  * module whether the instance's user-data holds an ec2-imaged directive asking for a first-boot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The imaging run: phases, their persistence, resume, and the one-image-per-run rule. */
 #include "flow.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The imaging run as a state machine: pre-image hooks; then no-reboot (pre-freeze hooks, freeze,
  * CreateImage, thaw, post-thaw hooks) or reboot (persist, CreateImage with reboot, resume after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* EC2 image operations of a run, on top of the EC2 client. */
 #include "flow_image.h"
 

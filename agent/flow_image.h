@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The EC2 image operations of a run: dry run, lookup by name, create, wait, tags. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Filesystem freeze: FIFREEZE/FITHAW in order, all or nothing, under the thaw guard. The mounts
  * are chosen in mountinfo.c and the guard process lives in freeze_guard.c; this file is the only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Filesystem freeze: which mounts to freeze, FIFREEZE/FITHAW in a safe order, and a thaw guard
  * process that thaws on its own when the freeze outlives its timeout or the main process dies.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The thaw guard: a child process that thaws when the freeze outlives its timeout or we die. */
 #include "freeze_guard.h"
 

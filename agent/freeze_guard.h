@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The thaw guard: a child process, started before the first freeze, that thaws on its own when
  * the freeze outlives its timeout or the main process dies (even by SIGKILL). Only freeze.c uses

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Hooks: run each vetted hook of a phase (hooks_list.c finds and vets them) with its environment,
  * under supervision (supervise.c: a clean child, a deadline, its output logged, its end

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Hooks: find, vet, spawn, time out, capture and classify the operator's hook executables.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Hooks: list and vet a phase directory, entry by entry, by the rules in hooks_list.h; and the
  * dry run's account of it. Running them is hooks.c's.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Hooks: find and vet the hooks of a phase, and say what a dry run would do. hooks.h, which
  * includes this header, runs them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Template rendering for image names and descriptions. */
 #include "imagename.h"
 

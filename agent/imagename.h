@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Image names and descriptions from templates, checked against EC2's AMI name rules. */
 #pragma once
 

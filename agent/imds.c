@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * IMDSv2 client. One session token is cached and reused until shortly before it expires; every
  * GET carries it. Calls retry transport failures and 5xx answers with full-jitter backoff under

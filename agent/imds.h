@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* IMDSv2 client: session token, metadata paths, identity document, role credentials, user-data. */
 #pragma once
 

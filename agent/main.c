@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ec2-imaged command line: the subcommand table, option parsing and exit codes. This is the only
  * file that decides how the process exits.

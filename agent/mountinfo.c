@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Mount selection: parse mountinfo and choose which mount points to freeze, in freeze order. */
 #include "mountinfo.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Mount selection for the freeze: parse a mountinfo file (with a ceiling on its size, and the
  * kernel's octal escapes undone) and choose from it the mount points to freeze, by the rules

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Pre-flight: IMDS reachable, identity readable, credentials present and accepted by EC2, a
  * DryRun CreateImage on this very instance allowed, and every configured distribution step

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pre-flight checks: everything a run needs, verified without changing anything. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Run state as JSON (cJSON), saved atomically, with a bounded history of finished runs. */
 #include "state.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Persistent run state (/var/lib/ec2-imaged/state.json): the current run's phase and what it has
  * learned (image name, image id, frozen mounts), plus a short history of finished runs. Saved

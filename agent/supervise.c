@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Supervised children: start a program in a clean child (its own process group, default signal
  * dispositions, an empty mask, stdin from /dev/null, stdout and stderr on one pipe, no other

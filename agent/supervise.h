@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Supervised children, for the hooks (hooks.h describes the policy: process group, deadline,
  * SIGTERM then SIGKILL to the group, leftover processes, output logged line by line under

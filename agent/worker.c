@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Worker processes of the daemon: spawn our own binary, watch its exit, progress and output. */
 #include "worker.h"
 

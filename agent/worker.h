@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A worker: our own binary, started by the daemon for one run (`ec2-imaged --config PATH run
  * --json`, resume or first-boot) and watched on the daemon's sd-event loop: its exit through a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by the shipped hooks (sanitize, patch, firstboot); sourced, not run.
 # POSIX sh. Installed as /usr/lib/ec2-imaged/hooks/lib.sh next to the scripts that source it.
 # shellcheck shell=sh

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Build the Debian package into OUTDIR (default build/): the source tree as git knows it (tracked
 # and new files, not ignored ones) is copied to OUTDIR/deb/ec2-imaged-VERSION/ with
 # packaging/debian as its debian/, then dpkg-buildpackage builds the binary package and lintian

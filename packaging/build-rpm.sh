@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Build the RPM into OUTDIR (default build/) with rpmbuild, from a tarball of the source tree as
 # git knows it, and check it with rpmlint: any error fails the build. On Debian the build
 # dependencies are Debian packages (rpmbuild --nodeps) and systemd's rpm macros, which Debian

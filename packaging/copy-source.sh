@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Copy the source tree as git knows it (tracked and new files, not ignored ones, not build/ or
 # build-san/) into DEST, for the package builds: copy-source.sh DEST [EXCLUDED_PREFIX...].
 # Files deleted but not yet committed are left out. Run from the top of the tree.

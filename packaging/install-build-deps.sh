@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Install the Debian 12 packages that building and testing ec2-imaged need, when any is missing.
 # Quiet and quick when everything is there already.
 set -eu

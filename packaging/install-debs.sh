@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # install-debs.sh PKG...: install those Debian packages that are missing; quiet and quick when
 # all are there. The one place the build, the packaging and the tests install what they need.
 set -eu

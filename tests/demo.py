@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make demo: the main job of ec2-imaged against local peers, start to finish.
 
     demo.py [BIN]        (BIN defaults to build/ec2-imaged)

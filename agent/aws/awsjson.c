@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * AWS JSON 1.1 protocol on top of signed_post.c: the target header, the body, the answer and the
  * error shape. The KMS and SSM calls live in awsjson_calls.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * AWS JSON protocol client (version 1.1), for KMS and SSM: POST / with X-Amz-Target and a JSON
  * body, signed with SigV4 and retried by signed_post.c; errors from the answer's __type and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The KMS and SSM calls the agent makes (DescribeKey, CreateGrant, PutParameter), each on top of
  * awsjson_call(), and the parsers of their answers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-region rate limit and retry quota (see budget.h). */
 #include "budget.h"
 

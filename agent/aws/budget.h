@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One retry budget and rate limit per region, shared by every client of that region (EC2, KMS,
  * SSM), so that a long distribution does not turn throttling into a storm: each attempt waits

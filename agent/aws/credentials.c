@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * AWS credentials: the environment first, then the instance role through IMDS. Role credentials
  * are cached until five minutes before they expire, and a failed refresh falls back on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AWS credentials: from the environment first, then the instance role through IMDS. */
 #pragma once
 

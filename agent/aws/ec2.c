@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * EC2 Query API protocol: form-encoded parameters, XML answers and error bodies, on top of the
  * signed, retried POSTs of signed_post.c. The per-action calls live in ec2_calls.c.

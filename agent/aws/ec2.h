@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * EC2 Query API client: form-encoded POSTs signed with SigV4, XML answers parsed with libxml2,
  * retries for throttling and 5xx. Each API call is one small function on top of ec2_call().

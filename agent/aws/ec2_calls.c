@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The EC2 actions the imager needs, each a small function on top of ec2_call(), and the parsers
  * of their answers (also reachable from raw bodies for the unit tests and the fuzzer).

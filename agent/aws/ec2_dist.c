@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Distribution and lifecycle calls of the EC2 Query API (CopyImage, launch and volume
  * permissions, deprecation, lookups by tag, launch template versions) and the parsers of their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The EC2 actions of distribution and lifecycle: copying an image to another region, sharing it
  * and its snapshots, deprecating it, finding a lineage's images by tag, and publishing an image

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libcurl wrapper. The handle is reused so that TCP and TLS connections are kept warm. */
 #include "http.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP over libcurl: one reusable handle per peer, bounded bodies, errors mapped to -errno. */
 #pragma once
 

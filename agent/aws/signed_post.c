@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The transport shared by the AWS clients: endpoint resolution and parsing, SigV4 signing of each
  * attempt, the transient-error table and the retry loop. The protocols (ec2.c, awsjson.c) only

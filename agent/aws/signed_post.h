@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What every AWS API client here shares, whatever its protocol (EC2 Query, AWS JSON): the
  * endpoint of a service in a region, a SigV4-signed POST, the AWS error of an answer, the one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * AWS Signature Version 4 over OpenSSL's libcrypto. Every stage is a pure function of its inputs,
  * so the unit test can hold each one against AWS's own test suite (.creq, .sts, .authz).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * AWS Signature Version 4, as pure functions, one per stage so that each stage can be checked
  * against AWS's own test suite (.creq, .sts, .authz).

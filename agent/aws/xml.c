@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libxml2 helpers: safe parsing and local-name lookups for AWS XML answers. */
 #include "xml.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Small libxml2 helpers for AWS answers: a parse that refuses DTDs, entities and the network, and
  * lookups by local name so that the EC2 namespace (which changes with the API version) does not

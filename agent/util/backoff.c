@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Full-jitter exponential backoff ("Exponential Backoff And Jitter", AWS Architecture Blog). */
 #include "backoff.h"
 

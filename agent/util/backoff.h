@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Exponential backoff with full jitter, a cap and a deadline (the one retry schedule we use). */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A growable byte buffer with a hard ceiling: "too big" is an error (-EFBIG), never a crash. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* File reading with a ceiling, and atomic replacement that survives a crash at any point. */
 #pragma once
 

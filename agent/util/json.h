@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cJSON helpers shared by the state file and the CLI's JSON output. */
 #pragma once
 

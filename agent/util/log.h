@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Logging: stderr or journald, structured context fields, and a hold mode used while frozen. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small macros shared by every module: cleanup attributes, ownership transfer, array sizes. */
 #pragma once
 

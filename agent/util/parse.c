@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Strict number and boolean parsing. */
 #include "parse.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Number parsing that rejects trailing garbage, signs where none belong, and overflow. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Secrets (keys, tokens, signing keys): wiped before their memory is released. */
 #pragma once
 

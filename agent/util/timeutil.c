@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Clock reading and the two timestamp formats AWS uses. */
 #include "timeutil.h"
 

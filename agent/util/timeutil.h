@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Time in microseconds, clocks as seams, and ISO 8601 timestamps as AWS writes them. */
 #pragma once
 

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # EC2 user-data for an instance that images itself once, on its first boot, with ec2-imaged's own
 # user-data option: set `[daemon] user_data = yes` in /etc/ec2-imaged/ec2-imaged.conf (baked into
 # the source image), and put this line anywhere in the user-data. It is a comment to the shell and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make bench-api: what the agent's API clients cost, next to the AWS CLI.  A benchmark, not a
 test: it prints numbers and asserts nothing about them.
 

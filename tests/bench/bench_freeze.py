@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make bench-freeze: how long a no-reboot run keeps the filesystems frozen.  A benchmark, not a
 test: it prints numbers and asserts nothing about them.  Root only (loop devices, mount,
 FIFREEZE); otherwise it says so and exits 0.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make bench-idle: what an idle `ec2-imaged daemon` costs.  A benchmark, not a test: it prints
 numbers and asserts nothing about them.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzz target: the AWS JSON protocol parsers (answers, error bodies, KMS DescribeKey), which read
  * whatever KMS or SSM (or anything in between) sends.

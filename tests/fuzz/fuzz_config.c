@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the configuration parser (inih plus our key table and value checks). */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzz target: the EC2 XML parsers (error bodies, DescribeInstances, DescribeImages, CreateImage,
  * and the distribution answers: CopyImage, launch template versions, <return>true</return>).

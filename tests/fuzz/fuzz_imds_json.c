@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * IMDS JSON parsers (identity document and role credentials) on arbitrary input: they read what
  * the network hands us, so they must refuse garbage with an error and never crash or leak.

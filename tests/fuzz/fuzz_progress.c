@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the worker progress messages the daemon parses, and control requests. */
 #include <errno.h>
 #include <stddef.h>

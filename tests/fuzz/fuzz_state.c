@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the persisted state file parser (and a round trip of what it accepts). */
 #include <stddef.h>
 #include <stdint.h>

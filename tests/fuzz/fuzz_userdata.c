@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the `#ec2-imaged:` directive parser over arbitrary user-data. */
 #include <errno.h>
 #include <stddef.h>

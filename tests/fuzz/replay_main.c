@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Replays a libFuzzer corpus through a fuzz target without libFuzzer, so that `make check` runs
  * every saved input with the normal compiler (and the sanitizers in the SAN=1 build).

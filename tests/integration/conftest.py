@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the integration tests: real peers on loopback, started and stopped by PID.
 
 Peers: moto's server (AWS APIs), tests/peers/imds_server.py (IMDSv2) and
@@ -176,7 +177,7 @@ def imds_factory(request, tmp_path):
 
 @pytest.fixture
 def imds(imds_factory):
-    """An IMDSv2 server with the default data (shared/testdata/imds)."""
+    """An IMDSv2 server with the default data (tests/data/imds)."""
     return imds_factory()
 
 

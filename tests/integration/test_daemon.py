@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`ec2-imaged daemon` and `ec2-imaged trigger`: the sd_notify protocol spoken with a
 NOTIFY_SOCKET this test owns (READY, STATUS, WATCHDOG, STOPPING), runs started by SIGUSR1 and by
 `trigger --wait --json`, reloads with a good and a bad configuration, and SIGTERM in the middle of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The distribution calls (aws/ec2_dist.c) and the KMS/SSM JSON client (aws/awsjson.c) against
 moto, directly and through the fault proxy, which records what was sent where moto ignores it.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Distribution after the image is available ([distribute]) end to end, against moto behind the
 recording fault proxy: copies to two regions with KMS keys, sharing, snapshot permissions, the
 refusal of an AWS-managed key, deprecation, retention, the launch template version, the SSM

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent's EC2 Query API client against moto, directly and through the fault proxy.
 
 Everything goes through build/tools/ec2_probe, which makes one call and prints one JSON object

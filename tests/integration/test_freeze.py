@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real FIFREEZE/FITHAW on loop-mounted ext4 and xfs, driven through tests/tools/freeze_probe.
 
 Safety: everything frozen here is a scratch filesystem this file created (tests/peers/scratchfs.py:

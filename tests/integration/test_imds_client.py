@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent's IMDS client and credentials provider against tests/peers/imds_server.py.
 
 Everything goes through build/tools/imds_probe, which runs a list of operations in one process

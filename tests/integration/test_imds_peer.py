@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The test peers are only worth trusting if real clients accept them.
 
 IMDS server: botocore's IMDS fetchers and credential chain, and Debian's ec2-metadata script

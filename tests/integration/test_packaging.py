@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Debian package (`make deb`): its file list, conffiles, modes and maintainer scripts, and
 lintian with no error and no warning.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The shipped patch hook against a real Debian root filesystem and a local package repository.
 
 The root is the mmdebstrap one of test_sanitize.py (tests/peers/rootfs.py, cached); the

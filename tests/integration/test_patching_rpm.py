@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The shipped patch hook's dnf and zypper paths, with Debian's own builds of the real dnf,
 zypper (libzypp) and rpm.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`ec2-imaged run/resume/status/thaw` end to end: real FIFREEZE on loop-mounted ext4 and xfs,
 moto behind the fault proxy for EC2, the IMDS test server for the instance's identity.
 

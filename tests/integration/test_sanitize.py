@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The shipped sanitize hook and first-boot script against a real Debian root filesystem.
 
 The root is built by mmdebstrap (tests/peers/rootfs.py, cached under build/rootfs/) and copied

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """packaging/ssm/ec2-imaged-run.json, the SSM Command document that fleets use: its shape, and
 that SSM (moto's) accepts it (CreateDocument) and runs it against instances selected by tag
 (SendCommand with Targets=tag:Golden), as the README shows with `aws ssm send-command`."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The systemd units in units/: `systemd-analyze verify` reports nothing, and the settings the
 daemon relies on are there.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Loopback fault-injecting HTTP proxy in front of an upstream AWS endpoint (moto).
 
 The client talks to this proxy as if it were the AWS endpoint (it is the client's endpoint URL,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """IMDSv2 test server: a loopback stand-in for http://169.254.169.254.
 
 It follows the documented Instance Metadata Service protocol closely enough that real clients
@@ -7,7 +8,7 @@ session tokens from PUT /latest/api/token with a TTL, 401 for a missing, unknown
 token, 400 for a bad TTL, 403 for a token PUT carrying X-Forwarded-For, directory listings with
 trailing '/' on subdirectories, dated version prefixes, rotating role credentials and the
 instance identity document.  Its data comes from the Amazon EC2 Metadata Mock default values
-(shared/testdata/imds), with command-line overrides so that tests can line it up with moto.
+(tests/data/imds), with command-line overrides so that tests can line it up with moto.
 
 Tests steer it through a control API on the same port under /_control/ (see Handler._control).
 Standard library only: this runs under Debian's python3 with no pip.
@@ -44,13 +45,13 @@ MAX_TTL = 21600
 
 
 def default_data_path():
-    """The AEMM defaults file: $EC2_IMAGED_TESTDATA/imds/..., else <repo>/../shared/testdata."""
+    """The AEMM defaults file: $EC2_IMAGED_TESTDATA/imds/..., else the repository's tests/data."""
     name = os.path.join("imds", "aemm-metadata-default-values.json")
     base = os.environ.get("EC2_IMAGED_TESTDATA")
     if base:
         return os.path.join(base, name)
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(os.path.dirname(repo), "shared", "testdata", name)
+    return os.path.join(repo, "tests", "data", name)
 
 
 def iso8601(epoch):
@@ -422,7 +423,7 @@ def parse_args(argv):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--port-file", help="write the bound port here (atomically) once listening")
-    p.add_argument("--data", default=None, help="AEMM-style JSON (default: shared testdata)")
+    p.add_argument("--data", default=None, help="AEMM-style JSON (default: tests/data)")
     p.add_argument("--instance-id")
     p.add_argument("--region")
     p.add_argument("--availability-zone")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers that prepare a moto server for tests, using Debian's python3-botocore.
 
 enable_moto_auth() turns on moto's request authentication, after which moto checks every

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Process plumbing for the test peers, shared by the pytest fixtures, the demo and the benchmarks.
 
 Starts moto's server and the scripts of tests/peers/ on free loopback ports and stops them by the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A Debian root filesystem built with mmdebstrap, cached under build/ between runs.
 
 The cache is keyed by a hash of everything that shapes it (suite, mirror, variant, package

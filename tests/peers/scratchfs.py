@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Scratch filesystems to freeze: sparse images on loop devices, mounted under a temp dir.
 
 Plain Python (no pytest), so that tests and scripts such as the demo can share it:

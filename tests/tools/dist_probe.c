@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_probe: drive the distribution calls (aws/ec2_dist.h) and the KMS/SSM JSON client
  * (aws/awsjson.h) against moto, directly or through the fault proxy, and print one JSON object

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ec2_probe: drive the EC2 Query API client against moto (directly or through the fault proxy)
  * and print one JSON object for the call. Used by tests/integration/test_ec2_client.py.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * freeze_probe: freeze loop-mounted scratch filesystems with agent/freeze.c and report on stdout,
  * one JSON line per step. Used by tests/integration/test_freeze.py.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * imds_probe: drive the IMDS client and the credentials provider against a test IMDS server, one
  * operation after another in a single process (so the token cache and the credential cache carry

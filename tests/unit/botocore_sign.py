@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Sign one request with botocore's SigV4Auth at a fixed time and print the result.
 
 test_sigv4_botocore.c runs this with Debian's /usr/bin/python3 (python3-botocore) and compares

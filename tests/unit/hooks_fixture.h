@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The fixture of the hook tests (test_hooks.c, test_hooks_list.c): a temporary hooks directory
  * with a pre-image.d, options and environment for it, and helpers that write hooks and read what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * AWS JSON protocol pieces that need no peer: answers and error bodies captured from moto
  * (tests/fuzz/corpus/fuzz_awsjson/moto_*) or shaped after the KMS and SSM API references

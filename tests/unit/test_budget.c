@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The per-region rate limit and retry quota (aws/budget.h), on a clock of the test's own. */
 #include <setjmp.h>
 #include <stdarg.h>

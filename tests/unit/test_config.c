@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Config parsing: defaults, bounds, unknown keys and syntax errors reported with file and line. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The daemon's wire protocols: worker progress messages and control requests. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Credentials without a network: the environment source, copying and freeing, and the provider
  * with a fake clock. Role refreshes against a live IMDS are covered by

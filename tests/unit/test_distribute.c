@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Distribution pieces that need no peer: the per-region KMS key of [distribute] kms_key, the
  * recognition of AWS-managed keys, and the [distribute] keys' defaults and bounds.

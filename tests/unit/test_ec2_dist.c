@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The parsers of the distribution calls' answers (ec2_dist.h), on answers captured from moto
  * (tests/fuzz/corpus/fuzz_ec2_xml/moto_*) and shaped after the EC2 API reference (aws_*), plus

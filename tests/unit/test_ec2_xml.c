@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * EC2 Query API pieces that need no peer: the XML parsers on real-shaped answers (most captured
  * from moto, the rest shaped after the EC2 API reference), hostile XML, the transient-error table,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Mount selection from fake mountinfo files: what "auto" picks and skips, explicit lists and their
  * errors, bind mount dedup, order, escaping. Nothing here freezes anything: the mountinfo files

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Hooks: real shell-script hooks in a temporary directory, run through hooks_run_phase() (and a
  * helper through hooks_run_helper()): order, skip rules, the child's environment, signal state and

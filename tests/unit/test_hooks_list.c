@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Hook vetting, through hooks_run_phase(): writable hooks and directories, owners, symlinks and
  * names are refused before anything runs, each with a message naming the path and the reason.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Image name templates and AMI name rules. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * IMDS without a network: the identity and credential parsers, endpoint resolution from the
  * environment and the config, and the disabled switch. Anything that could send a request points

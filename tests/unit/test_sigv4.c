@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * SigV4 against AWS's own test suite: every case directory under
  * $TESTDATA/aws-sig-v4-test-suite (some nested one level deeper, e.g. normalize-path/get-space)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Our SigV4 signature must be byte-for-byte botocore's. For each request below (the EC2 Query API
  * calls the agent makes, with and without a session token) tests/unit/botocore_sign.py signs it

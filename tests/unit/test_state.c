@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Run state: round trip, history bound, corrupt files rejected, atomic save, the run lock. */
 #include <errno.h>
 #include <setjmp.h>

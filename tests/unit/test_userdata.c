@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The `#ec2-imaged:` user-data directive. */
 #include <errno.h>
 #include <setjmp.h>

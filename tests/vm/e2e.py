@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end test in real VMs: a Debian 12 guest with the freshly built .deb images itself.
 
 Run by `make e2e` as root. The test creates a network namespace and runs everything else in it

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A test front for the EC2 API: forwards every request to moto and, on CreateImage, does to
 the guest what EC2 does to an instance.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Guest disk images for the end-to-end test, built without mounting anything.
 
 The base system is a Debian 12 tarball made by mmdebstrap and cached outside the repository

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A small QMP client (QEMU Machine Protocol over a Unix socket): commands and events."""
 
 import json
