@@ -3,14 +3,14 @@
  * The KMS and SSM calls the agent makes (DescribeKey, CreateGrant, PutParameter), each on top of
  * awsjson_call(), and the parsers of their answers.
  */
-#include "awsjson.h"
+#include "aws/awsjson.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/macro.h"
+#include "util/macro.h"
 
 static void json_freep(cJSON **j)
 {

@@ -4,7 +4,7 @@
  * attempt, the transient-error table and the retry loop. The protocols (ec2.c, awsjson.c) only
  * encode bodies and read answers.
  */
-#include "signed_post.h"
+#include "aws/signed_post.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -12,14 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/backoff.h"
-#include "budget.h"
-#include "../util/log.h"
-#include "../util/macro.h"
-#include "../util/secret.h"
-#include "credentials.h"
-#include "http.h"
-#include "sigv4.h"
+#include "util/backoff.h"
+#include "aws/budget.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/secret.h"
+#include "aws/credentials.h"
+#include "aws/http.h"
+#include "aws/sigv4.h"
+#include "aws/creds_provider.h"
 
 struct signed_post {
         char *region;

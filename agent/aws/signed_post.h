@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../util/timeutil.h"
+#include "util/timeutil.h"
 
 struct aws_budget;
 struct creds_provider;

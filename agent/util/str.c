@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Small string helpers. */
-#include "str.h"
+#include "util/str.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -45,7 +45,7 @@ AGENT_TIMEOUT = 90  # seconds; the bound on one agent command
 PROMPT = 2.5  # seconds; "promptly": a thaw on a signal or on the guard's pipe EOF
 CONFIG_TAG = ("team:owner", "platform")
 EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_UNFINISHED = 1, 2, 4, 5
-GUARD_EXIT_ORPHANED = 2  # agent/freeze_guard.c: the guard thawed because its parent went away
+GUARD_EXIT_ORPHANED = 2  # agent/host/freeze_guard.c: the guard thawed because its parent went away
 PR_SET_CHILD_SUBREAPER = 36
 SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
 # The DryRun CreateImage of the pre-flight checks comes first and would take a fault queued for

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "state.h"
+#include "core/state.h"
 #include "util/fileio.h"
 #include "util/str.h"
 
