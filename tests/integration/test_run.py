@@ -537,14 +537,7 @@ def test_sigkill_while_frozen_guard_thaws_then_resume(rig, subreaper):
 # ---------------------------------------------------------------- reboot mode
 
 
-CURL_RESENDS = pytest.mark.xfail(strict=True, reason=(
-    "the agent does not repeat CreateImage after a lost answer, but libcurl re-sends a request "
-    "on a reused connection that died before any byte of the answer; EC2 refuses the second "
-    "image's name (InvalidAMIName.Duplicate), which the flow resolves by lookup "
-    "(test_duplicate_name_answer_adopts_the_image), moto does not"))
-
-
-@pytest.mark.parametrize("stop", ["sigkill", pytest.param("drop_response", marks=CURL_RESENDS)])
+@pytest.mark.parametrize("stop", ["sigkill", "drop_response"])
 def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
     ext4 = rig.add_fs("ext4")
     rig.configure()
@@ -553,7 +546,8 @@ def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
         # request sent (the proxy forwards it after the delay) and no answer read.
         rig.fault_create({"kind": "delay", "delay_ms": 1500})
     else:
-        # The request reached EC2, the answer never came back.
+        # The request reached EC2, the answer never came back: the connection (kept alive since
+        # the name lookup) dies, and neither the agent nor libcurl sends CreateImage again.
         rig.fault_create({"kind": "drop_response"})
 
     a = rig.start("run", "--mode", "reboot", "--json")
@@ -678,6 +672,28 @@ def test_unknown_config_key_names_file_and_line(rig):
     assert "frobnicate" in a.err
     assert rig.proxy.requests() == []
     assert not (rig.state_dir / "state.json").exists()
+
+
+def test_dropped_answer_in_no_reboot_mode_makes_one_image(rig):
+    """CreateImage reached EC2 inside the frozen window and its answer was lost with the
+    connection: the agent thaws, does not send it again (nor lets libcurl do so on a fresh
+    connection), finds the image by name and ends with exactly one."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure()
+    rig.fault_create({"kind": "drop_response"})
+    a = rig.agent("run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert j["phase"] == "done" and j["image_id"], j
+    creates = rig.create_calls()
+    assert [c["fault"] for c in creates] == ["drop_response"], creates
+    # It went out on the connection the name lookup just before the freeze kept warm.
+    lookups = [r for r in rig.proxy.requests() if r["action"] == "DescribeImages"
+               and r["time"] < creates[0]["time"]]
+    assert lookups and lookups[-1]["client"] == creates[0]["client"]
+    [image] = rig.images(j["image_name"])
+    assert image["ImageId"] == j["image_id"]
+    assert not is_frozen(ext4) and rig.all_thawed()
 
 
 def test_duplicate_name_answer_adopts_the_image(rig):
