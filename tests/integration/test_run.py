@@ -180,7 +180,9 @@ class Rig:
             assert Path(m) in self.scratch.mounts, "%s is not a scratch mount" % m
         conf = {
             "aws": {"max_attempts": 3, "retry_deadline_ms": 10000, "timeout_ms": 20000},
-            "run": {"state_dir": self.state_dir, "wait_timeout_s": 60, "wait_poll_max_s": 1},
+            # A CreateImage without a clear answer is looked for this long (default 300 s).
+            "run": {"state_dir": self.state_dir, "wait_timeout_s": 60, "wait_poll_max_s": 1,
+                    "adopt_timeout_s": 6},
             "image": {"name": "itest-{run_id}", "tag": ["%s=%s" % CONFIG_TAG]},
             "freeze": {"mounts": " ".join(str(m) for m in mounts), "timeout_ms": 60000,
                        "on_failure": "abort"},
@@ -711,6 +713,87 @@ def test_duplicate_name_answer_adopts_the_image(rig):
     [image] = rig.images(j["image_name"])
     assert image["ImageId"] == j["image_id"]
     assert not is_frozen(ext4) and rig.all_thawed()
+
+
+# ---------------------------------------------------------------- CreateImage past its budget
+
+
+def held_create(answer, ms=4000):
+    """CreateImage held by the proxy for MS, then forwarded to moto, and its answer then sent
+    back (to a client that gave up: delivered) or dropped with the connection (lost)."""
+    return {"kind": "delay" if answer == "delivered" else "drop_response", "delay_ms": ms}
+
+
+@pytest.mark.parametrize("answer", ["delivered", "lost"])
+def test_create_image_past_its_budget_is_adopted_as_crash(rig, answer):
+    """CreateImage outlives its share of [freeze] timeout_ms: the agent gives up on the call,
+    thaws, and the request reaches EC2 after the thaw.  The outcome is unknown, the name is
+    looked up until [run] adopt_timeout_s, and the image that appears is this run's, marked
+    crash-consistent (its snapshot postdates the thaw)."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure(freeze__timeout_ms=2000, run__adopt_timeout_s=60)
+    rig.fault_create(held_create(answer))
+    a = rig.agent("run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert (j["phase"], j["create_outcome"], j["consistency"]) == ("done", "adopted", "crash"), j
+    assert "outcome is unknown" in a.err
+    [image] = rig.images(j["image_name"])
+    assert image["ImageId"] == j["image_id"]
+    assert tags_of(image)["ec2-imaged:consistency"] == "crash"
+    for snap in snapshots_of(rig, image):
+        assert tags_of(snap)["ec2-imaged:consistency"] == "crash"
+    assert len(rig.create_calls()) == 1
+    assert not is_frozen(ext4) and rig.all_thawed()
+    h = rig.state()["history"][0]
+    assert (h["result"], h["create_outcome"], h["image_id"]) == \
+        ("success", "adopted", j["image_id"])
+
+
+@pytest.mark.parametrize("then", ["run", "resume"])
+@pytest.mark.parametrize("answer", ["delivered", "lost"])
+def test_image_after_the_run_gave_up_is_deregistered_next_time(rig, answer, then):
+    """The same held CreateImage, but the run looks only once ([run] adopt_timeout_s = 0) and
+    fails before the image appears.  The failed run keeps the outcome "unknown" and the name; the
+    next run (or resume) first finds the image by the failed run's id, tags it crash, records it
+    and deregisters it with its snapshots: no image is left that no run knows."""
+    rig.add_fs("ext4")
+    rig.configure(freeze__timeout_ms=2000, run__adopt_timeout_s=0)
+    rig.fault_create(held_create(answer))
+    a = rig.agent("run", "--json")
+    assert a.rc == EXIT_FAILED, a.err
+    j = a.json()
+    assert (j["phase"], j["create_outcome"], j["image_id"]) == ("failed", "unknown", None), j
+    assert "adopt_timeout_s" in j["error"], j["error"]
+    h = rig.state()["history"][0]
+    assert (h["run_id"], h["result"], h["create_outcome"], h["image_name"]) == \
+        (j["run_id"], "failed", "unknown", j["image_name"])
+    rig.wait_image_count(j["image_name"])  # the held request reached EC2 after all
+    [late] = rig.images(j["image_name"])
+    assert tags_of(late)["ec2-imaged:run-id"] == j["run_id"]
+    snaps = [s["SnapshotId"] for s in snapshots_of(rig, late)]
+
+    b = rig.agent(then, "--json")
+    assert b.rc == 0, b.err
+    assert rig.images(j["image_name"]) == []
+    left = {s["SnapshotId"] for s in rig.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert not left & set(snaps), left & set(snaps)
+    tagged = [r for r in rig.proxy.requests() if r["action"] == "CreateTags"
+              and r["params"].get("ResourceId.1") == late["ImageId"]]
+    assert tagged and any(v == "crash" for k, v in tagged[0]["params"].items()
+                          if k.startswith("Tag.") and k.endswith(".Value")), tagged
+    [dereg] = [r for r in rig.proxy.requests() if r["action"] == "DeregisterImage"]
+    assert dereg["params"]["ImageId"] == late["ImageId"]
+    entry = next(e for e in rig.state()["history"] if e["run_id"] == j["run_id"])
+    assert (entry["create_outcome"], entry["image_id"], entry["consistency"]) == \
+        ("deregistered", late["ImageId"], "crash"), entry
+    if then == "run":
+        n = b.json()
+        assert n["phase"] == "done" and n["run_id"] != j["run_id"]
+        assert [i["ImageId"] for i in rig.images()] == [n["image_id"]]
+    else:
+        assert b.json() == {"resumed": False}
+        assert rig.images() == []
 
 
 # ---------------------------------------------------------------- reboot asked for by a hook

@@ -21,6 +21,8 @@ Control API on the same port under /_control/ (JSON in and out):
                           for actions moto does not implement, e.g. EnableImageDeprecation).  A request takes the
                           first queued fault whose optional "action" matches its Action (form
                           body or query) or X-Amz-Target operation; count defaults to 1.
+                          With delay_ms, any kind holds the request that long before it
+                          acts (drop_response: held, forwarded, its answer dropped).
   GET  /_control/faults   the faults still queued
   GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted,
                           with the client's address:port (which tells a reused connection)
@@ -164,7 +166,8 @@ class Handler(BaseHTTPRequestHandler):
                 "params": params, "json": payload, "action": action,
                 "fault": fault["kind"] if fault else None})
         kind = fault["kind"] if fault else None
-        if kind == "delay":
+        if kind == "delay" or (fault and "delay_ms" in fault):
+            # The request is held first; then the fault acts (delay: forwarded as it is).
             time.sleep(fault.get("delay_ms", 1000) / 1000.0)
         if kind in CANNED:
             return self.canned(kind, target, action)
