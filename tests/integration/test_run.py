@@ -490,6 +490,46 @@ def test_sigterm_while_frozen_thaws_then_resume(rig):
     assert rig.state()["current"] is None
 
 
+def test_resume_from_the_save_after_the_thaw_keeps_fs_frozen(rig):
+    """The run died after the save that follows the thaw and before its post-thaw hooks: the
+    state holds the image id CreateImage answered inside the freeze, in the phase of the frozen
+    window.  The resume goes on with the post-thaw hooks and keeps the image fs-frozen: nothing
+    about the interruption touches a snapshot taken while frozen."""
+    ext4 = rig.add_fs("ext4")
+    marker = rig.tmp / "post-thaw.ran"
+    rig.hook("post-thaw", "10-mark", "echo $EC2_IMAGED_RUN_ID >> %s\n" % marker)
+    rig.configure()
+    run_id = str(uuid.uuid4())
+    name = "itest-" + run_id
+    image_id = rig.ec2.create_image(
+        InstanceId=rig.instance_id, Name=name, NoReboot=True,
+        TagSpecifications=[{"ResourceType": "image", "Tags": [
+            {"Key": "ec2-imaged:run-id", "Value": run_id},
+            {"Key": "ec2-imaged:consistency", "Value": "fs-frozen"},
+            {"Key": "ec2-imaged:source-instance", "Value": rig.instance_id}]}])["ImageId"]
+    now = int(time.time() * 1e6)
+    # As the save after the thaw wrote it before this fix: phase "creating", the image known.
+    (rig.state_dir / "state.json").write_text(json.dumps({"version": 1, "history": [],
+        "current": {
+            "run_id": run_id, "phase": "creating", "mode": "no-reboot", "dry_run": False,
+            "instance_id": rig.instance_id, "region": REGION, "image_name": name,
+            "image_id": image_id, "consistency": "fs-frozen", "create_outcome": "answered",
+            "freeze_window_ms": 40, "create_call_ms": 35, "boot_id": str(uuid.uuid4()),
+            "frozen_mounts": [str(ext4)], "started_us": now, "updated_us": now}}))
+    r = rig.agent("resume", "--json")
+    assert r.rc == 0, r.err
+    j = r.json()
+    assert (j["run_id"], j["phase"], j["image_id"], j["consistency"]) == \
+        (run_id, "done", image_id, "fs-frozen"), j
+    assert marker.read_text().split() == [run_id]
+    [image] = rig.images(name)
+    assert tags_of(image)["ec2-imaged:consistency"] == "fs-frozen"
+    crash_tags = [q for q in rig.proxy.requests() if q["action"] == "CreateTags"
+                  and "crash" in q["params"].values()]
+    assert crash_tags == [], crash_tags
+    assert rig.create_calls() == []
+
+
 @pytest.fixture
 def subreaper():
     """Make this process the subreaper, so the guard of a killed agent becomes our child and
