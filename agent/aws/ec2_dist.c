@@ -268,8 +268,8 @@ int ec2_parse_create_lt_version(const char *body, size_t len, int64_t *ret_versi
 
 int ec2_create_launch_template_version(struct ec2_client *c, const char *template,
                                        const char *source_version, const char *image_id,
-                                       const char *description, bool dry_run, int64_t *ret_version,
-                                       struct aws_error *err)
+                                       const char *description, const char *client_token,
+                                       bool dry_run, int64_t *ret_version, struct aws_error *err)
 {
         _cleanup_params_ struct ec2_params *p = NULL;
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
@@ -288,6 +288,9 @@ int ec2_create_launch_template_version(struct ec2_client *c, const char *templat
                 r = ec2_params_add(p, "VersionDescription", description);
         if (r >= 0)
                 r = ec2_params_add(p, "LaunchTemplateData.ImageId", image_id);
+        /* The retries of a call that may have worked must not make a second version. */
+        if (r >= 0 && client_token)
+                r = ec2_params_add(p, "ClientToken", client_token);
         if (r >= 0)
                 r = ec2_params_add_dry_run(p, dry_run);
         if (r >= 0)
