@@ -332,6 +332,19 @@ int ec2_set_launch_template_default(struct ec2_client *c, const char *template, 
         return ec2_call_mutating(c, "ModifyLaunchTemplate", p, dry_run, NULL, err);
 }
 
+/*
+ * NextToken still set after MAX_PAGES pages: a listing cut short would look complete (retention
+ * would miss the images that launch templates use), so it is an error naming what was listed.
+ */
+static int too_many_pages(const char *what, struct aws_error *err)
+{
+        aws_error_done(err);
+        err->message = strprintf("%s: more than %u pages of results (NextToken still set); not "
+                                 "listing further",
+                                 what, MAX_PAGES);
+        return -E2BIG;
+}
+
 /* Append the versions of one DescribeLaunchTemplateVersions page; *next is its NextToken. */
 static int lt_versions_from_doc(xmlDoc *doc, struct ec2_lt_version **v, size_t *n, char **next)
 {
@@ -403,6 +416,11 @@ int ec2_describe_launch_template_versions(struct ec2_client *c, const char *temp
                         r = ec2_call(c, "DescribeLaunchTemplateVersions", p, &doc, err);
                 if (r >= 0)
                         r = lt_versions_from_doc(doc, &v, &n, &next);
+        }
+        if (r >= 0 && next && *next) {
+                _cleanup_free_ char *what =
+                        strprintf("versions of launch template %s", strna(template));
+                r = too_many_pages(what ? what : "launch template versions", err);
         }
         if (r < 0) {
                 ec2_lt_versions_free(v, n);
@@ -478,6 +496,8 @@ int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct a
                 if (r >= 0)
                         r = lt_ids_from_doc(doc, &ids, &n, &next);
         }
+        if (r >= 0 && next && *next)
+                r = too_many_pages("launch templates", err);
         if (r < 0) {
                 strv_free(ids);
                 return r;
