@@ -7,7 +7,6 @@
  */
 #include "aws/imds.h"
 
-#include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +16,11 @@
 #include "aws/credentials.h"
 #include "aws/http.h"
 #include "util/backoff.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/secret.h"
+#include "util/str.h"
 #include "util/timeutil.h"
 
 #define IMDS_IPV4_ENDPOINT    "http://169.254.169.254"
@@ -48,11 +49,6 @@ struct imds {
         unsigned token_fetches;
         unsigned requests;
 };
-
-static void cjson_deletep(cJSON **j)
-{
-        cJSON_Delete(*j);
-}
 
 /* Is every byte of s in the set accepted by ok(), with a length in [min, max]? */
 static bool string_matches(const char *s, size_t min, size_t max, bool (*ok)(char))
@@ -161,13 +157,6 @@ static bool valid_role_name(const char *s)
 }
 
 /* ---- endpoint and configuration ---- */
-
-static const char *getenv_nonempty(const char *name)
-{
-        const char *v = getenv(name);
-
-        return v && *v ? v : NULL;
-}
 
 static int endpoint_normalize(const char *url, char **ret)
 {
@@ -685,7 +674,7 @@ int imds_parse_identity(const char *json, size_t len, struct imds_identity *ret)
                  valid_instance_type},
         };
         _cleanup_(imds_identity_done) struct imds_identity id = {};
-        _cleanup_(cjson_deletep) cJSON *root = NULL;
+        _cleanup_json_ cJSON *root = NULL;
         int r;
 
         r = parse_object(json, len, &root);

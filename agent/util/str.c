@@ -80,3 +80,10 @@ int strv_pushf(char ***v, const char *fmt, ...)
         free(s);
         return r;
 }
+
+const char *getenv_nonempty(const char *name)
+{
+        const char *v = getenv(name);
+
+        return v && *v ? v : NULL;
+}
