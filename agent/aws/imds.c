@@ -87,7 +87,10 @@ static int endpoint_resolve(const struct imds_config *cfg, char **ret)
         if (url)
                 return endpoint_normalize(url, ret);
 
-        mode = aws_setting("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", cfg->endpoint_mode);
+        /* Unlike the URL, a configured mode is taken as written: an empty one is a mistake. */
+        mode = getenv_nonempty("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+        if (!mode)
+                mode = cfg->endpoint_mode;
         if (!mode || strcasecmp(mode, "IPv4") == 0)
                 url = IMDS_IPV4_ENDPOINT;
         else if (strcasecmp(mode, "IPv6") == 0)

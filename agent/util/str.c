@@ -93,6 +93,8 @@ bool string_matches(const char *s, size_t min, size_t max, bool (*ok)(char))
 {
         size_t n = 0;
 
+        if (!s)
+                return false;
         for (; s[n]; n++)
                 if (n >= max || !ok(s[n]))
                         return false;
