@@ -26,13 +26,13 @@ endif
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
              -Wmissing-prototypes -Wno-unused-parameter -fno-strict-aliasing \
-             -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' -fstack-protector-strong \
+             -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' -Iagent -fstack-protector-strong \
              -D_FORTIFY_SOURCE=2 -MMD -MP $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS   += $(SANFLAGS)
 LDLIBS    += $(PKG_LIBS) -lpthread
 
-AGENT_SRC := $(wildcard agent/*.c agent/aws/*.c agent/util/*.c)
-LIB_SRC   := $(filter-out agent/main.c agent/daemon_main.c,$(AGENT_SRC))
+AGENT_SRC := $(wildcard agent/*/*.c)
+LIB_SRC   := $(filter-out agent/cli/main.c agent/daemon/daemon_main.c,$(AGENT_SRC))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libagent.a
 BIN       := $(BUILD)/ec2-imaged
@@ -55,7 +55,7 @@ Q := @
 endif
 PYTEST_ARGS ?=
 
-.PHONY: all deps check unit fuzz-replay integration format format-check demo fuzz clean \
+.PHONY: all deps check unit fuzz-replay integration format format-check check-layers demo fuzz clean \
         check-san bench-api
 all: $(BIN) $(DAEMON_BIN)
 
@@ -84,13 +84,13 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(BIN): $(BUILD)/obj/agent/main.o $(LIB)
+$(BIN): $(BUILD)/obj/agent/cli/main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The daemon's loop, which `ec2-imaged daemon` execs into: --as-needed leaves out the libraries
 # that only the imaging uses (libcurl, OpenSSL, libxml2), which the loop never calls.
-$(DAEMON_BIN): $(BUILD)/obj/agent/daemon_main.o $(LIB)
+$(DAEMON_BIN): $(BUILD)/obj/agent/daemon/daemon_main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
@@ -112,7 +112,7 @@ $(BUILD)/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
 
 # libFuzzer builds (clang); the corpus in tests/fuzz/corpus/NAME/ seeds them.
 # -MMD -MP: an object is rebuilt when a header it uses changes (a stale one mixes struct layouts).
-LF_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' -MMD -MP \
+LF_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -DEC2_IMAGED_VERSION='"$(VERSION)"' -Iagent -MMD -MP \
              $(PKG_CFLAGS)
 LF_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lfobj/%.o)
 $(BUILD)/lfobj/%.o: %.c
@@ -143,6 +143,10 @@ integration: $(BIN) $(DAEMON_BIN) $(TOOL_BIN)
 	EC2_IMAGED_BIN=$(CURDIR)/$(BIN) EC2_IMAGED_TOOLS=$(CURDIR)/$(BUILD)/tools EC2_IMAGED_TESTDATA=$(CURDIR)/tests/data \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
+# The layering rule of agent/ (folders by layer, includes only downwards, no cycles).
+check-layers:
+	@$(PYTHON) tests/lint/check-layers.py
+
 format-check:
 	@files=$$(git ls-files '*.c' '*.h'); [ -z "$$files" ] || clang-format --dry-run --Werror $$files
 
@@ -152,7 +156,7 @@ format:
 # A skip that tests/allowed-skips.txt does not list fails the run (see README, Tests).
 ALLOWED_SKIPS := --allowed-skips=$(CURDIR)/tests/allowed-skips.txt
 check: deps
-	$(MAKE) format-check
+	$(MAKE) format-check check-layers
 	$(MAKE) all unit fuzz-replay
 	$(MAKE) integration PYTEST_ARGS="$(ALLOWED_SKIPS) $(PYTEST_ARGS)"
 

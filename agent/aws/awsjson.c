@@ -3,17 +3,18 @@
  * AWS JSON 1.1 protocol on top of signed_post.c: the target header, the body, the answer and the
  * error shape. The KMS and SSM calls live in awsjson_calls.c.
  */
-#include "awsjson.h"
+#include "aws/awsjson.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/log.h"
-#include "../util/macro.h"
-#include "ec2.h"
-#include "http.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "aws/ec2.h"
+#include "aws/http.h"
+#include "aws/vocab.h"
 
 #define AWSJSON_CONTENT_TYPE "application/x-amz-json-1.1"
 

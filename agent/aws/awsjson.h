@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-#include "signed_post.h"
+#include "aws/signed_post.h"
 
 /* No answer of these APIs comes near this; a larger one is refused before cJSON sees it. */
 #define AWSJSON_MAX_BODY (1024u * 1024u)

@@ -3,20 +3,15 @@
  * The KMS and SSM calls the agent makes (DescribeKey, CreateGrant, PutParameter), each on top of
  * awsjson_call(), and the parsers of their answers.
  */
-#include "awsjson.h"
+#include "aws/awsjson.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/macro.h"
-
-static void json_freep(cJSON **j)
-{
-        cJSON_Delete(*j);
-}
-#define _cleanup_json_ _cleanup_(json_freep)
+#include "util/json.h"
+#include "util/macro.h"
 
 /* Copy the string member name of o into *ret; a missing or non-string member leaves NULL. */
 static int dup_str(const cJSON *o, const char *name, char **ret)

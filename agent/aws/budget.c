@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Per-region rate limit and retry quota (see budget.h). */
-#include "budget.h"
+#include "aws/budget.h"
 
 #include <time.h>
 

@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 
-#include "../util/timeutil.h"
+#include "util/timeutil.h"
 
 #define BUDGET_RETRY_CAPACITY 500u /* as the AWS SDKs */
 #define BUDGET_RETRY_COST     5u

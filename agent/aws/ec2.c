@@ -3,7 +3,7 @@
  * EC2 Query API protocol: form-encoded parameters, XML answers and error bodies, on top of the
  * signed, retried POSTs of signed_post.c. The per-action calls live in ec2_calls.c.
  */
-#include "ec2.h"
+#include "aws/ec2.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,11 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/buf.h"
-#include "../util/log.h"
-#include "../util/macro.h"
-#include "http.h"
-#include "xml.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "aws/http.h"
+#include "aws/xml.h"
+#include "aws/vocab.h"
 
 #define EC2_API_VERSION   "2016-11-15"
 #define EC2_CONTENT_TYPE  "application/x-www-form-urlencoded; charset=utf-8"

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <libxml/tree.h>
 
-#include "../util/macro.h"
-#include "../util/timeutil.h"
-#include "signed_post.h"
+#include "util/macro.h"
+#include "util/timeutil.h"
+#include "aws/signed_post.h"
 
 struct creds_provider;
 struct ec2_tag;

@@ -3,15 +3,15 @@
  * The EC2 actions the imager needs, each a small function on top of ec2_call(), and the parsers
  * of their answers (also reachable from raw bodies for the unit tests and the fuzzer).
  */
-#include "ec2.h"
+#include "aws/ec2.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/log.h"
-#include "../util/macro.h"
-#include "xml.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "aws/xml.h"
 
 int ec2_parse_answer(const char *body, size_t len, const char *root_name, xmlDoc **ret)
 {

@@ -4,7 +4,7 @@
  * permissions, deprecation, lookups by tag, launch template versions) and the parsers of their
  * answers.
  */
-#include "ec2_dist.h"
+#include "aws/ec2_dist.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/macro.h"
-#include "../util/parse.h"
-#include "../util/str.h"
-#include "xml.h"
+#include "util/macro.h"
+#include "util/parse.h"
+#include "util/str.h"
+#include "aws/xml.h"
 
 /* Paged describe calls stop here whatever NextToken says: a loop guard, not a real limit. */
 #define MAX_PAGES 100

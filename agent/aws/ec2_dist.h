@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ec2.h"
+#include "aws/ec2.h"
 
 struct ec2_copy_image_args {
         const char *source_region;   /* required */

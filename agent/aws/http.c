@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libcurl wrapper. The handle is reused so that TCP and TLS connections are kept warm. */
-#include "http.h"
+#include "aws/http.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -9,10 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../util/buf.h"
-#include "../util/log.h"
-#include "../util/macro.h"
-#include "../util/secret.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/secret.h"
 
 struct http_client {
         CURL *curl;

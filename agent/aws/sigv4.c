@@ -6,7 +6,7 @@
  * Nothing here logs: the canonical request can carry the session token, and the signing key and
  * Authorization header are credentials in their own right.
  */
-#include "sigv4.h"
+#include "aws/sigv4.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,11 +18,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "credentials.h"
-#include "http.h"
-#include "../util/buf.h"
-#include "../util/macro.h"
-#include "../util/secret.h"
+#include "aws/credentials.h"
+#include "aws/http.h"
+#include "util/buf.h"
+#include "util/macro.h"
+#include "util/secret.h"
 
 #define SIGV4_ALGORITHM  "AWS4-HMAC-SHA256"
 #define SIGV4_TERMINATOR "aws4_request"

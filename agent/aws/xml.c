@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libxml2 helpers: safe parsing and local-name lookups for AWS XML answers. */
-#include "xml.h"
+#include "aws/xml.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <libxml/parser.h>
 
-#include "../util/buf.h"
-#include "../util/macro.h"
+#include "util/buf.h"
+#include "util/macro.h"
 
 int xml_parse(const char *body, size_t len, xmlDoc **ret)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Full-jitter exponential backoff ("Exponential Backoff And Jitter", AWS Architecture Blog). */
-#include "backoff.h"
+#include "util/backoff.h"
 
 #include <errno.h>
 #include <stdlib.h>

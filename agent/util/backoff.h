@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include "timeutil.h"
+#include "util/timeutil.h"
 
 struct backoff {
         usec_t base;     /* first ceiling of the random delay */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Growable byte buffer with a ceiling. */
-#include "buf.h"
+#include "util/buf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "secret.h"
+#include "util/secret.h"
 
 int buf_append(struct buf *b, const void *p, size_t n)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Atomic file replacement and bounded reads. */
-#include "fileio.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "macro.h"
-#include "str.h"
+#include "util/macro.h"
+#include "util/str.h"
 
 static int write_all(int fd, const void *data, size_t len)
 {

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <syslog.h>
 
-#include "macro.h"
+#include "util/macro.h"
 
 enum log_target {
         LOG_TARGET_AUTO, /* journald when stderr is connected to it, else stderr */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Strict number and boolean parsing. */
-#include "parse.h"
+#include "util/parse.h"
 
 #include <ctype.h>
 #include <errno.h>

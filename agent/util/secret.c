@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Wiping of secret material. */
-#include "secret.h"
+#include "util/secret.h"
 
 #include <stdlib.h>
 #include <string.h>

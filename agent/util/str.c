@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Small string helpers. */
-#include "str.h"
+#include "util/str.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -79,4 +79,24 @@ int strv_pushf(char ***v, const char *fmt, ...)
         r = strv_push(v, s);
         free(s);
         return r;
+}
+
+const char *getenv_nonempty(const char *name)
+{
+        const char *v = getenv(name);
+
+        return v && *v ? v : NULL;
+}
+
+/* Is every byte of s in the set accepted by ok(), with a length in [min, max]? */
+bool string_matches(const char *s, size_t min, size_t max, bool (*ok)(char))
+{
+        size_t n = 0;
+
+        if (!s)
+                return false;
+        for (; s[n]; n++)
+                if (n >= max || !ok(s[n]))
+                        return false;
+        return n >= min;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Clock reading and the two timestamp formats AWS uses. */
-#include "timeutil.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "aws/credentials.h"
-#include "imds.h"
+#include "aws/imds.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -35,7 +35,7 @@ PROBE = TOOLS / "freeze_probe"
 
 PR_SET_CHILD_SUBREAPER = 36
 
-GUARD_EXIT_ORPHANED = 2  # agent/freeze.c: the guard thawed because its parent went away
+GUARD_EXIT_ORPHANED = 2  # agent/host/freeze_guard.c: the guard thawed because its parent went away
 LONG_TIMEOUT_MS = 120000  # a guard timeout no test waits for: a thaw before it is not the timeout
 DEADLINE = 30  # seconds; the bound on any single wait, so that nothing hangs forever
 

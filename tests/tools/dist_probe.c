@@ -34,6 +34,7 @@
 #include "aws/awsjson.h"
 #include "aws/credentials.h"
 #include "aws/ec2_dist.h"
+#include "aws/creds_provider.h"
 #include "util/log.h"
 #include "util/macro.h"
 

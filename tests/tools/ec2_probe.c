@@ -32,6 +32,7 @@
 
 #include "aws/credentials.h"
 #include "aws/ec2.h"
+#include "aws/creds_provider.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/parse.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * freeze_probe: freeze loop-mounted scratch filesystems with agent/freeze.c and report on stdout,
- * one JSON line per step. Used by tests/integration/test_freeze.py.
+ * freeze_probe: freeze loop-mounted scratch filesystems with agent/host/freeze.c and report on
+ * stdout, one JSON line per step. Used by tests/integration/test_freeze.py.
  *
  *   freeze_probe --timeout-ms T [--hold-ms H | --hold-stdin | --hang] [--no-thaw]
  *                [--sigterm-handler] [--raw] [--debug] MOUNT...
@@ -32,7 +32,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "freeze.h"
+#include "host/freeze.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/parse.h"

@@ -26,7 +26,8 @@
 #include <time.h>
 
 #include "aws/credentials.h"
-#include "imds.h"
+#include "aws/imds.h"
+#include "aws/creds_provider.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/parse.h"

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hooks.h"
+#include "host/hooks.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/parse.h"

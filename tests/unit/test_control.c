@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "control.h"
+#include "daemon/control.h"
 
 static void test_progress_round_trip(void **state)
 {

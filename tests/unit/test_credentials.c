@@ -13,7 +13,8 @@
 #include <string.h>
 
 #include "aws/credentials.h"
-#include "imds.h"
+#include "aws/imds.h"
+#include "aws/creds_provider.h"
 #include "util/macro.h"
 
 #define DEAD_ENDPOINT "http://127.0.0.1:1"

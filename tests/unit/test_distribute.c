@@ -15,11 +15,11 @@
 
 #include "aws/awsjson.h"
 #include "aws/ec2.h"
-#include "config.h"
-#include "distribute.h"
-#include "distribute_aws.h"
-#include "distribute_retain.h"
-#include "flow_image.h"
+#include "core/config.h"
+#include "distribute/distribute.h"
+#include "distribute/distribute_aws.h"
+#include "distribute/distribute_retain.h"
+#include "run/flow_image.h"
 
 #define DAY (86400 * USEC_PER_SEC)
 

@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "freeze.h"
+#include "host/freeze.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"

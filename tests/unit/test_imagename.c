@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "imagename.h"
+#include "run/imagename.h"
 
 static const struct image_name_fields fields = {
         .instance_id = "i-0123456789abcdef0",

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "aws/credentials.h"
-#include "imds.h"
+#include "aws/imds.h"
 #include "util/macro.h"
 
 /* Port 1 on loopback: nothing listens there, so a request fails at once and stays local. */

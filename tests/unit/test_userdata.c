@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "firstboot.h"
+#include "run/firstboot.h"
 
 static struct userdata_directive parse_ok(const char *text)
 {

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Persistent run state (/var/lib/ec2-imaged/state.json): the current run's phase and what it has
+ * learned (image name, image id, frozen mounts), plus a short history of finished runs. Saved
+ * atomically before every step that cannot be undone, so that a crash or a reboot resumes.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/timeutil.h"
+
+#define STATE_DEFAULT_DIR "/var/lib/ec2-imaged"
+#define STATE_MAX_SIZE    (256u * 1024u)
+#define STATE_HISTORY_MAX 20
+
+enum run_phase {
+        PHASE_PREFLIGHT,    /* checks and the image name; nothing changed yet */
+        PHASE_PRE_IMAGE,    /* pre-image hooks */
+        PHASE_PRE_FREEZE,   /* pre-freeze hooks (no-reboot) */
+        PHASE_FREEZING,     /* filesystems may be frozen: thaw on start if found here */
+        PHASE_CREATING,     /* CreateImage sent or about to be: look the name up before retrying */
+        PHASE_REBOOTING,    /* reboot mode: CreateImage sent, EC2 will stop us */
+        PHASE_POST_THAW,    /* post-thaw hooks (no-reboot) */
+        PHASE_WAITING,      /* waiting for the image to become available */
+        PHASE_DISTRIBUTING, /* copies, sharing, lifecycle, publishing ([distribute]) */
+        PHASE_POST_IMAGE,   /* post-image hooks */
+        PHASE_DONE,
+        PHASE_FAILED,
+        _PHASE_MAX,
+};
+
+enum run_mode {
+        MODE_NO_REBOOT,
+        MODE_REBOOT,
+};
+
+#define RUN_DIST_MAX       32 /* regions a run distributes to, its own included */
+#define RUN_DIST_STEPS_MAX 32
+
+/*
+ * Distribution in one region: the image there (a copy, or the run's image in its own region)
+ * and the steps already done, by name (distribute.c's), so that a resumed run skips them.
+ */
+struct run_dist {
+        char *region;
+        char *image_id;   /* NULL until CopyImage answered (or a lost copy was found) */
+        char *state;      /* EC2's state of that image as last seen */
+        char *lt_version; /* the launch template version made for it, once made */
+        char **done;      /* NULL-terminated */
+};
+
+struct phase_time {
+        usec_t start; /* CLOCK_REALTIME */
+        usec_t end;
+};
+
+struct run_state {
+        char *run_id;
+        enum run_phase phase;
+        enum run_mode mode;
+        bool dry_run;
+        char *instance_id;
+        char *region;
+        char *image_name;
+        char *image_id;
+        char *image_state;
+        char *consistency; /* fs-frozen, rebooted, crash */
+        char *error;
+        char *boot_id;         /* the boot in which the state was last saved (a freeze is only
+                                  ever left behind in that boot) */
+        char **frozen_mounts;  /* NULL-terminated; what the freeze covers while PHASE_FREEZING */
+        long freeze_window_ms; /* -1 until measured */
+        long create_call_ms;   /* CreateImage round trip, -1 until measured */
+        unsigned boots;        /* reboot mode: boots seen since CreateImage */
+        usec_t started;
+        usec_t updated;
+        struct phase_time times[_PHASE_MAX];
+        struct run_dist *dist; /* PHASE_DISTRIBUTING onwards; dist[0] is the run's own region */
+        size_t n_dist;
+};
+
+struct history_entry {
+        char *run_id;
+        char *result;      /* "success", "failed", "inherited" (another instance's, see below) */
+        char *instance_id; /* the instance that ran it */
+        char *image_id;
+        char *image_name;
+        char *consistency;
+        char *error;
+        usec_t started;
+        usec_t finished;
+};
+
+struct state {
+        struct run_state *current; /* NULL when no run is under way */
+        struct history_entry history[STATE_HISTORY_MAX];
+        size_t n_history; /* newest first */
+};
+
+const char *run_phase_to_string(enum run_phase p);
+int run_phase_from_string(const char *s);
+const char *run_mode_to_string(enum run_mode m);
+int run_mode_from_string(const char *s);
+
+/* A new run with a fresh random id (UUID v4 text). */
+int run_state_new(enum run_mode mode, bool dry_run, struct run_state **ret);
+struct run_state *run_state_free(struct run_state *r);
+int run_state_set(char **field, const char *value);
+/* Append a region with nothing done yet; -E2BIG past RUN_DIST_MAX. */
+int run_state_add_dist(struct run_state *r, const char *region, struct run_dist **ret);
+struct run_dist *run_state_find_dist(const struct run_state *r, const char *region);
+bool run_dist_done(const struct run_dist *d, const char *step);
+int run_dist_mark(struct run_dist *d, const char *step);
+/* A deep copy. */
+int run_state_copy(const struct run_state *r, struct run_state **ret);
+
+void state_done(struct state *s);
+/* Move the finished current run into the history (newest first, bounded). */
+int state_finish_current(struct state *s, usec_t now);
+/*
+ * Move the current run into the history as "inherited": it belongs to another instance (its
+ * state came with the image this instance was launched from) and nothing of it is resumed.
+ */
+int state_inherit_current(struct state *s, usec_t now);
+
+/* This boot's id (/proc/sys/kernel/random/boot_id), or NULL when it cannot be read. */
+const char *state_this_boot(void);
+/*
+ * Whether the run stands in the frozen window (PHASE_FREEZING or PHASE_CREATING) and was saved
+ * there in this boot: only then may something of it still be frozen. A reboot thaws everything,
+ * and the state an image carries was saved in another instance's boot.
+ */
+bool run_state_frozen_in_this_boot(const struct run_state *r);
+
+/* Load from dir/state.json; a missing file is an empty state. -EBADMSG names nothing: callers do.
+ */
+int state_load(const char *dir, struct state *ret);
+/* Save atomically to dir/state.json (mode 0600). */
+int state_save(const char *dir, const struct state *s);
+
+int state_parse(const char *json, size_t len, struct state *ret);
+char *state_format(const struct state *s);
+/* One run as a JSON object text (for `status --json` and `run --json`). */
+char *run_state_format(const struct run_state *r);
+
+/* Take the run lock (dir/run.lock, flock); -EBUSY when another run holds it. Returns an fd. */
+int state_lock(const char *dir);

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A worker: our own binary, started by the daemon for one run (`ec2-imaged --config PATH run
+ * --json`, resume or first-boot) and watched on the daemon's sd-event loop: its exit through a
+ * child source, its progress through a SOCK_SEQPACKET socket ($EC2_IMAGED_PROGRESS_FD), its stdout
+ * (the JSON result) through a pipe with a ceiling. Its stderr is the daemon's, so its log records
+ * reach the journal with their own fields.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "daemon/control.h"
+
+struct worker;
+
+struct worker_callbacks {
+        void (*on_progress)(struct worker *w, const struct progress *p, void *userdata);
+        /* Once, after the process was reaped and its output read; the worker may be freed here. */
+        void (*on_exit)(struct worker *w, int status, const char *output, size_t len,
+                        void *userdata);
+};
+
+/*
+ * Start `BINARY [--config PATH] [-v] ARGS...` (ARGS NULL-terminated; BINARY NULL: our own
+ * executable, /proc/self/exe) as a child in its own
+ * process group, with a clean signal mask, /dev/null stdin, SIGTERM when the daemon dies, and none
+ * of the daemon's sd_notify variables. The status given to on_exit is the exit code, or 128 plus
+ * the signal that killed it.
+ */
+int worker_start(sd_event *e, const char *binary, const char *config_path, bool verbose,
+                 const char *const *args, const struct worker_callbacks *cb, void *userdata,
+                 struct worker **ret);
+pid_t worker_pid(const struct worker *w);
+const char *worker_verb(const struct worker *w);
+int worker_kill(struct worker *w, int sig);
+/* Stops watching (a live process is left to its SIGTERM-on-parent-death); NULL-safe. */
+struct worker *worker_free(struct worker *w);

@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Distribution of a run's image: the steps, their order and their persistence. */
+#include "distribute/distribute.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/awsjson.h"
+#include "aws/ec2_dist.h"
+#include "core/config.h"
+#include "core/context.h"
+#include "core/imagetags.h"
+#include "distribute/distribute_aws.h"
+#include "distribute/distribute_retain.h"
+#include "core/state.h"
+#include "util/backoff.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/str.h"
+
+#define MAX_TAGS (CONFIG_MAX_TAGS + 5)
+
+/* Step names recorded in struct run_dist.done. */
+#define STEP_TAGGED      "tagged"
+#define STEP_SHARED      "shared"
+#define STEP_SNAP_SHARED "snapshots-shared"
+#define STEP_GRANTED     "granted"
+#define STEP_DEPRECATED  "deprecated"
+#define STEP_LT_DEFAULT  "launch-template"
+#define STEP_SSM         "ssm-parameter"
+#define STEP_RETAINED    "retained"
+
+struct dist {
+        struct context *ctx;
+        const struct config *cfg;
+        struct state *st;
+        struct run_state *run;
+        struct dist_clients clients;
+        char *why;
+};
+
+bool distribute_configured(const struct config *c)
+{
+        return c->dist_regions || c->dist_share_accounts || c->dist_share_orgs ||
+               c->dist_share_ous || c->dist_deprecate_days > 0 || c->dist_keep_newest > 0 ||
+               c->dist_keep_days > 0 || c->dist_launch_template || c->dist_ssm_parameter;
+}
+
+static bool sharing(const struct config *c)
+{
+        return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous;
+}
+
+static const char *lineage(const struct dist *d)
+{
+        return d->cfg->dist_lineage ? d->cfg->dist_lineage : d->run->instance_id;
+}
+
+static int save(struct dist *d)
+{
+        int r;
+
+        if (d->run->dry_run)
+                return 0;
+        d->run->updated = now_usec(CLOCK_REALTIME);
+        r = state_save(d->cfg->state_dir, d->st);
+        if (r < 0)
+                d->why = strprintf("cannot save the run state in %s: %s", d->cfg->state_dir,
+                                   strerror(-r));
+        return r;
+}
+
+/* Record the failure of an AWS call once, with its code and message; returns r. */
+static int aws_fail(struct dist *d, int r, struct aws_error *e, const char *what,
+                    const char *region)
+{
+        if (!d->why)
+                d->why = strprintf("%s in %s: %s%s%s", what, region,
+                                   e->code ? e->code : strerror(-r), e->message ? ": " : "",
+                                   strempty(e->message));
+        aws_error_done(e);
+        return r;
+}
+
+static size_t build_tags(const struct dist *d, struct ec2_tag tags[static MAX_TAGS])
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < d->cfg->n_tags; i++)
+                tags[n++] = (struct ec2_tag){d->cfg->tags[i].key, d->cfg->tags[i].value};
+        tags[n++] = (struct ec2_tag){TAG_RUN_ID, d->run->run_id};
+        tags[n++] = (struct ec2_tag){TAG_CONSISTENCY,
+                                     d->run->consistency ? d->run->consistency : "crash"};
+        tags[n++] = (struct ec2_tag){TAG_SOURCE, d->run->instance_id};
+        tags[n++] = (struct ec2_tag){TAG_LINEAGE, lineage(d)};
+        return n;
+}
+
+static const char *tag_of(const struct ec2_image *im, const char *key)
+{
+        for (size_t i = 0; i < im->n_tags; i++)
+                if (streq_ptr(im->tags[i].key, key))
+                        return im->tags[i].value;
+        return NULL;
+}
+
+/* One image of rd's region by id, or -ENOENT. */
+static int describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *ret)
+{
+        struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
+        struct aws_error e = {};
+        struct ec2_image *ims = NULL;
+        size_t n = 0;
+        int r;
+
+        r = ec2_describe_images(c, NULL, rd->image_id, &ims, &n, &e);
+        /* A brand-new id may not be visible yet: EC2 is eventually consistent. */
+        if (r == -EREMOTEIO && streq_ptr(e.code, "InvalidAMIID.NotFound"))
+                n = 0;
+        else if (r < 0)
+                return aws_fail(d, r, &e, "DescribeImages", rd->region);
+        aws_error_done(&e);
+        if (n == 0) {
+                if (!d->why)
+                        d->why = strprintf("image %s is not (or no longer) in %s", rd->image_id,
+                                           rd->region);
+                ec2_images_free(ims, n);
+                return -ENOENT;
+        }
+        *ret = ims[0];
+        ims[0] = (struct ec2_image){};
+        ec2_images_free(ims, n);
+        return 0;
+}
+
+/*
+ * A copy whose CopyImage answer was lost (a crash, a transport error) exists under the run's
+ * name in the destination region: adopt it when it is this run's, by its run-id tag or, before
+ * the tags are on, by the run id in its description.
+ */
+static int find_copy(struct dist *d, struct run_dist *rd)
+{
+        struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
+        struct aws_error e = {};
+        struct ec2_image *ims = NULL;
+        size_t n = 0;
+        int r;
+
+        r = ec2_describe_images(c, d->run->image_name, NULL, &ims, &n, &e);
+        if (r < 0)
+                return aws_fail(d, r, &e, "DescribeImages", rd->region);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const char *id = tag_of(&ims[i], TAG_RUN_ID);
+                bool ours = id ? streq(id, d->run->run_id)
+                               : ims[i].description && strstr(ims[i].description, d->run->run_id);
+                if (!ours) {
+                        d->why = strprintf("an image named '%s' (%s) in %s was not made by this "
+                                           "run; make [image] name unique",
+                                           d->run->image_name, ims[i].image_id, rd->region);
+                        r = -EEXIST;
+                } else {
+                        log_info("Found the copy %s in %s made before the interruption",
+                                 ims[i].image_id, rd->region);
+                        r = run_state_set(&rd->image_id, ims[i].image_id);
+                }
+        }
+        ec2_images_free(ims, n);
+        return r;
+}
+
+static int start_copy(struct dist *d, struct run_dist *rd)
+{
+        struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
+        _cleanup_free_ char *token = NULL, *desc = NULL, *id = NULL;
+        struct ec2_tag tags[MAX_TAGS];
+        struct aws_error e = {};
+        int r;
+
+        r = find_copy(d, rd);
+        if (r < 0 || rd->image_id)
+                return r < 0 ? r : save(d);
+        /* The same token for the same run and region: EC2 makes one copy however often asked. */
+        token = strprintf("%s-%s", d->run->run_id, rd->region);
+        desc = strprintf("ec2-imaged run %s: copy of %s from %s", d->run->run_id, d->run->image_id,
+                         d->run->region);
+        if (!token || !desc)
+                return -ENOMEM;
+        r = ec2_copy_image(c,
+                           &(struct ec2_copy_image_args){
+                                   .source_region = d->run->region,
+                                   .source_image_id = d->run->image_id,
+                                   .name = d->run->image_name,
+                                   .description = desc,
+                                   .kms_key_id = dist_kms_key_for(d->cfg, rd->region),
+                                   .copy_image_tags = true,
+                                   .tags = tags,
+                                   .n_tags = build_tags(d, tags),
+                                   .client_token = token,
+                           },
+                           &id, &e);
+        if (r < 0) {
+                /* The copy may have been made all the same: look again next time round. */
+                return aws_fail(d, r, &e, "CopyImage", rd->region);
+        }
+        log_notice("CopyImage %s -> %s in %s", d->run->image_id, id, rd->region);
+        r = run_state_set(&rd->image_id, id);
+        if (r >= 0)
+                r = run_state_set(&rd->state, "pending");
+        return r < 0 ? r : save(d);
+}
+
+/* Copies: start them, at most max_copies_in_flight at once, and wait for all of them. */
+static int copy_all(struct dist *d)
+{
+        struct backoff b;
+
+        backoff_init(&b, 2 * USEC_PER_SEC, (usec_t)d->cfg->wait_poll_max_s * USEC_PER_SEC,
+                     (usec_t)d->cfg->wait_timeout_s * USEC_PER_SEC, 0);
+        for (;;) {
+                unsigned in_flight = 0, waiting = 0;
+                int r;
+
+                for (size_t i = 1; i < d->run->n_dist; i++) {
+                        struct run_dist *rd = &d->run->dist[i];
+                        if (rd->image_id && !streq_ptr(rd->state, "available"))
+                                in_flight++;
+                }
+                for (size_t i = 1; i < d->run->n_dist; i++) {
+                        struct run_dist *rd = &d->run->dist[i];
+                        struct ec2_image im = {};
+
+                        if (!rd->image_id && in_flight < d->cfg->dist_max_copies) {
+                                r = start_copy(d, rd);
+                                if (r < 0)
+                                        return r;
+                                in_flight++;
+                        }
+                        if (!rd->image_id || streq_ptr(rd->state, "available"))
+                                continue;
+                        r = describe_one(d, rd, &im);
+                        if (r == -ENOENT) { /* not visible yet: eventual consistency */
+                                free(d->why);
+                                d->why = NULL;
+                                waiting++;
+                                continue;
+                        }
+                        if (r < 0)
+                                return r;
+                        if (!streq_ptr(im.state, rd->state)) {
+                                run_state_set(&rd->state, im.state);
+                                r = save(d);
+                        }
+                        if (r >= 0 && !streq_ptr(im.state, "available") &&
+                            !streq_ptr(im.state, "pending")) {
+                                d->why = strprintf("the copy %s in %s is %s: %s", rd->image_id,
+                                                   rd->region, strna(im.state),
+                                                   strna(im.state_reason));
+                                r = -EIO;
+                        }
+                        ec2_image_done(&im);
+                        if (r < 0)
+                                return r;
+                        if (!streq_ptr(rd->state, "available"))
+                                waiting++;
+                }
+                for (size_t i = 1; i < d->run->n_dist; i++)
+                        if (!d->run->dist[i].image_id)
+                                waiting++;
+                if (waiting == 0)
+                        return 0;
+                if (backoff_sleep(&b) < 0) {
+                        d->why = strprintf("copies not available after %u s ([run] "
+                                           "wait_timeout_s)",
+                                           d->cfg->wait_timeout_s);
+                        return -ETIME;
+                }
+        }
+}
+
+/*
+ * The key of the image in rd's region: the configured one for a copy; for the run's own image,
+ * and for a copy without one, what DescribeImages says of its snapshots.
+ */
+static int image_key(struct dist *d, struct run_dist *rd, char **ret)
+{
+        const char *k = dist_kms_key_for(d->cfg, rd->region);
+        struct ec2_image im = {};
+        int r;
+
+        if (rd != &d->run->dist[0] && k)
+                return (*ret = strdup(k)) ? 0 : -ENOMEM;
+        r = describe_one(d, rd, &im);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(im.kms_key_id);
+        ec2_image_done(&im);
+        return 0;
+}
+
+/* Before sharing: no image encrypted with an AWS-managed key; grants on customer keys. */
+static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
+{
+        _cleanup_free_ char *key = NULL;
+        struct kms_key k = {};
+        int r;
+
+        if (!sharing(d->cfg) || run_dist_done(rd, STEP_GRANTED))
+                return 0;
+        r = image_key(d, rd, &key);
+        if (r < 0 || !key)
+                return r;
+        r = dist_check_key(&d->clients, rd->region, key, rd->image_id, true, &k, &d->why);
+        if (r < 0)
+                return r;
+        for (char **a = d->cfg->dist_share_accounts;
+             r >= 0 && d->cfg->dist_create_grants && a && *a; a++) {
+                _cleanup_free_ char *name = strprintf("ec2-imaged-%s", d->run->run_id);
+                struct aws_error e = {};
+
+                r = kms_create_grant(dist_clients_kms(&d->clients, rd->region), k.arn ? k.arn : key,
+                                     *a, name, NULL, &e);
+                if (r < 0)
+                        r = aws_fail(d, r, &e, "KMS CreateGrant", rd->region);
+                else
+                        log_info("KMS grant on %s for %s in %s", key, *a, rd->region);
+        }
+        kms_key_done(&k);
+        if (r >= 0 && d->cfg->dist_create_grants)
+                r = run_dist_mark(rd, STEP_GRANTED);
+        return r < 0 ? r : save(d);
+}
+
+static int share(struct dist *d, struct run_dist *rd)
+{
+        struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
+        struct ec2_share s[170];
+        struct aws_error e = {};
+        size_t n = 0;
+        int r = 0;
+
+        if (!run_dist_done(rd, STEP_SHARED) && sharing(d->cfg)) {
+                for (char **a = d->cfg->dist_share_accounts; a && *a && n < ELEMENTSOF(s); a++)
+                        s[n++] = (struct ec2_share){EC2_SHARE_ACCOUNT, *a};
+                for (char **a = d->cfg->dist_share_orgs; a && *a && n < ELEMENTSOF(s); a++)
+                        s[n++] = (struct ec2_share){EC2_SHARE_ORGANIZATION, *a};
+                for (char **a = d->cfg->dist_share_ous; a && *a && n < ELEMENTSOF(s); a++)
+                        s[n++] = (struct ec2_share){EC2_SHARE_OU, *a};
+                r = ec2_add_launch_permissions(c, rd->image_id, s, n, false, &e);
+                if (r < 0)
+                        return aws_fail(d, r, &e, "ModifyImageAttribute", rd->region);
+                log_notice("Shared %s in %s with %zu principals", rd->image_id, rd->region, n);
+                r = run_dist_mark(rd, STEP_SHARED);
+                if (r >= 0)
+                        r = save(d);
+        }
+        if (r >= 0 && !run_dist_done(rd, STEP_SNAP_SHARED) && d->cfg->dist_share_accounts) {
+                struct ec2_image im = {};
+
+                r = describe_one(d, rd, &im);
+                for (char **sn = im.snapshot_ids; r >= 0 && sn && *sn; sn++) {
+                        r = ec2_add_create_volume_permission(
+                                c, *sn, (const char *const *)d->cfg->dist_share_accounts, false,
+                                &e);
+                        if (r < 0)
+                                r = aws_fail(d, r, &e, "ModifySnapshotAttribute", rd->region);
+                }
+                ec2_image_done(&im);
+                if (r >= 0)
+                        r = run_dist_mark(rd, STEP_SNAP_SHARED);
+                if (r >= 0)
+                        r = save(d);
+        }
+        return r;
+}
+
+/* Tags on every image of the run (copies get them here: not every EC2 keeps CopyImage's). */
+static int tag(struct dist *d, struct run_dist *rd)
+{
+        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_image im = {};
+        struct aws_error e = {};
+        char **ids = NULL;
+        int r;
+
+        if (run_dist_done(rd, STEP_TAGGED))
+                return 0;
+        r = describe_one(d, rd, &im);
+        if (r >= 0)
+                r = strv_push(&ids, rd->image_id);
+        for (char **s = im.snapshot_ids; r >= 0 && s && *s; s++)
+                r = strv_push(&ids, *s);
+        if (r >= 0) {
+                r = ec2_create_tags(dist_clients_ec2(&d->clients, rd->region),
+                                    (const char *const *)ids, tags, build_tags(d, tags), false, &e);
+                if (r < 0)
+                        r = aws_fail(d, r, &e, "CreateTags", rd->region);
+        }
+        strv_free(ids);
+        ec2_image_done(&im);
+        if (r >= 0)
+                r = run_dist_mark(rd, STEP_TAGGED);
+        return r < 0 ? r : save(d);
+}
+
+static int deprecate(struct dist *d, struct run_dist *rd)
+{
+        struct aws_error e = {};
+        char at[21];
+        int r;
+
+        if (d->cfg->dist_deprecate_days == 0 || run_dist_done(rd, STEP_DEPRECATED))
+                return 0;
+        format_iso8601(d->run->started + (usec_t)d->cfg->dist_deprecate_days * 86400 * USEC_PER_SEC,
+                       at);
+        r = ec2_enable_image_deprecation(dist_clients_ec2(&d->clients, rd->region), rd->image_id,
+                                         at, false, &e);
+        if (r < 0)
+                return aws_fail(d, r, &e, "EnableImageDeprecation", rd->region);
+        log_info("%s in %s deprecated from %s", rd->image_id, rd->region, at);
+        r = run_dist_mark(rd, STEP_DEPRECATED);
+        return r < 0 ? r : save(d);
+}
+
+/* Resolve "$Default"/"$Latest" (or a number) to the version number as text. */
+static int lt_resolve(struct dist *d, const char *region, const char *which, char **ret)
+{
+        const char *const v[] = {which, NULL};
+        struct ec2_lt_version *lv = NULL;
+        struct aws_error e = {};
+        size_t n = 0;
+        int r;
+
+        r = ec2_describe_launch_template_versions(dist_clients_ec2(&d->clients, region),
+                                                  d->cfg->dist_launch_template, v, &lv, &n, &e);
+        if (r < 0)
+                return aws_fail(d, r, &e, "DescribeLaunchTemplateVersions", region);
+        if (n == 0) {
+                d->why = strprintf("launch template %s has no version %s in %s",
+                                   d->cfg->dist_launch_template, which, region);
+                r = -ENOENT;
+        } else {
+                *ret = strprintf("%" PRId64, lv[0].version);
+                r = *ret ? 0 : -ENOMEM;
+                /* A version already made with this image (before an interruption) is reused. */
+                if (r >= 0 && streq(which, "$Latest"))
+                        r = streq_ptr(lv[0].image_id, d->run->dist[0].image_id) ? 1 : 0;
+        }
+        ec2_lt_versions_free(lv, n);
+        return r;
+}
+
+/* A new launch template version with the image, made the default (the run's own region). */
+static int publish_lt(struct dist *d, struct run_dist *rd)
+{
+        struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
+        _cleanup_free_ char *latest = NULL, *src = NULL, *desc = NULL;
+        struct aws_error e = {};
+        int64_t v = 0;
+        int r;
+
+        if (!d->cfg->dist_launch_template || rd != &d->run->dist[0] ||
+            run_dist_done(rd, STEP_LT_DEFAULT))
+                return 0;
+        if (!rd->lt_version) {
+                r = lt_resolve(d, rd->region, "$Latest", &latest);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        rd->lt_version = TAKE_PTR(latest);
+                } else {
+                        r = lt_resolve(d, rd->region, d->cfg->dist_lt_source_version, &src);
+                        desc = strprintf("ec2-imaged run %s", d->run->run_id);
+                        if (r >= 0)
+                                r = ec2_create_launch_template_version(
+                                        c, d->cfg->dist_launch_template, src, rd->image_id, desc,
+                                        false, &v, &e);
+                        if (r < 0)
+                                return e.code ? aws_fail(d, r, &e, "CreateLaunchTemplateVersion",
+                                                         rd->region)
+                                              : r;
+                        rd->lt_version = strprintf("%" PRId64, v);
+                        if (!rd->lt_version)
+                                return -ENOMEM;
+                }
+                log_notice("Launch template %s version %s uses %s", d->cfg->dist_launch_template,
+                           rd->lt_version, rd->image_id);
+                r = save(d);
+                if (r < 0)
+                        return r;
+        }
+        r = ec2_set_launch_template_default(c, d->cfg->dist_launch_template,
+                                            strtoll(rd->lt_version, NULL, 10), false, &e);
+        if (r < 0)
+                return aws_fail(d, r, &e, "ModifyLaunchTemplate", rd->region);
+        r = run_dist_mark(rd, STEP_LT_DEFAULT);
+        return r < 0 ? r : save(d);
+}
+
+static int publish_ssm(struct dist *d, struct run_dist *rd)
+{
+        struct aws_error e = {};
+        int r;
+
+        if (!d->cfg->dist_ssm_parameter || run_dist_done(rd, STEP_SSM))
+                return 0;
+        r = ssm_put_parameter(dist_clients_ssm(&d->clients, rd->region), d->cfg->dist_ssm_parameter,
+                              rd->image_id, "aws:ec2:image", true, NULL, &e);
+        if (r < 0)
+                return aws_fail(d, r, &e, "SSM PutParameter", rd->region);
+        log_info("SSM parameter %s in %s = %s", d->cfg->dist_ssm_parameter, rd->region,
+                 rd->image_id);
+        r = run_dist_mark(rd, STEP_SSM);
+        return r < 0 ? r : save(d);
+}
+
+static struct retain_opts retain_opts(const struct dist *d, const char *keep, bool dry_run)
+{
+        return (struct retain_opts){
+                .lineage = lineage(d),
+                .keep_newest = d->cfg->dist_keep_newest,
+                .keep_days = d->cfg->dist_keep_days,
+                .keep_image_id = keep,
+                .now = now_usec(CLOCK_REALTIME),
+                .dry_run = dry_run,
+        };
+}
+
+static int retain(struct dist *d, struct run_dist *rd)
+{
+        struct retain_opts o = retain_opts(d, rd->image_id, false);
+        char **report = NULL;
+        struct aws_error e = {};
+        int r;
+
+        if (!retain_enabled(&o) || run_dist_done(rd, STEP_RETAINED))
+                return 0;
+        r = retain_region(dist_clients_ec2(&d->clients, rd->region), &o, &report, &e);
+        strv_free(report);
+        if (r < 0)
+                return e.code ? aws_fail(d, r, &e, "retention", rd->region) : r;
+        r = run_dist_mark(rd, STEP_RETAINED);
+        return r < 0 ? r : save(d);
+}
+
+/* The run's own region first, then the configured ones (each once). */
+static int region_list(const struct run_state *run, const struct config *cfg, char ***ret)
+{
+        char **v = NULL;
+        int r = strv_push(&v, run->region);
+
+        for (char **s = cfg->dist_regions; r >= 0 && s && *s; s++)
+                if (!strv_contains(v, *s))
+                        r = strv_push(&v, *s);
+        if (r < 0) {
+                strv_free(v);
+                return r;
+        }
+        *ret = v;
+        return 0;
+}
+
+/* Record the regions of the run, with nothing done yet; the run's own image is there already. */
+static int plan(struct dist *d, char **regions)
+{
+        struct run_dist *rd;
+        int r = 0;
+
+        if (d->run->n_dist > 0)
+                return 0;
+        for (char **s = regions; r >= 0 && *s; s++)
+                r = run_state_add_dist(d->run, *s, &rd);
+        if (r >= 0)
+                r = run_state_set(&d->run->dist[0].image_id, d->run->image_id);
+        if (r >= 0)
+                r = run_state_set(&d->run->dist[0].state, "available");
+        return r < 0 ? r : save(d);
+}
+
+/* Refuse early, before any copy, when a configured key of a copy is AWS-managed. */
+static int check_copy_keys(struct dist *d)
+{
+        int r = 0;
+
+        for (size_t i = 1; r >= 0 && sharing(d->cfg) && i < d->run->n_dist; i++) {
+                const char *key = dist_kms_key_for(d->cfg, d->run->dist[i].region);
+                struct kms_key k = {};
+
+                if (!key || d->run->dist[i].image_id)
+                        continue;
+                r = dist_check_key(&d->clients, d->run->dist[i].region, key, "the copy", true, &k,
+                                   &d->why);
+                kms_key_done(&k);
+        }
+        return r;
+}
+
+int distribute_run(struct context *ctx, struct state *st, struct run_state *run, char **ret_why)
+{
+        struct dist d = {.ctx = ctx, .cfg = ctx->config, .st = st, .run = run};
+        char **regions = NULL;
+        int r;
+
+        if (!distribute_configured(d.cfg))
+                return 0;
+        r = region_list(run, d.cfg, &regions);
+        if (r >= 0)
+                r = dist_clients_open(&d.clients, ctx, regions);
+        if (r < 0 && !d.why)
+                d.why = strprintf("cannot set up the clients of the regions: %s", strerror(-r));
+        if (r >= 0)
+                r = plan(&d, regions);
+        strv_free(regions);
+        if (r >= 0)
+                r = check_keys_and_grant(&d, &run->dist[0]);
+        if (r >= 0)
+                r = check_copy_keys(&d);
+        if (r >= 0)
+                r = copy_all(&d);
+        for (size_t i = 0; r >= 0 && i < run->n_dist; i++) {
+                struct run_dist *rd = &run->dist[i];
+
+                r = tag(&d, rd);
+                if (r >= 0 && i > 0)
+                        r = check_keys_and_grant(&d, rd);
+                if (r >= 0)
+                        r = share(&d, rd);
+                if (r >= 0)
+                        r = deprecate(&d, rd);
+                if (r >= 0)
+                        r = publish_lt(&d, rd);
+                if (r >= 0)
+                        r = publish_ssm(&d, rd);
+        }
+        for (size_t i = 0; r >= 0 && i < run->n_dist; i++)
+                r = retain(&d, &run->dist[i]);
+        dist_clients_done(&d.clients);
+        if (r < 0)
+                *ret_why = d.why ? TAKE_PTR(d.why) : strdup(strerror(-r));
+        free(d.why);
+        return r;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The AWS side of distribution: one EC2, KMS and SSM client per region of the run (made once,
+ * with [aws] settings and the run's credentials, sharing one rate limit and retry quota), the KMS
+ * key configured for a region, and the check that refuses sharing an image encrypted with an
+ * AWS-managed key.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "aws/budget.h"
+#include "core/state.h"
+
+struct awsjson_client;
+struct config;
+struct context;
+struct ec2_client;
+struct kms_key;
+
+struct dist_clients {
+        struct context *ctx; /* its EC2 client serves the run's own region */
+        struct {
+                char *region;
+                struct ec2_client *ec2; /* NULL for the run's own region: ctx->ec2 */
+                struct awsjson_client *kms, *ssm;
+                struct aws_budget budget; /* shared by the three: one rate and quota a region */
+        } r[RUN_DIST_MAX];
+        size_t n;
+};
+
+/* Make the clients of each region in regions (NULL-terminated; the run's own region first). */
+int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *regions);
+void dist_clients_done(struct dist_clients *c);
+/* The client of a region given to dist_clients_open() (NULL for any other region). */
+struct ec2_client *dist_clients_ec2(struct dist_clients *c, const char *region);
+struct awsjson_client *dist_clients_kms(struct dist_clients *c, const char *region);
+struct awsjson_client *dist_clients_ssm(struct dist_clients *c, const char *region);
+
+/* The key of [distribute] kms_key for region (the part after "REGION:"), or NULL. */
+const char *dist_kms_key_for(const struct config *cfg, const char *region);
+/*
+ * Whether a key is managed by AWS: KMS says KeyManager AWS, or it is named by an alias under
+ * alias/aws/, which AWS reserves for its own keys.
+ */
+bool dist_key_is_aws_managed(const char *key_id, const struct kms_key *k);
+/*
+ * DescribeKey of key_id in region: 0 with *ret filled; else -errno and *ret_why. With
+ * for_sharing, an AWS-managed key is refused (-EPERM) with a message naming the key and the
+ * image and saying what to do.
+ */
+int dist_check_key(struct dist_clients *c, const char *region, const char *key_id,
+                   const char *image_id, bool for_sharing, struct kms_key *ret, char **ret_why);

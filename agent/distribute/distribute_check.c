@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Pre-flight of distribution (see distribute_check.h). */
+#include "distribute/distribute_check.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/awsjson.h"
+#include "aws/ec2_dist.h"
+#include "aws/vocab.h"
+#include "core/config.h"
+#include "core/context.h"
+#include "distribute/distribute.h"
+#include "distribute/distribute_aws.h"
+#include "distribute/distribute_retain.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/str.h"
+
+struct check {
+        struct context *ctx;
+        const struct config *cfg;
+        struct dist_clients clients;
+        char ***report;
+        char *why;
+};
+
+static int line(struct check *k, const char *fmt, ...) _printf_(2, 3);
+static int line(struct check *k, const char *fmt, ...)
+{
+        char *s = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        r = k->report ? strv_push(k->report, s) : 0;
+        free(s);
+        return r;
+}
+
+static int failed(struct check *k, int r, struct aws_error *e, const char *what, const char *region)
+{
+        if (!k->why)
+                k->why = strprintf("%s in %s: %s%s%s", what, region,
+                                   e->code ? e->code : strerror(-r), e->message ? ": " : "",
+                                   strempty(e->message));
+        aws_error_done(e);
+        return r;
+}
+
+/* Configuration that no call could catch: words of the wrong shape, keys of unknown regions. */
+static int check_config(struct check *k)
+{
+        const struct config *c = k->cfg;
+
+        for (char **w = c->dist_regions; w && *w; w++)
+                if (!aws_region_valid(*w))
+                        return (k->why = strprintf("[distribute] regions: '%s' is not a region",
+                                                   *w)),
+                               -EINVAL;
+        for (char **w = c->dist_kms_keys; w && *w; w++) {
+                const char *colon = strchr(*w, ':');
+                _cleanup_free_ char *region = colon ? strndup(*w, (size_t)(colon - *w)) : NULL;
+
+                if (!region || !colon[1] ||
+                    (!strv_contains(c->dist_regions, region) && !streq(region, k->ctx->region)))
+                        return (k->why = strprintf("[distribute] kms_key: '%s' is not "
+                                                   "REGION:KEY for a region of the run",
+                                                   *w)),
+                               -EINVAL;
+        }
+        for (char **w = c->dist_share_accounts; w && *w; w++)
+                if (strlen(*w) != 12 || strspn(*w, "0123456789") != 12)
+                        return (k->why = strprintf("[distribute] share_accounts: '%s' is not a "
+                                                   "12-digit account id",
+                                                   *w)),
+                               -EINVAL;
+        return 0;
+}
+
+static bool sharing(const struct config *c)
+{
+        return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous;
+}
+
+static int check_keys(struct check *k)
+{
+        int r = 0;
+
+        for (char **w = k->cfg->dist_kms_keys; r >= 0 && w && *w; w++) {
+                const char *key = strchr(*w, ':') + 1;
+                _cleanup_free_ char *region = strndup(*w, (size_t)(key - 1 - *w));
+                struct kms_key kk = {};
+
+                if (!region)
+                        return -ENOMEM;
+                r = dist_check_key(&k->clients, region, key, "the copy", sharing(k->cfg), &kk,
+                                   &k->why);
+                if (r >= 0)
+                        r = line(k, "KMS key %s in %s: %s, %s", key, region, strna(kk.arn),
+                                 strna(kk.key_manager));
+                kms_key_done(&kk);
+        }
+        return r;
+}
+
+/* A DryRun answered: 0 allowed, else the first failure is recorded. */
+static int dry(struct check *k, int r, struct aws_error *e, const char *what, const char *region)
+{
+        if (r < 0) {
+                if (!k->why)
+                        k->why = strprintf("DryRun %s in %s %s: %s%s%s", what, region,
+                                           r == -EPERM ? "is not permitted" : "failed",
+                                           e->code ? e->code : strerror(-r), e->message ? ": " : "",
+                                           strempty(e->message));
+                aws_error_done(e);
+                return r;
+        }
+        aws_error_done(e);
+        return line(k, "DryRun %s in %s: allowed", what, region);
+}
+
+/*
+ * The DryRun calls. They name the instance's own AMI, which exists in the run's region only:
+ * there every step is tried; in a destination region, CopyImage (its source is in the run's
+ * region). IAM permissions rarely differ between regions.
+ */
+static int check_calls(struct check *k, const char *region, bool own)
+{
+        struct ec2_client *c = dist_clients_ec2(&k->clients, region);
+        const char *probe = k->ctx->identity.image_id; /* an image EC2 knows of */
+        struct aws_error e = {};
+        int r = 0;
+
+        if (!own)
+                return dry(k,
+                           ec2_copy_image(c,
+                                          &(struct ec2_copy_image_args){
+                                                  .source_region = k->ctx->region,
+                                                  .source_image_id = probe,
+                                                  .name = "ec2-imaged-preflight",
+                                                  .kms_key_id = dist_kms_key_for(k->cfg, region),
+                                                  .dry_run = true},
+                                          NULL, &e),
+                           &e, "CopyImage", region);
+        if (sharing(k->cfg)) {
+                struct ec2_share s = {EC2_SHARE_ACCOUNT, "000000000000"};
+                r = dry(k, ec2_add_launch_permissions(c, probe, &s, 1, true, &e), &e,
+                        "ModifyImageAttribute", region);
+        }
+        if (r >= 0 && k->cfg->dist_deprecate_days > 0)
+                r = dry(k, ec2_enable_image_deprecation(c, probe, "2100-01-01T00:00:00Z", true, &e),
+                        &e, "EnableImageDeprecation", region);
+        if (r >= 0 && (k->cfg->dist_keep_newest > 0 || k->cfg->dist_keep_days > 0))
+                r = dry(k, ec2_deregister_image(c, probe, false, true, &e), &e, "DeregisterImage",
+                        region);
+        if (r >= 0 && k->cfg->dist_launch_template) {
+                int64_t v;
+                r = dry(k,
+                        ec2_create_launch_template_version(c, k->cfg->dist_launch_template, NULL,
+                                                           probe, NULL, true, &v, &e),
+                        &e, "CreateLaunchTemplateVersion", region);
+                if (r >= 0)
+                        r = dry(k,
+                                ec2_set_launch_template_default(c, k->cfg->dist_launch_template, 1,
+                                                                true, &e),
+                                &e, "ModifyLaunchTemplate", region);
+        }
+        return r;
+}
+
+static int list_retention(struct check *k, const char *region, const char *lineage)
+{
+        struct retain_opts o = {
+                .lineage = lineage,
+                .keep_newest = k->cfg->dist_keep_newest,
+                .keep_days = k->cfg->dist_keep_days,
+                /* The image the run would make is the newest: no existing image is it. */
+                .keep_image_id = "(the new image)",
+                .now = now_usec(CLOCK_REALTIME),
+                .dry_run = true,
+        };
+        struct aws_error e = {};
+        char **lines = NULL;
+        int r;
+
+        if (!retain_enabled(&o))
+                return 0;
+        r = retain_region(dist_clients_ec2(&k->clients, region), &o, &lines, &e);
+        if (r < 0)
+                return failed(k, r, &e, "retention", region);
+        if (!lines)
+                r = line(k, "retention in %s: nothing would be deregistered", region);
+        for (char **s = lines; r >= 0 && s && *s; s++)
+                r = line(k, "retention: %s", *s);
+        strv_free(lines);
+        return r;
+}
+
+int distribute_check(struct context *ctx, const char *lineage, bool list_ret, char ***report,
+                     char **ret_why)
+{
+        struct check k = {.ctx = ctx, .cfg = ctx->config, .report = report};
+        char **regions = NULL;
+        int r;
+
+        if (!distribute_configured(k.cfg))
+                return 0;
+        r = check_config(&k);
+        if (r >= 0)
+                r = strv_push(&regions, ctx->region);
+        for (char **s = k.cfg->dist_regions; r >= 0 && s && *s; s++)
+                if (!strv_contains(regions, *s))
+                        r = strv_push(&regions, *s);
+        if (r >= 0)
+                r = dist_clients_open(&k.clients, ctx, regions);
+        if (r >= 0)
+                r = check_keys(&k);
+        for (char **s = regions; r >= 0 && s && *s; s++)
+                r = check_calls(&k, *s, s == regions);
+        for (char **s = regions; r >= 0 && list_ret && s && *s; s++)
+                r = list_retention(&k, *s, k.cfg->dist_lineage ? k.cfg->dist_lineage : lineage);
+        strv_free(regions);
+        dist_clients_done(&k.clients);
+        if (r < 0)
+                *ret_why = k.why ? TAKE_PTR(k.why) : strdup(strerror(-r));
+        free(k.why);
+        return r;
+}

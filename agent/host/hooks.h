@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Hooks: find, vet, spawn, time out, capture and classify the operator's hook executables.
+ *
+ * Which entries of <hooks_dir>/<phase>.d run, are skipped or are refused, and in which order:
+ * hooks_list.h, which this header includes. Hooks are executed by path after vetting.
+ *
+ * Each hook runs with: its own process group, an empty signal mask and default dispositions,
+ * stdin from /dev/null, stdout and stderr on one pipe that we read, no other file descriptors,
+ * working directory "/", argv = { path }, and only this environment:
+ *   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin  LANG=C.UTF-8
+ *   EC2_IMAGED_PHASE  EC2_IMAGED_RUN_ID  INSTANCE_ID  REGION  IMAGE_NAME  EC2_IMAGED_MODE
+ *   IMAGE_ID (only when known)  EC2_IMAGED_DRY_RUN=1 (only for dry runs)
+ * (a variable whose value is NULL is left out). Nothing else is inherited, AWS_* least of all.
+ *
+ * Process group policy. When the timeout passes, SIGTERM goes to the whole group; if the main
+ * process or anything else in the group is still alive kill_grace_ms later, SIGKILL goes to the
+ * group. A hook must not leave processes behind either: when its main process exits and other
+ * members of its group are still alive (a forgotten `daemon &`), they get the same treatment,
+ * SIGTERM then SIGKILL after the grace period, with a warning; the hook's own result stands.
+ * We are about to freeze filesystems or snapshot disks, and a stray writer would be worse than a
+ * killed one. The main process is reaped only after the group is empty, so the group id cannot
+ * be reused by an unrelated process while we signal it. Processes that leave the group on
+ * purpose (setsid, setpgid) escape this; the service's cgroup still holds them.
+ *
+ * Output is logged line by line at LOG_INFO as "<name>: <line>" with the journald field
+ * HOOK=<name>. Lines longer than HOOK_LINE_MAX are split (the logger formats a record into
+ * 4 KiB, name included, so a chunk must leave room for it); after HOOK_OUTPUT_MAX bytes the rest
+ * is read and discarded, with a note. The last HOOK_TAIL_LINES lines are kept in the result.
+ *
+ * The functions here block until the phase is done; they do not touch signal handlers or any
+ * other process-wide state.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "host/hooks_list.h"
+#include "host/supervise.h"
+#include "util/timeutil.h"
+
+#define HOOKS_DEFAULT_TIMEOUT_MS    (5u * 60u * 1000u)
+#define HOOKS_DEFAULT_KILL_GRACE_MS (10u * 1000u)
+
+#define HOOK_PATH_ENV "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum hooks_mode {
+        HOOKS_MODE_NO_REBOOT, /* EC2_IMAGED_MODE=no-reboot */
+        HOOKS_MODE_REBOOT,    /* EC2_IMAGED_MODE=reboot */
+};
+
+/* What hooks are told about the run. Strings are borrowed; NULL or "" leaves a variable out. */
+struct hook_env {
+        const char *run_id;
+        const char *instance_id;
+        const char *region;
+        const char *image_name;
+        const char *image_id; /* known from CreateImage on; NULL before */
+        enum hooks_mode mode;
+        bool dry_run;
+};
+
+struct hooks_opts {
+        const char *hooks_dir;  /* NULL: HOOKS_DEFAULT_DIR */
+        uid_t required_uid;     /* owner required of hooks and their directories: 0 (root) */
+        unsigned timeout_ms;    /* per hook; 0: HOOKS_DEFAULT_TIMEOUT_MS */
+        unsigned kill_grace_ms; /* SIGTERM to SIGKILL; 0: HOOKS_DEFAULT_KILL_GRACE_MS */
+        bool continue_on_error; /* run the rest after a failure (the phase still fails) */
+};
+
+/* ---- running ---- */
+
+struct hooks_phase_result {
+        char *phase;
+        char *dir;
+        struct hook_result *hooks; /* the hooks that ran or were refused, in order */
+        size_t n_hooks;
+        size_t n_failed;
+        /* NULL when the phase passed; else one line naming every failure (or the directory). */
+        char *message;
+};
+
+/*
+ * Run the hooks of one phase. Unless continue_on_error, a refusal fails the phase before any
+ * hook runs (the operator's setup is broken; better not to run half of it), and the phase stops
+ * at the first failed hook. With continue_on_error every runnable hook runs and the failures are
+ * recorded; the phase still fails, and the caller decides whether that is fatal.
+ *
+ * Returns 0 when every hook succeeded (or there were none). Otherwise, for the first failure:
+ * -EPERM (refused, also for a refused directory), -ETIMEDOUT (timed out), -EPROTO (non-zero exit
+ * or killed by a signal), the exec error (could not be executed), or -errno (directory unreadable,
+ * out of memory). Unlike most out-parameters, *ret is filled in on failure as well, because it
+ * is the explanation of the failure; release it with hooks_phase_result_done() in every case.
+ * Each hook's outcome is logged here with HOOK=; the phase verdict is left to the caller.
+ */
+int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const struct hook_env *env,
+                    struct hooks_phase_result *ret);
+void hooks_phase_result_done(struct hooks_phase_result *r);
+
+/*
+ * Run a helper program that is not a hook (no vetting: argv[0] is an absolute path we chose),
+ * with a hook's treatment: its own process group, stdin from /dev/null, output logged under
+ * HOOK=<name>, only PATH and LANG in its environment, SIGTERM then SIGKILL to its group after
+ * timeout_ms. purpose words its messages: "helper cloud-init (first-boot wait) exited with
+ * status 1". Returns 0 when it exited with status 0, else as a hook's failure (-ETIMEDOUT,
+ * -EPROTO, the exec error); *ret is filled in either way, release it with hook_result_done().
+ */
+int hooks_run_helper(const char *name, const char *purpose, char *const argv[], unsigned timeout_ms,
+                     struct hook_result *ret);
+
+/*
+ * Dry run: what hooks_run_phase would do, without running anything. *ret_text gets one line
+ * per entry ("pre-image: 10-stop-db would run", "pre-image: 20-x REFUSED: /etc/.../20-x is
+ * world-writable (mode 0777)", "pre-image: 10-a.dpkg-old skipped: package manager leftover")
+ * or one line saying there are no hooks. Returns the number of refusals (>= 0; a refused
+ * directory counts as one, and means the phase would fail) or -errno as hooks_list().
+ */
+int hooks_dry_run_phase(const struct hooks_opts *opts, const char *phase, char **ret_text);

@@ -1,0 +1,812 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The imaging run: phases, their persistence, resume, and the one-image-per-run rule. */
+#include "run/flow.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aws/creds_provider.h"
+#include "core/context.h"
+#include "distribute/distribute.h"
+#include "distribute/distribute_check.h"
+#include "run/flow_image.h"
+#include "host/freeze.h"
+#include "host/hooks.h"
+#include "run/imagename.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/str.h"
+
+struct flow {
+        struct context *ctx;
+        const struct config *cfg;
+        const struct flow_opts *opts;
+        struct state state;
+        struct run_state *run; /* == state.current while a run is under way */
+        struct flow_result *result;
+        int lock_fd;
+};
+
+static int save(struct flow *f)
+{
+        int r;
+
+        if (f->run->dry_run)
+                return 0;
+        f->run->updated = now_usec(CLOCK_REALTIME);
+        /* Whether a freeze may still be under way after a crash depends on the boot. */
+        if (run_state_set(&f->run->boot_id, state_this_boot()) < 0)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        r = state_save(f->cfg->state_dir, &f->state);
+        if (r < 0)
+                return log_error_errno(r, "Cannot save the run state in %s: %m", f->cfg->state_dir);
+        return 0;
+}
+
+/* Once the image id is known, every record of the run carries IMAGE_ID= as well. */
+static void log_image_id(struct flow *f)
+{
+        if (f->run->image_id)
+                log_context_set("IMAGE_ID", f->run->image_id);
+}
+
+static void notify_phase(struct flow *f)
+{
+        if (f->opts->on_phase && !f->run->dry_run)
+                f->opts->on_phase(f->run, f->opts->on_phase_userdata);
+}
+
+/* Enter a phase: record it and persist it before any of its work is done. */
+static int enter(struct flow *f, enum run_phase p)
+{
+        int r;
+
+        f->run->phase = p;
+        f->run->times[p].start = now_usec(CLOCK_REALTIME);
+        f->run->times[p].end = 0;
+        log_context_set("PHASE", run_phase_to_string(p));
+        log_image_id(f);
+        log_debug("Phase %s", run_phase_to_string(p));
+        r = save(f);
+        if (r >= 0)
+                notify_phase(f);
+        return r;
+}
+
+static void leave(struct flow *f, enum run_phase p)
+{
+        f->run->times[p].end = now_usec(CLOCK_REALTIME);
+}
+
+static int failv(struct flow *f, int r, const char *msg)
+{
+        run_state_set(&f->run->error, msg ? msg : strerror(-r));
+        f->run->phase = PHASE_FAILED;
+        log_image_id(f);
+        log_struct(LOG_ERR, "MESSAGE_ID=6f1c3b2a9d0e4c5f8a7b1e2d3c4b5a69\n", "Run %s failed: %s",
+                   f->run->run_id, strna(f->run->error));
+        (void)save(f);
+        notify_phase(f);
+        return r < 0 ? r : -EIO;
+}
+
+static int fail(struct flow *f, int r, const char *fmt, ...) _printf_(3, 4);
+static int fail(struct flow *f, int r, const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        return failv(f, r, msg);
+}
+
+static bool phase_continues_on_error(const struct config *c, const char *phase)
+{
+        for (char **p = c->hooks_continue_on_error; p && *p; p++)
+                if (streq(*p, phase))
+                        return true;
+        return false;
+}
+
+/* Run one phase's hooks with the run's environment; the caller decides what a failure means. */
+static int hooks_phase(struct flow *f, const char *phase, struct hooks_phase_result *res)
+{
+        struct hooks_opts o = {
+                .hooks_dir = f->cfg->hooks_dir,
+                .required_uid = 0,
+                .timeout_ms = f->cfg->hook_timeout_s * 1000,
+                .kill_grace_ms = f->cfg->hook_kill_grace_s * 1000,
+                .continue_on_error = phase_continues_on_error(f->cfg, phase),
+        };
+        struct hook_env env = {
+                .run_id = f->run->run_id,
+                .instance_id = f->run->instance_id,
+                .region = f->run->region,
+                .image_name = f->run->image_name,
+                .image_id = f->run->image_id,
+                .mode = f->run->mode == MODE_REBOOT ? HOOKS_MODE_REBOOT : HOOKS_MODE_NO_REBOOT,
+                .dry_run = f->run->dry_run,
+        };
+
+        return hooks_run_phase(&o, phase, &env, res);
+}
+
+static int run_hooks(struct flow *f, enum run_phase p, const char *phase)
+{
+        struct hooks_phase_result res = {};
+        int r;
+
+        r = enter(f, p);
+        if (r < 0)
+                return fail(f, r, "cannot persist the run state");
+        r = hooks_phase(f, phase, &res);
+        leave(f, p);
+        if (r < 0 && phase_continues_on_error(f->cfg, phase)) {
+                log_warning("%s hooks failed, going on as configured: %s", phase,
+                            strna(res.message));
+                r = 0;
+        } else if (r < 0) {
+                r = fail(f, r, "%s", res.message ? res.message : "hooks failed");
+        }
+        hooks_phase_result_done(&res);
+        return r;
+}
+
+/*
+ * Pre-freeze hooks may have quiesced an application or moved the instance's identity aside for
+ * the freeze; when the run fails between them and the thaw, the post-thaw hooks still run, so
+ * that the instance is given back as it was. The run's failure stands whatever they do.
+ */
+static void undo_pre_freeze(struct flow *f)
+{
+        struct hooks_phase_result res = {};
+        int r;
+
+        log_notice("Running the post-thaw hooks to undo the pre-freeze hooks after the failure");
+        r = hooks_phase(f, HOOK_PHASE_POST_THAW, &res);
+        if (r < 0)
+                log_error("post-thaw hooks after the failure: %s", strna(res.message));
+        hooks_phase_result_done(&res);
+}
+
+/* The image name and description, from templates, before anything is changed. */
+static int name_image(struct flow *f)
+{
+        const struct imds_identity *id = &f->ctx->identity;
+        char host[256] = "";
+        struct image_name_fields fields = {
+                .instance_id = id->instance_id,
+                .hostname = host,
+                .region = f->ctx->region,
+                .account_id = id->account_id,
+                .run_id = f->run->run_id,
+                .mode = run_mode_to_string(f->run->mode),
+                .now = (time_t)(f->run->started / USEC_PER_SEC),
+        };
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (gethostname(host, sizeof(host) - 1) < 0)
+                snprintf(host, sizeof(host), "%s", id->instance_id);
+        r = image_name_render(f->cfg->image_name, &fields, &f->run->image_name, &err);
+        if (r < 0)
+                return fail(f, r, "[image] name: %s", strna(err));
+        return 0;
+}
+
+static int new_run(struct flow *f)
+{
+        struct run_state *run;
+        int r;
+
+        r = run_state_new(f->opts->mode, f->opts->dry_run, &run);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory");
+        f->state.current = f->run = run;
+        log_context_set("RUN_ID", run->run_id);
+        if (run_state_set(&run->instance_id, f->ctx->identity.instance_id) < 0 ||
+            run_state_set(&run->region, f->ctx->region) < 0)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        r = name_image(f);
+        if (r < 0)
+                return r;
+        log_struct(LOG_INFO, "MESSAGE_ID=2b7e4c1d8a9f4e6b9c3d5a7f1e2b4c6d\n",
+                   "Run %s started: %s image '%s' of %s%s", run->run_id,
+                   run_mode_to_string(run->mode), run->image_name, run->instance_id,
+                   run->dry_run ? " (dry run)" : "");
+        return 0;
+}
+
+/*
+ * Before anything disruptive: the instance is known to EC2, CreateImage on it is permitted, the
+ * name is free, and in no-reboot mode the mounts to freeze exist and can be frozen.
+ */
+static int preflight(struct flow *f)
+{
+        struct aws_error e = {};
+        struct ec2_instance in = {};
+        int r;
+
+        r = enter(f, PHASE_PREFLIGHT);
+        if (r < 0)
+                return fail(f, r, "cannot persist the run state");
+        r = ec2_describe_instance(f->ctx->ec2, f->run->instance_id, &in, &e);
+        ec2_instance_done(&in);
+        if (r < 0)
+                return fail(f, r, "DescribeInstances %s: %s: %s", f->run->instance_id,
+                            e.code ? e.code : strerror(-r), strempty(e.message));
+        r = flow_image_dry_run(f->ctx, f->run, f->cfg, &e);
+        if (r < 0) {
+                r = fail(f, r, "DryRun CreateImage: %s: %s", e.code ? e.code : strerror(-r),
+                         strempty(e.message));
+                aws_error_done(&e);
+                return r;
+        }
+        aws_error_done(&e);
+        /* A dry run checks distribution itself, with the lines of its report. */
+        if (!f->run->dry_run) {
+                _cleanup_free_ char *why = NULL;
+                r = distribute_check(f->ctx, f->run->instance_id, false, NULL, &why);
+                if (r < 0)
+                        return fail(f, r, "[distribute] pre-flight: %s", strna(why));
+        }
+        if (f->run->mode == MODE_NO_REBOOT) {
+                char **mounts = NULL;
+                r = freeze_select((const char *const *)f->cfg->freeze_mounts, NULL, &mounts);
+                if (r < 0)
+                        return fail(f, r, "[freeze] mounts: cannot select what to freeze: %s",
+                                    strerror(-r));
+                strv_free(f->run->frozen_mounts);
+                f->run->frozen_mounts = mounts;
+        }
+        leave(f, PHASE_PREFLIGHT);
+        return 0;
+}
+
+/* SIGTERM or SIGINT inside the frozen window: thaw first, then die of the signal. */
+static void on_frozen_signal(int sig)
+{
+        freeze_emergency_thaw();
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void frozen_signals(bool on, struct sigaction old[2])
+{
+        struct sigaction sa = {.sa_handler = on_frozen_signal};
+
+        if (on) {
+                sigemptyset(&sa.sa_mask);
+                sigaction(SIGTERM, &sa, &old[0]);
+                sigaction(SIGINT, &sa, &old[1]);
+        } else {
+                sigaction(SIGTERM, &old[0], NULL);
+                sigaction(SIGINT, &old[1], NULL);
+        }
+}
+
+/*
+ * No-reboot: freeze, one CreateImage round trip, thaw. Everything the call needs is made ready
+ * first: fresh credentials, a warm connection (the name lookup), the state on disk. While frozen
+ * nothing is written: log lines are held and the state is saved again only after the thaw.
+ */
+static int create_frozen(struct flow *f)
+{
+        _cleanup_freeze_set_ struct freeze_set *set = NULL;
+        const struct aws_credentials *creds;
+        struct sigaction old[2];
+        struct aws_error e = {};
+        bool frozen = false;
+        int r, rt = 0;
+        usec_t t0, t1;
+
+        r = creds_provider_get(f->ctx->creds, &creds);
+        if (r < 0)
+                return fail(f, r, "no AWS credentials before the freeze: %s", strerror(-r));
+        r = flow_image_find(f->ctx, f->run, &e);
+        if (r < 0) {
+                r = fail(f, r, "DescribeImages before the freeze: %s: %s",
+                         e.code ? e.code : strerror(-r), strempty(e.message));
+                aws_error_done(&e);
+                return r;
+        }
+        if (f->run->image_id) {
+                /*
+                 * Resumed after a crash inside the frozen window: CreateImage reached EC2, but the
+                 * thaw (by our signal handler, the guard or the boot) may have come before its
+                 * answer, so the freeze may not have covered the snapshot point. As when the guard
+                 * times out, the image is crash-consistent, whatever its creation tag says.
+                 */
+                if (!streq_ptr(f->run->consistency, "crash")) {
+                        log_warning("Image %s was created by this run before it was interrupted "
+                                    "in the frozen window; it is marked crash-consistent",
+                                    f->run->image_id);
+                        run_state_set(&f->run->consistency, "crash");
+                        (void)flow_image_retag_consistency(f->ctx, f->run);
+                }
+                return 0;
+        }
+
+        r = enter(f, PHASE_FREEZING);
+        if (r < 0)
+                return fail(f, r, "cannot persist the run state before the freeze");
+        if (strv_length(f->run->frozen_mounts) > 0) {
+                r = freeze_set_new(f->run->frozen_mounts, f->cfg->freeze_timeout_ms, &set);
+                if (r >= 0) {
+                        frozen_signals(true, old);
+                        r = freeze_set_freeze(set);
+                        if (r < 0)
+                                frozen_signals(false, old);
+                }
+                if (r < 0 && streq(f->cfg->freeze_on_failure, "continue")) {
+                        log_warning("Freeze failed (%s); taking a crash-consistent image as "
+                                    "[freeze] on_failure = continue allows",
+                                    strerror(-r));
+                        run_state_set(&f->run->consistency, "crash");
+                } else if (r < 0) {
+                        return fail(f, r,
+                                    "could not freeze the filesystems, nothing was imaged: %s",
+                                    strerror(-r));
+                } else {
+                        frozen = true;
+                        run_state_set(&f->run->consistency, "fs-frozen");
+                }
+        } else {
+                log_warning("No filesystem to freeze; the image is crash-consistent");
+                run_state_set(&f->run->consistency, "crash");
+        }
+
+        /* The frozen window: one API round trip and nothing else. */
+        f->run->phase = PHASE_CREATING;
+        t0 = now_usec(CLOCK_MONOTONIC);
+        r = flow_image_create(f->ctx, f->run, f->cfg, true, &e);
+        t1 = now_usec(CLOCK_MONOTONIC);
+        if (frozen) {
+                rt = freeze_set_thaw(set);
+                frozen_signals(false, old);
+                f->run->freeze_window_ms = (long)freeze_set_window_ms(set);
+        }
+        f->run->create_call_ms = (long)((t1 - t0) / USEC_PER_MSEC);
+        leave(f, PHASE_FREEZING);
+
+        if (rt == -ETIMEDOUT && f->run->image_id) {
+                /* The guard thawed before CreateImage returned: the snapshot may postdate it. */
+                log_warning("The freeze outlived [freeze] timeout_ms and the guard thawed; "
+                            "image %s is marked crash-consistent",
+                            f->run->image_id);
+                run_state_set(&f->run->consistency, "crash");
+                (void)flow_image_retag_consistency(f->ctx, f->run);
+        } else if (rt < 0) {
+                log_error_errno(rt, "Thaw reported an error: %m");
+        }
+        if (r < 0) {
+                int r2 = flow_image_after_ambiguous(f->ctx, f->run, r, &e);
+                if (r2 < 0) {
+                        r = fail(f, r, "CreateImage: %s: %s%s%s", e.code ? e.code : strerror(-r),
+                                 strempty(e.message), e.request_id ? " (request " : "",
+                                 e.request_id ? e.request_id : "");
+                        aws_error_done(&e);
+                        return r;
+                }
+        }
+        aws_error_done(&e);
+        {
+                _cleanup_free_ char *fields = strprintf("IMAGE_ID=%s\n", strna(f->run->image_id));
+                log_struct(LOG_INFO, fields,
+                           "CreateImage answered %s in %ld ms; filesystems frozen for %ld ms",
+                           strna(f->run->image_id), f->run->create_call_ms,
+                           f->run->freeze_window_ms);
+        }
+        return save(f);
+}
+
+/*
+ * Reboot mode: the run is saved in PHASE_REBOOTING before the call, because EC2 shuts the
+ * instance down right after it; the run resumes after the boot with the name lookup.
+ */
+static int create_rebooting(struct flow *f)
+{
+        struct aws_error e = {};
+        int r;
+
+        r = flow_image_find(f->ctx, f->run, &e);
+        if (r < 0) {
+                r = fail(f, r, "DescribeImages: %s: %s", e.code ? e.code : strerror(-r),
+                         strempty(e.message));
+                aws_error_done(&e);
+                return r;
+        }
+        if (f->run->image_id) {
+                leave(f, PHASE_REBOOTING);
+                return 0;
+        }
+        run_state_set(&f->run->consistency, "rebooted");
+        r = enter(f, PHASE_REBOOTING);
+        if (r < 0)
+                return fail(f, r, "cannot persist the run state before the reboot");
+        r = flow_image_create(f->ctx, f->run, f->cfg, false, &e);
+        if (r < 0 && flow_image_after_ambiguous(f->ctx, f->run, r, &e) < 0) {
+                r = fail(f, r, "CreateImage (reboot): %s: %s", e.code ? e.code : strerror(-r),
+                         strempty(e.message));
+                aws_error_done(&e);
+                return r;
+        }
+        aws_error_done(&e);
+        log_notice("CreateImage answered %s; EC2 now reboots the instance and the run resumes "
+                   "after the boot",
+                   strna(f->run->image_id));
+        f->result->reboot_pending = true;
+        return save(f);
+}
+
+static int wait_and_finish(struct flow *f)
+{
+        int r;
+
+        if (f->run->phase == PHASE_WAITING) {
+                _cleanup_free_ char *why = NULL;
+                r = enter(f, PHASE_WAITING);
+                if (r < 0)
+                        return fail(f, r, "cannot persist the run state");
+                r = flow_image_wait(f->ctx, f->run, f->cfg, &why);
+                leave(f, PHASE_WAITING);
+                if (r < 0)
+                        return fail(f, r, "image %s did not become available: %s", f->run->image_id,
+                                    strna(why));
+                f->run->phase =
+                        distribute_configured(f->cfg) ? PHASE_DISTRIBUTING : PHASE_POST_IMAGE;
+        }
+        if (f->run->phase == PHASE_DISTRIBUTING) {
+                _cleanup_free_ char *why = NULL;
+                r = enter(f, PHASE_DISTRIBUTING);
+                if (r >= 0)
+                        r = distribute_run(f->ctx, &f->state, f->run, &why);
+                leave(f, PHASE_DISTRIBUTING);
+                if (r < 0)
+                        return fail(f, r, "distribution of %s failed: %s", f->run->image_id,
+                                    strna(why));
+                f->run->phase = PHASE_POST_IMAGE;
+        }
+        if (f->run->phase == PHASE_POST_IMAGE) {
+                r = run_hooks(f, PHASE_POST_IMAGE, HOOK_PHASE_POST_IMAGE);
+                if (r < 0)
+                        return r;
+        }
+        f->run->phase = PHASE_DONE;
+        log_image_id(f);
+        log_struct(LOG_NOTICE, "MESSAGE_ID=9a4d2e6f1b3c4d5e8f7a6b5c4d3e2f1a\n",
+                   "Run %s done: image %s '%s' is %s (%s)", f->run->run_id, f->run->image_id,
+                   f->run->image_name, strna(f->run->image_state), strna(f->run->consistency));
+        r = save(f);
+        notify_phase(f);
+        return r;
+}
+
+/*
+ * STATE_DIR/reboot-required is how a pre-image hook (the shipped patch hook, with [patch]
+ * on_reboot_required = reboot-mode) asks for a reboot-mode image: the update it installed needs a
+ * reboot, which the image's reboot gives. Taking the file away answers it; it is removed before
+ * the hooks run too, so that one left by an earlier run never switches this one. True when the
+ * file was there.
+ */
+static bool take_reboot_request(struct flow *f)
+{
+        _cleanup_free_ char *path = strprintf("%s/reboot-required", f->cfg->state_dir);
+
+        return path && unlink(path) == 0;
+}
+
+/* The phases from wherever the run stands; a fresh run stands at PHASE_PREFLIGHT. */
+static int drive(struct flow *f)
+{
+        struct run_state *run = f->run;
+        int r;
+
+        if (run->phase == PHASE_PREFLIGHT) {
+                r = preflight(f);
+                if (r < 0)
+                        return r;
+                run->phase = PHASE_PRE_IMAGE;
+        }
+        if (run->phase == PHASE_PRE_IMAGE) {
+                (void)take_reboot_request(f);
+                r = run_hooks(f, PHASE_PRE_IMAGE, HOOK_PHASE_PRE_IMAGE);
+                if (r < 0)
+                        return r;
+                if (take_reboot_request(f) && run->mode == MODE_NO_REBOOT) {
+                        log_notice("A pre-image hook asked for a reboot: this run takes a "
+                                   "reboot-mode image");
+                        run->mode = MODE_REBOOT;
+                }
+                run->phase = run->mode == MODE_REBOOT ? PHASE_REBOOTING : PHASE_PRE_FREEZE;
+        }
+        if (run->phase == PHASE_PRE_FREEZE) {
+                r = run_hooks(f, PHASE_PRE_FREEZE, HOOK_PHASE_PRE_FREEZE);
+                if (r < 0) {
+                        undo_pre_freeze(f);
+                        return r;
+                }
+                run->phase = PHASE_FREEZING;
+        }
+        if (run->phase == PHASE_FREEZING || run->phase == PHASE_CREATING) {
+                r = create_frozen(f);
+                if (r < 0) {
+                        undo_pre_freeze(f);
+                        return r;
+                }
+                run->phase = PHASE_POST_THAW;
+        }
+        if (run->phase == PHASE_REBOOTING) {
+                r = create_rebooting(f);
+                if (r < 0 || f->result->reboot_pending)
+                        return r;
+                run->phase = PHASE_WAITING;
+        }
+        if (run->phase == PHASE_POST_THAW) {
+                r = run_hooks(f, PHASE_POST_THAW, HOOK_PHASE_POST_THAW);
+                if (r < 0)
+                        return r;
+                run->phase = PHASE_WAITING;
+        }
+        return wait_and_finish(f);
+}
+
+static int report(struct flow *f, const char *fmt, ...) _printf_(2, 3);
+static int report(struct flow *f, const char *fmt, ...)
+{
+        _cleanup_free_ char *line = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&line, fmt, ap) < 0)
+                line = NULL;
+        va_end(ap);
+        if (!line)
+                return -ENOMEM;
+        return strv_push(&f->result->dry_run_report, line);
+}
+
+/* A dry run: everything that changes nothing, reported line by line. */
+static int dry_run(struct flow *f)
+{
+        static const char *const phases[] = {HOOK_PHASE_PRE_IMAGE, HOOK_PHASE_PRE_FREEZE,
+                                             HOOK_PHASE_POST_THAW, HOOK_PHASE_POST_IMAGE};
+        struct hooks_opts o = {.hooks_dir = f->cfg->hooks_dir};
+        int r, refused = 0;
+
+        r = preflight(f);
+        if (r < 0)
+                return r;
+        report(f, "image name: %s", f->run->image_name);
+        report(f, "DryRun CreateImage on %s (NoReboot=%s): allowed", f->run->instance_id,
+               f->run->mode == MODE_REBOOT ? "false" : "true");
+        for (size_t i = 0; i < ELEMENTSOF(phases); i++) {
+                _cleanup_free_ char *text = NULL;
+                if (f->run->mode == MODE_REBOOT && (i == 1 || i == 2))
+                        continue;
+                r = hooks_dry_run_phase(&o, phases[i], &text);
+                if (r < 0)
+                        return fail(f, r, "%s hooks: %s", phases[i], strerror(-r));
+                refused += r;
+                for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+                        nl = strchr(line, '\n');
+                        if (nl)
+                                *nl = '\0';
+                        report(f, "hooks %s", line);
+                }
+        }
+        if (f->run->mode == MODE_NO_REBOOT) {
+                if (!f->run->frozen_mounts || !*f->run->frozen_mounts)
+                        report(f, "would freeze: nothing (crash-consistent image)");
+                for (char **m = f->run->frozen_mounts; m && *m; m++)
+                        report(f, "would freeze: %s", *m);
+        } else {
+                report(f, "would reboot: EC2 stops the instance, copies its volumes, starts it");
+        }
+        if (distribute_configured(f->cfg)) {
+                _cleanup_free_ char *why = NULL;
+                r = distribute_check(f->ctx, f->run->instance_id, true, &f->result->dry_run_report,
+                                     &why);
+                if (r < 0)
+                        return fail(f, r, "[distribute] pre-flight: %s", strna(why));
+        }
+        if (refused > 0)
+                return fail(f, -EPERM, "%d hook(s) would be refused", refused);
+        f->run->phase = PHASE_DONE;
+        return 0;
+}
+
+/*
+ * A run left frozen by a crash the guard could not cover (e.g. SIGKILL of the whole service), in
+ * this boot: after a reboot nothing is frozen, and a freeze recorded by another boot (the state in
+ * an image) is none of ours to undo.
+ */
+static void thaw_leftovers(struct flow *f)
+{
+        char **thawed = NULL;
+        int r;
+
+        if (!run_state_frozen_in_this_boot(f->state.current))
+                return;
+        r = freeze_thaw_all((const char *const *)f->state.current->frozen_mounts, NULL, &thawed);
+        if (r > 0)
+                log_warning("Thawed %d filesystem(s) left frozen by an interrupted run", r);
+        strv_free(thawed);
+}
+
+/*
+ * A run belongs to the instance that started it. The state is saved before CreateImage, so every
+ * image carries an unfinished run, and an instance launched from it finds that run in its own
+ * state.json: resuming it would re-tag, re-publish or even re-create the source's image (and in
+ * reboot mode reboot the source). Such a run goes into the history as "inherited", untouched;
+ * nothing of it runs, no AWS call is made for it. Every run and resume passes here first.
+ */
+static int file_inherited(struct flow *f)
+{
+        struct run_state *cur = f->state.current;
+        const char *self = f->ctx->identity.instance_id;
+        int r;
+
+        if (!self)
+                return log_error_errno(-ENXIO, "This instance's id is unknown: no run can start "
+                                               "or resume");
+        if (!cur || streq_ptr(cur->instance_id, self))
+                return 0;
+        log_notice("Run %s (phase %s) is instance %s's, not this instance's (%s): it came with the "
+                   "image; filed as inherited, nothing of it is resumed",
+                   cur->run_id, run_phase_to_string(cur->phase), strna(cur->instance_id),
+                   strna(self));
+        r = run_state_set(&f->result->inherited_run_id, cur->run_id);
+        if (r >= 0)
+                r = state_inherit_current(&f->state, now_usec(CLOCK_REALTIME));
+        if (r >= 0)
+                r = state_save(f->cfg->state_dir, &f->state);
+        if (r < 0)
+                return log_error_errno(r, "Cannot file the inherited run in %s: %m",
+                                       f->cfg->state_dir);
+        return 0;
+}
+
+static int start(struct flow *f)
+{
+        struct run_state *cur;
+        int r;
+
+        r = state_load(f->cfg->state_dir, &f->state);
+        if (r < 0)
+                return log_error_errno(r, "%s/state.json: cannot load the run state: %m",
+                                       f->cfg->state_dir);
+        r = file_inherited(f);
+        if (r < 0)
+                return r;
+        thaw_leftovers(f);
+        cur = f->state.current;
+        if (cur && cur->phase == PHASE_PREFLIGHT && f->opts->action == FLOW_RUN) {
+                /* Interrupted before it changed anything: nothing to resume, file it away. */
+                cur->phase = PHASE_FAILED;
+                run_state_set(&cur->error, "interrupted during the pre-flight checks");
+        }
+        if (cur && (cur->phase == PHASE_DONE || cur->phase == PHASE_FAILED)) {
+                state_finish_current(&f->state, cur->updated);
+                cur = NULL;
+        }
+        if (f->opts->action == FLOW_RESUME) {
+                if (!cur) {
+                        f->result->nothing_to_resume = true;
+                        return 0;
+                }
+                f->run = cur;
+                log_context_set("RUN_ID", cur->run_id);
+                if (cur->phase == PHASE_REBOOTING)
+                        cur->boots++;
+                log_notice("Resuming run %s in phase %s", cur->run_id,
+                           run_phase_to_string(cur->phase));
+                return 1;
+        }
+        if (cur) {
+                log_error("Run %s is unfinished (phase %s, image '%s'); "
+                          "`ec2-imaged resume` continues it",
+                          cur->run_id, run_phase_to_string(cur->phase), strna(cur->image_name));
+                return -EEXIST;
+        }
+        r = new_run(f);
+        return r < 0 ? r : 1;
+}
+
+int flow_execute(struct context *ctx, const struct flow_opts *o, struct flow_result *ret)
+{
+        struct flow f = {.ctx = ctx, .cfg = ctx->config, .opts = o, .result = ret, .lock_fd = -1};
+        int r;
+
+        *ret = (struct flow_result){};
+        r = context_open_ec2(ctx);
+        if (r < 0)
+                return r;
+        if (o->dry_run) {
+                /* No lock and no state: a dry run changes nothing, ours included. */
+                r = new_run(&f);
+                if (r >= 0)
+                        r = dry_run(&f);
+                goto out;
+        }
+
+        f.lock_fd = state_lock(ctx->config->state_dir);
+        if (f.lock_fd == -EBUSY) {
+                log_error("Another run is under way (lock %s/run.lock held); not starting a second",
+                          ctx->config->state_dir);
+                return -EBUSY;
+        }
+        if (f.lock_fd < 0)
+                return log_error_errno(f.lock_fd, "Cannot take the run lock in %s: %m",
+                                       ctx->config->state_dir);
+        r = start(&f);
+        if (r <= 0)
+                goto out;
+        r = drive(&f);
+out:
+        if (f.run && f.run->dry_run) {
+                ret->run = TAKE_PTR(f.state.current);
+        } else if (f.run) {
+                int r2 = run_state_copy(f.run, &ret->run);
+                if (r2 < 0 && r >= 0)
+                        r = r2;
+                /* A finished run, good or bad, goes into the history; a new run may start. */
+                if (f.run->phase == PHASE_DONE || f.run->phase == PHASE_FAILED) {
+                        state_finish_current(&f.state, now_usec(CLOCK_REALTIME));
+                        r2 = state_save(ctx->config->state_dir, &f.state);
+                        if (r2 < 0)
+                                log_error_errno(r2, "Cannot save the run state: %m");
+                }
+        }
+        state_done(&f.state);
+        safe_close(f.lock_fd);
+        log_context_set("PHASE", NULL);
+        log_context_set("IMAGE_ID", NULL);
+        return r;
+}
+
+void flow_result_done(struct flow_result *r)
+{
+        run_state_free(r->run);
+        free(r->inherited_run_id);
+        strv_free(r->dry_run_report);
+        *r = (struct flow_result){};
+}
+
+int flow_thaw(struct context *ctx, char ***ret_thawed)
+{
+        struct state st = {};
+        char **thawed = NULL, **more = NULL;
+        int r, n = 0;
+
+        /*
+         * What the state says was frozen first: it may differ from today's configuration. Only
+         * a run of this boot can have left something frozen.
+         */
+        if (state_load(ctx->config->state_dir, &st) >= 0 &&
+            run_state_frozen_in_this_boot(st.current) && st.current->frozen_mounts) {
+                r = freeze_thaw_all((const char *const *)st.current->frozen_mounts, NULL, &thawed);
+                if (r > 0)
+                        n += r;
+        }
+        state_done(&st);
+        r = freeze_thaw_all((const char *const *)ctx->config->freeze_mounts, NULL, &more);
+        if (r < 0 && n == 0) {
+                strv_free(thawed);
+                return r;
+        }
+        if (r > 0)
+                n += r;
+        for (char **m = more; m && *m; m++)
+                strv_push(&thawed, *m);
+        strv_free(more);
+        *ret_thawed = thawed;
+        return n;
+}

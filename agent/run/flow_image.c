@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* EC2 image operations of a run, on top of the EC2 client. */
+#include "run/flow_image.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/context.h"
+#include "run/imagename.h"
+#include "core/state.h"
+#include "util/backoff.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/str.h"
+
+#define MAX_TAGS (CONFIG_MAX_TAGS + 3)
+
+/* The configured tags plus ours; strings borrowed from cfg and run. */
+static size_t build_tags(const struct config *cfg, const struct run_state *run,
+                         struct ec2_tag tags[static MAX_TAGS])
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < cfg->n_tags; i++)
+                tags[n++] = (struct ec2_tag){cfg->tags[i].key, cfg->tags[i].value};
+        tags[n++] = (struct ec2_tag){TAG_RUN_ID, run->run_id};
+        tags[n++] =
+                (struct ec2_tag){TAG_CONSISTENCY, run->consistency ? run->consistency : "crash"};
+        tags[n++] = (struct ec2_tag){TAG_SOURCE, run->instance_id};
+        return n;
+}
+
+static char *description(const struct config *cfg, const struct run_state *run)
+{
+        struct image_name_fields f = {
+                .instance_id = run->instance_id,
+                .region = run->region,
+                .run_id = run->run_id,
+                .mode = run_mode_to_string(run->mode),
+                .now = (time_t)(run->started / USEC_PER_SEC),
+        };
+        _cleanup_free_ char *err = NULL;
+        char *d = NULL;
+
+        if (template_render(cfg->image_description, &f, &d, &err) < 0)
+                return NULL;
+        if (strlen(d) > 255)
+                d[255] = '\0'; /* EC2's limit on descriptions */
+        return d;
+}
+
+int flow_image_dry_run(struct context *ctx, struct run_state *run, const struct config *cfg,
+                       struct aws_error *err)
+{
+        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_create_image_args a = {
+                .instance_id = run->instance_id,
+                .name = run->image_name,
+                .no_reboot = run->mode == MODE_NO_REBOOT,
+                .tags = tags,
+                .n_tags = build_tags(cfg, run, tags),
+                .no_snapshot_tags = true,
+                .dry_run = true,
+        };
+
+        return ec2_create_image(ctx->ec2, &a, NULL, err);
+}
+
+static const char *image_tag(const struct ec2_image *im, const char *key)
+{
+        for (size_t i = 0; i < im->n_tags; i++)
+                if (streq_ptr(im->tags[i].key, key))
+                        return im->tags[i].value;
+        return NULL;
+}
+
+int flow_image_find(struct context *ctx, struct run_state *run, struct aws_error *err)
+{
+        struct ec2_image *ims = NULL;
+        size_t n = 0;
+        int r;
+
+        r = ec2_describe_images(ctx->ec2, run->image_name, NULL, &ims, &n, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r == 0; i++) {
+                const char *id = image_tag(&ims[i], TAG_RUN_ID);
+                if (!streq_ptr(id, run->run_id)) {
+                        log_error("An image named '%s' already exists (%s) and was not made by "
+                                  "this run; choose an [image] name template that is unique, "
+                                  "e.g. with {date:%%Y%%m%%d-%%H%%M%%S} or {run_id}",
+                                  run->image_name, ims[i].image_id);
+                        r = -EEXIST;
+                        break;
+                }
+                log_notice("Image %s '%s' of this run already exists; not creating another",
+                           ims[i].image_id, run->image_name);
+                r = run_state_set(&run->image_id, ims[i].image_id);
+                if (r >= 0) {
+                        const char *c = image_tag(&ims[i], TAG_CONSISTENCY);
+                        if (c)
+                                r = run_state_set(&run->consistency, c);
+                }
+        }
+        ec2_images_free(ims, n);
+        return r;
+}
+
+int flow_image_create(struct context *ctx, struct run_state *run, const struct config *cfg,
+                      bool no_reboot, struct aws_error *err)
+{
+        _cleanup_free_ char *desc = description(cfg, run);
+        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_create_image_args a = {
+                .instance_id = run->instance_id,
+                .name = run->image_name,
+                .description = desc,
+                .no_reboot = no_reboot,
+                .tags = tags,
+                .n_tags = build_tags(cfg, run, tags),
+                /* snapshots are tagged once DescribeImages lists them (flow_image_wait) */
+                .no_snapshot_tags = true,
+        };
+        char *id = NULL;
+        int r;
+
+        /*
+         * CreateImage has no idempotency token: never repeat it after a failure that may have
+         * reached EC2 (the flow looks the name up instead), and while frozen keep all attempts
+         * inside the freeze timeout.
+         */
+        ec2_client_limit_next_call(ctx->ec2, true, no_reboot ? cfg->freeze_timeout_ms / 4 * 3 : 0);
+        r = ec2_create_image(ctx->ec2, &a, &id, err);
+        if (r < 0)
+                return r;
+        free(run->image_id);
+        run->image_id = id;
+        return 0;
+}
+
+int flow_image_after_ambiguous(struct context *ctx, struct run_state *run, int r,
+                               struct aws_error *err)
+{
+        struct aws_error e2 = {};
+        int r2;
+
+        if (r == -EREMOTEIO && !streq_ptr(err->code, "InvalidAMIName.Duplicate"))
+                return r; /* EC2 said no: nothing was made */
+        log_warning("CreateImage's outcome is unknown (%s); looking the name up",
+                    err->code ? err->code : strerror(-r));
+        r2 = flow_image_find(ctx, run, &e2);
+        aws_error_done(&e2);
+        if (r2 < 0 || !run->image_id)
+                return r;
+        return 0;
+}
+
+int flow_image_retag_consistency(struct context *ctx, struct run_state *run)
+{
+        struct ec2_tag t = {TAG_CONSISTENCY, run->consistency};
+        const char *ids[] = {run->image_id, NULL};
+        struct aws_error e = {};
+        int r;
+
+        r = ec2_create_tags(ctx->ec2, ids, &t, 1, false, &e);
+        if (r < 0)
+                log_error("Cannot re-tag %s as %s: %s", run->image_id, run->consistency,
+                          e.code ? e.code : strerror(-r));
+        aws_error_done(&e);
+        return r;
+}
+
+static int tag_snapshots(struct context *ctx, struct run_state *run, const struct config *cfg,
+                         const struct ec2_image *im)
+{
+        struct ec2_tag tags[MAX_TAGS];
+        struct aws_error e = {};
+        int r;
+
+        if (!im->snapshot_ids || !*im->snapshot_ids)
+                return 0;
+        r = ec2_create_tags(ctx->ec2, (const char *const *)im->snapshot_ids, tags,
+                            build_tags(cfg, run, tags), false, &e);
+        if (r < 0)
+                log_warning("Cannot tag the snapshots of %s: %s: %s", im->image_id,
+                            e.code ? e.code : strerror(-r), strempty(e.message));
+        aws_error_done(&e);
+        return r;
+}
+
+int flow_image_wait(struct context *ctx, struct run_state *run, const struct config *cfg,
+                    char **ret_why)
+{
+        struct backoff b;
+        usec_t start = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        backoff_init(&b, 2 * USEC_PER_SEC, (usec_t)cfg->wait_poll_max_s * USEC_PER_SEC,
+                     (usec_t)cfg->wait_timeout_s * USEC_PER_SEC, 0);
+        for (;;) {
+                struct ec2_image *ims = NULL;
+                struct aws_error e = {};
+                size_t n = 0;
+
+                r = ec2_describe_images(ctx->ec2, NULL, run->image_id, &ims, &n, &e);
+                if (r < 0) {
+                        /* A brand-new id may not be visible yet: EC2 is eventually consistent. */
+                        if (!streq_ptr(e.code, "InvalidAMIID.NotFound")) {
+                                *ret_why = strprintf("DescribeImages: %s: %s",
+                                                     e.code ? e.code : strerror(-r),
+                                                     strempty(e.message));
+                                aws_error_done(&e);
+                                return r;
+                        }
+                } else if (n > 0) {
+                        const char *state = ims[0].state;
+                        run_state_set(&run->image_state, state);
+                        if (streq_ptr(state, "available")) {
+                                tag_snapshots(ctx, run, cfg, &ims[0]);
+                                ec2_images_free(ims, n);
+                                return 0;
+                        }
+                        if (!streq_ptr(state, "pending")) {
+                                *ret_why = strprintf("image is %s: %s", strna(state),
+                                                     strna(ims[0].state_reason));
+                                ec2_images_free(ims, n);
+                                return -EIO;
+                        }
+                }
+                aws_error_done(&e);
+                ec2_images_free(ims, n);
+                log_info("Waiting for %s (%llus)", run->image_id,
+                         (unsigned long long)((now_usec(CLOCK_MONOTONIC) - start) / USEC_PER_SEC));
+                r = backoff_sleep(&b);
+                if (r < 0) {
+                        *ret_why = strprintf("still %s after %u s ([run] wait_timeout_s)",
+                                             strna(run->image_state), cfg->wait_timeout_s);
+                        return -ETIME;
+                }
+        }
+}
