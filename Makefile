@@ -20,7 +20,7 @@ endif
 # first build on a machine without the -dev packages gets the flags of the packages just
 # installed. Goals that compile nothing here do without it.
 GOALS     := $(or $(MAKECMDGOALS),all)
-ifneq ($(filter-out clean format format-check deps deb rpm e2e,$(GOALS)),)
+ifneq ($(filter-out clean format format-check check-layers deps deb rpm e2e,$(GOALS)),)
 include $(BUILD)/pkg-config.mk
 endif
 CFLAGS    ?= -O2 -g
