@@ -4,8 +4,8 @@ lintian with no error and no warning.
 
 The package is the one `make deb` left in build/ when it is newer than everything it is made
 of; otherwise packaging/build-deb.sh builds it here, into the test's own directory (which also
-runs lintian).  Skipped, with the reason, where the Debian packaging tools are absent: they are
-not among the build dependencies of `make check` (`make deb` installs them).
+runs lintian).  Skipped, with the reason, where the Debian packaging tools are absent; `make
+check` installs them (packaging/install-build-deps.sh), and there such a skip fails the run.
 """
 
 import os
@@ -63,7 +63,7 @@ def newest_input():
 def deb(tmp_path_factory):
     missing = [t for t in ("dpkg-deb", "dpkg-buildpackage", "dh", "lintian") if not shutil.which(t)]
     if missing:
-        pytest.skip("%s not installed (`make deb` installs debhelper, dpkg-dev and lintian)"
+        pytest.skip("%s not installed (packaging/install-build-deps.sh installs them)"
                     % ", ".join(missing))
     name = "ec2-imaged_%s_%s.deb" % (VERSION, subprocess.check_output(
         ["dpkg", "--print-architecture"], text=True).strip())
