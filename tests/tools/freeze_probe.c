@@ -11,9 +11,9 @@
  * are), prints {"frozen": [...], "guard_pid": P}, then holds for H ms, or until a line or EOF on
  * stdin with --hold-stdin (watching the guard either way), or with --hang forever like a stuck
  * main process; then thaws and prints {"thawed": true, "window_ms": N}. --no-thaw exits without
- * thawing instead (the guard must notice). --crash dies instead, still frozen, of a NULL write
- * (segv), a write into a mapped empty file (bus), abort(), or raise() of SIGILL or SIGFPE (which
- * have no portable fault): freeze.c must thaw before the process is gone. With
+ * thawing instead (the guard must notice). --crash dies instead, still frozen, of a write to a
+ * page without access (segv), a write into a mapped empty file (bus), abort(), or raise() of SIGILL
+ * or SIGFPE (which have no portable fault): freeze.c must thaw before the process is gone. With
  * --sigterm-handler, SIGTERM runs freeze_emergency_thaw() and prints {"emergency_thawed": N}.
  * --thaw-all runs freeze_thaw_all() on the MOUNTs and prints {"thawed_mounts": [...]}.
  *
@@ -144,7 +144,11 @@ static int hold(struct freeze_set *s, unsigned hold_ms, bool until_stdin)
 static _Noreturn void crash(const char *kind)
 {
         if (streq(kind, "segv")) {
-                *(volatile int *)NULL = 1;
+                /* A page without access rather than NULL, which UBSan would stop at first. */
+                volatile char *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+                if (p != MAP_FAILED)
+                        p[0] = 1;
         } else if (streq(kind, "bus")) {
                 int fd = memfd_create("freeze_probe-bus", MFD_CLOEXEC);
                 volatile char *p = MAP_FAILED;
