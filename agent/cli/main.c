@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -43,6 +44,7 @@ struct options {
         bool dry_run;
         bool wait;
         bool verbose;
+        bool all; /* thaw --all */
         const char *mode;
 };
 
@@ -60,7 +62,8 @@ static void help(void)
                "                    Image this instance now and print the result\n"
                "  status [--json]   The current or last run\n"
                "  resume [--json]   Continue an unfinished run (after a crash or the reboot)\n"
-               "  thaw              Thaw every filesystem ec2-imaged may have frozen\n"
+               "  thaw [--all]      Thaw what an interrupted run left frozen; with --all,\n"
+               "                    every filesystem [freeze] mounts names (by hand only)\n"
                "  daemon            Run as the systemd service: runs on SIGUSR1 and trigger\n"
                "  trigger [--wait] [--json]\n"
                "                    Ask the daemon for a run; with --wait, print its result\n"
@@ -387,11 +390,20 @@ static int cmd_status(const struct options *o, struct context *ctx)
         return EXIT_OK;
 }
 
+/* At exit, the lines `thaw` held (see main()) if nothing released them before. */
+static void release_held_log(void)
+{
+        if (log_is_held())
+                log_hold(false);
+}
+
 static int cmd_thaw(const struct options *o, struct context *ctx)
 {
         char **thawed = NULL;
-        int r = flow_thaw(ctx, &thawed);
+        int r = flow_thaw(ctx, o->all, &thawed);
 
+        /* Everything is thawed: the lines held since main() may go out now. */
+        log_hold(false);
         if (r < 0) {
                 log_error_errno(r, "Thaw failed: %m");
                 return EXIT_FAILED;
@@ -534,11 +546,9 @@ static int parse_command_options(int argc, char **argv, const struct command *cm
                                  struct options *o)
 {
         static const struct option opts[] = {
-                {"json", no_argument, NULL, 'j'},
-                {"dry-run", no_argument, NULL, 'n'},
-                {"mode", required_argument, NULL, 'm'},
-                {"wait", no_argument, NULL, 'w'},
-                {},
+                {"json", no_argument, NULL, 'j'},       {"dry-run", no_argument, NULL, 'n'},
+                {"mode", required_argument, NULL, 'm'}, {"wait", no_argument, NULL, 'w'},
+                {"all", no_argument, NULL, 'a'},        {},
         };
         int c;
 
@@ -564,6 +574,11 @@ static int parse_command_options(int argc, char **argv, const struct command *cm
                         if (!cmd->takes_wait)
                                 goto bad;
                         o->wait = true;
+                        break;
+                case 'a':
+                        if (cmd->run != cmd_thaw)
+                                goto bad;
+                        o->all = true;
                         break;
                 default:
                         goto bad;
@@ -594,6 +609,12 @@ int main(int argc, char **argv)
         struct config config;
         int c, rc;
 
+        /*
+         * Never a core dump: this process may hold AWS credentials, and a dump onto a frozen
+         * filesystem would keep the freeze until the guard's timeout. execve() resets it, so the
+         * hooks and scripts we start are not affected.
+         */
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         while ((c = getopt_long(argc, argv, "+c:vh", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'c':
@@ -634,6 +655,12 @@ int main(int argc, char **argv)
         if (!cmd) {
                 log_error("unknown command '%s'; see ec2-imaged --help", argv[optind]);
                 return EXIT_USAGE;
+        }
+        if (cmd->run == cmd_thaw) {
+                /* ExecStopPost's thaw: not one line before everything is thawed, since the log
+                 * (journald, a file) may wait on a filesystem that is still frozen. */
+                log_hold(true);
+                atexit(release_held_log);
         }
         if (parse_command_options(argc - optind, argv + optind, cmd, &o) < 0)
                 return EXIT_USAGE;

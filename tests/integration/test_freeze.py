@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 # tests/peers, on sys.path via conftest
-from scratchfs import ScratchFS, Writer, is_frozen, proc_state, wait_until
+from scratchfs import ScratchFS, Writer, is_frozen, proc_state, ptrace_held, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("EC2_IMAGED_TOOLS") or REPO / "build" / "tools")
@@ -37,6 +37,9 @@ PR_SET_CHILD_SUBREAPER = 36
 
 GUARD_EXIT_ORPHANED = 2  # agent/host/freeze_guard.c: the guard thawed because its parent went away
 LONG_TIMEOUT_MS = 120000  # a guard timeout no test waits for: a thaw before it is not the timeout
+VERY_LONG_TIMEOUT_MS = 600000  # ten minutes: far beyond any wait of these tests
+CRASHES = {"segv": signal.SIGSEGV, "bus": signal.SIGBUS, "abort": signal.SIGABRT,
+           "ill": signal.SIGILL, "fpe": signal.SIGFPE}  # freeze_probe --crash KIND: its signal
 DEADLINE = 30  # seconds; the bound on any single wait, so that nothing hangs forever
 
 pytestmark = [
@@ -290,6 +293,56 @@ def test_sigterm_handler_thaws(scratch):
     # gone) thawed both.
     assert probe.next() == {"emergency_thawed": 2}
     assert probe.wait() == 128 + signal.SIGTERM
+    assert scratch.writable(ext4) and scratch.writable(xfs)
+
+
+@pytest.mark.parametrize("kind", sorted(CRASHES))
+def test_crash_while_frozen_thaws_first(scratch, subreaper, kind):
+    """A fault or an abort() in the frozen window thaws before the process dies.  The guard is
+    held stopped meanwhile, so that only the dying process itself can have thawed (the guard
+    would thaw once the process is gone: with a core dump onto a frozen filesystem, never)."""
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
+    probe = scratch.probe("--timeout-ms", VERY_LONG_TIMEOUT_MS, "--hold-stdin", "--crash", kind,
+                          ext4, xfs)
+    guard = frozen_line(probe, [ext4, xfs])["guard_pid"]
+    scratch.note_guard(guard)
+    with ptrace_held(guard):
+        probe.release()
+        assert probe.wait() == -CRASHES[kind], probe.err()
+        # Bounded waits, far below the guard's ten minutes.
+        assert scratch.writable(ext4) and scratch.writable(xfs)
+        assert not is_frozen(ext4) and not is_frozen(xfs)
+    assert reap_orphan(guard) == GUARD_EXIT_ORPHANED
+
+
+def test_loop_filesystem_frozen_before_the_one_holding_its_image(scratch):
+    """An ext4 whose loop image is a file on an xfs that is frozen too: freezing the xfs first
+    would make the ext4's freeze (which writes its journal and superblock into that file) wait
+    for the guard's timeout.  The configured order says xfs first; the backing file wins."""
+    xfs = scratch.make("xfs")
+    ext4 = scratch.make("ext4", image_dir=xfs)
+    writer = Writer(scratch, ext4 / "writer.dat")
+    assert writer.progresses_past(3)
+
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", xfs, ext4)
+    scratch.note_guard(frozen_line(probe, [ext4, xfs])["guard_pid"])
+    assert is_frozen(ext4) and is_frozen(xfs)
+    assert wait_until(lambda: writer.state() == "D")
+    blocked_at = writer.count
+    probe.release()
+    line = probe.next()
+    assert line["thawed"] is True and "error" not in line, line
+    assert probe.wait() == 0
+    assert writer.progresses_past(blocked_at)
+    assert scratch.writable(ext4) and scratch.writable(xfs)
+
+    # The thaw goes the other way: the xfs first, or the ext4's thaw (which writes its
+    # superblock) would wait on it.
+    run(["fsfreeze", "-f", ext4])
+    run(["fsfreeze", "-f", xfs])
+    probe = scratch.probe("--thaw-all", xfs, ext4, stdin=subprocess.DEVNULL)
+    assert probe.next() == {"thawed_mounts": [str(xfs), str(ext4)], "count": 2}
+    assert probe.wait() == 0
     assert scratch.writable(ext4) and scratch.writable(xfs)
 
 

@@ -17,10 +17,12 @@ import ctypes
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
-from scratchfs import ScratchFS, Writer, is_frozen, proc_state, wait_until
+from scratchfs import ScratchFS, Writer, is_frozen, proc_state, ptrace_held, wait_until
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0,
@@ -48,6 +50,8 @@ CONFIG_TAG = ("team:owner", "platform")
 EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_UNFINISHED = 1, 2, 4, 5
 GUARD_EXIT_ORPHANED = 2  # agent/host/freeze_guard.c: the guard thawed because its parent went away
 PR_SET_CHILD_SUBREAPER = 36
+PR_CAPBSET_DROP, CAP_SYS_PTRACE = 24, 19
+VERY_LONG_TIMEOUT_MS = 600000  # [freeze] timeout_ms far beyond any wait of these tests
 SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
 # The DryRun CreateImage of the pre-flight checks comes first and would take a fault queued for
 # CreateImage: this no-op fault is queued in front of the one meant for the real call.
@@ -88,15 +92,54 @@ def children_named(comm):
     return found
 
 
-def reap(pid, timeout=DEADLINE):
-    """Exit status of a child of ours (an inherited orphan), None if it did not exit in time."""
+def guard_of(pid):
+    """The thaw guard of the agent PID (its child called ec2-imaged-guar), once it is there."""
+    def find():
+        return [int(d) for d in os.listdir("/proc") if d.isdigit()
+                and (proc_stat(int(d)) or ("", "", 0))[0::2] == ("ec2-imaged-guar", pid)]
+    assert wait_until(find, step=0.05), "agent %d has no thaw guard" % pid
+    [guard] = find()
+    return guard
+
+
+def drop_ptrace_capability():
+    """preexec_fn: root without CAP_SYS_PTRACE (bounding set, hence permitted after exec)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+
+
+def mem_openable(pid):
+    """Whether a root process without CAP_SYS_PTRACE opens /proc/PID/mem.  For a target of the
+    same user and capabilities the kernel allows it exactly when the target is dumpable."""
+    r = subprocess.run([sys.executable, "-c",
+                        "import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY))",
+                        "/proc/%d/mem" % pid], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=DEADLINE, preexec_fn=drop_ptrace_capability)
+    return r.returncode == 0
+
+
+def unlimited_core():
+    """preexec_fn: core files of any size (what a dumpable crash would then write)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def wait_status(pid, timeout=DEADLINE):
+    """The raw wait status of our child PID (os.WCOREDUMP needs it), None if it did not end
+    within TIMEOUT."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done == pid:
-            return os.waitstatus_to_exitcode(status)
+            return status
         time.sleep(0.02)
     return None
+
+
+def reap(pid, timeout=DEADLINE):
+    """Exit status of a child of ours (an inherited orphan), None if it did not exit in time."""
+    status = wait_status(pid, timeout)
+    return None if status is None else os.waitstatus_to_exitcode(status)
 
 
 def timed_write(scratch, mnt, timeout=PROMPT):
@@ -111,7 +154,9 @@ def timed_write(scratch, mnt, timeout=PROMPT):
 class Agent:
     """A running agent command, its stdout and stderr in files (nothing can fill a pipe)."""
 
-    def __init__(self, rig, args):
+    def __init__(self, rig, args, stderr=None, **popen):
+        """STDERR: a descriptor instead of the file (self.err is then empty); POPEN: more
+        arguments for subprocess.Popen (cwd, preexec_fn)."""
         self.args = args
         n = len(rig.agents)
         self.out_path = rig.tmp / ("agent-%d.out" % n)
@@ -119,8 +164,8 @@ class Agent:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [rig.agent_bin, "--config", str(rig.config_path)] + list(args),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=rig.env,
-                start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err if stderr is None else stderr,
+                env=rig.env, start_new_session=True, **popen)
         self.pid = self.proc.pid
 
     def wait(self, timeout=AGENT_TIMEOUT):
@@ -216,8 +261,8 @@ class Rig:
 
     # ---- running the agent
 
-    def start(self, *args):
-        a = Agent(self, args)
+    def start(self, *args, **popen):
+        a = Agent(self, args, **popen)
         self.agents.append(a)
         return a
 
@@ -417,6 +462,9 @@ def test_create_image_failure_thaws(rig):
 
 def test_freeze_failure_aborts(rig):
     ext4 = rig.add_fs("ext4")
+    hooks_ran = rig.tmp / "hooks.ran"  # not on ext4, which someone else keeps frozen
+    rig.hook("pre-freeze", "10-quiesce", "echo pre-freeze >> %s\n" % hooks_ran)
+    rig.hook("post-thaw", "10-resume", "echo post-thaw >> %s\n" % hooks_ran)
     rig.configure()
     subprocess.run(["fsfreeze", "-f", str(ext4)], check=True, timeout=DEADLINE)
 
@@ -426,6 +474,8 @@ def test_freeze_failure_aborts(rig):
     assert "nothing was imaged" in a.json()["error"]
     assert rig.create_calls() == []
     assert rig.images() == []
+    # The freeze failed after the pre-freeze hooks: the post-thaw hooks undo what they did.
+    assert hooks_ran.read_text().split() == ["pre-freeze", "post-thaw"], a.err
     # Someone else's freeze is not ours to undo.
     assert is_frozen(ext4)
     subprocess.run(["fsfreeze", "-u", str(ext4)], check=True, timeout=DEADLINE)
@@ -450,7 +500,8 @@ def test_freeze_failure_continue_takes_crash_consistent_image(rig):
 # ---------------------------------------------------------------- interrupted runs
 
 
-def test_sigterm_while_frozen_thaws_then_resume(rig):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_while_frozen_thaws_then_resume(rig, subreaper, sig):
     ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
     rig.configure()
     rig.fault_create({"kind": "delay", "delay_ms": 6000})
@@ -458,12 +509,16 @@ def test_sigterm_while_frozen_thaws_then_resume(rig):
     a = rig.start("run", "--json")
     rig.wait_create_sent()
     assert is_frozen(ext4) and is_frozen(xfs)
-    a.proc.send_signal(signal.SIGTERM)
-    # Thawed long before CreateImage could have answered (6 s) or the guard timed out (60 s).
-    for mnt in (ext4, xfs):
-        assert timed_write(rig.scratch, mnt) is not None, \
-            "%s not writable within %ss of SIGTERM" % (mnt, PROMPT)
-    assert a.wait() == -signal.SIGTERM, a.err
+    guard = guard_of(a.pid)
+    # The guard is held stopped: were the signal to kill the agent without its handler's thaw,
+    # nothing would thaw (the guard acts once the agent is gone, and not while held).
+    with ptrace_held(guard):
+        a.proc.send_signal(sig)
+        assert a.wait() == -sig, a.err
+        for mnt in (ext4, xfs):
+            assert timed_write(rig.scratch, mnt, DEADLINE) is not None, \
+                "%s still frozen after the agent died of %s" % (mnt, sig.name)
+    assert reap(guard) == GUARD_EXIT_ORPHANED
     assert not is_frozen(ext4) and not is_frozen(xfs)
 
     st = rig.state()
@@ -532,6 +587,56 @@ def test_sigkill_while_frozen_guard_thaws_then_resume(rig, subreaper):
     assert image["ImageId"] == j["image_id"]
     assert tags_of(image)["ec2-imaged:consistency"] == "crash"
     assert len(rig.create_calls()) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGABRT], ids=["SIGSEGV", "SIGABRT"])
+def test_fatal_signal_while_frozen_thaws_first_and_dumps_no_core(rig, subreaper, sig):
+    """A crash in the frozen window: the agent thaws before it dies, and writes no core file
+    (its credentials are in its memory).  Its working directory is on the frozen ext4 and core
+    files may be any size, so a core dump would go there: before the thaw it would hold the
+    freeze for the guard's ten minutes, after it it would leave a file."""
+    ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
+    rig.configure(freeze__timeout_ms=VERY_LONG_TIMEOUT_MS)
+    rig.fault_create({"kind": "delay", "delay_ms": 6000})
+
+    a = rig.start("run", "--json", cwd=ext4, preexec_fn=unlimited_core)
+    rig.wait_create_sent()
+    assert is_frozen(ext4) and is_frozen(xfs)
+    guard = guard_of(a.pid)
+    with ptrace_held(guard):  # only the agent itself can thaw meanwhile
+        os.kill(a.pid, sig)
+        # Bounded: a core dump onto the frozen ext4 would wait for a thaw that never comes.
+        status = wait_status(a.pid)
+        assert status is not None, "the agent did not die of %s (a core dump onto the frozen " \
+            "filesystem?)" % sig.name
+        a.proc.returncode = os.waitstatus_to_exitcode(status)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == sig, (status, a.err)
+        assert not os.WCOREDUMP(status), "the agent dumped core"
+        for mnt in (ext4, xfs):
+            assert rig.scratch.writable(mnt, DEADLINE), \
+                "%s still frozen after the agent died of %s" % (mnt, sig.name)
+    assert reap(guard) == GUARD_EXIT_ORPHANED
+    assert not [p.name for p in ext4.iterdir() if p.name.startswith("core")]
+
+
+def test_no_process_of_a_run_is_dumpable(rig):
+    """The agent and its guard are not dumpable (PR_SET_DUMPABLE 0): no core file, and no
+    process without CAP_SYS_PTRACE reads their memory, even as root.  Seen from a root process
+    without CAP_SYS_PTRACE, like the agent: it can open /proc/PID/mem of a dumpable one."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure()
+    rig.fault_create({"kind": "delay", "delay_ms": 3000})
+    control = rig.scratch.spawn(["sleep", "60"], preexec_fn=drop_ptrace_capability)
+    assert mem_openable(control.pid), "the check cannot tell a dumpable process here"
+
+    a = rig.start("run", "--json", preexec_fn=drop_ptrace_capability)
+    rig.wait_create_sent()
+    guard = guard_of(a.pid)
+    assert is_frozen(ext4)
+    assert not mem_openable(a.pid), "the agent is dumpable"
+    assert not mem_openable(guard), "the thaw guard is dumpable"
+    assert a.wait() == 0, a.err
+    assert a.json()["consistency"] == "fs-frozen"
 
 
 # ---------------------------------------------------------------- reboot mode
@@ -649,19 +754,101 @@ def test_dry_run_changes_nothing(rig):
     assert not is_frozen(ext4) and not is_frozen(xfs)
 
 
-def test_thaw_command(rig):
+def leave_frozen_by_a_killed_run(rig, mounts):
+    """What a SIGKILL of the whole service in the frozen window leaves (ExecStopPost's case):
+    the agent and its guard killed together, MOUNTS frozen, the state in phase freezing."""
+    rig.fault_create({"kind": "delay", "delay_ms": 6000})
+    a = rig.start("run", "--json")
+    rig.wait_create_sent()
+    guard = guard_of(a.pid)
+    with ptrace_held(guard):  # so that it cannot thaw between the two kills
+        a.proc.kill()
+        assert a.wait() == -signal.SIGKILL
+        os.kill(guard, signal.SIGKILL)
+    assert reap(guard) == -signal.SIGKILL
+    st = rig.state()["current"]
+    assert st["phase"] == "freezing" and st["frozen_mounts"] == [str(m) for m in mounts], st
+    assert all(is_frozen(m) for m in mounts)
+
+
+def test_thaw_leaves_a_freeze_that_is_not_ours(rig, subreaper):
+    ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
+    rig.configure(mounts=[ext4])
+    leave_frozen_by_a_killed_run(rig, [ext4])
+    try:
+        # A backup tool's freeze, of a filesystem that [freeze] mounts does not name (yet).
+        subprocess.run(["fsfreeze", "-f", str(xfs)], check=True, timeout=DEADLINE)
+        a = rig.agent("thaw")
+        assert a.rc == 0, a.err
+        assert a.out == "thawed %s\n" % ext4
+        assert not is_frozen(ext4) and rig.scratch.writable(ext4)
+        assert is_frozen(xfs), "`thaw` undid a freeze that was not ours"
+
+        # Nor when the configuration names it: ours is what the run recorded.
+        rig.configure(mounts=[ext4, xfs])
+        again = rig.agent("thaw")
+        assert again.rc == 0 and again.out == "nothing was frozen\n", again.err
+        assert is_frozen(xfs)
+
+        # By hand, --all thaws whatever [freeze] mounts selects.
+        everything = rig.agent("thaw", "--all")
+        assert everything.rc == 0, everything.err
+        assert everything.out == "thawed %s\n" % xfs
+        assert not is_frozen(xfs)
+    finally:
+        subprocess.run(["fsfreeze", "-u", str(xfs)], capture_output=True, timeout=DEADLINE)
+    assert rig.all_thawed()
+    assert rig.agent("status", "--all").rc == EXIT_USAGE  # --all is thaw's alone
+
+
+@pytest.mark.parametrize("log_to", ["full-pipe", "file-on-a-frozen-fs"])
+def test_thaw_writes_no_line_before_everything_is_thawed(rig, subreaper, log_to):
+    """`ec2-imaged thaw` (ExecStopPost) whose log would block on its first line: a pipe that is
+    full and read by nobody until the end (journald with its queue full), or a file on the
+    filesystem it thaws last.  Both filesystems are thawed all the same."""
     ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
     rig.configure()
-    subprocess.run(["fsfreeze", "-f", str(xfs)], check=True, timeout=DEADLINE)
-    assert is_frozen(xfs)
+    log_file = ext4 / "thaw.log"
+    log_file.write_text("")  # made while writable; the thaw appends to it while it is frozen
+    leave_frozen_by_a_killed_run(rig, [ext4, xfs])
 
-    a = rig.agent("thaw")
-    assert a.rc == 0, a.err
-    assert "thawed %s" % xfs in a.out
-    assert str(ext4) not in a.out
-    assert not is_frozen(xfs) and rig.all_thawed()
-    again = rig.agent("thaw")
-    assert again.rc == 0 and "nothing was frozen" in again.out
+    drained, reader = [], None
+    if log_to == "full-pipe":
+        r, err = os.pipe()
+        os.set_blocking(err, False)
+        try:
+            while True:
+                os.write(err, b"." * 65536)
+        except BlockingIOError:
+            pass
+        os.set_blocking(err, True)
+    else:
+        err = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        t = rig.start("thaw", stderr=err)
+    finally:
+        os.close(err)
+    try:
+        for mnt in (ext4, xfs):
+            assert rig.scratch.writable(mnt, DEADLINE), \
+                "%s still frozen: the thaw logged before it thawed everything" % mnt
+    finally:
+        if log_to == "full-pipe":
+            def drain():
+                with os.fdopen(r, "rb") as f:
+                    drained.append(f.read())
+            reader = threading.Thread(target=drain, daemon=True)
+            reader.start()
+    assert t.wait() == 0
+    if reader:
+        reader.join(DEADLINE)
+        log = drained[0].decode(errors="replace")
+    else:
+        log = log_file.read_text()
+    # The reverse of the freeze order ([freeze] mounts: ext4, then xfs).
+    assert t.out == "thawed %s\nthawed %s\n" % (xfs, ext4)
+    for mnt in (ext4, xfs):
+        assert "Thawed %s, which was frozen" % mnt in log, log[-2000:]
 
 
 def test_unknown_config_key_names_file_and_line(rig):

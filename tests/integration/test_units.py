@@ -68,6 +68,7 @@ def test_service_settings():
     assert s["WatchdogSec"] and s["StateDirectory"] == "ec2-imaged"
     assert s["RuntimeDirectory"] == "ec2-imaged"
     assert s["KillMode"] == "mixed"
+    assert s["LimitCORE"] == "0"  # workers hold credentials; see README "No core dumps"
     # FIFREEZE needs CAP_SYS_ADMIN and hooks may patch the system: nothing may take those away.
     for key in ("CapabilityBoundingSet", "ProtectSystem", "ReadOnlyPaths", "PrivateDevices"):
         assert key not in s, key
