@@ -7,7 +7,8 @@
  *
  * Each hook runs with: its own process group, an empty signal mask and default dispositions,
  * stdin from /dev/null, stdout and stderr on one pipe that we read, no other file descriptors,
- * working directory "/", argv = { path }, and only this environment:
+ * working directory "/", umask 022 (not the service's 0077: what a hook installs must be as
+ * readable as if an administrator had installed it), argv = { path }, and only this environment:
  *   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin  LANG=C.UTF-8
  *   EC2_IMAGED_PHASE  EC2_IMAGED_RUN_ID  INSTANCE_ID  REGION  IMAGE_NAME  EC2_IMAGED_MODE
  *   IMAGE_ID (only when known)  EC2_IMAGED_DRY_RUN=1 (only for dry runs)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Supervised children: start a program in a clean child (its own process group, default signal
- * dispositions, an empty mask, stdin from /dev/null, stdout and stderr on one pipe, no other
- * descriptors, cwd "/"), log its output line by line, kill its group at the deadline, and
- * classify how it ended. The policy is described in hooks.h, its main user.
+ * dispositions, an empty mask, umask 022, stdin from /dev/null, stdout and stderr on one pipe,
+ * no other descriptors, cwd "/"), log its output line by line, kill its group at the deadline,
+ * and classify how it ended. The policy is described in hooks.h, its main user.
  */
 #include "host/supervise.h"
 
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -139,6 +140,12 @@ static _Noreturn void child_exec(const struct spawn *s)
                 child_fail(s->err_fd);
         if (chdir("/") < 0)
                 child_fail(s->err_fd);
+        /*
+         * The service runs with UMask=0077, which is right for our own state but not for what
+         * hooks make: a package upgraded by the patch hook would install files that only root
+         * can read. Children get the usual 022.
+         */
+        umask(022);
         close_all_but(s->err_fd, s->max_fd);
         execve(s->path, s->argv, s->envp);
         child_fail(s->err_fd);
