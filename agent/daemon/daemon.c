@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,27 +43,47 @@ struct daemon {
         bool ready, resume_at_start, reload_pending, stopping, killed;
 };
 
+/*
+ * The one way STATUS= is sent. The text is built from what the state file and the worker say (run
+ * ids, phases, AWS error messages), and sd_notify's message is newline-separated assignments: a
+ * newline in an error would let it say READY=1 or MAINPID=... to the service manager. Every
+ * control character becomes a space; the text is cut at 1 KiB.
+ */
+static void notify_status(const char *fmt, ...) _printf_(1, 2);
+static void notify_status(const char *fmt, ...)
+{
+        char text[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        for (char *p = text; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = ' ';
+        sd_notifyf(0, "STATUS=%s", text);
+}
+
 static void status_idle(struct daemon *d)
 {
         struct state st = {};
 
         if (state_load(d->config.state_dir, &st) < 0) {
-                sd_notify(0, "STATUS=Idle; the run state cannot be read");
+                notify_status("Idle; the run state cannot be read");
                 return;
         }
         if (st.current) {
-                sd_notifyf(0, "STATUS=Idle; run %s is unfinished (phase %s)", st.current->run_id,
-                           run_phase_to_string(st.current->phase));
+                notify_status("Idle; run %s is unfinished (phase %s)", st.current->run_id,
+                              run_phase_to_string(st.current->phase));
         } else if (st.n_history > 0) {
                 const struct history_entry *h = &st.history[0];
                 if (streq_ptr(h->result, "success"))
-                        sd_notifyf(0, "STATUS=Idle; last run %s succeeded: %s", h->run_id,
-                                   strna(h->image_id));
+                        notify_status("Idle; last run %s succeeded: %s", h->run_id,
+                                      strna(h->image_id));
                 else
-                        sd_notifyf(0, "STATUS=Idle; last run %s failed: %s", h->run_id,
-                                   strna(h->error));
+                        notify_status("Idle; last run %s failed: %s", h->run_id, strna(h->error));
         } else {
-                sd_notify(0, "STATUS=Idle; no run yet");
+                notify_status("Idle; no run yet");
         }
         state_done(&st);
 }
@@ -76,37 +97,37 @@ static void status_run(struct daemon *d)
 
         if (!d->have_progress) {
                 const char *verb = worker_verb(d->worker);
-                sd_notifyf(0, "STATUS=%s (%s)",
-                           streq(verb, "thaw") ? "Thawing what an interrupted run left frozen"
-                                               : "Starting a run",
-                           verb);
+                notify_status("%s (%s)",
+                              streq(verb, "thaw") ? "Thawing what an interrupted run left frozen"
+                                                  : "Starting a run",
+                              verb);
                 return;
         }
         ph = (enum run_phase)run_phase_from_string(p->phase);
         switch (ph) {
         case PHASE_PREFLIGHT:
-                sd_notifyf(0, "STATUS=Run %s: pre-flight checks", p->run_id);
+                notify_status("Run %s: pre-flight checks", p->run_id);
                 break;
         case PHASE_PRE_IMAGE:
         case PHASE_PRE_FREEZE:
         case PHASE_POST_THAW:
         case PHASE_POST_IMAGE:
-                sd_notifyf(0, "STATUS=Run %s: running %s hooks", p->run_id, p->phase);
+                notify_status("Run %s: running %s hooks", p->run_id, p->phase);
                 break;
         case PHASE_FREEZING:
         case PHASE_CREATING:
-                sd_notifyf(0, "STATUS=Freezing %u filesystem%s for CreateImage", p->n_mounts,
-                           p->n_mounts == 1 ? "" : "s");
+                notify_status("Freezing %u filesystem%s for CreateImage", p->n_mounts,
+                              p->n_mounts == 1 ? "" : "s");
                 break;
         case PHASE_REBOOTING:
-                sd_notifyf(0, "STATUS=Creating the image with a reboot (run %s)", p->run_id);
+                notify_status("Creating the image with a reboot (run %s)", p->run_id);
                 break;
         case PHASE_WAITING:
-                sd_notifyf(0, "STATUS=Waiting for %s (%llum%02llus)", p->image_id,
-                           (unsigned long long)t / 60, (unsigned long long)t % 60);
+                notify_status("Waiting for %s (%llum%02llus)", p->image_id,
+                              (unsigned long long)t / 60, (unsigned long long)t % 60);
                 break;
         default:
-                sd_notifyf(0, "STATUS=Run %s: %s", p->run_id, p->phase);
+                notify_status("Run %s: %s", p->run_id, p->phase);
                 break;
         }
 }
