@@ -22,7 +22,9 @@
  * We are about to freeze filesystems or snapshot disks, and a stray writer would be worse than a
  * killed one. The main process is reaped only after the group is empty, so the group id cannot
  * be reused by an unrelated process while we signal it. Processes that leave the group on
- * purpose (setsid, setpgid) escape this; the service's cgroup still holds them.
+ * purpose (setsid, setpgid, a double fork) do not escape: while a hook runs, we are a child
+ * subreaper, so every orphan of its tree becomes our child, and those get the same SIGTERM and
+ * SIGKILL (and their groups, when they lead one), and are reaped (leftovers.h).
  *
  * Output is logged line by line at LOG_INFO as "<name>: <line>" with the journald field
  * HOOK=<name>. Lines longer than HOOK_LINE_MAX are split (the logger formats a record into

@@ -7,7 +7,6 @@
  */
 #include "host/supervise.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,17 +21,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "host/leftovers.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/macro.h"
-#include "util/parse.h"
 #include "util/str.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* How often we look again when there is nothing to wait on (no pidfd, leftover processes). */
 #define HOOK_TICK_MS 20
@@ -252,45 +249,6 @@ static bool drain(struct run *r, int fd)
         }
 }
 
-/*
- * Whether a live (not zombie) process other than `except` is in process group pgid, read from
- * /proc. Returns 1, 0, or -errno when /proc cannot be read.
- */
-static int pgrp_has_live_members(pid_t pgid, pid_t except)
-{
-        _cleanup_(closedirp) DIR *d = opendir("/proc");
-        struct dirent *de;
-
-        if (!d)
-                return -errno;
-        while ((de = readdir(d))) {
-                char path[64], buf[512], state;
-                _cleanup_close_ int fd = -1;
-                const char *p;
-                unsigned pid;
-                int pgrp;
-                ssize_t n;
-
-                if (safe_atou(de->d_name, &pid) < 0 || (pid_t)pid == except)
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue; /* exited meanwhile */
-                n = read(fd, buf, sizeof(buf) - 1);
-                if (n <= 0)
-                        continue;
-                buf[n] = '\0';
-                /* "pid (comm) state ppid pgrp ...", and comm may contain anything, ')' too. */
-                p = strrchr(buf, ')');
-                if (!p || sscanf(p + 1, " %c %*d %d", &state, &pgrp) != 2)
-                        continue;
-                if (pgrp == pgid && state != 'Z' && state != 'X')
-                        return 1;
-        }
-        return 0;
-}
-
 static int pidfd_open_compat(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -312,8 +270,8 @@ static void format_ms(unsigned ms, char *b, size_t size)
 }
 
 /* The main process has been started; wait for it and its group under the deadline. */
-static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_ms,
-                      unsigned grace_ms, struct hook_result *res)
+static void supervise(struct run *run, struct leftovers *lo, pid_t pid, int out_fd,
+                      unsigned timeout_ms, unsigned grace_ms, struct hook_result *res)
 {
         _cleanup_close_ int pidfd = pidfd_open_compat(pid);
         enum { RUNNING, TERMINATING, KILLED } state = RUNNING;
@@ -343,9 +301,12 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                 if (exited) {
                         /*
                          * The main process is a zombie we have not reaped, so its pid, which is
-                         * the group's id, cannot be reused: signalling the group is safe.
+                         * the group's id, cannot be reused: signalling the group is safe. The
+                         * orphans we adopted get what the group got (once each).
                          */
-                        r = pgrp_has_live_members(pid, pid);
+                        r = leftovers_sweep(lo, state == RUNNING       ? 0
+                                                : state == TERMINATING ? SIGTERM
+                                                                       : SIGKILL);
                         if (r == 0)
                                 break;
                         if (r < 0) {
@@ -356,9 +317,10 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                                 res->left_processes = true;
                                 log_struct(LOG_WARNING, run->fields,
                                            "%s %s (%s) left processes behind, sending SIGTERM "
-                                           "to its process group",
+                                           "to them",
                                            run->kind, run->name, run->phase);
                                 (void)kill(-pid, SIGTERM);
+                                (void)leftovers_sweep(lo, SIGTERM);
                                 state = TERMINATING;
                                 kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
                         }
@@ -366,9 +328,11 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                 if (state == TERMINATING && now >= kill_at) {
                         log_struct(LOG_WARNING, run->fields,
                                    "%s %s (%s) still running %s after SIGTERM, sending SIGKILL "
-                                   "to its process group",
+                                   "to its processes",
                                    run->kind, run->name, run->phase, gbuf);
                         (void)kill(-pid, SIGKILL);
+                        if (exited)
+                                (void)leftovers_sweep(lo, SIGKILL);
                         state = KILLED;
                         kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
                 } else if (state == KILLED && now >= kill_at) {
@@ -496,6 +460,7 @@ int supervise_run(const char *kind, const char *phase, char *const argv[], char 
         _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, null_fd = -1;
         _cleanup_(run_done) struct run run = {.kind = kind, .name = res->name, .phase = phase};
         struct spawn s = {.path = res->path, .argv = argv, .envp = envp};
+        struct leftovers lo;
         usec_t start = now_usec(CLOCK_MONOTONIC);
         struct rlimit rl;
         int r, e = 0;
@@ -524,11 +489,15 @@ int supervise_run(const char *kind, const char *phase, char *const argv[], char 
         s.max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur
                                                                              : 65536;
 
+        leftovers_begin(&lo);
         pid = fork();
-        if (pid < 0)
+        if (pid < 0) {
+                leftovers_end(&lo);
                 return exec_failed(res, kind, phase, "started", errno);
+        }
         if (pid == 0)
                 child_exec(&s);
+        leftovers_set_leader(&lo, pid);
 
         /* Set the group from this side too, so that kill(-pid) works whoever runs first. */
         (void)setpgid(pid, pid);
@@ -544,8 +513,9 @@ int supervise_run(const char *kind, const char *phase, char *const argv[], char 
                 (void)waitpid(pid, NULL, 0);
                 exec_failed(res, kind, phase, "executed", e);
         } else {
-                supervise(&run, pid, out_r, timeout_ms, grace_ms, res);
+                supervise(&run, &lo, pid, out_r, timeout_ms, grace_ms, res);
         }
+        leftovers_end(&lo);
         res->duration_usec = now_usec(CLOCK_MONOTONIC) - start;
         res->tail = tail_take(&run);
         res->output_bytes = run.total;
