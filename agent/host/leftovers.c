@@ -167,8 +167,8 @@ static int sweep_one(const struct proc_entry *e, void *userdata)
         struct sweep *s = userdata;
         struct leftovers *l = s->l;
         bool dead = e->state == 'Z' || e->state == 'X';
-        bool adopted = l->adopting && e->ppid == getpid() && e->pid != l->leader &&
-                       !is_known(l, e->pid);
+        bool adopted =
+                l->adopting && e->ppid == getpid() && e->pid != l->leader && !is_known(l, e->pid);
 
         if (e->pid == l->leader)
                 return 0;

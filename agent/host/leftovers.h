@@ -17,11 +17,11 @@
 #define LEFTOVERS_TRACK_MAX 128u /* orphans remembered as already signalled */
 
 struct leftovers {
-        pid_t leader;  /* the child's pid, which is its process group */
-        pid_t *known;  /* our children before the child was started (the thaw guard, ...) */
+        pid_t leader; /* the child's pid, which is its process group */
+        pid_t *known; /* our children before the child was started (the thaw guard, ...) */
         size_t n_known;
-        bool adopting;        /* we are a subreaper, and know which children were ours before */
-        bool was_subreaper;   /* restored by leftovers_end() */
+        bool adopting;      /* we are a subreaper, and know which children were ours before */
+        bool was_subreaper; /* restored by leftovers_end() */
         pid_t sent_pid[LEFTOVERS_TRACK_MAX];
         int sent_sig[LEFTOVERS_TRACK_MAX];
         size_t n_sent;
