@@ -41,6 +41,8 @@ struct daemon {
         size_t n_waiters;
 
         bool ready, resume_at_start, reload_pending, stopping, killed;
+        char *restart_marker; /* RUNTIME_DIRECTORY/restart-pending */
+        bool restarting;      /* exiting with DAEMON_EXIT_RESTART */
 };
 
 /*
@@ -198,6 +200,34 @@ static bool left_frozen(struct daemon *d)
         return frozen;
 }
 
+/*
+ * After an upgrade of the package, its maintainer scripts do not restart the service: a restart
+ * in the middle of a run would kill the run, and when the run's own patch hook did the upgrade,
+ * dpkg or rpm with it. They leave RUNTIME_DIRECTORY/restart-pending and send SIGHUP instead, and
+ * the daemon, the only one who knows without a race whether a run is under way, exits with
+ * DAEMON_EXIT_RESTART once it is idle; the unit's RestartForceExitStatus= starts the new version.
+ * Called at the idle points (a worker ended, a SIGHUP while idle, the end of the startup).
+ * Returns true when the daemon is on its way out.
+ */
+static bool restart_if_upgraded(struct daemon *d)
+{
+        if (d->stopping || !d->restart_marker)
+                return false;
+        if (unlink(d->restart_marker) < 0) {
+                if (errno != ENOENT)
+                        log_warning_errno(errno, "%s: cannot remove: %m", d->restart_marker);
+                return false;
+        }
+        log_notice("ec2-imaged was upgraded: exiting with status %d so that the service manager "
+                   "starts the new version",
+                   DAEMON_EXIT_RESTART);
+        sd_notify(0, "STOPPING=1");
+        notify_status("Restarting into the upgraded ec2-imaged");
+        d->stopping = d->restarting = true;
+        sd_event_exit(d->event, 0);
+        return true;
+}
+
 static void on_worker_exit(struct worker *w, int status, const char *out, size_t len,
                            void *userdata)
 {
@@ -236,6 +266,8 @@ static void on_worker_exit(struct worker *w, int status, const char *out, size_t
                 sd_event_exit(d->event, 0);
                 return;
         }
+        if (restart_if_upgraded(d))
+                return;
         status_idle(d);
         if (d->reload_pending) {
                 d->reload_pending = false;
@@ -366,7 +398,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 if (d->worker) {
                         log_notice("Reload deferred until the run under way ends");
                         d->reload_pending = true;
-                } else {
+                } else if (!restart_if_upgraded(d)) {
                         reload(d);
                 }
                 break;
@@ -437,10 +469,25 @@ static void finish_startup(struct daemon *d)
         sd_notify(0, "READY=1");
         status_idle(d);
         log_info("Ready; runs start on SIGUSR1 or `ec2-imaged trigger` (%s)", d->socket_path);
+        /* Upgraded while this daemon was starting: the next one resumes what this one would. */
+        if (restart_if_upgraded(d))
+                return;
         if (d->resume_at_start)
                 (void)start_worker(d, "resume");
         else if (d->config.user_data)
                 (void)start_worker(d, "first-boot");
+}
+
+/* systemd sets RUNTIME_DIRECTORY for RuntimeDirectory= (a ':'-separated list; ours is first). */
+static char *restart_marker_path(void)
+{
+        const char *dir = getenv("RUNTIME_DIRECTORY");
+        size_t n;
+
+        if (!dir || !*dir)
+                dir = DAEMON_RUNTIME_DIR;
+        n = strcspn(dir, ":");
+        return strprintf("%.*s/" DAEMON_RESTART_MARKER, (int)n, dir);
 }
 
 static int setup(struct daemon *d)
@@ -470,7 +517,8 @@ static int setup(struct daemon *d)
                 return r;
         (void)sd_event_source_set_enabled(d->status_timer, SD_EVENT_OFF);
         d->socket_path = strdup(d->config.control_socket);
-        if (!d->socket_path)
+        d->restart_marker = restart_marker_path();
+        if (!d->socket_path || !d->restart_marker)
                 return -ENOMEM;
         r = control_server_new(d->event, d->socket_path, on_control_request, d, &d->control);
         if (r < 0)
@@ -516,11 +564,14 @@ out:
         sd_event_source_disable_unref(d.stop_timer);
         sd_event_unref(d.event);
         free(d.socket_path);
+        free(d.restart_marker);
         config_done(&d.config);
         if (d.frozen)
                 log_hold(false);
         log_info("Stopped");
-        return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        return d.restarting ? DAEMON_EXIT_RESTART : 0;
 }
 
 int daemon_exec_helper(const struct daemon_opts *o)

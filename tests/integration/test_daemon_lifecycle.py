@@ -8,6 +8,7 @@ safety rules hold (scratch mounts listed, state and sockets in the test's tmp di
 processes stopped by PID, a deadline on every wait).
 """
 
+import ctypes
 import json
 import os
 import signal
@@ -53,3 +54,140 @@ def test_status_cannot_carry_other_assignments(rig):
     assert all(set(m) == {"STATUS"} for m in status), status
     assert "MAINPID" not in {k for m in datagrams(d.notify) for k in m}
     assert d.notify.values("READY") == ["1"]
+
+
+# ---------------------------------------------------------------- restart after an upgrade
+
+EXIT_RESTART = 75  # daemon/daemon.h: DAEMON_EXIT_RESTART
+
+
+def upgrade(rig, d):
+    """What the package's maintainer scripts do after an upgrade while the service runs
+    (packaging/restart-after-upgrade): leave the marker, send SIGHUP (`systemctl reload`)."""
+    (rig.run_dir / "restart-pending").touch()
+    d.signal(signal.SIGHUP)
+
+
+@pytest.fixture
+def rrig(rig):
+    """The rig, with a RUNTIME_DIRECTORY of its own, as systemd gives the service."""
+    rig.run_dir = rig.tmp / "run"
+    rig.run_dir.mkdir(mode=0o700)
+    rig.env["RUNTIME_DIRECTORY"] = str(rig.run_dir)
+    return rig
+
+
+def test_upgrade_while_idle_restarts_at_once(rrig):
+    d = rrig.daemon()
+    d.ready()
+    upgrade(rrig, d)
+    assert d.wait() == EXIT_RESTART, d.err
+    assert not (rrig.run_dir / "restart-pending").exists()
+    assert "ec2-imaged was upgraded: exiting with status 75" in d.err
+    d.notify.wait_for("STATUS", lambda v: v == "Restarting into the upgraded ec2-imaged")
+    assert d.notify.values("STOPPING") == ["1"]
+    assert "Configuration reloaded" not in d.err
+
+
+def test_sighup_without_an_upgrade_only_reloads(rrig):
+    d = rrig.daemon()
+    d.ready()
+    d.signal(signal.SIGHUP)
+    assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
+    assert d.proc.poll() is None
+
+
+def test_upgrade_during_a_run_waits_for_its_end(rrig):
+    # The run is held in a pre-image hook, where the patch hook would upgrade the package.
+    gate = rrig.tmp / "gate"
+    hook(rrig, "pre-image", "10-wait", "while [ ! -e %s ]; do sleep 0.05; done\n" % gate)
+    d = rrig.daemon()
+    d.ready()
+    d.signal(signal.SIGUSR1)
+    d.notify.wait_for("STATUS", lambda v: "pre-image hooks" in v, log=lambda: d.err)
+    upgrade(rrig, d)
+    assert wait_until(lambda: "Reload deferred until the run under way ends" in d.err), d.err
+    # The run goes on: the hook is still there, and so are the daemon and the marker.
+    assert d.proc.poll() is None
+    assert (rrig.run_dir / "restart-pending").exists()
+    gate.touch()
+    assert d.wait(timeout=RUN_DEADLINE) == EXIT_RESTART, d.err
+    h = rrig.history()
+    assert len(h) == 1 and h[0]["result"] == "success", h
+    assert [i["ImageId"] for i in rrig.images()] == [h[0]["image_id"]]
+    assert rrig.state().get("current") is None
+    assert not (rrig.run_dir / "restart-pending").exists()
+    # The new daemon starts idle: nothing to resume, nothing to restart.
+    d2 = rrig.daemon()
+    d2.ready()
+    d2.notify.wait_for("STATUS", lambda v: v.startswith("Idle; last run %s succeeded"
+                                                         % h[0]["run_id"]))
+    assert d2.proc.poll() is None
+
+
+# ---------------------------------------------------------------- stop_timeout_s
+
+
+def children(pid):
+    out = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            out += [int(c) for c in open("/proc/%d/task/%s/children" % (pid, task)).read().split()]
+        except OSError:
+            pass
+    return out
+
+
+PTRACE_SEIZE, PTRACE_DETACH = 0x4206, 17
+WALL = 0x40000000  # __WALL: wait for a tracee that is not our child
+
+
+def ptrace(req, pid):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(req, pid, None, None) != 0:
+        raise OSError(ctypes.get_errno(), "ptrace(%d, %d)" % (req, pid))
+
+
+def swallow_next_sigterm(pid, timeout=DEADLINE):
+    """Make process pid (traced by us) ignore the next SIGTERM it gets: it stops at the signal's
+    delivery, and we let it go on without it (PTRACE_DETACH with no signal)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got, status = os.waitpid(pid, os.WNOHANG | WALL)
+        if got == pid:
+            assert os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTERM, status
+            ptrace(PTRACE_DETACH, pid)
+            return
+        time.sleep(0.01)
+    pytest.fail("process %d got no SIGTERM within %ss" % (pid, timeout))
+
+
+def test_worker_that_does_not_stop_is_killed_after_stop_timeout(rig):
+    rig.config_path.write_text(rig.config_path.read_text().replace("stop_timeout_s = 20",
+                                                                   "stop_timeout_s = 2"))
+    gate = rig.tmp / "gate"
+    hook(rig, "pre-image", "10-wait", "while [ ! -e %s ]; do sleep 0.05; done\n" % gate)
+    d = rig.daemon()
+    d.ready()
+    d.signal(signal.SIGUSR1)
+    d.notify.wait_for("STATUS", lambda v: "pre-image hooks" in v, log=lambda: d.err)
+    workers = children(d.pid)
+    assert len(workers) == 1, workers
+    worker = workers[0]
+    try:
+        # A worker that ignores SIGTERM (as a stuck one would): only SIGKILL ends it.
+        ptrace(PTRACE_SEIZE, worker)
+        d.signal(signal.SIGTERM)
+        swallow_next_sigterm(worker)
+        assert d.wait(timeout=DEADLINE) == 0, d.err
+        assert "Stopping: asking worker %d to stop" % worker in d.err
+        assert "Worker %d did not stop within 2s; killing it" % worker in d.err
+        assert "Worker %d (run) was killed by signal 9" % worker in d.err
+        assert not os.path.exists("/proc/%d" % worker)
+    finally:
+        gate.touch()  # lets the orphaned hook end, whatever happened
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
