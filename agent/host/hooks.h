@@ -3,7 +3,8 @@
  * Hooks: find, vet, spawn, time out, capture and classify the operator's hook executables.
  *
  * Which entries of <hooks_dir>/<phase>.d run, are skipped or are refused, and in which order:
- * hooks_list.h, which this header includes. Hooks are executed by path after vetting.
+ * hooks_list.h, which this header includes. Each hook is vetted again right before it runs, and
+ * the descriptor that vetting opened is what is executed (supervise.h).
  *
  * Each hook runs with: its own process group, an empty signal mask and default dispositions,
  * stdin from /dev/null, stdout and stderr on one pipe that we read, no other file descriptors,

@@ -66,6 +66,7 @@ static int make_pipe(int *ret_read, int *ret_write)
 
 struct spawn {
         const char *path;
+        int exec_fd; /* the vetted file to execute, or -1: execve(path) */
         char *const *argv;
         char **envp;
         int null_fd, out_fd, err_fd;
@@ -82,21 +83,45 @@ static _Noreturn void child_fail(int err_fd)
 
 /*
  * Our descriptors are O_CLOEXEC, but libraries' may not be. Marking all but stdio close-on-exec
- * (5.11+) keeps err_fd usable until execve(); older kernels close all but err_fd (which is
- * O_CLOEXEC itself). Runs in the child, so raw system calls only.
+ * (5.11+) keeps err_fd and exec_fd usable until execve(); older kernels close all but those two
+ * (which are O_CLOEXEC themselves). Runs in the child, so raw system calls only.
  */
-static void close_all_but(int err_fd, int max_fd)
+static void close_all_but(int keep_a, int keep_b, int max_fd)
 {
 #ifdef SYS_close_range
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
                 return;
-        if ((err_fd == 3 || syscall(SYS_close_range, 3U, (unsigned)err_fd - 1, 0) == 0) &&
-            syscall(SYS_close_range, (unsigned)err_fd + 1, ~0U, 0) == 0)
-                return;
 #endif
         for (int fd = 3; fd < max_fd; fd++)
-                if (fd != err_fd)
+                if (fd != keep_a && fd != keep_b)
                         (void)close(fd);
+}
+
+/*
+ * Execute the vetted file. execveat() of the descriptor runs exactly the inode that was vetted.
+ * A #! script cannot run that way: the kernel hands the interpreter /dev/fd/N, which O_CLOEXEC
+ * has closed by then (ENOENT); and without O_CLOEXEC the script would see $0 = /dev/fd/N, which
+ * breaks hooks that find their files next to $0. Like systemd, such a file is executed by path
+ * instead, once the path is seen to name the vetted inode still (ESTALE when it does not).
+ */
+static void exec_vetted(const struct spawn *s)
+{
+        struct stat a, b;
+
+        if (s->exec_fd < 0) {
+                execve(s->path, s->argv, s->envp);
+                return;
+        }
+        (void)syscall(SYS_execveat, s->exec_fd, "", s->argv, s->envp, AT_EMPTY_PATH);
+        if (errno != ENOENT && errno != ENOSYS)
+                return;
+        if (fstat(s->exec_fd, &a) < 0 || stat(s->path, &b) < 0)
+                return;
+        if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+                errno = ESTALE;
+                return;
+        }
+        execve(s->path, s->argv, s->envp);
 }
 
 /*
@@ -143,8 +168,8 @@ static _Noreturn void child_exec(const struct spawn *s)
          * can read. Children get the usual 022.
          */
         umask(022);
-        close_all_but(s->err_fd, s->max_fd);
-        execve(s->path, s->argv, s->envp);
+        close_all_but(s->err_fd, s->exec_fd, s->max_fd);
+        exec_vetted(s);
         child_fail(s->err_fd);
 }
 
@@ -434,7 +459,9 @@ static int exec_failed(struct hook_result *res, const char *kind, const char *ph
         /* The file was there when we vetted it, so ENOENT from execve means the #! interpreter. */
         res->message = strprintf("%s %s (%s) could not be %s: %s%s", kind, res->name, phase, what,
                                  strerror(abs(error)),
-                                 abs(error) == ENOENT ? " (missing interpreter?)" : "");
+                                 abs(error) == ENOENT   ? " (missing interpreter?)"
+                                 : abs(error) == ESTALE ? " (it was replaced after it was vetted)"
+                                                        : "");
         return 0;
 }
 
@@ -454,12 +481,12 @@ int hook_result_errno(const struct hook_result *h)
         }
 }
 
-int supervise_run(const char *kind, const char *phase, char *const argv[], char **envp,
+int supervise_run(const char *kind, const char *phase, char *const argv[], char **envp, int exec_fd,
                   unsigned timeout_ms, unsigned grace_ms, struct hook_result *res)
 {
         _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, null_fd = -1;
         _cleanup_(run_done) struct run run = {.kind = kind, .name = res->name, .phase = phase};
-        struct spawn s = {.path = res->path, .argv = argv, .envp = envp};
+        struct spawn s = {.path = res->path, .exec_fd = exec_fd, .argv = argv, .envp = envp};
         struct leftovers lo;
         usec_t start = now_usec(CLOCK_MONOTONIC);
         struct rlimit rl;
