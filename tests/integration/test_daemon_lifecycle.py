@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,40 @@ def test_status_cannot_carry_other_assignments(rig):
     assert all(set(m) == {"STATUS"} for m in status), status
     assert "MAINPID" not in {k for m in datagrams(d.notify) for k in m}
     assert d.notify.values("READY") == ["1"]
+
+
+# ---------------------------------------------------------------- hooks' leftovers
+
+
+def test_a_daemon_a_hook_detaches_is_gone_after_the_hook_phase(rig):
+    # setsid and a double fork: out of the hook's process group, its parent gone. The worker is
+    # a subreaper while hooks run, so the orphan becomes its child and is killed.
+    pid_file = rig.tmp / "detached.pid"
+    hook(rig, "pre-image", "10-detach",
+         "setsid sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > %s' "
+         "</dev/null >/dev/null 2>&1 &\n"
+         "while [ ! -s %s ]; do sleep 0.05; done\n" % (pid_file, pid_file))
+    # The post-image hook looks whether it is still there (its pid cannot have been reused by
+    # then: the worker reaped it only just before).
+    seen = rig.tmp / "seen"
+    hook(rig, "post-image", "10-look",
+         "if kill -0 $(cat %s) 2>/dev/null; then echo alive; else echo gone; fi > %s\n"
+         % (pid_file, seen))
+    d = rig.daemon()
+    d.ready()
+    r = rig.trigger("--wait", "--json")
+    pid = int(pid_file.read_text())
+    try:
+        assert r.returncode == 0, (r.stderr, d.err)
+        assert seen.read_text() == "gone\n", d.err
+        assert "hook 10-detach (pre-image) left processes behind, sending SIGTERM to them" in d.err
+    finally:
+        # Only when the test failed is it there, and ours: never a pid reused meanwhile.
+        try:
+            if Path("/proc/%d/cmdline" % pid).read_bytes() == b"sleep\x001000\x00":
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------- restart after an upgrade
