@@ -12,6 +12,7 @@ state the unit is in; nothing reaches this machine's /run or its systemd.
 """
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -113,3 +114,12 @@ def test_the_rpm_calls_it_after_an_upgrade_instead_of_restarting():
     assert '[ "$1" -ge 1 ]' in postun
     assert "%{_prefix}/lib/ec2-imaged/restart-after-upgrade" in postun
     assert "%{_prefix}/lib/ec2-imaged/restart-after-upgrade\n" in spec[spec.index("%files"):]
+
+
+def test_scripts_are_shellcheck_clean():
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck not installed (apt-get install shellcheck)")
+    r = subprocess.run(["shellcheck", "-s", "sh", str(SCRIPT),
+                        str(REPO / "packaging" / "debian" / "postinst")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout
