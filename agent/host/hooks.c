@@ -16,13 +16,11 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
-
 /* ---- running one hook ---- */
 
 static char **build_env(const char *phase, const struct hook_env *env)
 {
-        _cleanup_(strv_freep) char **v = NULL;
+        _cleanup_strv_free_ char **v = NULL;
         const struct {
                 const char *key, *value;
         } vars[] = {
@@ -130,7 +128,7 @@ int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const stru
                     struct hooks_phase_result *ret)
 {
         _cleanup_(hook_list_done) struct hook_list l = {};
-        _cleanup_(strv_freep) char **envp = NULL;
+        _cleanup_strv_free_ char **envp = NULL;
         _cleanup_free_ char *fields = NULL;
         bool refusing;
         int r, first = 0;

@@ -22,7 +22,6 @@
 #include "util/str.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 
 static const char *const phases[] = {
         HOOK_PHASE_PRE_IMAGE,
@@ -391,7 +390,7 @@ static int compare_names(const void *a, const void *b)
 
 static int read_names(int dir_fd, char ***ret)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
         int fd, r;
@@ -451,7 +450,7 @@ static int open_dir(int at_fd, const char *path, int *ret_fd)
 int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, struct hook_list *ret)
 {
         _cleanup_(hook_list_done) struct hook_list l = {};
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         _cleanup_close_ int root_fd = -1, dir_fd = -1;
         _cleanup_free_ char *sub = NULL;
         size_t n;
