@@ -206,7 +206,7 @@ INSTALL    ?= install
 install: $(BIN) $(DAEMON_BIN)
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/ec2-imaged \
 		$(DESTDIR)$(LIBDIR_EC2)/hooks $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PRESETDIR) \
-		$(DESTDIR)$(SYSCONFDIR)/ec2-imaged \
+		$(DESTDIR)$(SYSCONFDIR)/ec2-imaged $(DESTDIR)$(SYSCONFDIR)/needrestart/conf.d \
 		$(DESTDIR)$(DATADIR)/ec2-imaged $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(DOCDIR)/examples/ec2-imaged-run.timer.d $(DESTDIR)$(DOCDIR)/examples/user-data
 	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/ec2-imaged
@@ -214,8 +214,11 @@ install: $(BIN) $(DAEMON_BIN)
 	$(INSTALL) -m 0644 units/*.service units/*.timer $(DESTDIR)$(UNITDIR)/
 	$(INSTALL) -m 0644 packaging/50-ec2-imaged.preset $(DESTDIR)$(PRESETDIR)/50-ec2-imaged.preset
 	$(INSTALL) -m 0644 conf/ec2-imaged.conf $(DESTDIR)$(SYSCONFDIR)/ec2-imaged/ec2-imaged.conf
+	$(INSTALL) -m 0644 packaging/needrestart.conf \
+		$(DESTDIR)$(SYSCONFDIR)/needrestart/conf.d/ec2-imaged.conf
 	$(INSTALL) -m 0755 hooks/firstboot hooks/patch hooks/sanitize $(DESTDIR)$(LIBDIR_EC2)/hooks/
 	$(INSTALL) -m 0644 hooks/lib.sh $(DESTDIR)$(LIBDIR_EC2)/hooks/lib.sh
+	$(INSTALL) -m 0755 packaging/restart-after-upgrade $(DESTDIR)$(LIBDIR_EC2)/restart-after-upgrade
 	$(INSTALL) -m 0644 packaging/ssm/ec2-imaged-run.json $(DESTDIR)$(DATADIR)/ec2-imaged/
 	$(INSTALL) -m 0644 packaging/man/ec2-imaged.8 $(DESTDIR)$(MANDIR)/man8/ec2-imaged.8
 	$(INSTALL) -m 0644 packaging/man/ec2-imaged.conf.5 $(DESTDIR)$(MANDIR)/man5/ec2-imaged.conf.5

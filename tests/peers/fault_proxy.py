@@ -18,11 +18,20 @@ Control API on the same port under /_control/ (JSON in and out):
                           CreateImage whose name exists: the request acted, the answer says
                           no), and ok (an EC2 answer
                           <ActionResponse><return>true</return> without asking the upstream,
-                          for actions moto does not implement, e.g. EnableImageDeprecation).  A request takes the
-                          first queued fault whose optional "action" matches its Action (form
-                          body or query) or X-Amz-Target operation; count defaults to 1.
+                          for actions moto does not implement, e.g. EnableImageDeprecation),
+                          skewed_clock (AWS on a clock "offset_s" seconds from ours: a request
+                          whose X-Amz-Date is more than "tolerance_s" (default 300) from it is
+                          answered RequestTimeTooSkewed, or InvalidSignatureException for
+                          X-Amz-Target calls, and the others are forwarded; every answer carries
+                          that clock's Date), and reject_key (a request signed with the access
+                          key "access_key_id" is answered with "code", default AuthFailure, as
+                          AWS answers credentials it no longer takes; others are forwarded).  A
+                          request takes the first queued fault whose optional "action" matches
+                          its Action (form body or query) or X-Amz-Target operation; count
+                          defaults to 1.
   GET  /_control/faults   the faults still queued
   GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted
+                          (the access key id, which is no secret, is kept as access_key_id)
   POST /_control/clear    forget recorded requests
   GET  /_control/stats    {"received", "forwarded", "faults_injected", "by_kind", "by_action"}
   POST /_control/reset    clear faults, requests and stats
@@ -30,7 +39,10 @@ Standard library only (Debian's python3, no pip).  Logs one line per request, no
 """
 
 import argparse
+import calendar
+import email.utils
 import http.client
+import re
 import json
 import os
 import signal
@@ -46,7 +58,7 @@ from urllib.parse import parse_qsl, urlsplit
 REDACTED = ("authorization", "x-amz-security-token")
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "proxy-connection")
 KINDS = ("throttle", "error500", "error503", "malformed", "delay", "reset", "close",
-         "truncate", "drop_response", "duplicate_name", "ok")
+         "truncate", "drop_response", "duplicate_name", "ok", "skewed_clock", "reject_key")
 
 
 def ec2_error(code, message):
@@ -65,6 +77,20 @@ CANNED = {
     "error503": (503, ("Unavailable", "The server is overloaded and can't handle the request."),
                  (503, "ServiceUnavailable", "Service unavailable")),
 }
+
+
+def access_key_id(headers):
+    """The access key id of a SigV4 Authorization header (Credential=AKID/date/...), or None."""
+    m = re.search(r"Credential=([^/,\s]+)/", headers.get("Authorization", ""))
+    return m.group(1) if m else None
+
+
+def amz_date_epoch(headers):
+    """X-Amz-Date (20261206T120000Z) as seconds since the epoch, or None."""
+    try:
+        return calendar.timegm(time.strptime(headers.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return None
 
 
 class State:
@@ -143,6 +169,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def dispatch(self):
+        self.date = None  # per request: a handler serves every request of its connection
         body = self.read_body()
         if self.path.startswith("/_control"):
             return self.control(body)
@@ -158,9 +185,23 @@ class Handler(BaseHTTPRequestHandler):
                 "time": time.time(), "method": self.command, "path": self.path,
                 "headers": [[k, "<redacted>" if k.lower() in REDACTED else v]
                             for k, v in self.headers.items()],
+                "access_key_id": access_key_id(self.headers),
                 "params": params, "json": payload, "action": action,
                 "fault": fault["kind"] if fault else None})
         kind = fault["kind"] if fault else None
+        if kind == "skewed_clock":
+            now = time.time() + float(fault.get("offset_s", 0))
+            self.date = email.utils.formatdate(now, usegmt=True)
+            signed = amz_date_epoch(self.headers)
+            if signed is None or abs(signed - now) > float(fault.get("tolerance_s", 300)):
+                return self.auth_error(target, action, "RequestTimeTooSkewed",
+                                       "InvalidSignatureException",
+                                       "The difference between the request time and the "
+                                       "current time is too large.")
+        if kind == "reject_key" and access_key_id(self.headers) == fault.get("access_key_id"):
+            code = fault.get("code", "AuthFailure")
+            return self.auth_error(target, action, code, code,
+                                   "The security token included in the request is invalid.")
         if kind == "delay":
             time.sleep(fault.get("delay_ms", 1000) / 1000.0)
         if kind in CANNED:
@@ -250,8 +291,26 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(status, [("Content-Type", "text/xml;charset=UTF-8")],
                           ec2_error(code, msg))
 
+    def auth_error(self, target, action, xml_code, json_code, message):
+        """An authentication failure, shaped as EC2 (XML) or a JSON service answers it."""
+        self.log_line(action, "403 %s" % (json_code if target else xml_code))
+        if target:
+            body = json.dumps({"__type": json_code, "message": message}).encode()
+            return self.reply(400 if json_code == "InvalidSignatureException" else 403,
+                              [("Content-Type", "application/x-amz-json-1.1"),
+                               ("x-amzn-RequestId", str(uuid.uuid4()))], body)
+        return self.reply(403 if xml_code == "RequestTimeTooSkewed" else 401,
+                          [("Content-Type", "text/xml;charset=UTF-8")],
+                          ec2_error(xml_code, message))
+
+    def date_time_string(self, timestamp=None):
+        # The Date of send_response(): a skewed_clock fault's clock, when one applies.
+        return getattr(self, "date", None) or super().date_time_string(timestamp)
+
     def reply(self, status, headers, data, length=None):
         self.send_response(status)
+        if getattr(self, "date", None):  # the upstream's Date would contradict it
+            headers = [(k, v) for k, v in headers if k.lower() != "date"]
         for k, v in headers:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data) if length is None else length))

@@ -90,6 +90,7 @@ class State:
         self.refuse_tokens = None  # None, or the status a token PUT answers
         self.allow_imdsv1 = self.args.allow_imdsv1
         self.credential_ttl = self.args.credential_ttl
+        self.rotate_on_fetch = False
         self.user_data = self.initial_user_data
 
     def reset_stats(self):
@@ -168,7 +169,11 @@ class Tree:
 
             def role_creds():
                 state.stats["credential_fetches"] += 1
-                return imds_json(state.current_credentials())
+                body = imds_json(state.current_credentials())
+                # The next fetch gets a new set, as after a rotation (or a revocation).
+                if state.rotate_on_fetch:
+                    state.issue_credentials()
+                return body
 
             self.entries["meta-data/iam/info"] = iam_info
             self.entries["meta-data/iam/security-credentials/" + role] = role_creds
@@ -354,7 +359,8 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, path):
         """Test-only knobs.  POST /_control/ (or /_control/set) with a JSON object of knobs:
         fail_next+status(+path_prefix), delay_ms, refuse_tokens(+status), expire_tokens,
-        allow_imdsv1, credential_ttl, rotate_credentials, user_data.  GET /_control/stats,
+        allow_imdsv1, credential_ttl, rotate_credentials, rotate_on_fetch (each fetch of the role's
+        credentials is followed by a new set), user_data.  GET /_control/stats,
         POST /_control/reset.  Answers JSON; never echoes a key or token."""
         st = self.server.state
         raw = self.read_body()
@@ -384,7 +390,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(404, {"error": "unknown control " + name})
             unknown = set(knobs) - {"fail_next", "status", "path_prefix", "delay_ms",
                                     "refuse_tokens", "expire_tokens", "allow_imdsv1",
-                                    "credential_ttl", "rotate_credentials", "user_data"}
+                                    "credential_ttl", "rotate_credentials", "rotate_on_fetch",
+                                    "user_data"}
             if unknown:
                 return self._json(400, {"error": "unknown knobs %s" % sorted(unknown)})
             if "fail_next" in knobs:
@@ -404,6 +411,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.credential_ttl = int(knobs["credential_ttl"])
             if knobs.get("rotate_credentials"):
                 st.issue_credentials()
+            if "rotate_on_fetch" in knobs:
+                st.rotate_on_fetch = bool(knobs["rotate_on_fetch"])
             if "user_data" in knobs:
                 ud = knobs["user_data"]
                 st.user_data = None if ud is None else ud.encode()
