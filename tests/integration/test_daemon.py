@@ -185,6 +185,8 @@ FAKE_CLOUD_INIT = """#!/bin/sh
 echo "$*" >> %(dir)s/calls
 [ "$*" = "status --wait" ] || exit 64
 while [ -e %(dir)s/running ]; do sleep 0.1; done
+# What the world looked like when cloud-init finished: the time, and any run state by then.
+{ date +%%s.%%N; ls %(state)s 2>/dev/null; } > %(dir)s/finished
 echo "status: done"
 exit $(cat %(dir)s/exit 2>/dev/null || echo 0)
 """
@@ -214,7 +216,7 @@ class Rig:
         self.cloud_init_dir.mkdir()
         bin_dir.mkdir()
         fake = bin_dir / "cloud-init"
-        fake.write_text(FAKE_CLOUD_INIT % {"dir": self.cloud_init_dir})
+        fake.write_text(FAKE_CLOUD_INIT % {"dir": self.cloud_init_dir, "state": self.state_dir})
         fake.chmod(0o755)
         self.env = dict(env, PATH="%s:%s" % (bin_dir, env["PATH"]))
 
@@ -577,15 +579,19 @@ def test_first_boot_waits_for_cloud_init(rig):
     (rig.cloud_init_dir / "running").touch()
     d = first_boot_daemon(rig)
     assert wait_until(lambda: (rig.cloud_init_dir / "calls").exists()), d.err
-    assert "Waiting up to 1800 s for cloud-init to finish" in d.err
-    time.sleep(2)  # cloud-init still "running": nothing may happen meanwhile
-    assert rig.images() == [] and rig.history() == [], d.err
-    assert not (rig.state_dir / "first-boot").exists()
+    assert wait_until(lambda: "Waiting up to 1800 s for cloud-init to finish" in d.err), d.err
     (rig.cloud_init_dir / "running").unlink()
     assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
     assert rig.history()[0]["result"] == "success", rig.history()
     assert "cloud-init: status: done" in d.err
     assert len(rig.images()) == 1
+    # Nothing happened while cloud-init ran, told by order rather than by a pause: when it
+    # finished there was no run state yet (nor the first-boot record), and every EC2 request
+    # came after it.
+    finished, *state_files = (rig.cloud_init_dir / "finished").read_text().split()
+    assert state_files == [], state_files
+    sent = [r["time"] for r in rig.proxy.requests()]
+    assert sent and min(sent) > float(finished), (finished, sent[:3])
 
 
 @pytest.mark.parametrize("status, ran", [(1, False), (2, True)])
@@ -627,6 +633,10 @@ def test_first_boot_off_by_default(rig):
     rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
     d = rig.daemon()
     d.ready()
-    d.notify.wait_for("STATUS", lambda v: v == "Idle; no run yet")
-    time.sleep(1)
-    assert "first-boot" not in d.err and rig.images() == []
+    # A worker would be started right after READY=1 and the idle STATUS, before the loop runs:
+    # a watchdog ping after READY (sent by the loop) shows that decision was made.
+    ready = next(i for i, (_, m) in enumerate(d.notify.messages) if m.get("READY") == "1")
+    assert wait_until(lambda: any("WATCHDOG" in m for _, m in d.notify.messages[ready:])), d.err
+    assert d.notify.values("STATUS") == ["Idle; no run yet"], d.notify.values("STATUS")
+    assert "first-boot" not in d.err and "Worker" not in d.err and rig.images() == []
+    assert not any(p.endswith("/user-data") for p in rig.imds.stats()["gets"]), d.err
