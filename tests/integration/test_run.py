@@ -98,11 +98,12 @@ def timed_write(scratch, mnt, timeout=PROMPT):
 class Agent:
     """A running agent command, its stdout and stderr in files (nothing can fill a pipe)."""
 
-    def __init__(self, rig, args):
+    def __init__(self, rig, args, err_path=None):
         self.args = args
         n = len(rig.agents)
         self.out_path = rig.tmp / ("agent-%d.out" % n)
-        self.err_path = rig.tmp / ("agent-%d.err" % n)
+        self.err_path = err_path or rig.tmp / ("agent-%d.err" % n)
+        self.saved_err = None
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [rig.agent_bin, "--config", str(rig.config_path)] + list(args),
@@ -123,7 +124,16 @@ class Agent:
 
     @property
     def err(self):
+        if self.saved_err is not None:
+            return self.saved_err
         return self.err_path.read_text(errors="replace")
+
+    def save_err(self):
+        """Keep stderr in memory (before the scratch filesystem it may live on goes away)."""
+        try:
+            self.saved_err = self.err_path.read_text(errors="replace")
+        except OSError:
+            self.saved_err = ""
 
     def json(self):
         try:
@@ -203,8 +213,8 @@ class Rig:
 
     # ---- running the agent
 
-    def start(self, *args):
-        a = Agent(self, args)
+    def start(self, *args, err_path=None):
+        a = Agent(self, args, err_path)
         self.agents.append(a)
         return a
 
@@ -251,6 +261,9 @@ class Rig:
                     a.proc.wait(timeout=DEADLINE)
                 except subprocess.TimeoutExpired:
                     pass
+        self.scratch.thaw_all()
+        for a in self.agents:
+            a.save_err()
         self.scratch.cleanup()
         for pid in children_named("ec2-imaged-guar"):  # inherited while we were subreaper
             reap(pid, timeout=5)
@@ -367,6 +380,49 @@ def test_freeze_blocks_writers_during_create_image(rig):
     assert j["consistency"] == "fs-frozen"
     # The window covered the whole delayed call (the proxy sat on it for 3 s).
     assert j["create_call_ms"] >= 3000 and j["freeze_window_ms"] >= j["create_call_ms"]
+    assert not is_frozen(ext4)
+
+
+# ---------------------------------------------------------------- nothing written while frozen
+
+
+def test_nothing_written_while_frozen(rig):
+    """The state directory and the log file are on the filesystem being frozen. Any write to
+    them inside the window would sleep until the guard's thaw at [freeze] timeout_ms (60 s):
+    the second CreateImage attempt would never reach the proxy while it holds the call, and the
+    window would come out near the timeout. Two attempts are throttled inside the window (the
+    only answer after which CreateImage is sent again), so two log lines are made there (-v);
+    they are held and written after the thaw, in order, before the line that reports it."""
+    ext4 = rig.add_fs("ext4")
+    rig.state_dir = ext4 / "state"
+    rig.state_dir.mkdir(mode=0o700)
+    rig.configure(aws__max_attempts=4)
+    timeout_ms = 60000
+    rig.proxy.faults(PASS_DRY_RUN, {"kind": "throttle", "count": 2, "action": "CreateImage"},
+                     {"kind": "hold", "action": "CreateImage"})
+
+    a = rig.start("-v", "run", "--json", err_path=ext4 / "agent.err")
+    # Three attempts reached the proxy: the agent wrote nothing between them (a write would
+    # have stopped it before the retry), and it is frozen now, waiting for the held answer.
+    assert wait_until(lambda: len(rig.create_calls()) == 3, timeout=DEADLINE), a.err
+    assert is_frozen(ext4)
+    held = [line for line in a.err.splitlines() if "CreateImage attempt" in line]
+    assert held == [], held  # not in the file yet
+    rig.proxy.release()
+
+    assert a.wait() == 0, a.err
+    j = a.json()
+    assert j["consistency"] == "fs-frozen", j
+    # Compared with the timeout by an order of magnitude: no write waited for the guard.
+    assert j["freeze_window_ms"] < timeout_ms / 10, j
+    lines = a.err.splitlines()
+    at = [i for i, line in enumerate(lines) if "CreateImage attempt" in line]
+    assert len(at) == 2, lines
+    assert "CreateImage attempt 1 failed (HTTP 503, RequestLimitExceeded)" in lines[at[0]], lines
+    assert "CreateImage attempt 2 failed (HTTP 503, RequestLimitExceeded)" in lines[at[1]], lines
+    answered = [i for i, line in enumerate(lines) if "CreateImage answered" in line]
+    assert answered and at[0] < at[1] < answered[0], lines
+    assert rig.state()["history"][0]["result"] == "success"
     assert not is_frozen(ext4)
 
 

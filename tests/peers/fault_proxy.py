@@ -18,11 +18,15 @@ Control API on the same port under /_control/ (JSON in and out):
                           CreateImage whose name exists: the request acted, the answer says
                           no), and ok (an EC2 answer
                           <ActionResponse><return>true</return> without asking the upstream,
-                          for actions moto does not implement, e.g. EnableImageDeprecation).  A request takes the
-                          first queued fault whose optional "action" matches its Action (form
-                          body or query) or X-Amz-Target operation; count defaults to 1.
+                          for actions moto does not implement, e.g. EnableImageDeprecation),
+                          and hold (keeps the request, unforwarded, until POST
+                          /_control/release or for at most delay_ms, default 120000; then
+                          forwards it).  A request takes the first queued fault whose optional
+                          "action" matches its Action (form body or query) or X-Amz-Target
+                          operation; count defaults to 1.
   GET  /_control/faults   the faults still queued
   GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted
+  POST /_control/release  let every held request go on (and later ones pass a hold at once)
   POST /_control/clear    forget recorded requests
   GET  /_control/stats    {"received", "forwarded", "faults_injected", "by_kind", "by_action"}
   POST /_control/reset    clear faults, requests and stats
@@ -46,7 +50,7 @@ from urllib.parse import parse_qsl, urlsplit
 REDACTED = ("authorization", "x-amz-security-token")
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "proxy-connection")
 KINDS = ("throttle", "error500", "error503", "malformed", "delay", "reset", "close",
-         "truncate", "drop_response", "duplicate_name", "ok")
+         "truncate", "drop_response", "duplicate_name", "ok", "hold")
 
 
 def ec2_error(code, message):
@@ -73,6 +77,9 @@ class State:
         self.reset()
 
     def reset(self):
+        if getattr(self, "release", None):
+            self.release.set()  # nothing stays held across a reset
+        self.release = threading.Event()  # set: held requests go on
         self.faults = []
         self.requests = []
         self.stats = {"received": 0, "forwarded": 0, "faults_injected": 0,
@@ -161,6 +168,9 @@ class Handler(BaseHTTPRequestHandler):
                 "params": params, "json": payload, "action": action,
                 "fault": fault["kind"] if fault else None})
         kind = fault["kind"] if fault else None
+        if kind == "hold":
+            self.log_line(action, "held")
+            st.release.wait(fault.get("delay_ms", 120000) / 1000.0)
         if kind == "delay":
             time.sleep(fault.get("delay_ms", 1000) / 1000.0)
         if kind in CANNED:
@@ -282,6 +292,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.json(200, st.faults)
             if self.command != "POST":
                 return self.json(405, {"error": "unknown control GET " + name})
+            if name == "release":
+                st.release.set()
+                return self.json(200, {"ok": True})
             if name == "clear":
                 st.requests = []
                 return self.json(200, {"ok": True})
