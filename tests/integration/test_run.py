@@ -396,7 +396,8 @@ def test_nothing_written_while_frozen(rig):
     ext4 = rig.add_fs("ext4")
     rig.state_dir = ext4 / "state"
     rig.state_dir.mkdir(mode=0o700)
-    rig.configure(aws__max_attempts=4)
+    # The held CreateImage waits for the test, not for the agent's own deadlines.
+    rig.configure(aws__max_attempts=4, aws__retry_deadline_ms=300000, aws__timeout_ms=300000)
     timeout_ms = 60000
     rig.proxy.faults(PASS_DRY_RUN, {"kind": "throttle", "count": 2, "action": "CreateImage"},
                      {"kind": "hold", "action": "CreateImage"})
