@@ -472,29 +472,46 @@ def test_trigger_without_daemon_fails(rig):
 
 
 def test_reload_good_and_bad_config(rig):
+    """A worker runs with the configuration the daemon accepted (at its start or at the last
+    reload it accepted), drop-ins included, whatever the files say by the time it starts: an
+    accepted reload takes effect at the next run without a restart, a refused one changes
+    nothing, and an edit without SIGHUP is not seen."""
+    dropins = Path(str(rig.config_path) + ".d")
+    dropins.mkdir()
+    (dropins / "50-team.conf").write_text("[image]\ntag = team=blue\n")
     d = rig.daemon()
     d.ready()
     n_ready = len(d.notify.values("READY"))
-    # Good: a new image name template is used by the next run.
+    # Good: a new image name template, accepted.
     text = rig.config_path.read_text().replace("dtest-{run_id}", "reloaded-{run_id}")
     rig.config_path.write_text(text)
     d.signal(signal.SIGHUP)
     assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
     assert len(d.notify.values("READY")) > n_ready
     assert "RELOADING" in [k for _, m in d.notify.messages for k in m]
-    # Bad: refused with file:line, the old configuration stays.
-    good = rig.config_path.read_text()
-    rig.config_path.write_text(good + "[run]\nmode = sideways\n")
-    bad_line = len(good.splitlines()) + 2
+    # Edited without SIGHUP: not the daemon's configuration, so not the run's.
+    rig.config_path.write_text(text.replace("reloaded-{run_id}", "unreloaded-{run_id}"))
+    (dropins / "50-team.conf").write_text("[image]\ntag = team=red\n")
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    j = json.loads(r.stdout)
+    assert j["image_name"].startswith("reloaded-"), j
+    [image] = [i for i in rig.images() if i["ImageId"] == j["image_id"]]
+    assert {"Key": "team", "Value": "blue"} in image["Tags"], image["Tags"]
+    # Bad: refused with file:line; the files keep the refused text, and the next run still
+    # has the configuration accepted last.
+    rig.config_path.write_text(text + "[run]\nmode = sideways\n")
+    bad_line = len(text.splitlines()) + 2
     d.signal(signal.SIGHUP)
     assert wait_until(lambda: "Reload refused" in d.err), d.err
     assert "%s:%d: [run] mode" % (rig.config_path, bad_line) in d.err, d.err
     assert d.proc.poll() is None
-    # The config file is what the worker reads: put the good one back, then run.
-    rig.config_path.write_text(good)
-    r = rig.trigger("--wait", "--json")
-    assert r.returncode == 0, (r.stderr, d.err)
-    assert json.loads(r.stdout)["image_name"].startswith("reloaded-")
+    # (`trigger` reads the files itself, for the control socket's path, so SIGUSR1 here.)
+    d.signal(signal.SIGUSR1)
+    assert wait_until(lambda: len(rig.history()) == 2, timeout=RUN_DEADLINE), d.err
+    assert rig.history()[0]["result"] == "success", (rig.history(), d.err)
+    names = sorted(i["Name"] for i in rig.images())
+    assert len(names) == 2 and all(n.startswith("reloaded-") for n in names), names
 
 
 def test_bad_config_at_start_exits_2(rig):
