@@ -55,7 +55,7 @@ Q := @
 endif
 PYTEST_ARGS ?=
 
-.PHONY: all deps check unit fuzz-replay integration format format-check check-layers demo fuzz clean \
+.PHONY: all deps check unit fuzz-replay integration format format-check check-layers demo fuzz fuzz-long clean \
         check-san bench-api
 all: $(BIN) $(DAEMON_BIN)
 
@@ -127,9 +127,15 @@ $(BUILD)/fuzz-lf/%: tests/fuzz/%.c $(BUILD)/lfobj/libagent.a
 	clang $(LF_CFLAGS) -fsanitize=fuzzer,address,undefined -Iagent -o $@ $< \
 		$(BUILD)/lfobj/libagent.a $(LDLIBS)
 
+# `make fuzz` (CI: FUZZ_SECONDS per target) and `make fuzz-long` run every libFuzzer target from
+# its committed corpus and merge what adds coverage back into it; a crash or sanitizer report fails.
+FUZZ_SECONDS ?= 20
+FUZZ_LONG_SECONDS ?= 600
 fuzz: $(FUZZ_LF)
-	@for f in $(FUZZ_LF); do n=$$(basename $$f); echo "== $$n"; \
-		$$f -max_total_time=$${FUZZ_SECONDS:-30} -max_len=65536 tests/fuzz/corpus/$$n || exit 1; done
+	tests/fuzz/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_LF)
+
+fuzz-long: $(FUZZ_LF)
+	tests/fuzz/run-fuzz.sh $(FUZZ_LONG_SECONDS) $(FUZZ_LF)
 
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do \

@@ -25,6 +25,7 @@
 #include "util/json.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/parse.h"
 #include "util/timeutil.h"
 
 /* Exit codes, documented in --help and the README. */
@@ -91,11 +92,45 @@ static void help(void)
                "  5  run: an unfinished run exists; resume it first\n");
 }
 
+/*
+ * A worker of the daemon is given the configuration the daemon accepted, as a sealed snapshot
+ * ($EC2_IMAGED_CONFIG_FD), and uses it instead of the files, which may have changed since.
+ */
+static int load_snapshot(const char *fd_env, struct config *ret)
+{
+        struct config_error e = {};
+        unsigned fd = 0;
+        int r;
+
+        r = safe_atou(fd_env, &fd);
+        if (r >= 0 && fd <= STDERR_FILENO)
+                r = -EBADF;
+        if (r >= 0)
+                r = config_load_snapshot((int)fd, ret, &e);
+        if (r < 0) {
+                if (e.line > 0)
+                        log_error("%s:%u: %s", strna(e.file), e.line, strna(e.message));
+                else
+                        log_error_errno(r, "$%s=%s: not a configuration snapshot: %m",
+                                        CONFIG_FD_ENV, fd_env);
+        }
+        config_error_done(&e);
+        if (fd > STDERR_FILENO)
+                (void)close((int)fd);
+        return r;
+}
+
 static int load_config(const struct options *o, struct config *ret)
 {
         struct config_error e = {};
+        const char *fd_env = getenv(CONFIG_FD_ENV);
         int r;
 
+        if (fd_env) {
+                r = load_snapshot(fd_env, ret);
+                (void)unsetenv(CONFIG_FD_ENV);
+                return r;
+        }
         r = config_load(o->config_path, o->config_explicit, ret, &e);
         if (r < 0) {
                 if (e.line > 0)

@@ -29,6 +29,7 @@ struct daemon {
         const struct daemon_opts *opts;
         sd_event *event;
         struct config config;
+        int config_fd;     /* config as a sealed snapshot: what every worker is given */
         char *socket_path; /* as bound; a reload does not move it */
         struct control_server *control;
         sd_event_source *status_timer, *stop_timer;
@@ -300,8 +301,8 @@ static int start_worker(struct daemon *d, const char *verb)
         int r;
 
         r = worker_start(d->event, d->opts->worker_binary,
-                         d->opts->config_explicit ? d->opts->config_path : NULL, d->opts->verbose,
-                         args, &cb, d, &d->worker);
+                         d->opts->config_explicit ? d->opts->config_path : NULL, d->config_fd,
+                         d->opts->verbose, args, &cb, d, &d->worker);
         if (r < 0)
                 return log_error_errno(r, "Cannot start a worker for `%s`: %m", verb);
         d->have_progress = false;
@@ -353,13 +354,27 @@ static void on_control_request(enum control_request req, int fd, void *userdata)
         trigger(userdata, "ec2-imaged trigger", fd, req == CONTROL_TRIGGER_WAIT);
 }
 
+/*
+ * A reload takes effect for the next worker, which is given the accepted configuration (a sealed
+ * snapshot of the files' contents) rather than the files: after a refused reload the files may
+ * hold what was refused.
+ */
 static void reload(struct daemon *d)
 {
         struct config_error e = {};
         struct config c;
-        int r;
+        int r, fd = -1;
 
         r = config_load(d->opts->config_path, d->opts->config_explicit, &c, &e);
+        if (r >= 0) {
+                fd = config_snapshot_new(&c);
+                if (fd < 0) {
+                        config_done(&c);
+                        log_error_errno(fd, "Reload refused, keeping the current configuration: "
+                                            "cannot keep a copy of the new one: %m");
+                        return;
+                }
+        }
         if (r < 0) {
                 if (e.line > 0)
                         log_error("Reload refused, keeping the current configuration: %s:%u: %s",
@@ -376,6 +391,8 @@ static void reload(struct daemon *d)
                            d->socket_path);
         config_done(&d->config);
         d->config = c;
+        safe_close(d->config_fd);
+        d->config_fd = fd;
         log_notice("Configuration reloaded from %s", strna(d->config.path));
         sd_notify(0, "READY=1");
         status_idle(d);
@@ -550,7 +567,7 @@ static int setup(struct daemon *d)
 
 int daemon_run(const struct daemon_opts *o)
 {
-        struct daemon d = {.opts = o};
+        struct daemon d = {.opts = o, .config_fd = -1};
         struct config_error e = {};
         int r;
 
@@ -559,6 +576,12 @@ int daemon_run(const struct daemon_opts *o)
                 log_error("%s:%u: %s", strna(e.file), e.line, e.message ? e.message : strerror(-r));
                 config_error_done(&e);
                 return -EINVAL;
+        }
+        d.config_fd = config_snapshot_new(&d.config);
+        if (d.config_fd < 0) {
+                r = log_error_errno(d.config_fd, "Cannot keep a copy of the configuration: %m");
+                config_done(&d.config);
+                return r;
         }
         r = setup(&d);
         if (r < 0) {
@@ -586,6 +609,7 @@ out:
         sd_event_unref(d.event);
         free(d.socket_path);
         free(d.restart_marker);
+        safe_close(d.config_fd);
         config_done(&d.config);
         if (d.frozen)
                 log_hold(false);

@@ -154,13 +154,14 @@ def timed_write(scratch, mnt, timeout=PROMPT):
 class Agent:
     """A running agent command, its stdout and stderr in files (nothing can fill a pipe)."""
 
-    def __init__(self, rig, args, stderr=None, **popen):
-        """STDERR: a descriptor instead of the file (self.err is then empty); POPEN: more
-        arguments for subprocess.Popen (cwd, preexec_fn)."""
+    def __init__(self, rig, args, stderr=None, err_path=None, **popen):
+        """STDERR: a descriptor instead of the file (self.err is then empty); ERR_PATH: where the
+        stderr file goes; POPEN: more arguments for subprocess.Popen (cwd, preexec_fn)."""
         self.args = args
         n = len(rig.agents)
         self.out_path = rig.tmp / ("agent-%d.out" % n)
-        self.err_path = rig.tmp / ("agent-%d.err" % n)
+        self.err_path = err_path or rig.tmp / ("agent-%d.err" % n)
+        self.saved_err = None
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [rig.agent_bin, "--config", str(rig.config_path)] + list(args),
@@ -181,7 +182,16 @@ class Agent:
 
     @property
     def err(self):
+        if self.saved_err is not None:
+            return self.saved_err
         return self.err_path.read_text(errors="replace")
+
+    def save_err(self):
+        """Keep stderr in memory (before the scratch filesystem it may live on goes away)."""
+        try:
+            self.saved_err = self.err_path.read_text(errors="replace")
+        except OSError:
+            self.saved_err = ""
 
     def json(self):
         try:
@@ -309,6 +319,9 @@ class Rig:
                     a.proc.wait(timeout=DEADLINE)
                 except subprocess.TimeoutExpired:
                     pass
+        self.scratch.thaw_all()
+        for a in self.agents:
+            a.save_err()
         self.scratch.cleanup()
         for pid in children_named("ec2-imaged-guar"):  # inherited while we were subreaper
             reap(pid, timeout=5)
@@ -354,6 +367,10 @@ def test_no_reboot_run_on_ext4_and_xfs(rig):
              'echo "$EC2_IMAGED_PHASE $EC2_IMAGED_RUN_ID $INSTANCE_ID" > %s\n' % marker)
     # Post-thaw hooks run after the thaw: this one writes to a frozen filesystem otherwise.
     rig.hook("post-thaw", "10-write", "echo thawed > %s/post-thaw\n" % ext4)
+    # Known lower bounds for two durations: a pre-image hook that takes 300 ms and a CreateImage
+    # the proxy holds for 400 ms.
+    rig.hook("pre-image", "20-slow", "sleep 0.3\n")
+    rig.fault_create({"kind": "delay", "delay_ms": 400})
     rig.configure()
 
     a = rig.agent("run", "--json")
@@ -362,10 +379,19 @@ def test_no_reboot_run_on_ext4_and_xfs(rig):
     assert j["image_id"].startswith("ami-")
     assert j["phase"] == "done" and j["error"] is None
     assert j["consistency"] == "fs-frozen"
-    assert j["freeze_window_ms"] >= 0 and j["create_call_ms"] >= 0
+    # The window holds the CreateImage call, which holds the proxy's delay.
+    assert j["freeze_window_ms"] >= j["create_call_ms"] >= 400, j
     assert j["frozen_mounts"] == [str(ext4), str(xfs)]
+    times = j["phase_times"]
+    assert times["pre-image"]["ms"] >= 300, times
+    assert times["freezing"]["ms"] >= j["freeze_window_ms"] - 1, (times, j)  # clocks differ
+    # Each phase is timed by its own start and end, in the order the run went through them.
+    previous_end = 0
     for phase in RUN_PHASES:
-        assert j["phase_times"][phase]["ms"] >= 0, (phase, j["phase_times"])
+        t = times[phase]
+        assert previous_end <= t["start_us"] <= t["end_us"], (phase, times)
+        assert t["ms"] == (t["end_us"] - t["start_us"]) // 1000, (phase, t)
+        previous_end = t["end_us"]
 
     images = rig.images(j["image_name"])
     assert [im["ImageId"] for im in images] == [j["image_id"]]
@@ -400,13 +426,11 @@ def test_freeze_blocks_writers_during_create_image(rig):
     a = rig.start("run", "--json")
     rig.wait_create_sent()
     assert is_frozen(ext4)
-    # The writer's next write or fsync sleeps uninterruptibly on the frozen superblock.
-    assert wait_until(lambda: writer.state() == "D"), "writer state %s" % writer.state()
-    time.sleep(0.1)  # the line printed just before it blocked reaches our pump
+    # The writer's next write sleeps on the frozen superblock's freeze lock until the thaw.
+    assert wait_until(writer.blocked_by_freeze), "writer state %s" % writer.state()
     blocked_at = writer.count
-    time.sleep(0.5)
     assert is_frozen(ext4), "the freeze ended before the check; lengthen the delay"
-    assert writer.count == blocked_at, "the writer made progress on a frozen filesystem"
+    assert writer.blocked_by_freeze() and writer.count == blocked_at
 
     assert a.wait() == 0, a.err
     assert writer.progresses_past(blocked_at), "the writer did not resume after the thaw"
@@ -414,6 +438,50 @@ def test_freeze_blocks_writers_during_create_image(rig):
     assert j["consistency"] == "fs-frozen"
     # The window covered the whole delayed call (the proxy sat on it for 3 s).
     assert j["create_call_ms"] >= 3000 and j["freeze_window_ms"] >= j["create_call_ms"]
+    assert not is_frozen(ext4)
+
+
+# ---------------------------------------------------------------- nothing written while frozen
+
+
+def test_nothing_written_while_frozen(rig):
+    """The state directory and the log file are on the filesystem being frozen. Any write to
+    them inside the window would sleep until the guard's thaw at [freeze] timeout_ms (60 s):
+    the second CreateImage attempt would never reach the proxy while it holds the call, and the
+    window would come out near the timeout. Two attempts are throttled inside the window (the
+    only answer after which CreateImage is sent again), so two log lines are made there (-v);
+    they are held and written after the thaw, in order, before the line that reports it."""
+    ext4 = rig.add_fs("ext4")
+    rig.state_dir = ext4 / "state"
+    rig.state_dir.mkdir(mode=0o700)
+    # The held CreateImage waits for the test, not for the agent's own deadlines.
+    rig.configure(aws__max_attempts=4, aws__retry_deadline_ms=300000, aws__timeout_ms=300000)
+    timeout_ms = 60000
+    rig.proxy.faults(PASS_DRY_RUN, {"kind": "throttle", "count": 2, "action": "CreateImage"},
+                     {"kind": "hold", "action": "CreateImage"})
+
+    a = rig.start("-v", "run", "--json", err_path=ext4 / "agent.err")
+    # Three attempts reached the proxy: the agent wrote nothing between them (a write would
+    # have stopped it before the retry), and it is frozen now, waiting for the held answer.
+    assert wait_until(lambda: len(rig.create_calls()) == 3, timeout=DEADLINE), a.err
+    assert is_frozen(ext4)
+    held = [line for line in a.err.splitlines() if "CreateImage attempt" in line]
+    assert held == [], held  # not in the file yet
+    rig.proxy.release()
+
+    assert a.wait() == 0, a.err
+    j = a.json()
+    assert j["consistency"] == "fs-frozen", j
+    # Compared with the timeout by an order of magnitude: no write waited for the guard.
+    assert j["freeze_window_ms"] < timeout_ms / 10, j
+    lines = a.err.splitlines()
+    at = [i for i, line in enumerate(lines) if "CreateImage attempt" in line]
+    assert len(at) == 2, lines
+    assert "CreateImage attempt 1 failed (HTTP 503, RequestLimitExceeded)" in lines[at[0]], lines
+    assert "CreateImage attempt 2 failed (HTTP 503, RequestLimitExceeded)" in lines[at[1]], lines
+    answered = [i for i, line in enumerate(lines) if "CreateImage answered" in line]
+    assert answered and at[0] < at[1] < answered[0], lines
+    assert rig.state()["history"][0]["result"] == "success"
     assert not is_frozen(ext4)
 
 
@@ -668,6 +736,8 @@ def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
         assert a.wait() == -signal.SIGKILL
     else:
         a.rc = a.wait()
+        # The unclear answer is resolved by the name lookup: the run goes on to the reboot.
+        assert a.rc == 0, a.err
     st = rig.state()
     assert st["current"]["phase"] == "rebooting", st
     assert st["current"]["mode"] == "reboot"

@@ -23,15 +23,18 @@ Control API on the same port under /_control/ (JSON in and out):
                           whose X-Amz-Date is more than "tolerance_s" (default 300) from it is
                           answered RequestTimeTooSkewed, or InvalidSignatureException for
                           X-Amz-Target calls, and the others are forwarded; every answer carries
-                          that clock's Date), and reject_key (a request signed with the access
+                          that clock's Date), reject_key (a request signed with the access
                           key "access_key_id" is answered with "code", default AuthFailure, as
-                          AWS answers credentials it no longer takes; others are forwarded).  A
-                          request takes the first queued fault whose optional "action" matches
-                          its Action (form body or query) or X-Amz-Target operation; count
-                          defaults to 1.
+                          AWS answers credentials it no longer takes; others are forwarded), and
+                          hold (keeps the request, unforwarded, until POST /_control/release or
+                          for at most delay_ms, default 120000; then forwards it).  A request
+                          takes the first queued fault whose optional "action" matches its
+                          Action (form body or query) or X-Amz-Target operation; count defaults
+                          to 1.
   GET  /_control/faults   the faults still queued
   GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted
                           (the access key id, which is no secret, is kept as access_key_id)
+  POST /_control/release  let every held request go on (and later ones pass a hold at once)
   POST /_control/clear    forget recorded requests
   GET  /_control/stats    {"received", "forwarded", "faults_injected", "by_kind", "by_action"}
   POST /_control/reset    clear faults, requests and stats
@@ -58,7 +61,8 @@ from urllib.parse import parse_qsl, urlsplit
 REDACTED = ("authorization", "x-amz-security-token")
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "proxy-connection")
 KINDS = ("throttle", "error500", "error503", "malformed", "delay", "reset", "close",
-         "truncate", "drop_response", "duplicate_name", "ok", "skewed_clock", "reject_key")
+         "truncate", "drop_response", "duplicate_name", "ok", "skewed_clock", "reject_key",
+         "hold")
 
 
 def ec2_error(code, message):
@@ -99,6 +103,9 @@ class State:
         self.reset()
 
     def reset(self):
+        if getattr(self, "release", None):
+            self.release.set()  # nothing stays held across a reset
+        self.release = threading.Event()  # set: held requests go on
         self.faults = []
         self.requests = []
         self.stats = {"received": 0, "forwarded": 0, "faults_injected": 0,
@@ -202,6 +209,9 @@ class Handler(BaseHTTPRequestHandler):
             code = fault.get("code", "AuthFailure")
             return self.auth_error(target, action, code, code,
                                    "The security token included in the request is invalid.")
+        if kind == "hold":
+            self.log_line(action, "held")
+            st.release.wait(fault.get("delay_ms", 120000) / 1000.0)
         if kind == "delay":
             time.sleep(fault.get("delay_ms", 1000) / 1000.0)
         if kind in CANNED:
@@ -341,6 +351,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.json(200, st.faults)
             if self.command != "POST":
                 return self.json(405, {"error": "unknown control GET " + name})
+            if name == "release":
+                st.release.set()
+                return self.json(200, {"ok": True})
             if name == "clear":
                 st.requests = []
                 return self.json(200, {"ok": True})
