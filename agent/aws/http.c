@@ -24,6 +24,8 @@ struct transfer {
         bool too_big;
         char *request_id;
         usec_t date;
+        const char *upload; /* the request body, handed to curl by on_read() */
+        size_t upload_len, upload_pos;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -115,6 +117,32 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
         return len;
 }
 
+static size_t on_read(char *p, size_t size, size_t n, void *userdata)
+{
+        struct transfer *t = userdata;
+        size_t len = size * n, left = t->upload_len - t->upload_pos;
+
+        if (len > left)
+                len = left;
+
+        memcpy(p, t->upload + t->upload_pos, len);
+        t->upload_pos += len;
+        return len;
+}
+
+/*
+ * When a reused connection dies after the whole request went out and before any byte of the
+ * answer came back, libcurl sends the request again on a fresh connection on its own (lib/
+ * transfer.c, Curl_retry_request), and to do so rewinds the body it has sent. For an AWS call
+ * that may have acted (CreateImage makes an image; EC2 answers the second one with
+ * InvalidAMIName.Duplicate at best), that silent second request is refused here: the rewind fails,
+ * curl reports CURLE_SEND_FAIL_REWIND, and the caller's own retry rules decide, once.
+ */
+static int on_seek(_unused_ void *userdata, _unused_ curl_off_t offset, _unused_ int origin)
+{
+        return CURL_SEEKFUNC_CANTSEEK;
+}
+
 static int map_curl_error(CURLcode cc, const struct transfer *t)
 {
         switch (cc) {
@@ -133,6 +161,7 @@ static int map_curl_error(CURLcode cc, const struct transfer *t)
         case CURLE_RECV_ERROR:
         case CURLE_SEND_ERROR:
         case CURLE_PARTIAL_FILE:
+        case CURLE_SEND_FAIL_REWIND: /* sent, connection lost, not sent again (on_seek) */
                 return -ECONNRESET;
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM;
@@ -195,9 +224,19 @@ int http_client_perform(struct http_client *c, const struct http_request *req,
         curl_easy_setopt(h, CURLOPT_USERAGENT, "ec2-imaged/" EC2_IMAGED_VERSION);
         if (c->no_proxy)
                 curl_easy_setopt(h, CURLOPT_PROXY, "");
-        if (req->body || streq(req->method, "POST") || streq(req->method, "PUT")) {
-                curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        if (req->body_len > 0) {
+                /* Through on_read and on_seek, so that curl never sends it twice by itself. */
+                t.upload = req->body;
+                t.upload_len = req->body_len;
+                curl_easy_setopt(h, CURLOPT_POST, 1L);
+                curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+                curl_easy_setopt(h, CURLOPT_READDATA, &t);
+                curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+                curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
                 curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        } else if (req->body || streq(req->method, "POST") || streq(req->method, "PUT")) {
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         }
 
         cc = curl_easy_perform(h);

@@ -92,6 +92,7 @@ static const struct config_key keys[] = {
         {"run", "state_dir", KEY_STRING, OFF(state_dir), 1, 1024, "/var/lib/ec2-imaged", NULL},
         {"run", "wait_timeout_s", KEY_UINT, OFF(wait_timeout_s), 60, 86400, "7200", NULL},
         {"run", "wait_poll_max_s", KEY_UINT, OFF(wait_poll_max_s), 1, 600, "60", NULL},
+        {"run", "adopt_timeout_s", KEY_UINT, OFF(adopt_timeout_s), 0, 3600, "300", NULL},
         {"image", "name", KEY_STRING, OFF(image_name), 1, 512, "{hostname}-{date:%Y%m%d-%H%M%S}",
          NULL},
         {"image", "description", KEY_STRING, OFF(image_description), 0, 512,

@@ -45,6 +45,7 @@ struct config {
         char *state_dir;
         unsigned wait_timeout_s;
         unsigned wait_poll_max_s;
+        unsigned adopt_timeout_s; /* how long an image is looked for after an unclear answer */
 
         /* [image] */
         char *image_name;        /* template */

@@ -45,6 +45,26 @@ int run_phase_from_string(const char *s)
         return -EINVAL;
 }
 
+static const char *const outcome_names[_CREATE_OUTCOME_MAX] = {
+        [CREATE_NOT_SENT] = NULL,     [CREATE_ANSWERED] = "answered",
+        [CREATE_UNKNOWN] = "unknown", [CREATE_ADOPTED] = "adopted",
+        [CREATE_LATE] = "late",       [CREATE_DEREGISTERED] = "deregistered",
+        [CREATE_ABSENT] = "absent",
+};
+
+const char *create_outcome_to_string(enum create_outcome o)
+{
+        return (unsigned)o < _CREATE_OUTCOME_MAX ? outcome_names[o] : NULL;
+}
+
+int create_outcome_from_string(const char *s)
+{
+        for (int i = 1; s && i < _CREATE_OUTCOME_MAX; i++)
+                if (streq(s, outcome_names[i]))
+                        return i;
+        return -EINVAL;
+}
+
 const char *run_mode_to_string(enum run_mode m)
 {
         return m == MODE_REBOOT ? "reboot" : "no-reboot";
@@ -199,6 +219,28 @@ void state_done(struct state *s)
         *s = (struct state){};
 }
 
+bool history_tracks_late_image(const struct history_entry *h)
+{
+        return streq_ptr(h->result, "failed") &&
+               (h->create_outcome == CREATE_UNKNOWN || h->create_outcome == CREATE_LATE);
+}
+
+/* Make room for one entry: the oldest goes, unless it is still needed to track an image. */
+static void evict_one(struct state *s)
+{
+        size_t victim = s->n_history - 1;
+
+        for (size_t i = s->n_history; i-- > 0;)
+                if (!history_tracks_late_image(&s->history[i])) {
+                        victim = i;
+                        break;
+                }
+        history_entry_done(&s->history[victim]);
+        memmove(&s->history[victim], &s->history[victim + 1],
+                (s->n_history - victim - 1) * sizeof(s->history[0]));
+        s->n_history--;
+}
+
 static int finish_as(struct state *s, const char *result, usec_t now)
 {
         struct run_state *r = s->current;
@@ -214,6 +256,7 @@ static int finish_as(struct state *s, const char *result, usec_t now)
                 .image_name = TAKE_PTR(r->image_name),
                 .consistency = TAKE_PTR(r->consistency),
                 .error = TAKE_PTR(r->error),
+                .create_outcome = r->create_outcome,
                 .started = r->started,
                 .finished = now,
         };
@@ -222,7 +265,7 @@ static int finish_as(struct state *s, const char *result, usec_t now)
                 return -ENOMEM;
         }
         if (s->n_history == STATE_HISTORY_MAX)
-                history_entry_done(&s->history[--s->n_history]);
+                evict_one(s);
         memmove(&s->history[1], &s->history[0], s->n_history * sizeof(s->history[0]));
         s->history[0] = h;
         s->n_history++;
@@ -332,6 +375,9 @@ static cJSON *run_to_json(const struct run_state *r)
         e |= json_add_str(o, "boot_id", r->boot_id);
         e |= add_num(o, "freeze_window_ms", (double)r->freeze_window_ms);
         e |= add_num(o, "create_call_ms", (double)r->create_call_ms);
+        e |= json_add_str(o, "create_outcome", create_outcome_to_string(r->create_outcome));
+        if (r->unknown_since)
+                e |= add_num(o, "unknown_since_us", (double)r->unknown_since);
         e |= add_num(o, "boots", r->boots);
         e |= add_num(o, "started_us", (double)r->started);
         e |= add_num(o, "updated_us", (double)r->updated);
@@ -404,6 +450,7 @@ char *state_format(const struct state *s)
                 json_add_str(e, "image_name", h->image_name);
                 json_add_str(e, "consistency", h->consistency);
                 json_add_str(e, "error", h->error);
+                json_add_str(e, "create_outcome", create_outcome_to_string(h->create_outcome));
                 add_num(e, "started_us", (double)h->started);
                 add_num(e, "finished_us", (double)h->finished);
                 cJSON_AddItemToArray(hist, e);
@@ -446,6 +493,20 @@ static int get_usec(const cJSON *o, const char *k, usec_t *ret)
         if (r >= 0)
                 *ret = (usec_t)d;
         return r;
+}
+
+static int get_outcome(const cJSON *o, enum create_outcome *ret)
+{
+        _cleanup_free_ char *s = NULL;
+        int r = get_str(o, "create_outcome", &s);
+
+        if (r < 0 || !s)
+                return r;
+        r = create_outcome_from_string(s);
+        if (r < 0)
+                return -EBADMSG;
+        *ret = (enum create_outcome)r;
+        return 0;
 }
 
 static int dist_from_json(const cJSON *arr, struct run_state *r)
@@ -518,6 +579,8 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
         r->boots = (unsigned)d;
         e |= get_usec(o, "started_us", &r->started);
         e |= get_usec(o, "updated_us", &r->updated);
+        e |= get_usec(o, "unknown_since_us", &r->unknown_since);
+        e |= get_outcome(o, &r->create_outcome);
         if (e)
                 goto bad;
         p = run_phase_from_string(phase);
@@ -611,6 +674,7 @@ int state_parse(const char *json, size_t len, struct state *ret)
                 e |= get_str(i, "error", &h->error);
                 e |= get_usec(i, "started_us", &h->started);
                 e |= get_usec(i, "finished_us", &h->finished);
+                e |= get_outcome(i, &h->create_outcome);
                 if (e || !h->run_id || !h->result)
                         goto out;
         }

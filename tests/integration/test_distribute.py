@@ -7,8 +7,9 @@ parameter, and a crash between two steps resumed without a second copy.
 Safety: every run here is `run --mode reboot` (and `[run] mode = reboot`) against moto, so
 nothing is ever frozen: moto makes the image at once and `resume` finishes the run without a
 real reboot.  The agent only talks to loopback peers (agent_env); servers stop by PID.
-Where moto ignores a parameter (Encrypted/KmsKeyId/ClientToken on CopyImage, SourceVersion on
-launch template versions) the test asserts what was sent, from the proxy's recorded requests.
+Where moto ignores a parameter (Encrypted/KmsKeyId on CopyImage, SourceVersion on launch
+template versions) the test asserts what was sent, from the proxy's recorded requests; the tests'
+moto (tests/peers/moto_server.py) honours CopyImage's ClientToken and EC2's unique AMI names.
 """
 
 import json
@@ -344,6 +345,30 @@ def test_throttled_copy_is_retried_with_the_same_token(rig):
     assert [q["fault"] for q in sent] == ["throttle", None]
     assert {q["params"]["ClientToken"] for q in sent} == {"%s-%s" % (j["run_id"], DST[0])}
     assert len(rig.images(DST[0])) == 1
+
+
+@pytest.mark.parametrize("fault", ["drop_response", "duplicate_name"])
+def test_lost_copy_answer_makes_one_copy(rig, fault):
+    """CopyImage reached EC2 and made the copy, but its answer was lost with the connection
+    (drop_response) or said the name is taken (duplicate_name, as EC2 answers a second request
+    for a name that exists): the run ends with the one copy, adopted, in the destination."""
+    rig.configure(regions=DST[0], max_copies_in_flight=1)
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.returncode == 0, a.err
+    rig.proxy.faults({"kind": fault, "action": "CopyImage"})
+    j = done_run(rig.agent("resume", "--json"))
+    [copy] = rig.images(DST[0])
+    assert [d["image_id"] for d in j["distribution"] if d["region"] == DST[0]] == \
+        [copy["ImageId"]]
+    sent = rig.sent("CopyImage")
+    assert sent[0]["fault"] == fault
+    assert {q["params"]["ClientToken"] for q in sent} == {"%s-%s" % (j["run_id"], DST[0])}
+    if fault == "drop_response":
+        # Sent again by the client's own retry (a transport error; the token makes it one copy),
+        # and not by libcurl as well: two requests, not three.
+        assert len(sent) == 2, [q["fault"] for q in sent]
+    else:
+        assert len(sent) == 1
 
 
 # ---------------------------------------------------------------- the IAM policy

@@ -235,7 +235,9 @@ class Rig:
             assert Path(m) in self.scratch.mounts, "%s is not a scratch mount" % m
         conf = {
             "aws": {"max_attempts": 3, "retry_deadline_ms": 10000, "timeout_ms": 20000},
-            "run": {"state_dir": self.state_dir, "wait_timeout_s": 60, "wait_poll_max_s": 1},
+            # A CreateImage without a clear answer is looked for this long (default 300 s).
+            "run": {"state_dir": self.state_dir, "wait_timeout_s": 60, "wait_poll_max_s": 1,
+                    "adopt_timeout_s": 6},
             "image": {"name": "itest-{run_id}", "tag": ["%s=%s" % CONFIG_TAG]},
             "freeze": {"mounts": " ".join(str(m) for m in mounts), "timeout_ms": 60000,
                        "on_failure": "abort"},
@@ -710,14 +712,7 @@ def test_no_process_of_a_run_is_dumpable(rig):
 # ---------------------------------------------------------------- reboot mode
 
 
-CURL_RESENDS = pytest.mark.xfail(strict=True, reason=(
-    "the agent does not repeat CreateImage after a lost answer, but libcurl re-sends a request "
-    "on a reused connection that died before any byte of the answer; EC2 refuses the second "
-    "image's name (InvalidAMIName.Duplicate), which the flow resolves by lookup "
-    "(test_duplicate_name_answer_adopts_the_image), moto does not"))
-
-
-@pytest.mark.parametrize("stop", ["sigkill", pytest.param("drop_response", marks=CURL_RESENDS)])
+@pytest.mark.parametrize("stop", ["sigkill", "drop_response"])
 def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
     ext4 = rig.add_fs("ext4")
     rig.configure()
@@ -726,7 +721,8 @@ def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
         # request sent (the proxy forwards it after the delay) and no answer read.
         rig.fault_create({"kind": "delay", "delay_ms": 1500})
     else:
-        # The request reached EC2, the answer never came back.
+        # The request reached EC2, the answer never came back: the connection (kept alive since
+        # the name lookup) dies, and neither the agent nor libcurl sends CreateImage again.
         rig.fault_create({"kind": "drop_response"})
 
     a = rig.start("run", "--mode", "reboot", "--json")
@@ -937,6 +933,28 @@ def test_unknown_config_key_names_file_and_line(rig):
     assert not (rig.state_dir / "state.json").exists()
 
 
+def test_dropped_answer_in_no_reboot_mode_makes_one_image(rig):
+    """CreateImage reached EC2 inside the frozen window and its answer was lost with the
+    connection: the agent thaws, does not send it again (nor lets libcurl do so on a fresh
+    connection), finds the image by name and ends with exactly one."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure()
+    rig.fault_create({"kind": "drop_response"})
+    a = rig.agent("run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert j["phase"] == "done" and j["image_id"], j
+    creates = rig.create_calls()
+    assert [c["fault"] for c in creates] == ["drop_response"], creates
+    # It went out on the connection the name lookup just before the freeze kept warm.
+    lookups = [r for r in rig.proxy.requests() if r["action"] == "DescribeImages"
+               and r["time"] < creates[0]["time"]]
+    assert lookups and lookups[-1]["client"] == creates[0]["client"]
+    [image] = rig.images(j["image_name"])
+    assert image["ImageId"] == j["image_id"]
+    assert not is_frozen(ext4) and rig.all_thawed()
+
+
 def test_duplicate_name_answer_adopts_the_image(rig):
     """EC2 made the image but its answer said InvalidAMIName.Duplicate (as for a CreateImage
     re-sent after a lost answer): the run looks the name up, adopts its own image, and ends with
@@ -952,6 +970,87 @@ def test_duplicate_name_answer_adopts_the_image(rig):
     [image] = rig.images(j["image_name"])
     assert image["ImageId"] == j["image_id"]
     assert not is_frozen(ext4) and rig.all_thawed()
+
+
+# ---------------------------------------------------------------- CreateImage past its budget
+
+
+def held_create(answer, ms=4000):
+    """CreateImage held by the proxy for MS, then forwarded to moto, and its answer then sent
+    back (to a client that gave up: delivered) or dropped with the connection (lost)."""
+    return {"kind": "delay" if answer == "delivered" else "drop_response", "delay_ms": ms}
+
+
+@pytest.mark.parametrize("answer", ["delivered", "lost"])
+def test_create_image_past_its_budget_is_adopted_as_crash(rig, answer):
+    """CreateImage outlives its share of [freeze] timeout_ms: the agent gives up on the call,
+    thaws, and the request reaches EC2 after the thaw.  The outcome is unknown, the name is
+    looked up until [run] adopt_timeout_s, and the image that appears is this run's, marked
+    crash-consistent (its snapshot postdates the thaw)."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure(freeze__timeout_ms=2000, run__adopt_timeout_s=60)
+    rig.fault_create(held_create(answer))
+    a = rig.agent("run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert (j["phase"], j["create_outcome"], j["consistency"]) == ("done", "adopted", "crash"), j
+    assert "outcome is unknown" in a.err
+    [image] = rig.images(j["image_name"])
+    assert image["ImageId"] == j["image_id"]
+    assert tags_of(image)["ec2-imaged:consistency"] == "crash"
+    for snap in snapshots_of(rig, image):
+        assert tags_of(snap)["ec2-imaged:consistency"] == "crash"
+    assert len(rig.create_calls()) == 1
+    assert not is_frozen(ext4) and rig.all_thawed()
+    h = rig.state()["history"][0]
+    assert (h["result"], h["create_outcome"], h["image_id"]) == \
+        ("success", "adopted", j["image_id"])
+
+
+@pytest.mark.parametrize("then", ["run", "resume"])
+@pytest.mark.parametrize("answer", ["delivered", "lost"])
+def test_image_after_the_run_gave_up_is_deregistered_next_time(rig, answer, then):
+    """The same held CreateImage, but the run looks only once ([run] adopt_timeout_s = 0) and
+    fails before the image appears.  The failed run keeps the outcome "unknown" and the name; the
+    next run (or resume) first finds the image by the failed run's id, tags it crash, records it
+    and deregisters it with its snapshots: no image is left that no run knows."""
+    rig.add_fs("ext4")
+    rig.configure(freeze__timeout_ms=2000, run__adopt_timeout_s=0)
+    rig.fault_create(held_create(answer))
+    a = rig.agent("run", "--json")
+    assert a.rc == EXIT_FAILED, a.err
+    j = a.json()
+    assert (j["phase"], j["create_outcome"], j["image_id"]) == ("failed", "unknown", None), j
+    assert "adopt_timeout_s" in j["error"], j["error"]
+    h = rig.state()["history"][0]
+    assert (h["run_id"], h["result"], h["create_outcome"], h["image_name"]) == \
+        (j["run_id"], "failed", "unknown", j["image_name"])
+    rig.wait_image_count(j["image_name"])  # the held request reached EC2 after all
+    [late] = rig.images(j["image_name"])
+    assert tags_of(late)["ec2-imaged:run-id"] == j["run_id"]
+    snaps = [s["SnapshotId"] for s in snapshots_of(rig, late)]
+
+    b = rig.agent(then, "--json")
+    assert b.rc == 0, b.err
+    assert rig.images(j["image_name"]) == []
+    left = {s["SnapshotId"] for s in rig.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert not left & set(snaps), left & set(snaps)
+    tagged = [r for r in rig.proxy.requests() if r["action"] == "CreateTags"
+              and r["params"].get("ResourceId.1") == late["ImageId"]]
+    assert tagged and any(v == "crash" for k, v in tagged[0]["params"].items()
+                          if k.startswith("Tag.") and k.endswith(".Value")), tagged
+    [dereg] = [r for r in rig.proxy.requests() if r["action"] == "DeregisterImage"]
+    assert dereg["params"]["ImageId"] == late["ImageId"]
+    entry = next(e for e in rig.state()["history"] if e["run_id"] == j["run_id"])
+    assert (entry["create_outcome"], entry["image_id"], entry["consistency"]) == \
+        ("deregistered", late["ImageId"], "crash"), entry
+    if then == "run":
+        n = b.json()
+        assert n["phase"] == "done" and n["run_id"] != j["run_id"]
+        assert [i["ImageId"] for i in rig.images()] == [n["image_id"]]
+    else:
+        assert b.json() == {"resumed": False}
+        assert rig.images() == []
 
 
 # ---------------------------------------------------------------- reboot asked for by a hook

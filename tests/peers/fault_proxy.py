@@ -14,9 +14,9 @@ Control API on the same port under /_control/ (JSON in and out):
   POST /_control/faults   {"faults": [{"kind": K, "count": N, "delay_ms": M, "action": A}]}
                           appended to the queue; kinds: throttle, error500, error503, malformed,
                           delay, reset, close, truncate, drop_response, duplicate_name
-                          (forwards, then answers InvalidAMIName.Duplicate as EC2 answers a
-                          CreateImage whose name exists: the request acted, the answer says
-                          no), and ok (an EC2 answer
+                          (forwards, then answers InvalidAMIName.Duplicate, "AMI name N is
+                          already in use by AMI ami-...", as EC2 answers a request whose name
+                          exists: the request acted, the answer says no), and ok (an EC2 answer
                           <ActionResponse><return>true</return> without asking the upstream,
                           for actions moto does not implement, e.g. EnableImageDeprecation),
                           skewed_clock (AWS on a clock "offset_s" seconds from ours: a request
@@ -30,10 +30,12 @@ Control API on the same port under /_control/ (JSON in and out):
                           for at most delay_ms, default 120000; then forwards it).  A request
                           takes the first queued fault whose optional "action" matches its
                           Action (form body or query) or X-Amz-Target operation; count defaults
-                          to 1.
+                          to 1.  With delay_ms, any kind holds the request that long before it
+                          acts (drop_response: held, forwarded, its answer dropped).
   GET  /_control/faults   the faults still queued
   GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted
-                          (the access key id, which is no secret, is kept as access_key_id)
+                          (the access key id, which is no secret, is kept as access_key_id),
+                          with the client's address:port (which tells a reused connection)
   POST /_control/release  let every held request go on (and later ones pass a hold at once)
   POST /_control/clear    forget recorded requests
   GET  /_control/stats    {"received", "forwarded", "faults_injected", "by_kind", "by_action"}
@@ -45,9 +47,9 @@ import argparse
 import calendar
 import email.utils
 import http.client
-import re
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -190,6 +192,7 @@ class Handler(BaseHTTPRequestHandler):
             fault = st.take_fault(action)
             st.requests.append({
                 "time": time.time(), "method": self.command, "path": self.path,
+                "client": "%s:%d" % self.client_address[:2],
                 "headers": [[k, "<redacted>" if k.lower() in REDACTED else v]
                             for k, v in self.headers.items()],
                 "access_key_id": access_key_id(self.headers),
@@ -244,10 +247,14 @@ class Handler(BaseHTTPRequestHandler):
             self.log_line(action, "%d dropped" % status)
             return self.hang_up(True)
         if kind == "duplicate_name":
+            # EC2's message names the image that has the name: the one the upstream just made.
+            made = re.search(rb"<imageId>(ami-[0-9a-f]+)</imageId>", data)
             self.log_line(action, "%d replaced by InvalidAMIName.Duplicate" % status)
             return self.reply(400, [("Content-Type", "text/xml;charset=UTF-8")],
                               ec2_error("InvalidAMIName.Duplicate",
-                                        "AMI name is already in use by an AMI owned by you"))
+                                        "AMI name %s is already in use by AMI %s"
+                                        % (params.get("Name", ""),
+                                           made.group(1).decode() if made else "ami-unknown")))
         if kind == "truncate":
             # Promise the full length, send half, then close: the client sees a short read.
             self.log_line(action, "%d truncated" % status)

@@ -324,6 +324,63 @@ static void test_inherited(void **unused)
         state_done(&s);
 }
 
+/* The outcome of CreateImage survives the file; a failed run that tracks an image stays. */
+static void test_create_outcome(void **unused)
+{
+        struct state s = {}, l = {};
+        char *text;
+
+        for (int o = 0; o < _CREATE_OUTCOME_MAX; o++)
+                assert_int_equal(create_outcome_from_string(create_outcome_to_string(o)),
+                                 o == CREATE_NOT_SENT ? -EINVAL : o);
+        assert_int_equal(create_outcome_from_string("maybe"), -EINVAL);
+
+        /* The oldest run failed with its CreateImage unanswered: it outlives the newer ones. */
+        assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+        run_state_set(&s.current->image_name, "golden-unknown");
+        s.current->phase = PHASE_FAILED;
+        s.current->create_outcome = CREATE_UNKNOWN;
+        s.current->unknown_since = 123;
+        text = run_state_format(s.current);
+        assert_non_null(strstr(text, "\"create_outcome\":\t\"unknown\""));
+        free(text);
+        assert_int_equal(state_finish_current(&s, 1), 0);
+        assert_true(history_tracks_late_image(&s.history[0]));
+        for (int i = 0; i < STATE_HISTORY_MAX + 3; i++) {
+                assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+                s.current->phase = i % 2 ? PHASE_DONE : PHASE_FAILED;
+                s.current->create_outcome = CREATE_ANSWERED;
+                assert_int_equal(state_finish_current(&s, (usec_t)i + 2), 0);
+                assert_false(history_tracks_late_image(&s.history[0]));
+        }
+        assert_int_equal(s.n_history, STATE_HISTORY_MAX);
+        assert_string_equal(s.history[STATE_HISTORY_MAX - 1].image_name, "golden-unknown");
+        assert_int_equal(s.history[STATE_HISTORY_MAX - 1].create_outcome, CREATE_UNKNOWN);
+        assert_int_equal(s.history[STATE_HISTORY_MAX - 2].finished, 6); /* 2 to 5 went */
+
+        text = state_format(&s);
+        assert_int_equal(state_parse(text, strlen(text), &l), 0);
+        assert_int_equal(l.history[STATE_HISTORY_MAX - 1].create_outcome, CREATE_UNKNOWN);
+        assert_int_equal(l.history[0].create_outcome, CREATE_ANSWERED);
+        free(text);
+        state_done(&l);
+        /* Settled, it goes like any other. */
+        s.history[STATE_HISTORY_MAX - 1].create_outcome = CREATE_DEREGISTERED;
+        assert_false(history_tracks_late_image(&s.history[STATE_HISTORY_MAX - 1]));
+        assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+        s.current->phase = PHASE_DONE;
+        assert_int_equal(state_finish_current(&s, 99), 0);
+        for (size_t i = 0; i < s.n_history; i++)
+                assert_false(s.history[i].image_name &&
+                             strcmp(s.history[i].image_name, "golden-unknown") == 0);
+        state_done(&s);
+
+        /* A value nobody knows is a corrupt file. */
+        static const char bad[] = "{\"current\": {\"run_id\": \"x\", \"phase\": \"failed\", "
+                                  "\"mode\": \"reboot\", \"create_outcome\": \"maybe\"}}";
+        assert_int_equal(state_parse(bad, strlen(bad), &l), -EBADMSG);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -333,6 +390,7 @@ int main(void)
                 cmocka_unit_test(test_atomic_write_killed_writer),
                 cmocka_unit_test(test_distribution),
                 cmocka_unit_test(test_inherited),
+                cmocka_unit_test(test_create_outcome),
         };
         return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }
