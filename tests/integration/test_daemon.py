@@ -683,6 +683,48 @@ def test_nothing_written_while_frozen(rig, dest, have_tool):
     assert not is_frozen(rig.mnt)
 
 
+# ---------------------------------------------------------------- credentials that expire
+
+
+SECRET_MARK = "Zq9SeCrEtMaRk"
+
+
+def test_credentials_expire_mid_run(rig):
+    """The daemon's worker with role credentials that live 3 s and a run that outlasts several
+    (a pre-image hook takes 4 s): the run goes through, every request is signed with
+    credentials that have not expired, and no secret key or token shows in the daemon's and
+    worker's log (-v), the result, the state or the hook's environment."""
+    rig.imds.control({"credential_ttl": 3, "secret_marker": SECRET_MARK,
+                      "rotate_credentials": True})
+    hooks = rig.hooks_dir / "pre-image.d"
+    hooks.mkdir()
+    os.chmod(hooks, 0o755)
+    env_dump = rig.tmp / "hook.env"
+    (hooks / "10-env").write_text("#!/bin/sh\nenv > %s\nsleep 4\n" % env_dump)
+    os.chmod(hooks / "10-env", 0o755)
+    d = rig.daemon(verbose=True)
+    d.ready()
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    j = json.loads(r.stdout)
+    assert j["phase"] == "done", j
+    expires = {c["access_key_id"]: c["expires"] for c in rig.imds.stats()["issued_credentials"]}
+    used = []
+    for q in rig.proxy.requests():
+        akid = q["access_key_id"]
+        assert akid in expires and q["time"] < expires[akid], (q["action"], q["time"], akid,
+                                                               expires.get(akid))
+        if akid not in used:
+            used.append(akid)
+    assert len(used) >= 2, used
+    # (Only the names: an assertion that showed the text would show the secret.)
+    leaked = [name for name, text in (
+        ("daemon and worker log", d.err), ("result", r.stdout + r.stderr),
+        ("state.json", (rig.state_dir / "state.json").read_text()),
+        ("hook env", env_dump.read_text())) if SECRET_MARK in text]
+    assert leaked == [], "a secret key or token in: %s" % ", ".join(leaked)
+
+
 # ---------------------------------------------------------------- first boot from user-data
 
 

@@ -427,6 +427,60 @@ def test_nothing_written_while_frozen(rig):
     assert not is_frozen(ext4)
 
 
+# ---------------------------------------------------------------- credentials that expire
+
+
+SECRET_MARK = "Zq9SeCrEtMaRk"
+
+
+def check_credentials_used(imds, proxy):
+    """Every request the proxy saw was signed with role credentials that IMDS had issued and
+    that had not expired yet; returns the key ids used."""
+    expires = {c["access_key_id"]: c["expires"] for c in imds.stats()["issued_credentials"]}
+    used = []
+    for q in proxy.requests():
+        if q["path"].startswith("/_control"):
+            continue
+        akid = q["access_key_id"]
+        assert akid in expires, "signed with %r, which IMDS never issued" % akid
+        assert q["time"] < expires[akid], \
+            "%s sent at %.3f with %s, expired at %.0f" % (q["action"], q["time"], akid,
+                                                           expires[akid])
+        if akid not in used:
+            used.append(akid)
+    return used
+
+
+def test_credentials_expire_mid_run(rig):
+    """Role credentials that live 3 s (IMDS serves new ones a second before), and a run that
+    outlasts several of them (a pre-image hook takes 4 s): the run goes through, every request
+    is signed with credentials that have not expired, and no secret key or token shows in the
+    output, the log (-v), the state or the hooks' environment."""
+    ext4 = rig.add_fs("ext4")
+    rig.imds.control({"credential_ttl": 3, "secret_marker": SECRET_MARK,
+                      "rotate_credentials": True})
+    env_pre, env_post = rig.tmp / "pre-image.env", rig.tmp / "post-image.env"
+    rig.hook("pre-image", "10-env", "env > %s\nsleep 4\n" % env_pre)
+    rig.hook("post-image", "10-env", "env > %s\n" % env_post)
+    rig.configure()
+
+    a = rig.agent("-v", "run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert j["phase"] == "done" and j["consistency"] == "fs-frozen", j
+    used = check_credentials_used(rig.imds, rig.proxy)
+    assert len(used) >= 2, used  # the run went on past an expiry, with new credentials
+    # (Only the names: an assertion that showed the text would show the secret.)
+    leaked = [name for name, text in (
+        ("stdout", a.out), ("stderr", a.err),
+        ("state.json", (rig.state_dir / "state.json").read_text()),
+        ("pre-image hook env", env_pre.read_text()),
+        ("post-image hook env", env_post.read_text())) if SECRET_MARK in text]
+    assert leaked == [], "a secret key or token in: %s" % ", ".join(leaked)
+    assert "AWS_SECRET_ACCESS_KEY" not in env_pre.read_text()
+    assert not is_frozen(ext4)
+
+
 # ---------------------------------------------------------------- failures thaw
 
 

@@ -26,6 +26,7 @@ Control API on the same port under /_control/ (JSON in and out):
                           operation; count defaults to 1.
   GET  /_control/faults   the faults still queued
   GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted
+                          (the key id of the signature is kept as access_key_id)
   POST /_control/release  let every held request go on (and later ones pass a hold at once)
   POST /_control/clear    forget recorded requests
   GET  /_control/stats    {"received", "forwarded", "faults_injected", "by_kind", "by_action"}
@@ -163,6 +164,7 @@ class Handler(BaseHTTPRequestHandler):
             fault = st.take_fault(action)
             st.requests.append({
                 "time": time.time(), "method": self.command, "path": self.path,
+                "access_key_id": self.access_key_id(),
                 "headers": [[k, "<redacted>" if k.lower() in REDACTED else v]
                             for k, v in self.headers.items()],
                 "params": params, "json": payload, "action": action,
@@ -214,6 +216,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.hang_up(False)
         self.log_line(action, status)
         return self.reply(status, headers, data)
+
+    def access_key_id(self):
+        """The key id of the SigV4 Authorization header (Credential=KEYID/date/...): an
+        identifier, not a secret; None without one."""
+        auth = self.headers.get("Authorization", "")
+        at = auth.find("Credential=")
+        return auth[at + 11:].split("/", 1)[0] if at >= 0 else None
 
     def parse(self, body):
         """Form params (query string and form body), JSON body and X-Amz-Target, for matching
