@@ -426,6 +426,63 @@ def test_trigger_while_a_run_is_under_way_says_busy(rig):
     assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
 
 
+@pytest.mark.parametrize("first", ["cli", "daemon", "together"])
+def test_cli_run_racing_the_daemon(rig, first):
+    """`ec2-imaged run` from a shell and the daemon's worker share the run lock: whichever
+    takes it first runs, the other exits 4 at once, and there is one image and one run in the
+    history. A pre-image hook holds the winner until the loser has answered."""
+    gate, started = rig.tmp / "gate", rig.tmp / "started"
+    hooks = rig.hooks_dir / "pre-image.d"
+    hooks.mkdir()
+    os.chmod(hooks, 0o755)
+    (hooks / "10-wait").write_text("#!/bin/sh\necho $EC2_IMAGED_RUN_ID >> %s\n"
+                                   "while [ ! -e %s ]; do sleep 0.05; done\n" % (started, gate))
+    os.chmod(hooks / "10-wait", 0o755)
+    d = rig.daemon()
+    d.ready()
+
+    def cli():
+        return subprocess.Popen([rig.agent_bin, "--config", str(rig.config_path), "run",
+                                 "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=rig.env)
+
+    def trigger():
+        return subprocess.Popen([rig.agent_bin, "--config", str(rig.config_path), "trigger",
+                                 "--wait", "--json"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=rig.env)
+
+    procs = {}
+    try:
+        if first == "together":
+            procs = {"cli": cli(), "daemon": trigger()}
+        else:
+            procs[first] = cli() if first == "cli" else trigger()
+            assert wait_until(started.exists), d.err
+            procs["daemon" if first == "cli" else "cli"] = \
+                trigger() if first == "cli" else cli()
+        # The loser answers while the winner still waits in its hook.
+        assert wait_until(lambda: any(p.poll() is not None for p in procs.values())), d.err
+        assert wait_until(started.exists), d.err
+        assert len(started.read_text().split()) == 1
+        [(loser, lp)] = [(k, p) for k, p in procs.items() if p.poll() is not None]
+        assert lp.returncode == EXIT_BUSY, (loser, lp.communicate(), d.err)
+        out, err = lp.communicate()
+        if loser == "cli":
+            assert "Another run is under way" in err, err
+        else:
+            assert wait_until(lambda: "exited with status %d" % EXIT_BUSY in d.err), d.err
+    finally:
+        gate.touch()
+        results = {k: p.communicate(timeout=RUN_DEADLINE) for k, p in procs.items()}
+    [(winner, wp)] = [(k, p) for k, p in procs.items() if k != loser]
+    assert wp.returncode == 0, (winner, results[winner], d.err)
+    j = json.loads(results[winner][0])
+    assert j["phase"] == "done" and j["run_id"] == started.read_text().split()[0], j
+    assert [i["ImageId"] for i in rig.images()] == [j["image_id"]]
+    assert [h["run_id"] for h in rig.history()] == [j["run_id"]]
+
+
 PEER = r"""
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
