@@ -701,6 +701,35 @@ def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
     assert len(rig.images()) == 1
 
 
+def test_config_changed_before_the_resume(rig):
+    """The configuration changes while a reboot-mode run waits for its boot (a new name
+    template, other tags, [run] mode = no-reboot). The resume keeps what the run recorded where
+    it matters: the mode (no freeze, consistency "rebooted"), the image name it looks up, and
+    the tags the image was made with, which its snapshots get too; one image, one CreateImage."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure()
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.rc == 0, a.err
+    st = rig.state()["current"]
+    assert st["phase"] == "rebooting" and st["mode"] == "reboot", st
+    name = st["image_name"]
+    rig.configure(image__name="changed-{run_id}", image__tag=["team:owner=someone-else"],
+                  run__mode="no-reboot")
+
+    r = rig.agent("resume", "--json")
+    assert r.rc == 0, r.err
+    j = r.json()
+    assert (j["run_id"], j["image_name"], j["mode"]) == (st["run_id"], name, "reboot"), j
+    assert j["phase"] == "done" and j["consistency"] == "rebooted", j
+    assert j["frozen_mounts"] == [] and not is_frozen(ext4)
+    [image] = rig.images()
+    assert image["ImageId"] == j["image_id"] and image["Name"] == name
+    assert tags_of(image)[CONFIG_TAG[0]] == CONFIG_TAG[1]
+    for snap in snapshots_of(rig, image):
+        assert tags_of(snap) == tags_of(image), snap
+    assert len(rig.create_calls()) == 1
+
+
 # ---------------------------------------------------------------- refusals
 
 
