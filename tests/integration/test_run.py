@@ -730,6 +730,65 @@ def test_config_changed_before_the_resume(rig):
     assert len(rig.create_calls()) == 1
 
 
+# ---------------------------------------------------------------- an unwritable state dir
+
+
+# Fills the filesystem of FILE to the last block (root may use the blocks kept for root).
+FILL = """import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+size = 1 << 16
+while size:
+    try:
+        os.write(fd, bytes(size))
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        size //= 2
+os.fsync(fd)
+"""
+
+
+@pytest.mark.parametrize("how", ["read-only", "full", "full-mid-run"])
+def test_state_dir_read_only_or_full(rig, how):
+    """[run] state_dir on a 2 MiB ext4 of its own that is read-only, full, or filled by a
+    pre-image hook: the run stops with an error naming the directory and the reason, before
+    anything is frozen or any image made; once there is room again, the run goes on."""
+    ext4 = rig.add_fs("ext4")  # what the run would freeze
+    small = rig.scratch.make("ext4", size=2 << 20, name="statefs")
+    rig.state_dir = small / "state"
+    rig.state_dir.mkdir(mode=0o700)
+    fill = [sys.executable, "-c", FILL, str(small / "fill")]
+    if how == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True, timeout=DEADLINE)
+        reason = "Read-only file system"
+    elif how == "full":
+        subprocess.run(fill, check=True, timeout=DEADLINE)
+        reason = "No space left on device"
+    else:
+        once = rig.tmp / "filled-once"
+        rig.hook("pre-image", "10-fill", "[ -e %s ] || { touch %s; %s; }\n"
+                 % (once, once, " ".join("'%s'" % w for w in fill)))
+        reason = "No space left on device"
+    rig.configure()
+
+    a = rig.agent("run", "--json")
+    assert a.rc == EXIT_FAILED, a.err
+    assert "%s: %s" % (rig.state_dir, reason) in a.err, a.err
+    assert rig.create_calls() == [] and rig.images() == []
+    assert not is_frozen(ext4) and rig.all_thawed()
+    assert not [p for p in os.listdir(rig.state_dir) if ".tmp." in p]  # no half-written state
+
+    # Room again: the run goes on (from where it stopped, for the one that had begun).
+    if how == "read-only":
+        subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True, timeout=DEADLINE)
+    else:
+        (small / "fill").unlink()
+    b = rig.agent("resume" if how == "full-mid-run" else "run", "--json")
+    assert b.rc == 0, b.err
+    assert b.json()["phase"] == "done" and len(rig.images()) == 1
+    assert not is_frozen(ext4)
+
+
 # ---------------------------------------------------------------- refusals
 
 
