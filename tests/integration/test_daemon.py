@@ -427,6 +427,63 @@ def test_trigger_while_a_run_is_under_way_says_busy(rig):
     assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
 
 
+@pytest.mark.parametrize("first", ["cli", "daemon", "together"])
+def test_cli_run_racing_the_daemon(rig, first):
+    """`ec2-imaged run` from a shell and the daemon's worker share the run lock: whichever
+    takes it first runs, the other exits 4 at once, and there is one image and one run in the
+    history. A pre-image hook holds the winner until the loser has answered."""
+    gate, started = rig.tmp / "gate", rig.tmp / "started"
+    hooks = rig.hooks_dir / "pre-image.d"
+    hooks.mkdir()
+    os.chmod(hooks, 0o755)
+    (hooks / "10-wait").write_text("#!/bin/sh\necho $EC2_IMAGED_RUN_ID >> %s\n"
+                                   "while [ ! -e %s ]; do sleep 0.05; done\n" % (started, gate))
+    os.chmod(hooks / "10-wait", 0o755)
+    d = rig.daemon()
+    d.ready()
+
+    def cli():
+        return subprocess.Popen([rig.agent_bin, "--config", str(rig.config_path), "run",
+                                 "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=rig.env)
+
+    def trigger():
+        return subprocess.Popen([rig.agent_bin, "--config", str(rig.config_path), "trigger",
+                                 "--wait", "--json"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=rig.env)
+
+    procs = {}
+    try:
+        if first == "together":
+            procs = {"cli": cli(), "daemon": trigger()}
+        else:
+            procs[first] = cli() if first == "cli" else trigger()
+            assert wait_until(started.exists), d.err
+            procs["daemon" if first == "cli" else "cli"] = \
+                trigger() if first == "cli" else cli()
+        # The loser answers while the winner still waits in its hook.
+        assert wait_until(lambda: any(p.poll() is not None for p in procs.values())), d.err
+        assert wait_until(started.exists), d.err
+        assert len(started.read_text().split()) == 1
+        [(loser, lp)] = [(k, p) for k, p in procs.items() if p.poll() is not None]
+        assert lp.returncode == EXIT_BUSY, (loser, lp.communicate(), d.err)
+        out, err = lp.communicate()
+        if loser == "cli":
+            assert "Another run is under way" in err, err
+        else:
+            assert wait_until(lambda: "exited with status %d" % EXIT_BUSY in d.err), d.err
+    finally:
+        gate.touch()
+        results = {k: p.communicate(timeout=RUN_DEADLINE) for k, p in procs.items()}
+    [(winner, wp)] = [(k, p) for k, p in procs.items() if k != loser]
+    assert wp.returncode == 0, (winner, results[winner], d.err)
+    j = json.loads(results[winner][0])
+    assert j["phase"] == "done" and j["run_id"] == started.read_text().split()[0], j
+    assert [i["ImageId"] for i in rig.images()] == [j["image_id"]]
+    assert [h["run_id"] for h in rig.history()] == [j["run_id"]]
+
+
 PEER = r"""
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -752,6 +809,48 @@ def test_nothing_written_while_frozen(rig, dest, have_tool):
             (stored(), messages())
     assert rig.state()["history"][0]["result"] == "success"
     assert not is_frozen(rig.mnt)
+
+
+# ---------------------------------------------------------------- credentials that expire
+
+
+SECRET_MARK = "Zq9SeCrEtMaRk"
+
+
+def test_credentials_expire_mid_run(rig):
+    """The daemon's worker with role credentials that live 3 s and a run that outlasts several
+    (a pre-image hook takes 4 s): the run goes through, every request is signed with
+    credentials that have not expired, and no secret key or token shows in the daemon's and
+    worker's log (-v), the result, the state or the hook's environment."""
+    rig.imds.control({"credential_ttl": 3, "secret_marker": SECRET_MARK,
+                      "rotate_credentials": True})
+    hooks = rig.hooks_dir / "pre-image.d"
+    hooks.mkdir()
+    os.chmod(hooks, 0o755)
+    env_dump = rig.tmp / "hook.env"
+    (hooks / "10-env").write_text("#!/bin/sh\nenv > %s\nsleep 4\n" % env_dump)
+    os.chmod(hooks / "10-env", 0o755)
+    d = rig.daemon(verbose=True)
+    d.ready()
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    j = json.loads(r.stdout)
+    assert j["phase"] == "done", j
+    expires = {c["access_key_id"]: c["expires"] for c in rig.imds.stats()["issued_credentials"]}
+    used = []
+    for q in rig.proxy.requests():
+        akid = q["access_key_id"]
+        assert akid in expires and q["time"] < expires[akid], (q["action"], q["time"], akid,
+                                                               expires.get(akid))
+        if akid not in used:
+            used.append(akid)
+    assert len(used) >= 2, used
+    # (Only the names: an assertion that showed the text would show the secret.)
+    leaked = [name for name, text in (
+        ("daemon and worker log", d.err), ("result", r.stdout + r.stderr),
+        ("state.json", (rig.state_dir / "state.json").read_text()),
+        ("hook env", env_dump.read_text())) if SECRET_MARK in text]
+    assert leaked == [], "a secret key or token in: %s" % ", ".join(leaked)
 
 
 # ---------------------------------------------------------------- first boot from user-data

@@ -487,6 +487,60 @@ def test_nothing_written_while_frozen(rig):
     assert not is_frozen(ext4)
 
 
+# ---------------------------------------------------------------- credentials that expire
+
+
+SECRET_MARK = "Zq9SeCrEtMaRk"
+
+
+def check_credentials_used(imds, proxy):
+    """Every request the proxy saw was signed with role credentials that IMDS had issued and
+    that had not expired yet; returns the key ids used."""
+    expires = {c["access_key_id"]: c["expires"] for c in imds.stats()["issued_credentials"]}
+    used = []
+    for q in proxy.requests():
+        if q["path"].startswith("/_control"):
+            continue
+        akid = q["access_key_id"]
+        assert akid in expires, "signed with %r, which IMDS never issued" % akid
+        assert q["time"] < expires[akid], \
+            "%s sent at %.3f with %s, expired at %.0f" % (q["action"], q["time"], akid,
+                                                           expires[akid])
+        if akid not in used:
+            used.append(akid)
+    return used
+
+
+def test_credentials_expire_mid_run(rig):
+    """Role credentials that live 3 s (IMDS serves new ones a second before), and a run that
+    outlasts several of them (a pre-image hook takes 4 s): the run goes through, every request
+    is signed with credentials that have not expired, and no secret key or token shows in the
+    output, the log (-v), the state or the hooks' environment."""
+    ext4 = rig.add_fs("ext4")
+    rig.imds.control({"credential_ttl": 3, "secret_marker": SECRET_MARK,
+                      "rotate_credentials": True})
+    env_pre, env_post = rig.tmp / "pre-image.env", rig.tmp / "post-image.env"
+    rig.hook("pre-image", "10-env", "env > %s\nsleep 4\n" % env_pre)
+    rig.hook("post-image", "10-env", "env > %s\n" % env_post)
+    rig.configure()
+
+    a = rig.agent("-v", "run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert j["phase"] == "done" and j["consistency"] == "fs-frozen", j
+    used = check_credentials_used(rig.imds, rig.proxy)
+    assert len(used) >= 2, used  # the run went on past an expiry, with new credentials
+    # (Only the names: an assertion that showed the text would show the secret.)
+    leaked = [name for name, text in (
+        ("stdout", a.out), ("stderr", a.err),
+        ("state.json", (rig.state_dir / "state.json").read_text()),
+        ("pre-image hook env", env_pre.read_text()),
+        ("post-image hook env", env_post.read_text())) if SECRET_MARK in text]
+    assert leaked == [], "a secret key or token in: %s" % ", ".join(leaked)
+    assert "AWS_SECRET_ACCESS_KEY" not in env_pre.read_text()
+    assert not is_frozen(ext4)
+
+
 # ---------------------------------------------------------------- failures thaw
 
 
@@ -759,6 +813,94 @@ def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
     plain = rig.agent("resume")
     assert plain.rc == 0 and "no unfinished run" in plain.out
     assert len(rig.images()) == 1
+
+
+def test_config_changed_before_the_resume(rig):
+    """The configuration changes while a reboot-mode run waits for its boot (a new name
+    template, other tags, [run] mode = no-reboot). The resume keeps what the run recorded where
+    it matters: the mode (no freeze, consistency "rebooted"), the image name it looks up, and
+    the tags the image was made with, which its snapshots get too; one image, one CreateImage."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure()
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.rc == 0, a.err
+    st = rig.state()["current"]
+    assert st["phase"] == "rebooting" and st["mode"] == "reboot", st
+    name = st["image_name"]
+    rig.configure(image__name="changed-{run_id}", image__tag=["team:owner=someone-else"],
+                  run__mode="no-reboot")
+
+    r = rig.agent("resume", "--json")
+    assert r.rc == 0, r.err
+    j = r.json()
+    assert (j["run_id"], j["image_name"], j["mode"]) == (st["run_id"], name, "reboot"), j
+    assert j["phase"] == "done" and j["consistency"] == "rebooted", j
+    assert j["frozen_mounts"] == [] and not is_frozen(ext4)
+    [image] = rig.images()
+    assert image["ImageId"] == j["image_id"] and image["Name"] == name
+    assert tags_of(image)[CONFIG_TAG[0]] == CONFIG_TAG[1]
+    for snap in snapshots_of(rig, image):
+        assert tags_of(snap) == tags_of(image), snap
+    assert len(rig.create_calls()) == 1
+
+
+# ---------------------------------------------------------------- an unwritable state dir
+
+
+# Fills the filesystem of FILE to the last block (root may use the blocks kept for root).
+FILL = """import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+size = 1 << 16
+while size:
+    try:
+        os.write(fd, bytes(size))
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        size //= 2
+os.fsync(fd)
+"""
+
+
+@pytest.mark.parametrize("how", ["read-only", "full", "full-mid-run"])
+def test_state_dir_read_only_or_full(rig, how):
+    """[run] state_dir on a 2 MiB ext4 of its own that is read-only, full, or filled by a
+    pre-image hook: the run stops with an error naming the directory and the reason, before
+    anything is frozen or any image made; once there is room again, the run goes on."""
+    ext4 = rig.add_fs("ext4")  # what the run would freeze
+    small = rig.scratch.make("ext4", size=2 << 20, name="statefs")
+    rig.state_dir = small / "state"
+    rig.state_dir.mkdir(mode=0o700)
+    fill = [sys.executable, "-c", FILL, str(small / "fill")]
+    if how == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True, timeout=DEADLINE)
+        reason = "Read-only file system"
+    elif how == "full":
+        subprocess.run(fill, check=True, timeout=DEADLINE)
+        reason = "No space left on device"
+    else:
+        once = rig.tmp / "filled-once"
+        rig.hook("pre-image", "10-fill", "[ -e %s ] || { touch %s; %s; }\n"
+                 % (once, once, " ".join("'%s'" % w for w in fill)))
+        reason = "No space left on device"
+    rig.configure()
+
+    a = rig.agent("run", "--json")
+    assert a.rc == EXIT_FAILED, a.err
+    assert "%s: %s" % (rig.state_dir, reason) in a.err, a.err
+    assert rig.create_calls() == [] and rig.images() == []
+    assert not is_frozen(ext4) and rig.all_thawed()
+    assert not [p for p in os.listdir(rig.state_dir) if ".tmp." in p]  # no half-written state
+
+    # Room again: the run goes on (from where it stopped, for the one that had begun).
+    if how == "read-only":
+        subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True, timeout=DEADLINE)
+    else:
+        (small / "fill").unlink()
+    b = rig.agent("resume" if how == "full-mid-run" else "run", "--json")
+    assert b.rc == 0, b.err
+    assert b.json()["phase"] == "done" and len(rig.images()) == 1
+    assert not is_frozen(ext4)
 
 
 # ---------------------------------------------------------------- refusals

@@ -263,6 +263,13 @@ class Handler(BaseHTTPRequestHandler):
         self.log_line(action, status)
         return self.reply(status, headers, data)
 
+    def access_key_id(self):
+        """The key id of the SigV4 Authorization header (Credential=KEYID/date/...): an
+        identifier, not a secret; None without one."""
+        auth = self.headers.get("Authorization", "")
+        at = auth.find("Credential=")
+        return auth[at + 11:].split("/", 1)[0] if at >= 0 else None
+
     def parse(self, body):
         """Form params (query string and form body), JSON body and X-Amz-Target, for matching
         faults and for the request record."""
