@@ -291,8 +291,8 @@ static void empty_dir(struct safefs *fs, int fd, const char *path, unsigned dept
  * Remove directory name of dfd with all in it. It is opened beneath dfd without following a
  * symlink or entering another mount, so what is emptied is the directory that is there now; if
  * it has been swapped for something else since, that (a symlink, a file) is what goes.
- * -ENOTEMPTY, not reported, when it is still not empty though nothing inside was refused: a
- * writer added to it.
+ * -ENOTEMPTY, not reported, when a racing writer got in the way: the directory is still not
+ * empty though nothing inside was refused, or the name changed between directory and link.
  */
 static int remove_dir(struct safefs *fs, int dfd, const char *name, const char *path,
                       unsigned depth)
@@ -311,8 +311,8 @@ static int remove_dir(struct safefs *fs, int dfd, const char *name, const char *
                 /* Replaced by a symlink or a file since it was seen: that goes, as a name. */
                 if (unlinkat(dfd, name, 0) >= 0 || errno == ENOENT)
                         return 0;
-                safefs_refuse(fs, path, "keeps changing between a directory and a link");
-                return 0;
+                return errno == EISDIR ? -ENOTEMPTY
+                                       : safefs_fail(fs, path, -errno, "cannot remove");
         }
         if (fd == -EXDEV) {
                 safefs_refuse(fs, path, "a mount point (another filesystem): not entered");
@@ -330,6 +330,8 @@ static int remove_dir(struct safefs *fs, int dfd, const char *name, const char *
         if (errno == ENOTEMPTY || errno == EEXIST)
                 /* What stays inside was reported already, or a writer is filling it. */
                 return fs->n_refused == refused ? -ENOTEMPTY : 0;
+        if (errno == ENOTDIR)
+                return -ENOTEMPTY; /* swapped for a link or a file meanwhile */
         return safefs_fail(fs, path, -errno, "cannot remove");
 }
 
@@ -368,6 +370,6 @@ int safefs_remove_entry(struct safefs *fs, int dfd, const char *name, const char
         for (unsigned i = 0; i < REMOVE_TRIES; i++)
                 if (remove_child(fs, dfd, name, path, 0) != -ENOTEMPTY)
                         return 0;
-        safefs_refuse(fs, path, "not empty: a writer keeps adding to it");
+        safefs_refuse(fs, path, "a writer keeps changing it while it is removed");
         return 0;
 }
