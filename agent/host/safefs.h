@@ -18,7 +18,9 @@
  * Mount points: the top of a tree (and a home directory) may be a mount point of its own (/tmp as
  * a tmpfs, /home or /var/log on their own volume); below the top nothing on another mount is
  * entered, truncated or removed (RESOLVE_NO_XDEV, which also sees bind mounts): a user's FUSE
- * mount in /tmp, or a separate /var/log/audit, is left as it is and reported.
+ * mount in /tmp, or a separate /var/log/audit, is left as it is and reported. Why: what is
+ * mounted below a tree is not the tree's (a bind mount shows a directory from elsewhere, a FUSE
+ * mount someone else's files), and the shell version did not cross either (find -xdev).
  *
  * Refused, reported (log_warning) and left in place, without failing the operation: an entry
  * reached through a symlink, a file to truncate that is not a regular file of one link (a hard
