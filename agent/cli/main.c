@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "cli/fsop.h"
 #include "core/config.h"
 #include "aws/creds_provider.h"
 #include "core/context.h"
@@ -74,6 +75,8 @@ static void help(void)
                "  sanitize [--list] [--dry-run] [--stash|--restore] [--only OPS]\n"
                "                    Run the shipped sanitize script ([sanitize] script)\n"
                "  patch [--dry-run] Run the shipped patch script ([patch] script)\n"
+               "  fsop COMMAND ...  The sanitize hook's file operations on trees others can\n"
+               "                    write (see ec2-imaged fsop --help)\n"
                "  help              This text\n"
                "  version           Print the version\n"
                "\n"
@@ -682,6 +685,8 @@ int main(int argc, char **argv)
                 printf("ec2-imaged %s\n", EC2_IMAGED_VERSION);
                 return EXIT_OK;
         }
+        if (streq(argv[optind], "fsop"))
+                return cmd_fsop(argc - optind, argv + optind);
         if (streq(argv[optind], "sanitize") || streq(argv[optind], "patch"))
                 return cmd_script(&o, argv[optind], argc - optind - 1, argv + optind + 1);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
