@@ -142,7 +142,8 @@ check: deps
 # unit files (tests that exercise no C of ours beyond `--list`) run once, in `make check`.
 SAN_SKIP := --ignore=tests/integration/test_sanitize.py --ignore=tests/integration/test_patching.py \
             --ignore=tests/integration/test_patching_rpm.py \
-            --ignore=tests/integration/test_packaging.py --ignore=tests/integration/test_units.py
+            --ignore=tests/integration/test_packaging.py --ignore=tests/integration/test_units.py \
+            --ignore=tests/integration/test_xfs_log.py
 check-san: deps
 	$(MAKE) SAN=1 all unit fuzz-replay
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
