@@ -364,6 +364,30 @@ def run_mode(mode, gold, moto, procs):
     imds.stop()
     procs.remove(imds)
     boot_clone(mode, work, moto, clone_id, keys["clone"], copies, rep, procs)
+    check_inherited(work, keys["clone"], before.get("run"))
+
+
+def check_inherited(work, akid, golden_run):
+    """A run belongs to the instance that started it (issue 11, finding 1). The clone's disk
+    holds the golden's unfinished run (check_copies): the clone files it in its history as
+    `inherited` and resumes nothing of it: no EC2/KMS/SSM call that changes anything (anything
+    but Describe*, Get*, List*, DryRun included), no hook."""
+    calls = json.loads((work / "clone-calls.json").read_text())
+    status = json.loads((work / "clone-status.json").read_text())
+    console = (work / "clone.serial.log").read_text(errors="replace")
+    mutating = ["%s %s%s" % (c["service"], c["action"] or "?", " (DryRun)" if c["dry_run"] else "")
+                for c in calls if not re.match(r"(Describe|Get|List)", c["action"] or "")]
+    check(not mutating, "the clone made no mutating AWS call (%d calls; mutating: %s)"
+          % (len(calls), ", ".join(mutating) or "none"))
+    check(all(c["akid"] == akid for c in calls),
+          "every call while the clone ran was signed with the clone's IMDS credentials")
+    hooks = re.findall(r"E2E-(?:PRE|POST)-IMAGE[^\r\n]*", console)
+    check(not hooks, "no hook ran on the clone: %s" % (hooks or "none"))
+    inherited = [h for h in status.get("history") or [] if h.get("run_id") == golden_run]
+    check(status.get("current") is None and len(inherited) == 1
+          and inherited[0].get("result") == "inherited",
+          "the clone's status files the golden's run %s as inherited: current %s, %s"
+          % (golden_run, status.get("current"), inherited))
 
 
 def boot_clone(mode, work, moto, clone_id, akid, copies, rep, procs):
