@@ -20,6 +20,7 @@
 #include "aws/credentials.h"
 #include "aws/http.h"
 #include "aws/sigv4.h"
+#include "aws/vocab.h"
 #include "aws/creds_provider.h"
 
 struct signed_post {
@@ -94,36 +95,6 @@ bool aws_error_is_transient(long http_status, const char *code)
                         if (streq(code, codes[i]))
                                 return true;
         return http_status == 500 || http_status == 502 || http_status == 503 || http_status == 504;
-}
-
-bool aws_region_valid(const char *region)
-{
-        if (!region || !*region || strlen(region) > 64)
-                return false;
-        for (const char *p = region; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-                        return false;
-        return true;
-}
-
-char *aws_endpoint_resolve(const char *env_name, const char *host, const char *region,
-                           const char *configured)
-{
-        char var[64], *s;
-        const char *e;
-
-        /* The AWS SDKs' precedence: service-specific variable, global variable, config file. */
-        snprintf(var, sizeof(var), "AWS_ENDPOINT_URL_%s", env_name);
-        e = getenv(var);
-        if (!e || !*e)
-                e = getenv("AWS_ENDPOINT_URL");
-        if (!e || !*e)
-                e = configured && *configured ? configured : NULL;
-        if (e)
-                return strdup(e);
-        if (asprintf(&s, "https://%s.%s.amazonaws.com", host, region) < 0)
-                return NULL;
-        return s;
 }
 
 /* Split the endpoint URL into the Host header and the path; reject what we could not sign. */

@@ -9,6 +9,7 @@
 
 #include "aws/awsjson.h"
 #include "aws/ec2_dist.h"
+#include "aws/vocab.h"
 #include "core/config.h"
 #include "core/context.h"
 #include "distribute/distribute.h"

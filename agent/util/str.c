@@ -87,3 +87,14 @@ const char *getenv_nonempty(const char *name)
 
         return v && *v ? v : NULL;
 }
+
+/* Is every byte of s in the set accepted by ok(), with a length in [min, max]? */
+bool string_matches(const char *s, size_t min, size_t max, bool (*ok)(char))
+{
+        size_t n = 0;
+
+        for (; s[n]; n++)
+                if (n >= max || !ok(s[n]))
+                        return false;
+        return n >= min;
+}

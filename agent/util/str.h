@@ -23,3 +23,5 @@ static inline void strv_freep(char ***v)
 const char *getenv_nonempty(const char *name);
 /* strv_push of a formatted string. */
 int strv_pushf(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Is every byte of s accepted by ok(), with a length in [min, max]? */
+bool string_matches(const char *s, size_t min, size_t max, bool (*ok)(char));
