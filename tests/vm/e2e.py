@@ -214,9 +214,9 @@ def wait_copies(work, copies):
     return events
 
 
-def status_of(vm, after):
+def status_of(vm, after, timeout=300):
     """The `ec2-imaged status --json` that e2e-report printed after offset AFTER."""
-    return json.loads(vm.wait_console(r"E2E-STATUS (\{.*\})\r?\n", 300, after).group(1))
+    return json.loads(vm.wait_console(r"E2E-STATUS (\{.*\})\r?\n", timeout, after).group(1))
 
 
 def check_golden(mode, before, rep, status, image_id, golden_id):
@@ -399,7 +399,7 @@ def boot_clone(mode, work, moto, clone_id, akid, copies, rep, procs):
     clone = Vm("clone", work, {"root": copies["root"], "data": copies["data"]},
                "ec2e2e00-0000-4000-8000-00000000010%d" % (1 if mode == "no-reboot" else 2))
     procs.append(clone)
-    cstatus = status_of(clone, 0)
+    cstatus = status_of(clone, 0, 900)  # printed just before the report, at the end of the boot
     crep = report(clone.wait_console(REPORT, 900))
     stage("%s: clone booted: %s" % (mode, crep))
     check(crep.get("system") == "running", "clone systemd state: %s (failed units: %s)"
