@@ -11,13 +11,13 @@ bool aws_visible_char(char c);
 bool aws_region_valid(const char *s);
 /* Zones: us-east-1a, us-west-2-lax-1a, us-east-1-wl1-bos-wlz-1 (1-64 of [a-z0-9-]). */
 bool aws_zone_valid(const char *s);
-bool aws_account_id_valid(const char *s);     /* 12 digits */
-bool aws_instance_id_valid(const char *s);    /* i- and 8 to 32 lowercase hex digits */
-bool aws_image_id_valid(const char *s);       /* ami- and 8 to 32 lowercase hex digits */
-bool aws_architecture_valid(const char *s);   /* x86_64, arm64, ... */
-bool aws_instance_type_valid(const char *s);  /* m7g.large */
-bool aws_role_name_valid(const char *s);      /* IAM: [\w+=,.@-]{1,64} */
-bool aws_access_key_id_valid(const char *s);  /* IAM: [\w]{16,128} */
+bool aws_account_id_valid(const char *s);    /* 12 digits */
+bool aws_instance_id_valid(const char *s);   /* i- and 8 to 32 lowercase hex digits */
+bool aws_image_id_valid(const char *s);      /* ami- and 8 to 32 lowercase hex digits */
+bool aws_architecture_valid(const char *s);  /* x86_64, arm64, ... */
+bool aws_instance_type_valid(const char *s); /* m7g.large */
+bool aws_role_name_valid(const char *s);     /* IAM: [\w+=,.@-]{1,64} */
+bool aws_access_key_id_valid(const char *s); /* IAM: [\w]{16,128} */
 bool aws_secret_access_key_valid(const char *s);
 bool aws_session_token_valid(const char *s);
 

@@ -244,8 +244,17 @@ static void print_run_json(const struct run_state *r, char **report)
 static int flow_exit(int r, const struct flow_result *res, const struct options *o)
 {
         if (res->nothing_to_resume) {
-                if (o->json)
-                        printf("{\"resumed\": false}\n");
+                if (o->json) {
+                        cJSON *j = cJSON_CreateObject();
+                        cJSON_AddBoolToObject(j, "resumed", false);
+                        if (res->inherited_run_id)
+                                json_add_str(j, "inherited", res->inherited_run_id);
+                        json_print(j);
+                        cJSON_Delete(j);
+                } else if (res->inherited_run_id)
+                        printf("no unfinished run to resume (run %s came with the image of "
+                               "another instance: filed as inherited)\n",
+                               res->inherited_run_id);
                 else
                         printf("no unfinished run to resume\n");
                 return EXIT_OK;

@@ -105,6 +105,7 @@ struct run_state *run_state_free(struct run_state *r)
         free(r->image_state);
         free(r->consistency);
         free(r->error);
+        free(r->boot_id);
         strv_free(r->frozen_mounts);
         for (size_t i = 0; i < r->n_dist; i++) {
                 free(r->dist[i].region);
@@ -182,6 +183,7 @@ static void history_entry_done(struct history_entry *h)
 {
         free(h->run_id);
         free(h->result);
+        free(h->instance_id);
         free(h->image_id);
         free(h->image_name);
         free(h->consistency);
@@ -197,7 +199,7 @@ void state_done(struct state *s)
         *s = (struct state){};
 }
 
-int state_finish_current(struct state *s, usec_t now)
+static int finish_as(struct state *s, const char *result, usec_t now)
 {
         struct run_state *r = s->current;
         struct history_entry h;
@@ -206,7 +208,8 @@ int state_finish_current(struct state *s, usec_t now)
                 return 0;
         h = (struct history_entry){
                 .run_id = TAKE_PTR(r->run_id),
-                .result = strdup(r->phase == PHASE_DONE ? "success" : "failed"),
+                .result = strdup(result),
+                .instance_id = TAKE_PTR(r->instance_id),
                 .image_id = TAKE_PTR(r->image_id),
                 .image_name = TAKE_PTR(r->image_name),
                 .consistency = TAKE_PTR(r->consistency),
@@ -225,6 +228,55 @@ int state_finish_current(struct state *s, usec_t now)
         s->n_history++;
         s->current = run_state_free(s->current);
         return 0;
+}
+
+int state_finish_current(struct state *s, usec_t now)
+{
+        if (!s->current)
+                return 0;
+        return finish_as(s, s->current->phase == PHASE_DONE ? "success" : "failed", now);
+}
+
+int state_inherit_current(struct state *s, usec_t now)
+{
+        struct run_state *r = s->current;
+        char *why;
+
+        if (!r)
+                return 0;
+        why = strprintf("run of instance %s in phase %s, inherited with the image this instance "
+                        "was launched from; not resumed",
+                        strna(r->instance_id), run_phase_to_string(r->phase));
+        if (!why)
+                return -ENOMEM;
+        free(r->error);
+        r->error = why;
+        return finish_as(s, "inherited", now);
+}
+
+const char *state_this_boot(void)
+{
+        static char id[64];
+        static bool done;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        if (done)
+                return id[0] ? id : NULL;
+        done = true;
+        if (read_file_bounded("/proc/sys/kernel/random/boot_id", sizeof(id) - 1, &text, &len) < 0)
+                return NULL;
+        text[strcspn(text, "\n")] = '\0';
+        snprintf(id, sizeof(id), "%s", text);
+        return id[0] ? id : NULL;
+}
+
+bool run_state_frozen_in_this_boot(const struct run_state *r)
+{
+        const char *boot = state_this_boot();
+
+        return r && (r->phase == PHASE_FREEZING || r->phase == PHASE_CREATING) && boot &&
+               streq_ptr(r->boot_id, boot);
 }
 
 /* --- JSON --- */
@@ -277,6 +329,7 @@ static cJSON *run_to_json(const struct run_state *r)
         e |= json_add_str(o, "image_state", r->image_state);
         e |= json_add_str(o, "consistency", r->consistency);
         e |= json_add_str(o, "error", r->error);
+        e |= json_add_str(o, "boot_id", r->boot_id);
         e |= add_num(o, "freeze_window_ms", (double)r->freeze_window_ms);
         e |= add_num(o, "create_call_ms", (double)r->create_call_ms);
         e |= add_num(o, "boots", r->boots);
@@ -346,6 +399,7 @@ char *state_format(const struct state *s)
                         goto out;
                 json_add_str(e, "run_id", h->run_id);
                 json_add_str(e, "result", h->result);
+                json_add_str(e, "instance_id", h->instance_id);
                 json_add_str(e, "image_id", h->image_id);
                 json_add_str(e, "image_name", h->image_name);
                 json_add_str(e, "consistency", h->consistency);
@@ -452,6 +506,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
         e |= get_str(o, "image_state", &r->image_state);
         e |= get_str(o, "consistency", &r->consistency);
         e |= get_str(o, "error", &r->error);
+        e |= get_str(o, "boot_id", &r->boot_id);
         d = -1;
         e |= get_num(o, "freeze_window_ms", -1, 1e12, &d);
         r->freeze_window_ms = (long)d;
@@ -549,6 +604,7 @@ int state_parse(const char *json, size_t len, struct state *ret)
                 h = &s.history[s.n_history++];
                 e |= get_str(i, "run_id", &h->run_id);
                 e |= get_str(i, "result", &h->result);
+                e |= get_str(i, "instance_id", &h->instance_id);
                 e |= get_str(i, "image_id", &h->image_id);
                 e |= get_str(i, "image_name", &h->image_name);
                 e |= get_str(i, "consistency", &h->consistency);

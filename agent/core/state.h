@@ -68,6 +68,8 @@ struct run_state {
         char *image_state;
         char *consistency; /* fs-frozen, rebooted, crash */
         char *error;
+        char *boot_id;         /* the boot in which the state was last saved (a freeze is only
+                                  ever left behind in that boot) */
         char **frozen_mounts;  /* NULL-terminated; what the freeze covers while PHASE_FREEZING */
         long freeze_window_ms; /* -1 until measured */
         long create_call_ms;   /* CreateImage round trip, -1 until measured */
@@ -81,7 +83,8 @@ struct run_state {
 
 struct history_entry {
         char *run_id;
-        char *result; /* "success", "failed" */
+        char *result;      /* "success", "failed", "inherited" (another instance's, see below) */
+        char *instance_id; /* the instance that ran it */
         char *image_id;
         char *image_name;
         char *consistency;
@@ -116,6 +119,20 @@ int run_state_copy(const struct run_state *r, struct run_state **ret);
 void state_done(struct state *s);
 /* Move the finished current run into the history (newest first, bounded). */
 int state_finish_current(struct state *s, usec_t now);
+/*
+ * Move the current run into the history as "inherited": it belongs to another instance (its
+ * state came with the image this instance was launched from) and nothing of it is resumed.
+ */
+int state_inherit_current(struct state *s, usec_t now);
+
+/* This boot's id (/proc/sys/kernel/random/boot_id), or NULL when it cannot be read. */
+const char *state_this_boot(void);
+/*
+ * Whether the run stands in the frozen window (PHASE_FREEZING or PHASE_CREATING) and was saved
+ * there in this boot: only then may something of it still be frozen. A reboot thaws everything,
+ * and the state an image carries was saved in another instance's boot.
+ */
+bool run_state_frozen_in_this_boot(const struct run_state *r);
 
 /* Load from dir/state.json; a missing file is an empty state. -EBADMSG names nothing: callers do.
  */

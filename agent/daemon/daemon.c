@@ -40,6 +40,7 @@ struct daemon {
         size_t n_waiters;
 
         bool ready, resume_at_start, reload_pending, stopping, killed;
+        bool first_boot_next; /* after the resume at start: the first-boot worker's turn */
 };
 
 static void status_idle(struct daemon *d)
@@ -58,6 +59,9 @@ static void status_idle(struct daemon *d)
                 if (streq_ptr(h->result, "success"))
                         sd_notifyf(0, "STATUS=Idle; last run %s succeeded: %s", h->run_id,
                                    strna(h->image_id));
+                else if (streq_ptr(h->result, "inherited"))
+                        sd_notifyf(0, "STATUS=Idle; run %s of %s came with the image, not resumed",
+                                   h->run_id, strna(h->instance_id));
                 else
                         sd_notifyf(0, "STATUS=Idle; last run %s failed: %s", h->run_id,
                                    strna(h->error));
@@ -163,7 +167,11 @@ static void reload(struct daemon *d);
 static int start_worker(struct daemon *d, const char *verb);
 static void finish_startup(struct daemon *d);
 
-/* Whether the persisted run stands in the frozen window (a worker died there, or we did). */
+/*
+ * Whether the persisted run stands in the frozen window of this boot (a worker died there, or we
+ * did). A run saved in another boot, e.g. the source instance's run in the state an image carries,
+ * has nothing frozen here: thawing for it would undo someone else's freeze.
+ */
 static bool left_frozen(struct daemon *d)
 {
         struct state st = {};
@@ -171,8 +179,7 @@ static bool left_frozen(struct daemon *d)
 
         if (state_load(d->config.state_dir, &st) < 0)
                 return false;
-        frozen = st.current &&
-                 (st.current->phase == PHASE_FREEZING || st.current->phase == PHASE_CREATING);
+        frozen = run_state_frozen_in_this_boot(st.current);
         state_done(&st);
         return frozen;
 }
@@ -215,6 +222,16 @@ static void on_worker_exit(struct worker *w, int status, const char *out, size_t
                 sd_event_exit(d->event, 0);
                 return;
         }
+        /*
+         * The resume at start is done (or found the run to be another instance's and filed it):
+         * the start goes on as if there had been nothing to resume.
+         */
+        if (d->first_boot_next && status <= 128) {
+                d->first_boot_next = false;
+                if (start_worker(d, "first-boot") >= 0)
+                        return;
+        }
+        d->first_boot_next = false;
         status_idle(d);
         if (d->reload_pending) {
                 d->reload_pending = false;
@@ -393,10 +410,12 @@ static int startup(struct daemon *d)
                                        d->config.state_dir);
         d->resume_at_start =
                 st.current && st.current->phase != PHASE_DONE && st.current->phase != PHASE_FAILED;
-        frozen = st.current &&
-                 (st.current->phase == PHASE_FREEZING || st.current->phase == PHASE_CREATING);
+        frozen = run_state_frozen_in_this_boot(st.current);
+        /* The worker checks whose run it is (IMDS): another instance's is filed, not resumed. */
         if (d->resume_at_start)
-                log_notice("Run %s is unfinished (phase %s); resuming it", st.current->run_id,
+                log_notice("Run %s of %s is unfinished (phase %s); a worker resumes it if it is "
+                           "this instance's",
+                           st.current->run_id, strna(st.current->instance_id),
                            run_phase_to_string(st.current->phase));
         state_done(&st);
         if (frozen) {
@@ -416,9 +435,10 @@ static void finish_startup(struct daemon *d)
         sd_notify(0, "READY=1");
         status_idle(d);
         log_info("Ready; runs start on SIGUSR1 or `ec2-imaged trigger` (%s)", d->socket_path);
-        if (d->resume_at_start)
-                (void)start_worker(d, "resume");
-        else if (d->config.user_data)
+        if (d->resume_at_start) {
+                bool started = start_worker(d, "resume") >= 0;
+                d->first_boot_next = started && d->config.user_data;
+        } else if (d->config.user_data)
                 (void)start_worker(d, "first-boot");
 }
 

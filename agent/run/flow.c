@@ -38,6 +38,9 @@ static int save(struct flow *f)
         if (f->run->dry_run)
                 return 0;
         f->run->updated = now_usec(CLOCK_REALTIME);
+        /* Whether a freeze may still be under way after a crash depends on the boot. */
+        if (run_state_set(&f->run->boot_id, state_this_boot()) < 0)
+                return log_error_errno(-ENOMEM, "Out of memory");
         r = state_save(f->cfg->state_dir, &f->state);
         if (r < 0)
                 return log_error_errno(r, "Cannot save the run state in %s: %m", f->cfg->state_dir);
@@ -620,18 +623,55 @@ static int dry_run(struct flow *f)
         return 0;
 }
 
-/* A run left frozen by a crash the guard could not cover (e.g. SIGKILL of the whole service). */
+/*
+ * A run left frozen by a crash the guard could not cover (e.g. SIGKILL of the whole service), in
+ * this boot: after a reboot nothing is frozen, and a freeze recorded by another boot (the state in
+ * an image) is none of ours to undo.
+ */
 static void thaw_leftovers(struct flow *f)
 {
         char **thawed = NULL;
         int r;
 
-        if (!f->state.current || f->state.current->phase != PHASE_FREEZING)
+        if (!run_state_frozen_in_this_boot(f->state.current))
                 return;
         r = freeze_thaw_all((const char *const *)f->state.current->frozen_mounts, NULL, &thawed);
         if (r > 0)
                 log_warning("Thawed %d filesystem(s) left frozen by an interrupted run", r);
         strv_free(thawed);
+}
+
+/*
+ * A run belongs to the instance that started it. The state is saved before CreateImage, so every
+ * image carries an unfinished run, and an instance launched from it finds that run in its own
+ * state.json: resuming it would re-tag, re-publish or even re-create the source's image (and in
+ * reboot mode reboot the source). Such a run goes into the history as "inherited", untouched;
+ * nothing of it runs, no AWS call is made for it. Every run and resume passes here first.
+ */
+static int file_inherited(struct flow *f)
+{
+        struct run_state *cur = f->state.current;
+        const char *self = f->ctx->identity.instance_id;
+        int r;
+
+        if (!self)
+                return log_error_errno(-ENXIO, "This instance's id is unknown: no run can start "
+                                               "or resume");
+        if (!cur || streq_ptr(cur->instance_id, self))
+                return 0;
+        log_notice("Run %s (phase %s) is instance %s's, not this instance's (%s): it came with the "
+                   "image; filed as inherited, nothing of it is resumed",
+                   cur->run_id, run_phase_to_string(cur->phase), strna(cur->instance_id),
+                   strna(self));
+        r = run_state_set(&f->result->inherited_run_id, cur->run_id);
+        if (r >= 0)
+                r = state_inherit_current(&f->state, now_usec(CLOCK_REALTIME));
+        if (r >= 0)
+                r = state_save(f->cfg->state_dir, &f->state);
+        if (r < 0)
+                return log_error_errno(r, "Cannot file the inherited run in %s: %m",
+                                       f->cfg->state_dir);
+        return 0;
 }
 
 static int start(struct flow *f)
@@ -643,6 +683,9 @@ static int start(struct flow *f)
         if (r < 0)
                 return log_error_errno(r, "%s/state.json: cannot load the run state: %m",
                                        f->cfg->state_dir);
+        r = file_inherited(f);
+        if (r < 0)
+                return r;
         thaw_leftovers(f);
         cur = f->state.current;
         if (cur && cur->phase == PHASE_PREFLIGHT && f->opts->action == FLOW_RUN) {
@@ -732,6 +775,7 @@ out:
 void flow_result_done(struct flow_result *r)
 {
         run_state_free(r->run);
+        free(r->inherited_run_id);
         strv_free(r->dry_run_report);
         *r = (struct flow_result){};
 }
@@ -742,9 +786,12 @@ int flow_thaw(struct context *ctx, char ***ret_thawed)
         char **thawed = NULL, **more = NULL;
         int r, n = 0;
 
-        /* What the state says was frozen first: it may differ from today's configuration. */
-        if (state_load(ctx->config->state_dir, &st) >= 0 && st.current &&
-            st.current->frozen_mounts) {
+        /*
+         * What the state says was frozen first: it may differ from today's configuration. Only
+         * a run of this boot can have left something frozen.
+         */
+        if (state_load(ctx->config->state_dir, &st) >= 0 &&
+            run_state_frozen_in_this_boot(st.current) && st.current->frozen_mounts) {
                 r = freeze_thaw_all((const char *const *)st.current->frozen_mounts, NULL, &thawed);
                 if (r > 0)
                         n += r;

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -486,7 +487,7 @@ def test_ready_only_after_an_interrupted_freeze_is_thawed(rig):
     (rig.state_dir / "state.json").write_text(json.dumps({"current": {
         "run_id": "3f2a0c1e-0000-4000-8000-00000000dead", "phase": "freezing",
         "mode": "no-reboot", "image_name": "dtest-interrupted",
-        "instance_id": rig.instance_id, "region": REGION,
+        "instance_id": rig.instance_id, "region": REGION, "boot_id": this_boot(),
         "frozen_mounts": [str(rig.mnt)]}}))
     subprocess.run(["fsfreeze", "-f", str(rig.mnt)], check=True, timeout=DEADLINE)
     assert is_frozen(rig.mnt)
@@ -505,6 +506,76 @@ def test_ready_only_after_an_interrupted_freeze_is_thawed(rig):
     assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
     assert "Resuming run 3f2a0c1e-0000-4000-8000-00000000dead" in d.err
     assert len(rig.images()) == 1
+
+
+def this_boot():
+    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+
+def plant_inherited_run(rig, phase):
+    """The state an instance launched from a golden image finds: the golden instance's run,
+    unfinished in PHASE, saved in the golden instance's boot, naming our scratch mount as
+    frozen.  The golden instance exists in moto (CreateImage on it would succeed).  Returns the
+    run id."""
+    source = create_moto_instance(rig.moto.url, region=REGION)
+    run_id = str(uuid.uuid4())
+    rig.state_dir.mkdir(mode=0o700, exist_ok=True)
+    (rig.state_dir / "state.json").write_text(json.dumps({"current": {
+        "run_id": run_id, "phase": phase,
+        "mode": "reboot" if phase == "rebooting" else "no-reboot",
+        "image_name": "golden-" + run_id, "instance_id": source, "region": REGION,
+        "boot_id": str(uuid.uuid4()), "frozen_mounts": [str(rig.mnt)]}}))
+    return run_id, source
+
+
+def mutating_calls(rig):
+    return [r["action"] for r in rig.proxy.requests()
+            if not (r["action"] or "").startswith(("Describe", "Get"))]
+
+
+def test_inherited_frozen_run_is_neither_thawed_nor_resumed(rig):
+    """A clone's daemon starts with the golden instance's run in the frozen window in its
+    state, while a backup tool holds our scratch mount frozen: no thaw worker, no resume, the
+    run filed as inherited, and the daemon then runs normally."""
+    run_id, source = plant_inherited_run(rig, "freezing")
+    subprocess.run(["fsfreeze", "-f", str(rig.mnt)], check=True, timeout=DEADLINE)
+    try:
+        d = rig.daemon()
+        d.notify.wait_for("READY", lambda v: v == "1", log=lambda: d.err)
+        assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
+        assert is_frozen(rig.mnt), "the daemon thawed a freeze that is not its own"
+    finally:
+        subprocess.run(["fsfreeze", "-u", str(rig.mnt)], timeout=DEADLINE)  # may be thawed
+    h = rig.history()[0]
+    assert (h["run_id"], h["result"], h["instance_id"]) == (run_id, "inherited", source), h
+    assert mutating_calls(rig) == [], d.err
+    assert not any(v.startswith("Thawing") for v in d.notify.values("STATUS")), d.err
+    assert "The last run stopped in the frozen window" not in d.err
+    d.notify.wait_for("STATUS", lambda v: v.startswith("Idle; run %s of %s came with the image"
+                                                        % (run_id, source)), log=lambda: d.err)
+    d.signal(signal.SIGUSR1)
+    assert wait_until(lambda: len(rig.history()) == 2, timeout=RUN_DEADLINE), d.err
+    assert rig.history()[0]["result"] == "success", rig.history()
+    creates = [r["params"]["InstanceId"] for r in rig.proxy.requests()
+               if r["action"] == "CreateImage" and r["params"].get("DryRun") != "true"]
+    assert creates == [rig.instance_id]
+
+
+def test_inherited_run_then_the_first_boot_run(rig):
+    """A clone launched with a first-boot directive: the inherited run (the golden instance's
+    reboot-mode run) is filed, and the first-boot run of this instance follows."""
+    run_id, source = plant_inherited_run(rig, "rebooting")
+    (rig.state_dir / "first-boot").write_text(source + "\n")  # the golden instance had its own
+    d = first_boot_daemon(rig)
+    assert wait_until(lambda: len(rig.history()) == 2, timeout=RUN_DEADLINE), d.err
+    new, old = rig.history()
+    assert (old["run_id"], old["result"]) == (run_id, "inherited"), old
+    assert new["result"] == "success" and new["instance_id"] == rig.instance_id, new
+    assert (rig.state_dir / "first-boot").read_text() == rig.instance_id + "\n"
+    images = rig.images()
+    assert [i["ImageId"] for i in images] == [new["image_id"]]
+    assert {t["Key"]: t["Value"] for t in images[0]["Tags"]}["ec2-imaged:source-instance"] == \
+        rig.instance_id
 
 
 # ---------------------------------------------------------------- SIGTERM in the frozen window

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,18 @@ SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
 PASS_DRY_RUN = {"kind": "delay", "delay_ms": 0, "action": "CreateImage"}
 RUN_PHASES = ("preflight", "pre-image", "pre-freeze", "freezing", "post-thaw", "waiting",
               "post-image")
+REPO = Path(__file__).resolve().parents[2]
+HOOK_PHASES = ("pre-image", "pre-freeze", "post-thaw", "post-image")
+
+
+def unfinished_phases():
+    """Every phase of enum run_phase, read from its string table in agent/core/state.c, but
+    done and failed: a phase added there is tested here without anyone listing it."""
+    names = re.findall(r'\[PHASE_[A-Z_]+\] = "([a-z-]+)"',
+                       (REPO / "agent" / "core" / "state.c").read_text())
+    assert "freezing" in names and "done" in names, names
+    return [n for n in names if n not in ("done", "failed")]
+
 
 def proc_stat(pid):
     """(comm, state letter, ppid) of /proc/PID/stat, or None when the process is gone."""
@@ -717,3 +730,129 @@ def test_a_stale_reboot_request_does_not_switch_the_run(rig):
     assert j["phase"] == "done" and j["consistency"] == "fs-frozen", j
     assert not (rig.state_dir / "reboot-required").exists()
     assert not is_frozen(ext4)
+
+
+# ---------------------------------------------------------------- a run belongs to its instance
+
+
+def read_only(action):
+    return action.startswith(("Describe", "Get"))
+
+
+def plant_inherited_run(rig, phase, frozen_mounts=()):
+    """What an instance launched from a golden image finds: the golden instance's image (made
+    by its run, tagged so) and, in state.json, that run unfinished in PHASE, saved in another
+    boot.  Returns (source instance id, run id, image id)."""
+    source = create_moto_instance(rig.moto.url, region=REGION, image_id=MOTO_AMI)
+    run_id = str(uuid.uuid4())
+    name = "golden-" + run_id
+    mode = "reboot" if phase == "rebooting" else "no-reboot"
+    consistency = "rebooted" if mode == "reboot" else "fs-frozen"
+    image_id = rig.ec2.create_image(
+        InstanceId=source, Name=name, NoReboot=mode != "reboot",
+        TagSpecifications=[{"ResourceType": "image", "Tags": [
+            {"Key": "ec2-imaged:run-id", "Value": run_id},
+            {"Key": "ec2-imaged:consistency", "Value": consistency},
+            {"Key": "ec2-imaged:source-instance", "Value": source}]}])["ImageId"]
+    known = phase in ("post-thaw", "waiting", "distributing", "post-image")
+    current = {
+        "run_id": run_id, "phase": phase, "mode": mode, "dry_run": False,
+        "instance_id": source, "region": REGION, "image_name": name,
+        "image_id": image_id if known else None, "consistency": consistency if known else None,
+        "boot_id": str(uuid.uuid4()), "frozen_mounts": [str(m) for m in frozen_mounts],
+        "started_us": int(time.time() * 1e6), "updated_us": int(time.time() * 1e6)}
+    if phase in ("distributing", "post-image"):
+        current["distribution"] = [{"region": REGION, "image_id": image_id,
+                                    "state": "available", "done": []}]
+    (rig.state_dir / "state.json").write_text(json.dumps(
+        {"version": 1, "current": current, "history": []}))
+    return source, run_id, image_id
+
+
+def hook_markers(rig):
+    """A hook in every phase that appends its phase and run id to a file; returns the file."""
+    marker = rig.tmp / "hooks.ran"
+    for phase in HOOK_PHASES:
+        rig.hook(phase, "10-mark", 'echo "%s $EC2_IMAGED_RUN_ID" >> %s\n' % (phase, marker))
+    return marker
+
+
+def assert_filed_as_inherited(rig, run_id, source, marker):
+    mutating = [r["action"] for r in rig.proxy.requests() if not read_only(r["action"] or "")]
+    assert mutating == [], "changed by another instance's run: %s" % mutating
+    assert not marker.exists(), "hooks ran for another instance's run:\n" + marker.read_text()
+    st = rig.agent("status", "--json")
+    assert st.rc == 0, st.err
+    j = st.json()
+    assert j["current"] is None, j
+    h = j["history"][0]
+    assert (h["run_id"], h["result"], h["instance_id"]) == (run_id, "inherited", source), h
+    text = rig.agent("status")
+    assert "last run %s: inherited" % run_id in text.out, text.out
+
+
+@pytest.mark.parametrize("phase", unfinished_phases())
+def test_inherited_run_is_filed_not_resumed(rig, phase):
+    """A state.json that came with the image names another instance's run: `resume` files it as
+    inherited and touches nothing of it (no hook, no AWS call that changes anything, no thaw),
+    and the next run of this instance works."""
+    ext4 = rig.add_fs("ext4")
+    marker = hook_markers(rig)
+    rig.configure(distribute__ssm_parameter="/itest/golden-ami")
+    source, run_id, image_id = plant_inherited_run(rig, phase, [ext4])
+    rig.proxy.clear()
+
+    r = rig.agent("resume", "--json")
+    assert_filed_as_inherited(rig, run_id, source, marker)
+    assert r.rc == 0, r.err
+    assert r.json() == {"resumed": False, "inherited": run_id}
+    assert "filed as inherited" in r.err
+    [image] = rig.images("golden-" + run_id)
+    assert image["ImageId"] == image_id
+    assert tags_of(image)["ec2-imaged:consistency"] in ("fs-frozen", "rebooted")
+
+    n = rig.agent("run", "--json")
+    assert n.rc == 0, n.err
+    j = n.json()
+    assert j["phase"] == "done" and j["instance_id"] == rig.instance_id, j
+    assert j["run_id"] != run_id
+    assert [ln.split() for ln in marker.read_text().splitlines()] == \
+        [[p, j["run_id"]] for p in HOOK_PHASES]
+    creates = rig.create_calls()
+    assert [c["params"]["InstanceId"] for c in creates] == [rig.instance_id]
+    assert [h["result"] for h in rig.state()["history"]] == ["success", "inherited"]
+
+
+def test_run_files_an_inherited_run_and_images_this_instance(rig):
+    """`run` (not only `resume`) checks whose the unfinished run is: no exit 5 for another
+    instance's run, which is filed, and the new run images this instance."""
+    rig.add_fs("ext4")
+    marker = hook_markers(rig)
+    rig.configure()
+    source, run_id, _ = plant_inherited_run(rig, "rebooting")
+    a = rig.agent("run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert j["phase"] == "done" and j["instance_id"] == rig.instance_id
+    assert [c["params"]["InstanceId"] for c in rig.create_calls()] == [rig.instance_id]
+    assert all(ln.split()[1] == j["run_id"] for ln in marker.read_text().splitlines())
+    h = rig.state()["history"]
+    assert [(e["run_id"], e["result"]) for e in h] == \
+        [(j["run_id"], "success"), (run_id, "inherited")]
+    assert h[1]["instance_id"] == source
+
+
+def test_inherited_freeze_is_not_thawed(rig):
+    """The inherited run stood in the frozen window and names a mount that is frozen now by
+    someone else (a backup tool): the resume does not undo that freeze."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure()
+    _, run_id, _ = plant_inherited_run(rig, "freezing", [ext4])
+    subprocess.run(["fsfreeze", "-f", str(ext4)], check=True, timeout=DEADLINE)
+    try:
+        r = rig.agent("resume", "--json")
+        assert r.rc == 0, r.err
+        assert r.json()["inherited"] == run_id
+        assert is_frozen(ext4), "resume thawed a freeze that is not its own"
+    finally:
+        subprocess.run(["fsfreeze", "-u", str(ext4)], timeout=DEADLINE)  # ours; may fail if thawed

@@ -203,12 +203,53 @@ static void test_distribution(void **unused)
                 assert_int_equal(state_parse(bad[i], strlen(bad[i]), &l), -EBADMSG);
 }
 
+/* Another instance's run goes into the history as inherited; a freeze counts only in its boot. */
+static void test_inherited(void **unused)
+{
+        static const char other_boot[] = "00000000-0000-4000-8000-000000000000";
+        struct state s = {}, l = {};
+        char *text;
+
+        assert_non_null(state_this_boot());
+        assert_int_equal(strlen(state_this_boot()), 36);
+        assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+        run_state_set(&s.current->instance_id, "i-0source");
+        s.current->phase = PHASE_CREATING;
+        run_state_set(&s.current->boot_id, state_this_boot());
+        assert_true(run_state_frozen_in_this_boot(s.current));
+        run_state_set(&s.current->boot_id, other_boot);
+        assert_false(run_state_frozen_in_this_boot(s.current));
+        run_state_set(&s.current->boot_id, NULL);
+        assert_false(run_state_frozen_in_this_boot(s.current));
+        run_state_set(&s.current->boot_id, state_this_boot());
+        s.current->phase = PHASE_WAITING;
+        assert_false(run_state_frozen_in_this_boot(s.current));
+        assert_false(run_state_frozen_in_this_boot(NULL));
+
+        s.current->phase = PHASE_FREEZING;
+        assert_int_equal(state_inherit_current(&s, 7), 0);
+        assert_null(s.current);
+        assert_int_equal(s.n_history, 1);
+        assert_string_equal(s.history[0].result, "inherited");
+        assert_string_equal(s.history[0].instance_id, "i-0source");
+        assert_non_null(strstr(s.history[0].error, "i-0source"));
+        assert_non_null(strstr(s.history[0].error, "freezing"));
+        text = state_format(&s);
+        assert_non_null(text);
+        assert_int_equal(state_parse(text, strlen(text), &l), 0);
+        assert_string_equal(l.history[0].result, "inherited");
+        assert_string_equal(l.history[0].instance_id, "i-0source");
+        free(text);
+        state_done(&l);
+        state_done(&s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_corrupt),
                 cmocka_unit_test(test_lock),         cmocka_unit_test(test_atomic_write),
-                cmocka_unit_test(test_distribution),
+                cmocka_unit_test(test_distribution), cmocka_unit_test(test_inherited),
         };
         return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }
