@@ -1094,6 +1094,9 @@ def test_dropped_answer_in_no_reboot_mode_makes_one_image(rig):
     assert lookups and lookups[-1]["client"] == creates[0]["client"]
     [image] = rig.images(j["image_name"])
     assert image["ImageId"] == j["image_id"]
+    # Adopted after an unclear answer: nothing proves the snapshot came before the thaw.
+    assert (j["create_outcome"], j["consistency"]) == ("adopted", "crash"), j
+    assert tags_of(image)["ec2-imaged:consistency"] == "crash"
     assert not is_frozen(ext4) and rig.all_thawed()
 
 
@@ -1111,6 +1114,7 @@ def test_duplicate_name_answer_adopts_the_image(rig):
     assert len(rig.create_calls()) == 1
     [image] = rig.images(j["image_name"])
     assert image["ImageId"] == j["image_id"]
+    assert (j["create_outcome"], j["consistency"]) == ("adopted", "crash"), j
     assert not is_frozen(ext4) and rig.all_thawed()
 
 
@@ -1147,6 +1151,36 @@ def test_create_image_past_its_budget_is_adopted_as_crash(rig, answer):
     h = rig.state()["history"][0]
     assert (h["result"], h["create_outcome"], h["image_id"]) == \
         ("success", "adopted", j["image_id"])
+
+
+@pytest.mark.parametrize("answer", ["delivered", "lost"])
+def test_guard_thaw_during_a_live_create_image_marks_the_adopted_image_crash(rig, answer):
+    """The guard's own thaw in a live run: CreateImage is held by the proxy past [freeze]
+    timeout_ms while the agent is stopped (SIGSTOP), so that only the guard can thaw; then the
+    agent goes on, its call ends without an answer (delivered too late, or lost), and the image
+    that appears is adopted.  The guard thawed before any answer: the image is crash-consistent
+    although the run learnt its id only from the lookup."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure(freeze__timeout_ms=2000, run__adopt_timeout_s=60)
+    rig.fault_create(held_create(answer, ms=3000))
+    a = rig.start("run", "--json")
+    rig.wait_create_sent()
+    assert is_frozen(ext4)
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert timed_write(rig.scratch, ext4, timeout=DEADLINE) is not None, \
+            "the guard did not thaw at [freeze] timeout_ms"
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    assert a.wait() == 0, a.err
+    j = a.json()
+    assert (j["phase"], j["create_outcome"], j["consistency"]) == ("done", "adopted", "crash"), j
+    assert "the guard thawed" in a.err, a.err
+    [image] = rig.images(j["image_name"])
+    assert image["ImageId"] == j["image_id"]
+    assert tags_of(image)["ec2-imaged:consistency"] == "crash"
+    assert len(rig.create_calls()) == 1
+    assert rig.all_thawed()
 
 
 @pytest.mark.parametrize("then", ["run", "resume"])
