@@ -23,6 +23,9 @@ struct transfer {
         struct buf body;
         bool too_big;
         char *request_id;
+        usec_t date;
+        const char *upload; /* the request body, handed to curl by on_read() */
+        size_t upload_len, upload_pos;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -74,11 +77,29 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
         return len;
 }
 
+/* "Date: Sun, 06 Dec 2026 12:00:00 GMT": what the server's clock said, for clock-skew checks. */
+static void header_date(const char *p, size_t len, struct transfer *t)
+{
+        char v[64];
+        time_t when;
+
+        if (len <= 5 || strncasecmp(p, "date:", 5) != 0 || len - 5 >= sizeof(v))
+                return;
+        memcpy(v, p + 5, len - 5);
+        v[len - 5] = '\0';
+        v[strcspn(v, "\r\n")] = '\0';
+        when = curl_getdate(v + strspn(v, " \t"), NULL);
+        if (when > 0)
+                t->date = (usec_t)when * USEC_PER_SEC;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 {
         struct transfer *t = userdata;
         size_t len = size * n;
         static const char *const names[] = {"x-amzn-requestid:", "x-amz-request-id:"};
+
+        header_date(p, len, t);
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                 size_t nl = strlen(names[i]);
@@ -94,6 +115,32 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
                 }
         }
         return len;
+}
+
+static size_t on_read(char *p, size_t size, size_t n, void *userdata)
+{
+        struct transfer *t = userdata;
+        size_t len = size * n, left = t->upload_len - t->upload_pos;
+
+        if (len > left)
+                len = left;
+
+        memcpy(p, t->upload + t->upload_pos, len);
+        t->upload_pos += len;
+        return len;
+}
+
+/*
+ * When a reused connection dies after the whole request went out and before any byte of the
+ * answer came back, libcurl sends the request again on a fresh connection on its own (lib/
+ * transfer.c, Curl_retry_request), and to do so rewinds the body it has sent. For an AWS call
+ * that may have acted (CreateImage makes an image; EC2 answers the second one with
+ * InvalidAMIName.Duplicate at best), that silent second request is refused here: the rewind fails,
+ * curl reports CURLE_SEND_FAIL_REWIND, and the caller's own retry rules decide, once.
+ */
+static int on_seek(_unused_ void *userdata, _unused_ curl_off_t offset, _unused_ int origin)
+{
+        return CURL_SEEKFUNC_CANTSEEK;
 }
 
 static int map_curl_error(CURLcode cc, const struct transfer *t)
@@ -114,6 +161,7 @@ static int map_curl_error(CURLcode cc, const struct transfer *t)
         case CURLE_RECV_ERROR:
         case CURLE_SEND_ERROR:
         case CURLE_PARTIAL_FILE:
+        case CURLE_SEND_FAIL_REWIND: /* sent, connection lost, not sent again (on_seek) */
                 return -ECONNRESET;
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM;
@@ -176,9 +224,19 @@ int http_client_perform(struct http_client *c, const struct http_request *req,
         curl_easy_setopt(h, CURLOPT_USERAGENT, "ec2-imaged/" EC2_IMAGED_VERSION);
         if (c->no_proxy)
                 curl_easy_setopt(h, CURLOPT_PROXY, "");
-        if (req->body || streq(req->method, "POST") || streq(req->method, "PUT")) {
-                curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        if (req->body_len > 0) {
+                /* Through on_read and on_seek, so that curl never sends it twice by itself. */
+                t.upload = req->body;
+                t.upload_len = req->body_len;
+                curl_easy_setopt(h, CURLOPT_POST, 1L);
+                curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+                curl_easy_setopt(h, CURLOPT_READDATA, &t);
+                curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+                curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
                 curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        } else if (req->body || streq(req->method, "POST") || streq(req->method, "PUT")) {
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         }
 
         cc = curl_easy_perform(h);
@@ -194,7 +252,7 @@ int http_client_perform(struct http_client *c, const struct http_request *req,
                 return r;
         }
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        *ret = (struct http_response){.status = status, .request_id = t.request_id};
+        *ret = (struct http_response){.status = status, .request_id = t.request_id, .date = t.date};
         ret->body = buf_steal(&t.body, &ret->body_len);
         if (!ret->body) {
                 free(t.request_id);

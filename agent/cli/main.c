@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "cli/fsop.h"
 #include "core/config.h"
 #include "aws/creds_provider.h"
 #include "core/context.h"
@@ -25,6 +26,7 @@
 #include "util/json.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/parse.h"
 #include "util/timeutil.h"
 
 /* Exit codes, documented in --help and the README. */
@@ -73,6 +75,8 @@ static void help(void)
                "  sanitize [--list] [--dry-run] [--stash|--restore] [--only OPS]\n"
                "                    Run the shipped sanitize script ([sanitize] script)\n"
                "  patch [--dry-run] Run the shipped patch script ([patch] script)\n"
+               "  fsop COMMAND ...  The sanitize hook's file operations on trees others can\n"
+               "                    write (see ec2-imaged fsop --help)\n"
                "  help              This text\n"
                "  version           Print the version\n"
                "\n"
@@ -91,11 +95,45 @@ static void help(void)
                "  5  run: an unfinished run exists; resume it first\n");
 }
 
+/*
+ * A worker of the daemon is given the configuration the daemon accepted, as a sealed snapshot
+ * ($EC2_IMAGED_CONFIG_FD), and uses it instead of the files, which may have changed since.
+ */
+static int load_snapshot(const char *fd_env, struct config *ret)
+{
+        struct config_error e = {};
+        unsigned fd = 0;
+        int r;
+
+        r = safe_atou(fd_env, &fd);
+        if (r >= 0 && fd <= STDERR_FILENO)
+                r = -EBADF;
+        if (r >= 0)
+                r = config_load_snapshot((int)fd, ret, &e);
+        if (r < 0) {
+                if (e.line > 0)
+                        log_error("%s:%u: %s", strna(e.file), e.line, strna(e.message));
+                else
+                        log_error_errno(r, "$%s=%s: not a configuration snapshot: %m",
+                                        CONFIG_FD_ENV, fd_env);
+        }
+        config_error_done(&e);
+        if (fd > STDERR_FILENO)
+                (void)close((int)fd);
+        return r;
+}
+
 static int load_config(const struct options *o, struct config *ret)
 {
         struct config_error e = {};
+        const char *fd_env = getenv(CONFIG_FD_ENV);
         int r;
 
+        if (fd_env) {
+                r = load_snapshot(fd_env, ret);
+                (void)unsetenv(CONFIG_FD_ENV);
+                return r;
+        }
         r = config_load(o->config_path, o->config_explicit, ret, &e);
         if (r < 0) {
                 if (e.line > 0)
@@ -247,8 +285,17 @@ static void print_run_json(const struct run_state *r, char **report)
 static int flow_exit(int r, const struct flow_result *res, const struct options *o)
 {
         if (res->nothing_to_resume) {
-                if (o->json)
-                        printf("{\"resumed\": false}\n");
+                if (o->json) {
+                        cJSON *j = cJSON_CreateObject();
+                        cJSON_AddBoolToObject(j, "resumed", false);
+                        if (res->inherited_run_id)
+                                json_add_str(j, "inherited", res->inherited_run_id);
+                        json_print(j);
+                        cJSON_Delete(j);
+                } else if (res->inherited_run_id)
+                        printf("no unfinished run to resume (run %s came with the image of "
+                               "another instance: filed as inherited)\n",
+                               res->inherited_run_id);
                 else
                         printf("no unfinished run to resume\n");
                 return EXIT_OK;
@@ -638,6 +685,8 @@ int main(int argc, char **argv)
                 printf("ec2-imaged %s\n", EC2_IMAGED_VERSION);
                 return EXIT_OK;
         }
+        if (streq(argv[optind], "fsop"))
+                return cmd_fsop(argc - optind, argv + optind);
         if (streq(argv[optind], "sanitize") || streq(argv[optind], "patch"))
                 return cmd_script(&o, argv[optind], argc - optind - 1, argv + optind + 1);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)

@@ -92,6 +92,7 @@ static const struct config_key keys[] = {
         {"run", "state_dir", KEY_STRING, OFF(state_dir), 1, 1024, "/var/lib/ec2-imaged", NULL},
         {"run", "wait_timeout_s", KEY_UINT, OFF(wait_timeout_s), 60, 86400, "7200", NULL},
         {"run", "wait_poll_max_s", KEY_UINT, OFF(wait_poll_max_s), 1, 600, "60", NULL},
+        {"run", "adopt_timeout_s", KEY_UINT, OFF(adopt_timeout_s), 0, 3600, "300", NULL},
         {"image", "name", KEY_STRING, OFF(image_name), 1, 512, "{hostname}-{date:%Y%m%d-%H%M%S}",
          NULL},
         {"image", "description", KEY_STRING, OFF(image_description), 0, 512,
@@ -438,6 +439,7 @@ static int parse_file(struct config *c, const char *path, struct config_error *e
         struct stat st;
         size_t n;
         FILE *f;
+        int r;
 
         f = fopen(path, "re");
         if (!f)
@@ -460,7 +462,10 @@ static int parse_file(struct config *c, const char *path, struct config_error *e
         }
         n = fread(data, 1, (size_t)st.st_size, f);
         fclose(f);
-        return config_parse_buffer(c, data, n, path, err);
+        r = config_parse_buffer(c, data, n, path, err);
+        if (r < 0)
+                return r;
+        return config_add_source(c, path, data, n);
 }
 
 static int conf_filter(const struct dirent *de)
@@ -522,6 +527,11 @@ void config_done(struct config *c)
                 free(c->tags[i].key);
                 free(c->tags[i].value);
         }
+        for (size_t i = 0; i < c->n_sources; i++) {
+                free(c->sources[i].name);
+                free(c->sources[i].data);
+        }
+        free(c->sources);
         free(c->path);
         *c = (struct config){};
 }

@@ -45,6 +45,26 @@ int run_phase_from_string(const char *s)
         return -EINVAL;
 }
 
+static const char *const outcome_names[_CREATE_OUTCOME_MAX] = {
+        [CREATE_NOT_SENT] = NULL,     [CREATE_ANSWERED] = "answered",
+        [CREATE_UNKNOWN] = "unknown", [CREATE_ADOPTED] = "adopted",
+        [CREATE_LATE] = "late",       [CREATE_DEREGISTERED] = "deregistered",
+        [CREATE_ABSENT] = "absent",
+};
+
+const char *create_outcome_to_string(enum create_outcome o)
+{
+        return (unsigned)o < _CREATE_OUTCOME_MAX ? outcome_names[o] : NULL;
+}
+
+int create_outcome_from_string(const char *s)
+{
+        for (int i = 1; s && i < _CREATE_OUTCOME_MAX; i++)
+                if (streq(s, outcome_names[i]))
+                        return i;
+        return -EINVAL;
+}
+
 const char *run_mode_to_string(enum run_mode m)
 {
         return m == MODE_REBOOT ? "reboot" : "no-reboot";
@@ -105,6 +125,7 @@ struct run_state *run_state_free(struct run_state *r)
         free(r->image_state);
         free(r->consistency);
         free(r->error);
+        free(r->boot_id);
         strv_free(r->frozen_mounts);
         for (size_t i = 0; i < r->n_dist; i++) {
                 free(r->dist[i].region);
@@ -182,6 +203,7 @@ static void history_entry_done(struct history_entry *h)
 {
         free(h->run_id);
         free(h->result);
+        free(h->instance_id);
         free(h->image_id);
         free(h->image_name);
         free(h->consistency);
@@ -197,7 +219,29 @@ void state_done(struct state *s)
         *s = (struct state){};
 }
 
-int state_finish_current(struct state *s, usec_t now)
+bool history_tracks_late_image(const struct history_entry *h)
+{
+        return streq_ptr(h->result, "failed") &&
+               (h->create_outcome == CREATE_UNKNOWN || h->create_outcome == CREATE_LATE);
+}
+
+/* Make room for one entry: the oldest goes, unless it is still needed to track an image. */
+static void evict_one(struct state *s)
+{
+        size_t victim = s->n_history - 1;
+
+        for (size_t i = s->n_history; i-- > 0;)
+                if (!history_tracks_late_image(&s->history[i])) {
+                        victim = i;
+                        break;
+                }
+        history_entry_done(&s->history[victim]);
+        memmove(&s->history[victim], &s->history[victim + 1],
+                (s->n_history - victim - 1) * sizeof(s->history[0]));
+        s->n_history--;
+}
+
+static int finish_as(struct state *s, const char *result, usec_t now)
 {
         struct run_state *r = s->current;
         struct history_entry h;
@@ -206,11 +250,13 @@ int state_finish_current(struct state *s, usec_t now)
                 return 0;
         h = (struct history_entry){
                 .run_id = TAKE_PTR(r->run_id),
-                .result = strdup(r->phase == PHASE_DONE ? "success" : "failed"),
+                .result = strdup(result),
+                .instance_id = TAKE_PTR(r->instance_id),
                 .image_id = TAKE_PTR(r->image_id),
                 .image_name = TAKE_PTR(r->image_name),
                 .consistency = TAKE_PTR(r->consistency),
                 .error = TAKE_PTR(r->error),
+                .create_outcome = r->create_outcome,
                 .started = r->started,
                 .finished = now,
         };
@@ -219,12 +265,61 @@ int state_finish_current(struct state *s, usec_t now)
                 return -ENOMEM;
         }
         if (s->n_history == STATE_HISTORY_MAX)
-                history_entry_done(&s->history[--s->n_history]);
+                evict_one(s);
         memmove(&s->history[1], &s->history[0], s->n_history * sizeof(s->history[0]));
         s->history[0] = h;
         s->n_history++;
         s->current = run_state_free(s->current);
         return 0;
+}
+
+int state_finish_current(struct state *s, usec_t now)
+{
+        if (!s->current)
+                return 0;
+        return finish_as(s, s->current->phase == PHASE_DONE ? "success" : "failed", now);
+}
+
+int state_inherit_current(struct state *s, usec_t now)
+{
+        struct run_state *r = s->current;
+        char *why;
+
+        if (!r)
+                return 0;
+        why = strprintf("run of instance %s in phase %s, inherited with the image this instance "
+                        "was launched from; not resumed",
+                        strna(r->instance_id), run_phase_to_string(r->phase));
+        if (!why)
+                return -ENOMEM;
+        free(r->error);
+        r->error = why;
+        return finish_as(s, "inherited", now);
+}
+
+const char *state_this_boot(void)
+{
+        static char id[64];
+        static bool done;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        if (done)
+                return id[0] ? id : NULL;
+        done = true;
+        if (read_file_bounded("/proc/sys/kernel/random/boot_id", sizeof(id) - 1, &text, &len) < 0)
+                return NULL;
+        text[strcspn(text, "\n")] = '\0';
+        snprintf(id, sizeof(id), "%s", text);
+        return id[0] ? id : NULL;
+}
+
+bool run_state_frozen_in_this_boot(const struct run_state *r)
+{
+        const char *boot = state_this_boot();
+
+        return r && (r->phase == PHASE_FREEZING || r->phase == PHASE_CREATING) && boot &&
+               streq_ptr(r->boot_id, boot);
 }
 
 /* --- JSON --- */
@@ -277,8 +372,12 @@ static cJSON *run_to_json(const struct run_state *r)
         e |= json_add_str(o, "image_state", r->image_state);
         e |= json_add_str(o, "consistency", r->consistency);
         e |= json_add_str(o, "error", r->error);
+        e |= json_add_str(o, "boot_id", r->boot_id);
         e |= add_num(o, "freeze_window_ms", (double)r->freeze_window_ms);
         e |= add_num(o, "create_call_ms", (double)r->create_call_ms);
+        e |= json_add_str(o, "create_outcome", create_outcome_to_string(r->create_outcome));
+        if (r->unknown_since)
+                e |= add_num(o, "unknown_since_us", (double)r->unknown_since);
         e |= add_num(o, "boots", r->boots);
         e |= add_num(o, "started_us", (double)r->started);
         e |= add_num(o, "updated_us", (double)r->updated);
@@ -346,10 +445,12 @@ char *state_format(const struct state *s)
                         goto out;
                 json_add_str(e, "run_id", h->run_id);
                 json_add_str(e, "result", h->result);
+                json_add_str(e, "instance_id", h->instance_id);
                 json_add_str(e, "image_id", h->image_id);
                 json_add_str(e, "image_name", h->image_name);
                 json_add_str(e, "consistency", h->consistency);
                 json_add_str(e, "error", h->error);
+                json_add_str(e, "create_outcome", create_outcome_to_string(h->create_outcome));
                 add_num(e, "started_us", (double)h->started);
                 add_num(e, "finished_us", (double)h->finished);
                 cJSON_AddItemToArray(hist, e);
@@ -392,6 +493,20 @@ static int get_usec(const cJSON *o, const char *k, usec_t *ret)
         if (r >= 0)
                 *ret = (usec_t)d;
         return r;
+}
+
+static int get_outcome(const cJSON *o, enum create_outcome *ret)
+{
+        _cleanup_free_ char *s = NULL;
+        int r = get_str(o, "create_outcome", &s);
+
+        if (r < 0 || !s)
+                return r;
+        r = create_outcome_from_string(s);
+        if (r < 0)
+                return -EBADMSG;
+        *ret = (enum create_outcome)r;
+        return 0;
 }
 
 static int dist_from_json(const cJSON *arr, struct run_state *r)
@@ -452,6 +567,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
         e |= get_str(o, "image_state", &r->image_state);
         e |= get_str(o, "consistency", &r->consistency);
         e |= get_str(o, "error", &r->error);
+        e |= get_str(o, "boot_id", &r->boot_id);
         d = -1;
         e |= get_num(o, "freeze_window_ms", -1, 1e12, &d);
         r->freeze_window_ms = (long)d;
@@ -463,6 +579,8 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
         r->boots = (unsigned)d;
         e |= get_usec(o, "started_us", &r->started);
         e |= get_usec(o, "updated_us", &r->updated);
+        e |= get_usec(o, "unknown_since_us", &r->unknown_since);
+        e |= get_outcome(o, &r->create_outcome);
         if (e)
                 goto bad;
         p = run_phase_from_string(phase);
@@ -549,12 +667,14 @@ int state_parse(const char *json, size_t len, struct state *ret)
                 h = &s.history[s.n_history++];
                 e |= get_str(i, "run_id", &h->run_id);
                 e |= get_str(i, "result", &h->result);
+                e |= get_str(i, "instance_id", &h->instance_id);
                 e |= get_str(i, "image_id", &h->image_id);
                 e |= get_str(i, "image_name", &h->image_name);
                 e |= get_str(i, "consistency", &h->consistency);
                 e |= get_str(i, "error", &h->error);
                 e |= get_usec(i, "started_us", &h->started);
                 e |= get_usec(i, "finished_us", &h->finished);
+                e |= get_outcome(i, &h->create_outcome);
                 if (e || !h->run_id || !h->result)
                         goto out;
         }

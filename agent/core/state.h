@@ -36,6 +36,18 @@ enum run_mode {
         MODE_REBOOT,
 };
 
+/* What became of the run's CreateImage. */
+enum create_outcome {
+        CREATE_NOT_SENT,     /* no CreateImage yet (no "create_outcome" in the file) */
+        CREATE_ANSWERED,     /* EC2 answered with the image id */
+        CREATE_UNKNOWN,      /* sent, no clear answer: the image may exist or appear later */
+        CREATE_ADOPTED,      /* unknown, then found by its name and run id and taken on */
+        CREATE_LATE,         /* unknown, appeared after its run had failed; deregistered later */
+        CREATE_DEREGISTERED, /* appeared after its run had failed, and was deregistered */
+        CREATE_ABSENT,       /* unknown, and no image appeared long after the run failed */
+        _CREATE_OUTCOME_MAX,
+};
+
 #define RUN_DIST_MAX       32 /* regions a run distributes to, its own included */
 #define RUN_DIST_STEPS_MAX 32
 
@@ -68,10 +80,14 @@ struct run_state {
         char *image_state;
         char *consistency; /* fs-frozen, rebooted, crash */
         char *error;
+        char *boot_id;         /* the boot in which the state was last saved (a freeze is only
+                                  ever left behind in that boot) */
         char **frozen_mounts;  /* NULL-terminated; what the freeze covers while PHASE_FREEZING */
         long freeze_window_ms; /* -1 until measured */
         long create_call_ms;   /* CreateImage round trip, -1 until measured */
-        unsigned boots;        /* reboot mode: boots seen since CreateImage */
+        enum create_outcome create_outcome;
+        usec_t unknown_since; /* CLOCK_REALTIME: when the outcome became CREATE_UNKNOWN */
+        unsigned boots;       /* reboot mode: boots seen since CreateImage */
         usec_t started;
         usec_t updated;
         struct phase_time times[_PHASE_MAX];
@@ -81,11 +97,13 @@ struct run_state {
 
 struct history_entry {
         char *run_id;
-        char *result; /* "success", "failed" */
+        char *result;      /* "success", "failed", "inherited" (another instance's, see below) */
+        char *instance_id; /* the instance that ran it */
         char *image_id;
         char *image_name;
         char *consistency;
         char *error;
+        enum create_outcome create_outcome; /* CREATE_UNKNOWN: an image may still appear */
         usec_t started;
         usec_t finished;
 };
@@ -100,6 +118,9 @@ const char *run_phase_to_string(enum run_phase p);
 int run_phase_from_string(const char *s);
 const char *run_mode_to_string(enum run_mode m);
 int run_mode_from_string(const char *s);
+/* NULL for CREATE_NOT_SENT. */
+const char *create_outcome_to_string(enum create_outcome o);
+int create_outcome_from_string(const char *s);
 
 /* A new run with a fresh random id (UUID v4 text). */
 int run_state_new(enum run_mode mode, bool dry_run, struct run_state **ret);
@@ -114,8 +135,31 @@ int run_dist_mark(struct run_dist *d, const char *step);
 int run_state_copy(const struct run_state *r, struct run_state **ret);
 
 void state_done(struct state *s);
-/* Move the finished current run into the history (newest first, bounded). */
+/*
+ * A failed run whose CreateImage had no clear answer and whose image may still appear, or
+ * appeared and is not yet deregistered: later runs look for it (run/late_images.c).
+ */
+bool history_tracks_late_image(const struct history_entry *h);
+/*
+ * Move the finished current run into the history (newest first, bounded: the oldest entry goes,
+ * but one that tracks an image of a failed run, history_tracks_late_image(), only when every
+ * entry is such).
+ */
 int state_finish_current(struct state *s, usec_t now);
+/*
+ * Move the current run into the history as "inherited": it belongs to another instance (its
+ * state came with the image this instance was launched from) and nothing of it is resumed.
+ */
+int state_inherit_current(struct state *s, usec_t now);
+
+/* This boot's id (/proc/sys/kernel/random/boot_id), or NULL when it cannot be read. */
+const char *state_this_boot(void);
+/*
+ * Whether the run stands in the frozen window (PHASE_FREEZING or PHASE_CREATING) and was saved
+ * there in this boot: only then may something of it still be frozen. A reboot thaws everything,
+ * and the state an image carries was saved in another instance's boot.
+ */
+bool run_state_frozen_in_this_boot(const struct run_state *r);
 
 /* Load from dir/state.json; a missing file is an empty state. -EBADMSG names nothing: callers do.
  */

@@ -201,6 +201,21 @@ static int start_copy(struct dist *d, struct run_dist *rd)
                                    .client_token = token,
                            },
                            &id, &e);
+        if (r < 0 && streq_ptr(e.code, "InvalidAMIName.Duplicate")) {
+                /*
+                 * EC2 keeps AMI names unique: the name is taken, by a copy of this run that the
+                 * lookup above did not see yet (eventual consistency) or by something else.
+                 */
+                aws_error_done(&e);
+                r = find_copy(d, rd);
+                if (r >= 0 && !rd->image_id)
+                        d->why = strprintf("CopyImage in %s: InvalidAMIName.Duplicate, and no "
+                                           "image named '%s' is visible yet",
+                                           rd->region, d->run->image_name);
+                if (r < 0 || !rd->image_id)
+                        return r < 0 ? r : -EAGAIN;
+                return save(d);
+        }
         if (r < 0) {
                 /* The copy may have been made all the same: look again next time round. */
                 return aws_fail(d, r, &e, "CopyImage", rd->region);

@@ -26,11 +26,6 @@
 #include "util/str.h"
 #include "util/timeutil.h"
 
-static inline void strv_freep(char ***v)
-{
-        strv_free(*v);
-}
-
 /* ------------------------------------------------------------------ selection */
 
 int freeze_select(const char *const *configured, const char *mountinfo_path, char ***ret)
@@ -493,8 +488,8 @@ struct freeze_set *freeze_set_free(struct freeze_set *s)
 static int thaw_all_held(const char *const *configured, const char *mountinfo_path,
                          char ***ret_thawed)
 {
-        _cleanup_(strv_freep) char **mounts = NULL;
-        _cleanup_(strv_freep) char **thawed = NULL;
+        _cleanup_strv_free_ char **mounts = NULL;
+        _cleanup_strv_free_ char **thawed = NULL;
         size_t n;
         int r, first = 0, count = 0;
 

@@ -28,11 +28,6 @@ static const char *const freezable_types[] = {
         "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "reiserfs", "gfs2", "ocfs2", "nilfs2",
 };
 
-static inline void strv_freep(char ***v)
-{
-        strv_free(*v);
-}
-
 /* ------------------------------------------------------------------ mountinfo */
 
 struct mount_entry {
@@ -554,7 +549,7 @@ int mountinfo_select(const char *const *configured, const char *mountinfo_path,
 {
         _cleanup_(mount_table_done) struct mount_table t = {};
         _cleanup_free_ struct pick *picks = NULL;
-        _cleanup_(strv_freep) char **out = NULL;
+        _cleanup_strv_free_ char **out = NULL;
         size_t n = 0;
         int r;
 

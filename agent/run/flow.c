@@ -17,6 +17,7 @@
 #include "host/freeze.h"
 #include "host/hooks.h"
 #include "run/imagename.h"
+#include "run/late_images.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
@@ -38,6 +39,9 @@ static int save(struct flow *f)
         if (f->run->dry_run)
                 return 0;
         f->run->updated = now_usec(CLOCK_REALTIME);
+        /* Whether a freeze may still be under way after a crash depends on the boot. */
+        if (run_state_set(&f->run->boot_id, state_this_boot()) < 0)
+                return log_error_errno(-ENOMEM, "Out of memory");
         r = state_save(f->cfg->state_dir, &f->state);
         if (r < 0)
                 return log_error_errno(r, "Cannot save the run state in %s: %m", f->cfg->state_dir);
@@ -289,6 +293,112 @@ static void frozen_signals(bool on, struct sigaction old[2])
         }
 }
 
+/* The image cannot be known to be fs-frozen (why): mark it crash-consistent, on it too. */
+static void mark_crash(struct flow *f, const char *why)
+{
+        if (streq_ptr(f->run->consistency, "crash"))
+                return;
+        log_warning("Image %s is marked crash-consistent: %s", f->run->image_id, why);
+        run_state_set(&f->run->consistency, "crash");
+        (void)flow_image_retag_consistency(f->ctx, f->run);
+}
+
+/*
+ * CreateImage failed with r (what: which one, for the message). When EC2's answer says nothing
+ * was made, the run fails. Otherwise the outcome is unknown: the request may have been acted on,
+ * or may still be (a request held up in the network reaches EC2 after the client gave up). That
+ * is saved first, then the name is looked up until [run] adopt_timeout_s; an image that appears
+ * is adopted, and a run that ends without one keeps the outcome "unknown" in its history, which
+ * every later run looks at (late_images.c). CreateImage is never sent again in this run.
+ */
+static int after_unclear_create(struct flow *f, int r, struct aws_error *e, const char *what)
+{
+        _cleanup_free_ char *why = NULL;
+        int r2;
+
+        if (!flow_image_outcome_unknown(r, e))
+                return fail(f, r, "%s: %s: %s%s%s", what, e->code ? e->code : strerror(-r),
+                            strempty(e->message), e->request_id ? " (request " : "",
+                            e->request_id ? e->request_id : "");
+        log_warning("%s's outcome is unknown (%s); looking for image '%s' for up to %u s", what,
+                    e->code ? e->code : strerror(-r), f->run->image_name, f->cfg->adopt_timeout_s);
+        f->run->create_outcome = CREATE_UNKNOWN;
+        f->run->unknown_since = now_usec(CLOCK_REALTIME);
+        (void)save(f);
+        r2 = flow_image_adopt(f->ctx, f->run, f->cfg, &why);
+        if (r2 < 0)
+                return fail(f, r, "%s: %s: %s; %s", what, e->code ? e->code : strerror(-r),
+                            strempty(e->message), strna(why));
+        f->run->create_outcome = CREATE_ADOPTED;
+        return 0;
+}
+
+/*
+ * Resumed with the run's CreateImage sent before the interruption: adopt its image if it exists.
+ * With the outcome unknown, keep looking for the rest of the adopt window and never send a second
+ * request. 1 when the run has its image now, 0 when CreateImage is still to be sent.
+ */
+static int resume_create(struct flow *f)
+{
+        _cleanup_free_ char *why = NULL;
+        struct aws_error e = {};
+        int r;
+
+        r = flow_image_find(f->ctx, f->run, &e);
+        if (r < 0) {
+                r = fail(f, r, "DescribeImages: %s: %s", e.code ? e.code : strerror(-r),
+                         strempty(e.message));
+                aws_error_done(&e);
+                return r;
+        }
+        if (!f->run->image_id && f->run->create_outcome == CREATE_UNKNOWN) {
+                r = flow_image_adopt(f->ctx, f->run, f->cfg, &why);
+                if (r < 0)
+                        return fail(f, r,
+                                    "CreateImage's outcome is unknown since the "
+                                    "interruption: %s",
+                                    strna(why));
+        }
+        if (!f->run->image_id)
+                return 0;
+        if (f->run->create_outcome != CREATE_ANSWERED)
+                f->run->create_outcome = CREATE_ADOPTED;
+        return 1;
+}
+
+/* Freeze what the run chose; r < 0 only when the run must stop. Sets *frozen. */
+static int freeze(struct flow *f, struct freeze_set **set, struct sigaction old[2], bool *frozen)
+{
+        int r;
+
+        *frozen = false;
+        if (strv_length(f->run->frozen_mounts) == 0) {
+                log_warning("No filesystem to freeze; the image is crash-consistent");
+                run_state_set(&f->run->consistency, "crash");
+                return 0;
+        }
+        r = freeze_set_new(f->run->frozen_mounts, f->cfg->freeze_timeout_ms, set);
+        if (r >= 0) {
+                frozen_signals(true, old);
+                r = freeze_set_freeze(*set);
+                if (r < 0)
+                        frozen_signals(false, old);
+        }
+        if (r < 0 && streq(f->cfg->freeze_on_failure, "continue")) {
+                log_warning("Freeze failed (%s); taking a crash-consistent image as [freeze] "
+                            "on_failure = continue allows",
+                            strerror(-r));
+                run_state_set(&f->run->consistency, "crash");
+                return 0;
+        }
+        if (r < 0)
+                return fail(f, r, "could not freeze the filesystems, nothing was imaged: %s",
+                            strerror(-r));
+        *frozen = true;
+        run_state_set(&f->run->consistency, "fs-frozen");
+        return 0;
+}
+
 /*
  * No-reboot: freeze, one CreateImage round trip, thaw. Everything the call needs is made ready
  * first: fresh credentials, a warm connection (the name lookup), the state on disk. While frozen
@@ -300,65 +410,33 @@ static int create_frozen(struct flow *f)
         const struct aws_credentials *creds;
         struct sigaction old[2];
         struct aws_error e = {};
-        bool frozen = false;
+        bool frozen;
         int r, rt = 0;
         usec_t t0, t1;
 
         r = creds_provider_get(f->ctx->creds, &creds);
         if (r < 0)
                 return fail(f, r, "no AWS credentials before the freeze: %s", strerror(-r));
-        r = flow_image_find(f->ctx, f->run, &e);
-        if (r < 0) {
-                r = fail(f, r, "DescribeImages before the freeze: %s: %s",
-                         e.code ? e.code : strerror(-r), strempty(e.message));
-                aws_error_done(&e);
+        r = resume_create(f);
+        if (r < 0)
                 return r;
-        }
-        if (f->run->image_id) {
+        if (r > 0) {
                 /*
                  * Resumed after a crash inside the frozen window: CreateImage reached EC2, but the
                  * thaw (by our signal handler, the guard or the boot) may have come before its
-                 * answer, so the freeze may not have covered the snapshot point. As when the guard
-                 * times out, the image is crash-consistent, whatever its creation tag says.
+                 * answer, so the freeze may not have covered the snapshot point.
                  */
-                if (!streq_ptr(f->run->consistency, "crash")) {
-                        log_warning("Image %s was created by this run before it was interrupted "
-                                    "in the frozen window; it is marked crash-consistent",
-                                    f->run->image_id);
-                        run_state_set(&f->run->consistency, "crash");
-                        (void)flow_image_retag_consistency(f->ctx, f->run);
-                }
+                mark_crash(f, "this run was interrupted in the frozen window before CreateImage "
+                              "answered");
                 return 0;
         }
 
         r = enter(f, PHASE_FREEZING);
         if (r < 0)
                 return fail(f, r, "cannot persist the run state before the freeze");
-        if (strv_length(f->run->frozen_mounts) > 0) {
-                r = freeze_set_new(f->run->frozen_mounts, f->cfg->freeze_timeout_ms, &set);
-                if (r >= 0) {
-                        frozen_signals(true, old);
-                        r = freeze_set_freeze(set);
-                        if (r < 0)
-                                frozen_signals(false, old);
-                }
-                if (r < 0 && streq(f->cfg->freeze_on_failure, "continue")) {
-                        log_warning("Freeze failed (%s); taking a crash-consistent image as "
-                                    "[freeze] on_failure = continue allows",
-                                    strerror(-r));
-                        run_state_set(&f->run->consistency, "crash");
-                } else if (r < 0) {
-                        return fail(f, r,
-                                    "could not freeze the filesystems, nothing was imaged: %s",
-                                    strerror(-r));
-                } else {
-                        frozen = true;
-                        run_state_set(&f->run->consistency, "fs-frozen");
-                }
-        } else {
-                log_warning("No filesystem to freeze; the image is crash-consistent");
-                run_state_set(&f->run->consistency, "crash");
-        }
+        r = freeze(f, &set, old, &frozen);
+        if (r < 0)
+                return r;
 
         /* The frozen window: one API round trip and nothing else. */
         f->run->phase = PHASE_CREATING;
@@ -372,28 +450,27 @@ static int create_frozen(struct flow *f)
         }
         f->run->create_call_ms = (long)((t1 - t0) / USEC_PER_MSEC);
         leave(f, PHASE_FREEZING);
-
-        if (rt == -ETIMEDOUT && f->run->image_id) {
-                /* The guard thawed before CreateImage returned: the snapshot may postdate it. */
-                log_warning("The freeze outlived [freeze] timeout_ms and the guard thawed; "
-                            "image %s is marked crash-consistent",
-                            f->run->image_id);
-                run_state_set(&f->run->consistency, "crash");
-                (void)flow_image_retag_consistency(f->ctx, f->run);
-        } else if (rt < 0) {
+        if (rt < 0 && rt != -ETIMEDOUT)
                 log_error_errno(rt, "Thaw reported an error: %m");
-        }
-        if (r < 0) {
-                int r2 = flow_image_after_ambiguous(f->ctx, f->run, r, &e);
-                if (r2 < 0) {
-                        r = fail(f, r, "CreateImage: %s: %s%s%s", e.code ? e.code : strerror(-r),
-                                 strempty(e.message), e.request_id ? " (request " : "",
-                                 e.request_id ? e.request_id : "");
-                        aws_error_done(&e);
-                        return r;
-                }
+
+        if (r >= 0)
+                f->run->create_outcome = CREATE_ANSWERED;
+        else if ((r = after_unclear_create(f, r, &e, "CreateImage")) < 0) {
+                aws_error_done(&e);
+                return r;
         }
         aws_error_done(&e);
+        /*
+         * The snapshot point is when EC2 acts on the request; only an answer read while the
+         * freeze held proves it came before the thaw. After the guard's thaw (the freeze outlived
+         * [freeze] timeout_ms) or an unclear answer, the image may postdate the thaw.
+         */
+        if (frozen && rt == -ETIMEDOUT)
+                mark_crash(f, "the freeze outlived [freeze] timeout_ms and the guard thawed before "
+                              "CreateImage answered");
+        else if (frozen && f->run->create_outcome == CREATE_ADOPTED)
+                mark_crash(f, "CreateImage's answer was unclear, so it may have reached EC2 after "
+                              "the thaw");
         {
                 _cleanup_free_ char *fields = strprintf("IMAGE_ID=%s\n", strna(f->run->image_id));
                 log_struct(LOG_INFO, fields,
@@ -413,14 +490,10 @@ static int create_rebooting(struct flow *f)
         struct aws_error e = {};
         int r;
 
-        r = flow_image_find(f->ctx, f->run, &e);
-        if (r < 0) {
-                r = fail(f, r, "DescribeImages: %s: %s", e.code ? e.code : strerror(-r),
-                         strempty(e.message));
-                aws_error_done(&e);
+        r = resume_create(f);
+        if (r < 0)
                 return r;
-        }
-        if (f->run->image_id) {
+        if (r > 0) {
                 leave(f, PHASE_REBOOTING);
                 return 0;
         }
@@ -429,9 +502,9 @@ static int create_rebooting(struct flow *f)
         if (r < 0)
                 return fail(f, r, "cannot persist the run state before the reboot");
         r = flow_image_create(f->ctx, f->run, f->cfg, false, &e);
-        if (r < 0 && flow_image_after_ambiguous(f->ctx, f->run, r, &e) < 0) {
-                r = fail(f, r, "CreateImage (reboot): %s: %s", e.code ? e.code : strerror(-r),
-                         strempty(e.message));
+        if (r >= 0)
+                f->run->create_outcome = CREATE_ANSWERED;
+        else if ((r = after_unclear_create(f, r, &e, "CreateImage (reboot)")) < 0) {
                 aws_error_done(&e);
                 return r;
         }
@@ -620,18 +693,55 @@ static int dry_run(struct flow *f)
         return 0;
 }
 
-/* A run left frozen by a crash the guard could not cover (e.g. SIGKILL of the whole service). */
+/*
+ * A run left frozen by a crash the guard could not cover (e.g. SIGKILL of the whole service), in
+ * this boot: after a reboot nothing is frozen, and a freeze recorded by another boot (the state in
+ * an image) is none of ours to undo.
+ */
 static void thaw_leftovers(struct flow *f)
 {
         char **thawed = NULL;
         int r;
 
-        if (!f->state.current || f->state.current->phase != PHASE_FREEZING)
+        if (!run_state_frozen_in_this_boot(f->state.current))
                 return;
         r = freeze_thaw_all((const char *const *)f->state.current->frozen_mounts, NULL, &thawed);
         if (r > 0)
                 log_warning("Thawed %d filesystem(s) left frozen by an interrupted run", r);
         strv_free(thawed);
+}
+
+/*
+ * A run belongs to the instance that started it. The state is saved before CreateImage, so every
+ * image carries an unfinished run, and an instance launched from it finds that run in its own
+ * state.json: resuming it would re-tag, re-publish or even re-create the source's image (and in
+ * reboot mode reboot the source). Such a run goes into the history as "inherited", untouched;
+ * nothing of it runs, no AWS call is made for it. Every run and resume passes here first.
+ */
+static int file_inherited(struct flow *f)
+{
+        struct run_state *cur = f->state.current;
+        const char *self = f->ctx->identity.instance_id;
+        int r;
+
+        if (!self)
+                return log_error_errno(-ENXIO, "This instance's id is unknown: no run can start "
+                                               "or resume");
+        if (!cur || streq_ptr(cur->instance_id, self))
+                return 0;
+        log_notice("Run %s (phase %s) is instance %s's, not this instance's (%s): it came with the "
+                   "image; filed as inherited, nothing of it is resumed",
+                   cur->run_id, run_phase_to_string(cur->phase), strna(cur->instance_id),
+                   strna(self));
+        r = run_state_set(&f->result->inherited_run_id, cur->run_id);
+        if (r >= 0)
+                r = state_inherit_current(&f->state, now_usec(CLOCK_REALTIME));
+        if (r >= 0)
+                r = state_save(f->cfg->state_dir, &f->state);
+        if (r < 0)
+                return log_error_errno(r, "Cannot file the inherited run in %s: %m",
+                                       f->cfg->state_dir);
+        return 0;
 }
 
 static int start(struct flow *f)
@@ -643,7 +753,14 @@ static int start(struct flow *f)
         if (r < 0)
                 return log_error_errno(r, "%s/state.json: cannot load the run state: %m",
                                        f->cfg->state_dir);
+        r = file_inherited(f);
+        if (r < 0)
+                return r;
         thaw_leftovers(f);
+        /* Before anything of this run: the images earlier failed runs may have left behind. */
+        r = late_images_sweep(f->ctx, &f->state);
+        if (r < 0)
+                return r;
         cur = f->state.current;
         if (cur && cur->phase == PHASE_PREFLIGHT && f->opts->action == FLOW_RUN) {
                 /* Interrupted before it changed anything: nothing to resume, file it away. */
@@ -732,6 +849,7 @@ out:
 void flow_result_done(struct flow_result *r)
 {
         run_state_free(r->run);
+        free(r->inherited_run_id);
         strv_free(r->dry_run_report);
         *r = (struct flow_result){};
 }
@@ -765,15 +883,15 @@ int flow_thaw(struct context *ctx, bool all, char ***ret_thawed)
         log_hold(true);
         /*
          * Ours is what the run state recorded before its freeze, while the run stands in the
-         * frozen window. The state is never written while frozen, so this list is the one the
-         * freeze used. A freeze made by anything else (a backup tool's) is not ours to undo.
+         * frozen window of this boot (a reboot thaws everything, and the state an image carries is
+         * another instance's). The state is never written while frozen, so this list is the one
+         * the freeze used. A freeze made by anything else (a backup tool's) is not ours to undo.
          */
         r = state_load(ctx->config->state_dir, &st);
         if (r < 0)
                 first = log_error_errno(r, "%s/state.json: cannot tell what a run froze: %m",
                                         ctx->config->state_dir);
-        else if (st.current && st.current->frozen_mounts &&
-                 (st.current->phase == PHASE_FREEZING || st.current->phase == PHASE_CREATING)) {
+        else if (run_state_frozen_in_this_boot(st.current) && st.current->frozen_mounts) {
                 r = thaw_list(st.current->frozen_mounts, &thawed, &n);
                 if (r < 0)
                         first = r;

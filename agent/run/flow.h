@@ -37,6 +37,7 @@ struct flow_result {
         char **dry_run_report; /* dry run: what would happen, one line each */
         bool reboot_pending;   /* reboot mode: CreateImage sent, EC2 is about to stop us */
         bool nothing_to_resume;
+        char *inherited_run_id; /* another instance's run found in the state and filed away */
 };
 
 /*

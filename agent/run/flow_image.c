@@ -139,21 +139,51 @@ int flow_image_create(struct context *ctx, struct run_state *run, const struct c
         return 0;
 }
 
-int flow_image_after_ambiguous(struct context *ctx, struct run_state *run, int r,
-                               struct aws_error *err)
+bool flow_image_outcome_unknown(int r, const struct aws_error *err)
 {
-        struct aws_error e2 = {};
-        int r2;
+        /* EC2 said no (an error answer other than a taken name): nothing was made. */
+        return !(r == -EREMOTEIO && !streq_ptr(err->code, "InvalidAMIName.Duplicate"));
+}
 
-        if (r == -EREMOTEIO && !streq_ptr(err->code, "InvalidAMIName.Duplicate"))
-                return r; /* EC2 said no: nothing was made */
-        log_warning("CreateImage's outcome is unknown (%s); looking the name up",
-                    err->code ? err->code : strerror(-r));
-        r2 = flow_image_find(ctx, run, &e2);
-        aws_error_done(&e2);
-        if (r2 < 0 || !run->image_id)
-                return r;
-        return 0;
+int flow_image_adopt(struct context *ctx, struct run_state *run, const struct config *cfg,
+                     char **ret_why)
+{
+        usec_t now = now_usec(CLOCK_REALTIME);
+        usec_t end = run->unknown_since + (usec_t)cfg->adopt_timeout_s * USEC_PER_SEC;
+        struct backoff b;
+        unsigned looks = 0;
+        int r;
+
+        /* A short first pause: EC2 lists a new image within seconds; then up to 15 s apart. */
+        backoff_init(&b, 2 * USEC_PER_SEC, 15 * USEC_PER_SEC, end > now ? end - now : 0, 0);
+        for (;;) {
+                struct aws_error e = {};
+
+                looks++;
+                r = flow_image_find(ctx, run, &e);
+                if (r == -EEXIST) {
+                        aws_error_done(&e);
+                        *ret_why = strprintf("an image named '%s' was made by something else",
+                                             run->image_name);
+                        return r;
+                }
+                if (r < 0)
+                        log_warning("DescribeImages while looking for '%s': %s: %s",
+                                    run->image_name, e.code ? e.code : strerror(-r),
+                                    strempty(e.message));
+                aws_error_done(&e);
+                if (r >= 0 && run->image_id) {
+                        log_notice("Found image %s '%s' of this run (look %u): adopted",
+                                   run->image_id, run->image_name, looks);
+                        return 0;
+                }
+                if (backoff_sleep(&b) < 0)
+                        break;
+        }
+        *ret_why = strprintf("no image named '%s' with this run's id appeared within %u s ([run] "
+                             "adopt_timeout_s, %u looks); later runs look for it by the run id",
+                             run->image_name, cfg->adopt_timeout_s, looks);
+        return -ETIME;
 }
 
 int flow_image_retag_consistency(struct context *ctx, struct run_state *run)
@@ -171,17 +201,26 @@ int flow_image_retag_consistency(struct context *ctx, struct run_state *run)
         return r;
 }
 
-static int tag_snapshots(struct context *ctx, struct run_state *run, const struct config *cfg,
-                         const struct ec2_image *im)
+/*
+ * The snapshots get the image's tags as EC2 lists them: those it was made with (and a consistency
+ * re-tag since), not the configuration's of the moment, which may have changed before a resume.
+ * Keys in aws: are EC2's own and cannot be set.
+ */
+static int tag_snapshots(struct context *ctx, const struct ec2_image *im)
 {
         struct ec2_tag tags[MAX_TAGS];
         struct aws_error e = {};
+        size_t n = 0;
         int r;
 
         if (!im->snapshot_ids || !*im->snapshot_ids)
                 return 0;
-        r = ec2_create_tags(ctx->ec2, (const char *const *)im->snapshot_ids, tags,
-                            build_tags(cfg, run, tags), false, &e);
+        for (size_t i = 0; i < im->n_tags && n < MAX_TAGS; i++)
+                if (im->tags[i].key && !startswith(im->tags[i].key, "aws:"))
+                        tags[n++] = (struct ec2_tag){im->tags[i].key, strempty(im->tags[i].value)};
+        if (n == 0)
+                return 0;
+        r = ec2_create_tags(ctx->ec2, (const char *const *)im->snapshot_ids, tags, n, false, &e);
         if (r < 0)
                 log_warning("Cannot tag the snapshots of %s: %s: %s", im->image_id,
                             e.code ? e.code : strerror(-r), strempty(e.message));
@@ -217,7 +256,7 @@ int flow_image_wait(struct context *ctx, struct run_state *run, const struct con
                         const char *state = ims[0].state;
                         run_state_set(&run->image_state, state);
                         if (streq_ptr(state, "available")) {
-                                tag_snapshots(ctx, run, cfg, &ims[0]);
+                                tag_snapshots(ctx, &ims[0]);
                                 ec2_images_free(ims, n);
                                 return 0;
                         }

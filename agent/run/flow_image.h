@@ -24,12 +24,20 @@ int flow_image_find(struct context *ctx, struct run_state *run, struct aws_error
 int flow_image_create(struct context *ctx, struct run_state *run, const struct config *cfg,
                       bool no_reboot, struct aws_error *err);
 /*
- * After CreateImage failed with r: when the failure leaves open whether EC2 made the image (a
- * transport error, retries that ran out, an unreadable answer, InvalidAMIName.Duplicate), look
- * the name up and adopt the image. 0 when the run now has its image, else r.
+ * After CreateImage failed with r: whether the failure leaves open that EC2 made (or will make)
+ * the image: a transport error, retries that ran out, an unreadable answer, and
+ * InvalidAMIName.Duplicate (the name is taken, maybe by this very request). False only for an
+ * error answer that says nothing was done.
  */
-int flow_image_after_ambiguous(struct context *ctx, struct run_state *run, int r,
-                               struct aws_error *err);
+bool flow_image_outcome_unknown(int r, const struct aws_error *err);
+/*
+ * The outcome of the run's CreateImage is unknown since run->unknown_since: look the name up with
+ * backoff until [run] adopt_timeout_s after that (at least once). 0 with run->image_id set when
+ * the run's image appeared; -ETIME when none did, -EEXIST when the name is someone else's, with
+ * *ret_why saying so.
+ */
+int flow_image_adopt(struct context *ctx, struct run_state *run, const struct config *cfg,
+                     char **ret_why);
 /* Re-tag the image's consistency after the fact (the guard thawed too early). */
 int flow_image_retag_consistency(struct context *ctx, struct run_state *run);
 /*

@@ -298,7 +298,7 @@ def test_reboot_mode_removes_the_identity_and_the_next_boot_regenerates_it(root)
     assert re.fullmatch(r"[0-9a-f]{32}\n", (root / "etc/machine-id").read_text())
 
 
-def test_symlinks_never_lead_out_of_the_root(root, tmp_path):
+def test_symlinks_never_lead_out_of_the_root(root, tmp_path, agent_bin):
     """Run on the host side with EC2_IMAGED_ROOT (no chroot): absolute symlinks in the root,
     which would resolve to this machine's files, are neither followed nor written through."""
     canary = tmp_path / "canary"
@@ -314,8 +314,8 @@ def test_symlinks_never_lead_out_of_the_root(root, tmp_path):
     os.symlink(str(canary), root / "var/lib/systemd/coredump")
     r = subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
                         str(REPO / "hooks/sanitize"), "--root", str(root), "--config", "/dev/null"],
-                       env=dict(os.environ, EC2_IMAGED_ROOT=str(root)), capture_output=True,
-                       text=True, timeout=120)
+                       env=dict(os.environ, EC2_IMAGED_ROOT=str(root), EC2_IMAGED_BIN=agent_bin),
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r
     assert (canary / "file.log").read_text() == "keep me\n"
     assert (canary / "sub/x").read_text() == "keep me too\n"
@@ -345,8 +345,8 @@ def test_list_and_config_through_the_agent(tmp_path, agent_bin, base):
     conf.write_text("[sanitize]\nscript = %s\n" % (REPO / "hooks/sanitize"))
     before = rootfs.inventory(root)
     r = subprocess.run([agent_bin, "--config", str(conf), "sanitize", "--dry-run"],
-                       env=dict(os.environ, EC2_IMAGED_ROOT=str(root)), capture_output=True,
-                       text=True, timeout=120)
+                       env=dict(os.environ, EC2_IMAGED_ROOT=str(root), EC2_IMAGED_BIN=agent_bin),
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r
     assert ("ssh-hostkeys", "remove", "/etc/ssh/ssh_host_ed25519_key") in parse_manifest(r.stdout)
     assert rootfs.inventory(root) == before

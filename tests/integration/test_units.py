@@ -9,6 +9,7 @@ to) and ours in /etc/systemd/system.  Nothing is installed on the machine itself
 """
 
 import configparser
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -83,3 +84,14 @@ def test_timer_settings():
     dropin.optionxform = str
     dropin.read(REPO / "conf/ec2-imaged-run.timer.d/schedule.conf")
     assert dropin["Timer"]["OnCalendar"]
+
+
+def test_service_is_started_again_after_the_daemon_exits_for_an_upgrade():
+    # The daemon exits with DAEMON_EXIT_RESTART once idle after an upgrade (daemon/daemon.h):
+    # that must restart the service, and must not count as a failure.
+    header = (REPO / "agent/daemon/daemon.h").read_text()
+    code = re.search(r"#define DAEMON_EXIT_RESTART\s+(\d+)", header).group(1)
+    s = unit("ec2-imaged.service")["Service"]
+    assert code in s["RestartForceExitStatus"].split()
+    assert code in s["SuccessExitStatus"].split()
+    assert s["RuntimeDirectory"] == "ec2-imaged"  # where the marker is left: /run/ec2-imaged

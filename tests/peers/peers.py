@@ -135,6 +135,10 @@ class FaultProxy(Peer):
     def clear(self):
         return self.call("POST", "/_control/clear", {})
 
+    def release(self):
+        """Let the requests held by `hold` faults go on."""
+        return self.call("POST", "/_control/release", {})
+
     def stats(self):
         return self.call("GET", "/_control/stats")
 
@@ -207,13 +211,15 @@ def _moto_answers(url):
 
 
 def start_moto(py, log_path):
-    """Start moto.server with python PY on a free loopback port, retrying with another port if
-    some other process took the one picked.  Every attempt's output is kept in LOG_PATH.
+    """Start moto's server with python PY on a free loopback port, retrying with another port
+    if some other process took the one picked, through moto_server.py, which gives it EC2's
+    unique AMI names and CopyImage's ClientToken.  Every attempt's output is kept in LOG_PATH.
     Returns a Peer; raises PeerError when moto does not come up."""
     for attempt in range(3):
         port = free_port()
         with open(log_path, "ab" if attempt else "wb") as out:
-            proc = subprocess.Popen([py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            proc = subprocess.Popen([py, str(PEERS / "moto_server.py"), "-H", "127.0.0.1", "-p",
+                                     str(port)],
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                     start_new_session=True, env=dict(os.environ))
         peer = Peer("moto", proc, port, log_path)

@@ -420,6 +420,19 @@ def ptrace_held(pid):
         libc.ptrace(PTRACE_DETACH, pid, None, None)
 
 
+# Where a task writing to a frozen filesystem sleeps: sb_start_write() waits on the superblock's
+# percpu rw-semaphore, which FIFREEZE holds for writing until the thaw.
+FREEZE_WCHAN = "percpu_rwsem_wait"
+
+
+def proc_wchan(pid):
+    """The kernel function PID sleeps in (/proc/PID/wchan), or None when the process is gone."""
+    try:
+        return Path("/proc/%d/wchan" % pid).read_text().strip()
+    except OSError:
+        return None
+
+
 def proc_state(pid):
     """The state letter of /proc/PID/stat (R, S, D, Z...), or None when the process is gone."""
     try:
@@ -448,3 +461,10 @@ class Writer:
 
     def state(self):
         return proc_state(self.proc.pid)
+
+    def blocked_by_freeze(self):
+        """Whether the writer sleeps on a frozen superblock: in D state, in the wait of the
+        superblock's freeze-protection lock (sb_start_write's percpu rw-semaphore).  A writer
+        merely slowed by its fsync sleeps elsewhere (jbd2, xfs log), so this is the positive
+        sign that the freeze holds it, where "no progress for a while" would only be a guess."""
+        return self.state() == "D" and proc_wchan(self.proc.pid) == FREEZE_WCHAN

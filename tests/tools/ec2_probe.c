@@ -5,7 +5,12 @@
  *
  *   ec2_probe [--endpoint URL] --region R [--max-attempts N] [--retry-deadline-ms MS]
  *             [--retry-base-ms MS] [--retry-cap-ms MS] [--timeout-ms MS]
- *             [--connect-timeout-ms MS] [--max-body BYTES] [--debug] CALL ARGS...
+ *             [--connect-timeout-ms MS] [--max-body BYTES] [--warm] [--once] [--debug]
+ *             CALL ARGS...
+ *
+ * --warm makes a DescribeImages call first (its result is not printed), so that the call under
+ * test goes out on a reused connection; --once makes it a call that must not run twice (as the
+ * flow makes CreateImage).
  *
  * CALLs: describe-instance ID
  *        create-image ID NAME [--description D] [--no-reboot] [--dry-run] [--tag K=V]...
@@ -289,6 +294,8 @@ int main(int argc, char **argv)
                 {"connect-timeout-ms", required_argument, NULL, 'C'},
                 {"max-body", required_argument, NULL, 'm'},
                 {"debug", no_argument, NULL, 'D'},
+                {"warm", no_argument, NULL, 'W'},
+                {"once", no_argument, NULL, 'O'},
                 {},
         };
         struct ec2_client_config cfg = {};
@@ -297,6 +304,7 @@ int main(int argc, char **argv)
         struct aws_error err = {};
         struct call_args a = {};
         const char *call;
+        bool warm = false, once = false;
         cJSON *out;
         int opt, r;
 
@@ -335,6 +343,12 @@ int main(int argc, char **argv)
                 case 'D':
                         log_set_max_level(LOG_DEBUG);
                         break;
+                case 'W':
+                        warm = true;
+                        break;
+                case 'O':
+                        once = true;
+                        break;
                 default:
                         usage("bad option");
                 }
@@ -355,6 +369,16 @@ int main(int argc, char **argv)
         if (!endpoint_is_loopback(ec2_client_endpoint(c)))
                 usage("refusing a non-loopback endpoint");
 
+        if (warm) {
+                struct ec2_image *ims = NULL;
+                size_t n = 0;
+
+                if (ec2_describe_images(c, "ec2-probe-warm-up", NULL, &ims, &n, &err) < 0)
+                        usage("the warm-up DescribeImages failed");
+                ec2_images_free(ims, n);
+        }
+        if (once)
+                ec2_client_limit_next_call(c, true, 0);
         out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "call", call);
         r = run_call(c, call, &a, out, &err);

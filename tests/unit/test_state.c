@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Run state: round trip, history bound, corrupt files rejected, atomic save, the run lock. */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,11 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/state.h"
 #include "util/fileio.h"
+#include "util/macro.h"
 #include "util/str.h"
 
 static void test_round_trip(void **unused)
@@ -124,24 +129,99 @@ static void test_lock(void **unused)
         rmdir(dir);
 }
 
-static void test_atomic_write(void **unused)
+/* Two versions of a file, each recognisable whole: a different size and one byte throughout. */
+#define VERSION_A_LEN (192u * 1024u)
+#define VERSION_B_LEN (320u * 1024u)
+#define WRITER_KILLS  150
+
+static char *version(char c, size_t len)
+{
+        char *p = malloc(len);
+
+        assert_non_null(p);
+        memset(p, c, len);
+        return p;
+}
+
+static bool is_whole(const char *data, size_t len, char c, size_t want)
+{
+        if (len != want)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (data[i] != c)
+                        return false;
+        return true;
+}
+
+static void remove_dir(const char *path)
+{
+        DIR *d = opendir(path);
+        struct dirent *e;
+
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+                        assert_int_equal(unlinkat(dirfd(d), e->d_name, 0), 0);
+        closedir(d);
+        assert_int_equal(rmdir(path), 0);
+}
+
+/*
+ * A writer killed mid-save leaves the old file or the new one, whole. A child saves the two
+ * versions in turn, forever; it is SIGKILLed at a random point (after a random wait of up to a
+ * few saves' time), a bounded number of times, and after each kill the file must be exactly one
+ * of the two versions. Writing in place (open, truncate, write) fails this within a few kills.
+ */
+static void test_atomic_write_killed_writer(void **unused)
 {
         char dir[] = "/tmp/ec2-imaged-io-XXXXXX";
+        char *a = version('a', VERSION_A_LEN), *b = version('b', VERSION_B_LEN);
+        unsigned seen_a = 0, seen_b = 0;
         char *p, *data;
         size_t len;
 
         assert_non_null(mkdtemp(dir));
         p = strprintf("%s/f", dir);
-        assert_int_equal(write_file_atomic(p, "one", 3, 0644), 0);
-        assert_int_equal(write_file_atomic(p, "two!", 4, 0644), 0);
-        assert_int_equal(read_file_bounded(p, 100, &data, &len), 0);
-        assert_int_equal(len, 4);
-        assert_string_equal(data, "two!");
-        free(data);
+        assert_int_equal(write_file_atomic(p, a, VERSION_A_LEN, 0600), 0);
+        srandom((unsigned)getpid());
+        for (int k = 0; k < WRITER_KILLS; k++) {
+                struct timespec ts = {.tv_nsec = (random() % 4000) * 1000L};
+                int status;
+                pid_t pid = fork();
+
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        for (unsigned i = 0;; i++)
+                                if (write_file_atomic(p, i % 2 ? a : b,
+                                                      i % 2 ? VERSION_A_LEN : VERSION_B_LEN,
+                                                      0600) < 0)
+                                        _exit(1);
+                }
+                nanosleep(&ts, NULL);
+                assert_int_equal(kill(pid, SIGKILL), 0);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                /* Killed, not exited: a failing save would have ended the child by itself. */
+                assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+                assert_int_equal(read_file_bounded(p, VERSION_B_LEN, &data, &len), 0);
+                if (is_whole(data, len, 'a', VERSION_A_LEN))
+                        seen_a++;
+                else if (is_whole(data, len, 'b', VERSION_B_LEN))
+                        seen_b++;
+                else
+                        fail_msg("kill %d left a torn file of %zu bytes starting with '%c'", k, len,
+                                 len ? data[0] : '-');
+                free(data);
+        }
+        /* The kills landed at different points of the loop: both versions were seen. */
+        assert_true(seen_a > 0 && seen_b > 0);
         assert_int_equal(read_file_bounded(p, 3, &data, &len), -EFBIG);
-        unlink(p);
+
+        /* The killed writers' temporary files go with the directory. */
+        remove_dir(dir);
         free(p);
-        rmdir(dir);
+        free(a);
+        free(b);
 }
 
 static void test_distribution(void **unused)
@@ -203,12 +283,114 @@ static void test_distribution(void **unused)
                 assert_int_equal(state_parse(bad[i], strlen(bad[i]), &l), -EBADMSG);
 }
 
+/* Another instance's run goes into the history as inherited; a freeze counts only in its boot. */
+static void test_inherited(void **unused)
+{
+        static const char other_boot[] = "00000000-0000-4000-8000-000000000000";
+        struct state s = {}, l = {};
+        char *text;
+
+        assert_non_null(state_this_boot());
+        assert_int_equal(strlen(state_this_boot()), 36);
+        assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+        run_state_set(&s.current->instance_id, "i-0source");
+        s.current->phase = PHASE_CREATING;
+        run_state_set(&s.current->boot_id, state_this_boot());
+        assert_true(run_state_frozen_in_this_boot(s.current));
+        run_state_set(&s.current->boot_id, other_boot);
+        assert_false(run_state_frozen_in_this_boot(s.current));
+        run_state_set(&s.current->boot_id, NULL);
+        assert_false(run_state_frozen_in_this_boot(s.current));
+        run_state_set(&s.current->boot_id, state_this_boot());
+        s.current->phase = PHASE_WAITING;
+        assert_false(run_state_frozen_in_this_boot(s.current));
+        assert_false(run_state_frozen_in_this_boot(NULL));
+
+        s.current->phase = PHASE_FREEZING;
+        assert_int_equal(state_inherit_current(&s, 7), 0);
+        assert_null(s.current);
+        assert_int_equal(s.n_history, 1);
+        assert_string_equal(s.history[0].result, "inherited");
+        assert_string_equal(s.history[0].instance_id, "i-0source");
+        assert_non_null(strstr(s.history[0].error, "i-0source"));
+        assert_non_null(strstr(s.history[0].error, "freezing"));
+        text = state_format(&s);
+        assert_non_null(text);
+        assert_int_equal(state_parse(text, strlen(text), &l), 0);
+        assert_string_equal(l.history[0].result, "inherited");
+        assert_string_equal(l.history[0].instance_id, "i-0source");
+        free(text);
+        state_done(&l);
+        state_done(&s);
+}
+
+/* The outcome of CreateImage survives the file; a failed run that tracks an image stays. */
+static void test_create_outcome(void **unused)
+{
+        struct state s = {}, l = {};
+        char *text;
+
+        for (int o = 0; o < _CREATE_OUTCOME_MAX; o++)
+                assert_int_equal(create_outcome_from_string(create_outcome_to_string(o)),
+                                 o == CREATE_NOT_SENT ? -EINVAL : o);
+        assert_int_equal(create_outcome_from_string("maybe"), -EINVAL);
+
+        /* The oldest run failed with its CreateImage unanswered: it outlives the newer ones. */
+        assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+        run_state_set(&s.current->image_name, "golden-unknown");
+        s.current->phase = PHASE_FAILED;
+        s.current->create_outcome = CREATE_UNKNOWN;
+        s.current->unknown_since = 123;
+        text = run_state_format(s.current);
+        assert_non_null(strstr(text, "\"create_outcome\":\t\"unknown\""));
+        free(text);
+        assert_int_equal(state_finish_current(&s, 1), 0);
+        assert_true(history_tracks_late_image(&s.history[0]));
+        for (int i = 0; i < STATE_HISTORY_MAX + 3; i++) {
+                assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+                s.current->phase = i % 2 ? PHASE_DONE : PHASE_FAILED;
+                s.current->create_outcome = CREATE_ANSWERED;
+                assert_int_equal(state_finish_current(&s, (usec_t)i + 2), 0);
+                assert_false(history_tracks_late_image(&s.history[0]));
+        }
+        assert_int_equal(s.n_history, STATE_HISTORY_MAX);
+        assert_string_equal(s.history[STATE_HISTORY_MAX - 1].image_name, "golden-unknown");
+        assert_int_equal(s.history[STATE_HISTORY_MAX - 1].create_outcome, CREATE_UNKNOWN);
+        assert_int_equal(s.history[STATE_HISTORY_MAX - 2].finished, 6); /* 2 to 5 went */
+
+        text = state_format(&s);
+        assert_int_equal(state_parse(text, strlen(text), &l), 0);
+        assert_int_equal(l.history[STATE_HISTORY_MAX - 1].create_outcome, CREATE_UNKNOWN);
+        assert_int_equal(l.history[0].create_outcome, CREATE_ANSWERED);
+        free(text);
+        state_done(&l);
+        /* Settled, it goes like any other. */
+        s.history[STATE_HISTORY_MAX - 1].create_outcome = CREATE_DEREGISTERED;
+        assert_false(history_tracks_late_image(&s.history[STATE_HISTORY_MAX - 1]));
+        assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
+        s.current->phase = PHASE_DONE;
+        assert_int_equal(state_finish_current(&s, 99), 0);
+        for (size_t i = 0; i < s.n_history; i++)
+                assert_false(s.history[i].image_name &&
+                             strcmp(s.history[i].image_name, "golden-unknown") == 0);
+        state_done(&s);
+
+        /* A value nobody knows is a corrupt file. */
+        static const char bad[] = "{\"current\": {\"run_id\": \"x\", \"phase\": \"failed\", "
+                                  "\"mode\": \"reboot\", \"create_outcome\": \"maybe\"}}";
+        assert_int_equal(state_parse(bad, strlen(bad), &l), -EBADMSG);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_corrupt),
-                cmocka_unit_test(test_lock),         cmocka_unit_test(test_atomic_write),
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_lock),
+                cmocka_unit_test(test_atomic_write_killed_writer),
                 cmocka_unit_test(test_distribution),
+                cmocka_unit_test(test_inherited),
+                cmocka_unit_test(test_create_outcome),
         };
         return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }
