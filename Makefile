@@ -172,7 +172,8 @@ check: deps
 # packages and the unit files run once, in `make check`, for their Debian roots and builds.
 SAN_SKIP := --ignore=tests/integration/test_patching.py \
             --ignore=tests/integration/test_patching_rpm.py \
-            --ignore=tests/integration/test_packaging.py --ignore=tests/integration/test_units.py
+            --ignore=tests/integration/test_packaging.py --ignore=tests/integration/test_units.py \
+            --ignore=tests/integration/test_xfs_log.py
 check-san: deps
 	$(MAKE) SAN=1 all unit fuzz-replay
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

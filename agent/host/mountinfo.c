@@ -465,7 +465,7 @@ static int backing_edges(const struct mount_table *t, const char *sysfs, const s
                          size_t n, bool *edge, size_t *indeg)
 {
         for (size_t i = 0; i < n; i++) {
-                _cleanup_(strv_freep) char **files = calloc(1, sizeof(char *));
+                _cleanup_strv_free_ char **files = calloc(1, sizeof(char *));
                 _cleanup_free_ char *dir = strprintf("%s/dev/block/%u:%u", sysfs, picks[i].e->major,
                                                      picks[i].e->minor);
                 int r;

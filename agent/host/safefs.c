@@ -22,7 +22,6 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* How often a tree is walked again while a racing writer keeps filling it. */
@@ -228,7 +227,7 @@ static int cmp_names(const void *a, const void *b)
 
 int safefs_list(int dfd, char ***ret)
 {
-        _cleanup_(strv_freep) char **v = NULL;
+        _cleanup_strv_free_ char **v = NULL;
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
         int fd;
@@ -269,7 +268,7 @@ static int remove_child(struct safefs *fs, int dfd, const char *name, const char
  */
 static void empty_dir(struct safefs *fs, int fd, const char *path, unsigned depth)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         int r = safefs_list(fd, &names);
 
         if (r < 0) {

@@ -17,8 +17,6 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
-
 typedef void (*home_fn)(struct safefs *fs, int home_fd, const char *home, void *userdata);
 
 static void with_home(struct safefs *fs, int dfd, const char *name, const char *home, home_fn fn,
@@ -40,7 +38,7 @@ static void with_home(struct safefs *fs, int dfd, const char *name, const char *
 /* Call fn for /root and for every directory in /home not named with a leading dot. */
 static int for_each_home(struct safefs *fs, home_fn fn, void *userdata)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         _cleanup_close_ int home_fd = -1;
         int r;
 
@@ -391,7 +389,7 @@ static void restore_one(struct safefs *fs, int sdfd, const char *name, int lfd, 
 
 static void restore_tree(struct safefs *fs, int sdfd, int lfd, const char *path, unsigned depth)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         int r = safefs_list(sdfd, &names);
 
         if (r < 0) {
@@ -452,7 +450,7 @@ static void restore_home(struct safefs *fs, int sdfd, const char *sname, const c
 
 int safefs_home_restore(struct safefs *fs, const char *stash_dir)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         _cleanup_close_ int sfd = -1, ufd = -1, hfd = -1;
 
         sfd = open(stash_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

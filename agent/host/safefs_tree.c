@@ -18,8 +18,6 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
-
 static bool is_digit(char c)
 {
         return c >= '0' && c <= '9';
@@ -165,7 +163,7 @@ static void logs_subdir(struct safefs *fs, int dfd, const char *name, const char
 static void logs_dir(struct safefs *fs, int dfd, const char *path, bool in_journal, bool live,
                      unsigned depth)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         int r = safefs_list(dfd, &names);
 
         if (r < 0) {
@@ -237,7 +235,7 @@ int safefs_remove(struct safefs *fs, const char *path)
 
 int safefs_remove_matching(struct safefs *fs, const char *pattern)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         _cleanup_free_ char *dir = NULL;
         _cleanup_close_ int fd = -1;
         const char *glob;
@@ -268,7 +266,7 @@ int safefs_remove_matching(struct safefs *fs, const char *pattern)
 
 int safefs_remove_contents(struct safefs *fs, const char *dir, const char *keep)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         _cleanup_close_ int fd = -1;
         int r;
 

@@ -75,6 +75,55 @@ def test_service_settings():
         assert key not in s, key
 
 
+# Every [Service] setting that makes systemd give the unit a mount namespace of its own (systemd's
+# exec_needs_mount_namespace() in src/core/execute.c and the mounts of src/core/namespace.c, from
+# v252 to today), with the values that do not. ProtectHostname= is here too: a UTS namespace of
+# its own (a hook could not name the host) and read-only mounts over /proc/sys/kernel/hostname.
+MOUNT_NAMESPACE_KEYS = {
+    "PrivateTmp": (), "PrivateDevices": (), "PrivateMounts": (),
+    "PrivateNetwork": (), "PrivateIPC": (), "PrivatePIDs": (), "PrivateBPF": (),
+    "ProtectSystem": (), "ProtectHome": (), "ProtectKernelTunables": (),
+    "ProtectKernelModules": (), "ProtectKernelLogs": (), "ProtectControlGroups": (),
+    "ProtectHostname": (), "ProtectProc": ("default",), "ProcSubset": ("all",),
+    "ReadWritePaths": None, "ReadOnlyPaths": None, "InaccessiblePaths": None, "ExecPaths": None,
+    "NoExecPaths": None, "BindPaths": None, "BindReadOnlyPaths": None,
+    "TemporaryFileSystem": None, "RootDirectory": None, "RootImage": None, "MountImages": None,
+    "ExtensionImages": None, "ExtensionDirectories": None, "MountAPIVFS": (),
+    "LogNamespace": None, "NetworkNamespacePath": None, "IPCNamespacePath": None,
+    "MountFlags": ("shared",), "DynamicUser": (), "BindLogSockets": (),
+}
+OFF = ("no", "false", "0", "off", "")
+
+
+def test_service_has_no_mount_namespace():
+    """Hooks run in the service and must act on the host's mounts and files: the identity stash
+    that sanitize mounts in pre-freeze must be visible to the restore timer (outside the
+    service) and outlive the service, and its tmp-files operation must clean the /tmp and
+    /var/tmp that go into the image (issue 11, finding 3)."""
+    s = unit("ec2-imaged.service")["Service"]
+    found = {}
+    for key, fine in MOUNT_NAMESPACE_KEYS.items():
+        if key not in s:
+            continue
+        value = s[key].strip().lower()
+        if fine is None or value not in OFF + tuple(fine):
+            found[key] = s[key]
+    assert found == {}, "settings that give ec2-imaged.service its own mount namespace: %s" % found
+
+
+def test_identity_stash_outlives_the_service():
+    """sanitize's stash is a tmpfs on /run (in no image), outside the RuntimeDirectory= that
+    systemd removes whenever the service stops."""
+    text = (REPO / "hooks/sanitize").read_text()
+    m = re.search(r"^STASH_DIR=\$\{EC2_IMAGED_STASH_DIR:-\$R(/[^}]+)\}$", text, re.M)
+    assert m, "no default STASH_DIR in hooks/sanitize"
+    stash = m.group(1)
+    runtime = ["/run/" + d for d in unit("ec2-imaged.service")["Service"]
+               .get("RuntimeDirectory", "").split()]
+    assert stash.startswith("/run/")
+    assert not [d for d in runtime if stash == d or stash.startswith(d + "/")], (stash, runtime)
+
+
 def test_timer_settings():
     t = unit("ec2-imaged-run.timer")["Timer"]
     assert t["Persistent"] == "true" and t["RandomizedDelaySec"]
