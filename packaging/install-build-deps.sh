@@ -2,16 +2,31 @@
 # SPDX-License-Identifier: Apache-2.0
 # Install the Debian 12 packages that building and testing ec2-imaged need, when any is missing.
 # Quiet and quick when everything is there already.
+#   install-build-deps.sh          everything `make check`, `make demo` and the benchmarks use: the
+#                                  packaging tests' debhelper, lintian and rpmlint and the patching
+#                                  tests' rpm tools included (the dnf and zypper they run are
+#                                  Debian packages installed into their test roots, not here)
+#   install-build-deps.sh --build  only what `make` and `make unit` need (the Makefile asks for
+#                                  this much when nothing more is wanted)
 set -eu
 
-PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
-libcurl4-openssl-dev libcjson-dev libsystemd-dev libinih-dev libxml2-dev libssl-dev libcmocka-dev
-python3 python3-pytest python3-botocore amazon-ec2-utils awscli
-xfsprogs e2fsprogs util-linux procps time
-shellcheck mmdebstrap dpkg-dev apt-utils rpm createrepo-c"
+# Compiling, and the unit tests (cmocka; botocore for the SigV4 comparison).
+BUILD_PKGS="build-essential pkg-config libcurl4-openssl-dev libcjson-dev libsystemd-dev
+libinih-dev libxml2-dev libssl-dev libcmocka-dev python3 python3-botocore"
+# The rest of `make check`: clang (format, fuzz), pytest and the tools the integration tests run.
+TEST_PKGS="clang clang-format libclang-rt-14-dev git python3-pytest amazon-ec2-utils awscli curl
+systemd xfsprogs e2fsprogs util-linux procps time shellcheck mmdebstrap dpkg-dev apt-utils
+debhelper fakeroot lintian rpm rpmlint createrepo-c"
+
+case "${1:-}" in
+--build) PKGS=$BUILD_PKGS ;;
+"") PKGS="$BUILD_PKGS $TEST_PKGS" ;;
+*) echo "usage: $0 [--build]" >&2; exit 2 ;;
+esac
 
 # shellcheck disable=SC2086 # one word per package
 "$(dirname "$0")/install-debs.sh" $PKGS
+[ "${1:-}" != --build ] || exit 0
 
 # moto's server is the AWS peer of the tests; Debian does not package it. Look where the tests
 # look (tests/peers/peers.py find_moto_python) and try pip only when no python3 has it.

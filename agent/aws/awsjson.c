@@ -14,6 +14,7 @@
 #include "util/macro.h"
 #include "aws/ec2.h"
 #include "aws/http.h"
+#include "aws/vocab.h"
 
 #define AWSJSON_CONTENT_TYPE "application/x-amz-json-1.1"
 

@@ -10,13 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json.h"
 #include "util/macro.h"
-
-static void json_freep(cJSON **j)
-{
-        cJSON_Delete(*j);
-}
-#define _cleanup_json_ _cleanup_(json_freep)
 
 /* Copy the string member name of o into *ret; a missing or non-string member leaves NULL. */
 static int dup_str(const cJSON *o, const char *name, char **ret)

@@ -13,6 +13,7 @@
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/secret.h"
+#include "util/str.h"
 
 void aws_credentials_done(struct aws_credentials *c)
 {
@@ -50,13 +51,6 @@ int aws_credentials_copy(const struct aws_credentials *src, struct aws_credentia
         }
         *dst = c;
         return 0;
-}
-
-static const char *getenv_nonempty(const char *name)
-{
-        const char *v = getenv(name);
-
-        return v && *v ? v : NULL;
 }
 
 /* Values go into HTTP headers and the signature: whitespace or control bytes are mistakes. */

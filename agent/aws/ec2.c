@@ -16,6 +16,7 @@
 #include "util/macro.h"
 #include "aws/http.h"
 #include "aws/xml.h"
+#include "aws/vocab.h"
 
 #define EC2_API_VERSION   "2016-11-15"
 #define EC2_CONTENT_TYPE  "application/x-www-form-urlencoded; charset=utf-8"

@@ -23,6 +23,7 @@ struct transfer {
         struct buf body;
         bool too_big;
         char *request_id;
+        usec_t date;
         const char *upload; /* the request body, handed to curl by on_read() */
         size_t upload_len, upload_pos;
 };
@@ -76,11 +77,29 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
         return len;
 }
 
+/* "Date: Sun, 06 Dec 2026 12:00:00 GMT": what the server's clock said, for clock-skew checks. */
+static void header_date(const char *p, size_t len, struct transfer *t)
+{
+        char v[64];
+        time_t when;
+
+        if (len <= 5 || strncasecmp(p, "date:", 5) != 0 || len - 5 >= sizeof(v))
+                return;
+        memcpy(v, p + 5, len - 5);
+        v[len - 5] = '\0';
+        v[strcspn(v, "\r\n")] = '\0';
+        when = curl_getdate(v + strspn(v, " \t"), NULL);
+        if (when > 0)
+                t->date = (usec_t)when * USEC_PER_SEC;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 {
         struct transfer *t = userdata;
         size_t len = size * n;
         static const char *const names[] = {"x-amzn-requestid:", "x-amz-request-id:"};
+
+        header_date(p, len, t);
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                 size_t nl = strlen(names[i]);
@@ -233,7 +252,7 @@ int http_client_perform(struct http_client *c, const struct http_request *req,
                 return r;
         }
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        *ret = (struct http_response){.status = status, .request_id = t.request_id};
+        *ret = (struct http_response){.status = status, .request_id = t.request_id, .date = t.date};
         ret->body = buf_steal(&t.body, &ret->body_len);
         if (!ret->body) {
                 free(t.request_id);

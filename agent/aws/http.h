@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/timeutil.h"
+
 struct http_request {
         const char *method; /* "GET", "PUT", "POST" */
         const char *url;
@@ -26,6 +28,7 @@ struct http_response {
         char *body; /* NUL-terminated, never NULL after success */
         size_t body_len;
         char *request_id; /* x-amzn-RequestId or x-amz-request-id header, if any */
+        usec_t date;      /* the Date header (CLOCK_REALTIME usec), 0 when none or unreadable */
 };
 
 struct http_client;

@@ -7,7 +7,6 @@
  */
 #include "aws/imds.h"
 
-#include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +15,12 @@
 
 #include "aws/credentials.h"
 #include "aws/http.h"
+#include "aws/vocab.h"
 #include "util/backoff.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/secret.h"
+#include "util/str.h"
 #include "util/timeutil.h"
 
 #define IMDS_IPV4_ENDPOINT    "http://169.254.169.254"
@@ -27,7 +28,6 @@
 #define IMDS_TOKEN_PATH       "/latest/api/token"
 #define IMDS_MAX_TTL_S        21600u
 #define IMDS_DEFAULT_MAX_BODY (64u * 1024u)
-#define IMDS_MAX_JSON         (64u * 1024u)
 /* Real tokens are about 56 characters; anything near this ceiling is not a token. */
 #define IMDS_TOKEN_MAX_BODY    4096u
 #define IMDS_BACKOFF_BASE_USEC (100 * USEC_PER_MSEC)
@@ -49,125 +49,7 @@ struct imds {
         unsigned requests;
 };
 
-static void cjson_deletep(cJSON **j)
-{
-        cJSON_Delete(*j);
-}
-
-/* Is every byte of s in the set accepted by ok(), with a length in [min, max]? */
-static bool string_matches(const char *s, size_t min, size_t max, bool (*ok)(char))
-{
-        size_t n = 0;
-
-        for (; s[n]; n++)
-                if (n >= max || !ok(s[n]))
-                        return false;
-        return n >= min;
-}
-
-static bool is_digit(char c)
-{
-        return c >= '0' && c <= '9';
-}
-
-static bool is_lower_hex(char c)
-{
-        return is_digit(c) || (c >= 'a' && c <= 'f');
-}
-
-static bool is_lower_alnum_dash(char c)
-{
-        return is_digit(c) || (c >= 'a' && c <= 'z') || c == '-';
-}
-
-static bool is_instance_type_char(char c)
-{
-        return is_lower_alnum_dash(c) || c == '.';
-}
-
-static bool is_arch_char(char c)
-{
-        return is_digit(c) || (c >= 'a' && c <= 'z') || c == '_';
-}
-
-static bool is_word_char(char c)
-{
-        return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-/* IAM role names: alphanumerics and +=,.@_- (the IAM API's pattern), at most 64 characters. */
-static bool is_role_char(char c)
-{
-        return is_word_char(c) || (c != '\0' && strchr("+=,.@-", c));
-}
-
-/* Visible ASCII: what may travel in an HTTP header value without being able to end it. */
-static bool is_visible(char c)
-{
-        return c > ' ' && c < 0x7f;
-}
-
-static bool valid_prefixed_hex(const char *s, const char *prefix, size_t min, size_t max)
-{
-        return startswith(s, prefix) && string_matches(s + strlen(prefix), min, max, is_lower_hex);
-}
-
-static bool valid_instance_id(const char *s)
-{
-        /* i-12345678 (before 2016) and i-1234567890abcdef0; allow some room for growth. */
-        return valid_prefixed_hex(s, "i-", 8, 32);
-}
-
-static bool valid_image_id(const char *s)
-{
-        return valid_prefixed_hex(s, "ami-", 8, 32);
-}
-
-static bool valid_zone_name(const char *s, size_t max)
-{
-        /* Regions and zones: us-east-1, us-east-1a, us-west-2-lax-1a, us-east-1-wl1-bos-wlz-1. */
-        return string_matches(s, 1, max, is_lower_alnum_dash) && s[0] != '-' &&
-               s[strlen(s) - 1] != '-';
-}
-
-static bool valid_region(const char *s)
-{
-        return valid_zone_name(s, 32);
-}
-
-static bool valid_availability_zone(const char *s)
-{
-        return valid_zone_name(s, 64);
-}
-
-static bool valid_account_id(const char *s)
-{
-        return string_matches(s, 12, 12, is_digit);
-}
-
-static bool valid_architecture(const char *s)
-{
-        return string_matches(s, 1, 16, is_arch_char);
-}
-
-static bool valid_instance_type(const char *s)
-{
-        return string_matches(s, 1, 32, is_instance_type_char) && strchr(s, '.');
-}
-
-static bool valid_role_name(const char *s)
-{
-        return string_matches(s, 1, 64, is_role_char);
-}
-
 /* ---- endpoint and configuration ---- */
-
-static const char *getenv_nonempty(const char *name)
-{
-        const char *v = getenv(name);
-
-        return v && *v ? v : NULL;
-}
 
 static int endpoint_normalize(const char *url, char **ret)
 {
@@ -181,7 +63,7 @@ static int endpoint_normalize(const char *url, char **ret)
         else
                 return -EINVAL;
         for (size_t i = 0; i < n; i++)
-                if (!is_visible(url[i]))
+                if (!aws_visible_char(url[i]))
                         return -EINVAL;
         /* We append paths that start with '/', so "http://host/" would give "//latest/...". */
         while (n > scheme && url[n - 1] == '/')
@@ -199,12 +81,11 @@ static int endpoint_resolve(const struct imds_config *cfg, char **ret)
 {
         const char *url, *mode;
 
-        url = getenv_nonempty("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-        if (!url && cfg->endpoint && *cfg->endpoint)
-                url = cfg->endpoint;
+        url = aws_setting("AWS_EC2_METADATA_SERVICE_ENDPOINT", cfg->endpoint);
         if (url)
                 return endpoint_normalize(url, ret);
 
+        /* Unlike the URL, a configured mode is taken as written: an empty one is a mistake. */
         mode = getenv_nonempty("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
         if (!mode)
                 mode = cfg->endpoint_mode;
@@ -383,7 +264,7 @@ static int token_fetch(struct imds *m, struct backoff *b, long *ret_status)
                         log_debug_errno(r, "IMDS token request failed, retrying: %m");
                 } else if (resp.status == 200) {
                         if (resp.body_len == 0 || strlen(resp.body) != resp.body_len ||
-                            !string_matches(resp.body, 1, IMDS_TOKEN_MAX_BODY, is_visible)) {
+                            !string_matches(resp.body, 1, IMDS_TOKEN_MAX_BODY, aws_visible_char)) {
                                 response_wipe(&resp);
                                 return log_debug_errno(-EBADMSG, "IMDS sent a malformed token");
                         }
@@ -444,7 +325,7 @@ static int token_ensure(struct imds *m, struct backoff *b, bool *ret_tokenless)
 
 static bool path_is_valid(const char *path)
 {
-        return path && path[0] == '/' && string_matches(path, 1, 1024, is_visible);
+        return path && path[0] == '/' && string_matches(path, 1, 1024, aws_visible_char);
 }
 
 /* GET with the cached token: retries, one token refresh on 401, a ceiling of max_body. */
@@ -538,18 +419,17 @@ static int get_value(struct imds *m, const char *path, bool (*valid)(const char 
 
 int imds_instance_id(struct imds *m, char **ret)
 {
-        return get_value(m, "/latest/meta-data/instance-id", valid_instance_id, ret);
+        return get_value(m, "/latest/meta-data/instance-id", aws_instance_id_valid, ret);
 }
 
 int imds_region(struct imds *m, char **ret)
 {
-        return get_value(m, "/latest/meta-data/placement/region", valid_region, ret);
+        return get_value(m, "/latest/meta-data/placement/region", aws_region_valid, ret);
 }
 
 int imds_availability_zone(struct imds *m, char **ret)
 {
-        return get_value(m, "/latest/meta-data/placement/availability-zone",
-                         valid_availability_zone, ret);
+        return get_value(m, "/latest/meta-data/placement/availability-zone", aws_zone_valid, ret);
 }
 
 int imds_identity(struct imds *m, struct imds_identity *ret)
@@ -581,7 +461,7 @@ int imds_role_name(struct imds *m, char **ret)
         name[strcspn(name, "\r\n")] = '\0';
         if (name[0] == '\0')
                 return -ENOENT;
-        if (!valid_role_name(name))
+        if (!aws_role_name_valid(name))
                 return log_debug_errno(-EBADMSG, "IMDS sent a malformed role name");
         *ret = TAKE_PTR(body);
         return 0;
@@ -609,182 +489,4 @@ int imds_role_credentials(struct imds *m, struct aws_credentials *ret)
 int imds_user_data(struct imds *m, char **ret, size_t *ret_len)
 {
         return imds_fetch(m, "/latest/user-data", m->max_body, ret, ret_len);
-}
-
-/* ---- parsers ---- */
-
-/* Parse one JSON object filling the whole input (trailing whitespace allowed). */
-static int parse_object(const char *json, size_t len, cJSON **ret)
-{
-        const char *end = NULL;
-        cJSON *root;
-
-        if (!json)
-                return -EINVAL;
-        if (len > IMDS_MAX_JSON)
-                return -EFBIG;
-        /*
-         * cJSON decodes "\u0000" into a NUL that silently ends the C string, so "i-0123\u0000x"
-         * would pass as "i-0123". No IMDS document has one: refuse instead of truncating.
-         */
-        if (memmem(json, len, "\\u0000", 6))
-                return -EBADMSG;
-        root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-        if (!root)
-                return -EBADMSG;
-        while (end && end < json + len &&
-               (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-                end++;
-        if (!cJSON_IsObject(root) || !end || end != json + len) {
-                cJSON_Delete(root);
-                return -EBADMSG;
-        }
-        *ret = root;
-        return 0;
-}
-
-/* A string member that passes valid(), or NULL. */
-static const char *member_string(const cJSON *obj, const char *name, bool (*valid)(const char *))
-{
-        const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-        if (!cJSON_IsString(item) || !item->valuestring || !valid(item->valuestring))
-                return NULL;
-        return item->valuestring;
-}
-
-void imds_identity_done(struct imds_identity *id)
-{
-        if (!id)
-                return;
-        free(id->instance_id);
-        free(id->region);
-        free(id->availability_zone);
-        free(id->account_id);
-        free(id->architecture);
-        free(id->image_id);
-        free(id->instance_type);
-        *id = (struct imds_identity){};
-}
-
-int imds_parse_identity(const char *json, size_t len, struct imds_identity *ret)
-{
-        static const struct {
-                const char *name;
-                size_t offset;
-                bool (*valid)(const char *);
-        } fields[] = {
-                {"instanceId", offsetof(struct imds_identity, instance_id), valid_instance_id},
-                {"region", offsetof(struct imds_identity, region), valid_region},
-                {"availabilityZone", offsetof(struct imds_identity, availability_zone),
-                 valid_availability_zone},
-                {"accountId", offsetof(struct imds_identity, account_id), valid_account_id},
-                {"architecture", offsetof(struct imds_identity, architecture), valid_architecture},
-                {"imageId", offsetof(struct imds_identity, image_id), valid_image_id},
-                {"instanceType", offsetof(struct imds_identity, instance_type),
-                 valid_instance_type},
-        };
-        _cleanup_(imds_identity_done) struct imds_identity id = {};
-        _cleanup_(cjson_deletep) cJSON *root = NULL;
-        int r;
-
-        r = parse_object(json, len, &root);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
-                const char *v = member_string(root, fields[i].name, fields[i].valid);
-                char **slot = (char **)((char *)&id + fields[i].offset);
-
-                if (!v)
-                        return log_debug_errno(-EBADMSG, "Identity document: bad or no %s",
-                                               fields[i].name);
-                *slot = strdup(v);
-                if (!*slot)
-                        return -ENOMEM;
-        }
-        *ret = id;
-        id = (struct imds_identity){};
-        return 0;
-}
-
-/* Wipe every string in a parsed document before it is freed: it held a secret key and token. */
-static void cjson_wipe(cJSON *j)
-{
-        for (; j; j = j->next) {
-                if (j->valuestring)
-                        secret_wipe(j->valuestring, strlen(j->valuestring));
-                cjson_wipe(j->child);
-        }
-}
-
-static void cjson_wipe_deletep(cJSON **j)
-{
-        cjson_wipe(*j);
-        cJSON_Delete(*j);
-}
-
-static bool valid_access_key_id(const char *s)
-{
-        /* The IAM API's pattern for AccessKeyId: [\w]+, 16 to 128 characters. */
-        return string_matches(s, 16, 128, is_word_char);
-}
-
-static bool valid_secret_access_key(const char *s)
-{
-        return string_matches(s, 1, 256, is_visible);
-}
-
-static bool valid_session_token(const char *s)
-{
-        return string_matches(s, 1, 16384, is_visible);
-}
-
-static bool valid_any(const char *s)
-{
-        return true;
-}
-
-int imds_parse_credentials(const char *json, size_t len, const char *role,
-                           struct aws_credentials *ret)
-{
-        _cleanup_(cjson_wipe_deletep) cJSON *root = NULL;
-        const char *code, *key_id, *secret, *token, *expiration;
-        struct aws_credentials c = {};
-        usec_t expires;
-        int r;
-
-        if (!role || !valid_role_name(role))
-                return -EINVAL;
-        r = parse_object(json, len, &root);
-        if (r < 0)
-                return r;
-        code = member_string(root, "Code", valid_any);
-        if (!code)
-                return log_debug_errno(-EBADMSG, "Role credentials: no Code");
-        if (!streq(code, "Success"))
-                /* Codes are AWS error names such as AssumeRoleUnauthorizedAccess: safe to log. */
-                return log_debug_errno(-EACCES, "Role credentials: Code %.64s", code);
-        key_id = member_string(root, "AccessKeyId", valid_access_key_id);
-        secret = member_string(root, "SecretAccessKey", valid_secret_access_key);
-        token = member_string(root, "Token", valid_session_token);
-        expiration = member_string(root, "Expiration", valid_any);
-        if (!key_id || !secret || !token || !expiration)
-                return log_debug_errno(-EBADMSG, "Role credentials: bad or missing fields");
-        if (parse_iso8601(expiration, &expires) < 0 || expires == 0)
-                return log_debug_errno(-EBADMSG, "Role credentials: bad Expiration");
-
-        c.expiration = expires;
-        c.access_key_id = strdup(key_id);
-        c.secret_access_key = strdup(secret);
-        c.session_token = strdup(token);
-        c.role_name = strdup(role);
-        if (asprintf(&c.source, "instance-role:%s", role) < 0)
-                c.source = NULL;
-        if (!c.access_key_id || !c.secret_access_key || !c.session_token || !c.role_name ||
-            !c.source) {
-                aws_credentials_done(&c);
-                return -ENOMEM;
-        }
-        *ret = c;
-        return 0;
 }

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "aws/imds_parse.h"
+
 struct aws_credentials;
 
 struct imds_config {
@@ -21,16 +23,6 @@ struct imds_config {
          * EC2 caps it at 16 KiB, so 64 KiB leaves room for user-data that is itself base64 text.
          */
         size_t max_body;
-};
-
-struct imds_identity {
-        char *instance_id;
-        char *region;
-        char *availability_zone;
-        char *account_id;
-        char *architecture;
-        char *image_id;
-        char *instance_type;
 };
 
 /* One client per user: it caches a token and reuses one HTTP handle, and has no lock. */
@@ -72,13 +64,3 @@ int imds_user_data(struct imds *m, char **ret, size_t *ret_len);
 /* Counters for tests and `whoami --json`: tokens obtained, and HTTP requests sent. */
 unsigned imds_token_fetches(const struct imds *m);
 unsigned imds_requests(const struct imds *m);
-
-/*
- * Parsers of IMDS JSON, exposed for the fuzz targets. -EBADMSG for malformed JSON, missing or
- * mistyped fields and implausible values, -EFBIG for input over 64 KiB; credentials whose Code
- * is not "Success" give -EACCES.
- */
-int imds_parse_identity(const char *json, size_t len, struct imds_identity *ret);
-int imds_parse_credentials(const char *json, size_t len, const char *role,
-                           struct aws_credentials *ret);
-void imds_identity_done(struct imds_identity *id);

@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "aws/credentials.h"
 #include "aws/http.h"
 #include "aws/sigv4.h"
+#include "aws/vocab.h"
 #include "aws/creds_provider.h"
 
 struct signed_post {
@@ -36,6 +38,11 @@ struct signed_post {
         size_t max_body;
         clock_fn clock;
         void *clock_userdata;
+        /*
+         * AWS's clock minus ours, learnt from the Date of an answer that refused our time, and
+         * added to every later X-Amz-Date (as the AWS SDKs do).
+         */
+        int64_t skew_usec;
         unsigned last_attempts;
         struct aws_budget *budget; /* shared by the clients of a region; not owned */
         /* signed_post_limit_next(): apply to the next call only */
@@ -94,36 +101,6 @@ bool aws_error_is_transient(long http_status, const char *code)
                         if (streq(code, codes[i]))
                                 return true;
         return http_status == 500 || http_status == 502 || http_status == 503 || http_status == 504;
-}
-
-bool aws_region_valid(const char *region)
-{
-        if (!region || !*region || strlen(region) > 64)
-                return false;
-        for (const char *p = region; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-                        return false;
-        return true;
-}
-
-char *aws_endpoint_resolve(const char *env_name, const char *host, const char *region,
-                           const char *configured)
-{
-        char var[64], *s;
-        const char *e;
-
-        /* The AWS SDKs' precedence: service-specific variable, global variable, config file. */
-        snprintf(var, sizeof(var), "AWS_ENDPOINT_URL_%s", env_name);
-        e = getenv(var);
-        if (!e || !*e)
-                e = getenv("AWS_ENDPOINT_URL");
-        if (!e || !*e)
-                e = configured && *configured ? configured : NULL;
-        if (e)
-                return strdup(e);
-        if (asprintf(&s, "https://%s.%s.amazonaws.com", host, region) < 0)
-                return NULL;
-        return s;
 }
 
 /* Split the endpoint URL into the Host header and the path; reject what we could not sign. */
@@ -263,10 +240,22 @@ static char *header_new(const char *name, const char *value)
         return h;
 }
 
+/* What an attempt tells the retry loop beyond its result. */
+struct attempt_info {
+        usec_t our_time;    /* our clock when the answer came, without skew_usec */
+        usec_t server_time; /* the answer's Date header; 0 when none */
+        bool role_creds;    /* signed with role credentials (which a new fetch may replace) */
+};
+
+static usec_t clock_now(const struct signed_post *sp)
+{
+        return sp->clock ? sp->clock(sp->clock_userdata) : now_usec(CLOCK_REALTIME);
+}
+
 /* One signed POST; its answer goes to answer(). */
 static int attempt(struct signed_post *sp, const char *target, const char *body, size_t body_len,
                    unsigned timeout_ms, signed_post_answer_fn answer, void *userdata,
-                   struct aws_error *err)
+                   struct aws_error *err, struct attempt_info *info)
 {
         const struct aws_credentials *cr;
         struct sigv4_header sh[5];
@@ -284,9 +273,13 @@ static int attempt(struct signed_post *sp, const char *target, const char *body,
         r = creds_provider_get(sp->creds, &cr);
         if (r < 0)
                 return r;
+        info->role_creds = cr->role_name != NULL;
 
-        /* A fresh X-Amz-Date for every attempt: AWS rejects signatures older than 5 minutes. */
-        now = sp->clock ? sp->clock(sp->clock_userdata) : now_usec(CLOCK_REALTIME);
+        /*
+         * A fresh X-Amz-Date for every attempt: AWS rejects signatures older than 5 minutes. On
+         * AWS's clock, as far as an earlier answer told us how far ours is off.
+         */
+        now = (usec_t)((int64_t)clock_now(sp) + sp->skew_usec);
         format_amz_date(now, amz_date);
         sh[n++] = (struct sigv4_header){"Host", sp->host};
         sh[n++] = (struct sigv4_header){"X-Amz-Date", amz_date};
@@ -341,6 +334,8 @@ static int attempt(struct signed_post *sp, const char *target, const char *body,
                                 &resp);
         if (r < 0)
                 return r;
+        info->our_time = clock_now(sp);
+        info->server_time = resp.date;
         r = answer(&resp, userdata, err);
         if (r < 0 && !err->request_id && resp.request_id) {
                 err->request_id = strdup(resp.request_id);
@@ -392,6 +387,76 @@ void signed_post_limit_next(struct signed_post *sp, bool once, unsigned deadline
         sp->next_deadline_ms = deadline_ms;
 }
 
+/* AWS refused the time of the signature (the JSON services say so as a bad signature). */
+static bool is_clock_code(const char *code)
+{
+        static const char *const codes[] = {
+                "RequestTimeTooSkewed",      "RequestExpired",        "RequestInTheFuture",
+                "InvalidSignatureException", "SignatureDoesNotMatch", "AuthFailure",
+        };
+
+        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
+                if (streq(code, codes[i]))
+                        return true;
+        return false;
+}
+
+/* AWS no longer takes the credentials: revoked, expired early, or rotated under us. */
+static bool is_stale_credentials_code(const char *code)
+{
+        static const char *const codes[] = {
+                "AuthFailure",           "ExpiredToken",
+                "ExpiredTokenException", "UnrecognizedClientException",
+                "InvalidClientTokenId",
+        };
+
+        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
+                if (streq(code, codes[i]))
+                        return true;
+        return false;
+}
+
+/* AWS accepts signatures within 5 minutes of its time; the SDKs correct beyond 4. */
+#define SKEW_TOLERANCE_USEC ((int64_t)4 * 60 * (int64_t)USEC_PER_SEC)
+
+struct auth_retries {
+        bool clock, credentials; /* each is tried once per call */
+};
+
+/*
+ * After an authentication failure, which means AWS did nothing with the request (so even a call
+ * that must not run twice may be sent again): when AWS refused our time and its Date says our
+ * clock is off, sign with AWS's time from now on; when it refused role credentials, drop them so
+ * that the next attempt fetches fresh ones. Returns true when one more attempt is worth it, at
+ * once; each remedy is tried once per call.
+ */
+static bool fix_authentication(struct signed_post *sp, const struct attempt_info *a,
+                               const struct aws_error *e, struct auth_retries *tried)
+{
+        if (!e->code)
+                return false;
+        if (!tried->clock && is_clock_code(e->code) && a->server_time != 0) {
+                int64_t offset = (int64_t)a->server_time - (int64_t)a->our_time;
+                int64_t change = offset - sp->skew_usec;
+
+                if (change > SKEW_TOLERANCE_USEC || change < -SKEW_TOLERANCE_USEC) {
+                        log_debug("%s: %s; AWS's clock is %+" PRId64 " s from ours: signing with "
+                                  "its time",
+                                  sp->service, e->code, offset / (int64_t)USEC_PER_SEC);
+                        sp->skew_usec = offset;
+                        tried->clock = true;
+                        return true;
+                }
+        }
+        if (!tried->credentials && is_stale_credentials_code(e->code) && a->role_creds) {
+                log_debug("%s: %s; fetching the role credentials again", sp->service, e->code);
+                creds_provider_invalidate(sp->creds);
+                tried->credentials = true;
+                return true;
+        }
+        return false;
+}
+
 static bool attempt_is_transient(int r, const struct aws_error *e)
 {
         /*
@@ -409,6 +474,7 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
                      struct aws_error *err)
 {
         _cleanup_(aws_error_done) struct aws_error last = {};
+        struct auth_retries tried = {};
         struct backoff b;
         int r;
 
@@ -426,6 +492,7 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
                 _cleanup_(aws_error_done) struct aws_error e = {};
                 usec_t now = now_usec(CLOCK_MONOTONIC);
                 unsigned timeout_ms = sp->timeout_ms;
+                struct attempt_info info = {};
 
                 /* No attempt may run past the deadline of the whole call. */
                 if (now >= b.deadline)
@@ -438,11 +505,15 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
                 if (sp->budget)
                         aws_budget_acquire(sp->budget);
                 sp->last_attempts++;
-                r = attempt(sp, target, body, body_len, timeout_ms, answer, userdata, &e);
+                r = attempt(sp, target, body, body_len, timeout_ms, answer, userdata, &e, &info);
                 if (r >= 0) {
                         if (sp->budget)
                                 aws_budget_success(sp->budget);
                         return 0;
+                }
+                if (r == -EREMOTEIO && fix_authentication(sp, &info, &e, &tried)) {
+                        aws_error_move(&last, &e);
+                        continue;
                 }
                 if (!attempt_is_transient(r, &e) || (once && !attempt_is_safe_to_repeat(r, &e))) {
                         if (e.http_status || e.code)

@@ -34,17 +34,6 @@ void aws_error_move(struct aws_error *dst, struct aws_error *src);
 /* The one place that decides which AWS errors are worth another attempt. */
 bool aws_error_is_transient(long http_status, const char *code);
 
-/* Region names end up in host names and signing scopes: lowercase letters, digits and '-'. */
-bool aws_region_valid(const char *region);
-
-/*
- * The endpoint of a service, with the AWS SDKs' precedence: AWS_ENDPOINT_URL_<ENV_NAME> (e.g.
- * AWS_ENDPOINT_URL_EC2), AWS_ENDPOINT_URL, the configured URL, https://HOST.REGION.amazonaws.com.
- * Empty values count as unset. A string the caller frees; NULL on ENOMEM.
- */
-char *aws_endpoint_resolve(const char *env_name, const char *host, const char *region,
-                           const char *configured);
-
 /* How calls go over the wire; the same for every client built on signed_post (EC2, KMS, SSM). */
 struct aws_transport {
         unsigned connect_timeout_ms; /* 0: 3000 */

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include "cli/fsop.h"
 #include "core/config.h"
 #include "aws/creds_provider.h"
 #include "core/context.h"
@@ -24,6 +26,7 @@
 #include "util/json.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/parse.h"
 #include "util/timeutil.h"
 
 /* Exit codes, documented in --help and the README. */
@@ -43,6 +46,7 @@ struct options {
         bool dry_run;
         bool wait;
         bool verbose;
+        bool all; /* thaw --all */
         const char *mode;
 };
 
@@ -60,7 +64,8 @@ static void help(void)
                "                    Image this instance now and print the result\n"
                "  status [--json]   The current or last run\n"
                "  resume [--json]   Continue an unfinished run (after a crash or the reboot)\n"
-               "  thaw              Thaw every filesystem ec2-imaged may have frozen\n"
+               "  thaw [--all]      Thaw what an interrupted run left frozen; with --all,\n"
+               "                    every filesystem [freeze] mounts names (by hand only)\n"
                "  daemon            Run as the systemd service: runs on SIGUSR1 and trigger\n"
                "  trigger [--wait] [--json]\n"
                "                    Ask the daemon for a run; with --wait, print its result\n"
@@ -70,6 +75,8 @@ static void help(void)
                "  sanitize [--list] [--dry-run] [--stash|--restore] [--only OPS]\n"
                "                    Run the shipped sanitize script ([sanitize] script)\n"
                "  patch [--dry-run] Run the shipped patch script ([patch] script)\n"
+               "  fsop COMMAND ...  The sanitize hook's file operations on trees others can\n"
+               "                    write (see ec2-imaged fsop --help)\n"
                "  help              This text\n"
                "  version           Print the version\n"
                "\n"
@@ -88,11 +95,45 @@ static void help(void)
                "  5  run: an unfinished run exists; resume it first\n");
 }
 
+/*
+ * A worker of the daemon is given the configuration the daemon accepted, as a sealed snapshot
+ * ($EC2_IMAGED_CONFIG_FD), and uses it instead of the files, which may have changed since.
+ */
+static int load_snapshot(const char *fd_env, struct config *ret)
+{
+        struct config_error e = {};
+        unsigned fd = 0;
+        int r;
+
+        r = safe_atou(fd_env, &fd);
+        if (r >= 0 && fd <= STDERR_FILENO)
+                r = -EBADF;
+        if (r >= 0)
+                r = config_load_snapshot((int)fd, ret, &e);
+        if (r < 0) {
+                if (e.line > 0)
+                        log_error("%s:%u: %s", strna(e.file), e.line, strna(e.message));
+                else
+                        log_error_errno(r, "$%s=%s: not a configuration snapshot: %m",
+                                        CONFIG_FD_ENV, fd_env);
+        }
+        config_error_done(&e);
+        if (fd > STDERR_FILENO)
+                (void)close((int)fd);
+        return r;
+}
+
 static int load_config(const struct options *o, struct config *ret)
 {
         struct config_error e = {};
+        const char *fd_env = getenv(CONFIG_FD_ENV);
         int r;
 
+        if (fd_env) {
+                r = load_snapshot(fd_env, ret);
+                (void)unsetenv(CONFIG_FD_ENV);
+                return r;
+        }
         r = config_load(o->config_path, o->config_explicit, ret, &e);
         if (r < 0) {
                 if (e.line > 0)
@@ -387,11 +428,20 @@ static int cmd_status(const struct options *o, struct context *ctx)
         return EXIT_OK;
 }
 
+/* At exit, the lines `thaw` held (see main()) if nothing released them before. */
+static void release_held_log(void)
+{
+        if (log_is_held())
+                log_hold(false);
+}
+
 static int cmd_thaw(const struct options *o, struct context *ctx)
 {
         char **thawed = NULL;
-        int r = flow_thaw(ctx, &thawed);
+        int r = flow_thaw(ctx, o->all, &thawed);
 
+        /* Everything is thawed: the lines held since main() may go out now. */
+        log_hold(false);
         if (r < 0) {
                 log_error_errno(r, "Thaw failed: %m");
                 return EXIT_FAILED;
@@ -534,11 +584,9 @@ static int parse_command_options(int argc, char **argv, const struct command *cm
                                  struct options *o)
 {
         static const struct option opts[] = {
-                {"json", no_argument, NULL, 'j'},
-                {"dry-run", no_argument, NULL, 'n'},
-                {"mode", required_argument, NULL, 'm'},
-                {"wait", no_argument, NULL, 'w'},
-                {},
+                {"json", no_argument, NULL, 'j'},       {"dry-run", no_argument, NULL, 'n'},
+                {"mode", required_argument, NULL, 'm'}, {"wait", no_argument, NULL, 'w'},
+                {"all", no_argument, NULL, 'a'},        {},
         };
         int c;
 
@@ -564,6 +612,11 @@ static int parse_command_options(int argc, char **argv, const struct command *cm
                         if (!cmd->takes_wait)
                                 goto bad;
                         o->wait = true;
+                        break;
+                case 'a':
+                        if (cmd->run != cmd_thaw)
+                                goto bad;
+                        o->all = true;
                         break;
                 default:
                         goto bad;
@@ -594,6 +647,12 @@ int main(int argc, char **argv)
         struct config config;
         int c, rc;
 
+        /*
+         * Never a core dump: this process may hold AWS credentials, and a dump onto a frozen
+         * filesystem would keep the freeze until the guard's timeout. execve() resets it, so the
+         * hooks and scripts we start are not affected.
+         */
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         while ((c = getopt_long(argc, argv, "+c:vh", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'c':
@@ -626,6 +685,8 @@ int main(int argc, char **argv)
                 printf("ec2-imaged %s\n", EC2_IMAGED_VERSION);
                 return EXIT_OK;
         }
+        if (streq(argv[optind], "fsop"))
+                return cmd_fsop(argc - optind, argv + optind);
         if (streq(argv[optind], "sanitize") || streq(argv[optind], "patch"))
                 return cmd_script(&o, argv[optind], argc - optind - 1, argv + optind + 1);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
@@ -634,6 +695,12 @@ int main(int argc, char **argv)
         if (!cmd) {
                 log_error("unknown command '%s'; see ec2-imaged --help", argv[optind]);
                 return EXIT_USAGE;
+        }
+        if (cmd->run == cmd_thaw) {
+                /* ExecStopPost's thaw: not one line before everything is thawed, since the log
+                 * (journald, a file) may wait on a filesystem that is still frozen. */
+                log_hold(true);
+                atexit(release_held_log);
         }
         if (parse_command_options(argc - optind, argv + optind, cmd, &o) < 0)
                 return EXIT_USAGE;

@@ -439,6 +439,7 @@ static int parse_file(struct config *c, const char *path, struct config_error *e
         struct stat st;
         size_t n;
         FILE *f;
+        int r;
 
         f = fopen(path, "re");
         if (!f)
@@ -461,7 +462,10 @@ static int parse_file(struct config *c, const char *path, struct config_error *e
         }
         n = fread(data, 1, (size_t)st.st_size, f);
         fclose(f);
-        return config_parse_buffer(c, data, n, path, err);
+        r = config_parse_buffer(c, data, n, path, err);
+        if (r < 0)
+                return r;
+        return config_add_source(c, path, data, n);
 }
 
 static int conf_filter(const struct dirent *de)
@@ -523,6 +527,11 @@ void config_done(struct config *c)
                 free(c->tags[i].key);
                 free(c->tags[i].value);
         }
+        for (size_t i = 0; i < c->n_sources; i++) {
+                free(c->sources[i].name);
+                free(c->sources[i].data);
+        }
+        free(c->sources);
         free(c->path);
         *c = (struct config){};
 }

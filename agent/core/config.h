@@ -14,6 +14,13 @@ struct config_tag {
         char *value;
 };
 
+/* A file as it was parsed: its name and its contents (for the snapshot a worker is given). */
+struct config_source {
+        char *name;
+        char *data;
+        size_t len;
+};
+
 struct config {
         /* [imds] */
         char *imds_endpoint;
@@ -92,6 +99,9 @@ struct config {
 
         /* where each value came from, for messages */
         char *path;
+        /* the files parsed, in order */
+        struct config_source *sources;
+        size_t n_sources;
 };
 
 struct config_error {
@@ -115,6 +125,21 @@ int config_load(const char *path, bool explicit_path, struct config *ret, struct
 /* Parse one buffer as if it were the file `name` (used by the drop-in loader and the fuzzer). */
 int config_parse_buffer(struct config *c, const char *data, size_t len, const char *name,
                         struct config_error *err);
+
+/* Record a parsed file in c->sources (config_load() does it for every file it parses). */
+int config_add_source(struct config *c, const char *name, const char *data, size_t len);
+
+/*
+ * The daemon hands each worker the configuration it accepted, not the files as they are by the
+ * time the worker starts (a refused reload must not reach the next run): a sealed memfd holding
+ * the name and contents of every file config_load() parsed (config_snapshot.c), inherited by the
+ * worker as the descriptor named in $EC2_IMAGED_CONFIG_FD. config_snapshot_new() returns the
+ * memfd (O_CLOEXEC) or -errno; config_load_snapshot() parses one as config_load() parsed the
+ * files, and refuses (-EPERM) a descriptor that is not a sealed memfd.
+ */
+#define CONFIG_FD_ENV "EC2_IMAGED_CONFIG_FD"
+int config_snapshot_new(const struct config *c);
+int config_load_snapshot(int fd, struct config *ret, struct config_error *err);
 
 /* Every known "section.key", for documentation checks; NULL-terminated, static. */
 const char *const *config_known_keys(void);

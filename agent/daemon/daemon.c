@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct daemon {
         const struct daemon_opts *opts;
         sd_event *event;
         struct config config;
+        int config_fd;     /* config as a sealed snapshot: what every worker is given */
         char *socket_path; /* as bound; a reload does not move it */
         struct control_server *control;
         sd_event_source *status_timer, *stop_timer;
@@ -41,32 +43,54 @@ struct daemon {
 
         bool ready, resume_at_start, reload_pending, stopping, killed;
         bool first_boot_next; /* after the resume at start: the first-boot worker's turn */
+        char *restart_marker; /* RUNTIME_DIRECTORY/restart-pending */
+        bool restarting;      /* exiting with DAEMON_EXIT_RESTART */
 };
+
+/*
+ * The one way STATUS= is sent. The text is built from what the state file and the worker say (run
+ * ids, phases, AWS error messages), and sd_notify's message is newline-separated assignments: a
+ * newline in an error would let it say READY=1 or MAINPID=... to the service manager. Every
+ * control character becomes a space; the text is cut at 1 KiB.
+ */
+static void notify_status(const char *fmt, ...) _printf_(1, 2);
+static void notify_status(const char *fmt, ...)
+{
+        char text[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        for (char *p = text; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = ' ';
+        sd_notifyf(0, "STATUS=%s", text);
+}
 
 static void status_idle(struct daemon *d)
 {
         struct state st = {};
 
         if (state_load(d->config.state_dir, &st) < 0) {
-                sd_notify(0, "STATUS=Idle; the run state cannot be read");
+                notify_status("Idle; the run state cannot be read");
                 return;
         }
         if (st.current) {
-                sd_notifyf(0, "STATUS=Idle; run %s is unfinished (phase %s)", st.current->run_id,
-                           run_phase_to_string(st.current->phase));
+                notify_status("Idle; run %s is unfinished (phase %s)", st.current->run_id,
+                              run_phase_to_string(st.current->phase));
         } else if (st.n_history > 0) {
                 const struct history_entry *h = &st.history[0];
                 if (streq_ptr(h->result, "success"))
-                        sd_notifyf(0, "STATUS=Idle; last run %s succeeded: %s", h->run_id,
-                                   strna(h->image_id));
+                        notify_status("Idle; last run %s succeeded: %s", h->run_id,
+                                      strna(h->image_id));
                 else if (streq_ptr(h->result, "inherited"))
-                        sd_notifyf(0, "STATUS=Idle; run %s of %s came with the image, not resumed",
-                                   h->run_id, strna(h->instance_id));
+                        notify_status("Idle; run %s of %s came with the image, not resumed",
+                                      h->run_id, strna(h->instance_id));
                 else
-                        sd_notifyf(0, "STATUS=Idle; last run %s failed: %s", h->run_id,
-                                   strna(h->error));
+                        notify_status("Idle; last run %s failed: %s", h->run_id, strna(h->error));
         } else {
-                sd_notify(0, "STATUS=Idle; no run yet");
+                notify_status("Idle; no run yet");
         }
         state_done(&st);
 }
@@ -80,37 +104,37 @@ static void status_run(struct daemon *d)
 
         if (!d->have_progress) {
                 const char *verb = worker_verb(d->worker);
-                sd_notifyf(0, "STATUS=%s (%s)",
-                           streq(verb, "thaw") ? "Thawing what an interrupted run left frozen"
-                                               : "Starting a run",
-                           verb);
+                notify_status("%s (%s)",
+                              streq(verb, "thaw") ? "Thawing what an interrupted run left frozen"
+                                                  : "Starting a run",
+                              verb);
                 return;
         }
         ph = (enum run_phase)run_phase_from_string(p->phase);
         switch (ph) {
         case PHASE_PREFLIGHT:
-                sd_notifyf(0, "STATUS=Run %s: pre-flight checks", p->run_id);
+                notify_status("Run %s: pre-flight checks", p->run_id);
                 break;
         case PHASE_PRE_IMAGE:
         case PHASE_PRE_FREEZE:
         case PHASE_POST_THAW:
         case PHASE_POST_IMAGE:
-                sd_notifyf(0, "STATUS=Run %s: running %s hooks", p->run_id, p->phase);
+                notify_status("Run %s: running %s hooks", p->run_id, p->phase);
                 break;
         case PHASE_FREEZING:
         case PHASE_CREATING:
-                sd_notifyf(0, "STATUS=Freezing %u filesystem%s for CreateImage", p->n_mounts,
-                           p->n_mounts == 1 ? "" : "s");
+                notify_status("Freezing %u filesystem%s for CreateImage", p->n_mounts,
+                              p->n_mounts == 1 ? "" : "s");
                 break;
         case PHASE_REBOOTING:
-                sd_notifyf(0, "STATUS=Creating the image with a reboot (run %s)", p->run_id);
+                notify_status("Creating the image with a reboot (run %s)", p->run_id);
                 break;
         case PHASE_WAITING:
-                sd_notifyf(0, "STATUS=Waiting for %s (%llum%02llus)", p->image_id,
-                           (unsigned long long)t / 60, (unsigned long long)t % 60);
+                notify_status("Waiting for %s (%llum%02llus)", p->image_id,
+                              (unsigned long long)t / 60, (unsigned long long)t % 60);
                 break;
         default:
-                sd_notifyf(0, "STATUS=Run %s: %s", p->run_id, p->phase);
+                notify_status("Run %s: %s", p->run_id, p->phase);
                 break;
         }
 }
@@ -184,6 +208,34 @@ static bool left_frozen(struct daemon *d)
         return frozen;
 }
 
+/*
+ * After an upgrade of the package, its maintainer scripts do not restart the service: a restart
+ * in the middle of a run would kill the run, and when the run's own patch hook did the upgrade,
+ * dpkg or rpm with it. They leave RUNTIME_DIRECTORY/restart-pending and send SIGHUP instead, and
+ * the daemon, the only one who knows without a race whether a run is under way, exits with
+ * DAEMON_EXIT_RESTART once it is idle; the unit's RestartForceExitStatus= starts the new version.
+ * Called at the idle points (a worker ended, a SIGHUP while idle, the end of the startup).
+ * Returns true when the daemon is on its way out.
+ */
+static bool restart_if_upgraded(struct daemon *d)
+{
+        if (d->stopping || !d->restart_marker)
+                return false;
+        if (unlink(d->restart_marker) < 0) {
+                if (errno != ENOENT)
+                        log_warning_errno(errno, "%s: cannot remove: %m", d->restart_marker);
+                return false;
+        }
+        log_notice("ec2-imaged was upgraded: exiting with status %d so that the service manager "
+                   "starts the new version",
+                   DAEMON_EXIT_RESTART);
+        sd_notify(0, "STOPPING=1");
+        notify_status("Restarting into the upgraded ec2-imaged");
+        d->stopping = d->restarting = true;
+        sd_event_exit(d->event, 0);
+        return true;
+}
+
 static void on_worker_exit(struct worker *w, int status, const char *out, size_t len,
                            void *userdata)
 {
@@ -222,6 +274,9 @@ static void on_worker_exit(struct worker *w, int status, const char *out, size_t
                 sd_event_exit(d->event, 0);
                 return;
         }
+        /* The new version, when it starts, goes on where this one would (first boot included). */
+        if (restart_if_upgraded(d))
+                return;
         /*
          * The resume at start is done (or found the run to be another instance's and filed it):
          * the start goes on as if there had been nothing to resume.
@@ -246,8 +301,8 @@ static int start_worker(struct daemon *d, const char *verb)
         int r;
 
         r = worker_start(d->event, d->opts->worker_binary,
-                         d->opts->config_explicit ? d->opts->config_path : NULL, d->opts->verbose,
-                         args, &cb, d, &d->worker);
+                         d->opts->config_explicit ? d->opts->config_path : NULL, d->config_fd,
+                         d->opts->verbose, args, &cb, d, &d->worker);
         if (r < 0)
                 return log_error_errno(r, "Cannot start a worker for `%s`: %m", verb);
         d->have_progress = false;
@@ -299,13 +354,27 @@ static void on_control_request(enum control_request req, int fd, void *userdata)
         trigger(userdata, "ec2-imaged trigger", fd, req == CONTROL_TRIGGER_WAIT);
 }
 
+/*
+ * A reload takes effect for the next worker, which is given the accepted configuration (a sealed
+ * snapshot of the files' contents) rather than the files: after a refused reload the files may
+ * hold what was refused.
+ */
 static void reload(struct daemon *d)
 {
         struct config_error e = {};
         struct config c;
-        int r;
+        int r, fd = -1;
 
         r = config_load(d->opts->config_path, d->opts->config_explicit, &c, &e);
+        if (r >= 0) {
+                fd = config_snapshot_new(&c);
+                if (fd < 0) {
+                        config_done(&c);
+                        log_error_errno(fd, "Reload refused, keeping the current configuration: "
+                                            "cannot keep a copy of the new one: %m");
+                        return;
+                }
+        }
         if (r < 0) {
                 if (e.line > 0)
                         log_error("Reload refused, keeping the current configuration: %s:%u: %s",
@@ -322,6 +391,8 @@ static void reload(struct daemon *d)
                            d->socket_path);
         config_done(&d->config);
         d->config = c;
+        safe_close(d->config_fd);
+        d->config_fd = fd;
         log_notice("Configuration reloaded from %s", strna(d->config.path));
         sd_notify(0, "READY=1");
         status_idle(d);
@@ -362,7 +433,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 if (d->worker) {
                         log_notice("Reload deferred until the run under way ends");
                         d->reload_pending = true;
-                } else {
+                } else if (!restart_if_upgraded(d)) {
                         reload(d);
                 }
                 break;
@@ -435,11 +506,26 @@ static void finish_startup(struct daemon *d)
         sd_notify(0, "READY=1");
         status_idle(d);
         log_info("Ready; runs start on SIGUSR1 or `ec2-imaged trigger` (%s)", d->socket_path);
+        /* Upgraded while this daemon was starting: the next one resumes what this one would. */
+        if (restart_if_upgraded(d))
+                return;
         if (d->resume_at_start) {
                 bool started = start_worker(d, "resume") >= 0;
                 d->first_boot_next = started && d->config.user_data;
         } else if (d->config.user_data)
                 (void)start_worker(d, "first-boot");
+}
+
+/* systemd sets RUNTIME_DIRECTORY for RuntimeDirectory= (a ':'-separated list; ours is first). */
+static char *restart_marker_path(void)
+{
+        const char *dir = getenv("RUNTIME_DIRECTORY");
+        size_t n;
+
+        if (!dir || !*dir)
+                dir = DAEMON_RUNTIME_DIR;
+        n = strcspn(dir, ":");
+        return strprintf("%.*s/" DAEMON_RESTART_MARKER, (int)n, dir);
 }
 
 static int setup(struct daemon *d)
@@ -469,7 +555,8 @@ static int setup(struct daemon *d)
                 return r;
         (void)sd_event_source_set_enabled(d->status_timer, SD_EVENT_OFF);
         d->socket_path = strdup(d->config.control_socket);
-        if (!d->socket_path)
+        d->restart_marker = restart_marker_path();
+        if (!d->socket_path || !d->restart_marker)
                 return -ENOMEM;
         r = control_server_new(d->event, d->socket_path, on_control_request, d, &d->control);
         if (r < 0)
@@ -480,7 +567,7 @@ static int setup(struct daemon *d)
 
 int daemon_run(const struct daemon_opts *o)
 {
-        struct daemon d = {.opts = o};
+        struct daemon d = {.opts = o, .config_fd = -1};
         struct config_error e = {};
         int r;
 
@@ -489,6 +576,12 @@ int daemon_run(const struct daemon_opts *o)
                 log_error("%s:%u: %s", strna(e.file), e.line, e.message ? e.message : strerror(-r));
                 config_error_done(&e);
                 return -EINVAL;
+        }
+        d.config_fd = config_snapshot_new(&d.config);
+        if (d.config_fd < 0) {
+                r = log_error_errno(d.config_fd, "Cannot keep a copy of the configuration: %m");
+                config_done(&d.config);
+                return r;
         }
         r = setup(&d);
         if (r < 0) {
@@ -515,11 +608,15 @@ out:
         sd_event_source_disable_unref(d.stop_timer);
         sd_event_unref(d.event);
         free(d.socket_path);
+        free(d.restart_marker);
+        safe_close(d.config_fd);
         config_done(&d.config);
         if (d.frozen)
                 log_hold(false);
         log_info("Stopped");
-        return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        return d.restarting ? DAEMON_EXIT_RESTART : 0;
 }
 
 int daemon_exec_helper(const struct daemon_opts *o)

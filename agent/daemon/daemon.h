@@ -13,6 +13,15 @@
 #define DAEMON_HELPER_NAME "ec2-imaged-daemon"
 #define DAEMON_LIBEXEC_DIR "/usr/libexec/ec2-imaged"
 
+/*
+ * The package's maintainer scripts leave this file in RUNTIME_DIRECTORY (default
+ * DAEMON_RUNTIME_DIR) after an upgrade; the daemon then exits with DAEMON_EXIT_RESTART as soon as
+ * no run is under way, and the unit's RestartForceExitStatus= starts the new version.
+ */
+#define DAEMON_RUNTIME_DIR    "/run/ec2-imaged"
+#define DAEMON_RESTART_MARKER "restart-pending"
+#define DAEMON_EXIT_RESTART   75
+
 struct daemon_opts {
         const char *config_path; /* NULL: the default */
         bool config_explicit;
@@ -20,7 +29,10 @@ struct daemon_opts {
         const char *worker_binary; /* the full ec2-imaged; NULL: this executable */
 };
 
-/* Returns 0 after a clean stop, -EINVAL for a bad configuration, another -errno otherwise. */
+/*
+ * Returns 0 after a clean stop, DAEMON_EXIT_RESTART after a stop for an upgrade (see above),
+ * -EINVAL for a bad configuration, another -errno otherwise.
+ */
 int daemon_run(const struct daemon_opts *o);
 
 /*

@@ -48,5 +48,5 @@ int main(int argc, char **argv)
                 return 2;
         }
         r = daemon_run(&o);
-        return r == -EINVAL ? 2 : r < 0 ? 1 : 0;
+        return r == -EINVAL ? 2 : r < 0 ? 1 : r; /* r: 0 or DAEMON_EXIT_RESTART */
 }

@@ -13,12 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
 
-#define WORKER_ARGS_MAX 16
-#define WORKER_FD       3 /* the progress socket, in the worker */
+#define WORKER_ARGS_MAX  16
+#define WORKER_FD        3 /* the progress socket, in the worker */
+#define WORKER_CONFIG_FD 4 /* the sealed configuration snapshot, in the worker */
 
 extern char **environ;
 
@@ -152,11 +154,11 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 }
 
 /* The worker's environment: ours, without what belongs to the daemon's service manager. */
-static char **worker_env(void)
+static char **worker_env(bool config_fd)
 {
         static const char *const drop[] = {
-                "NOTIFY_SOCKET=", "WATCHDOG_USEC=",  "WATCHDOG_PID=",    "LISTEN_FDS=",
-                "LISTEN_PID=",    "LISTEN_FDNAMES=", PROGRESS_FD_ENV "="};
+                "NOTIFY_SOCKET=", "WATCHDOG_USEC=",  "WATCHDOG_PID=",     "LISTEN_FDS=",
+                "LISTEN_PID=",    "LISTEN_FDNAMES=", PROGRESS_FD_ENV "=", CONFIG_FD_ENV "="};
         char **env = NULL;
 
         for (char **e = environ; e && *e; e++) {
@@ -168,12 +170,14 @@ static char **worker_env(void)
         }
         if (strv_push(&env, PROGRESS_FD_ENV "=3") < 0)
                 return strv_free(env);
+        if (config_fd && strv_push(&env, CONFIG_FD_ENV "=4") < 0)
+                return strv_free(env);
         return env;
 }
 
 /* Between fork() and execve(): async-signal-safe calls only. */
-static _Noreturn void child(const char *binary, int progress_fd, int output_fd, char **argv,
-                            char **envp)
+static _Noreturn void child(const char *binary, int progress_fd, int output_fd, int config_fd,
+                            char **argv, char **envp)
 {
         sigset_t empty;
         int null_fd;
@@ -186,16 +190,20 @@ static _Noreturn void child(const char *binary, int progress_fd, int output_fd, 
         progress_fd = fcntl(progress_fd, F_DUPFD_CLOEXEC, 10);
         output_fd = fcntl(output_fd, F_DUPFD_CLOEXEC, 10);
         null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (config_fd >= 0)
+                config_fd = fcntl(config_fd, F_DUPFD_CLOEXEC, 10);
         if (progress_fd < 0 || output_fd < 0 || null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
             dup2(output_fd, STDOUT_FILENO) < 0 || dup2(progress_fd, WORKER_FD) < 0)
+                _exit(127);
+        if (config_fd >= 0 && dup2(config_fd, WORKER_CONFIG_FD) < 0)
                 _exit(127);
         execve(binary, argv, envp);
         _exit(127);
 }
 
-int worker_start(sd_event *e, const char *binary, const char *config_path, bool verbose,
-                 const char *const *args, const struct worker_callbacks *cb, void *userdata,
-                 struct worker **ret)
+int worker_start(sd_event *e, const char *binary, const char *config_path, int config_fd,
+                 bool verbose, const char *const *args, const struct worker_callbacks *cb,
+                 void *userdata, struct worker **ret)
 {
         const char *argv[WORKER_ARGS_MAX + 5];
         int sp[2] = {-1, -1}, pp[2] = {-1, -1};
@@ -219,7 +227,7 @@ int worker_start(sd_event *e, const char *binary, const char *config_path, bool 
         }
         argv[n] = NULL;
 
-        envp = worker_env();
+        envp = worker_env(config_fd >= 0);
         if (!envp)
                 return -ENOMEM;
         w = calloc(1, sizeof(*w));
@@ -240,7 +248,8 @@ int worker_start(sd_event *e, const char *binary, const char *config_path, bool 
                 goto fail;
         }
         if (pid == 0)
-                child(binary ? binary : "/proc/self/exe", sp[1], pp[1], (char **)argv, envp);
+                child(binary ? binary : "/proc/self/exe", sp[1], pp[1], config_fd, (char **)argv,
+                      envp);
         strv_free(envp);
         envp = NULL;
         (void)setpgid(pid, pid); /* also from here, so that it holds before anyone signals it */

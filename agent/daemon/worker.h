@@ -27,12 +27,13 @@ struct worker_callbacks {
  * Start `BINARY [--config PATH] [-v] ARGS...` (ARGS NULL-terminated; BINARY NULL: our own
  * executable, /proc/self/exe) as a child in its own
  * process group, with a clean signal mask, /dev/null stdin, SIGTERM when the daemon dies, and none
- * of the daemon's sd_notify variables. The status given to on_exit is the exit code, or 128 plus
- * the signal that killed it.
+ * of the daemon's sd_notify variables. CONFIG_FD (unless negative) is the configuration snapshot
+ * the worker is to use instead of the files (config_snapshot_new(); $EC2_IMAGED_CONFIG_FD). The
+ * status given to on_exit is the exit code, or 128 plus the signal that killed it.
  */
-int worker_start(sd_event *e, const char *binary, const char *config_path, bool verbose,
-                 const char *const *args, const struct worker_callbacks *cb, void *userdata,
-                 struct worker **ret);
+int worker_start(sd_event *e, const char *binary, const char *config_path, int config_fd,
+                 bool verbose, const char *const *args, const struct worker_callbacks *cb,
+                 void *userdata, struct worker **ret);
 pid_t worker_pid(const struct worker *w);
 const char *worker_verb(const struct worker *w);
 int worker_kill(struct worker *w, int sig);

@@ -9,8 +9,10 @@
 
 #include "aws/awsjson.h"
 #include "aws/ec2_dist.h"
+#include "aws/vocab.h"
 #include "core/config.h"
 #include "core/context.h"
+#include "core/imagetags.h"
 #include "distribute/distribute.h"
 #include "distribute/distribute_aws.h"
 #include "distribute/distribute_retain.h"
@@ -21,6 +23,7 @@
 struct check {
         struct context *ctx;
         const struct config *cfg;
+        const char *lineage;
         struct dist_clients clients;
         char ***report;
         char *why;
@@ -126,6 +129,52 @@ static int dry(struct check *k, int r, struct aws_error *e, const char *what, co
 }
 
 /*
+ * The image a DryRun DeregisterImage names: one of the lineage that ec2-imaged made (tagged
+ * ec2-imaged:run-id), the only kind retention deregisters and the only kind the shipped IAM
+ * policy lets it deregister (a DryRun on the instance's own AMI would be refused by that
+ * condition). *ret is NULL when there is none yet: then retention has nothing to do either.
+ */
+static int retention_probe(struct check *k, struct ec2_client *c, char **ret, struct aws_error *e)
+{
+        struct ec2_image *ims = NULL;
+        size_t n = 0;
+        int r;
+
+        *ret = NULL;
+        r = ec2_describe_images_by_tag(c, TAG_LINEAGE, k->lineage, &ims, &n, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && !*ret; i++)
+                for (size_t t = 0; t < ims[i].n_tags; t++)
+                        if (streq_ptr(ims[i].tags[t].key, TAG_RUN_ID)) {
+                                *ret = strdup(ims[i].image_id);
+                                if (!*ret)
+                                        r = -ENOMEM;
+                                break;
+                        }
+        ec2_images_free(ims, n);
+        return r;
+}
+
+static int dry_deregister(struct check *k, struct ec2_client *c, const char *region)
+{
+        _cleanup_free_ char *probe = NULL;
+        struct aws_error e = {};
+        int r;
+
+        r = retention_probe(k, c, &probe, &e);
+        if (r < 0)
+                return failed(k, r, &e, "retention", region);
+        if (!probe)
+                return line(k,
+                            "DryRun DeregisterImage in %s: not tried, no image of lineage %s "
+                            "made by ec2-imaged yet",
+                            region, k->lineage);
+        return dry(k, ec2_deregister_image(c, probe, false, true, &e), &e, "DeregisterImage",
+                   region);
+}
+
+/*
  * The DryRun calls. They name the instance's own AMI, which exists in the run's region only:
  * there every step is tried; in a destination region, CopyImage (its source is in the run's
  * region). IAM permissions rarely differ between regions.
@@ -157,8 +206,7 @@ static int check_calls(struct check *k, const char *region, bool own)
                 r = dry(k, ec2_enable_image_deprecation(c, probe, "2100-01-01T00:00:00Z", true, &e),
                         &e, "EnableImageDeprecation", region);
         if (r >= 0 && (k->cfg->dist_keep_newest > 0 || k->cfg->dist_keep_days > 0))
-                r = dry(k, ec2_deregister_image(c, probe, false, true, &e), &e, "DeregisterImage",
-                        region);
+                r = dry_deregister(k, c, region);
         if (r >= 0 && k->cfg->dist_launch_template) {
                 int64_t v;
                 r = dry(k,
@@ -205,7 +253,11 @@ static int list_retention(struct check *k, const char *region, const char *linea
 int distribute_check(struct context *ctx, const char *lineage, bool list_ret, char ***report,
                      char **ret_why)
 {
-        struct check k = {.ctx = ctx, .cfg = ctx->config, .report = report};
+        struct check k = {.ctx = ctx,
+                          .cfg = ctx->config,
+                          .lineage =
+                                  ctx->config->dist_lineage ? ctx->config->dist_lineage : lineage,
+                          .report = report};
         char **regions = NULL;
         int r;
 
@@ -224,7 +276,7 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
         for (char **s = regions; r >= 0 && s && *s; s++)
                 r = check_calls(&k, *s, s == regions);
         for (char **s = regions; r >= 0 && list_ret && s && *s; s++)
-                r = list_retention(&k, *s, k.cfg->dist_lineage ? k.cfg->dist_lineage : lineage);
+                r = list_retention(&k, *s, k.lineage);
         strv_free(regions);
         dist_clients_done(&k.clients);
         if (r < 0)

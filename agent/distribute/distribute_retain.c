@@ -12,12 +12,6 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-static void strv_cleanup(char ***v)
-{
-        strv_free(*v);
-}
-#define _cleanup_strv_free_ _cleanup_(strv_cleanup)
-
 bool retain_enabled(const struct retain_opts *o)
 {
         return o->lineage && (o->keep_newest > 0 || o->keep_days > 0);

@@ -26,16 +26,11 @@
 #include "util/str.h"
 #include "util/timeutil.h"
 
-static inline void strv_freep(char ***v)
-{
-        strv_free(*v);
-}
-
 /* ------------------------------------------------------------------ selection */
 
 int freeze_select(const char *const *configured, const char *mountinfo_path, char ***ret)
 {
-        return mountinfo_select(configured, mountinfo_path, false, ret);
+        return mountinfo_select(configured, mountinfo_path, NULL, false, ret);
 }
 
 /* ------------------------------------------------------------------ mount point handles */
@@ -126,6 +121,57 @@ int freeze_emergency_thaw(void)
         return thawed;
 }
 
+/* ------------------------------------------------------------------ fatal signals */
+
+/*
+ * A crash in the frozen window (a fault, an abort()) must not leave the filesystems frozen until
+ * the process is gone: the guard acts only then, and dying can take long (a core dump written to
+ * a frozen filesystem waits for its thaw). While frozen, these signals thaw first, on the handles
+ * opened before the freeze, then kill the process by their default action: SA_RESETHAND restores
+ * it on entry and SA_NODEFER lets the raise() through at once. They run on a stack of their own,
+ * so that a stack overflow reaches the handler too. SIGTERM and SIGINT are the caller's to decide.
+ */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+static struct sigaction fatal_saved[ELEMENTSOF(fatal_signals)];
+static bool fatal_installed, fatal_own_stack;
+static char fatal_stack[64 * 1024];
+
+static void on_fatal_signal(int sig)
+{
+        (void)freeze_emergency_thaw();
+        (void)raise(sig);
+}
+
+static void fatal_signals_install(void)
+{
+        struct sigaction sa = {
+                .sa_handler = on_fatal_signal,
+                .sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK,
+        };
+        stack_t ss = {.ss_sp = fatal_stack, .ss_size = sizeof(fatal_stack)}, old;
+
+        /* An alternate stack someone else set up (a sanitizer's) is kept. */
+        fatal_own_stack = sigaltstack(NULL, &old) == 0 && (old.ss_flags & SS_DISABLE) &&
+                          sigaltstack(&ss, NULL) == 0;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < ELEMENTSOF(fatal_signals); i++)
+                (void)sigaction(fatal_signals[i], &sa, &fatal_saved[i]);
+        fatal_installed = true;
+}
+
+static void fatal_signals_restore(void)
+{
+        stack_t off = {.ss_flags = SS_DISABLE};
+
+        if (!fatal_installed)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(fatal_signals); i++)
+                (void)sigaction(fatal_signals[i], &fatal_saved[i], NULL);
+        if (fatal_own_stack)
+                (void)sigaltstack(&off, NULL);
+        fatal_installed = fatal_own_stack = false;
+}
+
 /* ------------------------------------------------------------------ the guard's thaw */
 
 /* What the guard calls, in its own process, to thaw what we froze (see guard_thaw_fn). */
@@ -209,6 +255,7 @@ static int thaw_frozen(struct freeze_set *s, size_t *ret_failed, bool *ret_expir
         emergency_n = 0;
         atomic_signal_fence(memory_order_seq_cst);
         emergency_fds = NULL;
+        fatal_signals_restore();
         s->n_frozen = 0;
         s->frozen = false;
         if (active_set == s)
@@ -288,6 +335,7 @@ int freeze_set_freeze(struct freeze_set *s)
         active_set = s;
         s->frozen = true;
         emergency_fds = s->fds;
+        fatal_signals_install();
         log_hold(true);
         for (i = 0; i < s->n; i++) {
                 int lr = pthread_mutex_lock(&s->guard.shared->lock);
@@ -437,15 +485,16 @@ struct freeze_set *freeze_set_free(struct freeze_set *s)
 
 /* ------------------------------------------------------------------ thaw everything */
 
-int freeze_thaw_all(const char *const *configured, const char *mountinfo_path, char ***ret_thawed)
+static int thaw_all_held(const char *const *configured, const char *mountinfo_path,
+                         char ***ret_thawed)
 {
-        _cleanup_(strv_freep) char **mounts = NULL;
-        _cleanup_(strv_freep) char **thawed = NULL;
+        _cleanup_strv_free_ char **mounts = NULL;
+        _cleanup_strv_free_ char **thawed = NULL;
         size_t n;
         int r, first = 0, count = 0;
 
         /* A saved list may name mounts that are gone by now; the others still need thawing. */
-        r = mountinfo_select(configured, mountinfo_path, true, &mounts);
+        r = mountinfo_select(configured, mountinfo_path, NULL, true, &mounts);
         if (r < 0)
                 return r;
         thawed = calloc(1, sizeof(char *));
@@ -484,4 +533,22 @@ int freeze_thaw_all(const char *const *configured, const char *mountinfo_path, c
         if (ret_thawed)
                 *ret_thawed = TAKE_PTR(thawed);
         return count;
+}
+
+int freeze_thaw_all(const char *const *configured, const char *mountinfo_path, char ***ret_thawed)
+{
+        bool was_held = log_is_held();
+        int r;
+
+        /*
+         * Every filesystem is thawed before any line is written: the log's destination (journald's
+         * socket with its queue full, a file, a pipe) may wait on one of them that is still
+         * frozen, and the thaw of the rest would wait behind it. As in the frozen window, the
+         * lines are held until the end.
+         */
+        log_hold(true);
+        r = thaw_all_held(configured, mountinfo_path, ret_thawed);
+        if (!was_held)
+                log_hold(false);
+        return r;
 }

@@ -37,17 +37,21 @@
  *
  * Either way each filesystem appears once (bind mounts share the major:minor of mountinfo), a
  * mount hidden under a later mount on the same path is left out, and the result is in freeze
- * order: deepest mount point first, ties in mountinfo (auto) or configured order. *ret is a
- * NULL-terminated vector, possibly empty, for strv_free(). Errors are logged here.
+ * order: a filesystem on a loop device (directly, through a partition or a device-mapper or md
+ * device) before the filesystem that holds its backing file (/sys/dev/block/M:m/loop/
+ * backing_file), whose freeze would otherwise block its own; where that does not decide, deepest
+ * mount point first, ties in mountinfo (auto) or configured order. *ret is a NULL-terminated
+ * vector, possibly empty, for strv_free(). Errors are logged here.
  */
 int freeze_select(const char *const *configured, const char *mountinfo_path, char ***ret);
 
 /*
  * FITHAW every mount freeze_select() picks (for `ec2-imaged thaw`, after a crash that the guard
- * could not cover), parents first; explicit entries that are no longer freezable mount points
- * are skipped with a warning instead of failing the rest. Returns how many were frozen and are
- * now thawed, and if ret_thawed is not NULL their mount points; or the first error, after trying
- * every mount.
+ * could not cover), in the reverse of the freeze order; explicit entries that are no longer
+ * freezable mount points are skipped with a warning instead of failing the rest. Log lines are
+ * held (log_hold()) until every mount has been tried: the log may sit on one still frozen.
+ * Returns how many were frozen and are now thawed, and if ret_thawed is not NULL their mount
+ * points; or the first error, after trying every mount.
  */
 int freeze_thaw_all(const char *const *configured, const char *mountinfo_path, char ***ret_thawed);
 
@@ -55,6 +59,8 @@ int freeze_thaw_all(const char *const *configured, const char *mountinfo_path, c
  * The async-signal-safe last resort for SIGTERM/SIGINT handlers of the main process: FITHAW, on
  * descriptors opened before the freeze, of the mounts this process has frozen, last first.
  * Returns how many were thawed. Leaves the set's bookkeeping alone; the handler should _exit().
+ * The fatal signals (SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE) need no handler of the caller's:
+ * a frozen set calls this itself before the process dies of them.
  */
 int freeze_emergency_thaw(void);
 
@@ -69,10 +75,12 @@ int freeze_set_new(char *const *mounts, unsigned timeout_ms, struct freeze_set *
 /*
  * Open every mount point (each must be the root of a mount), start the guard, syncfs() each while
  * writes are still allowed, then FIFREEZE in order. From the first FIFREEZE on, log lines are held
- * in memory (log_hold()). All or nothing: on failure whatever was frozen is thawed again and the
- * error, naming the mount point, is logged and returned (-EBUSY: already frozen; -EOPNOTSUPP:
- * cannot be frozen; -ETIMEDOUT: the guard's timeout passed while freezing; -ECHILD: the guard
- * died). Only one set per process may be frozen at a time (-EBUSY otherwise).
+ * in memory (log_hold()), and SIGSEGV, SIGBUS, SIGABRT, SIGILL and SIGFPE thaw first and then
+ * kill the process (the previous dispositions come back with the thaw). All or nothing: on failure
+ * whatever was frozen is thawed again and the error, naming the mount point, is logged and returned
+ * (-EBUSY: already frozen; -EOPNOTSUPP: cannot be frozen; -ETIMEDOUT: the guard's timeout passed
+ * while freezing; -ECHILD: the guard died). Only one set per process may be frozen at a time
+ * (-EBUSY otherwise).
  */
 int freeze_set_freeze(struct freeze_set *s);
 

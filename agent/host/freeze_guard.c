@@ -101,6 +101,9 @@ static _Noreturn void guard_main(const struct guard_ctx *g)
         /* Out of the parent's process group, so a ^C or a group-wide kill does not reach us. */
         (void)setpgid(0, 0);
         (void)prctl(PR_SET_NAME, "ec2-imaged-guard", 0, 0, 0);
+        /* A copy of the parent's memory, credentials included, that must never reach a core file;
+         * and a dump onto a frozen filesystem would keep the guard from thawing it. */
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* The parent's handlers are not ours (one may _exit() before thawing); the signals that
          * terminals and service managers send to whole groups are ignored outright. */
         for (int sig = 1; sig < NSIG; sig++) {

@@ -16,13 +16,11 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
-
 /* ---- running one hook ---- */
 
 static char **build_env(const char *phase, const struct hook_env *env)
 {
-        _cleanup_(strv_freep) char **v = NULL;
+        _cleanup_strv_free_ char **v = NULL;
         const struct {
                 const char *key, *value;
         } vars[] = {
@@ -51,17 +49,34 @@ static char **build_env(const char *phase, const struct hook_env *env)
 }
 
 /*
- * A descriptor we hand to the child must not be 0, 1 or 2: it would be overwritten by the dup2()
- * calls that set up stdio. That happens when the daemon was started with stdio closed.
+ * Vet the hook once more, right before it runs (an earlier hook of the phase may have changed
+ * things, and it is root's to do so), and execute the descriptor that vetting opened: the vetted
+ * file, whatever its path names by then.
  */
-static int run_one(const struct hooks_opts *o, const char *phase, char **envp,
+static int run_one(const struct hooks_opts *o, const struct hook_list *l,
+                   const struct hook_entry *e, const char *phase, char **envp,
                    struct hook_result *res)
 {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *reason = NULL, *fields = NULL;
         char *argv[] = {res->path, NULL};
+        int r;
 
-        return supervise_run(
-                "hook", phase, argv, envp, o->timeout_ms ? o->timeout_ms : HOOKS_DEFAULT_TIMEOUT_MS,
-                o->kill_grace_ms ? o->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS, res);
+        r = hook_open_vetted(l->dir_fd, e->name, o->required_uid, &fd, &reason);
+        if (r < 0)
+                return r;
+        if (reason) {
+                res->status = HOOK_REFUSED;
+                res->message = strprintf("hook %s (%s) refused: %s/%s %s", res->name, phase, l->dir,
+                                         res->name, reason);
+                fields = strprintf("HOOK=%s\n", res->name);
+                log_struct(LOG_ERR, fields, "%s", strna(res->message));
+                return 0;
+        }
+        return supervise_run("hook", phase, argv, envp, fd,
+                             o->timeout_ms ? o->timeout_ms : HOOKS_DEFAULT_TIMEOUT_MS,
+                             o->kill_grace_ms ? o->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS,
+                             res);
 }
 
 int hooks_run_helper(const char *name, const char *purpose, char *const argv[], unsigned timeout_ms,
@@ -75,8 +90,8 @@ int hooks_run_helper(const char *name, const char *purpose, char *const argv[], 
         ret->path = strdup(argv[0]);
         if (!ret->name || !ret->path)
                 return -ENOMEM;
-        r = supervise_run("helper", purpose, argv, envp, timeout_ms, HOOKS_DEFAULT_KILL_GRACE_MS,
-                          ret);
+        r = supervise_run("helper", purpose, argv, envp, -1, timeout_ms,
+                          HOOKS_DEFAULT_KILL_GRACE_MS, ret);
         return r < 0 ? r : hook_result_errno(ret);
 }
 
@@ -113,7 +128,7 @@ int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const stru
                     struct hooks_phase_result *ret)
 {
         _cleanup_(hook_list_done) struct hook_list l = {};
-        _cleanup_(strv_freep) char **envp = NULL;
+        _cleanup_strv_free_ char **envp = NULL;
         _cleanup_free_ char *fields = NULL;
         bool refusing;
         int r, first = 0;
@@ -172,7 +187,7 @@ int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const stru
                         fields = strprintf("HOOK=%s\n", h->name);
                         log_struct(LOG_ERR, fields, "%s", strna(h->message));
                 } else {
-                        r = run_one(opts, phase, envp, h);
+                        r = run_one(opts, &l, e, phase, envp, h);
                         if (r < 0)
                                 return r;
                 }

@@ -3,11 +3,13 @@
  * Hooks: find, vet, spawn, time out, capture and classify the operator's hook executables.
  *
  * Which entries of <hooks_dir>/<phase>.d run, are skipped or are refused, and in which order:
- * hooks_list.h, which this header includes. Hooks are executed by path after vetting.
+ * hooks_list.h, which this header includes. Each hook is vetted again right before it runs, and
+ * the descriptor that vetting opened is what is executed (supervise.h).
  *
  * Each hook runs with: its own process group, an empty signal mask and default dispositions,
  * stdin from /dev/null, stdout and stderr on one pipe that we read, no other file descriptors,
- * working directory "/", argv = { path }, and only this environment:
+ * working directory "/", umask 022 (not the service's 0077: what a hook installs must be as
+ * readable as if an administrator had installed it), argv = { path }, and only this environment:
  *   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin  LANG=C.UTF-8
  *   EC2_IMAGED_PHASE  EC2_IMAGED_RUN_ID  INSTANCE_ID  REGION  IMAGE_NAME  EC2_IMAGED_MODE
  *   IMAGE_ID (only when known)  EC2_IMAGED_DRY_RUN=1 (only for dry runs)
@@ -21,7 +23,9 @@
  * We are about to freeze filesystems or snapshot disks, and a stray writer would be worse than a
  * killed one. The main process is reaped only after the group is empty, so the group id cannot
  * be reused by an unrelated process while we signal it. Processes that leave the group on
- * purpose (setsid, setpgid) escape this; the service's cgroup still holds them.
+ * purpose (setsid, setpgid, a double fork) do not escape: while a hook runs, we are a child
+ * subreaper, so every orphan of its tree becomes our child, and those get the same SIGTERM and
+ * SIGKILL (and their groups, when they lead one), and are reaped (leftovers.h).
  *
  * Output is logged line by line at LOG_INFO as "<name>: <line>" with the journald field
  * HOOK=<name>. Lines longer than HOOK_LINE_MAX are split (the logger formats a record into

@@ -16,12 +16,12 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 
 static const char *const phases[] = {
         HOOK_PHASE_PRE_IMAGE,
@@ -103,21 +103,107 @@ static int vet_dir_fd(int fd, const char *path, uid_t uid, char **ret_refusal)
         return *ret_refusal ? 0 : -ENOMEM;
 }
 
+/* The directories above the hooks directory, up to "/": a refusal of all hooks when one fails. */
+static int vet_ancestors(int root_fd, const char *path, uid_t uid, char **ret_refusal);
+
 /*
- * Follow a symlink hook to what it points at and vet that, and the directory it sits in (which
- * decides who could swap it). Returns 0 with *ret_st filled and *ret_reason NULL when it passes,
- * 0 with *ret_reason set when it is refused, or -ENOMEM.
+ * The rule for the directories above a hook's own directory and the hooks directory, up to "/":
+ * owned by root or by uid, and writable by nobody else unless sticky. In a sticky directory (the
+ * way /tmp is) others may add names but not rename or remove the ones root owns, and the next
+ * directory down is checked in its turn; without the sticky bit, anyone who may write there
+ * could move the whole tree aside and put another in its place.
  */
-static int vet_symlink(int dir_fd, const char *name, const char *path, uid_t uid,
-                       struct stat *ret_st, char **ret_reason)
+static bool vet_ancestor_stat(const struct stat *st, uid_t uid, char *reason, size_t size)
 {
-        _cleanup_free_ char *target = NULL, *target_dir = NULL;
+        if (st->st_uid != 0 && st->st_uid != uid) {
+                snprintf(reason, size, "is owned by uid %u, neither root nor %u",
+                         (unsigned)st->st_uid, (unsigned)uid);
+                return false;
+        }
+        if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(st->st_mode & S_ISVTX)) {
+                snprintf(reason, size, "is %s-writable (mode %04o) and not sticky",
+                         st->st_mode & S_IWOTH ? "world" : "group",
+                         (unsigned)(st->st_mode & 07777));
+                return false;
+        }
+        return true;
+}
+
+/* The path of an open directory, for messages: /proc's name for it, or a stand-in. */
+static char *fd_path(int fd, unsigned level)
+{
+        char proc[64], buf[4096];
+        ssize_t n;
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        n = readlink(proc, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return strprintf("the directory %u level%s up", level, level == 1 ? "" : "s");
+        buf[n] = '\0';
+        return hook_name_escape(buf);
+}
+
+/*
+ * Vet the directory dir_fd and every directory above it, walking ".." from the descriptor (so the
+ * chain vetted is the one the open directory is in, whatever symlinks its path went through), up
+ * to "/" (or the root of a chroot): the first `strict` of them by vet_stat(), the rest by
+ * vet_ancestor_stat(). Returns 0 with *ret_reason NULL when all pass, 0 with *ret_reason
+ * ("/srv is world-writable (mode 0777) and not sticky") when one fails, or -errno.
+ */
+static int vet_chain(int dir_fd, unsigned strict, uid_t uid, char **ret_reason)
+{
+        _cleanup_close_ int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        struct stat st, up;
         char reason[96];
-        struct stat st, dst;
-        char *slash;
 
         *ret_reason = NULL;
-        if (fstatat(dir_fd, name, &st, 0) < 0) {
+        if (fd < 0)
+                return -errno;
+        for (unsigned level = 0; level < 4096; level++) {
+                _cleanup_free_ char *name = NULL;
+                int parent;
+
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                if (level < strict ? !vet_stat(&st, uid, reason, sizeof(reason))
+                                   : !vet_ancestor_stat(&st, uid, reason, sizeof(reason))) {
+                        name = fd_path(fd, level);
+                        *ret_reason = name ? strprintf("%s %s", name, reason) : NULL;
+                        return *ret_reason ? 0 : -ENOMEM;
+                }
+                parent = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (parent < 0)
+                        return -errno;
+                if (fstat(parent, &up) < 0) {
+                        safe_close(parent);
+                        return -errno;
+                }
+                safe_close(fd);
+                fd = parent;
+                if (up.st_dev == st.st_dev && up.st_ino == st.st_ino)
+                        return 0; /* ".." of "/" is "/" */
+        }
+        return -ELOOP;
+}
+
+/*
+ * A symlink hook: the file it points at, vetted with its directory (which decides who could swap
+ * it) and everything above. Returns 0 with *ret_fd (O_PATH) and *ret_reason NULL when it passes,
+ * 0 with *ret_reason set when it is refused, or -errno.
+ */
+static int open_symlink_target(int dir_fd, const char *name, uid_t uid, int *ret_fd,
+                               char **ret_reason)
+{
+        _cleanup_close_ int fd = -1, tdir = -1;
+        _cleanup_free_ char *target = NULL, *chain = NULL;
+        char reason[96];
+        struct stat st, again;
+        char *slash;
+        int r;
+
+        *ret_reason = NULL;
+        fd = openat(dir_fd, name, O_PATH | O_CLOEXEC);
+        if (fd < 0) {
                 int e = errno;
 
                 *ret_reason = e == ENOENT ? strprintf("is a dangling symlink")
@@ -126,36 +212,99 @@ static int vet_symlink(int dir_fd, const char *name, const char *path, uid_t uid
                                                       strerror(e));
                 return *ret_reason ? 0 : -ENOMEM;
         }
-        *ret_st = st;
-        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
-                return 0; /* masked; the caller skips it */
-        target = realpath(path, NULL);
-        if (!target) {
-                if (errno == ENOMEM)
-                        return -ENOMEM;
-                *ret_reason =
-                        strprintf("is a symlink that cannot be resolved: %s", strerror(errno));
-                return *ret_reason ? 0 : -ENOMEM;
-        }
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        target = fd_path(fd, 0);
+        if (!target)
+                return -ENOMEM;
         if (!vet_stat(&st, uid, reason, sizeof(reason))) {
                 *ret_reason = strprintf("is a symlink to %s, which %s", target, reason);
                 return *ret_reason ? 0 : -ENOMEM;
         }
-        target_dir = strdup(target);
-        if (!target_dir)
-                return -ENOMEM;
-        slash = strrchr(target_dir, '/');
-        if (slash)
-                slash[slash == target_dir ? 1 : 0] = '\0'; /* "/x" -> "/", "/a/x" -> "/a" */
-        if (stat(target_dir, &dst) < 0)
-                *ret_reason = strprintf("is a symlink to %s, whose directory cannot be checked: %s",
-                                        target, strerror(errno));
-        else if (!vet_stat(&dst, uid, reason, sizeof(reason)))
-                *ret_reason = strprintf("is a symlink to %s, whose directory %s %s", target,
-                                        target_dir, reason);
-        else
-                return 0;
-        return *ret_reason ? 0 : -ENOMEM;
+        /* The target's directory, made sure to be the one that holds the inode we opened. */
+        slash = strrchr(target, '/');
+        if (target[0] != '/' || !slash) {
+                *ret_reason =
+                        strprintf("is a symlink to %s, whose directory cannot be found", target);
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        *slash = '\0';
+        tdir = open(slash == target ? "/" : target, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (tdir < 0 || fstatat(tdir, slash + 1, &again, AT_SYMLINK_NOFOLLOW) < 0 ||
+            again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
+                *slash = '/';
+                *ret_reason =
+                        strprintf("is a symlink to %s, which moved while it was checked", target);
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        r = vet_chain(tdir, 1, uid, &chain);
+        if (r < 0)
+                return r;
+        if (chain) {
+                *slash = '/';
+                *ret_reason = strprintf("is a symlink to %s, and %s", target, chain);
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int vet_ancestors(int root_fd, const char *path, uid_t uid, char **ret_refusal)
+{
+        _cleanup_free_ char *chain = NULL;
+        int r;
+
+        *ret_refusal = NULL;
+        r = vet_chain(root_fd, 1, uid, &chain);
+        if (r < 0 || !chain)
+                return r;
+        *ret_refusal = strprintf("hooks directory %s: %s", path, chain);
+        return *ret_refusal ? 0 : -ENOMEM;
+}
+
+int hook_open_vetted(int dir_fd, const char *name, uid_t uid, int *ret_fd, char **ret_reason)
+{
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *chain = NULL;
+        char reason[96];
+        struct stat st;
+        int r;
+
+        *ret_reason = NULL;
+        /* The hook's own directory and the hooks directory above it, then on up to "/". */
+        r = vet_chain(dir_fd, 2, uid, &chain);
+        if (r < 0)
+                return r;
+        if (chain) {
+                *ret_reason = strprintf("is in a directory that is not safe: %s", chain);
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                *ret_reason = strprintf("cannot be checked: %s", strerror(errno));
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        if (S_ISLNK(st.st_mode)) {
+                fd = safe_close(fd);
+                r = open_symlink_target(dir_fd, name, uid, &fd, ret_reason);
+                if (r < 0 || *ret_reason)
+                        return r;
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+        } else if (!vet_stat(&st, uid, reason, sizeof(reason))) {
+                *ret_reason = strdup(reason);
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        if (!S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0) {
+                *ret_reason = strdup("is no longer an executable file");
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        /* The child's stdio is set up with dup2(): the descriptor must not be 0, 1 or 2. */
+        r = fd_move_above_stdio(TAKE_FD(fd));
+        if (r < 0)
+                return r;
+        *ret_fd = r;
+        return 0;
 }
 
 static bool has_control_chars(const char *s)
@@ -187,7 +336,7 @@ char *hook_name_escape(const char *s)
 /* Decide about one directory entry; fills e->state and e->reason. */
 static int classify_entry(int dir_fd, uid_t uid, struct hook_entry *e)
 {
-        char reason[96];
+        _cleanup_close_ int fd = -1;
         const char *skip;
         struct stat st;
         int r;
@@ -204,41 +353,33 @@ static int classify_entry(int dir_fd, uid_t uid, struct hook_entry *e)
                 e->reason = strdup("has control characters in its name");
                 return e->reason ? 0 : -ENOMEM;
         }
-        if (fstatat(dir_fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        /* What it is decides whether it is skipped; a dangling symlink is the vetting's to say. */
+        if (fstatat(dir_fd, e->name, &st, 0) < 0 &&
+            fstatat(dir_fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 e->state = HOOK_ENTRY_REFUSED;
                 e->reason = strprintf("cannot be checked: %s", strerror(errno));
                 return e->reason ? 0 : -ENOMEM;
         }
-        if (S_ISLNK(st.st_mode)) {
-                r = vet_symlink(dir_fd, e->name, e->path, uid, &st, &e->reason);
-                if (r < 0)
-                        return r;
-                if (e->reason) {
-                        e->state = HOOK_ENTRY_REFUSED;
-                        return 0;
-                }
-                if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
-                        e->state = HOOK_ENTRY_SKIPPED;
-                        e->reason = strdup("masked (symlink to /dev/null)");
-                        return e->reason ? 0 : -ENOMEM;
-                }
+        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+                e->state = HOOK_ENTRY_SKIPPED;
+                e->reason = strdup("masked (symlink to /dev/null)");
+                return e->reason ? 0 : -ENOMEM;
         }
-        if (!S_ISREG(st.st_mode)) {
+        if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
                 e->state = HOOK_ENTRY_SKIPPED;
                 e->reason = strdup(S_ISDIR(st.st_mode) ? "directory" : "not a regular file");
                 return e->reason ? 0 : -ENOMEM;
         }
-        if ((st.st_mode & 0111) == 0) {
+        if (S_ISREG(st.st_mode) && (st.st_mode & 0111) == 0) {
                 e->state = HOOK_ENTRY_SKIPPED;
                 e->reason = strdup("not executable");
                 return e->reason ? 0 : -ENOMEM;
         }
-        if (!vet_stat(&st, uid, reason, sizeof(reason))) {
-                e->state = HOOK_ENTRY_REFUSED;
-                e->reason = strdup(reason);
-                return e->reason ? 0 : -ENOMEM;
-        }
-        e->state = HOOK_ENTRY_RUN;
+        /* The same vetting the run does right before it executes the hook (hooks.c). */
+        r = hook_open_vetted(dir_fd, e->name, uid, &fd, &e->reason);
+        if (r < 0)
+                return r;
+        e->state = e->reason ? HOOK_ENTRY_REFUSED : HOOK_ENTRY_RUN;
         return 0;
 }
 
@@ -249,7 +390,7 @@ static int compare_names(const void *a, const void *b)
 
 static int read_names(int dir_fd, char ***ret)
 {
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
         int fd, r;
@@ -287,6 +428,8 @@ void hook_list_done(struct hook_list *l)
         free(l->entries);
         free(l->dir);
         free(l->dir_refusal);
+        if (l->dir_fd > STDERR_FILENO)
+                safe_close(l->dir_fd);
         *l = (struct hook_list){};
 }
 
@@ -296,6 +439,10 @@ static int open_dir(int at_fd, const char *path, int *ret_fd)
 
         if (fd < 0)
                 return -errno;
+        /* Kept in the list; 0, 1 and 2 would be taken for "none" or clash with stdio. */
+        fd = fd_move_above_stdio(fd);
+        if (fd < 0)
+                return fd;
         *ret_fd = fd;
         return 0;
 }
@@ -303,7 +450,7 @@ static int open_dir(int at_fd, const char *path, int *ret_fd)
 int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, struct hook_list *ret)
 {
         _cleanup_(hook_list_done) struct hook_list l = {};
-        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         _cleanup_close_ int root_fd = -1, dir_fd = -1;
         _cleanup_free_ char *sub = NULL;
         size_t n;
@@ -333,6 +480,8 @@ int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, str
         r = vet_dir_fd(root_fd, hooks_dir, required_uid, &l.dir_refusal);
         if (r >= 0 && !l.dir_refusal)
                 r = vet_dir_fd(dir_fd, l.dir, required_uid, &l.dir_refusal);
+        if (r >= 0 && !l.dir_refusal)
+                r = vet_ancestors(root_fd, hooks_dir, required_uid, &l.dir_refusal);
         if (r < 0)
                 return r;
         if (l.dir_refusal) {
@@ -372,6 +521,7 @@ int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, str
                                          : LOG_DEBUG,
                                  "Skipping %s/%s: %s", l.dir, strna(shown), e->reason);
         }
+        l.dir_fd = TAKE_FD(dir_fd);
         *ret = l;
         l = (struct hook_list){};
         return 0;

@@ -14,10 +14,20 @@
  *
  * Refused (the phase fails, a refused hook is never skipped silently: an operator put it there
  * for a reason): a hook not owned by required_uid or writable by group or others; a symlink whose
- * target, or the target's directory, fails those checks or does not exist; a name containing
- * control characters; and every hook of a phase whose phase directory or hooks directory is not
- * owned by required_uid or is group/world-writable. Because only required_uid (root) can then
- * change what a vetted path points to, hooks are executed by path after vetting.
+ * target, or the target's directory, fails those checks or does not exist, or one of the
+ * directories above the target's fails the rule below; a name containing control characters;
+ * and every hook of a phase whose phase directory or hooks directory is not owned by
+ * required_uid or is group/world-writable, or one of the directories above the hooks directory
+ * (up to "/") fails the rule below.
+ *
+ * The directories above (walked by "..", from the open directory: the chain checked is the real
+ * one, whatever symlinks the configured path goes through): owned by root or required_uid, and
+ * writable by group or others only when sticky. In a sticky directory (as /tmp is) others may add
+ * names, but not rename or remove root's; without the sticky bit anyone who may write there could
+ * move the tree aside and put another in its place, between the vetting and the exec.
+ *
+ * The vetting is done once more right before each hook is executed (hook_open_vetted), and what
+ * is executed is the descriptor it opened, not the path (supervise.h).
  */
 #pragma once
 
@@ -52,6 +62,7 @@ struct hook_entry {
 
 struct hook_list {
         char *dir;         /* <hooks_dir>/<phase>.d */
+        int dir_fd;        /* that directory, open (> 2) when there are entries; else 0 */
         bool dir_missing;  /* the hooks or phase directory does not exist: no hooks */
         char *dir_refusal; /* "hooks directory <d> is group-writable (mode 0775)": all refused */
         struct hook_entry *entries; /* in run order, skipped ones included; none if dir_refusal */
@@ -66,6 +77,14 @@ struct hook_list {
  */
 int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, struct hook_list *ret);
 void hook_list_done(struct hook_list *l);
+
+/*
+ * Vet the hook `name` in the open phase directory dir_fd (its file, the target of a symlink, and
+ * the directories above either, by the rules above) and open it for execution: 0 with *ret_fd
+ * (O_PATH, O_CLOEXEC) and *ret_reason NULL when it passes, 0 with *ret_reason ("is world-writable
+ * (mode 0777)") and no descriptor when it is refused, or -errno.
+ */
+int hook_open_vetted(int dir_fd, const char *name, uid_t uid, int *ret_fd, char **ret_reason);
 
 /*
  * A name fit for messages and journald fields: control characters as C escapes, so that a name

@@ -2,11 +2,14 @@
 /* Mount selection: parse mountinfo and choose which mount points to freeze, in freeze order. */
 #include "host/mountinfo.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/fileio.h"
 #include "util/log.h"
@@ -14,15 +17,16 @@
 #include "util/str.h"
 
 #define MOUNTINFO_DEFAULT "/proc/self/mountinfo"
+#define SYSFS_DEFAULT     "/sys"
+
+/* A loop device's backing_file attribute is one page at most; device stacks are shallow. */
+#define BACKING_FILE_MAX  8192u
+#define BACKING_DEPTH_MAX 8u
+#define BACKING_FILES_MAX 64u
 
 static const char *const freezable_types[] = {
         "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "reiserfs", "gfs2", "ocfs2", "nilfs2",
 };
-
-static inline void strv_freep(char ***v)
-{
-        strv_free(*v);
-}
 
 /* ------------------------------------------------------------------ mountinfo */
 
@@ -266,8 +270,7 @@ static int pick_cmp(const void *a, const void *b)
 {
         const struct pick *x = a, *y = b;
 
-        /* Children before parents: a filesystem whose backing file lives on another one must be
-         * frozen first, or its own freeze (which flushes into that file) would block. */
+        /* Deeper mount points first, where no backing file says otherwise (see order_picks()). */
         if (x->depth != y->depth)
                 return x->depth > y->depth ? -1 : 1;
         return x->rank < y->rank ? -1 : x->rank > y->rank;
@@ -371,12 +374,182 @@ static int select_explicit(const struct mount_table *t, const char *const *confi
         return 0;
 }
 
-int mountinfo_select(const char *const *configured, const char *mountinfo_path, bool lenient,
-                     char ***ret)
+/* ------------------------------------------------------------------ backing files */
+
+static void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+
+/*
+ * Add to *paths the backing files of the loop devices that the block device whose sysfs directory
+ * is dir is built on: its own loop/backing_file; its whole disk's when it is a partition (dir/..,
+ * which sysfs resolves from the device's real directory); and those of the devices under it
+ * (slaves/, for device-mapper and md). Attributes that are missing or unreadable mean "none".
+ */
+static int collect_backing(const char *dir, unsigned depth, char ***paths)
+{
+        _cleanup_free_ char *attr = NULL, *part = NULL, *slaves = NULL, *buf = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        size_t len = 0;
+        int r;
+
+        if (depth > BACKING_DEPTH_MAX || strv_length(*paths) >= BACKING_FILES_MAX)
+                return 0;
+        attr = strprintf("%s/loop/backing_file", dir);
+        part = strprintf("%s/partition", dir);
+        slaves = strprintf("%s/slaves", dir);
+        if (!attr || !part || !slaves)
+                return -ENOMEM;
+        if (read_file_bounded(attr, BACKING_FILE_MAX, &buf, &len) >= 0 && len > 0) {
+                /* One trailing newline is the attribute's; the rest is the path as it is. */
+                if (buf[len - 1] == '\n')
+                        buf[--len] = '\0';
+                if (buf[0] == '/' && strv_push(paths, buf) < 0)
+                        return -ENOMEM;
+        }
+        if (access(part, F_OK) == 0) {
+                _cleanup_free_ char *disk = strprintf("%s/..", dir);
+
+                if (!disk)
+                        return -ENOMEM;
+                r = collect_backing(disk, depth + 1, paths);
+                if (r < 0)
+                        return r;
+        }
+        d = opendir(slaves);
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *sub = NULL;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                sub = strprintf("%s/%s", slaves, de->d_name);
+                if (!sub)
+                        return -ENOMEM;
+                r = collect_backing(sub, depth + 1, paths);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Whether mount point m is path or one of its parents. */
+static bool mount_covers(const char *m, const char *path)
+{
+        size_t n = strlen(m);
+
+        if (streq(m, "/"))
+                return true;
+        return strncmp(path, m, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* The mount a path is on: the longest mount point above it, the later of two on one path. */
+static const struct mount_entry *holder_of(const struct mount_table *t, const char *path)
+{
+        const struct mount_entry *best = NULL;
+
+        for (size_t i = 0; i < t->n; i++) {
+                const struct mount_entry *e = &t->entries[i];
+
+                if (mount_covers(e->path, path) && (!best || strlen(e->path) >= strlen(best->path)))
+                        best = e;
+        }
+        return best;
+}
+
+/* edge[i * n + k]: picks[i] must be frozen before picks[k], which holds one of its backing files.
+ */
+static int backing_edges(const struct mount_table *t, const char *sysfs, const struct pick *picks,
+                         size_t n, bool *edge, size_t *indeg)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_strv_free_ char **files = calloc(1, sizeof(char *));
+                _cleanup_free_ char *dir = strprintf("%s/dev/block/%u:%u", sysfs, picks[i].e->major,
+                                                     picks[i].e->minor);
+                int r;
+
+                if (!files || !dir)
+                        return -ENOMEM;
+                r = collect_backing(dir, 0, &files);
+                if (r < 0)
+                        return r;
+                for (char **f = files; *f; f++) {
+                        const struct mount_entry *h = holder_of(t, *f);
+                        struct pick *j = h ? find_pick_by_dev((struct pick *)picks, n, h) : NULL;
+                        size_t k = j ? (size_t)(j - picks) : i;
+
+                        if (k == i || edge[i * n + k])
+                                continue;
+                        edge[i * n + k] = true;
+                        indeg[k]++;
+                        log_debug("%s is on a loop device backed by %s on %s: frozen before it",
+                                  picks[i].e->path, *f, j->e->path);
+                }
+        }
+        return 0;
+}
+
+/*
+ * Put the picks in freeze order. A filesystem on a loop device writes into its backing file, and
+ * freezing it flushes its journal and superblock there: were the filesystem that holds that file
+ * frozen already, the freeze would wait for its thaw (the guard's timeout). So each filesystem
+ * comes before those that hold its backing files, and is thawed after them (the thaw goes in
+ * reverse). Where no backing file decides: deeper mount points first, then mountinfo (auto) or
+ * configured order. A cycle, which a real system cannot have, is broken in that same order.
+ */
+static int order_picks(const struct mount_table *t, const char *sysfs, struct pick *picks, size_t n)
+{
+        _cleanup_free_ bool *edge = NULL, *placed = NULL;
+        _cleanup_free_ size_t *indeg = NULL;
+        _cleanup_free_ struct pick *out = NULL;
+        int r;
+
+        qsort(picks, n, sizeof(*picks), pick_cmp);
+        if (n < 2)
+                return 0;
+        if (n > SIZE_MAX / n)
+                return -ENOMEM;
+        edge = calloc(n * n, sizeof(*edge));
+        placed = calloc(n, sizeof(*placed));
+        indeg = calloc(n, sizeof(*indeg));
+        out = calloc(n, sizeof(*out));
+        if (!edge || !placed || !indeg || !out)
+                return -ENOMEM;
+        r = backing_edges(t, sysfs, picks, n, edge, indeg);
+        if (r < 0)
+                return r;
+        for (size_t m = 0; m < n; m++) {
+                size_t next = n;
+
+                for (size_t i = 0; i < n && next == n; i++)
+                        if (!placed[i] && indeg[i] == 0)
+                                next = i;
+                if (next == n) {
+                        for (size_t i = 0; i < n && next == n; i++)
+                                if (!placed[i])
+                                        next = i;
+                        log_warning("%s and the filesystems holding its backing files form a "
+                                    "cycle; freezing it first",
+                                    picks[next].e->path);
+                }
+                placed[next] = true;
+                out[m] = picks[next];
+                for (size_t k = 0; k < n; k++)
+                        if (edge[next * n + k] && !placed[k])
+                                indeg[k]--;
+        }
+        memcpy(picks, out, n * sizeof(*picks));
+        return 0;
+}
+
+int mountinfo_select(const char *const *configured, const char *mountinfo_path,
+                     const char *sysfs_path, bool lenient, char ***ret)
 {
         _cleanup_(mount_table_done) struct mount_table t = {};
         _cleanup_free_ struct pick *picks = NULL;
-        _cleanup_(strv_freep) char **out = NULL;
+        _cleanup_strv_free_ char **out = NULL;
         size_t n = 0;
         int r;
 
@@ -396,7 +569,9 @@ int mountinfo_select(const char *const *configured, const char *mountinfo_path, 
                 if (r < 0)
                         return r;
         }
-        qsort(picks, n, sizeof(*picks), pick_cmp);
+        r = order_picks(&t, sysfs_path ?: SYSFS_DEFAULT, picks, n);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory");
         for (size_t i = 0; i < n; i++)
                 if (strv_push(&out, picks[i].e->path) < 0)
                         return log_error_errno(ENOMEM, "Out of memory");

@@ -12,10 +12,13 @@
 #define FREEZE_MOUNTINFO_MAX (8u * 1024u * 1024u)
 
 /*
- * What freeze_select() returns, read from mountinfo_path (NULL: /proc/self/mountinfo). With
- * lenient (for freeze_thaw_all(), whose saved list may name mounts that are gone by now), an
- * explicit entry that cannot be used is skipped with a warning instead of failing the selection.
- * *ret is a NULL-terminated vector, possibly empty, for strv_free(). Errors are logged here.
+ * What freeze_select() returns, read from mountinfo_path (NULL: /proc/self/mountinfo), with the
+ * loop devices' backing files read from sysfs_path (NULL: /sys; dev/block/MAJ:MIN/loop/
+ * backing_file, through partitions and slaves/) to order a filesystem before the one that holds
+ * its backing file. With lenient (for freeze_thaw_all(), whose saved list may name mounts that
+ * are gone by now), an explicit entry that cannot be used is skipped with a warning instead of
+ * failing the selection. *ret is a NULL-terminated vector, possibly empty, for strv_free().
+ * Errors are logged here.
  */
-int mountinfo_select(const char *const *configured, const char *mountinfo_path, bool lenient,
-                     char ***ret);
+int mountinfo_select(const char *const *configured, const char *mountinfo_path,
+                     const char *sysfs_path, bool lenient, char ***ret);

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Supervised children: start a program in a clean child (its own process group, default signal
- * dispositions, an empty mask, stdin from /dev/null, stdout and stderr on one pipe, no other
- * descriptors, cwd "/"), log its output line by line, kill its group at the deadline, and
- * classify how it ended. The policy is described in hooks.h, its main user.
+ * dispositions, an empty mask, umask 022, stdin from /dev/null, stdout and stderr on one pipe,
+ * no other descriptors, cwd "/"), log its output line by line, kill its group at the deadline,
+ * and classify how it ended. The policy is described in hooks.h, its main user.
  */
 #include "host/supervise.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -17,21 +16,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "host/leftovers.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/macro.h"
-#include "util/parse.h"
 #include "util/str.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* How often we look again when there is nothing to wait on (no pidfd, leftover processes). */
 #define HOOK_TICK_MS 20
@@ -68,6 +66,7 @@ static int make_pipe(int *ret_read, int *ret_write)
 
 struct spawn {
         const char *path;
+        int exec_fd; /* the vetted file to execute, or -1: execve(path) */
         char *const *argv;
         char **envp;
         int null_fd, out_fd, err_fd;
@@ -84,21 +83,45 @@ static _Noreturn void child_fail(int err_fd)
 
 /*
  * Our descriptors are O_CLOEXEC, but libraries' may not be. Marking all but stdio close-on-exec
- * (5.11+) keeps err_fd usable until execve(); older kernels close all but err_fd (which is
- * O_CLOEXEC itself). Runs in the child, so raw system calls only.
+ * (5.11+) keeps err_fd and exec_fd usable until execve(); older kernels close all but those two
+ * (which are O_CLOEXEC themselves). Runs in the child, so raw system calls only.
  */
-static void close_all_but(int err_fd, int max_fd)
+static void close_all_but(int keep_a, int keep_b, int max_fd)
 {
 #ifdef SYS_close_range
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
                 return;
-        if ((err_fd == 3 || syscall(SYS_close_range, 3U, (unsigned)err_fd - 1, 0) == 0) &&
-            syscall(SYS_close_range, (unsigned)err_fd + 1, ~0U, 0) == 0)
-                return;
 #endif
         for (int fd = 3; fd < max_fd; fd++)
-                if (fd != err_fd)
+                if (fd != keep_a && fd != keep_b)
                         (void)close(fd);
+}
+
+/*
+ * Execute the vetted file. execveat() of the descriptor runs exactly the inode that was vetted.
+ * A #! script cannot run that way: the kernel hands the interpreter /dev/fd/N, which O_CLOEXEC
+ * has closed by then (ENOENT); and without O_CLOEXEC the script would see $0 = /dev/fd/N, which
+ * breaks hooks that find their files next to $0. Like systemd, such a file is executed by path
+ * instead, once the path is seen to name the vetted inode still (ESTALE when it does not).
+ */
+static void exec_vetted(const struct spawn *s)
+{
+        struct stat a, b;
+
+        if (s->exec_fd < 0) {
+                execve(s->path, s->argv, s->envp);
+                return;
+        }
+        (void)syscall(SYS_execveat, s->exec_fd, "", s->argv, s->envp, AT_EMPTY_PATH);
+        if (errno != ENOENT && errno != ENOSYS)
+                return;
+        if (fstat(s->exec_fd, &a) < 0 || stat(s->path, &b) < 0)
+                return;
+        if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+                errno = ESTALE;
+                return;
+        }
+        execve(s->path, s->argv, s->envp);
 }
 
 /*
@@ -139,8 +162,14 @@ static _Noreturn void child_exec(const struct spawn *s)
                 child_fail(s->err_fd);
         if (chdir("/") < 0)
                 child_fail(s->err_fd);
-        close_all_but(s->err_fd, s->max_fd);
-        execve(s->path, s->argv, s->envp);
+        /*
+         * The service runs with UMask=0077, which is right for our own state but not for what
+         * hooks make: a package upgraded by the patch hook would install files that only root
+         * can read. Children get the usual 022.
+         */
+        umask(022);
+        close_all_but(s->err_fd, s->exec_fd, s->max_fd);
+        exec_vetted(s);
         child_fail(s->err_fd);
 }
 
@@ -245,45 +274,6 @@ static bool drain(struct run *r, int fd)
         }
 }
 
-/*
- * Whether a live (not zombie) process other than `except` is in process group pgid, read from
- * /proc. Returns 1, 0, or -errno when /proc cannot be read.
- */
-static int pgrp_has_live_members(pid_t pgid, pid_t except)
-{
-        _cleanup_(closedirp) DIR *d = opendir("/proc");
-        struct dirent *de;
-
-        if (!d)
-                return -errno;
-        while ((de = readdir(d))) {
-                char path[64], buf[512], state;
-                _cleanup_close_ int fd = -1;
-                const char *p;
-                unsigned pid;
-                int pgrp;
-                ssize_t n;
-
-                if (safe_atou(de->d_name, &pid) < 0 || (pid_t)pid == except)
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue; /* exited meanwhile */
-                n = read(fd, buf, sizeof(buf) - 1);
-                if (n <= 0)
-                        continue;
-                buf[n] = '\0';
-                /* "pid (comm) state ppid pgrp ...", and comm may contain anything, ')' too. */
-                p = strrchr(buf, ')');
-                if (!p || sscanf(p + 1, " %c %*d %d", &state, &pgrp) != 2)
-                        continue;
-                if (pgrp == pgid && state != 'Z' && state != 'X')
-                        return 1;
-        }
-        return 0;
-}
-
 static int pidfd_open_compat(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -305,8 +295,8 @@ static void format_ms(unsigned ms, char *b, size_t size)
 }
 
 /* The main process has been started; wait for it and its group under the deadline. */
-static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_ms,
-                      unsigned grace_ms, struct hook_result *res)
+static void supervise(struct run *run, struct leftovers *lo, pid_t pid, int out_fd,
+                      unsigned timeout_ms, unsigned grace_ms, struct hook_result *res)
 {
         _cleanup_close_ int pidfd = pidfd_open_compat(pid);
         enum { RUNNING, TERMINATING, KILLED } state = RUNNING;
@@ -336,9 +326,12 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                 if (exited) {
                         /*
                          * The main process is a zombie we have not reaped, so its pid, which is
-                         * the group's id, cannot be reused: signalling the group is safe.
+                         * the group's id, cannot be reused: signalling the group is safe. The
+                         * orphans we adopted get what the group got (once each).
                          */
-                        r = pgrp_has_live_members(pid, pid);
+                        r = leftovers_sweep(lo, state == RUNNING       ? 0
+                                                : state == TERMINATING ? SIGTERM
+                                                                       : SIGKILL);
                         if (r == 0)
                                 break;
                         if (r < 0) {
@@ -349,9 +342,10 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                                 res->left_processes = true;
                                 log_struct(LOG_WARNING, run->fields,
                                            "%s %s (%s) left processes behind, sending SIGTERM "
-                                           "to its process group",
+                                           "to them",
                                            run->kind, run->name, run->phase);
                                 (void)kill(-pid, SIGTERM);
+                                (void)leftovers_sweep(lo, SIGTERM);
                                 state = TERMINATING;
                                 kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
                         }
@@ -359,9 +353,11 @@ static void supervise(struct run *run, pid_t pid, int out_fd, unsigned timeout_m
                 if (state == TERMINATING && now >= kill_at) {
                         log_struct(LOG_WARNING, run->fields,
                                    "%s %s (%s) still running %s after SIGTERM, sending SIGKILL "
-                                   "to its process group",
+                                   "to its processes",
                                    run->kind, run->name, run->phase, gbuf);
                         (void)kill(-pid, SIGKILL);
+                        if (exited)
+                                (void)leftovers_sweep(lo, SIGKILL);
                         state = KILLED;
                         kill_at = now + (usec_t)grace_ms * USEC_PER_MSEC;
                 } else if (state == KILLED && now >= kill_at) {
@@ -463,7 +459,9 @@ static int exec_failed(struct hook_result *res, const char *kind, const char *ph
         /* The file was there when we vetted it, so ENOENT from execve means the #! interpreter. */
         res->message = strprintf("%s %s (%s) could not be %s: %s%s", kind, res->name, phase, what,
                                  strerror(abs(error)),
-                                 abs(error) == ENOENT ? " (missing interpreter?)" : "");
+                                 abs(error) == ENOENT   ? " (missing interpreter?)"
+                                 : abs(error) == ESTALE ? " (it was replaced after it was vetted)"
+                                                        : "");
         return 0;
 }
 
@@ -483,12 +481,13 @@ int hook_result_errno(const struct hook_result *h)
         }
 }
 
-int supervise_run(const char *kind, const char *phase, char *const argv[], char **envp,
+int supervise_run(const char *kind, const char *phase, char *const argv[], char **envp, int exec_fd,
                   unsigned timeout_ms, unsigned grace_ms, struct hook_result *res)
 {
         _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, null_fd = -1;
         _cleanup_(run_done) struct run run = {.kind = kind, .name = res->name, .phase = phase};
-        struct spawn s = {.path = res->path, .argv = argv, .envp = envp};
+        struct spawn s = {.path = res->path, .exec_fd = exec_fd, .argv = argv, .envp = envp};
+        struct leftovers lo;
         usec_t start = now_usec(CLOCK_MONOTONIC);
         struct rlimit rl;
         int r, e = 0;
@@ -517,11 +516,15 @@ int supervise_run(const char *kind, const char *phase, char *const argv[], char 
         s.max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur
                                                                              : 65536;
 
+        leftovers_begin(&lo);
         pid = fork();
-        if (pid < 0)
+        if (pid < 0) {
+                leftovers_end(&lo);
                 return exec_failed(res, kind, phase, "started", errno);
+        }
         if (pid == 0)
                 child_exec(&s);
+        leftovers_set_leader(&lo, pid);
 
         /* Set the group from this side too, so that kill(-pid) works whoever runs first. */
         (void)setpgid(pid, pid);
@@ -537,8 +540,9 @@ int supervise_run(const char *kind, const char *phase, char *const argv[], char 
                 (void)waitpid(pid, NULL, 0);
                 exec_failed(res, kind, phase, "executed", e);
         } else {
-                supervise(&run, pid, out_r, timeout_ms, grace_ms, res);
+                supervise(&run, &lo, pid, out_r, timeout_ms, grace_ms, res);
         }
+        leftovers_end(&lo);
         res->duration_usec = now_usec(CLOCK_MONOTONIC) - start;
         res->tail = tail_take(&run);
         res->output_bytes = run.total;

@@ -50,11 +50,13 @@ void hook_result_done(struct hook_result *h);
 int hook_result_errno(const struct hook_result *h);
 
 /*
- * Run argv (argv[0] is the path executed) with envp to the end under supervision, and classify
- * the outcome into *res, whose name and path the caller has set. kind ("hook", "helper") and
- * phase only word the messages: "hook 10-x (pre-image) exited with status 3". grace_ms: from
- * SIGTERM to SIGKILL. Returns 0 with *res filled in (a failure to start is HOOK_EXEC_FAILED),
- * or -ENOMEM.
+ * Run argv with envp to the end under supervision, and classify the outcome into *res, whose name
+ * and path the caller has set. exec_fd >= 0 (a vetted hook, hook_open_vetted()) is the file
+ * executed: execveat() of the descriptor, or, for a #! script, execve() of res->path once it is
+ * seen to name the same inode (else HOOK_EXEC_FAILED with -ESTALE); exec_fd -1 executes
+ * res->path. kind ("hook", "helper") and phase only word the messages: "hook 10-x (pre-image)
+ * exited with status 3". grace_ms: from SIGTERM to SIGKILL. Returns 0 with *res filled in (a
+ * failure to start is HOOK_EXEC_FAILED), or -ENOMEM.
  */
-int supervise_run(const char *kind, const char *phase, char *const argv[], char **envp,
+int supervise_run(const char *kind, const char *phase, char *const argv[], char **envp, int exec_fd,
                   unsigned timeout_ms, unsigned grace_ms, struct hook_result *res);

@@ -48,5 +48,12 @@ struct flow_result {
 int flow_execute(struct context *ctx, const struct flow_opts *o, struct flow_result *ret);
 void flow_result_done(struct flow_result *r);
 
-/* Thaw everything a run may have frozen (the config's mounts and what the state recorded). */
-int flow_thaw(struct context *ctx, char ***ret_thawed);
+/*
+ * Thaw what a run of ours left frozen: the mounts the run state recorded before its freeze, when
+ * the run stopped in the frozen window (phase freezing or creating). A freeze of anything else
+ * (a backup tool's) is left alone. With all (by hand: `thaw --all`), also every mount that
+ * [freeze] mounts selects, whoever froze it. Log lines are held until everything has been tried.
+ * Returns how many were thawed and their mount points in *ret_thawed, or an error when nothing
+ * could be thawed.
+ */
+int flow_thaw(struct context *ctx, bool all, char ***ret_thawed);

@@ -201,17 +201,26 @@ int flow_image_retag_consistency(struct context *ctx, struct run_state *run)
         return r;
 }
 
-static int tag_snapshots(struct context *ctx, struct run_state *run, const struct config *cfg,
-                         const struct ec2_image *im)
+/*
+ * The snapshots get the image's tags as EC2 lists them: those it was made with (and a consistency
+ * re-tag since), not the configuration's of the moment, which may have changed before a resume.
+ * Keys in aws: are EC2's own and cannot be set.
+ */
+static int tag_snapshots(struct context *ctx, const struct ec2_image *im)
 {
         struct ec2_tag tags[MAX_TAGS];
         struct aws_error e = {};
+        size_t n = 0;
         int r;
 
         if (!im->snapshot_ids || !*im->snapshot_ids)
                 return 0;
-        r = ec2_create_tags(ctx->ec2, (const char *const *)im->snapshot_ids, tags,
-                            build_tags(cfg, run, tags), false, &e);
+        for (size_t i = 0; i < im->n_tags && n < MAX_TAGS; i++)
+                if (im->tags[i].key && !startswith(im->tags[i].key, "aws:"))
+                        tags[n++] = (struct ec2_tag){im->tags[i].key, strempty(im->tags[i].value)};
+        if (n == 0)
+                return 0;
+        r = ec2_create_tags(ctx->ec2, (const char *const *)im->snapshot_ids, tags, n, false, &e);
         if (r < 0)
                 log_warning("Cannot tag the snapshots of %s: %s: %s", im->image_id,
                             e.code ? e.code : strerror(-r), strempty(e.message));
@@ -247,7 +256,7 @@ int flow_image_wait(struct context *ctx, struct run_state *run, const struct con
                         const char *state = ims[0].state;
                         run_state_set(&run->image_state, state);
                         if (streq_ptr(state, "available")) {
-                                tag_snapshots(ctx, run, cfg, &ims[0]);
+                                tag_snapshots(ctx, &ims[0]);
                                 ec2_images_free(ims, n);
                                 return 0;
                         }

@@ -80,3 +80,23 @@ int strv_pushf(char ***v, const char *fmt, ...)
         free(s);
         return r;
 }
+
+const char *getenv_nonempty(const char *name)
+{
+        const char *v = getenv(name);
+
+        return v && *v ? v : NULL;
+}
+
+/* Is every byte of s in the set accepted by ok(), with a length in [min, max]? */
+bool string_matches(const char *s, size_t min, size_t max, bool (*ok)(char))
+{
+        size_t n = 0;
+
+        if (!s)
+                return false;
+        for (; s[n]; n++)
+                if (n >= max || !ok(s[n]))
+                        return false;
+        return n >= min;
+}

@@ -256,3 +256,90 @@ def have_tool():
             pytest.skip("%s not installed" % name)
         return path
     return check
+
+
+# ---------------------------------------------------------------- skips the README allows
+# `make check` passes --allowed-skips=tests/allowed-skips.txt: a skip that file does not list
+# (a missing tool, a peer that could not start) fails the run, so that a green run is a whole
+# run. Each line of the file is "TEST_ID: REASON", the test's id from the top of the repository
+# and the start of the reason it gives; each line allows that test to skip once.
+
+
+_skipped = []
+_config = None
+
+
+def pytest_addoption(parser):
+    parser.addoption("--allowed-skips", metavar="FILE",
+                     help="fail the run when a test skips for a reason FILE does not list")
+
+
+def pytest_configure(config):
+    global _config
+    _config = config
+
+
+def _record_skip(report):
+    """Note a skip (not an xfail) as (test id from the top of the repository, reason)."""
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    path, sep, rest = report.nodeid.partition("::")
+    test = os.path.relpath(_config.rootpath / path, REPO) + sep + rest
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if reason.startswith("Skipped: "):
+        reason = reason[len("Skipped: "):]
+    _skipped.append((test, reason))
+
+
+def pytest_runtest_logreport(report):
+    _record_skip(report)
+
+
+def pytest_collectreport(report):
+    _record_skip(report)
+
+
+def read_allowed_skips(path):
+    """[(test id, reason prefix)] from an allowed-skips file; '#' starts a comment line."""
+    allowed = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        test, sep, reason = line.partition(": ")
+        if not sep or "::" not in test or not reason.strip():
+            raise pytest.UsageError("%s:%d: not 'TEST_ID: REASON': %r" % (path, n, line))
+        allowed.append((test.strip(), reason.strip()))
+    return allowed
+
+
+def unlisted_skips(skipped, allowed):
+    """The skips that no line of allowed accounts for (each line allows one)."""
+    left = list(allowed)
+    out = []
+    for test, reason in skipped:
+        match = next((a for a in left if a[0] == test and reason.startswith(a[1])), None)
+        if match:
+            left.remove(match)
+        else:
+            out.append((test, reason))
+    return out
+
+
+def _unlisted(config):
+    path = config.getoption("allowed_skips")
+    return unlisted_skips(_skipped, read_allowed_skips(path)) if path else []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _unlisted(session.config) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    bad = _unlisted(config)
+    if bad:
+        terminalreporter.section("skips that %s does not list"
+                                 % config.getoption("allowed_skips"), red=True)
+        for test, reason in bad:
+            terminalreporter.line("%s: %s" % (test, reason))
+        terminalreporter.line("A test may skip only for a reason the README lists (Tests).")

@@ -13,6 +13,7 @@ Daemons are stopped by their PID; every wait has a deadline.
 
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -85,7 +86,32 @@ class NotifySocket:
 
 class JournalSocket(NotifySocket):
     """journald's end of its native protocol: each datagram is one record of KEY=value lines (or
-    KEY, newline, 64-bit little-endian length, binary value, newline)."""
+    KEY, newline, 64-bit little-endian length, binary value, newline).  With store=PATH it also
+    writes each record's MESSAGE to that file, in arrival order, as journald writes its journal
+    (on a frozen filesystem that write waits for the thaw; it happens in a thread of its own so
+    that receiving goes on meanwhile)."""
+
+    def __init__(self, path, store=None):
+        self.store = store
+        self.to_store = queue.Queue()
+        super().__init__(path)
+        if store:
+            threading.Thread(target=self._store, daemon=True).start()
+
+    def _store(self):
+        with open(self.store, "a") as f:
+            while True:
+                message = self.to_store.get()
+                if message is None:
+                    return
+                f.write(message.replace("\n", " ") + "\n")
+                f.flush()
+
+    def send_marker(self, text):
+        """A record of ours, through the same socket: once it is received, so is every record
+        sent before it (one receive queue, first in first out)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"MESSAGE=" + text.encode() + b"\n", self.path)
 
     @staticmethod
     def parse(data):
@@ -111,8 +137,11 @@ class JournalSocket(NotifySocket):
                 continue
             except OSError:
                 return
+            record = self.parse(data)
             with self.lock:
-                self.messages.append((time.monotonic(), self.parse(data)))
+                self.messages.append((time.monotonic(), record))
+            if self.store:
+                self.to_store.put(record.get("MESSAGE", ""))
 
     def records(self):
         with self.lock:
@@ -133,11 +162,14 @@ class Daemon:
     """`ec2-imaged daemon` started so that WATCHDOG_PID is its own pid (sh execs into it); with
     journal=True in a private mount namespace whose journald is a socket of ours."""
 
-    def __init__(self, rig, notify=True, journal=False):
+    def __init__(self, rig, notify=True, journal=False, verbose=False, err_path=None,
+                 journal_store=None):
         n = len(rig.daemons)
-        self.err_path = rig.tmp / ("daemon-%d.err" % n)
+        self.err_path = err_path or rig.tmp / ("daemon-%d.err" % n)
+        self.saved_err = None
         self.notify = NotifySocket(rig.tmp / ("notify-%d.sock" % n)) if notify else None
-        self.journal = JournalSocket(rig.tmp / ("journal-%d.sock" % n)) if journal else None
+        self.journal = JournalSocket(rig.tmp / ("journal-%d.sock" % n),
+                                     store=journal_store) if journal else None
         env = dict(rig.env)
         if self.notify:
             env.update(NOTIFY_SOCKET=self.notify.path, WATCHDOG_USEC=str(WATCHDOG_USEC))
@@ -148,14 +180,24 @@ class Daemon:
                     JOURNAL_NS, "sh"]
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                argv + [rig.agent_bin, "--config", str(rig.config_path), "daemon"],
+                argv + [rig.agent_bin, "--config", str(rig.config_path)]
+                + (["-v"] if verbose else []) + ["daemon"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
                 start_new_session=True)
         self.pid = self.proc.pid
 
     @property
     def err(self):
+        if self.saved_err is not None:
+            return self.saved_err
         return self.err_path.read_text(errors="replace")
+
+    def save_err(self):
+        """Keep stderr in memory (before the scratch filesystem it may live on goes away)."""
+        try:
+            self.saved_err = self.err_path.read_text(errors="replace")
+        except OSError:
+            self.saved_err = ""
 
     def ready(self):
         self.notify.wait_for("READY", lambda v: v == "1")
@@ -186,6 +228,8 @@ FAKE_CLOUD_INIT = """#!/bin/sh
 echo "$*" >> %(dir)s/calls
 [ "$*" = "status --wait" ] || exit 64
 while [ -e %(dir)s/running ]; do sleep 0.1; done
+# What the world looked like when cloud-init finished: the time, and any run state by then.
+{ date +%%s.%%N; ls %(state)s 2>/dev/null; } > %(dir)s/finished
 echo "status: done"
 exit $(cat %(dir)s/exit 2>/dev/null || echo 0)
 """
@@ -215,7 +259,7 @@ class Rig:
         self.cloud_init_dir.mkdir()
         bin_dir.mkdir()
         fake = bin_dir / "cloud-init"
-        fake.write_text(FAKE_CLOUD_INIT % {"dir": self.cloud_init_dir})
+        fake.write_text(FAKE_CLOUD_INIT % {"dir": self.cloud_init_dir, "state": self.state_dir})
         fake.chmod(0o755)
         self.env = dict(env, PATH="%s:%s" % (bin_dir, env["PATH"]))
 
@@ -255,6 +299,9 @@ class Rig:
     def close(self):
         for d in self.daemons:
             d.stop()
+        self.scratch.thaw_all()
+        for d in self.daemons:
+            d.save_err()
         self.scratch.cleanup()
 
 
@@ -380,6 +427,63 @@ def test_trigger_while_a_run_is_under_way_says_busy(rig):
     assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
 
 
+@pytest.mark.parametrize("first", ["cli", "daemon", "together"])
+def test_cli_run_racing_the_daemon(rig, first):
+    """`ec2-imaged run` from a shell and the daemon's worker share the run lock: whichever
+    takes it first runs, the other exits 4 at once, and there is one image and one run in the
+    history. A pre-image hook holds the winner until the loser has answered."""
+    gate, started = rig.tmp / "gate", rig.tmp / "started"
+    hooks = rig.hooks_dir / "pre-image.d"
+    hooks.mkdir()
+    os.chmod(hooks, 0o755)
+    (hooks / "10-wait").write_text("#!/bin/sh\necho $EC2_IMAGED_RUN_ID >> %s\n"
+                                   "while [ ! -e %s ]; do sleep 0.05; done\n" % (started, gate))
+    os.chmod(hooks / "10-wait", 0o755)
+    d = rig.daemon()
+    d.ready()
+
+    def cli():
+        return subprocess.Popen([rig.agent_bin, "--config", str(rig.config_path), "run",
+                                 "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=rig.env)
+
+    def trigger():
+        return subprocess.Popen([rig.agent_bin, "--config", str(rig.config_path), "trigger",
+                                 "--wait", "--json"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=rig.env)
+
+    procs = {}
+    try:
+        if first == "together":
+            procs = {"cli": cli(), "daemon": trigger()}
+        else:
+            procs[first] = cli() if first == "cli" else trigger()
+            assert wait_until(started.exists), d.err
+            procs["daemon" if first == "cli" else "cli"] = \
+                trigger() if first == "cli" else cli()
+        # The loser answers while the winner still waits in its hook.
+        assert wait_until(lambda: any(p.poll() is not None for p in procs.values())), d.err
+        assert wait_until(started.exists), d.err
+        assert len(started.read_text().split()) == 1
+        [(loser, lp)] = [(k, p) for k, p in procs.items() if p.poll() is not None]
+        assert lp.returncode == EXIT_BUSY, (loser, lp.communicate(), d.err)
+        out, err = lp.communicate()
+        if loser == "cli":
+            assert "Another run is under way" in err, err
+        else:
+            assert wait_until(lambda: "exited with status %d" % EXIT_BUSY in d.err), d.err
+    finally:
+        gate.touch()
+        results = {k: p.communicate(timeout=RUN_DEADLINE) for k, p in procs.items()}
+    [(winner, wp)] = [(k, p) for k, p in procs.items() if k != loser]
+    assert wp.returncode == 0, (winner, results[winner], d.err)
+    j = json.loads(results[winner][0])
+    assert j["phase"] == "done" and j["run_id"] == started.read_text().split()[0], j
+    assert [i["ImageId"] for i in rig.images()] == [j["image_id"]]
+    assert [h["run_id"] for h in rig.history()] == [j["run_id"]]
+
+
 PEER = r"""
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -426,29 +530,46 @@ def test_trigger_without_daemon_fails(rig):
 
 
 def test_reload_good_and_bad_config(rig):
+    """A worker runs with the configuration the daemon accepted (at its start or at the last
+    reload it accepted), drop-ins included, whatever the files say by the time it starts: an
+    accepted reload takes effect at the next run without a restart, a refused one changes
+    nothing, and an edit without SIGHUP is not seen."""
+    dropins = Path(str(rig.config_path) + ".d")
+    dropins.mkdir()
+    (dropins / "50-team.conf").write_text("[image]\ntag = team=blue\n")
     d = rig.daemon()
     d.ready()
     n_ready = len(d.notify.values("READY"))
-    # Good: a new image name template is used by the next run.
+    # Good: a new image name template, accepted.
     text = rig.config_path.read_text().replace("dtest-{run_id}", "reloaded-{run_id}")
     rig.config_path.write_text(text)
     d.signal(signal.SIGHUP)
     assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
     assert len(d.notify.values("READY")) > n_ready
     assert "RELOADING" in [k for _, m in d.notify.messages for k in m]
-    # Bad: refused with file:line, the old configuration stays.
-    good = rig.config_path.read_text()
-    rig.config_path.write_text(good + "[run]\nmode = sideways\n")
-    bad_line = len(good.splitlines()) + 2
+    # Edited without SIGHUP: not the daemon's configuration, so not the run's.
+    rig.config_path.write_text(text.replace("reloaded-{run_id}", "unreloaded-{run_id}"))
+    (dropins / "50-team.conf").write_text("[image]\ntag = team=red\n")
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    j = json.loads(r.stdout)
+    assert j["image_name"].startswith("reloaded-"), j
+    [image] = [i for i in rig.images() if i["ImageId"] == j["image_id"]]
+    assert {"Key": "team", "Value": "blue"} in image["Tags"], image["Tags"]
+    # Bad: refused with file:line; the files keep the refused text, and the next run still
+    # has the configuration accepted last.
+    rig.config_path.write_text(text + "[run]\nmode = sideways\n")
+    bad_line = len(text.splitlines()) + 2
     d.signal(signal.SIGHUP)
     assert wait_until(lambda: "Reload refused" in d.err), d.err
     assert "%s:%d: [run] mode" % (rig.config_path, bad_line) in d.err, d.err
     assert d.proc.poll() is None
-    # The config file is what the worker reads: put the good one back, then run.
-    rig.config_path.write_text(good)
-    r = rig.trigger("--wait", "--json")
-    assert r.returncode == 0, (r.stderr, d.err)
-    assert json.loads(r.stdout)["image_name"].startswith("reloaded-")
+    # (`trigger` reads the files itself, for the control socket's path, so SIGUSR1 here.)
+    d.signal(signal.SIGUSR1)
+    assert wait_until(lambda: len(rig.history()) == 2, timeout=RUN_DEADLINE), d.err
+    assert rig.history()[0]["result"] == "success", (rig.history(), d.err)
+    names = sorted(i["Name"] for i in rig.images())
+    assert len(names) == 2 and all(n.startswith("reloaded-") for n in names), names
 
 
 def test_bad_config_at_start_exits_2(rig):
@@ -611,6 +732,127 @@ def test_sigterm_during_freeze_thaws_exits_and_resumes(rig):
     assert not is_frozen(rig.mnt)
 
 
+# ---------------------------------------------------------------- nothing written while frozen
+
+
+@pytest.mark.parametrize("dest", ["journal", "file"])
+def test_nothing_written_while_frozen(rig, dest, have_tool):
+    """The state directory and the log destination on the filesystem the run freezes: the
+    daemon's stderr (a file, which is also the worker's), or a journald whose journal file is
+    there. Inside the window two CreateImage attempts are throttled (two debug lines of the
+    worker's) and a trigger is refused (a line of the daemon's); the third attempt is held by the
+    proxy until the test has looked: none of those lines is out yet, the daemon still answers
+    (a write of its to the frozen file would stop its loop), and after the thaw they all come,
+    each process's in order. A write inside the window would sleep until the guard's thaw at
+    [freeze] timeout_ms (120 s here); the window is compared with that timeout."""
+    journal = dest == "journal"
+    if journal:
+        have_tool("unshare")
+    rig.state_dir = rig.mnt / "state"
+    # The held CreateImage waits for the test, not for the agent's own deadlines.
+    timeout_ms = 120000
+    rig.configure("[aws]\nretry_deadline_ms = 300000\ntimeout_ms = 300000\n"
+                  "[freeze]\ntimeout_ms = %d\n" % timeout_ms)
+    rig.proxy.faults(PASS_DRY_RUN, {"kind": "throttle", "count": 2, "action": "CreateImage"},
+                     {"kind": "hold", "action": "CreateImage"})
+    d = rig.daemon(journal=journal, verbose=True, err_path=rig.mnt / "daemon.err",
+                   journal_store=rig.mnt / "journal.log")
+    d.notify.wait_for("READY", lambda v: v == "1", log=lambda: d.err)
+
+    def messages():
+        if journal:
+            return [m.get("MESSAGE", "") for m in d.journal.records()]
+        return [line.split(": ", 1)[-1] for line in d.err.splitlines()]
+
+    def window_lines(lines):
+        return [m for m in lines if "CreateImage attempt" in m
+                or "Run requested by ec2-imaged trigger ignored" in m]
+
+    run = subprocess.Popen([rig.agent_bin, "--config", str(rig.config_path), "trigger", "--wait",
+                            "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=rig.env)
+    try:
+        creates = lambda: [r for r in rig.proxy.requests()  # noqa: E731
+                           if r["action"] == "CreateImage" and r["params"].get("DryRun") != "true"]
+        assert wait_until(lambda: len(creates()) == 3), (creates(), d.err)
+        assert is_frozen(rig.mnt)
+        busy = rig.trigger(timeout=DEADLINE)
+        assert busy.returncode == EXIT_BUSY and "under way" in busy.stderr, busy
+        if journal:
+            # Everything sent before the marker has been received once the marker is.
+            d.journal.send_marker("test: frozen now")
+            assert wait_until(lambda: "test: frozen now" in messages())
+        assert window_lines(messages()) == [], messages()
+        assert is_frozen(rig.mnt)
+        frozen_until = len(messages())
+    finally:
+        rig.proxy.release()
+        out, err = run.communicate(timeout=RUN_DEADLINE)
+    assert run.returncode == 0, (err, d.err)
+    j = json.loads(out)
+    assert j["phase"] == "done" and j["consistency"] == "fs-frozen", j
+    assert j["freeze_window_ms"] < timeout_ms / 10, j
+    # After the thaw: the held lines, each process's in the order they were made.
+    assert wait_until(lambda: any("Run %s done" % j["run_id"] in m for m in messages()))
+    after = messages()[frozen_until:]
+    worker = [m for m in after if "CreateImage attempt" in m or "CreateImage answered" in m]
+    assert len(worker) == 3, after
+    assert "CreateImage attempt 1 failed (HTTP 503, RequestLimitExceeded)" in worker[0], worker
+    assert "CreateImage attempt 2 failed (HTTP 503, RequestLimitExceeded)" in worker[1], worker
+    assert worker[2].startswith("CreateImage answered %s" % j["image_id"]), worker
+    assert any("Run requested by ec2-imaged trigger ignored" in m for m in after), after
+    if journal:
+        # The journald stand-in wrote every record to its file on the frozen filesystem, in
+        # the order received, once the thaw let it.
+        stored = lambda: (rig.mnt / "journal.log").read_text().splitlines()  # noqa: E731
+        assert wait_until(lambda: stored() == [m.replace("\n", " ") for m in messages()]), \
+            (stored(), messages())
+    assert rig.state()["history"][0]["result"] == "success"
+    assert not is_frozen(rig.mnt)
+
+
+# ---------------------------------------------------------------- credentials that expire
+
+
+SECRET_MARK = "Zq9SeCrEtMaRk"
+
+
+def test_credentials_expire_mid_run(rig):
+    """The daemon's worker with role credentials that live 3 s and a run that outlasts several
+    (a pre-image hook takes 4 s): the run goes through, every request is signed with
+    credentials that have not expired, and no secret key or token shows in the daemon's and
+    worker's log (-v), the result, the state or the hook's environment."""
+    rig.imds.control({"credential_ttl": 3, "secret_marker": SECRET_MARK,
+                      "rotate_credentials": True})
+    hooks = rig.hooks_dir / "pre-image.d"
+    hooks.mkdir()
+    os.chmod(hooks, 0o755)
+    env_dump = rig.tmp / "hook.env"
+    (hooks / "10-env").write_text("#!/bin/sh\nenv > %s\nsleep 4\n" % env_dump)
+    os.chmod(hooks / "10-env", 0o755)
+    d = rig.daemon(verbose=True)
+    d.ready()
+    r = rig.trigger("--wait", "--json")
+    assert r.returncode == 0, (r.stderr, d.err)
+    j = json.loads(r.stdout)
+    assert j["phase"] == "done", j
+    expires = {c["access_key_id"]: c["expires"] for c in rig.imds.stats()["issued_credentials"]}
+    used = []
+    for q in rig.proxy.requests():
+        akid = q["access_key_id"]
+        assert akid in expires and q["time"] < expires[akid], (q["action"], q["time"], akid,
+                                                               expires.get(akid))
+        if akid not in used:
+            used.append(akid)
+    assert len(used) >= 2, used
+    # (Only the names: an assertion that showed the text would show the secret.)
+    leaked = [name for name, text in (
+        ("daemon and worker log", d.err), ("result", r.stdout + r.stderr),
+        ("state.json", (rig.state_dir / "state.json").read_text()),
+        ("hook env", env_dump.read_text())) if SECRET_MARK in text]
+    assert leaked == [], "a secret key or token in: %s" % ", ".join(leaked)
+
+
 # ---------------------------------------------------------------- first boot from user-data
 
 
@@ -648,15 +890,19 @@ def test_first_boot_waits_for_cloud_init(rig):
     (rig.cloud_init_dir / "running").touch()
     d = first_boot_daemon(rig)
     assert wait_until(lambda: (rig.cloud_init_dir / "calls").exists()), d.err
-    assert "Waiting up to 1800 s for cloud-init to finish" in d.err
-    time.sleep(2)  # cloud-init still "running": nothing may happen meanwhile
-    assert rig.images() == [] and rig.history() == [], d.err
-    assert not (rig.state_dir / "first-boot").exists()
+    assert wait_until(lambda: "Waiting up to 1800 s for cloud-init to finish" in d.err), d.err
     (rig.cloud_init_dir / "running").unlink()
     assert wait_until(lambda: rig.history(), timeout=RUN_DEADLINE), d.err
     assert rig.history()[0]["result"] == "success", rig.history()
     assert "cloud-init: status: done" in d.err
     assert len(rig.images()) == 1
+    # Nothing happened while cloud-init ran, told by order rather than by a pause: when it
+    # finished there was no run state yet (nor the first-boot record), and every EC2 request
+    # came after it.
+    finished, *state_files = (rig.cloud_init_dir / "finished").read_text().split()
+    assert state_files == [], state_files
+    sent = [r["time"] for r in rig.proxy.requests()]
+    assert sent and min(sent) > float(finished), (finished, sent[:3])
 
 
 @pytest.mark.parametrize("status, ran", [(1, False), (2, True)])
@@ -698,6 +944,10 @@ def test_first_boot_off_by_default(rig):
     rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"})
     d = rig.daemon()
     d.ready()
-    d.notify.wait_for("STATUS", lambda v: v == "Idle; no run yet")
-    time.sleep(1)
-    assert "first-boot" not in d.err and rig.images() == []
+    # A worker would be started right after READY=1 and the idle STATUS, before the loop runs:
+    # a watchdog ping after READY (sent by the loop) shows that decision was made.
+    ready = next(i for i, (_, m) in enumerate(d.notify.messages) if m.get("READY") == "1")
+    assert wait_until(lambda: any("WATCHDOG" in m for _, m in d.notify.messages[ready:])), d.err
+    assert d.notify.values("STATUS") == ["Idle; no run yet"], d.notify.values("STATUS")
+    assert "first-boot" not in d.err and "Worker" not in d.err and rig.images() == []
+    assert not any(p.endswith("/user-data") for p in rig.imds.stats()["gets"]), d.err

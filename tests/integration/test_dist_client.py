@@ -122,15 +122,22 @@ def test_images_by_tag(moto, image, probe):
 
 def test_deprecation_sent(moto, image, fault_proxy, probe):
     # moto has no EnableImageDeprecation (HTTP 500): check what was sent, and that the 500 is
-    # retried as transient.
+    # retried as transient and then reported.
     proxy = fault_proxy()
     r = probe(proxy, SRC, "deprecate", image, "2030-01-01T00:00:00Z",
               flags=("--max-attempts", "2"))
     reqs = sent(proxy, "EnableImageDeprecation")
-    assert reqs and reqs[0]["params"]["DeprecateAt"] == "2030-01-01T00:00:00Z"
-    assert reqs[0]["params"]["ImageId"] == image
-    if not r["ok"]:
-        assert len(reqs) == 2
+    assert not r["ok"] and r["http_status"] == 500 and r["attempts"] == 2, r
+    assert len(reqs) == 2
+    for req in reqs:
+        assert req["params"]["DeprecateAt"] == "2030-01-01T00:00:00Z"
+        assert req["params"]["ImageId"] == image
+    # EC2's answer, as the proxy's `ok` fault gives it: one call, success.
+    proxy.call("POST", "/_control/reset", {})
+    proxy.faults({"kind": "ok", "action": "EnableImageDeprecation"})
+    r = ok(probe(proxy, SRC, "deprecate", image, "2030-01-01T00:00:00Z",
+                 flags=("--max-attempts", "2")))
+    assert len(sent(proxy, "EnableImageDeprecation")) == 1
 
 
 def test_launch_template_version(moto, image, fault_proxy, probe):

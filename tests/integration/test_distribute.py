@@ -229,14 +229,26 @@ def test_check_dry_runs_each_step(rig):
     c = rig.agent("check", "--json")
     assert c.returncode == 0, c.stdout_text + c.err
     [item] = [i for i in json.loads(c.stdout_text)["checks"] if i["name"] == "distribute"]
-    for step in ("CopyImage in %s" % DST[0], "ModifyImageAttribute", "DeregisterImage",
-                 "CreateLaunchTemplateVersion", "ModifyLaunchTemplate"):
-        assert "DryRun %s" % step in item["detail"], item
+    for step in ("CopyImage in %s" % DST[0], "ModifyImageAttribute in %s" % SRC,
+                 "CreateLaunchTemplateVersion in %s" % SRC, "ModifyLaunchTemplate in %s" % SRC):
+        assert "DryRun %s: allowed" % step in item["detail"], item
+    # DeregisterImage is only ever tried on an image ec2-imaged made (the IAM policy allows no
+    # other): before the first run of the lineage there is none.
+    assert "DryRun DeregisterImage in %s: not tried, no image of lineage %s made by " \
+        "ec2-imaged yet" % (SRC, rig.instance_id) in item["detail"], item
     dry = [q for q in rig.proxy.requests() if q["params"].get("DryRun") == "true"]
-    assert {q["action"] for q in dry} >= {"CopyImage", "ModifyImageAttribute", "DeregisterImage"}
+    assert {q["action"] for q in dry} >= {"CopyImage", "ModifyImageAttribute"}
+    assert "DeregisterImage" not in {q["action"] for q in rig.proxy.requests()}
     assert all(q["params"].get("DryRun") == "true" for q in rig.proxy.requests()
-               if q["action"] in ("CopyImage", "ModifyImageAttribute", "DeregisterImage"))
+               if q["action"] in ("CopyImage", "ModifyImageAttribute"))
     assert rig.images(DST[0]) == []
+    # After a run, the DryRun names that run's image.
+    image = done_run(rig.run_and_resume())["image_id"]
+    rig.proxy.clear()
+    c = rig.agent("check", "--json")
+    assert c.returncode == 0, c.stdout_text + c.err
+    [q] = [q for q in rig.proxy.requests() if q["action"] == "DeregisterImage"]
+    assert q["params"]["DryRun"] == "true" and q["params"]["ImageId"] == image, q
 
 
 def test_dry_run_lists_what_retention_would_deregister(rig):
@@ -380,22 +392,133 @@ def test_lost_copy_answer_makes_one_copy(rig, fault):
 
 
 # ---------------------------------------------------------------- the IAM policy
+#
+# What moto 5.2 enforces of an IAM policy (moto/iam/access_control.py): each request's action
+# against each statement's Action, and the statement's Resource against the literal "*" (moto
+# names no resource for EC2, KMS or SSM requests); of the Condition operators only
+# StringEquals, and only on values a request brings, none of which EC2, KMS or SSM requests do
+# (every other operator, the shipped Null on aws:ResourceTag/ec2-imaged:run-id among them, is
+# taken as met). So the shipped document is used as it is, except that the Resource of the KMS
+# and SSM statements (key and parameter ARNs, which moto would compare with "*" and never match)
+# is "*" where a test needs those calls; and each test then evaluates the shipped document
+# itself, without moto, for every request the proxy recorded: its action against the
+# statements' Actions, its key or parameter ARN against their Resources, and the retention
+# statement's tag condition against the tags the image or snapshot had (policy_verdict).
 
 
 POLICY = Path(__file__).resolve().parents[2] / "conf" / "iam-policy.json"
+RUN_ID_TAG = "ec2-imaged:run-id"
+# What EC2 does with the caller's permissions when CopyImage encrypts with a customer key (the
+# EBS encryption requirements: CreateGrant, Decrypt, DescribeKey, GenerateDataKeyWithoutPlainText,
+# ReEncrypt*): the agent sends none of these itself but DescribeKey and CreateGrant.
+EC2_ON_OUR_BEHALF = {"kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                     "kms:GenerateDataKeyWithoutPlaintext"}
 
 
-def for_moto(document):
-    """conf/iam-policy.json as moto can evaluate it.  moto 5 checks every action against the
-    Resource "*" (it does not resolve a request's resource ARN) and evaluates conditions only on
-    request values, so a statement scoped to key or parameter ARNs, or conditioned on resource
-    tags (retention's aws:ResourceTag/ec2-imaged:run-id), would never match.  Those two parts
-    are widened here; the actions, which are what moto can check, stay exactly as shipped."""
+def for_moto(document, widen=("DistributeKmsKeys", "DistributeSsmParameter")):
+    """The shipped document with the Resource of the WIDEN statements set to "*" (see above);
+    actions and conditions as shipped."""
     doc = json.loads(document)
     for st in doc["Statement"]:
-        st["Resource"] = "*"
-        st.pop("Condition", None)
+        if st["Sid"] in widen:
+            st["Resource"] = "*"
     return json.dumps(doc)
+
+
+def iam_match(pattern, value, case=False):
+    """IAM's wildcards: * any run, ? one character; actions compare case-insensitively."""
+    rx = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
+    return re.match(rx, value, 0 if case else re.IGNORECASE) is not None
+
+
+def policy_verdict(doc, action, resource, tags):
+    """Whether DOC allows ACTION ("ec2:CreateImage") on RESOURCE (an ARN, or "*" for EC2's
+    resources, which the shipped policy does not narrow) whose tags are TAGS (a dict, or None
+    when the action takes no tagged resource). Only the condition the shipped policy uses is
+    understood: any other fails the test, so that a new one comes with its own evaluation."""
+    for st in doc["Statement"]:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        if st["Effect"] != "Allow" or not any(iam_match(a, action) for a in actions):
+            continue
+        if not any(iam_match(r, resource, case=True) for r in resources):
+            continue
+        met = True
+        for op, keys in st.get("Condition", {}).items():
+            for key, want in keys.items():
+                assert op == "Null" and key.startswith("aws:ResourceTag/"), (op, key)
+                present = tags is not None and key[len("aws:ResourceTag/"):] in tags
+                met = met and present == (want == "false")
+        if met:
+            return True
+    return False
+
+
+class TagBook:
+    """The tags of every image and snapshot (all regions of the test) as moto's admin sees
+    them, remembered across deregistrations: what EC2 evaluates aws:ResourceTag/... against."""
+
+    def __init__(self, rig, regions):
+        self.rig, self.regions, self.tags = rig, regions, {}
+
+    def update(self):
+        for reg in self.regions:
+            ec2 = client(self.rig.moto.url, "ec2", self.rig.admin, reg)
+            for im in ec2.describe_images(Owners=["self"])["Images"]:
+                self.tags[im["ImageId"]] = tags_of(im)
+            for sn in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+                self.tags[sn["SnapshotId"]] = tags_of(sn)
+            for im in ec2.describe_images(ImageIds=[MOTO_AMI])["Images"] if reg == SRC else []:
+                self.tags[im["ImageId"]] = tags_of(im)
+
+
+def kms_key_arn(rig, key_id, regions):
+    """The ARN of the key KEY_ID (an id, ARN or alias) names in whichever of REGIONS has it."""
+    for reg in regions:
+        try:
+            return client(rig.moto.url, "kms", rig.admin, reg).describe_key(
+                KeyId=key_id)["KeyMetadata"]["Arn"]
+        except Exception:  # noqa: BLE001 (NotFoundException: another region's)
+            continue
+    pytest.fail("no region of %s has the KMS key %s" % (regions, key_id))
+
+
+def action_and_resource(rig, q, regions):
+    """For a recorded request: its IAM action, the resource IAM evaluates (a KMS key's ARN, an
+    SSM parameter's ARN, or "*" for EC2, whose resources the shipped policy does not narrow),
+    and the id of the EC2 image or snapshot whose tags a condition would look at."""
+    target = {k.lower(): v for k, v in q["headers"]}.get("x-amz-target", "")
+    if target.startswith("TrentService."):
+        return "kms:" + q["action"], kms_key_arn(rig, q["json"]["KeyId"], regions), None
+    if target.startswith("AmazonSSM."):
+        # The region is in the (redacted) signature; the policy's pattern names none.
+        return ("ssm:" + q["action"],
+                "arn:aws:ssm:%s:%s:parameter%s" % (SRC, ACCOUNT, q["json"]["Name"]), None)
+    p = q["params"]
+    return "ec2:" + q["action"], "*", p.get("ImageId") or p.get("SnapshotId")
+
+
+def check_requests_against_policy(rig, book, doc=None):
+    """Every request the agent sent is allowed by the shipped policy (evaluated here, with
+    resources and conditions); returns the set of actions sent."""
+    doc = doc or json.loads(POLICY.read_text())
+    sent = set()
+    for q in rig.proxy.requests():
+        if not q["action"]:
+            continue
+        action, resource, tagged = action_and_resource(rig, q, book.regions)
+        tags = book.tags.get(tagged) if tagged else None
+        assert policy_verdict(doc, action, resource, tags), \
+            "the shipped policy does not allow %s on %s (tags %r): %r" % (
+                action, tagged or resource, tags, q["params"] or q["json"])
+        sent.add(action)
+    return sent
+
+
+def policy_actions(doc=None):
+    doc = doc or json.loads(POLICY.read_text())
+    return {a for st in doc["Statement"]
+            for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
 
 
 def policy_user(admin_url, admin_creds, name, document):
@@ -409,8 +532,9 @@ def policy_user(admin_url, admin_creds, name, document):
 
 @pytest.fixture
 def auth_rig(tmp_path, moto_auth, fault_proxy, imds_factory, agent_env, agent_bin):
-    """A rig on a moto with IAM enforcement, whose agent has only conf/iam-policy.json (or a
-    variant: auth_rig(document)).  moto_auth's admin sets up the instance, keys and template."""
+    """A rig on a moto with IAM enforcement, whose agent has only the policy document given
+    (auth_rig(document), default conf/iam-policy.json byte for byte).  moto_auth's admin sets up
+    the instance, keys and template."""
     admin = moto_auth.creds
     instance_id = create_moto_instance(moto_auth.url, creds=admin, region=SRC,
                                        image_id=MOTO_AMI)
@@ -420,10 +544,11 @@ def auth_rig(tmp_path, moto_auth, fault_proxy, imds_factory, agent_env, agent_bi
 
     def make(document=None):
         creds = policy_user(moto_auth.url, admin, "ec2-imaged-%d" % len(rigs),
-                            for_moto(document or POLICY.read_text()))
+                            document or POLICY.read_text())
         r = Rig(tmp_path / ("rig%d" % len(rigs)), moto_auth, proxy,
                 agent_env(imds=imds, endpoint=proxy, creds=creds), agent_bin, instance_id)
         r.admin = admin
+        r.ec2 = lambda region=SRC: client(moto_auth.url, "ec2", admin, region)
         rigs.append(r)
         return r
 
@@ -436,19 +561,53 @@ def auth_rig(tmp_path, moto_auth, fault_proxy, imds_factory, agent_env, agent_bi
             r.close()
 
 
-def test_iam_policy_under_moto_enforcement(auth_rig):
+def test_iam_policy_as_shipped(auth_rig):
+    """conf/iam-policy.json byte for byte under moto's enforcement, with every feature whose
+    calls need no KMS key or SSM parameter ARN: copies, sharing, deprecation, launch template,
+    retention (two runs, the first image deregistered)."""
     rig = auth_rig()
+    rig.ec2().create_launch_template(LaunchTemplateName="web",
+                                     LaunchTemplateData={"ImageId": MOTO_AMI})
+    rig.configure(regions=DST[0], share_accounts=SHARE_ACCOUNT, deprecate_after_days=30,
+                  keep_newest=1, launch_template="web", lineage="web")
+    # moto has no EnableImageDeprecation: the proxy answers it (so moto's IAM never sees it;
+    # the evaluation below does).
+    rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
+    book = TagBook(rig, (SRC, DST[0]))
+    book.update()
+    first = done_run(rig.run_and_resume())["image_id"]
+    book.update()
+    second = done_run(rig.run_and_resume())["image_id"]
+    left = {im["ImageId"] for im in rig.images()}
+    assert second in left and first not in left
+    gone = [q["params"]["ImageId"] for q in rig.sent("DeregisterImage")]
+    assert first in gone and second not in gone and len(gone) == 2, gone  # and first's copy
+    assert rig.sent("DeleteSnapshot"), "no snapshot left for retention to delete"
+    check_requests_against_policy(rig, book)
+
+
+def test_iam_policy_every_feature(auth_rig):
+    """Every feature at once (KMS keys and grants, the SSM parameter too, whose statements'
+    resources moto cannot match: widened for moto only), then the shape of the shipped policy
+    against what was sent: every request allowed by it, with its key or parameter ARN and, for
+    retention, the tags of what it deregistered or deleted; and every action it allows sent by
+    some feature, or used by EC2 on the agent's behalf for an encrypted copy."""
+    rig = auth_rig(for_moto(POLICY.read_text()))
     admin = rig.admin
     kms = client(rig.moto.url, "kms", admin, DST[0])
     key = kms.create_key(Description="golden")["KeyMetadata"]
     kms.create_alias(AliasName="alias/golden", TargetKeyId=key["KeyId"])
-    client(rig.moto.url, "ec2", admin, SRC).create_launch_template(
-        LaunchTemplateName="web", LaunchTemplateData={"ImageId": MOTO_AMI})
-    rig.ec2 = lambda region=SRC: client(rig.moto.url, "ec2", admin, region)
+    rig.ec2().create_launch_template(LaunchTemplateName="web",
+                                     LaunchTemplateData={"ImageId": MOTO_AMI})
     rig.configure(regions=DST[0], kms_key="%s:alias/golden" % DST[0],
-                  share_accounts=SHARE_ACCOUNT, create_grants="yes", keep_newest=1,
-                  launch_template="web", ssm_parameter="/golden/web", lineage="web")
+                  share_accounts=SHARE_ACCOUNT, create_grants="yes", deprecate_after_days=30,
+                  keep_newest=1, launch_template="web", ssm_parameter="/golden/web",
+                  lineage="web")
+    rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
+    book = TagBook(rig, (SRC, DST[0]))
+    book.update()
     first = done_run(rig.run_and_resume())["image_id"]
+    book.update()
     second = done_run(rig.run_and_resume())["image_id"]
     left = {im["ImageId"] for im in rig.images()}
     # The template's default version was moved to the second image; the first one went.
@@ -456,7 +615,12 @@ def test_iam_policy_under_moto_enforcement(auth_rig):
     copies = {im["ImageId"] for im in rig.images(DST[0])}
     p = client(rig.moto.url, "ssm", admin, DST[0]).get_parameter(Name="/golden/web")
     assert p["Parameter"]["Value"] in copies
-    assert rig.sent("CreateGrant") and rig.sent("ModifySnapshotAttribute")
+    sent = check_requests_against_policy(rig, book)
+    allowed = policy_actions()
+    assert EC2_ON_OUR_BEHALF <= allowed, EC2_ON_OUR_BEHALF - allowed
+    assert allowed - EC2_ON_OUR_BEHALF == sent, (
+        "allowed but never sent: %s; sent but not in the policy: %s"
+        % (sorted(allowed - EC2_ON_OUR_BEHALF - sent), sorted(sent - allowed)))
 
 
 def test_iam_policy_without_share_statement_fails_preflight(auth_rig):

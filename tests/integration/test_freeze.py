@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 # tests/peers, on sys.path via conftest
-from scratchfs import ScratchFS, Writer, is_frozen, proc_state, wait_until
+from scratchfs import ScratchFS, Writer, is_frozen, proc_state, ptrace_held, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("EC2_IMAGED_TOOLS") or REPO / "build" / "tools")
@@ -37,6 +37,9 @@ PR_SET_CHILD_SUBREAPER = 36
 
 GUARD_EXIT_ORPHANED = 2  # agent/host/freeze_guard.c: the guard thawed because its parent went away
 LONG_TIMEOUT_MS = 120000  # a guard timeout no test waits for: a thaw before it is not the timeout
+VERY_LONG_TIMEOUT_MS = 600000  # ten minutes: far beyond any wait of these tests
+CRASHES = {"segv": signal.SIGSEGV, "bus": signal.SIGBUS, "abort": signal.SIGABRT,
+           "ill": signal.SIGILL, "fpe": signal.SIGFPE}  # freeze_probe --crash KIND: its signal
 DEADLINE = 30  # seconds; the bound on any single wait, so that nothing hangs forever
 
 pytestmark = [
@@ -175,6 +178,16 @@ def reap_orphan(pid, timeout=DEADLINE):
     return None
 
 
+def signal_masks(pid):
+    """SigIgn, SigBlk, SigPnd and ShdPnd of /proc/PID/status, as integers."""
+    masks = {}
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigIgn", "SigBlk", "SigPnd", "ShdPnd"):
+            masks[key] = int(value.strip(), 16)
+    return masks
+
+
 def frozen_line(probe, mounts):
     line = probe.next()
     assert "frozen" in line, "%s\n%s" % (line, probe.err())
@@ -196,19 +209,21 @@ def test_freeze_blocks_writer_until_thaw(scratch, kind):
 
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", mnt)
     line = frozen_line(probe, [mnt])
+    frozen_seen = time.monotonic()
     scratch.note_guard(line["guard_pid"])
-    # The writer's next write or fsync sleeps uninterruptibly on the frozen superblock.
-    assert wait_until(lambda: writer.state() == "D"), "writer state %s" % writer.state()
+    # The writer's next write sleeps on the frozen superblock's freeze lock, and stays there
+    # for as long as the filesystem is frozen: no write of it completes meanwhile.
+    assert wait_until(writer.blocked_by_freeze), "writer state %s" % writer.state()
     blocked_at = writer.count
-    time.sleep(0.5)
-    assert writer.count == blocked_at, "the writer made progress on a frozen filesystem"
-    assert writer.state() == "D"
     assert is_frozen(mnt)
+    assert writer.blocked_by_freeze() and writer.count == blocked_at
 
+    released = time.monotonic()
     probe.release()
     line = probe.next()
     assert line["thawed"] is True and "error" not in line, line
-    assert line["window_ms"] >= 500
+    # The window reported spans at least what we saw frozen (both CLOCK_MONOTONIC).
+    assert line["window_ms"] >= int((released - frozen_seen) * 1000), line
     assert probe.wait() == 0
     assert writer.progresses_past(blocked_at), "the writer did not resume after the thaw"
     assert not is_frozen(mnt)
@@ -238,7 +253,7 @@ def test_guard_thaws_after_sigkill(scratch, subreaper):
     probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", ext4, xfs)
     guard = frozen_line(probe, [ext4, xfs])["guard_pid"]
     scratch.note_guard(guard)
-    assert wait_until(lambda: writer.state() == "D")
+    assert wait_until(writer.blocked_by_freeze)
     blocked_at = writer.count
 
     probe.proc.kill()
@@ -268,7 +283,7 @@ def test_guard_thaws_on_timeout_when_main_process_hangs(scratch):
     probe = scratch.probe("--timeout-ms", 2000, "--hang", ext4, xfs)
     guard = frozen_line(probe, [ext4, xfs])["guard_pid"]
     scratch.note_guard(guard)
-    assert wait_until(lambda: writer.state() == "D")
+    assert wait_until(writer.blocked_by_freeze)
     blocked_at = writer.count
 
     assert writer.progresses_past(blocked_at), "the guard did not thaw at its timeout"
@@ -290,6 +305,56 @@ def test_sigterm_handler_thaws(scratch):
     # gone) thawed both.
     assert probe.next() == {"emergency_thawed": 2}
     assert probe.wait() == 128 + signal.SIGTERM
+    assert scratch.writable(ext4) and scratch.writable(xfs)
+
+
+@pytest.mark.parametrize("kind", sorted(CRASHES))
+def test_crash_while_frozen_thaws_first(scratch, subreaper, kind):
+    """A fault or an abort() in the frozen window thaws before the process dies.  The guard is
+    held stopped meanwhile, so that only the dying process itself can have thawed (the guard
+    would thaw once the process is gone: with a core dump onto a frozen filesystem, never)."""
+    ext4, xfs = scratch.make("ext4"), scratch.make("xfs")
+    probe = scratch.probe("--timeout-ms", VERY_LONG_TIMEOUT_MS, "--hold-stdin", "--crash", kind,
+                          ext4, xfs)
+    guard = frozen_line(probe, [ext4, xfs])["guard_pid"]
+    scratch.note_guard(guard)
+    with ptrace_held(guard):
+        probe.release()
+        assert probe.wait() == -CRASHES[kind], probe.err()
+        # Bounded waits, far below the guard's ten minutes.
+        assert scratch.writable(ext4) and scratch.writable(xfs)
+        assert not is_frozen(ext4) and not is_frozen(xfs)
+    assert reap_orphan(guard) == GUARD_EXIT_ORPHANED
+
+
+def test_loop_filesystem_frozen_before_the_one_holding_its_image(scratch):
+    """An ext4 whose loop image is a file on an xfs that is frozen too: freezing the xfs first
+    would make the ext4's freeze (which writes its journal and superblock into that file) wait
+    for the guard's timeout.  The configured order says xfs first; the backing file wins."""
+    xfs = scratch.make("xfs")
+    ext4 = scratch.make("ext4", image_dir=xfs)
+    writer = Writer(scratch, ext4 / "writer.dat")
+    assert writer.progresses_past(3)
+
+    probe = scratch.probe("--timeout-ms", LONG_TIMEOUT_MS, "--hold-stdin", xfs, ext4)
+    scratch.note_guard(frozen_line(probe, [ext4, xfs])["guard_pid"])
+    assert is_frozen(ext4) and is_frozen(xfs)
+    assert wait_until(lambda: writer.state() == "D")
+    blocked_at = writer.count
+    probe.release()
+    line = probe.next()
+    assert line["thawed"] is True and "error" not in line, line
+    assert probe.wait() == 0
+    assert writer.progresses_past(blocked_at)
+    assert scratch.writable(ext4) and scratch.writable(xfs)
+
+    # The thaw goes the other way: the xfs first, or the ext4's thaw (which writes its
+    # superblock) would wait on it.
+    run(["fsfreeze", "-f", ext4])
+    run(["fsfreeze", "-f", xfs])
+    probe = scratch.probe("--thaw-all", xfs, ext4, stdin=subprocess.DEVNULL)
+    assert probe.next() == {"thawed_mounts": [str(xfs), str(ext4)], "count": 2}
+    assert probe.wait() == 0
     assert scratch.writable(ext4) and scratch.writable(xfs)
 
 
@@ -315,9 +380,16 @@ def test_guard_ignores_group_signals(scratch):
     scratch.note_guard(guard)
     assert os.getpgid(guard) == guard != os.getpgid(probe.proc.pid)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE)
+    # Ignored (not blocked): the kernel drops such a signal when it is sent, so once kill()
+    # returns there is nothing left to be delivered later, and no wait is needed to see that.
+    mask = signal_masks(guard)
+    for sig in sigs:
+        assert mask["SigIgn"] & (1 << (sig - 1)), (sig, mask)
+        assert not mask["SigBlk"] & (1 << (sig - 1)), (sig, mask)
         os.kill(guard, sig)
-    time.sleep(0.2)
+    mask = signal_masks(guard)
+    assert not any((mask["SigPnd"] | mask["ShdPnd"]) & (1 << (s - 1)) for s in sigs), mask
     assert proc_comm(guard) == "ec2-imaged-guar"
     assert is_frozen(ext4)
     probe.release()

@@ -4,8 +4,8 @@ lintian with no error and no warning.
 
 The package is the one `make deb` left in build/ when it is newer than everything it is made
 of; otherwise packaging/build-deb.sh builds it here, into the test's own directory (which also
-runs lintian).  Skipped, with the reason, where the Debian packaging tools are absent: they are
-not among the build dependencies of `make check` (`make deb` installs them).
+runs lintian).  Skipped, with the reason, where the Debian packaging tools are absent; `make
+check` installs them (packaging/install-build-deps.sh), and there such a skip fails the run.
 """
 
 import os
@@ -23,6 +23,7 @@ INPUTS = ["Makefile", "README.md", "agent", "units", "hooks", "conf", "packaging
 
 EXPECTED = {
     "etc/ec2-imaged/ec2-imaged.conf",
+    "etc/needrestart/conf.d/ec2-imaged.conf",
     "lib/systemd/system/ec2-imaged.service",
     "lib/systemd/system/ec2-imaged-firstboot.service",
     "lib/systemd/system/ec2-imaged-run.service",
@@ -34,6 +35,7 @@ EXPECTED = {
     "usr/lib/ec2-imaged/hooks/lib.sh",
     "usr/lib/ec2-imaged/hooks/patch",
     "usr/lib/ec2-imaged/hooks/sanitize",
+    "usr/lib/ec2-imaged/restart-after-upgrade",
     "usr/share/ec2-imaged/ec2-imaged-run.json",
     "usr/share/man/man8/ec2-imaged.8.gz",
     "usr/share/man/man5/ec2-imaged.conf.5.gz",
@@ -46,7 +48,7 @@ EXPECTED = {
 }
 EXECUTABLES = {"usr/sbin/ec2-imaged", "usr/libexec/ec2-imaged/ec2-imaged-daemon",
                "usr/lib/ec2-imaged/hooks/firstboot", "usr/lib/ec2-imaged/hooks/patch",
-               "usr/lib/ec2-imaged/hooks/sanitize"}
+               "usr/lib/ec2-imaged/hooks/sanitize", "usr/lib/ec2-imaged/restart-after-upgrade"}
 
 
 def newest_input():
@@ -63,7 +65,7 @@ def newest_input():
 def deb(tmp_path_factory):
     missing = [t for t in ("dpkg-deb", "dpkg-buildpackage", "dh", "lintian") if not shutil.which(t)]
     if missing:
-        pytest.skip("%s not installed (`make deb` installs debhelper, dpkg-dev and lintian)"
+        pytest.skip("%s not installed (packaging/install-build-deps.sh installs them)"
                     % ", ".join(missing))
     name = "ec2-imaged_%s_%s.deb" % (VERSION, subprocess.check_output(
         ["dpkg", "--print-architecture"], text=True).strip())
@@ -106,7 +108,8 @@ def test_modes_and_owners(deb):
 
 
 def test_conffiles(control):
-    assert (control / "conffiles").read_text().split() == ["/etc/ec2-imaged/ec2-imaged.conf"]
+    assert (control / "conffiles").read_text().split() == [
+        "/etc/ec2-imaged/ec2-imaged.conf", "/etc/needrestart/conf.d/ec2-imaged.conf"]
 
 
 def test_depends_on_the_libraries_it_links(control):
@@ -119,7 +122,7 @@ def test_depends_on_the_libraries_it_links(control):
 def test_postinst_enables_and_starts_the_daemon_but_not_the_timer(control):
     post = (control / "postinst").read_text()
     assert "deb-systemd-helper enable 'ec2-imaged.service'" in post
-    assert "deb-systemd-invoke $_dh_action 'ec2-imaged.service'" in post
+    assert "deb-systemd-invoke start 'ec2-imaged.service'" in post
     assert "deb-systemd-helper enable 'ec2-imaged-firstboot.service'" in post
     # The firstboot unit is for the boot of a launched instance, never started by an install.
     assert "deb-systemd-invoke $_dh_action 'ec2-imaged-firstboot.service'" not in post
@@ -129,6 +132,21 @@ def test_postinst_enables_and_starts_the_daemon_but_not_the_timer(control):
     assert timer and all("was-enabled 'ec2-imaged-run.timer'; then" in b for b in timer)
     assert all("deb-systemd-helper debian-installed 'ec2-imaged-run.timer'" in b for b in timer)
     assert "deb-systemd-invoke" not in "".join(timer)
+
+
+def test_upgrade_never_stops_or_restarts_the_daemon(control):
+    # A restart would kill a run under way (the patch hook's own upgrade of this package among
+    # them): an upgrade tells the daemon instead (packaging/restart-after-upgrade), which
+    # restarts once idle (test_restart_after_upgrade.py, test_daemon_lifecycle.py).
+    post = (control / "postinst").read_text()
+    assert not re.search(r"(restart|_dh_action)[^\n]*'ec2-imaged\.service'", post), post
+    helper = post.index("\n        /usr/lib/ec2-imaged/restart-after-upgrade\n")
+    assert post.rindex('if [ "$1" = configure ] && [ -n "${2:-}" ]', 0, helper) > \
+        post.rindex("# End automatically added section", 0, helper)
+    preinst = control / "preinst"
+    assert not preinst.exists() or "ec2-imaged.service" not in preinst.read_text()
+    prerm = (control / "prerm").read_text()
+    assert re.search(r'\[ "\$1" = remove \][^\n]*\n[^\n]*stop \'ec2-imaged.service\'', prerm), prerm
 
 
 def test_preset_keeps_the_timer_disabled(deb, tmp_path):

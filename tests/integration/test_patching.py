@@ -60,19 +60,27 @@ def build_deb(out, name, version, postinst=None):
     return deb
 
 
-@pytest.fixture
-def root(base, tmp_path):
-    """A copy of the root with version 1.0 of three packages installed and a local repository
-    holding 1.1 of each (ec2i-kernel's 1.1 asks for a reboot, as kernel packages do)."""
-    r = rootfs.clone(tmp_path / "root")
+# What a package's maintainer script sees of the hook's environment (NUL-separated).
+ENV_POSTINST = """#!/bin/sh
+set -e
+[ "$1" != configure ] || env -0 > /var/tmp/ec2i-app.postinst-env
+"""
+
+
+def make_root(tmp_path, extra=()):
+    """A copy of the root (with the packages extra) with version 1.0 of three packages installed
+    and a local repository holding 1.1 of each (ec2i-kernel's 1.1 asks for a reboot, as kernel
+    packages do; ec2i-app's 1.1 records its postinst's environment)."""
+    r = rootfs.clone(tmp_path / "root", extra=extra)
     old = tmp_path / "old"
     old.mkdir()
     names = ("ec2i-app", "ec2i-held", "ec2i-kernel")
     debs = [build_deb(old, n, "1.0") for n in names]
     repo = r / "srv/repo"
     repo.mkdir(parents=True)
+    postinsts = {"ec2i-kernel": REBOOT_POSTINST, "ec2i-app": ENV_POSTINST}
     for n in names:
-        build_deb(repo, n, "1.1", REBOOT_POSTINST if n == "ec2i-kernel" else None)
+        build_deb(repo, n, "1.1", postinsts.get(n))
     with open(repo / "Packages", "w") as f:
         subprocess.run(["apt-ftparchive", "packages", "."], cwd=repo, stdout=f, check=True)
     with open(repo / "Release.tmp", "w") as f:
@@ -86,6 +94,12 @@ def root(base, tmp_path):
         shutil.copy(d, r / "tmp" / d.name)
     res = rootfs.ns_run(r, "inroot dpkg -i %s" % " ".join("/tmp/" + d.name for d in debs))
     assert res.returncode == 0, res
+    return r
+
+
+@pytest.fixture
+def root(base, tmp_path):
+    r = make_root(tmp_path)
     yield r
     assert rootfs.mounts_under(tmp_path) == []
 
@@ -96,7 +110,8 @@ def version(root, name):
 
 def patch(root, config, dry=False):
     rootfs.install_hooks(root, config, enable=("patch",))
-    env = "EC2_IMAGED_PHASE=pre-image EC2_IMAGED_MODE=no-reboot INSTANCE_ID=i-0123456789abcdef0"
+    env = ("EC2_IMAGED_PHASE=pre-image EC2_IMAGED_MODE=no-reboot INSTANCE_ID=i-0123456789abcdef0"
+           " EC2_IMAGED_RUN_ID=3f2a0c1e-0000-4000-8000-00000000cafe")
     if dry:
         env += " EC2_IMAGED_DRY_RUN=1"
     return rootfs.ns_run(root, "rc=0; inroot %s /etc/ec2-imaged/hooks/pre-image.d/10-patch"
@@ -168,3 +183,86 @@ def test_the_agent_checks_the_config_and_runs_the_script(tmp_path, agent_bin):
     r = subprocess.run([agent_bin, "--config", str(conf), "patch"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "cannot run" in r.stderr, r
+
+
+# ---------------------------------------------------------------- needrestart
+
+# needrestart's reading of its configuration and its choice for one service, as in
+# /usr/sbin/needrestart (3.6): the config file is evaluated with %nrconf in scope (it evaluates
+# conf.d/*.conf in turn), then the first override_rc pattern that matches the unit decides.
+# With an argument: the environment is the one recorded in that file (NUL-separated).
+NR_DECISION = r"""
+our %nrconf = (verbosity => 1, defno => 0, override_rc => {});
+our $LOGPREF = "[main]";
+if (@ARGV) {
+    open my $e, "<", $ARGV[0] or die "$ARGV[0]: $!";
+    local $/ = "\0";
+    %ENV = map { chomp; split /=/, $_, 2 } <$e>;
+}
+eval do { local $/; open my $fh, "<", "/etc/needrestart/needrestart.conf" or die "$!"; <$fh> };
+die "needrestart.conf: $@" if $@;
+my $restart = !$nrconf{defno};
+foreach my $re (keys %{$nrconf{override_rc}}) {
+    next unless "ec2-imaged.service" =~ /$re/;
+    $restart = $nrconf{override_rc}->{$re};
+    last;
+}
+print $restart ? "restart\n" : "deferred\n";
+"""
+
+
+@pytest.fixture
+def nr_root(base, tmp_path):
+    """The root with needrestart, its apt hook taken out (run in a chroot, needrestart would look
+    at this machine's processes) and ec2-imaged's needrestart snippet installed as the package
+    installs it."""
+    r = make_root(tmp_path, extra=("needrestart",))
+    (r / "etc/apt/apt.conf.d/99needrestart").unlink()
+    shutil.copy(REPO / "packaging/needrestart.conf", r / "etc/needrestart/conf.d/ec2-imaged.conf")
+    (r / "var/tmp/nr-decision.pl").write_text(NR_DECISION)
+    yield r
+    assert rootfs.mounts_under(tmp_path) == []
+
+
+def needrestart_decision(root, env_file=None):
+    r = rootfs.ns_run(root, "inroot perl /var/tmp/nr-decision.pl %s" % (env_file or ""))
+    assert r.returncode == 0, r
+    return r.stdout.strip()
+
+
+def test_needrestart_leaves_the_service_alone_during_a_run(nr_root):
+    r = patch(nr_root, "")
+    assert r.returncode == 0, r
+    assert version(nr_root, "ec2i-app") == "1.1"
+    # What the upgrade's maintainer scripts (and apt's needrestart hook) see of the hook.
+    env = dict(kv.split("=", 1) for kv in
+               (nr_root / "var/tmp/ec2i-app.postinst-env").read_text().split("\0") if kv)
+    assert env["NEEDRESTART_MODE"] == "a" and env["EC2_IMAGED_RUN_ID"], env
+    assert needrestart_decision(nr_root, "/var/tmp/ec2i-app.postinst-env") == "deferred"
+    # Outside a run (an administrator's own upgrade), it is restarted like any other service.
+    assert needrestart_decision(nr_root) == "restart"
+
+
+NEEDRESTART_STUB = """#!/bin/sh
+echo "$*" >> /var/tmp/needrestart.calls
+echo "NEEDRESTART-VER: 3.6"
+echo "NEEDRESTART-SVC: cron.service"
+%s
+"""
+
+
+@pytest.mark.parametrize("outdated", [True, False])
+def test_the_daemon_restarts_after_the_run_when_it_runs_outdated_libraries(root, outdated):
+    # needrestart's batch mode lists the services it would restart; a stand-in says whether
+    # ec2-imaged.service is among them. /run/ec2-imaged exists while the service runs.
+    (root / "run/ec2-imaged").mkdir(mode=0o700)
+    stub = root / "usr/local/sbin/needrestart"
+    stub.write_text(NEEDRESTART_STUB % ("echo NEEDRESTART-SVC: ec2-imaged.service"
+                                        if outdated else ""))
+    stub.chmod(0o755)
+    r = patch(root, "")
+    assert r.returncode == 0, r
+    assert (root / "var/tmp/needrestart.calls").read_text() == "-b -r l\n"
+    assert (root / "run/ec2-imaged/restart-pending").exists() == outdated
+    assert ("ec2-imaged.service runs outdated libraries: it restarts once this run is over"
+            in r.stderr) == outdated

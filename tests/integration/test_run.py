@@ -17,10 +17,12 @@ import ctypes
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
-from scratchfs import ScratchFS, Writer, is_frozen, proc_state, wait_until
+from scratchfs import ScratchFS, Writer, is_frozen, proc_state, ptrace_held, wait_until
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0,
@@ -48,6 +50,8 @@ CONFIG_TAG = ("team:owner", "platform")
 EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_UNFINISHED = 1, 2, 4, 5
 GUARD_EXIT_ORPHANED = 2  # agent/host/freeze_guard.c: the guard thawed because its parent went away
 PR_SET_CHILD_SUBREAPER = 36
+PR_CAPBSET_DROP, CAP_SYS_PTRACE = 24, 19
+VERY_LONG_TIMEOUT_MS = 600000  # [freeze] timeout_ms far beyond any wait of these tests
 SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
 # The DryRun CreateImage of the pre-flight checks comes first and would take a fault queued for
 # CreateImage: this no-op fault is queued in front of the one meant for the real call.
@@ -88,15 +92,54 @@ def children_named(comm):
     return found
 
 
-def reap(pid, timeout=DEADLINE):
-    """Exit status of a child of ours (an inherited orphan), None if it did not exit in time."""
+def guard_of(pid):
+    """The thaw guard of the agent PID (its child called ec2-imaged-guar), once it is there."""
+    def find():
+        return [int(d) for d in os.listdir("/proc") if d.isdigit()
+                and (proc_stat(int(d)) or ("", "", 0))[0::2] == ("ec2-imaged-guar", pid)]
+    assert wait_until(find, step=0.05), "agent %d has no thaw guard" % pid
+    [guard] = find()
+    return guard
+
+
+def drop_ptrace_capability():
+    """preexec_fn: root without CAP_SYS_PTRACE (bounding set, hence permitted after exec)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+
+
+def mem_openable(pid):
+    """Whether a root process without CAP_SYS_PTRACE opens /proc/PID/mem.  For a target of the
+    same user and capabilities the kernel allows it exactly when the target is dumpable."""
+    r = subprocess.run([sys.executable, "-c",
+                        "import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY))",
+                        "/proc/%d/mem" % pid], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=DEADLINE, preexec_fn=drop_ptrace_capability)
+    return r.returncode == 0
+
+
+def unlimited_core():
+    """preexec_fn: core files of any size (what a dumpable crash would then write)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def wait_status(pid, timeout=DEADLINE):
+    """The raw wait status of our child PID (os.WCOREDUMP needs it), None if it did not end
+    within TIMEOUT."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done == pid:
-            return os.waitstatus_to_exitcode(status)
+            return status
         time.sleep(0.02)
     return None
+
+
+def reap(pid, timeout=DEADLINE):
+    """Exit status of a child of ours (an inherited orphan), None if it did not exit in time."""
+    status = wait_status(pid, timeout)
+    return None if status is None else os.waitstatus_to_exitcode(status)
 
 
 def timed_write(scratch, mnt, timeout=PROMPT):
@@ -111,16 +154,19 @@ def timed_write(scratch, mnt, timeout=PROMPT):
 class Agent:
     """A running agent command, its stdout and stderr in files (nothing can fill a pipe)."""
 
-    def __init__(self, rig, args):
+    def __init__(self, rig, args, stderr=None, err_path=None, **popen):
+        """STDERR: a descriptor instead of the file (self.err is then empty); ERR_PATH: where the
+        stderr file goes; POPEN: more arguments for subprocess.Popen (cwd, preexec_fn)."""
         self.args = args
         n = len(rig.agents)
         self.out_path = rig.tmp / ("agent-%d.out" % n)
-        self.err_path = rig.tmp / ("agent-%d.err" % n)
+        self.err_path = err_path or rig.tmp / ("agent-%d.err" % n)
+        self.saved_err = None
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [rig.agent_bin, "--config", str(rig.config_path)] + list(args),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=rig.env,
-                start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err if stderr is None else stderr,
+                env=rig.env, start_new_session=True, **popen)
         self.pid = self.proc.pid
 
     def wait(self, timeout=AGENT_TIMEOUT):
@@ -136,7 +182,16 @@ class Agent:
 
     @property
     def err(self):
+        if self.saved_err is not None:
+            return self.saved_err
         return self.err_path.read_text(errors="replace")
+
+    def save_err(self):
+        """Keep stderr in memory (before the scratch filesystem it may live on goes away)."""
+        try:
+            self.saved_err = self.err_path.read_text(errors="replace")
+        except OSError:
+            self.saved_err = ""
 
     def json(self):
         try:
@@ -218,8 +273,8 @@ class Rig:
 
     # ---- running the agent
 
-    def start(self, *args):
-        a = Agent(self, args)
+    def start(self, *args, **popen):
+        a = Agent(self, args, **popen)
         self.agents.append(a)
         return a
 
@@ -266,6 +321,9 @@ class Rig:
                     a.proc.wait(timeout=DEADLINE)
                 except subprocess.TimeoutExpired:
                     pass
+        self.scratch.thaw_all()
+        for a in self.agents:
+            a.save_err()
         self.scratch.cleanup()
         for pid in children_named("ec2-imaged-guar"):  # inherited while we were subreaper
             reap(pid, timeout=5)
@@ -311,6 +369,10 @@ def test_no_reboot_run_on_ext4_and_xfs(rig):
              'echo "$EC2_IMAGED_PHASE $EC2_IMAGED_RUN_ID $INSTANCE_ID" > %s\n' % marker)
     # Post-thaw hooks run after the thaw: this one writes to a frozen filesystem otherwise.
     rig.hook("post-thaw", "10-write", "echo thawed > %s/post-thaw\n" % ext4)
+    # Known lower bounds for two durations: a pre-image hook that takes 300 ms and a CreateImage
+    # the proxy holds for 400 ms.
+    rig.hook("pre-image", "20-slow", "sleep 0.3\n")
+    rig.fault_create({"kind": "delay", "delay_ms": 400})
     rig.configure()
 
     a = rig.agent("run", "--json")
@@ -319,10 +381,19 @@ def test_no_reboot_run_on_ext4_and_xfs(rig):
     assert j["image_id"].startswith("ami-")
     assert j["phase"] == "done" and j["error"] is None
     assert j["consistency"] == "fs-frozen"
-    assert j["freeze_window_ms"] >= 0 and j["create_call_ms"] >= 0
+    # The window holds the CreateImage call, which holds the proxy's delay.
+    assert j["freeze_window_ms"] >= j["create_call_ms"] >= 400, j
     assert j["frozen_mounts"] == [str(ext4), str(xfs)]
+    times = j["phase_times"]
+    assert times["pre-image"]["ms"] >= 300, times
+    assert times["freezing"]["ms"] >= j["freeze_window_ms"] - 1, (times, j)  # clocks differ
+    # Each phase is timed by its own start and end, in the order the run went through them.
+    previous_end = 0
     for phase in RUN_PHASES:
-        assert j["phase_times"][phase]["ms"] >= 0, (phase, j["phase_times"])
+        t = times[phase]
+        assert previous_end <= t["start_us"] <= t["end_us"], (phase, times)
+        assert t["ms"] == (t["end_us"] - t["start_us"]) // 1000, (phase, t)
+        previous_end = t["end_us"]
 
     images = rig.images(j["image_name"])
     assert [im["ImageId"] for im in images] == [j["image_id"]]
@@ -357,13 +428,11 @@ def test_freeze_blocks_writers_during_create_image(rig):
     a = rig.start("run", "--json")
     rig.wait_create_sent()
     assert is_frozen(ext4)
-    # The writer's next write or fsync sleeps uninterruptibly on the frozen superblock.
-    assert wait_until(lambda: writer.state() == "D"), "writer state %s" % writer.state()
-    time.sleep(0.1)  # the line printed just before it blocked reaches our pump
+    # The writer's next write sleeps on the frozen superblock's freeze lock until the thaw.
+    assert wait_until(writer.blocked_by_freeze), "writer state %s" % writer.state()
     blocked_at = writer.count
-    time.sleep(0.5)
     assert is_frozen(ext4), "the freeze ended before the check; lengthen the delay"
-    assert writer.count == blocked_at, "the writer made progress on a frozen filesystem"
+    assert writer.blocked_by_freeze() and writer.count == blocked_at
 
     assert a.wait() == 0, a.err
     assert writer.progresses_past(blocked_at), "the writer did not resume after the thaw"
@@ -371,6 +440,104 @@ def test_freeze_blocks_writers_during_create_image(rig):
     assert j["consistency"] == "fs-frozen"
     # The window covered the whole delayed call (the proxy sat on it for 3 s).
     assert j["create_call_ms"] >= 3000 and j["freeze_window_ms"] >= j["create_call_ms"]
+    assert not is_frozen(ext4)
+
+
+# ---------------------------------------------------------------- nothing written while frozen
+
+
+def test_nothing_written_while_frozen(rig):
+    """The state directory and the log file are on the filesystem being frozen. Any write to
+    them inside the window would sleep until the guard's thaw at [freeze] timeout_ms (60 s):
+    the second CreateImage attempt would never reach the proxy while it holds the call, and the
+    window would come out near the timeout. Two attempts are throttled inside the window (the
+    only answer after which CreateImage is sent again), so two log lines are made there (-v);
+    they are held and written after the thaw, in order, before the line that reports it."""
+    ext4 = rig.add_fs("ext4")
+    rig.state_dir = ext4 / "state"
+    rig.state_dir.mkdir(mode=0o700)
+    # The held CreateImage waits for the test, not for the agent's own deadlines.
+    rig.configure(aws__max_attempts=4, aws__retry_deadline_ms=300000, aws__timeout_ms=300000)
+    timeout_ms = 60000
+    rig.proxy.faults(PASS_DRY_RUN, {"kind": "throttle", "count": 2, "action": "CreateImage"},
+                     {"kind": "hold", "action": "CreateImage"})
+
+    a = rig.start("-v", "run", "--json", err_path=ext4 / "agent.err")
+    # Three attempts reached the proxy: the agent wrote nothing between them (a write would
+    # have stopped it before the retry), and it is frozen now, waiting for the held answer.
+    assert wait_until(lambda: len(rig.create_calls()) == 3, timeout=DEADLINE), a.err
+    assert is_frozen(ext4)
+    held = [line for line in a.err.splitlines() if "CreateImage attempt" in line]
+    assert held == [], held  # not in the file yet
+    rig.proxy.release()
+
+    assert a.wait() == 0, a.err
+    j = a.json()
+    assert j["consistency"] == "fs-frozen", j
+    # Compared with the timeout by an order of magnitude: no write waited for the guard.
+    assert j["freeze_window_ms"] < timeout_ms / 10, j
+    lines = a.err.splitlines()
+    at = [i for i, line in enumerate(lines) if "CreateImage attempt" in line]
+    assert len(at) == 2, lines
+    assert "CreateImage attempt 1 failed (HTTP 503, RequestLimitExceeded)" in lines[at[0]], lines
+    assert "CreateImage attempt 2 failed (HTTP 503, RequestLimitExceeded)" in lines[at[1]], lines
+    answered = [i for i, line in enumerate(lines) if "CreateImage answered" in line]
+    assert answered and at[0] < at[1] < answered[0], lines
+    assert rig.state()["history"][0]["result"] == "success"
+    assert not is_frozen(ext4)
+
+
+# ---------------------------------------------------------------- credentials that expire
+
+
+SECRET_MARK = "Zq9SeCrEtMaRk"
+
+
+def check_credentials_used(imds, proxy):
+    """Every request the proxy saw was signed with role credentials that IMDS had issued and
+    that had not expired yet; returns the key ids used."""
+    expires = {c["access_key_id"]: c["expires"] for c in imds.stats()["issued_credentials"]}
+    used = []
+    for q in proxy.requests():
+        if q["path"].startswith("/_control"):
+            continue
+        akid = q["access_key_id"]
+        assert akid in expires, "signed with %r, which IMDS never issued" % akid
+        assert q["time"] < expires[akid], \
+            "%s sent at %.3f with %s, expired at %.0f" % (q["action"], q["time"], akid,
+                                                           expires[akid])
+        if akid not in used:
+            used.append(akid)
+    return used
+
+
+def test_credentials_expire_mid_run(rig):
+    """Role credentials that live 3 s (IMDS serves new ones a second before), and a run that
+    outlasts several of them (a pre-image hook takes 4 s): the run goes through, every request
+    is signed with credentials that have not expired, and no secret key or token shows in the
+    output, the log (-v), the state or the hooks' environment."""
+    ext4 = rig.add_fs("ext4")
+    rig.imds.control({"credential_ttl": 3, "secret_marker": SECRET_MARK,
+                      "rotate_credentials": True})
+    env_pre, env_post = rig.tmp / "pre-image.env", rig.tmp / "post-image.env"
+    rig.hook("pre-image", "10-env", "env > %s\nsleep 4\n" % env_pre)
+    rig.hook("post-image", "10-env", "env > %s\n" % env_post)
+    rig.configure()
+
+    a = rig.agent("-v", "run", "--json")
+    assert a.rc == 0, a.err
+    j = a.json()
+    assert j["phase"] == "done" and j["consistency"] == "fs-frozen", j
+    used = check_credentials_used(rig.imds, rig.proxy)
+    assert len(used) >= 2, used  # the run went on past an expiry, with new credentials
+    # (Only the names: an assertion that showed the text would show the secret.)
+    leaked = [name for name, text in (
+        ("stdout", a.out), ("stderr", a.err),
+        ("state.json", (rig.state_dir / "state.json").read_text()),
+        ("pre-image hook env", env_pre.read_text()),
+        ("post-image hook env", env_post.read_text())) if SECRET_MARK in text]
+    assert leaked == [], "a secret key or token in: %s" % ", ".join(leaked)
+    assert "AWS_SECRET_ACCESS_KEY" not in env_pre.read_text()
     assert not is_frozen(ext4)
 
 
@@ -419,6 +586,9 @@ def test_create_image_failure_thaws(rig):
 
 def test_freeze_failure_aborts(rig):
     ext4 = rig.add_fs("ext4")
+    hooks_ran = rig.tmp / "hooks.ran"  # not on ext4, which someone else keeps frozen
+    rig.hook("pre-freeze", "10-quiesce", "echo pre-freeze >> %s\n" % hooks_ran)
+    rig.hook("post-thaw", "10-resume", "echo post-thaw >> %s\n" % hooks_ran)
     rig.configure()
     subprocess.run(["fsfreeze", "-f", str(ext4)], check=True, timeout=DEADLINE)
 
@@ -428,6 +598,8 @@ def test_freeze_failure_aborts(rig):
     assert "nothing was imaged" in a.json()["error"]
     assert rig.create_calls() == []
     assert rig.images() == []
+    # The freeze failed after the pre-freeze hooks: the post-thaw hooks undo what they did.
+    assert hooks_ran.read_text().split() == ["pre-freeze", "post-thaw"], a.err
     # Someone else's freeze is not ours to undo.
     assert is_frozen(ext4)
     subprocess.run(["fsfreeze", "-u", str(ext4)], check=True, timeout=DEADLINE)
@@ -452,7 +624,8 @@ def test_freeze_failure_continue_takes_crash_consistent_image(rig):
 # ---------------------------------------------------------------- interrupted runs
 
 
-def test_sigterm_while_frozen_thaws_then_resume(rig):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_while_frozen_thaws_then_resume(rig, subreaper, sig):
     ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
     rig.configure()
     rig.fault_create({"kind": "delay", "delay_ms": 6000})
@@ -460,12 +633,16 @@ def test_sigterm_while_frozen_thaws_then_resume(rig):
     a = rig.start("run", "--json")
     rig.wait_create_sent()
     assert is_frozen(ext4) and is_frozen(xfs)
-    a.proc.send_signal(signal.SIGTERM)
-    # Thawed long before CreateImage could have answered (6 s) or the guard timed out (60 s).
-    for mnt in (ext4, xfs):
-        assert timed_write(rig.scratch, mnt) is not None, \
-            "%s not writable within %ss of SIGTERM" % (mnt, PROMPT)
-    assert a.wait() == -signal.SIGTERM, a.err
+    guard = guard_of(a.pid)
+    # The guard is held stopped: were the signal to kill the agent without its handler's thaw,
+    # nothing would thaw (the guard acts once the agent is gone, and not while held).
+    with ptrace_held(guard):
+        a.proc.send_signal(sig)
+        assert a.wait() == -sig, a.err
+        for mnt in (ext4, xfs):
+            assert timed_write(rig.scratch, mnt, DEADLINE) is not None, \
+                "%s still frozen after the agent died of %s" % (mnt, sig.name)
+    assert reap(guard) == GUARD_EXIT_ORPHANED
     assert not is_frozen(ext4) and not is_frozen(xfs)
 
     st = rig.state()
@@ -576,6 +753,56 @@ def test_sigkill_while_frozen_guard_thaws_then_resume(rig, subreaper):
     assert len(rig.create_calls()) == 1
 
 
+@pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGABRT], ids=["SIGSEGV", "SIGABRT"])
+def test_fatal_signal_while_frozen_thaws_first_and_dumps_no_core(rig, subreaper, sig):
+    """A crash in the frozen window: the agent thaws before it dies, and writes no core file
+    (its credentials are in its memory).  Its working directory is on the frozen ext4 and core
+    files may be any size, so a core dump would go there: before the thaw it would hold the
+    freeze for the guard's ten minutes, after it it would leave a file."""
+    ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
+    rig.configure(freeze__timeout_ms=VERY_LONG_TIMEOUT_MS)
+    rig.fault_create({"kind": "delay", "delay_ms": 6000})
+
+    a = rig.start("run", "--json", cwd=ext4, preexec_fn=unlimited_core)
+    rig.wait_create_sent()
+    assert is_frozen(ext4) and is_frozen(xfs)
+    guard = guard_of(a.pid)
+    with ptrace_held(guard):  # only the agent itself can thaw meanwhile
+        os.kill(a.pid, sig)
+        # Bounded: a core dump onto the frozen ext4 would wait for a thaw that never comes.
+        status = wait_status(a.pid)
+        assert status is not None, "the agent did not die of %s (a core dump onto the frozen " \
+            "filesystem?)" % sig.name
+        a.proc.returncode = os.waitstatus_to_exitcode(status)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == sig, (status, a.err)
+        assert not os.WCOREDUMP(status), "the agent dumped core"
+        for mnt in (ext4, xfs):
+            assert rig.scratch.writable(mnt, DEADLINE), \
+                "%s still frozen after the agent died of %s" % (mnt, sig.name)
+    assert reap(guard) == GUARD_EXIT_ORPHANED
+    assert not [p.name for p in ext4.iterdir() if p.name.startswith("core")]
+
+
+def test_no_process_of_a_run_is_dumpable(rig):
+    """The agent and its guard are not dumpable (PR_SET_DUMPABLE 0): no core file, and no
+    process without CAP_SYS_PTRACE reads their memory, even as root.  Seen from a root process
+    without CAP_SYS_PTRACE, like the agent: it can open /proc/PID/mem of a dumpable one."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure()
+    rig.fault_create({"kind": "delay", "delay_ms": 3000})
+    control = rig.scratch.spawn(["sleep", "60"], preexec_fn=drop_ptrace_capability)
+    assert mem_openable(control.pid), "the check cannot tell a dumpable process here"
+
+    a = rig.start("run", "--json", preexec_fn=drop_ptrace_capability)
+    rig.wait_create_sent()
+    guard = guard_of(a.pid)
+    assert is_frozen(ext4)
+    assert not mem_openable(a.pid), "the agent is dumpable"
+    assert not mem_openable(guard), "the thaw guard is dumpable"
+    assert a.wait() == 0, a.err
+    assert a.json()["consistency"] == "fs-frozen"
+
+
 # ---------------------------------------------------------------- reboot mode
 
 
@@ -599,6 +826,8 @@ def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
         assert a.wait() == -signal.SIGKILL
     else:
         a.rc = a.wait()
+        # The unclear answer is resolved by the name lookup: the run goes on to the reboot.
+        assert a.rc == 0, a.err
     st = rig.state()
     assert st["current"]["phase"] == "rebooting", st
     assert st["current"]["mode"] == "reboot"
@@ -624,6 +853,94 @@ def test_reboot_mode_resumes_after_the_shutdown(rig, stop):
     plain = rig.agent("resume")
     assert plain.rc == 0 and "no unfinished run" in plain.out
     assert len(rig.images()) == 1
+
+
+def test_config_changed_before_the_resume(rig):
+    """The configuration changes while a reboot-mode run waits for its boot (a new name
+    template, other tags, [run] mode = no-reboot). The resume keeps what the run recorded where
+    it matters: the mode (no freeze, consistency "rebooted"), the image name it looks up, and
+    the tags the image was made with, which its snapshots get too; one image, one CreateImage."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure()
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.rc == 0, a.err
+    st = rig.state()["current"]
+    assert st["phase"] == "rebooting" and st["mode"] == "reboot", st
+    name = st["image_name"]
+    rig.configure(image__name="changed-{run_id}", image__tag=["team:owner=someone-else"],
+                  run__mode="no-reboot")
+
+    r = rig.agent("resume", "--json")
+    assert r.rc == 0, r.err
+    j = r.json()
+    assert (j["run_id"], j["image_name"], j["mode"]) == (st["run_id"], name, "reboot"), j
+    assert j["phase"] == "done" and j["consistency"] == "rebooted", j
+    assert j["frozen_mounts"] == [] and not is_frozen(ext4)
+    [image] = rig.images()
+    assert image["ImageId"] == j["image_id"] and image["Name"] == name
+    assert tags_of(image)[CONFIG_TAG[0]] == CONFIG_TAG[1]
+    for snap in snapshots_of(rig, image):
+        assert tags_of(snap) == tags_of(image), snap
+    assert len(rig.create_calls()) == 1
+
+
+# ---------------------------------------------------------------- an unwritable state dir
+
+
+# Fills the filesystem of FILE to the last block (root may use the blocks kept for root).
+FILL = """import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+size = 1 << 16
+while size:
+    try:
+        os.write(fd, bytes(size))
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        size //= 2
+os.fsync(fd)
+"""
+
+
+@pytest.mark.parametrize("how", ["read-only", "full", "full-mid-run"])
+def test_state_dir_read_only_or_full(rig, how):
+    """[run] state_dir on a 2 MiB ext4 of its own that is read-only, full, or filled by a
+    pre-image hook: the run stops with an error naming the directory and the reason, before
+    anything is frozen or any image made; once there is room again, the run goes on."""
+    ext4 = rig.add_fs("ext4")  # what the run would freeze
+    small = rig.scratch.make("ext4", size=2 << 20, name="statefs")
+    rig.state_dir = small / "state"
+    rig.state_dir.mkdir(mode=0o700)
+    fill = [sys.executable, "-c", FILL, str(small / "fill")]
+    if how == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True, timeout=DEADLINE)
+        reason = "Read-only file system"
+    elif how == "full":
+        subprocess.run(fill, check=True, timeout=DEADLINE)
+        reason = "No space left on device"
+    else:
+        once = rig.tmp / "filled-once"
+        rig.hook("pre-image", "10-fill", "[ -e %s ] || { touch %s; %s; }\n"
+                 % (once, once, " ".join("'%s'" % w for w in fill)))
+        reason = "No space left on device"
+    rig.configure()
+
+    a = rig.agent("run", "--json")
+    assert a.rc == EXIT_FAILED, a.err
+    assert "%s: %s" % (rig.state_dir, reason) in a.err, a.err
+    assert rig.create_calls() == [] and rig.images() == []
+    assert not is_frozen(ext4) and rig.all_thawed()
+    assert not [p for p in os.listdir(rig.state_dir) if ".tmp." in p]  # no half-written state
+
+    # Room again: the run goes on (from where it stopped, for the one that had begun).
+    if how == "read-only":
+        subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True, timeout=DEADLINE)
+    else:
+        (small / "fill").unlink()
+    b = rig.agent("resume" if how == "full-mid-run" else "run", "--json")
+    assert b.rc == 0, b.err
+    assert b.json()["phase"] == "done" and len(rig.images()) == 1
+    assert not is_frozen(ext4)
 
 
 # ---------------------------------------------------------------- refusals
@@ -685,19 +1002,101 @@ def test_dry_run_changes_nothing(rig):
     assert not is_frozen(ext4) and not is_frozen(xfs)
 
 
-def test_thaw_command(rig):
+def leave_frozen_by_a_killed_run(rig, mounts):
+    """What a SIGKILL of the whole service in the frozen window leaves (ExecStopPost's case):
+    the agent and its guard killed together, MOUNTS frozen, the state in phase freezing."""
+    rig.fault_create({"kind": "delay", "delay_ms": 6000})
+    a = rig.start("run", "--json")
+    rig.wait_create_sent()
+    guard = guard_of(a.pid)
+    with ptrace_held(guard):  # so that it cannot thaw between the two kills
+        a.proc.kill()
+        assert a.wait() == -signal.SIGKILL
+        os.kill(guard, signal.SIGKILL)
+    assert reap(guard) == -signal.SIGKILL
+    st = rig.state()["current"]
+    assert st["phase"] == "freezing" and st["frozen_mounts"] == [str(m) for m in mounts], st
+    assert all(is_frozen(m) for m in mounts)
+
+
+def test_thaw_leaves_a_freeze_that_is_not_ours(rig, subreaper):
+    ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
+    rig.configure(mounts=[ext4])
+    leave_frozen_by_a_killed_run(rig, [ext4])
+    try:
+        # A backup tool's freeze, of a filesystem that [freeze] mounts does not name (yet).
+        subprocess.run(["fsfreeze", "-f", str(xfs)], check=True, timeout=DEADLINE)
+        a = rig.agent("thaw")
+        assert a.rc == 0, a.err
+        assert a.out == "thawed %s\n" % ext4
+        assert not is_frozen(ext4) and rig.scratch.writable(ext4)
+        assert is_frozen(xfs), "`thaw` undid a freeze that was not ours"
+
+        # Nor when the configuration names it: ours is what the run recorded.
+        rig.configure(mounts=[ext4, xfs])
+        again = rig.agent("thaw")
+        assert again.rc == 0 and again.out == "nothing was frozen\n", again.err
+        assert is_frozen(xfs)
+
+        # By hand, --all thaws whatever [freeze] mounts selects.
+        everything = rig.agent("thaw", "--all")
+        assert everything.rc == 0, everything.err
+        assert everything.out == "thawed %s\n" % xfs
+        assert not is_frozen(xfs)
+    finally:
+        subprocess.run(["fsfreeze", "-u", str(xfs)], capture_output=True, timeout=DEADLINE)
+    assert rig.all_thawed()
+    assert rig.agent("status", "--all").rc == EXIT_USAGE  # --all is thaw's alone
+
+
+@pytest.mark.parametrize("log_to", ["full-pipe", "file-on-a-frozen-fs"])
+def test_thaw_writes_no_line_before_everything_is_thawed(rig, subreaper, log_to):
+    """`ec2-imaged thaw` (ExecStopPost) whose log would block on its first line: a pipe that is
+    full and read by nobody until the end (journald with its queue full), or a file on the
+    filesystem it thaws last.  Both filesystems are thawed all the same."""
     ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
     rig.configure()
-    subprocess.run(["fsfreeze", "-f", str(xfs)], check=True, timeout=DEADLINE)
-    assert is_frozen(xfs)
+    log_file = ext4 / "thaw.log"
+    log_file.write_text("")  # made while writable; the thaw appends to it while it is frozen
+    leave_frozen_by_a_killed_run(rig, [ext4, xfs])
 
-    a = rig.agent("thaw")
-    assert a.rc == 0, a.err
-    assert "thawed %s" % xfs in a.out
-    assert str(ext4) not in a.out
-    assert not is_frozen(xfs) and rig.all_thawed()
-    again = rig.agent("thaw")
-    assert again.rc == 0 and "nothing was frozen" in again.out
+    drained, reader = [], None
+    if log_to == "full-pipe":
+        r, err = os.pipe()
+        os.set_blocking(err, False)
+        try:
+            while True:
+                os.write(err, b"." * 65536)
+        except BlockingIOError:
+            pass
+        os.set_blocking(err, True)
+    else:
+        err = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        t = rig.start("thaw", stderr=err)
+    finally:
+        os.close(err)
+    try:
+        for mnt in (ext4, xfs):
+            assert rig.scratch.writable(mnt, DEADLINE), \
+                "%s still frozen: the thaw logged before it thawed everything" % mnt
+    finally:
+        if log_to == "full-pipe":
+            def drain():
+                with os.fdopen(r, "rb") as f:
+                    drained.append(f.read())
+            reader = threading.Thread(target=drain, daemon=True)
+            reader.start()
+    assert t.wait() == 0
+    if reader:
+        reader.join(DEADLINE)
+        log = drained[0].decode(errors="replace")
+    else:
+        log = log_file.read_text()
+    # The reverse of the freeze order ([freeze] mounts: ext4, then xfs).
+    assert t.out == "thawed %s\nthawed %s\n" % (xfs, ext4)
+    for mnt in (ext4, xfs):
+        assert "Thawed %s, which was frozen" % mnt in log, log[-2000:]
 
 
 def test_unknown_config_key_names_file_and_line(rig):

@@ -149,8 +149,8 @@ def test_no_reboot_image_is_clean_and_the_live_identity_is_back(root, tmp_path):
     assert "/var/lib/cloud/instances/%s/obj.pkl" % GOLDEN in live_cloud
     image = tmp_path / "image"
     # While the identity is away, the stash is a root-only tmpfs of its own.
-    probe = 'grep " $ROOT/run/ec2-imaged/identity " /proc/mounts > "$ROOT/../stash.mount"\n' \
-            'stat -c %a "$ROOT/run/ec2-imaged/identity" > "$ROOT/../stash.mode"'
+    probe = 'grep " $ROOT/run/ec2-imaged-identity " /proc/mounts > "$ROOT/../stash.mount"\n' \
+            'stat -c %a "$ROOT/run/ec2-imaged-identity" > "$ROOT/../stash.mode"'
     manifest, restored, r = no_reboot_run(root, image, probe)
     assert "nothing to do in pre-image" in r.stderr
     mnt = (tmp_path / "stash.mount").read_text().split()
@@ -192,7 +192,7 @@ def test_no_reboot_image_is_clean_and_the_live_identity_is_back(root, tmp_path):
     assert (image / "var/spool/cron/crontabs/admin").exists()
     assert (image / "var/lib/ec2-imaged/imaged-instance-id").read_text() == GOLDEN + "\n"
     # Nothing of the stash reached the image.
-    assert not [p for p in img if p.startswith("/run/ec2-imaged/identity/")]
+    assert not [p for p in img if p.startswith("/run/ec2-imaged-identity/")]
 
     # Exactly what the manifest says changed, and nothing else.
     # (/run is a tmpfs on the instance, never in an image; a directory made for a listed file
@@ -215,7 +215,7 @@ def test_no_reboot_image_is_clean_and_the_live_identity_is_back(root, tmp_path):
     assert {p: v for p, v in rootfs.inventory(root).items()
             if p.startswith("/var/lib/cloud/")} == live_cloud
     assert sorted(p for _, a, p in restored) == sorted(p for _, a, p in manifest if a == "stash")
-    assert not (root / "run/ec2-imaged/identity").exists()
+    assert not (root / "run/ec2-imaged-identity").exists()
 
 
 def test_dry_run_prints_the_same_manifest_and_changes_nothing(root, tmp_path):
@@ -289,7 +289,10 @@ def test_reboot_mode_removes_the_identity_and_the_next_boot_regenerates_it(root)
     assert not [a for _, a, _ in manifest if a == "stash"]
     assert host_keys(root) == {}
     assert (root / "etc/machine-id").read_text() == "uninitialized\n"
-    assert not (root / "run/ec2-imaged").exists()
+    assert not (root / "run/ec2-imaged-identity").exists()
+    # /tmp is emptied on the live root, but for the private /tmp of a running service.
+    assert not (root / "tmp/build.tmp").exists() and not (root / "var/tmp/cache.bin").exists()
+    assert (root / "tmp/systemd-private-0f1e-nginx.service-Xa1/tmp/upload").exists()
     # The same instance boots again (EC2 rebooted it for the image): keys and machine-id anew.
     r = rootfs.ns_run(root, first_boot(GOLDEN))
     assert r.returncode == 0, r
@@ -298,7 +301,7 @@ def test_reboot_mode_removes_the_identity_and_the_next_boot_regenerates_it(root)
     assert re.fullmatch(r"[0-9a-f]{32}\n", (root / "etc/machine-id").read_text())
 
 
-def test_symlinks_never_lead_out_of_the_root(root, tmp_path):
+def test_symlinks_never_lead_out_of_the_root(root, tmp_path, agent_bin):
     """Run on the host side with EC2_IMAGED_ROOT (no chroot): absolute symlinks in the root,
     which would resolve to this machine's files, are neither followed nor written through."""
     canary = tmp_path / "canary"
@@ -314,8 +317,8 @@ def test_symlinks_never_lead_out_of_the_root(root, tmp_path):
     os.symlink(str(canary), root / "var/lib/systemd/coredump")
     r = subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
                         str(REPO / "hooks/sanitize"), "--root", str(root), "--config", "/dev/null"],
-                       env=dict(os.environ, EC2_IMAGED_ROOT=str(root)), capture_output=True,
-                       text=True, timeout=120)
+                       env=dict(os.environ, EC2_IMAGED_ROOT=str(root), EC2_IMAGED_BIN=agent_bin),
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r
     assert (canary / "file.log").read_text() == "keep me\n"
     assert (canary / "sub/x").read_text() == "keep me too\n"
@@ -345,8 +348,8 @@ def test_list_and_config_through_the_agent(tmp_path, agent_bin, base):
     conf.write_text("[sanitize]\nscript = %s\n" % (REPO / "hooks/sanitize"))
     before = rootfs.inventory(root)
     r = subprocess.run([agent_bin, "--config", str(conf), "sanitize", "--dry-run"],
-                       env=dict(os.environ, EC2_IMAGED_ROOT=str(root)), capture_output=True,
-                       text=True, timeout=120)
+                       env=dict(os.environ, EC2_IMAGED_ROOT=str(root), EC2_IMAGED_BIN=agent_bin),
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r
     assert ("ssh-hostkeys", "remove", "/etc/ssh/ssh_host_ed25519_key") in parse_manifest(r.stdout)
     assert rootfs.inventory(root) == before
@@ -372,7 +375,7 @@ def test_pre_image_sanitizes_when_the_patch_hook_asked_for_a_reboot(root):
     assert "a reboot-mode image was asked for" in r.stderr
     assert host_keys(root) == {}
     assert (root / "etc/machine-id").read_text() == "uninitialized\n"
-    assert not (root / "run/ec2-imaged/identity").exists()
+    assert not (root / "run/ec2-imaged-identity").exists()
 
 
 def test_first_boot_asks_imds_through_the_agent(root, tmp_path, imds_factory, agent_env,

@@ -9,6 +9,7 @@ to) and ours in /etc/systemd/system.  Nothing is installed on the machine itself
 """
 
 import configparser
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -68,9 +69,59 @@ def test_service_settings():
     assert s["WatchdogSec"] and s["StateDirectory"] == "ec2-imaged"
     assert s["RuntimeDirectory"] == "ec2-imaged"
     assert s["KillMode"] == "mixed"
+    assert s["LimitCORE"] == "0"  # workers hold credentials; see README "No core dumps"
     # FIFREEZE needs CAP_SYS_ADMIN and hooks may patch the system: nothing may take those away.
     for key in ("CapabilityBoundingSet", "ProtectSystem", "ReadOnlyPaths", "PrivateDevices"):
         assert key not in s, key
+
+
+# Every [Service] setting that makes systemd give the unit a mount namespace of its own (systemd's
+# exec_needs_mount_namespace() in src/core/execute.c and the mounts of src/core/namespace.c, from
+# v252 to today), with the values that do not. ProtectHostname= is here too: a UTS namespace of
+# its own (a hook could not name the host) and read-only mounts over /proc/sys/kernel/hostname.
+MOUNT_NAMESPACE_KEYS = {
+    "PrivateTmp": (), "PrivateDevices": (), "PrivateMounts": (),
+    "PrivateNetwork": (), "PrivateIPC": (), "PrivatePIDs": (), "PrivateBPF": (),
+    "ProtectSystem": (), "ProtectHome": (), "ProtectKernelTunables": (),
+    "ProtectKernelModules": (), "ProtectKernelLogs": (), "ProtectControlGroups": (),
+    "ProtectHostname": (), "ProtectProc": ("default",), "ProcSubset": ("all",),
+    "ReadWritePaths": None, "ReadOnlyPaths": None, "InaccessiblePaths": None, "ExecPaths": None,
+    "NoExecPaths": None, "BindPaths": None, "BindReadOnlyPaths": None,
+    "TemporaryFileSystem": None, "RootDirectory": None, "RootImage": None, "MountImages": None,
+    "ExtensionImages": None, "ExtensionDirectories": None, "MountAPIVFS": (),
+    "LogNamespace": None, "NetworkNamespacePath": None, "IPCNamespacePath": None,
+    "MountFlags": ("shared",), "DynamicUser": (), "BindLogSockets": (),
+}
+OFF = ("no", "false", "0", "off", "")
+
+
+def test_service_has_no_mount_namespace():
+    """Hooks run in the service and must act on the host's mounts and files: the identity stash
+    that sanitize mounts in pre-freeze must be visible to the restore timer (outside the
+    service) and outlive the service, and its tmp-files operation must clean the /tmp and
+    /var/tmp that go into the image (issue 11, finding 3)."""
+    s = unit("ec2-imaged.service")["Service"]
+    found = {}
+    for key, fine in MOUNT_NAMESPACE_KEYS.items():
+        if key not in s:
+            continue
+        value = s[key].strip().lower()
+        if fine is None or value not in OFF + tuple(fine):
+            found[key] = s[key]
+    assert found == {}, "settings that give ec2-imaged.service its own mount namespace: %s" % found
+
+
+def test_identity_stash_outlives_the_service():
+    """sanitize's stash is a tmpfs on /run (in no image), outside the RuntimeDirectory= that
+    systemd removes whenever the service stops."""
+    text = (REPO / "hooks/sanitize").read_text()
+    m = re.search(r"^STASH_DIR=\$\{EC2_IMAGED_STASH_DIR:-\$R(/[^}]+)\}$", text, re.M)
+    assert m, "no default STASH_DIR in hooks/sanitize"
+    stash = m.group(1)
+    runtime = ["/run/" + d for d in unit("ec2-imaged.service")["Service"]
+               .get("RuntimeDirectory", "").split()]
+    assert stash.startswith("/run/")
+    assert not [d for d in runtime if stash == d or stash.startswith(d + "/")], (stash, runtime)
 
 
 def test_timer_settings():
@@ -82,3 +133,14 @@ def test_timer_settings():
     dropin.optionxform = str
     dropin.read(REPO / "conf/ec2-imaged-run.timer.d/schedule.conf")
     assert dropin["Timer"]["OnCalendar"]
+
+
+def test_service_is_started_again_after_the_daemon_exits_for_an_upgrade():
+    # The daemon exits with DAEMON_EXIT_RESTART once idle after an upgrade (daemon/daemon.h):
+    # that must restart the service, and must not count as a failure.
+    header = (REPO / "agent/daemon/daemon.h").read_text()
+    code = re.search(r"#define DAEMON_EXIT_RESTART\s+(\d+)", header).group(1)
+    s = unit("ec2-imaged.service")["Service"]
+    assert code in s["RestartForceExitStatus"].split()
+    assert code in s["SuccessExitStatus"].split()
+    assert s["RuntimeDirectory"] == "ec2-imaged"  # where the marker is left: /run/ec2-imaged

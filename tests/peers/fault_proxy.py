@@ -18,14 +18,25 @@ Control API on the same port under /_control/ (JSON in and out):
                           already in use by AMI ami-...", as EC2 answers a request whose name
                           exists: the request acted, the answer says no), and ok (an EC2 answer
                           <ActionResponse><return>true</return> without asking the upstream,
-                          for actions moto does not implement, e.g. EnableImageDeprecation).  A request takes the
-                          first queued fault whose optional "action" matches its Action (form
-                          body or query) or X-Amz-Target operation; count defaults to 1.
-                          With delay_ms, any kind holds the request that long before it
+                          for actions moto does not implement, e.g. EnableImageDeprecation),
+                          skewed_clock (AWS on a clock "offset_s" seconds from ours: a request
+                          whose X-Amz-Date is more than "tolerance_s" (default 300) from it is
+                          answered RequestTimeTooSkewed, or InvalidSignatureException for
+                          X-Amz-Target calls, and the others are forwarded; every answer carries
+                          that clock's Date), reject_key (a request signed with the access
+                          key "access_key_id" is answered with "code", default AuthFailure, as
+                          AWS answers credentials it no longer takes; others are forwarded), and
+                          hold (keeps the request, unforwarded, until POST /_control/release or
+                          for at most delay_ms, default 120000; then forwards it).  A request
+                          takes the first queued fault whose optional "action" matches its
+                          Action (form body or query) or X-Amz-Target operation; count defaults
+                          to 1.  With delay_ms, any kind holds the request that long before it
                           acts (drop_response: held, forwarded, its answer dropped).
   GET  /_control/faults   the faults still queued
-  GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted,
+  GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted
+                          (the access key id, which is no secret, is kept as access_key_id),
                           with the client's address:port (which tells a reused connection)
+  POST /_control/release  let every held request go on (and later ones pass a hold at once)
   POST /_control/clear    forget recorded requests
   GET  /_control/stats    {"received", "forwarded", "faults_injected", "by_kind", "by_action"}
   POST /_control/reset    clear faults, requests and stats
@@ -33,6 +44,8 @@ Standard library only (Debian's python3, no pip).  Logs one line per request, no
 """
 
 import argparse
+import calendar
+import email.utils
 import http.client
 import json
 import os
@@ -50,7 +63,8 @@ from urllib.parse import parse_qsl, urlsplit
 REDACTED = ("authorization", "x-amz-security-token")
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "proxy-connection")
 KINDS = ("throttle", "error500", "error503", "malformed", "delay", "reset", "close",
-         "truncate", "drop_response", "duplicate_name", "ok")
+         "truncate", "drop_response", "duplicate_name", "ok", "skewed_clock", "reject_key",
+         "hold")
 
 
 def ec2_error(code, message):
@@ -71,12 +85,29 @@ CANNED = {
 }
 
 
+def access_key_id(headers):
+    """The access key id of a SigV4 Authorization header (Credential=AKID/date/...), or None."""
+    m = re.search(r"Credential=([^/,\s]+)/", headers.get("Authorization", ""))
+    return m.group(1) if m else None
+
+
+def amz_date_epoch(headers):
+    """X-Amz-Date (20261206T120000Z) as seconds since the epoch, or None."""
+    try:
+        return calendar.timegm(time.strptime(headers.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return None
+
+
 class State:
     def __init__(self):
         self.lock = threading.Lock()
         self.reset()
 
     def reset(self):
+        if getattr(self, "release", None):
+            self.release.set()  # nothing stays held across a reset
+        self.release = threading.Event()  # set: held requests go on
         self.faults = []
         self.requests = []
         self.stats = {"received": 0, "forwarded": 0, "faults_injected": 0,
@@ -147,6 +178,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def dispatch(self):
+        self.date = None  # per request: a handler serves every request of its connection
         body = self.read_body()
         if self.path.startswith("/_control"):
             return self.control(body)
@@ -163,10 +195,27 @@ class Handler(BaseHTTPRequestHandler):
                 "client": "%s:%d" % self.client_address[:2],
                 "headers": [[k, "<redacted>" if k.lower() in REDACTED else v]
                             for k, v in self.headers.items()],
+                "access_key_id": access_key_id(self.headers),
                 "params": params, "json": payload, "action": action,
                 "fault": fault["kind"] if fault else None})
         kind = fault["kind"] if fault else None
-        if kind == "delay" or (fault and "delay_ms" in fault):
+        if kind == "skewed_clock":
+            now = time.time() + float(fault.get("offset_s", 0))
+            self.date = email.utils.formatdate(now, usegmt=True)
+            signed = amz_date_epoch(self.headers)
+            if signed is None or abs(signed - now) > float(fault.get("tolerance_s", 300)):
+                return self.auth_error(target, action, "RequestTimeTooSkewed",
+                                       "InvalidSignatureException",
+                                       "The difference between the request time and the "
+                                       "current time is too large.")
+        if kind == "reject_key" and access_key_id(self.headers) == fault.get("access_key_id"):
+            code = fault.get("code", "AuthFailure")
+            return self.auth_error(target, action, code, code,
+                                   "The security token included in the request is invalid.")
+        if kind == "hold":
+            self.log_line(action, "held")
+            st.release.wait(fault.get("delay_ms", 120000) / 1000.0)
+        elif kind == "delay" or (fault and "delay_ms" in fault):
             # The request is held first; then the fault acts (delay: forwarded as it is).
             time.sleep(fault.get("delay_ms", 1000) / 1000.0)
         if kind in CANNED:
@@ -215,6 +264,13 @@ class Handler(BaseHTTPRequestHandler):
         self.log_line(action, status)
         return self.reply(status, headers, data)
 
+    def access_key_id(self):
+        """The key id of the SigV4 Authorization header (Credential=KEYID/date/...): an
+        identifier, not a secret; None without one."""
+        auth = self.headers.get("Authorization", "")
+        at = auth.find("Credential=")
+        return auth[at + 11:].split("/", 1)[0] if at >= 0 else None
+
     def parse(self, body):
         """Form params (query string and form body), JSON body and X-Amz-Target, for matching
         faults and for the request record."""
@@ -260,8 +316,26 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(status, [("Content-Type", "text/xml;charset=UTF-8")],
                           ec2_error(code, msg))
 
+    def auth_error(self, target, action, xml_code, json_code, message):
+        """An authentication failure, shaped as EC2 (XML) or a JSON service answers it."""
+        self.log_line(action, "403 %s" % (json_code if target else xml_code))
+        if target:
+            body = json.dumps({"__type": json_code, "message": message}).encode()
+            return self.reply(400 if json_code == "InvalidSignatureException" else 403,
+                              [("Content-Type", "application/x-amz-json-1.1"),
+                               ("x-amzn-RequestId", str(uuid.uuid4()))], body)
+        return self.reply(403 if xml_code == "RequestTimeTooSkewed" else 401,
+                          [("Content-Type", "text/xml;charset=UTF-8")],
+                          ec2_error(xml_code, message))
+
+    def date_time_string(self, timestamp=None):
+        # The Date of send_response(): a skewed_clock fault's clock, when one applies.
+        return getattr(self, "date", None) or super().date_time_string(timestamp)
+
     def reply(self, status, headers, data, length=None):
         self.send_response(status)
+        if getattr(self, "date", None):  # the upstream's Date would contradict it
+            headers = [(k, v) for k, v in headers if k.lower() != "date"]
         for k, v in headers:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data) if length is None else length))
@@ -292,6 +366,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.json(200, st.faults)
             if self.command != "POST":
                 return self.json(405, {"error": "unknown control GET " + name})
+            if name == "release":
+                st.release.set()
+                return self.json(200, {"ok": True})
             if name == "clear":
                 st.requests = []
                 return self.json(200, {"ok": True})

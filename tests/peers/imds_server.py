@@ -19,6 +19,7 @@ Never logs a token, key or session token: one line per request with method, path
 import argparse
 import base64
 import json
+import math
 import os
 import re
 import secrets
@@ -76,6 +77,7 @@ class State:
         self.args = args
         self.tokens = {}  # token -> monotonic expiry time
         self.rotations = 0
+        self.issued = []
         self.creds = None
         self.initial_user_data = userdata
         self.reset_knobs()
@@ -90,6 +92,8 @@ class State:
         self.refuse_tokens = None  # None, or the status a token PUT answers
         self.allow_imdsv1 = self.args.allow_imdsv1
         self.credential_ttl = self.args.credential_ttl
+        self.rotate_on_fetch = False
+        self.secret_marker = ""
         self.user_data = self.initial_user_data
 
     def reset_stats(self):
@@ -105,22 +109,31 @@ class State:
         """
         a, now = self.args, time.time()
         self.rotations += 1
+        # With secret_marker set, every secret and token starts and ends with it, so that a
+        # test can look for the marker wherever a secret must never appear.
+        mark = self.secret_marker
+        secret = random_key(40 - 2 * len(mark), string.ascii_letters + string.digits + "/+")
         self.creds = {
             "Code": "Success",
             "LastUpdated": iso8601(now),
             "Type": "AWS-HMAC",
             "AccessKeyId": a.access_key_id or "ASIAIMDSTEST%08d" % self.rotations,
-            "SecretAccessKey": a.secret_access_key
-            or random_key(40, string.ascii_letters + string.digits + "/+"),
+            "SecretAccessKey": a.secret_access_key or mark + secret + mark,
             "Token": a.session_token
-            or base64.b64encode(secrets.token_bytes(600)).decode(),
-            "Expiration": iso8601(now + self.credential_ttl),
+            or mark + base64.b64encode(secrets.token_bytes(600)).decode() + mark,
+            # Whole seconds, rounded up: never earlier than the moment they stop being served.
+            "Expiration": iso8601(math.ceil(now + self.credential_ttl)),
         }
         self.creds_expiry = now + self.credential_ttl
+        # What was issued when, without the secrets (GET /_control/stats).
+        self.issued.append({"access_key_id": self.creds["AccessKeyId"], "issued": now,
+                            "expires": float(math.ceil(now + self.credential_ttl))})
 
     def current_credentials(self):
-        # Credentials are dated by the wall clock (Expiration is wall time), unlike tokens.
-        if time.time() >= self.creds_expiry:
+        # Credentials are dated by the wall clock (Expiration is wall time), unlike tokens. As
+        # IMDS does, new ones are served before the old ones expire (it says at least five
+        # minutes before; a third of the lifetime for short ones), never expired ones.
+        if time.time() >= self.creds_expiry - min(300, self.credential_ttl / 3):
             self.issue_credentials()
         return self.creds
 
@@ -168,7 +181,11 @@ class Tree:
 
             def role_creds():
                 state.stats["credential_fetches"] += 1
-                return imds_json(state.current_credentials())
+                body = imds_json(state.current_credentials())
+                # The next fetch gets a new set, as after a rotation (or a revocation).
+                if state.rotate_on_fetch:
+                    state.issue_credentials()
+                return body
 
             self.entries["meta-data/iam/info"] = iam_info
             self.entries["meta-data/iam/security-credentials/" + role] = role_creds
@@ -354,8 +371,11 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, path):
         """Test-only knobs.  POST /_control/ (or /_control/set) with a JSON object of knobs:
         fail_next+status(+path_prefix), delay_ms, refuse_tokens(+status), expire_tokens,
-        allow_imdsv1, credential_ttl, rotate_credentials, user_data.  GET /_control/stats,
-        POST /_control/reset.  Answers JSON; never echoes a key or token."""
+        allow_imdsv1, credential_ttl, rotate_credentials, rotate_on_fetch (each fetch of the role's
+        credentials is followed by a new set), user_data, secret_marker (a string every secret and
+        token issued from then on starts and ends with).  GET /_control/stats (with the key ids
+        issued, their issue and expiry times), POST /_control/reset.  Answers JSON; never echoes
+        a secret key or token."""
         st = self.server.state
         raw = self.read_body()
         name = path[len("/_control"):].strip("/")
@@ -364,6 +384,9 @@ class Handler(BaseHTTPRequestHandler):
                 out = json.loads(json.dumps(st.stats))
                 # Counted since start (not cleared by reset): the first issue is not a rotation.
                 out["credential_rotations"] = st.rotations - 1
+                # Key ids are not secrets: when each set was issued and when it expires
+                # (Expiration, whole seconds, as served).
+                out["issued_credentials"] = list(st.issued)
                 out["active_tokens"] = sum(1 for e in st.tokens.values()
                                            if e > time.monotonic())
             return self._json(200, out)
@@ -384,7 +407,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(404, {"error": "unknown control " + name})
             unknown = set(knobs) - {"fail_next", "status", "path_prefix", "delay_ms",
                                     "refuse_tokens", "expire_tokens", "allow_imdsv1",
-                                    "credential_ttl", "rotate_credentials", "user_data"}
+                                    "credential_ttl", "rotate_credentials", "rotate_on_fetch",
+                                    "user_data", "secret_marker"}
             if unknown:
                 return self._json(400, {"error": "unknown knobs %s" % sorted(unknown)})
             if "fail_next" in knobs:
@@ -402,8 +426,12 @@ class Handler(BaseHTTPRequestHandler):
                 st.allow_imdsv1 = bool(knobs["allow_imdsv1"])
             if "credential_ttl" in knobs:
                 st.credential_ttl = int(knobs["credential_ttl"])
+            if "secret_marker" in knobs:
+                st.secret_marker = str(knobs["secret_marker"])
             if knobs.get("rotate_credentials"):
                 st.issue_credentials()
+            if "rotate_on_fetch" in knobs:
+                st.rotate_on_fetch = bool(knobs["rotate_on_fetch"])
             if "user_data" in knobs:
                 ud = knobs["user_data"]
                 st.user_data = None if ud is None else ud.encode()

@@ -135,6 +135,10 @@ class FaultProxy(Peer):
     def clear(self):
         return self.call("POST", "/_control/clear", {})
 
+    def release(self):
+        """Let the requests held by `hold` faults go on."""
+        return self.call("POST", "/_control/release", {})
+
     def stats(self):
         return self.call("GET", "/_control/stats")
 

@@ -109,10 +109,37 @@ def clone(dest, extra=(), log=None):
     return Path(dest)
 
 
+def agent_path():
+    """The built agent the tests use: $EC2_IMAGED_BIN, else build/ec2-imaged."""
+    return os.environ.get("EC2_IMAGED_BIN") or str(REPO / "build" / "ec2-imaged")
+
+
+def install_agent(root, binary=None):
+    """The agent at /usr/sbin/ec2-imaged in root, where the sanitize hook calls it for its file
+    operations, with the shared libraries it needs (ldd) that root lacks: root is a Debian 12
+    like this machine, so the host's copies fit. A sanitizer build brings its runtime along."""
+    root = Path(root)
+    binary = binary or agent_path()
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError("agent binary %s not built (run make, or set EC2_IMAGED_BIN)" % binary)
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    for lib in re.findall(r"(/\S+) \(0x", out):
+        dest = root / lib.lstrip("/")
+        if not os.path.lexists(dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.realpath(lib), dest)
+    dest = root / "usr/sbin/ec2-imaged"
+    shutil.copy2(binary, dest)
+    os.chmod(dest, 0o755)
+
+
 def install_hooks(root, config="", enable=("sanitize",)):
     """The hooks as the package installs them (LIB), enabled by symlinks in
-    /etc/ec2-imaged/hooks/<phase>.d, and /etc/ec2-imaged/ec2-imaged.conf holding config."""
+    /etc/ec2-imaged/hooks/<phase>.d, and /etc/ec2-imaged/ec2-imaged.conf holding config. With
+    sanitize, the agent too (install_agent): the hook does its file operations through it."""
     root = Path(root)
+    if "sanitize" in enable:
+        install_agent(root)
     lib = root / LIB.lstrip("/")
     lib.mkdir(parents=True, exist_ok=True)
     for n in ("lib.sh", "sanitize", "patch", "firstboot"):

@@ -21,6 +21,8 @@ on SIGTERM in the process that made the filesystems.  Needs root, util-linux, e2
 """
 
 import atexit
+import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -136,10 +138,12 @@ class ScratchFS:
 
     # ------------------------------------------------------------ making
 
-    def make(self, fstype="ext4", size=None, name=None):
+    def make(self, fstype="ext4", size=None, name=None, image_dir=None):
         """Make, attach and mount a new FSTYPE (ext4 or xfs) filesystem of SIZE bytes (64 MiB
         ext4, 300 MiB xfs by default); returns the mount point, DIR/NAME (NAME defaults to
-        fstype, then fstype-2...)."""
+        fstype, then fstype-2...).  Its image lives in DIR, or in IMAGE_DIR, which may be one of
+        our own mounts (a loop filesystem backed by a file on another one; cleanup() takes the
+        filesystems apart newest first, so the one on top goes first)."""
         if fstype not in MKFS:
             raise ValueError("fstype must be ext4 or xfs, not %r" % fstype)
         with self._lock:
@@ -150,7 +154,7 @@ class ScratchFS:
                 name, n = fstype, 2
                 while name in taken:
                     name, n = "%s-%d" % (fstype, n), n + 1
-            fs = _Fs(fstype, self.dir / (name + ".img"), self.dir / name)
+            fs = _Fs(fstype, Path(image_dir or self.dir) / (name + ".img"), self.dir / name)
             # Recorded before any step, so cleanup() undoes whatever part of it was done.
             self._fs.append(fs)
             with open(fs.img, "wb") as f:
@@ -395,6 +399,40 @@ def wait_until(pred, timeout=WAIT_DEADLINE, step=0.02):
     return pred()
 
 
+PTRACE_ATTACH, PTRACE_DETACH = 16, 17
+WALL = 0x40000000  # __WALL: wait for a tracee whatever its kind
+
+
+@contextlib.contextmanager
+def ptrace_held(pid):
+    """PID stopped under ptrace by this thread for the duration of the block.  Unlike SIGSTOP,
+    nothing but its tracer resumes it: not even the SIGCONT the kernel sends to a process group
+    that its parent's death orphans.  Keeps a thaw guard from acting, so that a thaw seen in the
+    meantime is provably someone else's."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(PTRACE_ATTACH, pid, None, None) != 0:
+        raise OSError(ctypes.get_errno(), "ptrace(PTRACE_ATTACH, %d)" % pid)
+    try:
+        os.waitpid(pid, WALL)  # its attach stop
+        yield
+    finally:
+        libc.ptrace(PTRACE_DETACH, pid, None, None)
+
+
+# Where a task writing to a frozen filesystem sleeps: sb_start_write() waits on the superblock's
+# percpu rw-semaphore, which FIFREEZE holds for writing until the thaw.
+FREEZE_WCHAN = "percpu_rwsem_wait"
+
+
+def proc_wchan(pid):
+    """The kernel function PID sleeps in (/proc/PID/wchan), or None when the process is gone."""
+    try:
+        return Path("/proc/%d/wchan" % pid).read_text().strip()
+    except OSError:
+        return None
+
+
 def proc_state(pid):
     """The state letter of /proc/PID/stat (R, S, D, Z...), or None when the process is gone."""
     try:
@@ -423,3 +461,10 @@ class Writer:
 
     def state(self):
         return proc_state(self.proc.pid)
+
+    def blocked_by_freeze(self):
+        """Whether the writer sleeps on a frozen superblock: in D state, in the wait of the
+        superblock's freeze-protection lock (sb_start_write's percpu rw-semaphore).  A writer
+        merely slowed by its fsync sleeps elsewhere (jbd2, xfs log), so this is the positive
+        sign that the freeze holds it, where "no progress for a while" would only be a guess."""
+        return self.state() == "D" and proc_wchan(self.proc.pid) == FREEZE_WCHAN

@@ -4,14 +4,16 @@
  * stdout, one JSON line per step. Used by tests/integration/test_freeze.py.
  *
  *   freeze_probe --timeout-ms T [--hold-ms H | --hold-stdin | --hang] [--no-thaw]
- *                [--sigterm-handler] [--raw] [--debug] MOUNT...
+ *                [--crash segv|bus|abort|ill|fpe] [--sigterm-handler] [--raw] [--debug] MOUNT...
  *   freeze_probe --thaw-all MOUNT...
  *
  * Freezes the MOUNTs (selected with freeze_select() unless --raw hands them to the set as they
  * are), prints {"frozen": [...], "guard_pid": P}, then holds for H ms, or until a line or EOF on
  * stdin with --hold-stdin (watching the guard either way), or with --hang forever like a stuck
- * main process; then thaws and prints {"thawed": true,
- * "window_ms": N}. --no-thaw exits without thawing instead (the guard must notice). With
+ * main process; then thaws and prints {"thawed": true, "window_ms": N}. --no-thaw exits without
+ * thawing instead (the guard must notice). --crash dies instead, still frozen, of a write to a
+ * page without access (segv), a write into a mapped empty file (bus), abort(), or raise() of SIGILL
+ * or SIGFPE (which have no portable fault): freeze.c must thaw before the process is gone. With
  * --sigterm-handler, SIGTERM runs freeze_emergency_thaw() and prints {"emergency_thawed": N}.
  * --thaw-all runs freeze_thaw_all() on the MOUNTs and prints {"thawed_mounts": [...]}.
  *
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -137,6 +140,34 @@ static int hold(struct freeze_set *s, unsigned hold_ms, bool until_stdin)
         }
 }
 
+/* Die of KIND while frozen (see --crash). */
+static _Noreturn void crash(const char *kind)
+{
+        if (streq(kind, "segv")) {
+                /* A page without access rather than NULL, which UBSan would stop at first. */
+                volatile char *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+                if (p != MAP_FAILED)
+                        p[0] = 1;
+        } else if (streq(kind, "bus")) {
+                int fd = memfd_create("freeze_probe-bus", MFD_CLOEXEC);
+                volatile char *p = MAP_FAILED;
+
+                if (fd >= 0)
+                        p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (p != MAP_FAILED)
+                        p[0] = 1; /* the file is empty: no page behind the mapping */
+        } else if (streq(kind, "abort")) {
+                abort();
+        } else if (streq(kind, "ill")) {
+                raise(SIGILL);
+        } else if (streq(kind, "fpe")) {
+                raise(SIGFPE);
+        }
+        fprintf(stderr, "freeze_probe: --crash %s did not kill us\n", kind);
+        _exit(5);
+}
+
 static int thaw_all(char **mounts)
 {
         char **thawed = NULL;
@@ -166,9 +197,11 @@ int main(int argc, char **argv)
                 {"raw", no_argument, NULL, 'r'},
                 {"thaw-all", no_argument, NULL, 'a'},
                 {"debug", no_argument, NULL, 'd'},
+                {"crash", required_argument, NULL, 'c'},
                 {},
         };
         unsigned timeout_ms = 0, hold_ms = 0;
+        const char *crash_kind = NULL;
         bool hold_stdin = false, hang = false, no_thaw = false, handler = false, raw = false,
              thaw_all_mode = false;
         _cleanup_(freeze_set_freep) struct freeze_set *s = NULL;
@@ -207,6 +240,13 @@ int main(int argc, char **argv)
                         break;
                 case 'd':
                         log_set_max_level(LOG_DEBUG);
+                        break;
+                case 'c':
+                        crash_kind = optarg;
+                        if (!streq(optarg, "segv") && !streq(optarg, "bus") &&
+                            !streq(optarg, "abort") && !streq(optarg, "ill") &&
+                            !streq(optarg, "fpe"))
+                                return fail(2, "bad --crash", -EINVAL);
                         break;
                 default:
                         return fail(2, "usage: see the comment at the top of freeze_probe.c",
@@ -263,6 +303,8 @@ int main(int argc, char **argv)
                 emit(o);
                 return 3;
         }
+        if (crash_kind)
+                crash(crash_kind);
         if (no_thaw) {
                 o = cJSON_CreateObject();
                 cJSON_AddBoolToObject(o, "exiting", true);

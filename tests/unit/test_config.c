@@ -4,9 +4,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -162,6 +164,80 @@ static void test_dropins(void **state)
         rmdir(dir);
 }
 
+/*
+ * The snapshot a worker is given: the files as they were when loaded (changing them afterwards
+ * changes nothing), parsed under their own names, drop-ins included; only a sealed memfd is taken.
+ */
+static void test_snapshot(void **state)
+{
+        char dir[] = "/tmp/ec2-imaged-snap-XXXXXX";
+        struct config c, l;
+        struct config_error e = {};
+        char *path, *dpath, *drop;
+        int fd, plain;
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        path = strprintf("%s/main.conf", dir);
+        dpath = strprintf("%s/main.conf.d", dir);
+        drop = strprintf("%s/main.conf.d/10-a.conf", dir);
+        assert_int_equal(mkdir(dpath, 0700), 0);
+        f = fopen(path, "w");
+        fputs("[aws]\nregion = us-east-1\n[image]\ntag = team=blue\n", f);
+        fclose(f);
+        f = fopen(drop, "w");
+        fputs("max_attempts = 4\n", f); /* no section: an error in its own file only */
+        fclose(f);
+        assert_true(config_load(path, true, &c, &e) < 0);
+        assert_string_equal(e.file, drop);
+        config_error_done(&e);
+        f = fopen(drop, "w");
+        fputs("[aws]\nmax_attempts = 4\n", f);
+        fclose(f);
+        assert_int_equal(config_load(path, true, &c, &e), 0);
+        assert_int_equal(c.n_sources, 2);
+        fd = config_snapshot_new(&c);
+        assert_true(fd >= 0);
+        config_done(&c);
+
+        /* Whatever the files say now, the snapshot holds what was loaded. */
+        f = fopen(path, "w");
+        fputs("[run]\nmode = sideways\n", f);
+        fclose(f);
+        assert_int_equal(config_load_snapshot(fd, &l, &e), 0);
+        assert_string_equal(l.path, path);
+        assert_string_equal(l.region, "us-east-1");
+        assert_int_equal(l.aws_max_attempts, 4);
+        assert_int_equal(l.n_tags, 1);
+        assert_string_equal(l.tags[0].value, "blue");
+        assert_int_equal(l.n_sources, 2);
+        assert_string_equal(l.sources[1].name, drop);
+        config_done(&l);
+        /* Sealed: it cannot be changed, nor read as anything but itself. */
+        assert_true(write(fd, "x", 1) < 0);
+        assert_int_equal(config_load_snapshot(fd, &l, &e), 0);
+        config_done(&l);
+        close(fd);
+
+        /* A descriptor that is not a sealed memfd is not taken. */
+        plain = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(plain >= 0);
+        assert_int_equal(config_load_snapshot(plain, &l, &e), -EPERM);
+        close(plain);
+        plain = memfd_create("not-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        assert_true(plain >= 0);
+        assert_int_equal(config_load_snapshot(plain, &l, &e), -EPERM);
+        close(plain);
+
+        unlink(drop);
+        rmdir(dpath);
+        unlink(path);
+        rmdir(dir);
+        free(path);
+        free(dpath);
+        free(drop);
+}
+
 /* Every key in the table has a documented line in conf/ec2-imaged.conf. */
 static void test_documented(void **state)
 {
@@ -192,6 +268,7 @@ int main(void)
                 cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
                 cmocka_unit_test(test_errors),   cmocka_unit_test(test_long_line),
                 cmocka_unit_test(test_dropins),  cmocka_unit_test(test_documented),
+                cmocka_unit_test(test_snapshot),
         };
         return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,21 +1,26 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Mount selection from fake mountinfo files: what "auto" picks and skips, explicit lists and their
- * errors, bind mount dedup, order, escaping. Nothing here freezes anything: the mountinfo files
- * describe mounts that do not exist, and only freeze_select() and the set's bookkeeping run.
+ * errors, bind mount dedup, order (loop backing files from a fake sysfs tree), escaping. Nothing
+ * here freezes anything: the mountinfo files describe mounts that do not exist, and only
+ * freeze_select(), mountinfo_select() and the set's bookkeeping run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host/freeze.h"
+#include "host/mountinfo.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
@@ -64,17 +69,107 @@ static char *capture_stop(void)
         return s;
 }
 
-/* Run freeze_select on text; on success compare with the expected NULL-terminated list. */
-static int select_from(const char *text, const char *const *configured, const char *const *want,
-                       char **ret_log)
+/* ------------------------------------------------------------------ a fake sysfs */
+
+/* A sysfs tree in a temporary directory: dev/block/MAJ:MIN entries, loop/backing_file... */
+struct fake_sys {
+        char root[128];
+};
+
+/* Every tree lives under this one, which the group's teardown removes even after a failure. */
+static char fake_sys_base[] = "/tmp/test_freeze_select.XXXXXX";
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+        return remove(path);
+}
+
+static int fake_sys_setup(void **state)
+{
+        return mkdtemp(fake_sys_base) ? 0 : -1;
+}
+
+static int fake_sys_teardown(void **state)
+{
+        return nftw(fake_sys_base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void fake_sys_open(struct fake_sys *s)
+{
+        snprintf(s->root, sizeof(s->root), "%s/sys.XXXXXX", fake_sys_base);
+        assert_non_null(mkdtemp(s->root));
+}
+
+static void fake_sys_close(struct fake_sys *s)
+{
+        assert_int_equal(nftw(s->root, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* ROOT/rel with its parent directories, for a file or a link. */
+static char *fake_sys_path(const struct fake_sys *s, const char *rel)
+{
+        char *path = strprintf("%s/%s", s->root, rel);
+
+        assert_non_null(path);
+        for (char *p = path + strlen(s->root) + 1; (p = strchr(p, '/')); p++) {
+                *p = '\0';
+                assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+                *p = '/';
+        }
+        return path;
+}
+
+static void fake_sys_file(const struct fake_sys *s, const char *rel, const char *text)
+{
+        char *path = fake_sys_path(s, rel);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+        free(path);
+}
+
+static void fake_sys_link(const struct fake_sys *s, const char *rel, const char *target)
+{
+        char *path = fake_sys_path(s, rel);
+
+        assert_int_equal(symlink(target, path), 0);
+        free(path);
+}
+
+/* A loop device MAJ:MIN (its sysfs directory as dev/block/MAJ:MIN) backed by FILE. */
+static void fake_loop(const struct fake_sys *s, const char *dev, const char *file)
+{
+        char *rel = strprintf("dev/block/%s/loop/backing_file", dev);
+        char *text = strprintf("%s\n", file);
+
+        fake_sys_file(s, rel, text);
+        free(rel);
+        free(text);
+}
+
+/* ------------------------------------------------------------------ selection */
+
+/*
+ * Run mountinfo_select on text, with the sysfs tree sys (NULL: an empty one, so that no loop
+ * device of this machine takes part); on success compare with the expected NULL-terminated list.
+ */
+static int select_sys(const char *text, const struct fake_sys *sys, const char *const *configured,
+                      const char *const *want, char **ret_log)
 {
         struct fake f;
+        struct fake_sys empty;
         char **got = NULL;
         int r;
 
+        if (!sys)
+                fake_sys_open(&empty);
         fake_open(&f, text);
         capture_start();
-        r = freeze_select(configured, f.path, &got);
+        r = mountinfo_select(configured, f.path, sys ? sys->root : empty.root, false, &got);
+        if (!sys)
+                fake_sys_close(&empty);
         if (ret_log)
                 *ret_log = capture_stop();
         else
@@ -92,6 +187,12 @@ static int select_from(const char *text, const char *const *configured, const ch
         assert_int_equal(strv_length(got), want ? strv_length((char *const *)want) : 0);
         strv_free(got);
         return r;
+}
+
+static int select_from(const char *text, const char *const *configured, const char *const *want,
+                       char **ret_log)
+{
+        return select_sys(text, NULL, configured, want, ret_log);
 }
 
 /* A machine with every kind of mount auto must tell apart. */
@@ -313,6 +414,134 @@ static void test_too_big_and_missing(void **state)
         assert_null(got);
 }
 
+/*
+ * Loop devices and what holds their backing files. A filesystem goes before the one that holds
+ * its backing file, whatever the depth of their mount points says: /mnt (depth 1) before
+ * /data/vm (depth 2) which holds its image, and /mnt/nested/deeper before /mnt which holds its
+ * own. A partition of a loop device (/part) and a device-mapper device over one (/lvm, its backing
+ * file reached through /srv, a bind mount of /data) count too; a backing file on a filesystem
+ * that is not frozen (tmpfs) orders nothing. Among the rest, the usual order.
+ */
+static const char *const LOOPS = "27 1 259:1 / / rw - ext4 /dev/nvme0n1p1 rw\n"
+                                 "30 27 259:3 / /data rw - xfs /dev/nvme1n1 rw\n"
+                                 "31 30 259:4 / /data/vm rw - xfs /dev/nvme2n1 rw\n"
+                                 "32 27 7:0 / /mnt rw - ext4 /dev/loop0 rw\n"
+                                 "33 32 7:1 / /mnt/nested/deeper rw - ext4 /dev/loop1 rw\n"
+                                 "34 27 0:40 / /run rw - tmpfs tmpfs rw\n"
+                                 "35 27 7:2 / /tmpbacked rw - ext4 /dev/loop2 rw\n"
+                                 "36 27 259:9 / /part rw - ext4 /dev/loop3p1 rw\n"
+                                 "37 27 253:0 / /lvm rw - xfs /dev/mapper/vg-lv rw\n"
+                                 "38 27 259:3 /srvdir /srv rw - xfs /dev/nvme1n1 rw\n";
+
+static void fake_loops(struct fake_sys *sys)
+{
+        fake_sys_open(sys);
+        fake_loop(sys, "7:0", "/data/vm/disk.img");
+        fake_loop(sys, "7:1", "/mnt/inner.img");
+        fake_loop(sys, "7:2", "/run/scratch.img");
+        /* loop3p1 is a partition: sysfs links it into its disk's directory. */
+        fake_sys_file(sys, "devices/loop3/loop/backing_file", "/data/part.img\n");
+        fake_sys_file(sys, "devices/loop3/loop3p1/partition", "1\n");
+        fake_sys_link(sys, "dev/block/259:9", "../../devices/loop3/loop3p1");
+        /* dm-0 is built on loop4. */
+        fake_sys_file(sys, "devices/loop4/loop/backing_file", "/srv/pv.img\n");
+        fake_sys_link(sys, "devices/dm-0/slaves/loop4", "../../loop4");
+        fake_sys_link(sys, "dev/block/253:0", "../../devices/dm-0");
+}
+
+static void test_order_by_backing_file(void **state)
+{
+        static const char *const want[] = {"/mnt/nested/deeper",
+                                           "/mnt",
+                                           "/data/vm",
+                                           "/tmpbacked",
+                                           "/part",
+                                           "/lvm",
+                                           "/data",
+                                           "/",
+                                           NULL};
+        static const char *const baseline[] = {"/mnt/nested/deeper",
+                                               "/data/vm",
+                                               "/data",
+                                               "/mnt",
+                                               "/tmpbacked",
+                                               "/part",
+                                               "/lvm",
+                                               "/",
+                                               NULL};
+        struct fake_sys sys;
+
+        fake_loops(&sys);
+        assert_int_equal(select_sys(LOOPS, &sys, NULL, want, NULL), 0);
+        fake_sys_close(&sys);
+        /* Without backing files: deepest first, then mountinfo order. */
+        assert_int_equal(select_sys(LOOPS, NULL, NULL, baseline, NULL), 0);
+}
+
+/* In an explicit list too, before the configured order, and for thaw_all (lenient) alike. */
+static void test_order_by_backing_file_explicit(void **state)
+{
+        static const char *const text = "30 1 8:16 / /x rw - xfs /dev/sdb rw\n"
+                                        "31 1 7:0 / /y rw - ext4 /dev/loop0 rw\n";
+        static const char *const conf[] = {"/x", "/y", NULL};
+        static const char *const want[] = {"/y", "/x", NULL};
+        struct fake_sys sys;
+        struct fake f;
+        char **got = NULL;
+
+        fake_sys_open(&sys);
+        fake_loop(&sys, "7:0", "/x/images/y.img");
+        assert_int_equal(select_sys(text, &sys, conf, want, NULL), 0);
+        fake_open(&f, text);
+        assert_int_equal(mountinfo_select(conf, f.path, sys.root, true, &got), 0);
+        fake_close(&f);
+        assert_string_equal(got[0], "/y");
+        assert_string_equal(got[1], "/x");
+        assert_null(got[2]);
+        strv_free(got);
+        fake_sys_close(&sys);
+}
+
+/* The holder is the longest mount point above the file, by whole path components. */
+static void test_backing_file_holder(void **state)
+{
+        static const char *const text = "27 1 259:1 / / rw - ext4 /dev/vda1 rw\n"
+                                        "30 27 259:3 / /data rw - xfs /dev/vdb rw\n"
+                                        "31 27 7:0 / /a rw - ext4 /dev/loop0 rw\n";
+        static const char *const on_root[] = {"/data", "/a", "/", NULL};
+        static const char *const on_data[] = {"/a", "/data", "/", NULL};
+        struct fake_sys sys;
+
+        /* /database is not under /data: the image is on /, which comes last anyway. */
+        fake_sys_open(&sys);
+        fake_loop(&sys, "7:0", "/database/a.img");
+        assert_int_equal(select_sys(text, &sys, NULL, on_root, NULL), 0);
+        fake_sys_close(&sys);
+        /* A deleted backing file still lives on its filesystem. */
+        fake_sys_open(&sys);
+        fake_loop(&sys, "7:0", "/data/a.img (deleted)");
+        assert_int_equal(select_sys(text, &sys, NULL, on_data, NULL), 0);
+        fake_sys_close(&sys);
+}
+
+/* Two loop filesystems holding each other's images cannot exist; if sysfs said so, no hang. */
+static void test_backing_file_cycle(void **state)
+{
+        static const char *const text = "31 1 7:0 / /p rw - ext4 /dev/loop0 rw\n"
+                                        "32 1 7:1 / /q rw - ext4 /dev/loop1 rw\n";
+        static const char *const want[] = {"/p", "/q", NULL};
+        struct fake_sys sys;
+        char *log = NULL;
+
+        fake_sys_open(&sys);
+        fake_loop(&sys, "7:0", "/q/p.img");
+        fake_loop(&sys, "7:1", "/p/q.img");
+        assert_int_equal(select_sys(text, &sys, NULL, want, &log), 0);
+        assert_non_null(strstr(log, "cycle"));
+        free(log);
+        fake_sys_close(&sys);
+}
+
 /* The real mountinfo parses (whatever it holds); nothing is frozen. */
 static void test_real_mountinfo_parses(void **state)
 {
@@ -368,10 +597,14 @@ int main(void)
                 cmocka_unit_test(test_escaped_paths),
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_too_big_and_missing),
+                cmocka_unit_test(test_order_by_backing_file),
+                cmocka_unit_test(test_order_by_backing_file_explicit),
+                cmocka_unit_test(test_backing_file_holder),
+                cmocka_unit_test(test_backing_file_cycle),
                 cmocka_unit_test(test_real_mountinfo_parses),
                 cmocka_unit_test(test_set_bookkeeping),
         };
 
         log_set_target(LOG_TARGET_STDERR);
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return cmocka_run_group_tests(tests, fake_sys_setup, fake_sys_teardown);
 }

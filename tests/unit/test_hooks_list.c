@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Hook vetting, through hooks_run_phase(): writable hooks and directories, owners, symlinks and
- * names are refused before anything runs, each with a message naming the path and the reason.
+ * Hook vetting, through hooks_run_phase(): writable hooks and directories (and the directories
+ * above them, up to "/"), owners, symlinks and names are refused before anything runs, each with
+ * a message naming the path and the reason.
  */
 #include "hooks_fixture.h"
 
@@ -172,6 +173,103 @@ static void test_symlinks_and_names(void **state)
         assert_contains(res.message, "/lib is world-writable (mode 0777)");
         hooks_phase_result_done(&res);
 }
+/* Make <base>/<name> as a directory with mode, whatever the umask. */
+static char *mkdir_mode(const char *base, const char *name, mode_t mode)
+{
+        char *p = strprintf("%s/%s", base, name);
+
+        assert_non_null(p);
+        assert_int_equal(mkdir(p, 0700), 0);
+        assert_int_equal(chmod(p, mode), 0);
+        return p;
+}
+
+/*
+ * Every directory above the hooks directory counts, up to "/": one that others may write
+ * without the sticky bit (they could move the hooks aside and put others there) refuses every
+ * hook, by name; a sticky one (as /tmp is) does not.
+ */
+static void test_refused_unsafe_ancestors(void **state)
+{
+        struct fixture *f = *state;
+        struct hooks_phase_result res;
+        _cleanup_free_ char *ww = mkdir_mode(f->dir, "ww", 0777);
+        _cleanup_free_ char *hooks = mkdir_mode(ww, "hooks", 0755);
+        _cleanup_free_ char *phase = mkdir_mode(hooks, "pre-image.d", 0755);
+        _cleanup_free_ char *expect = NULL, *text = NULL, *hook_path = NULL, *out = NULL;
+        FILE *fp;
+
+        hook_path = strprintf("%s/10-deep", phase);
+        fp = fopen(hook_path, "we");
+        assert_non_null(fp);
+        fprintf(fp, "#!/bin/sh\necho deep >> %s/out\n", f->dir);
+        fclose(fp);
+        assert_int_equal(chmod(hook_path, 0755), 0);
+        f->opts.hooks_dir = hooks;
+
+        assert_int_equal(run(f, &res), -EPERM);
+        expect = strprintf("hooks of phase pre-image refused: hooks directory %s: %s is "
+                           "world-writable (mode 0777) and not sticky",
+                           hooks, ww);
+        assert_string_equal(res.message, expect);
+        hooks_phase_result_done(&res);
+        assert_int_equal(hooks_dry_run_phase(&f->opts, HOOK_PHASE_PRE_IMAGE, &text), 1);
+        assert_contains(text, "pre-image: all hooks REFUSED: hooks directory ");
+        assert_null(read_text(f->dir, "out"));
+
+        /* Sticky, as /tmp is: others cannot rename or remove what they do not own. */
+        assert_int_equal(chmod(ww, 01777), 0);
+        assert_int_equal(run(f, &res), 0);
+        hooks_phase_result_done(&res);
+        out = read_text(f->dir, "out");
+        assert_string_equal(out, "deep\n");
+
+        if (geteuid() != 0) {
+                print_message("not root: skipping the chown part\n");
+                return;
+        }
+        assert_int_equal(chmod(ww, 0755), 0);
+        assert_int_equal(chown(ww, 65534, 65534), 0);
+        assert_int_equal(run(f, &res), -EPERM);
+        free(expect);
+        expect = strprintf("hooks of phase pre-image refused: hooks directory %s: %s is owned "
+                           "by uid 65534, neither root nor 0",
+                           hooks, ww);
+        assert_string_equal(res.message, expect);
+        hooks_phase_result_done(&res);
+}
+
+/* The same for what a symlink hook points at: the target's grandparent here. */
+static void test_refused_symlink_target_ancestor(void **state)
+{
+        struct fixture *f = *state;
+        struct hooks_phase_result res;
+        _cleanup_free_ char *opt = mkdir_mode(f->dir, "opt", 0777);
+        _cleanup_free_ char *bin = mkdir_mode(opt, "bin", 0755);
+        _cleanup_free_ char *target = strprintf("%s/hook", bin);
+        _cleanup_free_ char *link = strprintf("%s/10-linked", f->phase);
+        _cleanup_free_ char *expect = NULL;
+        FILE *fp = fopen(target, "we");
+
+        assert_non_null(fp);
+        fprintf(fp, "#!/bin/sh\necho linked >> %s/out\n", f->dir);
+        fclose(fp);
+        assert_int_equal(chmod(target, 0755), 0);
+        assert_int_equal(symlink(target, link), 0);
+
+        assert_int_equal(run(f, &res), -EPERM);
+        expect = strprintf("hook 10-linked (pre-image) refused: %s is a symlink to %s, and %s is "
+                           "world-writable (mode 0777) and not sticky",
+                           link, target, opt);
+        assert_string_equal(res.hooks[0].message, expect);
+        hooks_phase_result_done(&res);
+        assert_null(read_text(f->dir, "out"));
+
+        assert_int_equal(chmod(opt, 0755), 0);
+        assert_int_equal(run(f, &res), 0);
+        hooks_phase_result_done(&res);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -179,6 +277,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_refused_directories, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_owner, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlinks_and_names, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refused_unsafe_ancestors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refused_symlink_target_ancestor, setup,
+                                                teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

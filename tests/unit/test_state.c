@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Run state: round trip, history bound, corrupt files rejected, atomic save, the run lock. */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,11 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/state.h"
 #include "util/fileio.h"
+#include "util/macro.h"
 #include "util/str.h"
 
 static void test_round_trip(void **unused)
@@ -124,24 +129,99 @@ static void test_lock(void **unused)
         rmdir(dir);
 }
 
-static void test_atomic_write(void **unused)
+/* Two versions of a file, each recognisable whole: a different size and one byte throughout. */
+#define VERSION_A_LEN (192u * 1024u)
+#define VERSION_B_LEN (320u * 1024u)
+#define WRITER_KILLS  150
+
+static char *version(char c, size_t len)
+{
+        char *p = malloc(len);
+
+        assert_non_null(p);
+        memset(p, c, len);
+        return p;
+}
+
+static bool is_whole(const char *data, size_t len, char c, size_t want)
+{
+        if (len != want)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (data[i] != c)
+                        return false;
+        return true;
+}
+
+static void remove_dir(const char *path)
+{
+        DIR *d = opendir(path);
+        struct dirent *e;
+
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+                        assert_int_equal(unlinkat(dirfd(d), e->d_name, 0), 0);
+        closedir(d);
+        assert_int_equal(rmdir(path), 0);
+}
+
+/*
+ * A writer killed mid-save leaves the old file or the new one, whole. A child saves the two
+ * versions in turn, forever; it is SIGKILLed at a random point (after a random wait of up to a
+ * few saves' time), a bounded number of times, and after each kill the file must be exactly one
+ * of the two versions. Writing in place (open, truncate, write) fails this within a few kills.
+ */
+static void test_atomic_write_killed_writer(void **unused)
 {
         char dir[] = "/tmp/ec2-imaged-io-XXXXXX";
+        char *a = version('a', VERSION_A_LEN), *b = version('b', VERSION_B_LEN);
+        unsigned seen_a = 0, seen_b = 0;
         char *p, *data;
         size_t len;
 
         assert_non_null(mkdtemp(dir));
         p = strprintf("%s/f", dir);
-        assert_int_equal(write_file_atomic(p, "one", 3, 0644), 0);
-        assert_int_equal(write_file_atomic(p, "two!", 4, 0644), 0);
-        assert_int_equal(read_file_bounded(p, 100, &data, &len), 0);
-        assert_int_equal(len, 4);
-        assert_string_equal(data, "two!");
-        free(data);
+        assert_int_equal(write_file_atomic(p, a, VERSION_A_LEN, 0600), 0);
+        srandom((unsigned)getpid());
+        for (int k = 0; k < WRITER_KILLS; k++) {
+                struct timespec ts = {.tv_nsec = (random() % 4000) * 1000L};
+                int status;
+                pid_t pid = fork();
+
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        for (unsigned i = 0;; i++)
+                                if (write_file_atomic(p, i % 2 ? a : b,
+                                                      i % 2 ? VERSION_A_LEN : VERSION_B_LEN,
+                                                      0600) < 0)
+                                        _exit(1);
+                }
+                nanosleep(&ts, NULL);
+                assert_int_equal(kill(pid, SIGKILL), 0);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                /* Killed, not exited: a failing save would have ended the child by itself. */
+                assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+                assert_int_equal(read_file_bounded(p, VERSION_B_LEN, &data, &len), 0);
+                if (is_whole(data, len, 'a', VERSION_A_LEN))
+                        seen_a++;
+                else if (is_whole(data, len, 'b', VERSION_B_LEN))
+                        seen_b++;
+                else
+                        fail_msg("kill %d left a torn file of %zu bytes starting with '%c'", k, len,
+                                 len ? data[0] : '-');
+                free(data);
+        }
+        /* The kills landed at different points of the loop: both versions were seen. */
+        assert_true(seen_a > 0 && seen_b > 0);
         assert_int_equal(read_file_bounded(p, 3, &data, &len), -EFBIG);
-        unlink(p);
+
+        /* The killed writers' temporary files go with the directory. */
+        remove_dir(dir);
         free(p);
-        rmdir(dir);
+        free(a);
+        free(b);
 }
 
 static void test_distribution(void **unused)
@@ -304,9 +384,12 @@ static void test_create_outcome(void **unused)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_corrupt),
-                cmocka_unit_test(test_lock),           cmocka_unit_test(test_atomic_write),
-                cmocka_unit_test(test_distribution),   cmocka_unit_test(test_inherited),
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_lock),
+                cmocka_unit_test(test_atomic_write_killed_writer),
+                cmocka_unit_test(test_distribution),
+                cmocka_unit_test(test_inherited),
                 cmocka_unit_test(test_create_outcome),
         };
         return cmocka_run_group_tests_name("state", tests, NULL, NULL);

@@ -15,10 +15,18 @@ from the IMDS test server over IMDSv2 and the image is taken on first boot:
              filesystems are frozen and the front copies the disks at CreateImage;
   reboot     the daemon's own `#ec2-imaged: run=first-boot mode=reboot` directive, the front
              shuts the guest down over ACPI, copies, starts it again, and the run resumes.
-Then: the copies' ext4 needs no journal recovery and their xfs log is clean; the pre-image
-marker is in the copy; the sanitized items are absent from it; a second VM "launched from the
-image" (another instance id) boots from the copies with a machine-id and host keys of its own;
-the golden VM is healthy (systemd running, daemon active, the run succeeded).
+Then: the copies' ext4 needs no journal recovery and their xfs log needs no replay (read
+before any VM mounts them: clean, or only the superblock updates of a freeze); the pre-image
+marker is in the copy; the sanitized items are absent from it, and so is the file that
+e2e-tmp.service put in the host's /tmp and /var/tmp before the run; the golden VM is healthy
+(systemd running, daemon active, the run succeeded, its status says so); every API call it made
+carried its own IMDS credentials (the front records who calls, by access key id). On the
+no-reboot golden the kill scenario follows its run (tests/vm/guest/usr/local/sbin/e2e-kill):
+ec2-imaged.service is killed by SIGKILL between pre-freeze and post-thaw, the restore timer puts
+the identity back byte for byte from the stash that outlived the service, and the restarted
+service resumes the run and undoes its pre-freeze. Last, a second VM "launched from the image"
+(another instance id, its own IMDS credentials) boots from the copies with a machine-id and host
+keys of its own.
 
 The time of each stage is printed. On failure, disk images, serial logs and peer logs stay in
 build/e2e/; on success the disk images are removed and the logs kept.
@@ -42,7 +50,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "peers"))
 
 import image  # noqa: E402
-from qmp import Qmp  # noqa: E402
+import xfslog  # noqa: E402
+from vm import Fail, Proc, Vm, wait_http  # noqa: E402
 
 OUT = REPO / "build" / "e2e"
 IMDS_IP = "169.254.169.254"
@@ -67,10 +76,6 @@ def out(cmd):
     return run(cmd, capture_output=True, text=True).stdout
 
 
-class Fail(Exception):
-    pass
-
-
 FAILURES = []
 
 
@@ -82,216 +87,6 @@ def check(cond, what):
         print("    FAIL: %s" % what, flush=True)
     else:
         print("    ok: %s" % what, flush=True)
-
-
-# ---------------------------------------------------------------- the golden disks
-
-
-GUEST_FILES = {
-    # Under TCG udev can take minutes to announce the disks: longer than systemd's 90 s.
-    "etc/fstab": "/dev/vda / ext4 errors=remount-ro 0 1\n"
-                 "/dev/vdb /data xfs defaults,x-systemd.device-timeout=600s 0 0\n",
-    "etc/systemd/system.conf.d/50-e2e.conf":
-        "[Manager]\nDefaultTimeoutStartSec=600s\n",
-    "etc/hostname": "golden\n",
-    "etc/systemd/network/10-e2e.network":
-        "[Match]\nName=eth0\n\n[Network]\nAddress=%s/16\nLinkLocalAddressing=no\n" % GUEST_IP,
-    # The datasource, its address and the test's network (static: no DHCP in the namespace).
-    "etc/cloud/cloud.cfg.d/99-e2e.cfg":
-        "datasource_list: [Ec2, None]\n"
-        "datasource:\n  Ec2:\n    metadata_urls: ['http://%s']\n    max_wait: 240\n"
-        "    timeout: 20\nnetwork:\n  config: disabled\n"
-        # The base image has no locales package: C.UTF-8 needs no generation.
-        "locale: C.UTF-8\n" % IMDS_IP,
-    "etc/ec2-imaged/conf.d/50-e2e.conf":
-        "# The EC2 API of the e2e test (tests/vm/ec2_front.py in the test's namespace).\n"
-        "[aws]\nendpoint_url = http://%s:%d\n\n[daemon]\nuser_data = yes\n\n"
-        "[freeze]\ntimeout_ms = 120000\n" % (IMDS_IP, FRONT_PORT),
-    "etc/ec2-imaged/hooks/pre-image.d/10-e2e-marker":
-        "#!/bin/sh\n# e2e: what was there before the image must be in the image.\nset -eu\n"
-        "mkdir -p /var/lib/e2e\n"
-        "echo \"$EC2_IMAGED_RUN_ID $EC2_IMAGED_MODE\" > /var/lib/e2e/pre-image-marker\n"
-        "echo \"E2E-PRE-IMAGE run=$EC2_IMAGED_RUN_ID boot=$(cat /proc/sys/kernel/random/boot_id)"
-        " machine-id=$(cat /etc/machine-id)"
-        " hostkey=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub)"
-        " ds=$(cat /run/cloud-init/cloud-id 2>/dev/null || echo none)"
-        " cloudinit=$(cloud-init status 2>/dev/null | awk '{print $2}')\" > /dev/console\n",
-    "etc/ec2-imaged/hooks/post-image.d/90-e2e-report":
-        "#!/bin/sh\n# e2e: say on the console that the run is over, and report the system.\n"
-        "echo \"E2E-POST-IMAGE $IMAGE_ID\" > /dev/console\n"
-        "systemctl start --no-block e2e-report.service\n",
-    "usr/local/sbin/e2e-report":
-        "#!/bin/sh\n# e2e: one console line on the state of this system, once the boot is over.\n"
-        "sys=$(systemctl is-system-running --wait)\nsleep 3\n"
-        "failed=$(systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\\n' ,)\n"
-        "echo \"E2E-REPORT boot=$(cat /proc/sys/kernel/random/boot_id) system=$sys"
-        " daemon=$(systemctl is-active ec2-imaged.service)"
-        " timer=$(systemctl is-enabled ec2-imaged-run.timer)"
-        " machine-id=$(cat /etc/machine-id)"
-        " hostkey=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null)"
-        " data=$(findmnt -no FSTYPE /data) failed=$failed"
-        " cycles=$(journalctl -b -q | grep -c 'Found ordering cycle')"
-        " cloudinit=$(cloud-init status 2>/dev/null | awk '{print $2}')"
-        " ciid=$(cat /var/lib/cloud/data/instance-id 2>/dev/null || echo none)"
-        " ds=$(cat /run/cloud-init/cloud-id 2>/dev/null || echo none)\" > /dev/console\n",
-    "etc/systemd/system/e2e-report.service":
-        "[Unit]\nDescription=e2e report on the console\nAfter=multi-user.target\n\n"
-        # simple: the boot must not wait for the report, which waits for the boot.
-        "[Service]\nType=simple\nExecStart=/usr/local/sbin/e2e-report\n\n"
-        "[Install]\nWantedBy=multi-user.target\n",
-}
-EXECUTABLE = ("etc/ec2-imaged/hooks/pre-image.d/10-e2e-marker",
-              "etc/ec2-imaged/hooks/post-image.d/90-e2e-report", "usr/local/sbin/e2e-report")
-
-
-def build_golden(deb, work):
-    """root.img (ext4, made with mkfs.ext4 -d), data.img (xfs), vmlinuz and initrd in WORK."""
-    base = image.base_tarball(OUT / "mmdebstrap.log")  # made by main(), outside the namespace
-    tree = work / "tree"
-    shutil.rmtree(tree, ignore_errors=True)
-    tree.mkdir(parents=True)
-    run(["tar", "-C", tree, "--numeric-owner", "-xpf", base])
-    shutil.copy(deb, tree / "tmp" / deb.name)
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
-           "LANG": "C.UTF-8"}
-    with open(OUT / "dpkg-install.log", "w") as log:
-        run(["chroot", tree, "dpkg", "-i", "/tmp/" + deb.name], env=env, stdout=log,
-            stderr=subprocess.STDOUT)
-    (tree / "tmp" / deb.name).unlink()
-    for rel, text in GUEST_FILES.items():
-        p = tree / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-        os.chmod(p, 0o755 if rel in EXECUTABLE else 0o644)
-    for d in ("etc/ec2-imaged/hooks", "etc/ec2-imaged/hooks/pre-image.d",
-              "etc/ec2-imaged/hooks/post-image.d"):
-        os.chmod(tree / d, 0o755)
-    # The shipped sanitize hook in the three phases it acts in (README: enabled by symlinks).
-    for phase in ("pre-image", "pre-freeze", "post-thaw"):
-        d = tree / "etc/ec2-imaged/hooks" / (phase + ".d")
-        d.mkdir(exist_ok=True)
-        os.chmod(d, 0o755)
-        (d / "50-sanitize").symlink_to("/usr/lib/ec2-imaged/hooks/sanitize")
-    (tree / "data").mkdir(exist_ok=True)
-    (tree / "etc/machine-id").write_text("uninitialized\n")
-    # A cloud image asks nobody anything at its first boot.
-    (tree / "etc/systemd/system/systemd-firstboot.service").symlink_to("/dev/null")
-    (tree / "etc/localtime").unlink(missing_ok=True)
-    (tree / "etc/localtime").symlink_to("/usr/share/zoneinfo/Etc/UTC")
-    for unit in ("systemd-networkd.service", "e2e-report.service"):
-        run(["systemctl", "--root=%s" % tree, "enable", unit], capture_output=True)
-    # A console login prompt is not needed; serial-getty stays as it is.
-    kernel = sorted((tree / "boot").glob("vmlinuz-*"))[-1]
-    initrd = sorted((tree / "boot").glob("initrd.img-*"))[-1]
-    shutil.copy(kernel, work / "vmlinuz")
-    shutil.copy(initrd, work / "initrd.img")
-    root = work / "root.img"
-    root.unlink(missing_ok=True)
-    run(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", tree, root, "3G"])
-    data = work / "data.img"
-    data.unlink(missing_ok=True)
-    run(["truncate", "-s", "1G", data])
-    run(["mkfs.xfs", "-q", "-L", "data", data])
-    shutil.rmtree(tree)
-
-
-# ---------------------------------------------------------------- VMs and peers
-
-
-class Proc:
-    """A child started by this test and stopped by its PID (and process group)."""
-
-    def __init__(self, name, cmd, log, **kw):
-        self.name, self.log = name, log
-        with open(log, "ab") as f:
-            self.p = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL,
-                                      stdout=f, stderr=subprocess.STDOUT,
-                                      start_new_session=True, **kw)
-
-    def stop(self, timeout=20):
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait()
-
-
-def wait_http(url, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise Fail("%s did not answer" % url)
-
-
-class Vm:
-    def __init__(self, name, work, disks, uuid):
-        self.name, self.work = name, work
-        self.serial = work / (name + ".serial.log")
-        self.qmp_front = work / (name + ".front.qmp")
-        self.qmp_ctl = work / (name + ".ctl.qmp")
-        for p in (self.qmp_front, self.qmp_ctl):
-            p.unlink(missing_ok=True)
-        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1536",
-               "-machine", "q35", "-display", "none", "-monitor", "none", "-no-shutdown",
-               "-serial", "file:%s" % self.serial,
-               "-kernel", work / "vmlinuz", "-initrd", work / "initrd.img",
-               "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 loglevel=4",
-               "-smbios", "type=1,manufacturer=Amazon EC2,product=t3.micro,serial=%s" % uuid,
-               "-uuid", uuid,
-               "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-               "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_front,
-               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_ctl]
-        for dev, path in disks.items():
-            cmd += ["-drive", "file=%s,format=raw,if=virtio,id=%s,cache=writeback" % (path, dev)]
-        self.proc = Proc(name, cmd, work / (name + ".qemu.log"))
-        self.qmp = Qmp(self.qmp_ctl)
-
-    def console(self):
-        try:
-            return self.serial.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def wait_console(self, pattern, timeout, after=0):
-        """The first match of PATTERN in the serial log at or after offset AFTER."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.p.poll() is not None:
-                raise Fail("%s: qemu exited (%s)" % (self.name, self.proc.p.returncode))
-            m = rx.search(self.console(), after)
-            if m:
-                return m
-            time.sleep(1)
-        raise Fail("%s: no /%s/ on the serial console within %ds (see %s)"
-                   % (self.name, pattern, timeout, self.serial))
-
-    def shutdown(self, timeout=300):
-        """ACPI power button, then wait until the guest has powered off; qemu quits."""
-        # Not an earlier SHUTDOWN (the front's, in reboot mode): one after this power-down.
-        asked = time.time() - 1
-        self.qmp.cmd("system_powerdown")
-        self.qmp.wait_event("SHUTDOWN", timeout,
-                            match=lambda ev: ev["timestamp"]["seconds"] >= asked)
-        self.qmp.cmd("quit")
-        self.qmp.close()
-        self.proc.p.wait(60)
-
-    def kill(self):
-        try:
-            self.qmp.close()
-        except Exception:  # noqa: BLE001
-            pass
-        self.proc.stop()
 
 
 def report(m):
@@ -315,14 +110,21 @@ def debugfs_ls(img, path):
     return r.stdout
 
 
-def check_copies(root, data, mode, golden):
+def check_copies(root, data, mode, golden, run_id):
     stage("%s: checks on the copied disks" % mode)
     feats = out(["dumpe2fs", "-h", root])
     fl = re.search(r"^Filesystem features:\s*(.*)$", feats, re.M).group(1)
     check("needs_recovery" not in fl.split(), "copy of the ext4 root needs no journal recovery "
           "(features: %s)" % fl)
-    # A frozen XFS keeps a log to replay (xfs_repair -n says so): it is checked after the clone
-    # has mounted it (replaying the log) and unmounted it, below.
+    # The xfs volume's log, before any VM mounts the copy (a mount replays the log, after which a
+    # crash-consistent copy looks clean too): an unmounted XFS has a clean log; a frozen one a
+    # covered log, whose active range holds superblock updates only (tests/vm/xfslog.py).
+    # xfs_repair -n cannot tell them apart (it warns of the covered log's records); it runs
+    # after the clone has mounted and unmounted the copy, below.
+    xl = xfslog.log_state(data)
+    want = ("covered", "clean") if mode == "no-reboot" else ("clean",)
+    check(xl.verdict in want, "copy of the xfs volume is consistent before any mount: log %s, "
+          "wanted %s (xfs_logprint -t on a copy of the copy)" % (xl, " or ".join(want)))
     marker = debugfs_cat(root, "/var/lib/e2e/pre-image-marker").split()
     check(len(marker) == 2 and marker[1] == mode, "pre-image marker in the copy: %s" % marker)
     mid = debugfs_cat(root, "/etc/machine-id").strip()
@@ -333,6 +135,20 @@ def check_copies(root, data, mode, golden):
           "no cloud-init instance state in the copy")
     rec = debugfs_cat(root, "/var/lib/ec2-imaged/imaged-instance-id").strip()
     check(rec == golden, "copy records the imaged instance id %s" % rec)
+    # Made by e2e-tmp.service before the run, outside ec2-imaged.service: sanitize's tmp-files
+    # must have removed it from the host's /tmp and /var/tmp, the ones that go into the image.
+    for d in ("/tmp", "/var/tmp"):
+        check("e2e-host-tmp" not in debugfs_ls(root, d),
+              "the host's %s/e2e-host-tmp is not in the copy" % d)
+    # What a clone inherits: the golden's run, saved unfinished before CreateImage.
+    try:
+        cur = json.loads(debugfs_cat(root, "/var/lib/ec2-imaged/state.json"))["current"] or {}
+    except ValueError:
+        cur = {}
+    check(cur.get("run_id") == run_id and cur.get("instance_id") == golden
+          and cur.get("phase") not in (None, "done", "failed"),
+          "the copy's state.json holds the golden's unfinished run %s (phase %s, instance %s)"
+          % (cur.get("run_id"), cur.get("phase"), cur.get("instance_id")))
 
 
 # ---------------------------------------------------------------- one mode
@@ -346,10 +162,16 @@ USER_DATA = {
 }
 
 
-def start_imds(work, moto_url, instance_id, user_data, tag):
+def access_key_id(tag, mode):
+    """The access key id the IMDS of one VM hands out: the front tells the callers apart by it."""
+    return ("ASIAE2E%s%s" % (tag.upper(), "NR" if mode == "no-reboot" else "RB")).ljust(20, "0")
+
+
+def start_imds(work, moto_url, instance_id, user_data, tag, akid):
     args = [sys.executable, REPO / "tests/peers/imds_server.py", "--host", IMDS_IP,
             "--port", "80", "--instance-id", instance_id, "--region", REGION,
-            "--availability-zone", REGION + "a", "--account-id", ACCOUNT]
+            "--availability-zone", REGION + "a", "--account-id", ACCOUNT,
+            "--access-key-id", akid]
     if user_data is None:
         args.append("--no-user-data")
     else:
@@ -369,51 +191,35 @@ def front_call(path, body=None):
         return json.loads(r.read())
 
 
-def run_mode(mode, gold, moto, procs):
-    import moto_auth
-    work = OUT / mode
-    work.mkdir(parents=True, exist_ok=True)
-    stage("%s: golden disks" % mode)
-    for n in ("root.img", "data.img", "vmlinuz", "initrd.img"):
-        run(["cp", "--sparse=always", gold / n, work / n])
-    golden_id = moto_auth.create_moto_instance(moto, region=REGION)
-    clone_id = moto_auth.create_moto_instance(moto, region=REGION)
-    imds = start_imds(work, moto, golden_id, USER_DATA[mode], "golden")
-    procs.append(imds)
-    copies = {"root": str(work / "copy-root.img"), "data": str(work / "copy-data.img")}
-    front_call("/_front/vm", {"qmp": str(work / "golden.front.qmp"), "copies": copies})
+def front_status():
+    return front_call("/_front/status")
 
-    stage("%s: boot the golden VM (%s), first boot images it" % (mode, golden_id))
-    vm = Vm("golden", work, {"root": work / "root.img", "data": work / "data.img"},
-            "ec2e2e00-0000-4000-8000-00000000000%d" % (1 if mode == "no-reboot" else 2))
-    procs.append(vm)
-    pre = vm.wait_console(r"E2E-PRE-IMAGE (.*)\r?\n", 1200)
-    before = report(pre)
-    stage("%s: golden VM booted, pre-image hooks ran: %s" % (mode, before))
-    if mode == "reboot":
-        vm.wait_console(r"reboot: Power down|Power down", 600, pre.end())
-        stage("%s: golden VM shut down by the front (ACPI)" % mode)
-    post = vm.wait_console(r"E2E-POST-IMAGE (ami-\S+)", 900, pre.end())
-    image_id = post.group(1)
-    stage("%s: run finished, %s available" % (mode, image_id))
-    rep = report(vm.wait_console(REPORT, 300, post.end()))
-    stage("%s: golden after the run: %s" % (mode, rep))
-    events = front_call("/_front/status")["events"]
+
+def wait_copies(work, copies):
+    """Until the front's copies of this mode are complete; the front's events of this mode."""
     deadline = time.monotonic() + 600
-    while not any(e["what"] == "copies-done" for e in events[-3:]):
+    while True:
+        events = front_status()["events"]
+        # The front serves every mode: this mode's events are those since its VM was set.
+        events = events[max(i for i, e in enumerate(events) if e["what"] == "vm"):]
+        if any(e["what"] == "copies-done" for e in events):
+            break
         if any(e["what"] == "copies-failed" for e in events) or time.monotonic() > deadline:
             raise Fail("the front's copies: %s" % events)
         time.sleep(1)
-        events = front_call("/_front/status")["events"]
     (work / "front-events.json").write_text(json.dumps(events, indent=1))
     # drive-backup writes every block, zeros too: keep the kept copies sparse.
     for c in copies.values():
         run(["fallocate", "--dig-holes", c])
-    # The front serves every mode: this mode's events are those since its VM was set.
-    events = events[max(i for i, e in enumerate(events) if e["what"] == "vm"):]
-    creates = [e for e in events if e["what"] == "create-image"]
-    check(len(creates) == 1 and creates[0]["no_reboot"] == (mode == "no-reboot"),
-          "one CreateImage with NoReboot=%s" % (mode == "no-reboot"))
+    return events
+
+
+def status_of(vm, after, timeout=300):
+    """The `ec2-imaged status --json` that e2e-report printed after offset AFTER."""
+    return json.loads(vm.wait_console(r"E2E-STATUS (\{.*\})\r?\n", timeout, after).group(1))
+
+
+def check_golden(mode, before, rep, status, image_id, golden_id):
     if mode == "reboot":
         check(before.get("boot") != rep.get("boot"), "the golden VM really rebooted (boot ids "
               "%s, %s) and the run resumed after the boot" % (before.get("boot"), rep.get("boot")))
@@ -441,7 +247,18 @@ def run_mode(mode, gold, moto, procs):
         check(before.get("machine-id") == rep.get("machine-id")
               and before.get("hostkey") == rep.get("hostkey"),
               "golden kept its identity (machine-id and host key restored after the thaw)")
+    # Hooks run in the host's mount namespace: they see the host's /tmp (e2e-tmp.service).
+    check(before.get("tmp") == "yes", "the pre-image hook sees the files e2e-tmp.service put "
+          "in the host's /tmp and /var/tmp: %s" % before.get("tmp"))
+    last = (status.get("history") or [{}])[0]
+    check(status.get("current") is None and last.get("run_id") == before.get("run")
+          and last.get("result") == "success" and last.get("image_id") == image_id,
+          "golden's status: run %s %s, image %s" % (last.get("run_id"), last.get("result"),
+                                                    last.get("image_id")))
 
+
+def check_image(moto, mode, image_id, golden_id):
+    import moto_auth
     ec2 = moto_auth.client(moto, "ec2", region=REGION)
     img = ec2.describe_images(ImageIds=[image_id])["Images"][0]
     tags = {t["Key"]: t["Value"] for t in img.get("Tags", [])}
@@ -451,21 +268,138 @@ def run_mode(mode, gold, moto, procs):
     check(cons == ("fs-frozen" if mode == "no-reboot" else "rebooted"),
           "image consistency tag %s" % cons)
 
-    check_copies(copies["root"], copies["data"], mode, golden_id)
+
+def check_kill(vm, after):
+    """The kill scenario of the golden VM (tests/vm/guest/usr/local/sbin/e2e-kill)."""
+    stage("no-reboot: kill scenario: ec2-imaged.service killed between pre-freeze and "
+          "post-thaw, the restore timer, then a resume")
+    killed = report(vm.wait_console(r"E2E-KILL killed (.*)\r?\n", 900, after))
+    done = vm.wait_console(r"E2E-KILL-DONE (.*)\r?\n", 900, after)
+    res = report(done)
+    for m in re.finditer(r"E2E-KILL(-DIFF)? (.*)\r?\n", vm.console()[after:done.end()]):
+        print("    guest: %s" % m.group(0).strip(), flush=True)
+    check(killed.get("stash-blocked") == "tmpfs" and killed.get("keys-blocked") == "0",
+          "pre-freeze stashed the identity on a tmpfs the host sees (%s) and removed the host "
+          "keys (%s left)" % (killed.get("stash-blocked"), killed.get("keys-blocked")))
+    check(killed.get("service") in ("failed", "inactive")
+          and killed.get("stash-killed") == "tmpfs",
+          "after SIGKILL of the service (%s) the stash is still there (%s)"
+          % (killed.get("service"), killed.get("stash-killed")))
+    check(res.get("timer-same") == "yes" and int(res.get("restore-lines", "0")) > 0,
+          "the restore timer put the identity back byte for byte (host keys, machine-id, "
+          "cloud-init state; %s items restored by ec2-imaged-restore-identity)"
+          % res.get("restore-lines"))
+    check(res.get("resumed-result") == "failed" and res.get("resumed-same") == "yes"
+          and res.get("stash") == "none" and res.get("daemon") == "active",
+          "restarted, the service resumed the run, which failed in pre-freeze as asked and "
+          "undid it: identity unchanged (%s), stash %s, daemon %s, run %s"
+          % (res.get("resumed-same"), res.get("stash"), res.get("daemon"),
+             res.get("resumed-result")))
+
+
+def check_calls(calls, who, akid):
+    """The golden's calls reached the front under its own key, CreateImage among them: the
+    record the clone's checks rely on works."""
+    mine = [c for c in calls if c["vm"] == who]
+    check(mine and all(c["akid"] == akid for c in mine),
+          "every API call while the %s VM ran was signed with its IMDS credentials (%s): %d "
+          "calls" % (who, akid, len(mine)))
+    creates = [c for c in mine if c["action"] == "CreateImage" and not c["dry_run"]]
+    check(len(creates) == 1, "the front recorded the %s VM's one CreateImage" % who)
+
+
+def boot_golden(mode, work, golden_id, copies, procs):
+    stage("%s: boot the golden VM (%s), first boot images it" % (mode, golden_id))
+    # The kill scenario runs on the no-reboot golden, after its run (90-e2e-report).
+    vm = Vm("golden", work, {"root": work / "root.img", "data": work / "data.img"},
+            "ec2e2e00-0000-4000-8000-00000000000%d" % (1 if mode == "no-reboot" else 2),
+            cmdline="e2e.kill=1" if mode == "no-reboot" else "")
+    procs.append(vm)
+    pre = vm.wait_console(r"E2E-PRE-IMAGE (.*)\r?\n", 1200)
+    before = report(pre)
+    stage("%s: golden VM booted, pre-image hooks ran: %s" % (mode, before))
+    if mode == "reboot":
+        vm.wait_console(r"reboot: Power down|Power down", 600, pre.end())
+        stage("%s: golden VM shut down by the front (ACPI)" % mode)
+    post = vm.wait_console(r"E2E-POST-IMAGE (ami-\S+)", 900, pre.end())
+    stage("%s: run finished, %s available" % (mode, post.group(1)))
+    status = status_of(vm, post.end())
+    rep = report(vm.wait_console(REPORT, 300, post.end()))
+    stage("%s: golden after the run: %s" % (mode, rep))
+    return vm, before, post, rep, status
+
+
+def run_mode(mode, gold, moto, procs):
+    import moto_auth
+    work = OUT / mode
+    work.mkdir(parents=True, exist_ok=True)
+    stage("%s: golden disks" % mode)
+    for n in ("root.img", "data.img", "vmlinuz", "initrd.img"):
+        run(["cp", "--sparse=always", gold / n, work / n])
+    golden_id = moto_auth.create_moto_instance(moto, region=REGION)
+    clone_id = moto_auth.create_moto_instance(moto, region=REGION)
+    keys = {t: access_key_id(t, mode) for t in ("golden", "clone")}
+    imds = start_imds(work, moto, golden_id, USER_DATA[mode], "golden", keys["golden"])
+    procs.append(imds)
+    copies = {"root": str(work / "copy-root.img"), "data": str(work / "copy-data.img")}
+    front_call("/_front/vm", {"name": "golden-" + mode, "qmp": str(work / "golden.front.qmp"),
+                              "copies": copies})
+
+    vm, before, post, rep, status = boot_golden(mode, work, golden_id, copies, procs)
+    image_id = post.group(1)
+    events = wait_copies(work, copies)
+    creates = [e for e in events if e["what"] == "create-image"]
+    check(len(creates) == 1 and creates[0]["no_reboot"] == (mode == "no-reboot"),
+          "one CreateImage with NoReboot=%s" % (mode == "no-reboot"))
+    check_golden(mode, before, rep, status, image_id, golden_id)
+    check_image(moto, mode, image_id, golden_id)
+    check_copies(copies["root"], copies["data"], mode, golden_id, before.get("run"))
+    if mode == "no-reboot":
+        check_kill(vm, post.end())
+    check_calls(front_status()["calls"], "golden-" + mode, keys["golden"])
 
     stage("%s: shut the golden VM down" % mode)
     vm.shutdown()
     procs.remove(vm)
     imds.stop()
     procs.remove(imds)
+    boot_clone(mode, work, moto, clone_id, keys["clone"], copies, rep, procs)
+    check_inherited(work, keys["clone"], before.get("run"))
 
+
+def check_inherited(work, akid, golden_run):
+    """A run belongs to the instance that started it (issue 11, finding 1). The clone's disk
+    holds the golden's unfinished run (check_copies): the clone files it in its history as
+    `inherited` and resumes nothing of it: no EC2/KMS/SSM call that changes anything (anything
+    but Describe*, Get*, List*, DryRun included), no hook."""
+    calls = json.loads((work / "clone-calls.json").read_text())
+    status = json.loads((work / "clone-status.json").read_text())
+    console = (work / "clone.serial.log").read_text(errors="replace")
+    mutating = ["%s %s%s" % (c["service"], c["action"] or "?", " (DryRun)" if c["dry_run"] else "")
+                for c in calls if not re.match(r"(Describe|Get|List)", c["action"] or "")]
+    check(not mutating, "the clone made no mutating AWS call (%d calls; mutating: %s)"
+          % (len(calls), ", ".join(mutating) or "none"))
+    check(all(c["akid"] == akid for c in calls),
+          "every call while the clone ran was signed with the clone's IMDS credentials")
+    hooks = re.findall(r"E2E-(?:PRE|POST)-IMAGE[^\r\n]*", console)
+    check(not hooks, "no hook ran on the clone: %s" % (hooks or "none"))
+    inherited = [h for h in status.get("history") or [] if h.get("run_id") == golden_run]
+    check(status.get("current") is None and len(inherited) == 1
+          and inherited[0].get("result") == "inherited",
+          "the clone's status files the golden's run %s as inherited: current %s, %s"
+          % (golden_run, status.get("current"), inherited))
+
+
+def boot_clone(mode, work, moto, clone_id, akid, copies, rep, procs):
     stage("%s: boot a VM launched from the image (%s)" % (mode, clone_id))
-    imds = start_imds(work, moto, clone_id, None, "clone")
+    imds = start_imds(work, moto, clone_id, None, "clone", akid)
     procs.append(imds)
-    front_call("/_front/vm", {"qmp": str(work / "clone.front.qmp"), "copies": {}})
+    front_call("/_front/vm", {"name": "clone-" + mode, "qmp": str(work / "clone.front.qmp"),
+                              "copies": {}})
     clone = Vm("clone", work, {"root": copies["root"], "data": copies["data"]},
                "ec2e2e00-0000-4000-8000-00000000010%d" % (1 if mode == "no-reboot" else 2))
     procs.append(clone)
+    cstatus = status_of(clone, 0, 900)  # printed just before the report, at the end of the boot
     crep = report(clone.wait_console(REPORT, 900))
     stage("%s: clone booted: %s" % (mode, crep))
     check(crep.get("system") == "running", "clone systemd state: %s (failed units: %s)"
@@ -479,6 +413,9 @@ def run_mode(mode, gold, moto, procs):
     check(bool(crep.get("hostkey")) and crep["hostkey"] != rep.get("hostkey"),
           "clone host key differs from the golden's")
     check(crep.get("data") == "xfs", "clone /data (from the copied volume) mounted")
+    calls = [c for c in front_status()["calls"] if c["vm"] == "clone-" + mode]
+    (work / "clone-calls.json").write_text(json.dumps(calls, indent=1))
+    (work / "clone-status.json").write_text(json.dumps(cstatus, indent=1))
     clone.shutdown()
     procs.remove(clone)
     r = run(["xfs_repair", "-n", "-f", copies["data"]], capture_output=True, text=True,
@@ -508,7 +445,8 @@ def inner(args):
         gold = OUT / "golden"
         gold.mkdir(parents=True, exist_ok=True)
         stage("golden disks with %s" % args.deb)
-        build_golden(Path(args.deb), gold)
+        image.build_golden(Path(args.deb), gold, OUT / "dpkg-install.log",
+                           image.guest_files(IMDS_IP, GUEST_IP, FRONT_PORT))
         stage("peers: moto, the EC2 front, IMDS on %s" % IMDS_IP)
         py = find_moto_python()
         if py is None:

@@ -14,13 +14,19 @@ the guest what EC2 does to an instance.
                   (system_reset, cont).
   DryRun=true     forwarded only.
 
-The VM it acts on is set by POST /_front/vm {"qmp": SOCKET, "copies": {DRIVE_ID: PATH}};
-GET /_front/status answers what it did, with the time of each step. It runs in the test's
-network namespace only, listening on the link-local address the guest reaches.
+The VM it acts on is set by POST /_front/vm {"name": NAME, "qmp": SOCKET, "copies": {DRIVE_ID:
+PATH}}; GET /_front/status answers what it did, with the time of each step ("events"), and every
+API call it forwarded ("calls"): the service and action (EC2's Action=, the operation of
+X-Amz-Target for the JSON APIs: KMS, SSM, STS), DryRun, the answer's status, and who called: the
+access key id of the SigV4 credential scope (each VM's IMDS hands out its own), the source address
+and the VM set at the time (one runs at a time). Nothing secret is kept: no signature, session
+token or body. It runs in the test's network namespace only, listening on the link-local
+address the guest reaches.
 """
 
 import argparse
 import json
+import re
 import sys
 import threading
 import time
@@ -33,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from qmp import Qmp  # noqa: E402
 
+CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade",
        "content-length", "host"}
 
@@ -43,6 +50,7 @@ class Front:
         self.lock = threading.Lock()
         self.vm = None
         self.events = []
+        self.calls = []
         self.t0 = time.monotonic()
 
     def note(self, what, **kw):
@@ -50,6 +58,19 @@ class Front:
         with self.lock:
             self.events.append(ev)
         print(json.dumps(ev), flush=True)
+
+    def record_call(self, handler, form, status):
+        """One forwarded API call, with who made it (see the module comment)."""
+        m = CREDENTIAL.search(handler.headers.get("Authorization", ""))
+        target = handler.headers.get("X-Amz-Target", "")
+        call = {"t": round(time.monotonic() - self.t0, 3), "src": handler.client_address[0],
+                "vm": (self.vm or {}).get("name"), "akid": m.group(1) if m else None,
+                "service": m.group(3) if m else None,
+                "action": target.rsplit(".", 1)[-1] if target else form.get("Action", [""])[0],
+                "dry_run": form.get("DryRun", ["false"])[0].lower() == "true", "status": status}
+        with self.lock:
+            self.calls.append(call)
+        print(json.dumps(dict(call, what="call")), flush=True)
 
     def backup(self, qmp, tag):
         """Start drive-backup of every disk in one transaction; the copies are of this instant."""
@@ -128,9 +149,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_front/status":
             front = self.server.front
             with front.lock:
-                body = json.dumps({"events": front.events}).encode()
+                body = json.dumps({"events": front.events, "calls": front.calls}).encode()
             return self.reply(200, body, [("Content-Type", "application/json")])
-        self.forward(b"")
+        query = urllib.parse.urlsplit(self.path).query
+        front.record_call(self, urllib.parse.parse_qs(query), self.forward(b""))
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -147,14 +169,16 @@ class Handler(BaseHTTPRequestHandler):
         if action == "CreateImage" and not dry:
             front.note("create-image", no_reboot=no_reboot, name=form.get("Name", [""])[0])
             if front.vm is None:
+                front.record_call(self, form, 500)
                 return self.reply(500, b"front: no VM set")
             if no_reboot:
                 front.no_reboot_copies()
             status = self.forward(body)
+            front.record_call(self, form, status)
             if not no_reboot and status == 200:
                 front.reboot_copies()
             return
-        self.forward(body)
+        front.record_call(self, form, self.forward(body))
 
     def forward(self, body):
         front = self.server.front
