@@ -167,8 +167,7 @@ static void test_versions(void **state)
         /* One page more: an error naming the template, after the 100 pages the limit allows. */
         c = client(&p, 101, &creds);
         v = NULL;
-        assert_int_equal(ec2_describe_launch_template_versions(c, "web", NULL, &v, &n, &e),
-                         -E2BIG);
+        assert_int_equal(ec2_describe_launch_template_versions(c, "web", NULL, &v, &n, &e), -E2BIG);
         assert_null(v);
         assert_int_equal(p.requests, 100);
         assert_non_null(e.message);
