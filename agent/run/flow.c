@@ -3,17 +3,16 @@
 #include "run/flow.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "aws/creds_provider.h"
 #include "core/context.h"
 #include "distribute/distribute.h"
 #include "distribute/distribute_check.h"
 #include "run/flow_image.h"
+#include "run/flow_internal.h"
 #include "host/freeze.h"
 #include "host/hooks.h"
 #include "run/imagename.h"
@@ -22,17 +21,7 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-struct flow {
-        struct context *ctx;
-        const struct config *cfg;
-        const struct flow_opts *opts;
-        struct state state;
-        struct run_state *run; /* == state.current while a run is under way */
-        struct flow_result *result;
-        int lock_fd;
-};
-
-static int save(struct flow *f)
+int flow_save(struct flow *f)
 {
         int r;
 
@@ -62,7 +51,7 @@ static void notify_phase(struct flow *f)
 }
 
 /* Enter a phase: record it and persist it before any of its work is done. */
-static int enter(struct flow *f, enum run_phase p)
+int flow_enter(struct flow *f, enum run_phase p)
 {
         int r;
 
@@ -72,13 +61,13 @@ static int enter(struct flow *f, enum run_phase p)
         log_context_set("PHASE", run_phase_to_string(p));
         log_image_id(f);
         log_debug("Phase %s", run_phase_to_string(p));
-        r = save(f);
+        r = flow_save(f);
         if (r >= 0)
                 notify_phase(f);
         return r;
 }
 
-static void leave(struct flow *f, enum run_phase p)
+void flow_leave(struct flow *f, enum run_phase p)
 {
         f->run->times[p].end = now_usec(CLOCK_REALTIME);
 }
@@ -90,13 +79,12 @@ static int failv(struct flow *f, int r, const char *msg)
         log_image_id(f);
         log_struct(LOG_ERR, "MESSAGE_ID=6f1c3b2a9d0e4c5f8a7b1e2d3c4b5a69\n", "Run %s failed: %s",
                    f->run->run_id, strna(f->run->error));
-        (void)save(f);
+        (void)flow_save(f);
         notify_phase(f);
         return r < 0 ? r : -EIO;
 }
 
-static int fail(struct flow *f, int r, const char *fmt, ...) _printf_(3, 4);
-static int fail(struct flow *f, int r, const char *fmt, ...)
+int flow_fail(struct flow *f, int r, const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
@@ -144,17 +132,17 @@ static int run_hooks(struct flow *f, enum run_phase p, const char *phase)
         struct hooks_phase_result res = {};
         int r;
 
-        r = enter(f, p);
+        r = flow_enter(f, p);
         if (r < 0)
-                return fail(f, r, "cannot persist the run state");
+                return flow_fail(f, r, "cannot persist the run state");
         r = hooks_phase(f, phase, &res);
-        leave(f, p);
+        flow_leave(f, p);
         if (r < 0 && phase_continues_on_error(f->cfg, phase)) {
                 log_warning("%s hooks failed, going on as configured: %s", phase,
                             strna(res.message));
                 r = 0;
         } else if (r < 0) {
-                r = fail(f, r, "%s", res.message ? res.message : "hooks failed");
+                r = flow_fail(f, r, "%s", res.message ? res.message : "hooks failed");
         }
         hooks_phase_result_done(&res);
         return r;
@@ -198,7 +186,7 @@ static int name_image(struct flow *f)
                 snprintf(host, sizeof(host), "%s", id->instance_id);
         r = image_name_render(f->cfg->image_name, &fields, &f->run->image_name, &err);
         if (r < 0)
-                return fail(f, r, "[image] name: %s", strna(err));
+                return flow_fail(f, r, "[image] name: %s", strna(err));
         return 0;
 }
 
@@ -235,18 +223,18 @@ static int preflight(struct flow *f)
         struct ec2_instance in = {};
         int r;
 
-        r = enter(f, PHASE_PREFLIGHT);
+        r = flow_enter(f, PHASE_PREFLIGHT);
         if (r < 0)
-                return fail(f, r, "cannot persist the run state");
+                return flow_fail(f, r, "cannot persist the run state");
         r = ec2_describe_instance(f->ctx->ec2, f->run->instance_id, &in, &e);
         ec2_instance_done(&in);
         if (r < 0)
-                return fail(f, r, "DescribeInstances %s: %s: %s", f->run->instance_id,
-                            e.code ? e.code : strerror(-r), strempty(e.message));
+                return flow_fail(f, r, "DescribeInstances %s: %s: %s", f->run->instance_id,
+                                 e.code ? e.code : strerror(-r), strempty(e.message));
         r = flow_image_dry_run(f->ctx, f->run, f->cfg, &e);
         if (r < 0) {
-                r = fail(f, r, "DryRun CreateImage: %s: %s", e.code ? e.code : strerror(-r),
-                         strempty(e.message));
+                r = flow_fail(f, r, "DryRun CreateImage: %s: %s", e.code ? e.code : strerror(-r),
+                              strempty(e.message));
                 aws_error_done(&e);
                 return r;
         }
@@ -256,272 +244,19 @@ static int preflight(struct flow *f)
                 _cleanup_free_ char *why = NULL;
                 r = distribute_check(f->ctx, f->run->instance_id, false, NULL, &why);
                 if (r < 0)
-                        return fail(f, r, "[distribute] pre-flight: %s", strna(why));
+                        return flow_fail(f, r, "[distribute] pre-flight: %s", strna(why));
         }
         if (f->run->mode == MODE_NO_REBOOT) {
                 char **mounts = NULL;
                 r = freeze_select((const char *const *)f->cfg->freeze_mounts, NULL, &mounts);
                 if (r < 0)
-                        return fail(f, r, "[freeze] mounts: cannot select what to freeze: %s",
-                                    strerror(-r));
+                        return flow_fail(f, r, "[freeze] mounts: cannot select what to freeze: %s",
+                                         strerror(-r));
                 strv_free(f->run->frozen_mounts);
                 f->run->frozen_mounts = mounts;
         }
-        leave(f, PHASE_PREFLIGHT);
+        flow_leave(f, PHASE_PREFLIGHT);
         return 0;
-}
-
-/* SIGTERM or SIGINT inside the frozen window: thaw first, then die of the signal. */
-static void on_frozen_signal(int sig)
-{
-        freeze_emergency_thaw();
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
-static void frozen_signals(bool on, struct sigaction old[2])
-{
-        struct sigaction sa = {.sa_handler = on_frozen_signal};
-
-        if (on) {
-                sigemptyset(&sa.sa_mask);
-                sigaction(SIGTERM, &sa, &old[0]);
-                sigaction(SIGINT, &sa, &old[1]);
-        } else {
-                sigaction(SIGTERM, &old[0], NULL);
-                sigaction(SIGINT, &old[1], NULL);
-        }
-}
-
-/* The image cannot be known to be fs-frozen (why): mark it crash-consistent, on it too. */
-static void mark_crash(struct flow *f, const char *why)
-{
-        if (streq_ptr(f->run->consistency, "crash"))
-                return;
-        log_warning("Image %s is marked crash-consistent: %s", f->run->image_id, why);
-        run_state_set(&f->run->consistency, "crash");
-        (void)flow_image_retag_consistency(f->ctx, f->run);
-}
-
-/*
- * CreateImage failed with r (what: which one, for the message). When EC2's answer says nothing
- * was made, the run fails. Otherwise the outcome is unknown: the request may have been acted on,
- * or may still be (a request held up in the network reaches EC2 after the client gave up). That
- * is saved first, then the name is looked up until [run] adopt_timeout_s; an image that appears
- * is adopted, and a run that ends without one keeps the outcome "unknown" in its history, which
- * every later run looks at (late_images.c). CreateImage is never sent again in this run.
- */
-static int after_unclear_create(struct flow *f, int r, struct aws_error *e, const char *what)
-{
-        _cleanup_free_ char *why = NULL;
-        int r2;
-
-        if (!flow_image_outcome_unknown(r, e))
-                return fail(f, r, "%s: %s: %s%s%s", what, e->code ? e->code : strerror(-r),
-                            strempty(e->message), e->request_id ? " (request " : "",
-                            e->request_id ? e->request_id : "");
-        log_warning("%s's outcome is unknown (%s); looking for image '%s' for up to %u s", what,
-                    e->code ? e->code : strerror(-r), f->run->image_name, f->cfg->adopt_timeout_s);
-        f->run->create_outcome = CREATE_UNKNOWN;
-        f->run->unknown_since = now_usec(CLOCK_REALTIME);
-        (void)save(f);
-        r2 = flow_image_adopt(f->ctx, f->run, f->cfg, &why);
-        if (r2 < 0)
-                return fail(f, r, "%s: %s: %s; %s", what, e->code ? e->code : strerror(-r),
-                            strempty(e->message), strna(why));
-        f->run->create_outcome = CREATE_ADOPTED;
-        return 0;
-}
-
-/*
- * Resumed with the run's CreateImage sent before the interruption: adopt its image if it exists.
- * With the outcome unknown, keep looking for the rest of the adopt window and never send a second
- * request. 1 when the run has its image now, 0 when CreateImage is still to be sent.
- */
-static int resume_create(struct flow *f)
-{
-        _cleanup_free_ char *why = NULL;
-        struct aws_error e = {};
-        int r;
-
-        r = flow_image_find(f->ctx, f->run, &e);
-        if (r < 0) {
-                r = fail(f, r, "DescribeImages: %s: %s", e.code ? e.code : strerror(-r),
-                         strempty(e.message));
-                aws_error_done(&e);
-                return r;
-        }
-        if (!f->run->image_id && f->run->create_outcome == CREATE_UNKNOWN) {
-                r = flow_image_adopt(f->ctx, f->run, f->cfg, &why);
-                if (r < 0)
-                        return fail(f, r,
-                                    "CreateImage's outcome is unknown since the "
-                                    "interruption: %s",
-                                    strna(why));
-        }
-        if (!f->run->image_id)
-                return 0;
-        if (f->run->create_outcome != CREATE_ANSWERED)
-                f->run->create_outcome = CREATE_ADOPTED;
-        return 1;
-}
-
-/* Freeze what the run chose; r < 0 only when the run must stop. Sets *frozen. */
-static int freeze(struct flow *f, struct freeze_set **set, struct sigaction old[2], bool *frozen)
-{
-        int r;
-
-        *frozen = false;
-        if (strv_length(f->run->frozen_mounts) == 0) {
-                log_warning("No filesystem to freeze; the image is crash-consistent");
-                run_state_set(&f->run->consistency, "crash");
-                return 0;
-        }
-        r = freeze_set_new(f->run->frozen_mounts, f->cfg->freeze_timeout_ms, set);
-        if (r >= 0) {
-                frozen_signals(true, old);
-                r = freeze_set_freeze(*set);
-                if (r < 0)
-                        frozen_signals(false, old);
-        }
-        if (r < 0 && streq(f->cfg->freeze_on_failure, "continue")) {
-                log_warning("Freeze failed (%s); taking a crash-consistent image as [freeze] "
-                            "on_failure = continue allows",
-                            strerror(-r));
-                run_state_set(&f->run->consistency, "crash");
-                return 0;
-        }
-        if (r < 0)
-                return fail(f, r, "could not freeze the filesystems, nothing was imaged: %s",
-                            strerror(-r));
-        *frozen = true;
-        run_state_set(&f->run->consistency, "fs-frozen");
-        return 0;
-}
-
-/*
- * No-reboot: freeze, one CreateImage round trip, thaw. Everything the call needs is made ready
- * first: fresh credentials, a warm connection (the name lookup), the state on disk. While frozen
- * nothing is written: log lines are held and the state is saved again only after the thaw.
- */
-static int create_frozen(struct flow *f)
-{
-        _cleanup_freeze_set_ struct freeze_set *set = NULL;
-        const struct aws_credentials *creds;
-        struct sigaction old[2];
-        struct aws_error e = {};
-        bool frozen;
-        int r, rt = 0;
-        usec_t t0, t1;
-
-        /*
-         * Resumed from the save after the thaw (the crash came before the post-thaw hooks): the
-         * image and its consistency were settled then, with what the thaw reported.
-         */
-        if (f->run->image_id)
-                return 0;
-        r = creds_provider_get(f->ctx->creds, &creds);
-        if (r < 0)
-                return fail(f, r, "no AWS credentials before the freeze: %s", strerror(-r));
-        r = resume_create(f);
-        if (r < 0)
-                return r;
-        if (r > 0) {
-                /*
-                 * Resumed after a crash inside the frozen window: CreateImage reached EC2, but the
-                 * thaw (by our signal handler, the guard or the boot) may have come before its
-                 * answer, so the freeze may not have covered the snapshot point.
-                 */
-                mark_crash(f, "this run was interrupted in the frozen window before CreateImage "
-                              "answered");
-                return 0;
-        }
-
-        r = enter(f, PHASE_FREEZING);
-        if (r < 0)
-                return fail(f, r, "cannot persist the run state before the freeze");
-        r = freeze(f, &set, old, &frozen);
-        if (r < 0)
-                return r;
-
-        /* The frozen window: one API round trip and nothing else. */
-        f->run->phase = PHASE_CREATING;
-        t0 = now_usec(CLOCK_MONOTONIC);
-        r = flow_image_create(f->ctx, f->run, f->cfg, true, &e);
-        t1 = now_usec(CLOCK_MONOTONIC);
-        if (frozen) {
-                rt = freeze_set_thaw(set);
-                frozen_signals(false, old);
-                f->run->freeze_window_ms = (long)freeze_set_window_ms(set);
-        }
-        f->run->create_call_ms = (long)((t1 - t0) / USEC_PER_MSEC);
-        leave(f, PHASE_FREEZING);
-        if (rt < 0 && rt != -ETIMEDOUT)
-                log_error_errno(rt, "Thaw reported an error: %m");
-
-        if (r >= 0)
-                f->run->create_outcome = CREATE_ANSWERED;
-        else if ((r = after_unclear_create(f, r, &e, "CreateImage")) < 0) {
-                aws_error_done(&e);
-                return r;
-        }
-        aws_error_done(&e);
-        /*
-         * The snapshot point is when EC2 acts on the request; only an answer read while the
-         * freeze held proves it came before the thaw. After the guard's thaw (the freeze outlived
-         * [freeze] timeout_ms) or an unclear answer, the image may postdate the thaw.
-         */
-        if (frozen && rt == -ETIMEDOUT)
-                mark_crash(f, "the freeze outlived [freeze] timeout_ms and the guard thawed before "
-                              "CreateImage answered");
-        else if (frozen && f->run->create_outcome == CREATE_ADOPTED)
-                mark_crash(f, "CreateImage's answer was unclear, so it may have reached EC2 after "
-                              "the thaw");
-        {
-                _cleanup_free_ char *fields = strprintf("IMAGE_ID=%s\n", strna(f->run->image_id));
-                log_struct(LOG_INFO, fields,
-                           "CreateImage answered %s in %ld ms; filesystems frozen for %ld ms",
-                           strna(f->run->image_id), f->run->create_call_ms,
-                           f->run->freeze_window_ms);
-        }
-        /* The window is over: saved as such, a resume goes on with the post-thaw hooks. */
-        f->run->phase = PHASE_POST_THAW;
-        return save(f);
-}
-
-/*
- * Reboot mode: the run is saved in PHASE_REBOOTING before the call, because EC2 shuts the
- * instance down right after it; the run resumes after the boot with the name lookup.
- */
-static int create_rebooting(struct flow *f)
-{
-        struct aws_error e = {};
-        int r;
-
-        r = resume_create(f);
-        if (r < 0)
-                return r;
-        if (r > 0) {
-                leave(f, PHASE_REBOOTING);
-                return 0;
-        }
-        run_state_set(&f->run->consistency, "rebooted");
-        r = enter(f, PHASE_REBOOTING);
-        if (r < 0)
-                return fail(f, r, "cannot persist the run state before the reboot");
-        r = flow_image_create(f->ctx, f->run, f->cfg, false, &e);
-        if (r >= 0)
-                f->run->create_outcome = CREATE_ANSWERED;
-        else if ((r = after_unclear_create(f, r, &e, "CreateImage (reboot)")) < 0) {
-                aws_error_done(&e);
-                return r;
-        }
-        aws_error_done(&e);
-        log_notice("CreateImage answered %s; EC2 now reboots the instance and the run resumes "
-                   "after the boot",
-                   strna(f->run->image_id));
-        f->result->reboot_pending = true;
-        return save(f);
 }
 
 static int wait_and_finish(struct flow *f)
@@ -530,26 +265,26 @@ static int wait_and_finish(struct flow *f)
 
         if (f->run->phase == PHASE_WAITING) {
                 _cleanup_free_ char *why = NULL;
-                r = enter(f, PHASE_WAITING);
+                r = flow_enter(f, PHASE_WAITING);
                 if (r < 0)
-                        return fail(f, r, "cannot persist the run state");
+                        return flow_fail(f, r, "cannot persist the run state");
                 r = flow_image_wait(f->ctx, f->run, f->cfg, &why);
-                leave(f, PHASE_WAITING);
+                flow_leave(f, PHASE_WAITING);
                 if (r < 0)
-                        return fail(f, r, "image %s did not become available: %s", f->run->image_id,
-                                    strna(why));
+                        return flow_fail(f, r, "image %s did not become available: %s",
+                                         f->run->image_id, strna(why));
                 f->run->phase =
                         distribute_configured(f->cfg) ? PHASE_DISTRIBUTING : PHASE_POST_IMAGE;
         }
         if (f->run->phase == PHASE_DISTRIBUTING) {
                 _cleanup_free_ char *why = NULL;
-                r = enter(f, PHASE_DISTRIBUTING);
+                r = flow_enter(f, PHASE_DISTRIBUTING);
                 if (r >= 0)
                         r = distribute_run(f->ctx, &f->state, f->run, &why);
-                leave(f, PHASE_DISTRIBUTING);
+                flow_leave(f, PHASE_DISTRIBUTING);
                 if (r < 0)
-                        return fail(f, r, "distribution of %s failed: %s", f->run->image_id,
-                                    strna(why));
+                        return flow_fail(f, r, "distribution of %s failed: %s", f->run->image_id,
+                                         strna(why));
                 f->run->phase = PHASE_POST_IMAGE;
         }
         if (f->run->phase == PHASE_POST_IMAGE) {
@@ -562,7 +297,7 @@ static int wait_and_finish(struct flow *f)
         log_struct(LOG_NOTICE, "MESSAGE_ID=9a4d2e6f1b3c4d5e8f7a6b5c4d3e2f1a\n",
                    "Run %s done: image %s '%s' is %s (%s)", f->run->run_id, f->run->image_id,
                    f->run->image_name, strna(f->run->image_state), strna(f->run->consistency));
-        r = save(f);
+        r = flow_save(f);
         notify_phase(f);
         return r;
 }
@@ -614,7 +349,7 @@ static int drive(struct flow *f)
                 run->phase = PHASE_FREEZING;
         }
         if (run->phase == PHASE_FREEZING || run->phase == PHASE_CREATING) {
-                r = create_frozen(f);
+                r = flow_create_frozen(f);
                 if (r < 0) {
                         undo_pre_freeze(f);
                         return r;
@@ -622,7 +357,7 @@ static int drive(struct flow *f)
                 run->phase = PHASE_POST_THAW;
         }
         if (run->phase == PHASE_REBOOTING) {
-                r = create_rebooting(f);
+                r = flow_create_rebooting(f);
                 if (r < 0 || f->result->reboot_pending)
                         return r;
                 run->phase = PHASE_WAITING;
@@ -671,7 +406,7 @@ static int dry_run(struct flow *f)
                         continue;
                 r = hooks_dry_run_phase(&o, phases[i], &text);
                 if (r < 0)
-                        return fail(f, r, "%s hooks: %s", phases[i], strerror(-r));
+                        return flow_fail(f, r, "%s hooks: %s", phases[i], strerror(-r));
                 refused += r;
                 for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
                         nl = strchr(line, '\n');
@@ -693,10 +428,10 @@ static int dry_run(struct flow *f)
                 r = distribute_check(f->ctx, f->run->instance_id, true, &f->result->dry_run_report,
                                      &why);
                 if (r < 0)
-                        return fail(f, r, "[distribute] pre-flight: %s", strna(why));
+                        return flow_fail(f, r, "[distribute] pre-flight: %s", strna(why));
         }
         if (refused > 0)
-                return fail(f, -EPERM, "%d hook(s) would be refused", refused);
+                return flow_fail(f, -EPERM, "%d hook(s) would be refused", refused);
         f->run->phase = PHASE_DONE;
         return 0;
 }
