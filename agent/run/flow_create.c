@@ -64,8 +64,8 @@ static int after_unclear_create(struct flow *f, int r, struct aws_error *e, cons
 
         if (!flow_image_outcome_unknown(r, e))
                 return flow_fail(f, r, "%s: %s: %s%s%s", what, e->code ? e->code : strerror(-r),
-                            strempty(e->message), e->request_id ? " (request " : "",
-                            e->request_id ? e->request_id : "");
+                                 strempty(e->message), e->request_id ? " (request " : "",
+                                 e->request_id ? e->request_id : "");
         log_warning("%s's outcome is unknown (%s); looking for image '%s' for up to %u s", what,
                     e->code ? e->code : strerror(-r), f->run->image_name, f->cfg->adopt_timeout_s);
         f->run->create_outcome = CREATE_UNKNOWN;
@@ -74,7 +74,7 @@ static int after_unclear_create(struct flow *f, int r, struct aws_error *e, cons
         r2 = flow_image_adopt(f->ctx, f->run, f->cfg, &why);
         if (r2 < 0)
                 return flow_fail(f, r, "%s: %s: %s; %s", what, e->code ? e->code : strerror(-r),
-                            strempty(e->message), strna(why));
+                                 strempty(e->message), strna(why));
         f->run->create_outcome = CREATE_ADOPTED;
         return 0;
 }
@@ -93,7 +93,7 @@ static int resume_create(struct flow *f)
         r = flow_image_find(f->ctx, f->run, &e);
         if (r < 0) {
                 r = flow_fail(f, r, "DescribeImages: %s: %s", e.code ? e.code : strerror(-r),
-                         strempty(e.message));
+                              strempty(e.message));
                 aws_error_done(&e);
                 return r;
         }
@@ -101,9 +101,9 @@ static int resume_create(struct flow *f)
                 r = flow_image_adopt(f->ctx, f->run, f->cfg, &why);
                 if (r < 0)
                         return flow_fail(f, r,
-                                    "CreateImage's outcome is unknown since the "
-                                    "interruption: %s",
-                                    strna(why));
+                                         "CreateImage's outcome is unknown since the "
+                                         "interruption: %s",
+                                         strna(why));
         }
         if (!f->run->image_id)
                 return 0;
@@ -139,7 +139,7 @@ static int freeze(struct flow *f, struct freeze_set **set, struct sigaction old[
         }
         if (r < 0)
                 return flow_fail(f, r, "could not freeze the filesystems, nothing was imaged: %s",
-                            strerror(-r));
+                                 strerror(-r));
         *frozen = true;
         run_state_set(&f->run->consistency, "fs-frozen");
         return 0;
