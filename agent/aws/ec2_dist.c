@@ -268,8 +268,8 @@ int ec2_parse_create_lt_version(const char *body, size_t len, int64_t *ret_versi
 
 int ec2_create_launch_template_version(struct ec2_client *c, const char *template,
                                        const char *source_version, const char *image_id,
-                                       const char *description, bool dry_run, int64_t *ret_version,
-                                       struct aws_error *err)
+                                       const char *description, const char *client_token,
+                                       bool dry_run, int64_t *ret_version, struct aws_error *err)
 {
         _cleanup_params_ struct ec2_params *p = NULL;
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
@@ -288,6 +288,9 @@ int ec2_create_launch_template_version(struct ec2_client *c, const char *templat
                 r = ec2_params_add(p, "VersionDescription", description);
         if (r >= 0)
                 r = ec2_params_add(p, "LaunchTemplateData.ImageId", image_id);
+        /* The retries of a call that may have worked must not make a second version. */
+        if (r >= 0 && client_token)
+                r = ec2_params_add(p, "ClientToken", client_token);
         if (r >= 0)
                 r = ec2_params_add_dry_run(p, dry_run);
         if (r >= 0)
@@ -327,6 +330,19 @@ int ec2_set_launch_template_default(struct ec2_client *c, const char *template, 
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifyLaunchTemplate", p, dry_run, NULL, err);
+}
+
+/*
+ * NextToken still set after MAX_PAGES pages: a listing cut short would look complete (retention
+ * would miss the images that launch templates use), so it is an error naming what was listed.
+ */
+static int too_many_pages(const char *what, struct aws_error *err)
+{
+        aws_error_done(err);
+        err->message = strprintf("%s: more than %u pages of results (NextToken still set); not "
+                                 "listing further",
+                                 what, MAX_PAGES);
+        return -E2BIG;
 }
 
 /* Append the versions of one DescribeLaunchTemplateVersions page; *next is its NextToken. */
@@ -400,6 +416,11 @@ int ec2_describe_launch_template_versions(struct ec2_client *c, const char *temp
                         r = ec2_call(c, "DescribeLaunchTemplateVersions", p, &doc, err);
                 if (r >= 0)
                         r = lt_versions_from_doc(doc, &v, &n, &next);
+        }
+        if (r >= 0 && next && *next) {
+                _cleanup_free_ char *what =
+                        strprintf("versions of launch template %s", strna(template));
+                r = too_many_pages(what ? what : "launch template versions", err);
         }
         if (r < 0) {
                 ec2_lt_versions_free(v, n);
@@ -475,6 +496,8 @@ int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct a
                 if (r >= 0)
                         r = lt_ids_from_doc(doc, &ids, &n, &next);
         }
+        if (r >= 0 && next && *next)
+                r = too_many_pages("launch templates", err);
         if (r < 0) {
                 strv_free(ids);
                 return r;

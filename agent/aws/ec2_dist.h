@@ -76,8 +76,8 @@ void ec2_lt_versions_free(struct ec2_lt_version *v, size_t n);
  */
 int ec2_create_launch_template_version(struct ec2_client *c, const char *template,
                                        const char *source_version, const char *image_id,
-                                       const char *description, bool dry_run, int64_t *ret_version,
-                                       struct aws_error *err);
+                                       const char *description, const char *client_token,
+                                       bool dry_run, int64_t *ret_version, struct aws_error *err);
 /* ModifyLaunchTemplate: make version the default. */
 int ec2_set_launch_template_default(struct ec2_client *c, const char *template, int64_t version,
                                     bool dry_run, struct aws_error *err);

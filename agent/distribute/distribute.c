@@ -471,7 +471,7 @@ static int lt_resolve(struct dist *d, const char *region, const char *which, cha
 static int publish_lt(struct dist *d, struct run_dist *rd)
 {
         struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
-        _cleanup_free_ char *latest = NULL, *src = NULL, *desc = NULL;
+        _cleanup_free_ char *latest = NULL, *src = NULL, *desc = NULL, *token = NULL;
         struct aws_error e = {};
         int64_t v = 0;
         int r;
@@ -488,10 +488,14 @@ static int publish_lt(struct dist *d, struct run_dist *rd)
                 } else {
                         r = lt_resolve(d, rd->region, d->cfg->dist_lt_source_version, &src);
                         desc = strprintf("ec2-imaged run %s", d->run->run_id);
+                        /* One version per run and region, however often the call is sent. */
+                        token = strprintf("%s-%s", d->run->run_id, rd->region);
+                        if (r >= 0 && (!desc || !token))
+                                r = -ENOMEM;
                         if (r >= 0)
                                 r = ec2_create_launch_template_version(
                                         c, d->cfg->dist_launch_template, src, rd->image_id, desc,
-                                        false, &v, &e);
+                                        token, false, &v, &e);
                         if (r < 0)
                                 return e.code ? aws_fail(d, r, &e, "CreateLaunchTemplateVersion",
                                                          rd->region)

@@ -211,7 +211,7 @@ static int check_calls(struct check *k, const char *region, bool own)
                 int64_t v;
                 r = dry(k,
                         ec2_create_launch_template_version(c, k->cfg->dist_launch_template, NULL,
-                                                           probe, NULL, true, &v, &e),
+                                                           probe, NULL, NULL, true, &v, &e),
                         &e, "CreateLaunchTemplateVersion", region);
                 if (r >= 0)
                         r = dry(k,

@@ -414,6 +414,12 @@ static int create_frozen(struct flow *f)
         int r, rt = 0;
         usec_t t0, t1;
 
+        /*
+         * Resumed from the save after the thaw (the crash came before the post-thaw hooks): the
+         * image and its consistency were settled then, with what the thaw reported.
+         */
+        if (f->run->image_id)
+                return 0;
         r = creds_provider_get(f->ctx->creds, &creds);
         if (r < 0)
                 return fail(f, r, "no AWS credentials before the freeze: %s", strerror(-r));
@@ -478,6 +484,8 @@ static int create_frozen(struct flow *f)
                            strna(f->run->image_id), f->run->create_call_ms,
                            f->run->freeze_window_ms);
         }
+        /* The window is over: saved as such, a resume goes on with the post-thaw hooks. */
+        f->run->phase = PHASE_POST_THAW;
         return save(f);
 }
 

@@ -347,6 +347,26 @@ def test_throttled_copy_is_retried_with_the_same_token(rig):
     assert len(rig.images(DST[0])) == 1
 
 
+def test_launch_template_version_retried_with_its_client_token(rig):
+    """CreateLaunchTemplateVersion answered with a 500 (which may come after EC2 made the
+    version) is sent again by the client's retry: with the same ClientToken, made of the run id
+    and the region, so that EC2 makes one version.  (moto ignores the token: what was sent is
+    checked.)"""
+    rig.ec2().create_launch_template(LaunchTemplateName="web", LaunchTemplateData={
+        "ImageId": MOTO_AMI, "InstanceType": "t3.micro"})
+    rig.configure(launch_template="web")
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.returncode == 0, a.err
+    rig.proxy.faults({"kind": "error500", "action": "CreateLaunchTemplateVersion"})
+    j = done_run(rig.agent("resume", "--json"))
+    sent = rig.sent("CreateLaunchTemplateVersion")
+    assert [q["fault"] for q in sent] == ["error500", None]
+    assert [q["params"].get("ClientToken") for q in sent] == ["%s-%s" % (j["run_id"], SRC)] * 2
+    vers = rig.ec2().describe_launch_template_versions(LaunchTemplateName="web")
+    assert sorted(v["LaunchTemplateData"].get("ImageId") for v in
+                  vers["LaunchTemplateVersions"]) == sorted([MOTO_AMI, j["image_id"]])
+
+
 @pytest.mark.parametrize("fault", ["drop_response", "duplicate_name"])
 def test_lost_copy_answer_makes_one_copy(rig, fault):
     """CopyImage reached EC2 and made the copy, but its answer was lost with the connection

@@ -667,6 +667,46 @@ def test_signal_while_frozen_thaws_then_resume(rig, subreaper, sig):
     assert rig.state()["current"] is None
 
 
+def test_resume_from_the_save_after_the_thaw_keeps_fs_frozen(rig):
+    """The run died after the save that follows the thaw and before its post-thaw hooks: the
+    state holds the image id CreateImage answered inside the freeze, in the phase of the frozen
+    window.  The resume goes on with the post-thaw hooks and keeps the image fs-frozen: nothing
+    about the interruption touches a snapshot taken while frozen."""
+    ext4 = rig.add_fs("ext4")
+    marker = rig.tmp / "post-thaw.ran"
+    rig.hook("post-thaw", "10-mark", "echo $EC2_IMAGED_RUN_ID >> %s\n" % marker)
+    rig.configure()
+    run_id = str(uuid.uuid4())
+    name = "itest-" + run_id
+    image_id = rig.ec2.create_image(
+        InstanceId=rig.instance_id, Name=name, NoReboot=True,
+        TagSpecifications=[{"ResourceType": "image", "Tags": [
+            {"Key": "ec2-imaged:run-id", "Value": run_id},
+            {"Key": "ec2-imaged:consistency", "Value": "fs-frozen"},
+            {"Key": "ec2-imaged:source-instance", "Value": rig.instance_id}]}])["ImageId"]
+    now = int(time.time() * 1e6)
+    # As the save after the thaw wrote it before this fix: phase "creating", the image known.
+    (rig.state_dir / "state.json").write_text(json.dumps({"version": 1, "history": [],
+        "current": {
+            "run_id": run_id, "phase": "creating", "mode": "no-reboot", "dry_run": False,
+            "instance_id": rig.instance_id, "region": REGION, "image_name": name,
+            "image_id": image_id, "consistency": "fs-frozen", "create_outcome": "answered",
+            "freeze_window_ms": 40, "create_call_ms": 35, "boot_id": str(uuid.uuid4()),
+            "frozen_mounts": [str(ext4)], "started_us": now, "updated_us": now}}))
+    r = rig.agent("resume", "--json")
+    assert r.rc == 0, r.err
+    j = r.json()
+    assert (j["run_id"], j["phase"], j["image_id"], j["consistency"]) == \
+        (run_id, "done", image_id, "fs-frozen"), j
+    assert marker.read_text().split() == [run_id]
+    [image] = rig.images(name)
+    assert tags_of(image)["ec2-imaged:consistency"] == "fs-frozen"
+    crash_tags = [q for q in rig.proxy.requests() if q["action"] == "CreateTags"
+                  and "crash" in q["params"].values()]
+    assert crash_tags == [], crash_tags
+    assert rig.create_calls() == []
+
+
 @pytest.fixture
 def subreaper():
     """Make this process the subreaper, so the guard of a killed agent becomes our child and
@@ -1094,6 +1134,9 @@ def test_dropped_answer_in_no_reboot_mode_makes_one_image(rig):
     assert lookups and lookups[-1]["client"] == creates[0]["client"]
     [image] = rig.images(j["image_name"])
     assert image["ImageId"] == j["image_id"]
+    # Adopted after an unclear answer: nothing proves the snapshot came before the thaw.
+    assert (j["create_outcome"], j["consistency"]) == ("adopted", "crash"), j
+    assert tags_of(image)["ec2-imaged:consistency"] == "crash"
     assert not is_frozen(ext4) and rig.all_thawed()
 
 
@@ -1111,6 +1154,7 @@ def test_duplicate_name_answer_adopts_the_image(rig):
     assert len(rig.create_calls()) == 1
     [image] = rig.images(j["image_name"])
     assert image["ImageId"] == j["image_id"]
+    assert (j["create_outcome"], j["consistency"]) == ("adopted", "crash"), j
     assert not is_frozen(ext4) and rig.all_thawed()
 
 
@@ -1147,6 +1191,36 @@ def test_create_image_past_its_budget_is_adopted_as_crash(rig, answer):
     h = rig.state()["history"][0]
     assert (h["result"], h["create_outcome"], h["image_id"]) == \
         ("success", "adopted", j["image_id"])
+
+
+@pytest.mark.parametrize("answer", ["delivered", "lost"])
+def test_guard_thaw_during_a_live_create_image_marks_the_adopted_image_crash(rig, answer):
+    """The guard's own thaw in a live run: CreateImage is held by the proxy past [freeze]
+    timeout_ms while the agent is stopped (SIGSTOP), so that only the guard can thaw; then the
+    agent goes on, its call ends without an answer (delivered too late, or lost), and the image
+    that appears is adopted.  The guard thawed before any answer: the image is crash-consistent
+    although the run learnt its id only from the lookup."""
+    ext4 = rig.add_fs("ext4")
+    rig.configure(freeze__timeout_ms=2000, run__adopt_timeout_s=60)
+    rig.fault_create(held_create(answer, ms=3000))
+    a = rig.start("run", "--json")
+    rig.wait_create_sent()
+    assert is_frozen(ext4)
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert timed_write(rig.scratch, ext4, timeout=DEADLINE) is not None, \
+            "the guard did not thaw at [freeze] timeout_ms"
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    assert a.wait() == 0, a.err
+    j = a.json()
+    assert (j["phase"], j["create_outcome"], j["consistency"]) == ("done", "adopted", "crash"), j
+    assert "the guard thawed" in a.err, a.err
+    [image] = rig.images(j["image_name"])
+    assert image["ImageId"] == j["image_id"]
+    assert tags_of(image)["ec2-imaged:consistency"] == "crash"
+    assert len(rig.create_calls()) == 1
+    assert rig.all_thawed()
 
 
 @pytest.mark.parametrize("then", ["run", "resume"])

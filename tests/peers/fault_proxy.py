@@ -215,7 +215,8 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "hold":
             self.log_line(action, "held")
             st.release.wait(fault.get("delay_ms", 120000) / 1000.0)
-        if kind == "delay":
+        elif kind == "delay" or (fault and "delay_ms" in fault):
+            # The request is held first; then the fault acts (delay: forwarded as it is).
             time.sleep(fault.get("delay_ms", 1000) / 1000.0)
         if kind in CANNED:
             return self.canned(kind, target, action)

@@ -128,7 +128,7 @@ static int run_ec2(struct ec2_client *c, const char *call, char **a, size_t n, b
                 int64_t v = 0;
 
                 r = ec2_create_launch_template_version(c, a[0], opt_arg(a, n, 2), a[1], "probe",
-                                                       dry_run, &v, err);
+                                                       NULL, dry_run, &v, err);
                 cJSON_AddNumberToObject(out, "version", (double)v);
         } else if (streq(call, "lt-default") && n == 2) {
                 r = ec2_set_launch_template_default(c, a[0], strtoll(a[1], NULL, 10), dry_run, err);

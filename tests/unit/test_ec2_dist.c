@@ -216,9 +216,9 @@ static void test_args_checked(void **state)
         assert_int_equal(ec2_add_launch_permissions(NULL, "ami-1", &s, 0, false, &e), -EINVAL);
         assert_int_equal(ec2_add_create_volume_permission(NULL, "snap-1", NULL, false, &e),
                          -EINVAL);
-        assert_int_equal(
-                ec2_create_launch_template_version(NULL, "", NULL, "ami-1", NULL, false, &v, &e),
-                -EINVAL);
+        assert_int_equal(ec2_create_launch_template_version(NULL, "", NULL, "ami-1", NULL, NULL,
+                                                            false, &v, &e),
+                         -EINVAL);
         assert_int_equal(ec2_set_launch_template_default(NULL, "lt-1", 0, false, &e), -EINVAL);
         assert_null(e.code);
 }

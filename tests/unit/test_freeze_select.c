@@ -73,18 +73,31 @@ static char *capture_stop(void)
 
 /* A sysfs tree in a temporary directory: dev/block/MAJ:MIN entries, loop/backing_file... */
 struct fake_sys {
-        char root[64];
+        char root[128];
 };
 
-static void fake_sys_open(struct fake_sys *s)
-{
-        snprintf(s->root, sizeof(s->root), "/tmp/test_freeze_select.XXXXXX");
-        assert_non_null(mkdtemp(s->root));
-}
+/* Every tree lives under this one, which the group's teardown removes even after a failure. */
+static char fake_sys_base[] = "/tmp/test_freeze_select.XXXXXX";
 
 static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
         return remove(path);
+}
+
+static int fake_sys_setup(void **state)
+{
+        return mkdtemp(fake_sys_base) ? 0 : -1;
+}
+
+static int fake_sys_teardown(void **state)
+{
+        return nftw(fake_sys_base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void fake_sys_open(struct fake_sys *s)
+{
+        snprintf(s->root, sizeof(s->root), "%s/sys.XXXXXX", fake_sys_base);
+        assert_non_null(mkdtemp(s->root));
 }
 
 static void fake_sys_close(struct fake_sys *s)
@@ -593,5 +606,5 @@ int main(void)
         };
 
         log_set_target(LOG_TARGET_STDERR);
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return cmocka_run_group_tests(tests, fake_sys_setup, fake_sys_teardown);
 }
