@@ -308,7 +308,7 @@ def check_calls(calls, who, akid):
     check(len(creates) == 1, "the front recorded the %s VM's one CreateImage" % who)
 
 
-def boot_golden(mode, work, golden_id, copies, procs):
+def boot_golden(mode, work, golden_id, procs):
     stage("%s: boot the golden VM (%s), first boot images it" % (mode, golden_id))
     # The kill scenario runs on the no-reboot golden, after its run (90-e2e-report).
     vm = Vm("golden", work, {"root": work / "root.img", "data": work / "data.img"},
@@ -345,7 +345,7 @@ def run_mode(mode, gold, moto, procs):
     front_call("/_front/vm", {"name": "golden-" + mode, "qmp": str(work / "golden.front.qmp"),
                               "copies": copies})
 
-    vm, before, post, rep, status = boot_golden(mode, work, golden_id, copies, procs)
+    vm, before, post, rep, status = boot_golden(mode, work, golden_id, procs)
     image_id = post.group(1)
     events = wait_copies(work, copies)
     creates = [e for e in events if e["what"] == "create-image"]
