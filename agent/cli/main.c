@@ -251,7 +251,7 @@ static void print_run(const struct run_state *r, char **report)
         printf("phase:        %s\n", run_phase_to_string(r->phase));
         printf("image:        %s %s\n", strna(r->image_id), strna(r->image_name));
         printf("state:        %s\n", strna(r->image_state));
-        printf("consistency:  %s\n", strna(r->consistency));
+        printf("consistency:  %s\n", strna(consistency_to_string(r->consistency)));
         if (r->freeze_window_ms >= 0)
                 printf("freeze:       %ld ms (CreateImage call %ld ms)\n", r->freeze_window_ms,
                        r->create_call_ms);
@@ -344,7 +344,7 @@ static int cmd_run(const struct options *o, struct context *ctx)
 {
         int mode;
 
-        mode = run_mode_from_string(o->mode ? o->mode : ctx->config->mode);
+        mode = o->mode ? run_mode_from_string(o->mode) : (int)ctx->config->mode;
         if (mode < 0) {
                 log_error("--mode must be no-reboot or reboot, not '%s'", o->mode);
                 return EXIT_USAGE;
@@ -419,8 +419,9 @@ static int cmd_status(const struct options *o, struct context *ctx)
         } else if (st.n_history > 0) {
                 const struct history_entry *h = &st.history[0];
                 printf("no run under way; last run %s: %s, image %s %s (%s)%s%s\n", h->run_id,
-                       h->result, strna(h->image_id), strna(h->image_name), strna(h->consistency),
-                       h->error ? ": " : "", strempty(h->error));
+                       h->result, strna(h->image_id), strna(h->image_name),
+                       strna(consistency_to_string(h->consistency)), h->error ? ": " : "",
+                       strempty(h->error));
         } else {
                 printf("no run yet\n");
         }

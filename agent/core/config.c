@@ -18,6 +18,7 @@
 #include "util/macro.h"
 #include "util/parse.h"
 #include "util/str.h"
+#include "util/strtable.h"
 
 enum key_type {
         KEY_STRING,
@@ -34,14 +35,36 @@ struct config_key {
         size_t offset;
         unsigned long min, max;    /* KEY_UINT bounds; KEY_STRING maximum length in max */
         const char *def;           /* default, parsed like a value from a file */
-        const char *const *values; /* KEY_ENUM choices */
+        const char *const *values; /* KEY_ENUM: the enum's string table; KEY_STRV: the words */
+        size_t n_values;           /* allowed (NULL: any) */
 };
 
-static const char *const endpoint_modes[] = {"IPv4", "IPv6", NULL};
-static const char *const run_modes[] = {"no-reboot", "reboot", NULL};
-static const char *const on_failure[] = {"abort", "continue", NULL};
-static const char *const hook_phases[] = {"pre-image", "pre-freeze", "post-thaw", "post-image",
-                                          NULL};
+static const char *const imds_endpoint_mode_table[_IMDS_ENDPOINT_MODE_MAX] = {
+        [IMDS_ENDPOINT_MODE_IPV4] = "IPv4",
+        [IMDS_ENDPOINT_MODE_IPV6] = "IPv6",
+};
+DEFINE_STRING_TABLE_LOOKUP(imds_endpoint_mode, enum imds_endpoint_mode)
+
+static const char *const run_mode_table[_RUN_MODE_MAX] = {
+        [MODE_NO_REBOOT] = "no-reboot",
+        [MODE_REBOOT] = "reboot",
+};
+DEFINE_STRING_TABLE_LOOKUP(run_mode, enum run_mode)
+
+static const char *const freeze_on_failure_table[_FREEZE_ON_FAILURE_MAX] = {
+        [FREEZE_ON_FAILURE_ABORT] = "abort",
+        [FREEZE_ON_FAILURE_CONTINUE] = "continue",
+};
+DEFINE_STRING_TABLE_LOOKUP(freeze_on_failure, enum freeze_on_failure)
+
+static const char *const patch_on_reboot_required_table[_PATCH_ON_REBOOT_REQUIRED_MAX] = {
+        [PATCH_ON_REBOOT_REQUIRED_IGNORE] = "ignore",
+        [PATCH_ON_REBOOT_REQUIRED_FAIL] = "fail",
+        [PATCH_ON_REBOOT_REQUIRED_REBOOT_MODE] = "reboot-mode",
+};
+DEFINE_STRING_TABLE_LOOKUP(patch_on_reboot_required, enum patch_on_reboot_required)
+
+static const char *const hook_phases[] = {"pre-image", "pre-freeze", "post-thaw", "post-image"};
 
 /* The operations of hooks/sanitize (`ec2-imaged sanitize --list`); a test keeps them equal. */
 static const char *const sanitize_ops[] = {"all",
@@ -62,83 +85,93 @@ static const char *const sanitize_ops[] = {"all",
                                            "rpm-db",
                                            "yum-uuid",
                                            "mail-spool",
-                                           "cron-spool",
-                                           NULL};
-static const char *const reboot_required[] = {"ignore", "fail", "reboot-mode", NULL};
+                                           "cron-spool"};
 
-#define OFF(field) offsetof(struct config, field)
+#define OFF(field)   offsetof(struct config, field)
+#define WORDS(table) table, ELEMENTSOF(table)
+
+/* KEY_ENUM fields are written through an int. */
+_Static_assert(sizeof(enum imds_endpoint_mode) == sizeof(int) &&
+                       sizeof(enum run_mode) == sizeof(int) &&
+                       sizeof(enum freeze_on_failure) == sizeof(int) &&
+                       sizeof(enum patch_on_reboot_required) == sizeof(int),
+               "enums are ints");
 
 /* The single description of every key; conf/ec2-imaged.conf documents each of them. */
 static const struct config_key keys[] = {
-        {"imds", "endpoint", KEY_STRING, OFF(imds_endpoint), 0, 256, NULL, NULL},
-        {"imds", "endpoint_mode", KEY_ENUM, OFF(imds_endpoint_mode), 0, 0, NULL, endpoint_modes},
-        {"imds", "token_ttl", KEY_UINT, OFF(imds_token_ttl), 1, 21600, "21600", NULL},
+        {"imds", "endpoint", KEY_STRING, OFF(imds_endpoint), 0, 256, NULL, NULL, 0},
+        {"imds", "endpoint_mode", KEY_ENUM, OFF(imds_endpoint_mode), 0, 0, "IPv4",
+         WORDS(imds_endpoint_mode_table)},
+        {"imds", "token_ttl", KEY_UINT, OFF(imds_token_ttl), 1, 21600, "21600", NULL, 0},
         {"imds", "connect_timeout_ms", KEY_UINT, OFF(imds_connect_timeout_ms), 10, 60000, "1000",
-         NULL},
-        {"imds", "timeout_ms", KEY_UINT, OFF(imds_timeout_ms), 10, 60000, "2000", NULL},
+         NULL, 0},
+        {"imds", "timeout_ms", KEY_UINT, OFF(imds_timeout_ms), 10, 60000, "2000", NULL, 0},
         {"imds", "retry_deadline_ms", KEY_UINT, OFF(imds_retry_deadline_ms), 0, 600000, "10000",
-         NULL},
-        {"imds", "allow_imdsv1", KEY_BOOL, OFF(imds_allow_imdsv1), 0, 0, "no", NULL},
-        {"imds", "disabled", KEY_BOOL, OFF(imds_disabled), 0, 0, "no", NULL},
-        {"aws", "region", KEY_STRING, OFF(region), 0, 64, NULL, NULL},
-        {"aws", "endpoint_url", KEY_STRING, OFF(endpoint_url), 0, 256, NULL, NULL},
+         NULL, 0},
+        {"imds", "allow_imdsv1", KEY_BOOL, OFF(imds_allow_imdsv1), 0, 0, "no", NULL, 0},
+        {"imds", "disabled", KEY_BOOL, OFF(imds_disabled), 0, 0, "no", NULL, 0},
+        {"aws", "region", KEY_STRING, OFF(region), 0, 64, NULL, NULL, 0},
+        {"aws", "endpoint_url", KEY_STRING, OFF(endpoint_url), 0, 256, NULL, NULL, 0},
         {"aws", "connect_timeout_ms", KEY_UINT, OFF(aws_connect_timeout_ms), 10, 60000, "3000",
-         NULL},
-        {"aws", "timeout_ms", KEY_UINT, OFF(aws_timeout_ms), 100, 600000, "30000", NULL},
+         NULL, 0},
+        {"aws", "timeout_ms", KEY_UINT, OFF(aws_timeout_ms), 100, 600000, "30000", NULL, 0},
         {"aws", "retry_deadline_ms", KEY_UINT, OFF(aws_retry_deadline_ms), 0, 3600000, "120000",
-         NULL},
-        {"aws", "max_attempts", KEY_UINT, OFF(aws_max_attempts), 1, 100, "8", NULL},
-        {"run", "mode", KEY_ENUM, OFF(mode), 0, 0, "no-reboot", run_modes},
-        {"run", "state_dir", KEY_STRING, OFF(state_dir), 1, 1024, "/var/lib/ec2-imaged", NULL},
-        {"run", "wait_timeout_s", KEY_UINT, OFF(wait_timeout_s), 60, 86400, "7200", NULL},
-        {"run", "wait_poll_max_s", KEY_UINT, OFF(wait_poll_max_s), 1, 600, "60", NULL},
-        {"run", "adopt_timeout_s", KEY_UINT, OFF(adopt_timeout_s), 0, 3600, "300", NULL},
+         NULL, 0},
+        {"aws", "max_attempts", KEY_UINT, OFF(aws_max_attempts), 1, 100, "8", NULL, 0},
+        {"run", "mode", KEY_ENUM, OFF(mode), 0, 0, "no-reboot", WORDS(run_mode_table)},
+        {"run", "state_dir", KEY_STRING, OFF(state_dir), 1, 1024, "/var/lib/ec2-imaged", NULL, 0},
+        {"run", "wait_timeout_s", KEY_UINT, OFF(wait_timeout_s), 60, 86400, "7200", NULL, 0},
+        {"run", "wait_poll_max_s", KEY_UINT, OFF(wait_poll_max_s), 1, 600, "60", NULL, 0},
+        {"run", "adopt_timeout_s", KEY_UINT, OFF(adopt_timeout_s), 0, 3600, "300", NULL, 0},
         {"image", "name", KEY_STRING, OFF(image_name), 1, 512, "{hostname}-{date:%Y%m%d-%H%M%S}",
-         NULL},
+         NULL, 0},
         {"image", "description", KEY_STRING, OFF(image_description), 0, 512,
-         "ec2-imaged run {run_id} of {instance_id}", NULL},
-        {"freeze", "mounts", KEY_STRV, OFF(freeze_mounts), 0, 64, "auto", NULL},
-        {"freeze", "timeout_ms", KEY_UINT, OFF(freeze_timeout_ms), 1000, 600000, "30000", NULL},
-        {"freeze", "on_failure", KEY_ENUM, OFF(freeze_on_failure), 0, 0, "abort", on_failure},
-        {"hooks", "dir", KEY_STRING, OFF(hooks_dir), 1, 1024, "/etc/ec2-imaged/hooks", NULL},
-        {"hooks", "timeout_s", KEY_UINT, OFF(hook_timeout_s), 1, 86400, "600", NULL},
-        {"hooks", "kill_grace_s", KEY_UINT, OFF(hook_kill_grace_s), 1, 600, "10", NULL},
+         "ec2-imaged run {run_id} of {instance_id}", NULL, 0},
+        {"freeze", "mounts", KEY_STRV, OFF(freeze_mounts), 0, 64, "auto", NULL, 0},
+        {"freeze", "timeout_ms", KEY_UINT, OFF(freeze_timeout_ms), 1000, 600000, "30000", NULL, 0},
+        {"freeze", "on_failure", KEY_ENUM, OFF(freeze_on_failure), 0, 0, "abort",
+         WORDS(freeze_on_failure_table)},
+        {"hooks", "dir", KEY_STRING, OFF(hooks_dir), 1, 1024, "/etc/ec2-imaged/hooks", NULL, 0},
+        {"hooks", "timeout_s", KEY_UINT, OFF(hook_timeout_s), 1, 86400, "600", NULL, 0},
+        {"hooks", "kill_grace_s", KEY_UINT, OFF(hook_kill_grace_s), 1, 600, "10", NULL, 0},
         {"hooks", "continue_on_error", KEY_STRV, OFF(hooks_continue_on_error), 0, 4, "",
-         hook_phases},
+         WORDS(hook_phases)},
         {"daemon", "control_socket", KEY_STRING, OFF(control_socket), 1, 107,
-         "/run/ec2-imaged/control.sock", NULL},
-        {"daemon", "user_data", KEY_BOOL, OFF(user_data), 0, 0, "no", NULL},
-        {"daemon", "stop_timeout_s", KEY_UINT, OFF(stop_timeout_s), 1, 3600, "60", NULL},
-        {"daemon", "cloud_init_wait_s", KEY_UINT, OFF(cloud_init_wait_s), 0, 86400, "1800", NULL},
+         "/run/ec2-imaged/control.sock", NULL, 0},
+        {"daemon", "user_data", KEY_BOOL, OFF(user_data), 0, 0, "no", NULL, 0},
+        {"daemon", "stop_timeout_s", KEY_UINT, OFF(stop_timeout_s), 1, 3600, "60", NULL, 0},
+        {"daemon", "cloud_init_wait_s", KEY_UINT, OFF(cloud_init_wait_s), 0, 86400, "1800", NULL,
+         0},
         /* 31 regions besides the run's own: the state keeps RUN_DIST_MAX (32) of them. */
-        {"distribute", "regions", KEY_STRV, OFF(dist_regions), 0, 31, "", NULL},
-        {"distribute", "kms_key", KEY_STRV, OFF(dist_kms_keys), 0, 32, "", NULL},
-        {"distribute", "share_accounts", KEY_STRV, OFF(dist_share_accounts), 0, 100, "", NULL},
-        {"distribute", "share_organizations", KEY_STRV, OFF(dist_share_orgs), 0, 20, "", NULL},
-        {"distribute", "share_ous", KEY_STRV, OFF(dist_share_ous), 0, 50, "", NULL},
-        {"distribute", "create_grants", KEY_BOOL, OFF(dist_create_grants), 0, 0, "no", NULL},
+        {"distribute", "regions", KEY_STRV, OFF(dist_regions), 0, 31, "", NULL, 0},
+        {"distribute", "kms_key", KEY_STRV, OFF(dist_kms_keys), 0, 32, "", NULL, 0},
+        {"distribute", "share_accounts", KEY_STRV, OFF(dist_share_accounts), 0, 100, "", NULL, 0},
+        {"distribute", "share_organizations", KEY_STRV, OFF(dist_share_orgs), 0, 20, "", NULL, 0},
+        {"distribute", "share_ous", KEY_STRV, OFF(dist_share_ous), 0, 50, "", NULL, 0},
+        {"distribute", "create_grants", KEY_BOOL, OFF(dist_create_grants), 0, 0, "no", NULL, 0},
         {"distribute", "deprecate_after_days", KEY_UINT, OFF(dist_deprecate_days), 0, 36500, "0",
-         NULL},
-        {"distribute", "keep_newest", KEY_UINT, OFF(dist_keep_newest), 0, 1000, "0", NULL},
-        {"distribute", "keep_days", KEY_UINT, OFF(dist_keep_days), 0, 36500, "0", NULL},
-        {"distribute", "lineage", KEY_STRING, OFF(dist_lineage), 0, 128, NULL, NULL},
-        {"distribute", "launch_template", KEY_STRING, OFF(dist_launch_template), 0, 128, NULL,
-         NULL},
+         NULL, 0},
+        {"distribute", "keep_newest", KEY_UINT, OFF(dist_keep_newest), 0, 1000, "0", NULL, 0},
+        {"distribute", "keep_days", KEY_UINT, OFF(dist_keep_days), 0, 36500, "0", NULL, 0},
+        {"distribute", "lineage", KEY_STRING, OFF(dist_lineage), 0, 128, NULL, NULL, 0},
+        {"distribute", "launch_template", KEY_STRING, OFF(dist_launch_template), 0, 128, NULL, NULL,
+         0},
         {"distribute", "launch_template_source_version", KEY_STRING, OFF(dist_lt_source_version), 1,
-         32, "$Default", NULL},
-        {"distribute", "ssm_parameter", KEY_STRING, OFF(dist_ssm_parameter), 0, 1011, NULL, NULL},
-        {"distribute", "max_copies_in_flight", KEY_UINT, OFF(dist_max_copies), 1, 50, "5", NULL},
-        {"sanitize", "enable", KEY_STRV, OFF(sanitize_enable), 0, 64, "", sanitize_ops},
-        {"sanitize", "disable", KEY_STRV, OFF(sanitize_disable), 0, 64, "", sanitize_ops},
+         32, "$Default", NULL, 0},
+        {"distribute", "ssm_parameter", KEY_STRING, OFF(dist_ssm_parameter), 0, 1011, NULL, NULL,
+         0},
+        {"distribute", "max_copies_in_flight", KEY_UINT, OFF(dist_max_copies), 1, 50, "5", NULL, 0},
+        {"sanitize", "enable", KEY_STRV, OFF(sanitize_enable), 0, 64, "", WORDS(sanitize_ops)},
+        {"sanitize", "disable", KEY_STRV, OFF(sanitize_disable), 0, 64, "", WORDS(sanitize_ops)},
         {"sanitize", "restore_after_s", KEY_UINT, OFF(sanitize_restore_after_s), 60, 86400, "900",
-         NULL},
+         NULL, 0},
         {"sanitize", "script", KEY_STRING, OFF(sanitize_script), 1, 1024,
-         "/usr/lib/ec2-imaged/hooks/sanitize", NULL},
-        {"patch", "hold", KEY_STRV, OFF(patch_hold), 0, 256, "", NULL},
+         "/usr/lib/ec2-imaged/hooks/sanitize", NULL, 0},
+        {"patch", "hold", KEY_STRV, OFF(patch_hold), 0, 256, "", NULL, 0},
         {"patch", "on_reboot_required", KEY_ENUM, OFF(patch_on_reboot_required), 0, 0, "ignore",
-         reboot_required},
+         WORDS(patch_on_reboot_required_table)},
         {"patch", "script", KEY_STRING, OFF(patch_script), 1, 1024,
-         "/usr/lib/ec2-imaged/hooks/patch", NULL},
+         "/usr/lib/ec2-imaged/hooks/patch", NULL, 0},
 };
 
 struct parse_ctx {
@@ -236,9 +269,8 @@ static int apply(struct config *c, const struct config_key *k, const char *value
                 if (!copy)
                         return -ENOMEM;
                 for (w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
-                        bool ok = !k->values;
-                        for (const char *const *a = k->values; a && *a; a++)
-                                ok = ok || streq(*a, w);
+                        bool ok = !k->values ||
+                                  string_table_find(k->values, k->n_values, w, false) >= 0;
                         if (!ok || ++count > k->max || strv_push(&n, w) < 0) {
                                 strv_free(n);
                                 if (!ok)
@@ -251,18 +283,14 @@ static int apply(struct config *c, const struct config_key *k, const char *value
                 *v = n;
                 return 0;
         }
-        case KEY_ENUM:
-                for (const char *const *v = k->values; *v; v++) {
-                        if (strcasecmp(*v, value) == 0) {
-                                char **s = field, *n = strdup(*v);
-                                if (!n)
-                                        return -ENOMEM;
-                                free(*s);
-                                *s = n;
-                                return 0;
-                        }
-                }
-                return *msg = strprintf("'%s' is not one of the allowed values", value), -EINVAL;
+        case KEY_ENUM: {
+                int i = string_table_find(k->values, k->n_values, value, true);
+                if (i < 0)
+                        return *msg = strprintf("'%s' is not one of the allowed values", value),
+                               -EINVAL;
+                *(int *)field = i;
+                return 0;
+        }
         }
         return -EINVAL;
 }
@@ -519,7 +547,7 @@ void config_init(struct config *c)
 void config_done(struct config *c)
 {
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (keys[i].type == KEY_STRING || keys[i].type == KEY_ENUM)
+                if (keys[i].type == KEY_STRING)
                         free(*(char **)((char *)c + keys[i].offset));
                 else if (keys[i].type == KEY_STRV)
                         strv_free(*(char ***)((char *)c + keys[i].offset));

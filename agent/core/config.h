@@ -9,6 +9,48 @@
 #define CONFIG_MAX_SIZE     (256u * 1024u)
 #define CONFIG_MAX_TAGS     50
 
+/*
+ * The enumerated values of the configuration, each with one string table (config.c):
+ * NAME_to_string() and NAME_from_string() (exact names; a file's value may be in any case).
+ */
+/* [imds] endpoint_mode */
+enum imds_endpoint_mode {
+        IMDS_ENDPOINT_MODE_IPV4,
+        IMDS_ENDPOINT_MODE_IPV6,
+        _IMDS_ENDPOINT_MODE_MAX,
+};
+
+/* [run] mode, and the mode of one run */
+enum run_mode {
+        MODE_NO_REBOOT,
+        MODE_REBOOT,
+        _RUN_MODE_MAX,
+};
+
+/* [freeze] on_failure */
+enum freeze_on_failure {
+        FREEZE_ON_FAILURE_ABORT,
+        FREEZE_ON_FAILURE_CONTINUE, /* crash-consistent image, tagged so */
+        _FREEZE_ON_FAILURE_MAX,
+};
+
+/* [patch] on_reboot_required (read by hooks/patch) */
+enum patch_on_reboot_required {
+        PATCH_ON_REBOOT_REQUIRED_IGNORE,
+        PATCH_ON_REBOOT_REQUIRED_FAIL,
+        PATCH_ON_REBOOT_REQUIRED_REBOOT_MODE,
+        _PATCH_ON_REBOOT_REQUIRED_MAX,
+};
+
+const char *imds_endpoint_mode_to_string(enum imds_endpoint_mode m);
+int imds_endpoint_mode_from_string(const char *s);
+const char *run_mode_to_string(enum run_mode m);
+int run_mode_from_string(const char *s);
+const char *freeze_on_failure_to_string(enum freeze_on_failure f);
+int freeze_on_failure_from_string(const char *s);
+const char *patch_on_reboot_required_to_string(enum patch_on_reboot_required p);
+int patch_on_reboot_required_from_string(const char *s);
+
 struct config_tag {
         char *key;
         char *value;
@@ -24,7 +66,7 @@ struct config_source {
 struct config {
         /* [imds] */
         char *imds_endpoint;
-        char *imds_endpoint_mode;
+        enum imds_endpoint_mode imds_endpoint_mode;
         unsigned imds_token_ttl;
         unsigned imds_connect_timeout_ms;
         unsigned imds_timeout_ms;
@@ -41,7 +83,7 @@ struct config {
         unsigned aws_max_attempts;
 
         /* [run] */
-        char *mode; /* "no-reboot" or "reboot" */
+        enum run_mode mode;
         char *state_dir;
         unsigned wait_timeout_s;
         unsigned wait_poll_max_s;
@@ -54,7 +96,7 @@ struct config {
         /* [freeze] */
         char **freeze_mounts; /* NULL or {"auto"}: every freezable mount; else the list */
         unsigned freeze_timeout_ms;
-        char *freeze_on_failure; /* "abort" or "continue" (crash-consistent, tagged so) */
+        enum freeze_on_failure freeze_on_failure;
 
         /* [hooks] */
         char *hooks_dir;
@@ -90,8 +132,8 @@ struct config {
         unsigned sanitize_restore_after_s; /* the identity comes back this late at the latest */
         char *sanitize_script;             /* what `ec2-imaged sanitize` execs */
         char **patch_hold;                 /* packages kept at their version */
-        char *patch_on_reboot_required;    /* "ignore", "fail" or "reboot-mode" */
-        char *patch_script;                /* what `ec2-imaged patch` execs */
+        enum patch_on_reboot_required patch_on_reboot_required;
+        char *patch_script; /* what `ec2-imaged patch` execs */
 
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];

@@ -14,7 +14,7 @@ int context_new(const struct config *config, struct context **ret)
 {
         struct imds_config ic = {
                 .endpoint = config->imds_endpoint,
-                .endpoint_mode = config->imds_endpoint_mode,
+                .endpoint_mode = imds_endpoint_mode_to_string(config->imds_endpoint_mode),
                 .token_ttl_s = config->imds_token_ttl,
                 .connect_timeout_ms = config->imds_connect_timeout_ms,
                 .timeout_ms = config->imds_timeout_ms,

@@ -16,8 +16,9 @@
 #include "util/json.h"
 #include "util/macro.h"
 #include "util/str.h"
+#include "util/strtable.h"
 
-static const char *const phase_names[_PHASE_MAX] = {
+static const char *const run_phase_table[_PHASE_MAX] = {
         [PHASE_PREFLIGHT] = "preflight",
         [PHASE_PRE_IMAGE] = "pre-image",
         [PHASE_PRE_FREEZE] = "pre-freeze",
@@ -31,53 +32,28 @@ static const char *const phase_names[_PHASE_MAX] = {
         [PHASE_DONE] = "done",
         [PHASE_FAILED] = "failed",
 };
+DEFINE_STRING_TABLE_LOOKUP(run_phase, enum run_phase)
 
-const char *run_phase_to_string(enum run_phase p)
-{
-        return (unsigned)p < _PHASE_MAX ? phase_names[p] : NULL;
-}
-
-int run_phase_from_string(const char *s)
-{
-        for (int i = 0; s && i < _PHASE_MAX; i++)
-                if (streq(s, phase_names[i]))
-                        return i;
-        return -EINVAL;
-}
-
-static const char *const outcome_names[_CREATE_OUTCOME_MAX] = {
+static const char *const create_outcome_table[_CREATE_OUTCOME_MAX] = {
         [CREATE_NOT_SENT] = NULL,     [CREATE_ANSWERED] = "answered",
         [CREATE_UNKNOWN] = "unknown", [CREATE_ADOPTED] = "adopted",
         [CREATE_LATE] = "late",       [CREATE_DEREGISTERED] = "deregistered",
         [CREATE_ABSENT] = "absent",
 };
+DEFINE_STRING_TABLE_LOOKUP(create_outcome, enum create_outcome)
 
-const char *create_outcome_to_string(enum create_outcome o)
-{
-        return (unsigned)o < _CREATE_OUTCOME_MAX ? outcome_names[o] : NULL;
-}
+static const char *const consistency_table[_CONSISTENCY_MAX] = {
+        [CONSISTENCY_UNSET] = NULL,
+        [CONSISTENCY_FS_FROZEN] = "fs-frozen",
+        [CONSISTENCY_REBOOTED] = "rebooted",
+        [CONSISTENCY_CRASH] = "crash",
+};
+DEFINE_STRING_TABLE_LOOKUP(consistency, enum consistency)
 
-int create_outcome_from_string(const char *s)
-{
-        for (int i = 1; s && i < _CREATE_OUTCOME_MAX; i++)
-                if (streq(s, outcome_names[i]))
-                        return i;
-        return -EINVAL;
-}
-
-const char *run_mode_to_string(enum run_mode m)
-{
-        return m == MODE_REBOOT ? "reboot" : "no-reboot";
-}
-
-int run_mode_from_string(const char *s)
-{
-        if (streq_ptr(s, "no-reboot"))
-                return MODE_NO_REBOOT;
-        if (streq_ptr(s, "reboot"))
-                return MODE_REBOOT;
-        return -EINVAL;
-}
+/* get_enum() writes enum fields through an int. */
+_Static_assert(sizeof(enum create_outcome) == sizeof(int) &&
+                       sizeof(enum consistency) == sizeof(int),
+               "enums are ints");
 
 static char *new_uuid(void)
 {
@@ -123,7 +99,6 @@ struct run_state *run_state_free(struct run_state *r)
         free(r->image_name);
         free(r->image_id);
         free(r->image_state);
-        free(r->consistency);
         free(r->error);
         free(r->boot_id);
         strv_free(r->frozen_mounts);
@@ -206,7 +181,6 @@ static void history_entry_done(struct history_entry *h)
         free(h->instance_id);
         free(h->image_id);
         free(h->image_name);
-        free(h->consistency);
         free(h->error);
         *h = (struct history_entry){};
 }
@@ -254,7 +228,7 @@ static int finish_as(struct state *s, const char *result, usec_t now)
                 .instance_id = TAKE_PTR(r->instance_id),
                 .image_id = TAKE_PTR(r->image_id),
                 .image_name = TAKE_PTR(r->image_name),
-                .consistency = TAKE_PTR(r->consistency),
+                .consistency = r->consistency,
                 .error = TAKE_PTR(r->error),
                 .create_outcome = r->create_outcome,
                 .started = r->started,
@@ -370,7 +344,7 @@ static cJSON *run_to_json(const struct run_state *r)
         e |= json_add_str(o, "image_name", r->image_name);
         e |= json_add_str(o, "image_id", r->image_id);
         e |= json_add_str(o, "image_state", r->image_state);
-        e |= json_add_str(o, "consistency", r->consistency);
+        e |= json_add_str(o, "consistency", consistency_to_string(r->consistency));
         e |= json_add_str(o, "error", r->error);
         e |= json_add_str(o, "boot_id", r->boot_id);
         e |= add_num(o, "freeze_window_ms", (double)r->freeze_window_ms);
@@ -389,7 +363,7 @@ static cJSON *run_to_json(const struct run_state *r)
                 cJSON *t;
                 if (r->times[i].start == 0)
                         continue;
-                t = cJSON_AddObjectToObject(times, phase_names[i]);
+                t = cJSON_AddObjectToObject(times, run_phase_table[i]);
                 if (!t)
                         break;
                 add_num(t, "start_us", (double)r->times[i].start);
@@ -448,7 +422,7 @@ char *state_format(const struct state *s)
                 json_add_str(e, "instance_id", h->instance_id);
                 json_add_str(e, "image_id", h->image_id);
                 json_add_str(e, "image_name", h->image_name);
-                json_add_str(e, "consistency", h->consistency);
+                json_add_str(e, "consistency", consistency_to_string(h->consistency));
                 json_add_str(e, "error", h->error);
                 json_add_str(e, "create_outcome", create_outcome_to_string(h->create_outcome));
                 add_num(e, "started_us", (double)h->started);
@@ -495,17 +469,18 @@ static int get_usec(const cJSON *o, const char *k, usec_t *ret)
         return r;
 }
 
-static int get_outcome(const cJSON *o, enum create_outcome *ret)
+/* An enumerated value by its name; absent or null leaves *ret as it is. */
+static int get_enum(const cJSON *o, const char *k, int (*from_string)(const char *), int *ret)
 {
         _cleanup_free_ char *s = NULL;
-        int r = get_str(o, "create_outcome", &s);
+        int r = get_str(o, k, &s);
 
         if (r < 0 || !s)
                 return r;
-        r = create_outcome_from_string(s);
+        r = from_string(s);
         if (r < 0)
                 return -EBADMSG;
-        *ret = (enum create_outcome)r;
+        *ret = r;
         return 0;
 }
 
@@ -565,7 +540,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
         e |= get_str(o, "image_name", &r->image_name);
         e |= get_str(o, "image_id", &r->image_id);
         e |= get_str(o, "image_state", &r->image_state);
-        e |= get_str(o, "consistency", &r->consistency);
+        e |= get_enum(o, "consistency", consistency_from_string, (int *)&r->consistency);
         e |= get_str(o, "error", &r->error);
         e |= get_str(o, "boot_id", &r->boot_id);
         d = -1;
@@ -580,7 +555,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
         e |= get_usec(o, "started_us", &r->started);
         e |= get_usec(o, "updated_us", &r->updated);
         e |= get_usec(o, "unknown_since_us", &r->unknown_since);
-        e |= get_outcome(o, &r->create_outcome);
+        e |= get_enum(o, "create_outcome", create_outcome_from_string, (int *)&r->create_outcome);
         if (e)
                 goto bad;
         p = run_phase_from_string(phase);
@@ -609,7 +584,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
         if (times && !cJSON_IsObject(times))
                 goto bad;
         for (int i = 0; times && i < _PHASE_MAX; i++) {
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(times, phase_names[i]);
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(times, run_phase_table[i]);
                 if (!t)
                         continue;
                 if (!cJSON_IsObject(t) || get_usec(t, "start_us", &r->times[i].start) < 0 ||
@@ -670,11 +645,12 @@ int state_parse(const char *json, size_t len, struct state *ret)
                 e |= get_str(i, "instance_id", &h->instance_id);
                 e |= get_str(i, "image_id", &h->image_id);
                 e |= get_str(i, "image_name", &h->image_name);
-                e |= get_str(i, "consistency", &h->consistency);
+                e |= get_enum(i, "consistency", consistency_from_string, (int *)&h->consistency);
                 e |= get_str(i, "error", &h->error);
                 e |= get_usec(i, "started_us", &h->started);
                 e |= get_usec(i, "finished_us", &h->finished);
-                e |= get_outcome(i, &h->create_outcome);
+                e |= get_enum(i, "create_outcome", create_outcome_from_string,
+                              (int *)&h->create_outcome);
                 if (e || !h->run_id || !h->result)
                         goto out;
         }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/config.h" /* enum run_mode */
 #include "util/timeutil.h"
 
 #define STATE_DEFAULT_DIR "/var/lib/ec2-imaged"
@@ -31,9 +32,13 @@ enum run_phase {
         _PHASE_MAX,
 };
 
-enum run_mode {
-        MODE_NO_REBOOT,
-        MODE_REBOOT,
+/* How far the image can be trusted: written in the state and on the image's tag. */
+enum consistency {
+        CONSISTENCY_UNSET, /* not settled yet (null in the file) */
+        CONSISTENCY_FS_FROZEN,
+        CONSISTENCY_REBOOTED,
+        CONSISTENCY_CRASH,
+        _CONSISTENCY_MAX,
 };
 
 /* What became of the run's CreateImage. */
@@ -78,7 +83,7 @@ struct run_state {
         char *image_name;
         char *image_id;
         char *image_state;
-        char *consistency; /* fs-frozen, rebooted, crash */
+        enum consistency consistency;
         char *error;
         char *boot_id;         /* the boot in which the state was last saved (a freeze is only
                                   ever left behind in that boot) */
@@ -101,7 +106,7 @@ struct history_entry {
         char *instance_id; /* the instance that ran it */
         char *image_id;
         char *image_name;
-        char *consistency;
+        enum consistency consistency;
         char *error;
         enum create_outcome create_outcome; /* CREATE_UNKNOWN: an image may still appear */
         usec_t started;
@@ -116,8 +121,9 @@ struct state {
 
 const char *run_phase_to_string(enum run_phase p);
 int run_phase_from_string(const char *s);
-const char *run_mode_to_string(enum run_mode m);
-int run_mode_from_string(const char *s);
+/* NULL for CONSISTENCY_UNSET. */
+const char *consistency_to_string(enum consistency c);
+int consistency_from_string(const char *s);
 /* NULL for CREATE_NOT_SENT. */
 const char *create_outcome_to_string(enum create_outcome o);
 int create_outcome_from_string(const char *s);

@@ -92,8 +92,8 @@ static size_t build_tags(const struct dist *d, struct ec2_tag tags[static MAX_TA
         for (size_t i = 0; i < d->cfg->n_tags; i++)
                 tags[n++] = (struct ec2_tag){d->cfg->tags[i].key, d->cfg->tags[i].value};
         tags[n++] = (struct ec2_tag){TAG_RUN_ID, d->run->run_id};
-        tags[n++] = (struct ec2_tag){TAG_CONSISTENCY,
-                                     d->run->consistency ? d->run->consistency : "crash"};
+        tags[n++] = (struct ec2_tag){
+                TAG_CONSISTENCY, consistency_to_string(d->run->consistency ?: CONSISTENCY_CRASH)};
         tags[n++] = (struct ec2_tag){TAG_SOURCE, d->run->instance_id};
         tags[n++] = (struct ec2_tag){TAG_LINEAGE, lineage(d)};
         return n;

@@ -260,7 +260,7 @@ int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, const char *
                 *ret_reason = "this instance had its first-boot run already";
                 return FIRST_BOOT_DONE_BEFORE;
         }
-        r = run_mode_from_string(d.mode ? d.mode : cfg->mode);
+        r = d.mode ? run_mode_from_string(d.mode) : (int)cfg->mode;
         if (r < 0)
                 return r;
         *ret_mode = (enum run_mode)r;

@@ -296,7 +296,8 @@ static int wait_and_finish(struct flow *f)
         log_image_id(f);
         log_struct(LOG_NOTICE, "MESSAGE_ID=9a4d2e6f1b3c4d5e8f7a6b5c4d3e2f1a\n",
                    "Run %s done: image %s '%s' is %s (%s)", f->run->run_id, f->run->image_id,
-                   f->run->image_name, strna(f->run->image_state), strna(f->run->consistency));
+                   f->run->image_name, strna(f->run->image_state),
+                   strna(consistency_to_string(f->run->consistency)));
         r = flow_save(f);
         notify_phase(f);
         return r;

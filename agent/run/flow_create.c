@@ -42,10 +42,10 @@ static void frozen_signals(bool on, struct sigaction old[2])
 /* The image cannot be known to be fs-frozen (why): mark it crash-consistent, on it too. */
 static void mark_crash(struct flow *f, const char *why)
 {
-        if (streq_ptr(f->run->consistency, "crash"))
+        if (f->run->consistency == CONSISTENCY_CRASH)
                 return;
         log_warning("Image %s is marked crash-consistent: %s", f->run->image_id, why);
-        run_state_set(&f->run->consistency, "crash");
+        f->run->consistency = CONSISTENCY_CRASH;
         (void)flow_image_retag_consistency(f->ctx, f->run);
 }
 
@@ -120,7 +120,7 @@ static int freeze(struct flow *f, struct freeze_set **set, struct sigaction old[
         *frozen = false;
         if (strv_length(f->run->frozen_mounts) == 0) {
                 log_warning("No filesystem to freeze; the image is crash-consistent");
-                run_state_set(&f->run->consistency, "crash");
+                f->run->consistency = CONSISTENCY_CRASH;
                 return 0;
         }
         r = freeze_set_new(f->run->frozen_mounts, f->cfg->freeze_timeout_ms, set);
@@ -130,18 +130,18 @@ static int freeze(struct flow *f, struct freeze_set **set, struct sigaction old[
                 if (r < 0)
                         frozen_signals(false, old);
         }
-        if (r < 0 && streq(f->cfg->freeze_on_failure, "continue")) {
+        if (r < 0 && f->cfg->freeze_on_failure == FREEZE_ON_FAILURE_CONTINUE) {
                 log_warning("Freeze failed (%s); taking a crash-consistent image as [freeze] "
                             "on_failure = continue allows",
                             strerror(-r));
-                run_state_set(&f->run->consistency, "crash");
+                f->run->consistency = CONSISTENCY_CRASH;
                 return 0;
         }
         if (r < 0)
                 return flow_fail(f, r, "could not freeze the filesystems, nothing was imaged: %s",
                                  strerror(-r));
         *frozen = true;
-        run_state_set(&f->run->consistency, "fs-frozen");
+        f->run->consistency = CONSISTENCY_FS_FROZEN;
         return 0;
 }
 
@@ -251,7 +251,7 @@ int flow_create_rebooting(struct flow *f)
                 flow_leave(f, PHASE_REBOOTING);
                 return 0;
         }
-        run_state_set(&f->run->consistency, "rebooted");
+        f->run->consistency = CONSISTENCY_REBOOTED;
         r = flow_enter(f, PHASE_REBOOTING);
         if (r < 0)
                 return flow_fail(f, r, "cannot persist the run state before the reboot");

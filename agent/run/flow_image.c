@@ -25,8 +25,8 @@ static size_t build_tags(const struct config *cfg, const struct run_state *run,
         for (size_t i = 0; i < cfg->n_tags; i++)
                 tags[n++] = (struct ec2_tag){cfg->tags[i].key, cfg->tags[i].value};
         tags[n++] = (struct ec2_tag){TAG_RUN_ID, run->run_id};
-        tags[n++] =
-                (struct ec2_tag){TAG_CONSISTENCY, run->consistency ? run->consistency : "crash"};
+        tags[n++] = (struct ec2_tag){TAG_CONSISTENCY,
+                                     consistency_to_string(run->consistency ?: CONSISTENCY_CRASH)};
         tags[n++] = (struct ec2_tag){TAG_SOURCE, run->instance_id};
         return n;
 }
@@ -98,9 +98,9 @@ int flow_image_find(struct context *ctx, struct run_state *run, struct aws_error
                            ims[i].image_id, run->image_name);
                 r = run_state_set(&run->image_id, ims[i].image_id);
                 if (r >= 0) {
-                        const char *c = image_tag(&ims[i], TAG_CONSISTENCY);
-                        if (c)
-                                r = run_state_set(&run->consistency, c);
+                        int c = consistency_from_string(image_tag(&ims[i], TAG_CONSISTENCY));
+                        if (c >= 0)
+                                run->consistency = (enum consistency)c;
                 }
         }
         ec2_images_free(ims, n);
@@ -188,15 +188,15 @@ int flow_image_adopt(struct context *ctx, struct run_state *run, const struct co
 
 int flow_image_retag_consistency(struct context *ctx, struct run_state *run)
 {
-        struct ec2_tag t = {TAG_CONSISTENCY, run->consistency};
+        struct ec2_tag t = {TAG_CONSISTENCY, consistency_to_string(run->consistency)};
         const char *ids[] = {run->image_id, NULL};
         struct aws_error e = {};
         int r;
 
         r = ec2_create_tags(ctx->ec2, ids, &t, 1, false, &e);
         if (r < 0)
-                log_error("Cannot re-tag %s as %s: %s", run->image_id, run->consistency,
-                          e.code ? e.code : strerror(-r));
+                log_error("Cannot re-tag %s as %s: %s", run->image_id,
+                          consistency_to_string(run->consistency), e.code ? e.code : strerror(-r));
         aws_error_done(&e);
         return r;
 }

@@ -23,7 +23,7 @@ static void tag_crash(struct context *ctx, const struct history_entry *h,
 {
         const struct ec2_tag tags[] = {
                 {TAG_RUN_ID, h->run_id},
-                {TAG_CONSISTENCY, "crash"},
+                {TAG_CONSISTENCY, consistency_to_string(CONSISTENCY_CRASH)},
                 {TAG_SOURCE, h->instance_id},
         };
         _cleanup_free_ const char **ids = calloc(strv_length(im->snapshot_ids) + 2, sizeof(*ids));
@@ -54,7 +54,7 @@ static void settle(struct context *ctx, struct history_entry *h, const struct ec
                                                     : "deregistering it with its snapshots");
         tag_crash(ctx, h, im);
         (void)run_state_set(&h->image_id, im->image_id);
-        (void)run_state_set(&h->consistency, "crash");
+        h->consistency = CONSISTENCY_CRASH;
         h->create_outcome = CREATE_LATE;
         if (streq_ptr(im->state, "pending"))
                 return;

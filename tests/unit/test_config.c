@@ -49,7 +49,7 @@ static void test_values(void **state)
         assert_string_equal(c.imds_endpoint, "http://127.0.0.1:1");
         assert_int_equal(c.imds_token_ttl, 60);
         assert_true(c.imds_allow_imdsv1);
-        assert_string_equal(c.imds_endpoint_mode, "IPv6");
+        assert_int_equal(c.imds_endpoint_mode, IMDS_ENDPOINT_MODE_IPV6);
         assert_string_equal(c.region, "eu-west-1");
         assert_int_equal(c.n_tags, 2);
         assert_string_equal(c.tags[1].key, "cost:center");
