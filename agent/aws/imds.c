@@ -26,7 +26,6 @@
 #define IMDS_IPV4_ENDPOINT    "http://169.254.169.254"
 #define IMDS_IPV6_ENDPOINT    "http://[fd00:ec2::254]"
 #define IMDS_TOKEN_PATH       "/latest/api/token"
-#define IMDS_MAX_TTL_S        21600u
 #define IMDS_DEFAULT_MAX_BODY (64u * 1024u)
 /* Real tokens are about 56 characters; anything near this ceiling is not a token. */
 #define IMDS_TOKEN_MAX_BODY    4096u
@@ -126,9 +125,9 @@ int imds_new(const struct imds_config *cfg, struct imds **ret)
         *m = (struct imds){
                 .endpoint = TAKE_PTR(endpoint),
                 .token_ttl_s = cfg->token_ttl_s ? cfg->token_ttl_s : IMDS_MAX_TTL_S,
-                .connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 1000,
-                .timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 2000,
-                .retry_deadline_ms = cfg->retry_deadline_ms ? cfg->retry_deadline_ms : 10000,
+                .connect_timeout_ms = cfg->connect_timeout_ms ?: IMDS_CONNECT_TIMEOUT_MS_DEFAULT,
+                .timeout_ms = cfg->timeout_ms ?: IMDS_TIMEOUT_MS_DEFAULT,
+                .retry_deadline_ms = cfg->retry_deadline_ms ?: IMDS_RETRY_DEADLINE_MS_DEFAULT,
                 .max_body = cfg->max_body ? cfg->max_body : IMDS_DEFAULT_MAX_BODY,
                 .allow_imdsv1 = cfg->allow_imdsv1,
                 .disabled = cfg->disabled || disabled_by_env(),

@@ -9,13 +9,19 @@
 
 struct aws_credentials;
 
+/* What a 0 below stands for; also the defaults of the [imds] keys (core/config.c). */
+#define IMDS_MAX_TTL_S                  21600u /* the longest token lifetime IMDS grants */
+#define IMDS_CONNECT_TIMEOUT_MS_DEFAULT 1000u
+#define IMDS_TIMEOUT_MS_DEFAULT         2000u
+#define IMDS_RETRY_DEADLINE_MS_DEFAULT  10000u
+
 struct imds_config {
         const char *endpoint;        /* config key; NULL: from the environment or the default */
         const char *endpoint_mode;   /* "IPv4" or "IPv6" (any case); NULL: environment, else IPv4 */
-        unsigned token_ttl_s;        /* 1..21600; 0: 21600 */
-        unsigned connect_timeout_ms; /* 0: 1000 */
-        unsigned timeout_ms;         /* per request; 0: 2000 */
-        unsigned retry_deadline_ms;  /* all attempts of one call, token PUT included; 0: 10000 */
+        unsigned token_ttl_s;        /* 1..IMDS_MAX_TTL_S; 0: IMDS_MAX_TTL_S */
+        unsigned connect_timeout_ms; /* 0: the default above */
+        unsigned timeout_ms;         /* per request; 0: the default above */
+        unsigned retry_deadline_ms;  /* all attempts of one call, token PUT included; 0: default */
         bool allow_imdsv1;           /* fall back to tokenless GETs when the token PUT is refused */
         bool disabled;               /* also set by AWS_EC2_METADATA_DISABLED=true */
         /*

@@ -167,13 +167,12 @@ int signed_post_new(const struct signed_post_config *cfg, struct creds_provider 
                 return -ENOMEM;
         sp->creds = creds;
         sp->connect_timeout_ms =
-                cfg->transport.connect_timeout_ms ? cfg->transport.connect_timeout_ms : 3000;
-        sp->timeout_ms = cfg->transport.timeout_ms ? cfg->transport.timeout_ms : 30000;
-        sp->retry_deadline_ms =
-                cfg->transport.retry_deadline_ms ? cfg->transport.retry_deadline_ms : 120000;
+                cfg->transport.connect_timeout_ms ?: AWS_CONNECT_TIMEOUT_MS_DEFAULT;
+        sp->timeout_ms = cfg->transport.timeout_ms ?: AWS_TIMEOUT_MS_DEFAULT;
+        sp->retry_deadline_ms = cfg->transport.retry_deadline_ms ?: AWS_RETRY_DEADLINE_MS_DEFAULT;
         sp->retry_base_ms = cfg->transport.retry_base_ms ? cfg->transport.retry_base_ms : 200;
         sp->retry_cap_ms = cfg->transport.retry_cap_ms ? cfg->transport.retry_cap_ms : 20000;
-        sp->max_attempts = cfg->transport.max_attempts ? cfg->transport.max_attempts : 8;
+        sp->max_attempts = cfg->transport.max_attempts ?: AWS_MAX_ATTEMPTS_DEFAULT;
         sp->max_body = cfg->transport.max_body ? cfg->transport.max_body : 8u * 1024u * 1024u;
         sp->clock = cfg->transport.clock;
         sp->clock_userdata = cfg->transport.clock_userdata;

@@ -34,14 +34,20 @@ void aws_error_move(struct aws_error *dst, struct aws_error *src);
 /* The one place that decides which AWS errors are worth another attempt. */
 bool aws_error_is_transient(long http_status, const char *code);
 
+/* What a 0 below stands for; also the defaults of the [aws] keys (core/config.c). */
+#define AWS_CONNECT_TIMEOUT_MS_DEFAULT 3000u
+#define AWS_TIMEOUT_MS_DEFAULT         30000u
+#define AWS_RETRY_DEADLINE_MS_DEFAULT  120000u
+#define AWS_MAX_ATTEMPTS_DEFAULT       8u
+
 /* How calls go over the wire; the same for every client built on signed_post (EC2, KMS, SSM). */
 struct aws_transport {
-        unsigned connect_timeout_ms; /* 0: 3000 */
-        unsigned timeout_ms;         /* per attempt; 0: 30000 */
-        unsigned retry_deadline_ms;  /* all attempts of one call; 0: 120000 */
+        unsigned connect_timeout_ms; /* 0: the default above */
+        unsigned timeout_ms;         /* per attempt; 0: the default above */
+        unsigned retry_deadline_ms;  /* all attempts of one call; 0: the default above */
         unsigned retry_base_ms;      /* 0: 200 */
         unsigned retry_cap_ms;       /* 0: 20000 */
-        unsigned max_attempts;       /* 0: 8 */
+        unsigned max_attempts;       /* 0: the default above */
         size_t max_body;             /* 0: 8 MiB; a client may lower it */
         clock_fn clock;              /* for X-Amz-Date; NULL: real time */
         void *clock_userdata;

@@ -183,5 +183,31 @@ int config_add_source(struct config *c, const char *name, const char *data, size
 int config_snapshot_new(const struct config *c);
 int config_load_snapshot(int fd, struct config *ret, struct config_error *err);
 
-/* Every known "section.key", for documentation checks; NULL-terminated, static. */
-const char *const *config_known_keys(void);
+/*
+ * The description of one key: config.c's table holds every key once, with its default and bounds;
+ * the parser, config_init() and the checks of the shipped file and ec2-imaged.conf(5) read it.
+ */
+enum config_key_type {
+        CONFIG_KEY_STRING,
+        CONFIG_KEY_UINT,
+        CONFIG_KEY_BOOL,
+        CONFIG_KEY_ENUM,
+        CONFIG_KEY_STRV, /* words separated by spaces, tabs or commas */
+};
+
+struct config_key {
+        const char *section;
+        const char *name;
+        enum config_key_type type;
+        size_t offset;             /* of the value in struct config */
+        unsigned long min, max;    /* UINT: bounds; STRING: length; STRV: max words */
+        unsigned long def;         /* UINT, BOOL, ENUM: the default */
+        const char *def_text;      /* STRING, STRV: the default as a file writes it; NULL: none */
+        const char *const *values; /* ENUM: its string table; STRV: the words allowed (NULL: any) */
+        size_t n_values;
+};
+
+/* The key table, in the order of the shipped file. */
+const struct config_key *config_keys(size_t *ret_n);
+/* The default of k as the shipped file writes it ("" for none), or NULL when memory ran out. */
+char *config_key_default(const struct config_key *k);

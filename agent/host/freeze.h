@@ -22,9 +22,12 @@
 #include <stdint.h>
 
 #include "host/mountinfo.h" /* FREEZE_MOUNTINFO_MAX */
-/* Bounds on the guard's timeout (freeze_set_new() refuses others with -ERANGE). */
-#define FREEZE_TIMEOUT_MIN_MS 100u
-#define FREEZE_TIMEOUT_MAX_MS (60u * 60u * 1000u)
+/*
+ * Bounds on the guard's timeout (freeze_set_new() refuses others with -ERANGE); also the bounds
+ * of [freeze] timeout_ms (core/config.c).
+ */
+#define FREEZE_TIMEOUT_MIN_MS 1000u
+#define FREEZE_TIMEOUT_MAX_MS (10u * 60u * 1000u)
 
 /*
  * Choose the mount points to freeze, from mountinfo_path (NULL: /proc/self/mountinfo).

@@ -335,7 +335,7 @@ def test_list_and_config_through_the_agent(tmp_path, agent_bin, base):
     assert rows["mail-spool"] == ["off", "yes"] and rows["tmp-files"] == ["on", "no"]
     assert rows["ssh-hostkeys"] == ["on", "yes"] and rows["ssh-authorized-keys"] == ["off", "no"]
     # The agent checks the names against its own table: the two lists must agree.
-    table = re.search(r"sanitize_ops\[\] = \{(.*?)NULL\}", (REPO / "agent/core/config.c").read_text(),
+    table = re.search(r"sanitize_ops\[\] = \{(.*?)\};", (REPO / "agent/core/config.c").read_text(),
                       re.S).group(1)
     assert sorted(re.findall(r'"([a-z-]+)"', table)) == sorted(["all"] + list(rows))
     conf.write_text("[sanitize]\ndisable = tmp-file\n")

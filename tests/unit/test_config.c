@@ -243,22 +243,24 @@ static void test_documented(void **state)
 {
         FILE *f = fopen(SRCDIR "/conf/ec2-imaged.conf", "r");
         static char text[65536];
-        size_t n;
+        const struct config_key *keys;
+        size_t n, n_keys;
 
         assert_non_null(f);
         n = fread(text, 1, sizeof(text) - 1, f);
         text[n] = '\0';
         fclose(f);
-        for (const char *const *k = config_known_keys(); *k; k++) {
-                const char *dot = strchr(*k, '.');
+        keys = config_keys(&n_keys);
+        for (size_t i = 0; i < n_keys; i++) {
                 char section[64], key[64];
                 const char *sec;
 
-                snprintf(section, sizeof(section), "[%.*s]", (int)(dot - *k), *k);
-                snprintf(key, sizeof(key), "\n#%s =", dot + 1);
+                snprintf(section, sizeof(section), "[%s]", keys[i].section);
+                snprintf(key, sizeof(key), "\n#%s =", keys[i].name);
                 sec = strstr(text, section);
                 if (!sec || !strstr(sec, key))
-                        fail_msg("%s is not documented in conf/ec2-imaged.conf", *k);
+                        fail_msg("%s.%s is not documented in conf/ec2-imaged.conf", keys[i].section,
+                                 keys[i].name);
         }
 }
 
