@@ -238,39 +238,12 @@ static void test_snapshot(void **state)
         free(drop);
 }
 
-/* Every key in the table has a documented line in conf/ec2-imaged.conf. */
-static void test_documented(void **state)
-{
-        FILE *f = fopen(SRCDIR "/conf/ec2-imaged.conf", "r");
-        static char text[65536];
-        const struct config_key *keys;
-        size_t n, n_keys;
-
-        assert_non_null(f);
-        n = fread(text, 1, sizeof(text) - 1, f);
-        text[n] = '\0';
-        fclose(f);
-        keys = config_keys(&n_keys);
-        for (size_t i = 0; i < n_keys; i++) {
-                char section[64], key[64];
-                const char *sec;
-
-                snprintf(section, sizeof(section), "[%s]", keys[i].section);
-                snprintf(key, sizeof(key), "\n#%s =", keys[i].name);
-                sec = strstr(text, section);
-                if (!sec || !strstr(sec, key))
-                        fail_msg("%s.%s is not documented in conf/ec2-imaged.conf", keys[i].section,
-                                 keys[i].name);
-        }
-}
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
                 cmocka_unit_test(test_errors),   cmocka_unit_test(test_long_line),
-                cmocka_unit_test(test_dropins),  cmocka_unit_test(test_documented),
-                cmocka_unit_test(test_snapshot),
+                cmocka_unit_test(test_dropins),  cmocka_unit_test(test_snapshot),
         };
         return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
