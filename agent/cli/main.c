@@ -419,7 +419,7 @@ static int cmd_status(const struct options *o, struct context *ctx)
         } else if (st.n_history > 0) {
                 const struct history_entry *h = &st.history[0];
                 printf("no run under way; last run %s: %s, image %s %s (%s)%s%s\n", h->run_id,
-                       h->result, strna(h->image_id), strna(h->image_name),
+                       run_result_to_string(h->result), strna(h->image_id), strna(h->image_name),
                        strna(consistency_to_string(h->consistency)), h->error ? ": " : "",
                        strempty(h->error));
         } else {

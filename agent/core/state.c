@@ -50,9 +50,17 @@ static const char *const consistency_table[_CONSISTENCY_MAX] = {
 };
 DEFINE_STRING_TABLE_LOOKUP(consistency, enum consistency)
 
+static const char *const run_result_table[_RUN_RESULT_MAX] = {
+        [RESULT_SUCCESS] = "success",
+        [RESULT_FAILED] = "failed",
+        [RESULT_INHERITED] = "inherited",
+};
+DEFINE_STRING_TABLE_LOOKUP(run_result, enum run_result)
+
 /* get_enum() writes enum fields through an int. */
 _Static_assert(sizeof(enum create_outcome) == sizeof(int) &&
-                       sizeof(enum consistency) == sizeof(int),
+                       sizeof(enum consistency) == sizeof(int) &&
+                       sizeof(enum run_result) == sizeof(int),
                "enums are ints");
 
 static char *new_uuid(void)
@@ -177,7 +185,6 @@ int run_state_set(char **field, const char *value)
 static void history_entry_done(struct history_entry *h)
 {
         free(h->run_id);
-        free(h->result);
         free(h->instance_id);
         free(h->image_id);
         free(h->image_name);
@@ -195,7 +202,7 @@ void state_done(struct state *s)
 
 bool history_tracks_late_image(const struct history_entry *h)
 {
-        return streq_ptr(h->result, "failed") &&
+        return h->result == RESULT_FAILED &&
                (h->create_outcome == CREATE_UNKNOWN || h->create_outcome == CREATE_LATE);
 }
 
@@ -215,7 +222,7 @@ static void evict_one(struct state *s)
         s->n_history--;
 }
 
-static int finish_as(struct state *s, const char *result, usec_t now)
+static int finish_as(struct state *s, enum run_result result, usec_t now)
 {
         struct run_state *r = s->current;
         struct history_entry h;
@@ -224,7 +231,7 @@ static int finish_as(struct state *s, const char *result, usec_t now)
                 return 0;
         h = (struct history_entry){
                 .run_id = TAKE_PTR(r->run_id),
-                .result = strdup(result),
+                .result = result,
                 .instance_id = TAKE_PTR(r->instance_id),
                 .image_id = TAKE_PTR(r->image_id),
                 .image_name = TAKE_PTR(r->image_name),
@@ -234,10 +241,6 @@ static int finish_as(struct state *s, const char *result, usec_t now)
                 .started = r->started,
                 .finished = now,
         };
-        if (!h.result) {
-                history_entry_done(&h);
-                return -ENOMEM;
-        }
         if (s->n_history == STATE_HISTORY_MAX)
                 evict_one(s);
         memmove(&s->history[1], &s->history[0], s->n_history * sizeof(s->history[0]));
@@ -251,7 +254,7 @@ int state_finish_current(struct state *s, usec_t now)
 {
         if (!s->current)
                 return 0;
-        return finish_as(s, s->current->phase == PHASE_DONE ? "success" : "failed", now);
+        return finish_as(s, s->current->phase == PHASE_DONE ? RESULT_SUCCESS : RESULT_FAILED, now);
 }
 
 int state_inherit_current(struct state *s, usec_t now)
@@ -268,7 +271,7 @@ int state_inherit_current(struct state *s, usec_t now)
                 return -ENOMEM;
         free(r->error);
         r->error = why;
-        return finish_as(s, "inherited", now);
+        return finish_as(s, RESULT_INHERITED, now);
 }
 
 const char *state_this_boot(void)
@@ -418,7 +421,7 @@ char *state_format(const struct state *s)
                 if (!e)
                         goto out;
                 json_add_str(e, "run_id", h->run_id);
-                json_add_str(e, "result", h->result);
+                json_add_str(e, "result", run_result_to_string(h->result));
                 json_add_str(e, "instance_id", h->instance_id);
                 json_add_str(e, "image_id", h->image_id);
                 json_add_str(e, "image_name", h->image_name);
@@ -633,7 +636,7 @@ int state_parse(const char *json, size_t len, struct state *ret)
         cJSON_ArrayForEach(i, hist)
         {
                 struct history_entry *h;
-                int e = 0;
+                int e = 0, result = -1;
 
                 if (s.n_history >= STATE_HISTORY_MAX)
                         break;
@@ -641,7 +644,7 @@ int state_parse(const char *json, size_t len, struct state *ret)
                         goto out;
                 h = &s.history[s.n_history++];
                 e |= get_str(i, "run_id", &h->run_id);
-                e |= get_str(i, "result", &h->result);
+                e |= get_enum(i, "result", run_result_from_string, &result);
                 e |= get_str(i, "instance_id", &h->instance_id);
                 e |= get_str(i, "image_id", &h->image_id);
                 e |= get_str(i, "image_name", &h->image_name);
@@ -651,8 +654,9 @@ int state_parse(const char *json, size_t len, struct state *ret)
                 e |= get_usec(i, "finished_us", &h->finished);
                 e |= get_enum(i, "create_outcome", create_outcome_from_string,
                               (int *)&h->create_outcome);
-                if (e || !h->run_id || !h->result)
+                if (e || !h->run_id || result < 0)
                         goto out;
+                h->result = (enum run_result)result;
         }
         *ret = s;
         s = (struct state){};

@@ -100,9 +100,17 @@ struct run_state {
         size_t n_dist;
 };
 
+/* How a run ended, in the history. */
+enum run_result {
+        RESULT_SUCCESS,
+        RESULT_FAILED,
+        RESULT_INHERITED, /* another instance's run (see state_inherit_current()) */
+        _RUN_RESULT_MAX,
+};
+
 struct history_entry {
         char *run_id;
-        char *result;      /* "success", "failed", "inherited" (another instance's, see below) */
+        enum run_result result;
         char *instance_id; /* the instance that ran it */
         char *image_id;
         char *image_name;
@@ -121,6 +129,8 @@ struct state {
 
 const char *run_phase_to_string(enum run_phase p);
 int run_phase_from_string(const char *s);
+const char *run_result_to_string(enum run_result r);
+int run_result_from_string(const char *s);
 /* NULL for CONSISTENCY_UNSET. */
 const char *consistency_to_string(enum consistency c);
 int consistency_from_string(const char *s);

@@ -81,10 +81,10 @@ static void status_idle(struct daemon *d)
                               run_phase_to_string(st.current->phase));
         } else if (st.n_history > 0) {
                 const struct history_entry *h = &st.history[0];
-                if (streq_ptr(h->result, "success"))
+                if (h->result == RESULT_SUCCESS)
                         notify_status("Idle; last run %s succeeded: %s", h->run_id,
                                       strna(h->image_id));
-                else if (streq_ptr(h->result, "inherited"))
+                else if (h->result == RESULT_INHERITED)
                         notify_status("Idle; run %s of %s came with the image, not resumed",
                                       h->run_id, strna(h->instance_id));
                 else

@@ -65,14 +65,14 @@ static void test_round_trip(void **unused)
         assert_int_equal(state_finish_current(&s, 5), 0);
         assert_null(s.current);
         assert_int_equal(s.n_history, 1);
-        assert_string_equal(s.history[0].result, "success");
+        assert_int_equal(s.history[0].result, RESULT_SUCCESS);
         for (int i = 0; i < STATE_HISTORY_MAX + 5; i++) {
                 assert_int_equal(run_state_new(MODE_NO_REBOOT, false, &s.current), 0);
                 s.current->phase = PHASE_FAILED;
                 assert_int_equal(state_finish_current(&s, (usec_t)i), 0);
         }
         assert_int_equal(s.n_history, STATE_HISTORY_MAX);
-        assert_string_equal(s.history[0].result, "failed");
+        assert_int_equal(s.history[0].result, RESULT_FAILED);
         assert_int_equal(s.history[0].finished, STATE_HISTORY_MAX + 4);
         assert_int_equal(state_save(dir, &s), 0);
         assert_int_equal(state_load(dir, &l), 0);
@@ -310,14 +310,14 @@ static void test_inherited(void **unused)
         assert_int_equal(state_inherit_current(&s, 7), 0);
         assert_null(s.current);
         assert_int_equal(s.n_history, 1);
-        assert_string_equal(s.history[0].result, "inherited");
+        assert_int_equal(s.history[0].result, RESULT_INHERITED);
         assert_string_equal(s.history[0].instance_id, "i-0source");
         assert_non_null(strstr(s.history[0].error, "i-0source"));
         assert_non_null(strstr(s.history[0].error, "freezing"));
         text = state_format(&s);
         assert_non_null(text);
         assert_int_equal(state_parse(text, strlen(text), &l), 0);
-        assert_string_equal(l.history[0].result, "inherited");
+        assert_int_equal(l.history[0].result, RESULT_INHERITED);
         assert_string_equal(l.history[0].instance_id, "i-0source");
         free(text);
         state_done(&l);
