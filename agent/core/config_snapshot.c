@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
 #include "util/macro.h"
 #include "util/str.h"
 
@@ -44,22 +45,6 @@ int config_add_source(struct config *c, const char *name, const char *data, size
         memcpy(s.data, data, len);
         s.data[len] = '\0';
         c->sources[c->n_sources++] = s;
-        return 0;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-        const char *p = data;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                p += n;
-                len -= (size_t)n;
-        }
         return 0;
 }
 
@@ -104,9 +89,6 @@ int config_snapshot_new(const struct config *c)
 /* The whole snapshot, from offset 0 (the fd's own offset is the writer's). */
 static int read_snapshot(int fd, char **ret, size_t *ret_len)
 {
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t len = 0;
         int seals;
 
         /* Only a sealed memfd is a snapshot: nobody can have changed it since it was made. */
@@ -115,27 +97,7 @@ static int read_snapshot(int fd, char **ret, size_t *ret_len)
                 return errno == EINVAL ? -EPERM : -errno; /* EINVAL: no seals on this kind */
         if ((seals & SNAPSHOT_SEALS) != SNAPSHOT_SEALS)
                 return -EPERM;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if ((size_t)st.st_size > SNAPSHOT_MAX)
-                return -EFBIG;
-        buf = malloc((size_t)st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (len < (size_t)st.st_size) {
-                ssize_t n = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
+        return read_fd_bounded(fd, true, SNAPSHOT_MAX, ret, ret_len);
 }
 
 /* One record header at *p: "TAG N[ M]\n"; moves *p past it. */

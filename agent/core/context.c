@@ -22,24 +22,19 @@ int context_new(const struct config *config, struct context **ret)
                 .allow_imdsv1 = config->imds_allow_imdsv1,
                 .disabled = config->imds_disabled,
         };
-        struct context *ctx;
+        _cleanup_(context_freep) struct context *ctx = calloc(1, sizeof(*ctx));
         int r;
 
-        ctx = calloc(1, sizeof(*ctx));
         if (!ctx)
                 return log_error_errno(-ENOMEM, "Out of memory");
         ctx->config = config;
         r = imds_new(&ic, &ctx->imds);
-        if (r < 0) {
-                context_free(ctx);
+        if (r < 0)
                 return log_error_errno(r, "Invalid instance metadata settings: %m");
-        }
         r = creds_provider_new(ctx->imds, NULL, NULL, &ctx->creds);
-        if (r < 0) {
-                context_free(ctx);
+        if (r < 0)
                 return log_error_errno(r, "Cannot set up the credentials provider: %m");
-        }
-        *ret = ctx;
+        *ret = TAKE_PTR(ctx);
         return 0;
 }
 

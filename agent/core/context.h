@@ -6,6 +6,7 @@
 #include "aws/ec2.h"
 #include "core/config.h"
 #include "aws/imds.h"
+#include "util/macro.h"
 
 struct context {
         const struct config *config; /* borrowed */
@@ -19,6 +20,7 @@ struct context {
 /* Create the IMDS client and the credentials provider. Talks to nobody yet. */
 int context_new(const struct config *config, struct context **ret);
 struct context *context_free(struct context *ctx);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct context *, context_free)
 /* Read this instance's identity from IMDS (once) and settle the region. Logs its own errors. */
 int context_load_identity(struct context *ctx);
 /* Create the EC2 client for the settled region (loads the identity first when needed). */

@@ -74,22 +74,20 @@ static char *new_uuid(void)
 
 int run_state_new(enum run_mode mode, bool dry_run, struct run_state **ret)
 {
-        struct run_state *r = calloc(1, sizeof(*r));
+        _cleanup_(run_state_freep) struct run_state *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return -ENOMEM;
         r->run_id = new_uuid();
-        if (!r->run_id) {
-                free(r);
+        if (!r->run_id)
                 return -ENOMEM;
-        }
         r->mode = mode;
         r->dry_run = dry_run;
         r->phase = PHASE_PREFLIGHT;
         r->freeze_window_ms = -1;
         r->create_call_ms = -1;
         r->started = r->updated = now_usec(CLOCK_REALTIME);
-        *ret = r;
+        *ret = TAKE_PTR(r);
         return 0;
 }
 
@@ -297,19 +295,17 @@ bool run_state_frozen_in_this_boot(const struct run_state *r)
 
 int state_load(const char *dir, struct state *ret)
 {
-        _cleanup_free_ char *path = strprintf("%s/state.json", dir), *data = NULL;
-        size_t len;
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_file_bounded(path, STATE_MAX_SIZE, &data, &len);
-        if (r == -ENOENT) {
+        r = read_file_optional(dir, "state.json", STATE_MAX_SIZE, &data, &len);
+        if (r < 0)
+                return r;
+        if (!data) {
                 *ret = (struct state){};
                 return 0;
         }
-        if (r < 0)
-                return r;
         return state_parse(data, len, ret);
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "core/config.h" /* enum run_mode */
+#include "util/macro.h"
 #include "util/timeutil.h"
 
 #define STATE_DEFAULT_DIR "/var/lib/ec2-imaged"
@@ -141,6 +142,7 @@ int create_outcome_from_string(const char *s);
 /* A new run with a fresh random id (UUID v4 text). */
 int run_state_new(enum run_mode mode, bool dry_run, struct run_state **ret);
 struct run_state *run_state_free(struct run_state *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct run_state *, run_state_free)
 int run_state_set(char **field, const char *value);
 /* Append a region with nothing done yet; -E2BIG past RUN_DIST_MAX. */
 int run_state_add_dist(struct run_state *r, const char *region, struct run_dist **ret);

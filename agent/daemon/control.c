@@ -359,7 +359,7 @@ int control_trigger(const char *path, bool wait, int *ret_status, char **ret_out
         _cleanup_free_ char *out = NULL;
         const char *req = wait ? "trigger --wait" : "trigger";
         char msg[CONTROL_MSG_MAX + 1];
-        size_t len, out_len = 0;
+        size_t len;
         struct sockaddr_un sa;
         socklen_t sl;
         uint64_t status = 0;
@@ -387,32 +387,14 @@ int control_trigger(const char *path, bool wait, int *ret_status, char **ret_out
         if (!streq(msg, "started"))
                 return -EBADMSG;
         if (wait) {
-                char chunk[4096];
-
                 r = recv_msg(fd, msg, sizeof(msg), &len);
                 if (r < 0)
                         return r == -EBADMSG ? -ECONNRESET : r; /* the daemon went away */
                 if (!startswith(msg, "exit ") || safe_atou64(msg + 5, &status) < 0 || status > 255)
                         return -EBADMSG;
-                for (;;) {
-                        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-                        char *grown;
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n < 0)
-                                return -errno;
-                        if (n == 0)
-                                break;
-                        if (out_len + (size_t)n > CONTROL_OUTPUT_MAX)
-                                return -EFBIG;
-                        grown = realloc(out, out_len + (size_t)n + 1);
-                        if (!grown)
-                                return -ENOMEM;
-                        out = grown;
-                        memcpy(out + out_len, chunk, (size_t)n);
-                        out_len += (size_t)n;
-                        out[out_len] = '\0';
-                }
+                r = read_fd_bounded(fd, false, CONTROL_OUTPUT_MAX, &out, NULL);
+                if (r < 0)
+                        return r;
         }
         *ret_status = (int)status;
         if (ret_output)

@@ -14,7 +14,7 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-static int write_all(int fd, const void *data, size_t len)
+int write_all(int fd, const void *data, size_t len)
 {
         const char *p = data;
 
@@ -74,12 +74,47 @@ fail:
         return r;
 }
 
+#define READ_CHUNK 4096u
+
+int read_fd_bounded(int fd, bool positional, size_t max, char **ret, size_t *ret_len)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, size = 0;
+
+        for (;;) {
+                ssize_t n;
+
+                if (size - len < READ_CHUNK + 1) {
+                        size_t want = size ? 2 * size : READ_CHUNK + 1;
+                        char *grown = realloc(buf, want);
+                        if (!grown)
+                                return -ENOMEM;
+                        buf = grown;
+                        size = want;
+                }
+                n = positional ? pread(fd, buf + len, size - 1 - len, (off_t)len)
+                               : read(fd, buf + len, size - 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf[len] = '\0';
+        *ret = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+}
+
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len)
 {
         _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
         struct stat st;
-        size_t len = 0;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -90,27 +125,23 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len)
                 return -EBADFD;
         if ((size_t)st.st_size > max)
                 return -EFBIG;
-        buf = malloc(max + 1);
-        if (!buf)
+        /* -EFBIG as well when it grows past max while we read it. */
+        return read_fd_bounded(fd, false, max, ret, ret_len);
+}
+
+int read_file_optional(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len)
+{
+        _cleanup_free_ char *path = strprintf("%s/%s", dir, name);
+        int r;
+
+        if (!path)
                 return -ENOMEM;
-        for (;;) {
-                ssize_t n = read(fd, buf + len, max + 1 - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len > max)
-                        return -EFBIG; /* grew while we read it */
+        r = read_file_bounded(path, max, ret, ret_len);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
         }
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        if (ret_len)
-                *ret_len = len;
-        return 0;
+        return r;
 }
 
 int mkdir_parents(const char *path, mode_t mode)

@@ -2,8 +2,20 @@
 /* File reading with a ceiling, and atomic replacement that survives a crash at any point. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+/* Write all of data, retrying short writes and EINTR. */
+int write_all(int fd, const void *data, size_t len);
+
+/*
+ * Read fd to its end into a NUL-terminated buffer; -EFBIG past max bytes. positional: with pread
+ * from offset 0, leaving the descriptor's offset alone (it may be shared); else with read (a
+ * pipe, a socket). Every read offers 4 KiB or more, so a SOCK_SEQPACKET message of up to 4 KiB
+ * arrives whole.
+ */
+int read_fd_bounded(int fd, bool positional, size_t max, char **ret, size_t *ret_len);
 
 /*
  * Replace path with data: write a temporary file in the same directory, fsync it, rename it over
@@ -13,6 +25,8 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 
 /* Read a whole regular file of at most max bytes (-EFBIG beyond). The result is NUL-terminated. */
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len);
+/* The same for dir/name, where a missing file is no error: *ret is NULL then. */
+int read_file_optional(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len);
 
 /* mkdir -p for one level of parents, with mode for what it creates. */
 int mkdir_parents(const char *path, mode_t mode);
