@@ -257,6 +257,9 @@ static int apply_string(char **field, const struct config_key *k, const char *va
 
         if (strlen(value) > k->max)
                 return *msg = strprintf("value is longer than %lu characters", k->max), -E2BIG;
+        /* Only "may not be empty" is in use: the table's minimum lengths are 0 or 1. */
+        if (strlen(value) < k->min)
+                return *msg = strdup("may not be empty"), -EINVAL;
         n = strdup(value);
         if (!n)
                 return -ENOMEM;

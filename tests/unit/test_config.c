@@ -85,6 +85,9 @@ static void test_errors(void **state)
         expect_error("\n\nthis is not ini\n", 3, "syntax error");
         expect_error("[image]\ntag = aws:name=x\n", 2, "reserved");
         expect_error("[image]\ntag = novalue\n", 2, "Key=Value");
+        /* A key that needs a value (a path, a template) may not be set to nothing. */
+        expect_error("[run]\nstate_dir =\n", 2, "[run] state_dir: may not be empty");
+        expect_error("[hooks]\ndir = \n", 2, "may not be empty");
 }
 
 static void test_long_line(void **state)

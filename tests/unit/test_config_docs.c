@@ -259,6 +259,9 @@ static void test_table(void **state)
                         assert_true(k->min <= k->def && k->def <= k->max);
                         assert_int_equal(*(unsigned *)((char *)&c + k->offset), k->def);
                 }
+                if (k->type == CONFIG_KEY_STRING) /* a key that may not be empty has a default */
+                        assert_true(k->min == 0 || (k->def_text && strlen(k->def_text) >= k->min &&
+                                                    strlen(k->def_text) <= k->max));
                 if (k->type == CONFIG_KEY_ENUM) {
                         assert_true(k->def < k->n_values);
                         assert_int_equal(*(int *)((char *)&c + k->offset), (int)k->def);
