@@ -3,7 +3,7 @@
  * The key table (config.c) is the one description of every key; the shipped file
  * (conf/ec2-imaged.conf) and the manual (ec2-imaged.conf(5)) document each key with the table's
  * default, a number with its bounds and an enumerated key with every value, and document no key
- * the table lacks.
+ * the table lacks. The shipped hooks, which read some keys themselves, use the same defaults.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -286,12 +286,53 @@ static void test_manual(void **state)
         check_doc(&d);
 }
 
+/* The shipped hooks read their keys themselves ("conf_get SECTION KEY DEFAULT"): the same default.
+ */
+static void test_hook_defaults(void **state)
+{
+        static const char *const hooks[] = {"firstboot", "lib.sh", "patch", "sanitize"};
+        size_t n_keys;
+        const struct config_key *keys = config_keys(&n_keys);
+        unsigned checked = 0;
+
+        for (size_t h = 0; h < ELEMENTSOF(hooks); h++) {
+                _cleanup_free_ char *path = strprintf(SRCDIR "/hooks/%s", hooks[h]);
+                const char *text = slurp(path);
+
+                for (const char *p = strstr(text, "conf_get "); p; p = strstr(p + 1, "conf_get ")) {
+                        char section[32], name[64], def[256] = "";
+                        const struct config_key *k = NULL;
+                        _cleanup_free_ char *want = NULL;
+
+                        /* the definition and its comment name SECTION KEY DEFAULT in capitals */
+                        if (sscanf(p, "conf_get %31[a-z_] %63[a-z_] %255[^ )|\n]", section, name,
+                                   def) < 2)
+                                continue;
+                        if (streq(def, "\"\""))
+                                def[0] = '\0';
+                        for (size_t j = 0; j < n_keys && !k; j++)
+                                if (streq(keys[j].section, section) && streq(keys[j].name, name))
+                                        k = &keys[j];
+                        if (!k)
+                                fail_msg("hooks/%s reads [%s] %s, which the key table lacks",
+                                         hooks[h], section, name);
+                        want = config_key_default(k);
+                        if (!streq(want, def))
+                                fail_msg("hooks/%s: [%s] %s defaults to '%s', the table says '%s'",
+                                         hooks[h], section, name, def, want);
+                        checked++;
+                }
+        }
+        assert_true(checked > 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table),
                 cmocka_unit_test(test_shipped_conf),
                 cmocka_unit_test(test_manual),
+                cmocka_unit_test(test_hook_defaults),
         };
         return cmocka_run_group_tests_name("config_docs", tests, NULL, NULL);
 }
