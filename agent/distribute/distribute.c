@@ -21,8 +21,6 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-#define MAX_TAGS (CONFIG_MAX_TAGS + 5)
-
 /* Step names recorded in struct run_dist.done. */
 #define STEP_TAGGED      "tagged"
 #define STEP_SHARED      "shared"
@@ -49,14 +47,19 @@ bool distribute_configured(const struct config *c)
                c->dist_keep_days > 0 || c->dist_launch_template || c->dist_ssm_parameter;
 }
 
-static bool sharing(const struct config *c)
+bool distribute_sharing(const struct config *c)
 {
         return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous;
 }
 
+const char *distribute_lineage(const struct config *c, const char *instance_id)
+{
+        return c->dist_lineage ? c->dist_lineage : instance_id;
+}
+
 static const char *lineage(const struct dist *d)
 {
-        return d->cfg->dist_lineage ? d->cfg->dist_lineage : d->run->instance_id;
+        return distribute_lineage(d->cfg, d->run->instance_id);
 }
 
 static int save(struct dist *d)
@@ -73,40 +76,6 @@ static int save(struct dist *d)
         return r;
 }
 
-/* Record the failure of an AWS call once, with its code and message; returns r. */
-static int aws_fail(struct dist *d, int r, struct aws_error *e, const char *what,
-                    const char *region)
-{
-        if (!d->why)
-                d->why = strprintf("%s in %s: %s%s%s", what, region,
-                                   e->code ? e->code : strerror(-r), e->message ? ": " : "",
-                                   strempty(e->message));
-        aws_error_done(e);
-        return r;
-}
-
-static size_t build_tags(const struct dist *d, struct ec2_tag tags[static MAX_TAGS])
-{
-        size_t n = 0;
-
-        for (size_t i = 0; i < d->cfg->n_tags; i++)
-                tags[n++] = (struct ec2_tag){d->cfg->tags[i].key, d->cfg->tags[i].value};
-        tags[n++] = (struct ec2_tag){TAG_RUN_ID, d->run->run_id};
-        tags[n++] = (struct ec2_tag){TAG_CONSISTENCY,
-                                     d->run->consistency ? d->run->consistency : "crash"};
-        tags[n++] = (struct ec2_tag){TAG_SOURCE, d->run->instance_id};
-        tags[n++] = (struct ec2_tag){TAG_LINEAGE, lineage(d)};
-        return n;
-}
-
-static const char *tag_of(const struct ec2_image *im, const char *key)
-{
-        for (size_t i = 0; i < im->n_tags; i++)
-                if (streq_ptr(im->tags[i].key, key))
-                        return im->tags[i].value;
-        return NULL;
-}
-
 /* One image of rd's region by id, or -ENOENT. */
 static int describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *ret)
 {
@@ -121,7 +90,7 @@ static int describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *r
         if (r == -EREMOTEIO && streq_ptr(e.code, "InvalidAMIID.NotFound"))
                 n = 0;
         else if (r < 0)
-                return aws_fail(d, r, &e, "DescribeImages", rd->region);
+                return dist_fail(&d->why, r, &e, "DescribeImages", rd->region);
         aws_error_done(&e);
         if (n == 0) {
                 if (!d->why)
@@ -151,9 +120,9 @@ static int find_copy(struct dist *d, struct run_dist *rd)
 
         r = ec2_describe_images(c, d->run->image_name, NULL, &ims, &n, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "DescribeImages", rd->region);
+                return dist_fail(&d->why, r, &e, "DescribeImages", rd->region);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                const char *id = tag_of(&ims[i], TAG_RUN_ID);
+                const char *id = image_tag(&ims[i], TAG_RUN_ID);
                 bool ours = id ? streq(id, d->run->run_id)
                                : ims[i].description && strstr(ims[i].description, d->run->run_id);
                 if (!ours) {
@@ -175,7 +144,7 @@ static int start_copy(struct dist *d, struct run_dist *rd)
 {
         struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
         _cleanup_free_ char *token = NULL, *desc = NULL, *id = NULL;
-        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_tag tags[IMAGE_TAGS_MAX];
         struct aws_error e = {};
         int r;
 
@@ -197,7 +166,7 @@ static int start_copy(struct dist *d, struct run_dist *rd)
                                    .kms_key_id = dist_kms_key_for(d->cfg, rd->region),
                                    .copy_image_tags = true,
                                    .tags = tags,
-                                   .n_tags = build_tags(d, tags),
+                                   .n_tags = image_tags_build(d->cfg, d->run, lineage(d), tags),
                                    .client_token = token,
                            },
                            &id, &e);
@@ -218,7 +187,7 @@ static int start_copy(struct dist *d, struct run_dist *rd)
         }
         if (r < 0) {
                 /* The copy may have been made all the same: look again next time round. */
-                return aws_fail(d, r, &e, "CopyImage", rd->region);
+                return dist_fail(&d->why, r, &e, "CopyImage", rd->region);
         }
         log_notice("CopyImage %s -> %s in %s", d->run->image_id, id, rd->region);
         r = run_state_set(&rd->image_id, id);
@@ -322,7 +291,7 @@ static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
         struct kms_key k = {};
         int r;
 
-        if (!sharing(d->cfg) || run_dist_done(rd, STEP_GRANTED))
+        if (!distribute_sharing(d->cfg) || run_dist_done(rd, STEP_GRANTED))
                 return 0;
         r = image_key(d, rd, &key);
         if (r < 0 || !key)
@@ -338,7 +307,7 @@ static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
                 r = kms_create_grant(dist_clients_kms(&d->clients, rd->region), k.arn ? k.arn : key,
                                      *a, name, NULL, &e);
                 if (r < 0)
-                        r = aws_fail(d, r, &e, "KMS CreateGrant", rd->region);
+                        r = dist_fail(&d->why, r, &e, "KMS CreateGrant", rd->region);
                 else
                         log_info("KMS grant on %s for %s in %s", key, *a, rd->region);
         }
@@ -356,7 +325,7 @@ static int share(struct dist *d, struct run_dist *rd)
         size_t n = 0;
         int r = 0;
 
-        if (!run_dist_done(rd, STEP_SHARED) && sharing(d->cfg)) {
+        if (!run_dist_done(rd, STEP_SHARED) && distribute_sharing(d->cfg)) {
                 for (char **a = d->cfg->dist_share_accounts; a && *a && n < ELEMENTSOF(s); a++)
                         s[n++] = (struct ec2_share){EC2_SHARE_ACCOUNT, *a};
                 for (char **a = d->cfg->dist_share_orgs; a && *a && n < ELEMENTSOF(s); a++)
@@ -365,7 +334,7 @@ static int share(struct dist *d, struct run_dist *rd)
                         s[n++] = (struct ec2_share){EC2_SHARE_OU, *a};
                 r = ec2_add_launch_permissions(c, rd->image_id, s, n, false, &e);
                 if (r < 0)
-                        return aws_fail(d, r, &e, "ModifyImageAttribute", rd->region);
+                        return dist_fail(&d->why, r, &e, "ModifyImageAttribute", rd->region);
                 log_notice("Shared %s in %s with %zu principals", rd->image_id, rd->region, n);
                 r = run_dist_mark(rd, STEP_SHARED);
                 if (r >= 0)
@@ -380,7 +349,8 @@ static int share(struct dist *d, struct run_dist *rd)
                                 c, *sn, (const char *const *)d->cfg->dist_share_accounts, false,
                                 &e);
                         if (r < 0)
-                                r = aws_fail(d, r, &e, "ModifySnapshotAttribute", rd->region);
+                                r = dist_fail(&d->why, r, &e, "ModifySnapshotAttribute",
+                                              rd->region);
                 }
                 ec2_image_done(&im);
                 if (r >= 0)
@@ -394,7 +364,7 @@ static int share(struct dist *d, struct run_dist *rd)
 /* Tags on every image of the run (copies get them here: not every EC2 keeps CopyImage's). */
 static int tag(struct dist *d, struct run_dist *rd)
 {
-        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_tag tags[IMAGE_TAGS_MAX];
         struct ec2_image im = {};
         struct aws_error e = {};
         char **ids = NULL;
@@ -409,9 +379,10 @@ static int tag(struct dist *d, struct run_dist *rd)
                 r = strv_push(&ids, *s);
         if (r >= 0) {
                 r = ec2_create_tags(dist_clients_ec2(&d->clients, rd->region),
-                                    (const char *const *)ids, tags, build_tags(d, tags), false, &e);
+                                    (const char *const *)ids, tags,
+                                    image_tags_build(d->cfg, d->run, lineage(d), tags), false, &e);
                 if (r < 0)
-                        r = aws_fail(d, r, &e, "CreateTags", rd->region);
+                        r = dist_fail(&d->why, r, &e, "CreateTags", rd->region);
         }
         strv_free(ids);
         ec2_image_done(&im);
@@ -433,7 +404,7 @@ static int deprecate(struct dist *d, struct run_dist *rd)
         r = ec2_enable_image_deprecation(dist_clients_ec2(&d->clients, rd->region), rd->image_id,
                                          at, false, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "EnableImageDeprecation", rd->region);
+                return dist_fail(&d->why, r, &e, "EnableImageDeprecation", rd->region);
         log_info("%s in %s deprecated from %s", rd->image_id, rd->region, at);
         r = run_dist_mark(rd, STEP_DEPRECATED);
         return r < 0 ? r : save(d);
@@ -451,7 +422,7 @@ static int lt_resolve(struct dist *d, const char *region, const char *which, cha
         r = ec2_describe_launch_template_versions(dist_clients_ec2(&d->clients, region),
                                                   d->cfg->dist_launch_template, v, &lv, &n, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "DescribeLaunchTemplateVersions", region);
+                return dist_fail(&d->why, r, &e, "DescribeLaunchTemplateVersions", region);
         if (n == 0) {
                 d->why = strprintf("launch template %s has no version %s in %s",
                                    d->cfg->dist_launch_template, which, region);
@@ -497,8 +468,8 @@ static int publish_lt(struct dist *d, struct run_dist *rd)
                                         c, d->cfg->dist_launch_template, src, rd->image_id, desc,
                                         token, false, &v, &e);
                         if (r < 0)
-                                return e.code ? aws_fail(d, r, &e, "CreateLaunchTemplateVersion",
-                                                         rd->region)
+                                return e.code ? dist_fail(&d->why, r, &e,
+                                                          "CreateLaunchTemplateVersion", rd->region)
                                               : r;
                         rd->lt_version = strprintf("%" PRId64, v);
                         if (!rd->lt_version)
@@ -513,7 +484,7 @@ static int publish_lt(struct dist *d, struct run_dist *rd)
         r = ec2_set_launch_template_default(c, d->cfg->dist_launch_template,
                                             strtoll(rd->lt_version, NULL, 10), false, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "ModifyLaunchTemplate", rd->region);
+                return dist_fail(&d->why, r, &e, "ModifyLaunchTemplate", rd->region);
         r = run_dist_mark(rd, STEP_LT_DEFAULT);
         return r < 0 ? r : save(d);
 }
@@ -528,7 +499,7 @@ static int publish_ssm(struct dist *d, struct run_dist *rd)
         r = ssm_put_parameter(dist_clients_ssm(&d->clients, rd->region), d->cfg->dist_ssm_parameter,
                               rd->image_id, "aws:ec2:image", true, NULL, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "SSM PutParameter", rd->region);
+                return dist_fail(&d->why, r, &e, "SSM PutParameter", rd->region);
         log_info("SSM parameter %s in %s = %s", d->cfg->dist_ssm_parameter, rd->region,
                  rd->image_id);
         r = run_dist_mark(rd, STEP_SSM);
@@ -559,26 +530,9 @@ static int retain(struct dist *d, struct run_dist *rd)
         r = retain_region(dist_clients_ec2(&d->clients, rd->region), &o, &report, &e);
         strv_free(report);
         if (r < 0)
-                return e.code ? aws_fail(d, r, &e, "retention", rd->region) : r;
+                return e.code ? dist_fail(&d->why, r, &e, "retention", rd->region) : r;
         r = run_dist_mark(rd, STEP_RETAINED);
         return r < 0 ? r : save(d);
-}
-
-/* The run's own region first, then the configured ones (each once). */
-static int region_list(const struct run_state *run, const struct config *cfg, char ***ret)
-{
-        char **v = NULL;
-        int r = strv_push(&v, run->region);
-
-        for (char **s = cfg->dist_regions; r >= 0 && s && *s; s++)
-                if (!strv_contains(v, *s))
-                        r = strv_push(&v, *s);
-        if (r < 0) {
-                strv_free(v);
-                return r;
-        }
-        *ret = v;
-        return 0;
 }
 
 /* Record the regions of the run, with nothing done yet; the run's own image is there already. */
@@ -603,7 +557,7 @@ static int check_copy_keys(struct dist *d)
 {
         int r = 0;
 
-        for (size_t i = 1; r >= 0 && sharing(d->cfg) && i < d->run->n_dist; i++) {
+        for (size_t i = 1; r >= 0 && distribute_sharing(d->cfg) && i < d->run->n_dist; i++) {
                 const char *key = dist_kms_key_for(d->cfg, d->run->dist[i].region);
                 struct kms_key k = {};
 
@@ -624,7 +578,7 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
 
         if (!distribute_configured(d.cfg))
                 return 0;
-        r = region_list(run, d.cfg, &regions);
+        r = dist_regions(run->region, d.cfg, &regions);
         if (r >= 0)
                 r = dist_clients_open(&d.clients, ctx, regions);
         if (r < 0 && !d.why)
