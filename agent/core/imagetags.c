@@ -5,8 +5,8 @@
 #include "core/state.h"
 #include "util/macro.h"
 
-size_t image_tags_build(const struct config *cfg, const struct run_state *run,
-                        const char *lineage, struct ec2_tag tags[static IMAGE_TAGS_MAX])
+size_t image_tags_build(const struct config *cfg, const struct run_state *run, const char *lineage,
+                        struct ec2_tag tags[static IMAGE_TAGS_MAX])
 {
         size_t n = 0;
 

@@ -718,6 +718,16 @@ int state_save(const char *dir, const struct state *s)
         return write_file_atomic(path, text, strlen(text), 0600);
 }
 
+int state_save_run(const char *dir, struct state *s, struct run_state *run)
+{
+        if (run->dry_run)
+                return 0;
+        run->updated = now_usec(CLOCK_REALTIME);
+        if (run_state_set(&run->boot_id, state_this_boot()) < 0)
+                return -ENOMEM;
+        return state_save(dir, s);
+}
+
 int state_lock(const char *dir)
 {
         _cleanup_free_ char *path = strprintf("%s/run.lock", dir);

@@ -66,10 +66,7 @@ static int save(struct dist *d)
 {
         int r;
 
-        if (d->run->dry_run)
-                return 0;
-        d->run->updated = now_usec(CLOCK_REALTIME);
-        r = state_save(d->cfg->state_dir, d->st);
+        r = state_save_run(d->cfg->state_dir, d->st, d->run);
         if (r < 0)
                 d->why = strprintf("cannot save the run state in %s: %s", d->cfg->state_dir,
                                    strerror(-r));

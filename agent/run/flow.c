@@ -25,13 +25,7 @@ int flow_save(struct flow *f)
 {
         int r;
 
-        if (f->run->dry_run)
-                return 0;
-        f->run->updated = now_usec(CLOCK_REALTIME);
-        /* Whether a freeze may still be under way after a crash depends on the boot. */
-        if (run_state_set(&f->run->boot_id, state_this_boot()) < 0)
-                return log_error_errno(-ENOMEM, "Out of memory");
-        r = state_save(f->cfg->state_dir, &f->state);
+        r = state_save_run(f->cfg->state_dir, &f->state, f->run);
         if (r < 0)
                 return log_error_errno(r, "Cannot save the run state in %s: %m", f->cfg->state_dir);
         return 0;
