@@ -66,18 +66,6 @@ void flow_leave(struct flow *f, enum run_phase p)
         f->run->times[p].end = now_usec(CLOCK_REALTIME);
 }
 
-static int failv(struct flow *f, int r, const char *msg)
-{
-        run_state_set(&f->run->error, msg ? msg : strerror(-r));
-        f->run->phase = PHASE_FAILED;
-        log_image_id(f);
-        log_struct(LOG_ERR, "MESSAGE_ID=6f1c3b2a9d0e4c5f8a7b1e2d3c4b5a69\n", "Run %s failed: %s",
-                   f->run->run_id, strna(f->run->error));
-        (void)flow_save(f);
-        notify_phase(f);
-        return r < 0 ? r : -EIO;
-}
-
 int flow_fail(struct flow *f, int r, const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL;
@@ -87,7 +75,14 @@ int flow_fail(struct flow *f, int r, const char *fmt, ...)
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        return failv(f, r, msg);
+        run_state_set(&f->run->error, msg ? msg : strerror(-r));
+        f->run->phase = PHASE_FAILED;
+        log_image_id(f);
+        log_struct(LOG_ERR, "MESSAGE_ID=6f1c3b2a9d0e4c5f8a7b1e2d3c4b5a69\n", "Run %s failed: %s",
+                   f->run->run_id, strna(f->run->error));
+        (void)flow_save(f);
+        notify_phase(f);
+        return r < 0 ? r : -EIO;
 }
 
 static bool phase_continues_on_error(const struct config *c, const char *phase)
@@ -365,35 +360,21 @@ static int drive(struct flow *f)
         return wait_and_finish(f);
 }
 
-static int report(struct flow *f, const char *fmt, ...) _printf_(2, 3);
-static int report(struct flow *f, const char *fmt, ...)
-{
-        _cleanup_free_ char *line = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(&line, fmt, ap) < 0)
-                line = NULL;
-        va_end(ap);
-        if (!line)
-                return -ENOMEM;
-        return strv_push(&f->result->dry_run_report, line);
-}
-
 /* A dry run: everything that changes nothing, reported line by line. */
 static int dry_run(struct flow *f)
 {
         static const char *const phases[] = {HOOK_PHASE_PRE_IMAGE, HOOK_PHASE_PRE_FREEZE,
                                              HOOK_PHASE_POST_THAW, HOOK_PHASE_POST_IMAGE};
         struct hooks_opts o = {.hooks_dir = f->cfg->hooks_dir};
+        char ***out = &f->result->dry_run_report;
         int r, refused = 0;
 
         r = preflight(f);
         if (r < 0)
                 return r;
-        report(f, "image name: %s", f->run->image_name);
-        report(f, "DryRun CreateImage on %s (NoReboot=%s): allowed", f->run->instance_id,
-               f->run->mode == MODE_REBOOT ? "false" : "true");
+        strv_pushf(out, "image name: %s", f->run->image_name);
+        strv_pushf(out, "DryRun CreateImage on %s (NoReboot=%s): allowed", f->run->instance_id,
+                   f->run->mode == MODE_REBOOT ? "false" : "true");
         for (size_t i = 0; i < ELEMENTSOF(phases); i++) {
                 _cleanup_free_ char *text = NULL;
                 if (f->run->mode == MODE_REBOOT && (i == 1 || i == 2))
@@ -406,21 +387,21 @@ static int dry_run(struct flow *f)
                         nl = strchr(line, '\n');
                         if (nl)
                                 *nl = '\0';
-                        report(f, "hooks %s", line);
+                        strv_pushf(out, "hooks %s", line);
                 }
         }
         if (f->run->mode == MODE_NO_REBOOT) {
                 if (!f->run->frozen_mounts || !*f->run->frozen_mounts)
-                        report(f, "would freeze: nothing (crash-consistent image)");
+                        strv_pushf(out, "would freeze: nothing (crash-consistent image)");
                 for (char **m = f->run->frozen_mounts; m && *m; m++)
-                        report(f, "would freeze: %s", *m);
+                        strv_pushf(out, "would freeze: %s", *m);
         } else {
-                report(f, "would reboot: EC2 stops the instance, copies its volumes, starts it");
+                strv_pushf(out,
+                           "would reboot: EC2 stops the instance, copies its volumes, starts it");
         }
         if (distribute_configured(f->cfg)) {
                 _cleanup_free_ char *why = NULL;
-                r = distribute_check(f->ctx, f->run->instance_id, true, &f->result->dry_run_report,
-                                     &why);
+                r = distribute_check(f->ctx, f->run->instance_id, true, out, &why);
                 if (r < 0)
                         return flow_fail(f, r, "[distribute] pre-flight: %s", strna(why));
         }
