@@ -689,19 +689,17 @@ out:
 
 int state_load(const char *dir, struct state *ret)
 {
-        _cleanup_free_ char *path = strprintf("%s/state.json", dir), *data = NULL;
+        _cleanup_free_ char *data = NULL;
         size_t len;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_file_bounded(path, STATE_MAX_SIZE, &data, &len);
-        if (r == -ENOENT) {
+        r = read_file_in(dir, "state.json", STATE_MAX_SIZE, &data, &len);
+        if (r < 0)
+                return r;
+        if (!data) {
                 *ret = (struct state){};
                 return 0;
         }
-        if (r < 0)
-                return r;
         return state_parse(data, len, ret);
 }
 
