@@ -229,7 +229,6 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
 
         if (!k.report)
                 k.report = &scratch;
-
         if (!distribute_configured(k.cfg))
                 return 0;
         r = check_config(&k);
