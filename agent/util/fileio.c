@@ -129,7 +129,7 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len)
         return read_fd_bounded(fd, false, max, ret, ret_len);
 }
 
-int read_file_optional(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len)
+int read_file_in(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len)
 {
         _cleanup_free_ char *path = strprintf("%s/%s", dir, name);
         int r;

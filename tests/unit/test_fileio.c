@@ -71,22 +71,22 @@ static void test_read_fd_positional(void **state)
         close(fd);
 }
 
-static void test_read_file_optional(void **state)
+static void test_read_file_in(void **state)
 {
         char dir[] = "/tmp/ec2-imaged-fileio-XXXXXX";
         char *path, *buf = (char *)"untouched";
         size_t len = 0;
 
         assert_non_null(mkdtemp(dir));
-        assert_int_equal(read_file_optional(dir, "absent", 10, &buf, &len), 0);
+        assert_int_equal(read_file_in(dir, "absent", 10, &buf, &len), 0);
         assert_null(buf);
         path = strprintf("%s/present", dir);
         assert_int_equal(write_file_atomic(path, "abc\n", 4, 0600), 0);
-        assert_int_equal(read_file_optional(dir, "present", 10, &buf, &len), 0);
+        assert_int_equal(read_file_in(dir, "present", 10, &buf, &len), 0);
         assert_int_equal(len, 4);
         assert_string_equal(buf, "abc\n");
         free(buf);
-        assert_int_equal(read_file_optional(dir, "present", 3, &buf, &len), -EFBIG);
+        assert_int_equal(read_file_in(dir, "present", 3, &buf, &len), -EFBIG);
         unlink(path);
         rmdir(dir);
         free(path);
@@ -97,7 +97,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_read_fd_seqpacket),
                 cmocka_unit_test(test_read_fd_positional),
-                cmocka_unit_test(test_read_file_optional),
+                cmocka_unit_test(test_read_file_in),
         };
         return cmocka_run_group_tests_name("fileio", tests, NULL, NULL);
 }
