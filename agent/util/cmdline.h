@@ -10,8 +10,10 @@
 #include <stdbool.h>
 
 /* Their entries in a getopt_long() table; their short options are "c:v". */
-#define CMDLINE_COMMON_OPTIONS                                                                     \
-        {"config", required_argument, NULL, 'c'}, { "verbose", no_argument, NULL, 'v' }
+/* clang-format off */
+#define CMDLINE_COMMON_OPTIONS \
+        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'}
+/* clang-format on */
 
 struct cmdline_common {
         const char *config_path; /* the caller's default until -c names one */

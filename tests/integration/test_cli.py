@@ -398,9 +398,10 @@ def test_trigger_text_and_json(daemon_rig):
     assert (r.returncode, r.stdout) == (0, "run started\n"), r.stderr
     assert wait_until(lambda: len(daemon_rig.history()) == 3,
                                   timeout=test_daemon.RUN_DEADLINE), d.err
+    # cJSON's print like every other --json (it was printf'd on one line, `{"started": true}`).
     r = daemon_rig.trigger("--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"started": True}
+    assert r.stdout == cjson_print({"started": True}) + "\n", r.stdout
 
 
 # ---------------------------------------------------------------- the command line
