@@ -50,7 +50,7 @@ static int dist_to_json(cJSON *o, const struct run_state *r)
         return arr ? 0 : -ENOMEM;
 }
 
-static cJSON *run_to_json(const struct run_state *r)
+cJSON *run_state_to_json(const struct run_state *r)
 {
         cJSON *o = cJSON_CreateObject(), *times, *mounts;
         int e = 0;
@@ -103,42 +103,43 @@ static cJSON *run_to_json(const struct run_state *r)
         return o;
 }
 
-char *run_state_format(const struct run_state *r)
+/* The text of the tree o (cJSON's formatted print), which is freed; NULL when o is NULL. */
+static char *format_tree(cJSON *o)
 {
-        cJSON *o = run_to_json(r);
-        char *s;
+        char *s = o ? cJSON_Print(o) : NULL;
 
-        if (!o)
-                return NULL;
-        s = cJSON_Print(o);
         cJSON_Delete(o);
         return s;
 }
 
-char *state_format(const struct state *s)
+char *run_state_format(const struct run_state *r)
+{
+        return format_tree(run_state_to_json(r));
+}
+
+cJSON *state_to_json(const struct state *s)
 {
         cJSON *o = cJSON_CreateObject(), *hist;
-        char *text = NULL;
 
         if (!o)
                 return NULL;
         cJSON_AddNumberToObject(o, "version", 1);
         if (s->current) {
-                cJSON *c = run_to_json(s->current);
+                cJSON *c = run_state_to_json(s->current);
                 if (!c)
-                        goto out;
+                        goto fail;
                 cJSON_AddItemToObject(o, "current", c);
         } else {
                 cJSON_AddNullToObject(o, "current");
         }
         hist = cJSON_AddArrayToObject(o, "history");
         if (!hist)
-                goto out;
+                goto fail;
         for (size_t i = 0; i < s->n_history; i++) {
                 const struct history_entry *h = &s->history[i];
                 cJSON *e = cJSON_CreateObject();
                 if (!e)
-                        goto out;
+                        goto fail;
                 json_add_str(e, "run_id", h->run_id);
                 json_add_str(e, "result", run_result_to_string(h->result));
                 json_add_str(e, "instance_id", h->instance_id);
@@ -151,10 +152,15 @@ char *state_format(const struct state *s)
                 add_num(e, "finished_us", (double)h->finished);
                 cJSON_AddItemToArray(hist, e);
         }
-        text = cJSON_Print(o);
-out:
+        return o;
+fail:
         cJSON_Delete(o);
-        return text;
+        return NULL;
+}
+
+char *state_format(const struct state *s)
+{
+        return format_tree(state_to_json(s));
 }
 
 /* Strings of at most 1 KiB; anything else in a string field is a corrupt state file. */
@@ -324,7 +330,7 @@ bad:
 
 int run_state_copy(const struct run_state *r, struct run_state **ret)
 {
-        cJSON *o = run_to_json(r);
+        cJSON *o = run_state_to_json(r);
         int e;
 
         if (!o)
