@@ -69,8 +69,7 @@ void status_run(enum worker_job job, const struct progress *p, usec_t phase_sinc
         case PHASE_PRE_FREEZE:
         case PHASE_POST_THAW:
         case PHASE_POST_IMAGE:
-                status_notify("Run %s: running %s hooks", p->run_id,
-                              run_phase_to_string(p->phase));
+                status_notify("Run %s: running %s hooks", p->run_id, run_phase_to_string(p->phase));
                 break;
         case PHASE_FREEZING:
         case PHASE_CREATING:
