@@ -145,17 +145,28 @@ static char **build_env(const char *phase, const struct hook_env *env)
         return TAKE_PTR(v);
 }
 
+/* A hook that failed vetting (in dir, for reason): not run, its refusal recorded and logged. */
+static void refuse(struct hook_result *h, const char *phase, const char *dir, const char *reason)
+{
+        _cleanup_free_ char *fields = strprintf("HOOK=%s\n", h->name);
+
+        h->status = HOOK_REFUSED;
+        h->message =
+                strprintf("hook %s (%s) refused: %s/%s %s", h->name, phase, dir, h->name, reason);
+        log_struct(LOG_ERR, fields, "%s", strna(h->message));
+}
+
 /*
  * Vet the hook once more, right before it runs (an earlier hook of the phase may have changed
  * things, and it is root's to do so), and execute the descriptor that vetting opened: the vetted
  * file, whatever its path names by then.
  */
-static int run_one(const struct hooks_opts *o, const struct hook_list *l,
+static int run_one(const struct hooks_opts *o, const struct hook_list *l, const char *dir,
                    const struct hook_entry *e, const char *phase, char **envp,
                    struct hook_result *res)
 {
         _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *reason = NULL, *fields = NULL;
+        _cleanup_free_ char *reason = NULL;
         char *argv[] = {res->path, NULL};
         int r;
 
@@ -163,11 +174,7 @@ static int run_one(const struct hooks_opts *o, const struct hook_list *l,
         if (r < 0)
                 return r;
         if (reason) {
-                res->status = HOOK_REFUSED;
-                res->message = strprintf("hook %s (%s) refused: %s/%s %s", res->name, phase, l->dir,
-                                         res->name, reason);
-                fields = strprintf("HOOK=%s\n", res->name);
-                log_struct(LOG_ERR, fields, "%s", strna(res->message));
+                refuse(res, phase, dir, reason);
                 return 0;
         }
         return hook_run(phase, argv, envp, fd,
@@ -225,7 +232,6 @@ int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const stru
 {
         _cleanup_(hook_list_done) struct hook_list l = {};
         _cleanup_strv_free_ char **envp = NULL;
-        _cleanup_free_ char *fields = NULL;
         bool refusing;
         int r, first = 0;
 
@@ -276,14 +282,9 @@ int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const stru
                 if (!h->name || !h->path)
                         return -ENOMEM;
                 if (e->state == HOOK_ENTRY_REFUSED) {
-                        h->status = HOOK_REFUSED;
-                        h->message = strprintf("hook %s (%s) refused: %s/%s %s", h->name, phase,
-                                               ret->dir, h->name, e->reason);
-                        free(fields);
-                        fields = strprintf("HOOK=%s\n", h->name);
-                        log_struct(LOG_ERR, fields, "%s", strna(h->message));
+                        refuse(h, phase, ret->dir, e->reason);
                 } else {
-                        r = run_one(opts, &l, e, phase, envp, h);
+                        r = run_one(opts, &l, ret->dir, e, phase, envp, h);
                         if (r < 0)
                                 return r;
                 }
