@@ -46,14 +46,17 @@ static int apply_word(struct userdata_directive *d, const char *w, size_t wlen, 
                 return -EINVAL;
         }
         if (kl == 4 && memcmp(w, "mode", 4) == 0) {
-                if (vl == 9 && memcmp(v, "no-reboot", 9) == 0)
-                        d->mode = "no-reboot";
-                else if (vl == 6 && memcmp(v, "reboot", 6) == 0)
-                        d->mode = "reboot";
-                else {
+                _cleanup_free_ char *name = strndup(v, vl);
+                int m = name ? run_mode_from_string(name) : -ENOMEM;
+
+                if (m == -ENOMEM)
+                        return m;
+                if (m < 0) {
                         *msg = "mode: must be no-reboot or reboot";
                         return -EINVAL;
                 }
+                d->has_mode = true;
+                d->mode = (enum run_mode)m;
                 return 0;
         }
         *msg = "unknown key (known: run, mode)";
@@ -254,10 +257,7 @@ int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, const char *
                 *ret_reason = "this instance had its first-boot run already";
                 return FIRST_BOOT_DONE_BEFORE;
         }
-        r = d.mode ? run_mode_from_string(d.mode) : (int)cfg->mode;
-        if (r < 0)
-                return r;
-        *ret_mode = (enum run_mode)r;
+        *ret_mode = d.has_mode ? d.mode : cfg->mode;
         /* Killed while waiting (the daemon restarted), the next start decides again. */
         wait = wait_for_cloud_init(cfg);
         r = record_instance(cfg->state_dir, ctx->identity.instance_id);

@@ -26,10 +26,11 @@
 #define USERDATA_LINE_MAX       1024
 
 struct userdata_directive {
-        bool found;       /* at least one directive line */
-        bool first_boot;  /* run=first-boot */
-        const char *mode; /* "no-reboot", "reboot" (static), or NULL for the configured mode */
-        unsigned line;    /* the (last) directive line */
+        bool found;      /* at least one directive line */
+        bool first_boot; /* run=first-boot */
+        bool has_mode;   /* mode= given; else the configured [run] mode */
+        enum run_mode mode;
+        unsigned line; /* the (last) directive line */
 };
 
 /*

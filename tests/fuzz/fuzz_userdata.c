@@ -22,9 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* an error always says where and why */
         if (r == 0 && d.found && (d.line == 0 || memmem(data, size, "#ec2-imaged:", 12) == NULL))
                 abort(); /* a directive is never found where there is none */
-        if (r == 0 && d.mode && strcmp(d.mode, "reboot") != 0 && strcmp(d.mode, "no-reboot") != 0)
+        if (r == 0 && d.has_mode && d.mode != MODE_REBOOT && d.mode != MODE_NO_REBOOT)
                 abort();
-        if (r == 0 && !d.found && (d.first_boot || d.mode))
+        if (r == 0 && !d.found && (d.first_boot || d.has_mode))
                 abort();
         return 0;
 }

@@ -35,14 +35,14 @@ static void test_found(void **state)
 
         d = parse_ok("#!/bin/sh\n#ec2-imaged: run=first-boot mode=reboot\necho hi\n");
         assert_true(d.found && d.first_boot);
-        assert_string_equal(d.mode, "reboot");
+        assert_true(d.has_mode && d.mode == MODE_REBOOT);
         assert_int_equal(d.line, 2);
 
         /* cloud-config, CRLF, indentation, a trailing comment, merged lines */
         d = parse_ok("#cloud-config\r\n  #ec2-imaged: run=first-boot # once\r\n"
                      "#ec2-imaged: mode=no-reboot\r\nruncmd: []\r\n");
         assert_true(d.found && d.first_boot);
-        assert_string_equal(d.mode, "no-reboot");
+        assert_true(d.has_mode && d.mode == MODE_NO_REBOOT);
         assert_int_equal(d.line, 3);
 
         d = parse_ok("#ec2-imaged: mode=reboot\n");
@@ -60,7 +60,7 @@ static void test_not_found(void **state)
         d = parse_ok("# ec2-imaged: run=first-boot\n#ec2-imaged run=first-boot\necho "
                      "'#ec2-imaged: run=first-boot'\n");
         assert_false(d.found);
-        assert_null(d.mode);
+        assert_false(d.has_mode);
         assert_int_equal(userdata_parse(gz, sizeof(gz) - 1, &d, NULL, NULL), 0);
         assert_false(d.found);
 }
