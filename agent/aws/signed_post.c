@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The transport shared by the AWS clients: endpoint resolution and parsing, SigV4 signing of each
- * attempt, the transient-error table and the retry loop. The protocols (ec2.c, awsjson.c) only
+ * The transport shared by the AWS clients: endpoint parsing, SigV4 signing of each attempt and the
+ * retry loop (error.c says which AWS errors are transient). The protocols (ec2.c, awsjson.c) only
  * encode bodies and read answers.
  */
 #include "aws/signed_post.h"
@@ -49,59 +49,6 @@ struct signed_post {
         bool next_once;
         unsigned next_deadline_ms;
 };
-
-void aws_error_done(struct aws_error *e)
-{
-        if (!e)
-                return;
-        free(e->code);
-        free(e->message);
-        free(e->request_id);
-        *e = (struct aws_error){};
-}
-
-void aws_error_move(struct aws_error *dst, struct aws_error *src)
-{
-        aws_error_done(dst);
-        *dst = *src;
-        *src = (struct aws_error){};
-}
-
-bool aws_error_is_transient(long http_status, const char *code)
-{
-        /*
-         * Throttling and server-side failures, from the AWS SDKs' retry tables. Client errors
-         * (bad parameters, missing resources, auth) never get better by trying again.
-         */
-        static const char *const codes[] = {
-                "RequestLimitExceeded",
-                "Throttling",
-                "ThrottlingException",
-                "ThrottledException",
-                "RequestThrottled",
-                "RequestThrottledException",
-                "TooManyRequestsException",
-                "SlowDown",
-                "PriorRequestNotComplete",
-                "EC2ThrottledException",
-                "BandwidthLimitExceeded",
-                "InternalError",
-                "InternalFailure",
-                "ServiceUnavailable",
-                "Unavailable",
-                "RequestTimeout",
-                "RequestTimeoutException",
-                /* The JSON protocol's names (KMS, SSM). */
-                "KMSInternalException",
-                "InternalServerError",
-        };
-
-        if (code)
-                for (size_t i = 0; i < ELEMENTSOF(codes); i++)
-                        if (streq(code, codes[i]))
-                                return true;
-        return http_status == 500 || http_status == 502 || http_status == 503 || http_status == 504;
-}
 
 /* Split the endpoint URL into the Host header and the path; reject what we could not sign. */
 static int endpoint_parse(struct signed_post *sp)

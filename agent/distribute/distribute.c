@@ -78,9 +78,8 @@ static int aws_fail(struct dist *d, int r, struct aws_error *e, const char *what
                     const char *region)
 {
         if (!d->why)
-                d->why = strprintf("%s in %s: %s%s%s", what, region,
-                                   e->code ? e->code : strerror(-r), e->message ? ": " : "",
-                                   strempty(e->message));
+                d->why = strprintf("%s in %s: %s%s%s", what, region, aws_error_describe(e, r),
+                                   e->message ? ": " : "", strempty(e->message));
         aws_error_done(e);
         return r;
 }

@@ -138,7 +138,7 @@ int dist_check_key(struct dist_clients *c, const char *region, const char *key_i
         r = kms_describe_key(kms, key_id, &k, &e);
         if (r < 0) {
                 *ret_why = strprintf("KMS DescribeKey %s in %s: %s%s%s", key_id, region,
-                                     e.code ? e.code : strerror(-r), e.message ? ": " : "",
+                                     aws_error_describe(&e, r), e.message ? ": " : "",
                                      strempty(e.message));
                 aws_error_done(&e);
                 return r;
