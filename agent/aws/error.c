@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The AWS error of an answer, whatever the protocol that carried it (EC2 Query, AWS JSON): its
- * lifetime, its one-word description for messages, and the one table of codes worth retrying.
+ * lifetime, its one-word description for messages, and the tables of what its codes mean (worth
+ * retrying, throttling, a refused clock, stale credentials), each code listed once.
  */
 #include "aws/error.h"
 
@@ -32,6 +33,28 @@ const char *aws_error_describe(const struct aws_error *e, int r)
         return e && e->code ? e->code : strerror(-r);
 }
 
+/* Is code one of the NULL-terminated codes? NULL is none. */
+static bool code_in(const char *code, const char *const *codes)
+{
+        for (; code && *codes; codes++)
+                if (streq(code, *codes))
+                        return true;
+        return false;
+}
+
+bool aws_error_is_throttling(const char *code)
+{
+        static const char *const codes[] = {
+                "RequestLimitExceeded",     "Throttling",
+                "ThrottlingException",      "ThrottledException",
+                "RequestThrottled",         "RequestThrottledException",
+                "TooManyRequestsException", "SlowDown",
+                "EC2ThrottledException",    NULL,
+        };
+
+        return code_in(code, codes);
+}
+
 bool aws_error_is_transient(long http_status, const char *code)
 {
         /*
@@ -39,16 +62,7 @@ bool aws_error_is_transient(long http_status, const char *code)
          * (bad parameters, missing resources, auth) never get better by trying again.
          */
         static const char *const codes[] = {
-                "RequestLimitExceeded",
-                "Throttling",
-                "ThrottlingException",
-                "ThrottledException",
-                "RequestThrottled",
-                "RequestThrottledException",
-                "TooManyRequestsException",
-                "SlowDown",
                 "PriorRequestNotComplete",
-                "EC2ThrottledException",
                 "BandwidthLimitExceeded",
                 "InternalError",
                 "InternalFailure",
@@ -59,11 +73,36 @@ bool aws_error_is_transient(long http_status, const char *code)
                 /* The JSON protocol's names (KMS, SSM). */
                 "KMSInternalException",
                 "InternalServerError",
+                NULL,
         };
 
-        if (code)
-                for (size_t i = 0; i < ELEMENTSOF(codes); i++)
-                        if (streq(code, codes[i]))
-                                return true;
+        if (aws_error_is_throttling(code) || code_in(code, codes))
+                return true;
         return http_status == 500 || http_status == 502 || http_status == 503 || http_status == 504;
+}
+
+bool aws_error_is_clock(const char *code)
+{
+        static const char *const codes[] = {
+                "RequestTimeTooSkewed",
+                "RequestExpired",
+                "RequestInTheFuture",
+                "InvalidSignatureException",
+                "SignatureDoesNotMatch",
+                "AuthFailure",
+                NULL,
+        };
+
+        return code_in(code, codes);
+}
+
+bool aws_error_is_stale_credentials(const char *code)
+{
+        static const char *const codes[] = {
+                "AuthFailure",           "ExpiredToken",
+                "ExpiredTokenException", "UnrecognizedClientException",
+                "InvalidClientTokenId",  NULL,
+        };
+
+        return code_in(code, codes);
 }

@@ -29,5 +29,14 @@ void aws_error_move(struct aws_error *dst, struct aws_error *src);
  */
 const char *aws_error_describe(const struct aws_error *e, int r);
 
-/* The one place that decides which AWS errors are worth another attempt. */
+/*
+ * What an answer's code (NULL: none) or HTTP status means. The one place that decides which AWS
+ * errors are worth another attempt (throttling, server-side failures, 500/502/503/504).
+ */
 bool aws_error_is_transient(long http_status, const char *code);
+/* Throttling: AWS did not act on the request, so even a call that must not run twice may repeat. */
+bool aws_error_is_throttling(const char *code);
+/* AWS refused the time of the signature (the JSON services say so as a bad signature). */
+bool aws_error_is_clock(const char *code);
+/* AWS no longer takes the credentials: revoked, expired early, or rotated under us. */
+bool aws_error_is_stale_credentials(const char *code);

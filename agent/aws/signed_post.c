@@ -294,24 +294,6 @@ static int attempt(struct signed_post *sp, const char *target, const char *body,
 }
 
 /*
- * Throttling answers mean AWS did not act on the request, so even a call that must not run twice
- * may be sent again after one.
- */
-static bool is_throttling(const char *code)
-{
-        static const char *const codes[] = {
-                "RequestLimitExceeded",     "Throttling",       "ThrottlingException",
-                "ThrottledException",       "RequestThrottled", "RequestThrottledException",
-                "TooManyRequestsException", "SlowDown",         "EC2ThrottledException",
-        };
-
-        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
-                if (streq(code, codes[i]))
-                        return true;
-        return false;
-}
-
-/*
  * For a call that must not run twice: only failures that prove the request was not acted on are
  * retried (refused or unroutable connections, throttling). Everything else may have reached AWS
  * and is left to the caller, who can look the result up.
@@ -319,7 +301,7 @@ static bool is_throttling(const char *code)
 static bool attempt_is_safe_to_repeat(int r, const struct aws_error *e)
 {
         if (r == -EREMOTEIO || (r == -EBADMSG && e->http_status >= 300))
-                return is_throttling(e->code);
+                return aws_error_is_throttling(e->code);
         return r == -ECONNREFUSED || r == -EHOSTUNREACH;
 }
 
@@ -332,35 +314,6 @@ void signed_post_limit_next(struct signed_post *sp, bool once, unsigned deadline
 {
         sp->next_once = once;
         sp->next_deadline_ms = deadline_ms;
-}
-
-/* AWS refused the time of the signature (the JSON services say so as a bad signature). */
-static bool is_clock_code(const char *code)
-{
-        static const char *const codes[] = {
-                "RequestTimeTooSkewed",      "RequestExpired",        "RequestInTheFuture",
-                "InvalidSignatureException", "SignatureDoesNotMatch", "AuthFailure",
-        };
-
-        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
-                if (streq(code, codes[i]))
-                        return true;
-        return false;
-}
-
-/* AWS no longer takes the credentials: revoked, expired early, or rotated under us. */
-static bool is_stale_credentials_code(const char *code)
-{
-        static const char *const codes[] = {
-                "AuthFailure",           "ExpiredToken",
-                "ExpiredTokenException", "UnrecognizedClientException",
-                "InvalidClientTokenId",
-        };
-
-        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
-                if (streq(code, codes[i]))
-                        return true;
-        return false;
 }
 
 /* AWS accepts signatures within 5 minutes of its time; the SDKs correct beyond 4. */
@@ -382,7 +335,7 @@ static bool fix_authentication(struct signed_post *sp, const struct attempt_info
 {
         if (!e->code)
                 return false;
-        if (!tried->clock && is_clock_code(e->code) && a->server_time != 0) {
+        if (!tried->clock && aws_error_is_clock(e->code) && a->server_time != 0) {
                 int64_t offset = (int64_t)a->server_time - (int64_t)a->our_time;
                 int64_t change = offset - sp->skew_usec;
 
@@ -395,7 +348,7 @@ static bool fix_authentication(struct signed_post *sp, const struct attempt_info
                         return true;
                 }
         }
-        if (!tried->credentials && is_stale_credentials_code(e->code) && a->role_creds) {
+        if (!tried->credentials && aws_error_is_stale_credentials(e->code) && a->role_creds) {
                 log_debug("%s: %s; fetching the role credentials again", sp->service, e->code);
                 creds_provider_invalidate(sp->creds);
                 tried->credentials = true;
@@ -470,7 +423,8 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
                 log_debug_errno(r, "%s %s attempt %u failed (HTTP %ld, %s): %m", sp->service, what,
                                 sp->last_attempts, e.http_status, strna(e.code));
                 /* The region's retry quota is spent: fail now rather than add to the storm. */
-                if (sp->budget && !aws_budget_take_retry(sp->budget, is_throttling(e.code))) {
+                if (sp->budget &&
+                    !aws_budget_take_retry(sp->budget, aws_error_is_throttling(e.code))) {
                         log_debug("%s %s: the region's retry quota is spent", sp->service, what);
                         if (e.http_status || e.code)
                                 aws_error_move(err, &e);
