@@ -226,7 +226,6 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
         _cleanup_free_ const struct ec2_param **sorted = NULL;
         struct buf b = {.max = EC2_MAX_BODY_SENT};
         size_t n = p ? p->n : 0;
-        char *s;
         int r;
 
         if (!action_valid(action))
@@ -249,15 +248,7 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
                 if (r >= 0)
                         r = append_encoded(&b, sorted[i]->value);
         }
-        if (r < 0) {
-                buf_free(&b);
-                return r;
-        }
-        s = buf_steal(&b, ret_len);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
+        return buf_finish(&b, r, ret, ret_len);
 }
 
 int ec2_parse_error(const char *body, size_t len, struct aws_error *err)

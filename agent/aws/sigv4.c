@@ -506,7 +506,6 @@ int sigv4_string_to_sign(const char *amz_date, const char *scope, const char *cr
 {
         _cleanup_buf_wipe_ struct buf sts = {};
         char creq_hash[65];
-        char *s;
         int r;
 
         if (!is_amz_date(amz_date) || !scope || !*scope || strpbrk(scope, "\r\n") || !creq || !ret)
@@ -515,13 +514,7 @@ int sigv4_string_to_sign(const char *amz_date, const char *scope, const char *cr
         if (r < 0)
                 return r;
         r = buf_printf(&sts, SIGV4_ALGORITHM "\n%s\n%s\n%s", amz_date, scope, creq_hash);
-        if (r < 0)
-                return r;
-        s = buf_steal(&sts, NULL);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
+        return buf_finish(&sts, r, ret, NULL);
 }
 
 /* The four links of the key chain, wiped together however the derivation ends. */
@@ -572,7 +565,6 @@ int sigv4_authorization(const char *access_key_id, const char *scope, const char
         _cleanup_buf_wipe_ struct buf authz = {};
         uint8_t sig[SHA256_LEN];
         char sig_hex[2 * SHA256_LEN + 1];
-        char *s;
         int r;
 
         if (!is_scope_part(access_key_id) || !scope || !*scope || strpbrk(scope, " ,\r\n") ||
@@ -589,13 +581,7 @@ int sigv4_authorization(const char *access_key_id, const char *scope, const char
         r = sbuf_join(&authz, SIGV4_ALGORITHM " Credential=", access_key_id, "/", scope,
                       ", SignedHeaders=", signed_headers, ", Signature=", sig_hex, NULL);
         secret_wipe(sig_hex, sizeof(sig_hex));
-        if (r < 0)
-                return r;
-        s = buf_steal(&authz, NULL);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
+        return buf_finish(&authz, r, ret, NULL);
 }
 
 /*

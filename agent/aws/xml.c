@@ -88,25 +88,16 @@ int xml_text(const xmlNode *n, char **ret)
 {
         /* The input size already bounds the text; the buffer ceiling only has to match it. */
         struct buf b = {.max = XML_MAX_BODY};
-        char *s;
-        int r;
+        int r = 0;
 
-        for (const xmlNode *c = n ? n->children : NULL; c; c = c->next) {
+        for (const xmlNode *c = n ? n->children : NULL; r >= 0 && c; c = c->next) {
                 if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE)
                         continue;
                 if (!c->content)
                         continue;
                 r = buf_append(&b, c->content, strlen((const char *)c->content));
-                if (r < 0) {
-                        buf_free(&b);
-                        return r;
-                }
         }
-        s = buf_steal(&b, NULL);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
+        return buf_finish(&b, r, ret, NULL);
 }
 
 int xml_child_text(const xmlNode *parent, const char *name, char **ret)
