@@ -178,6 +178,23 @@ int ec2_params_addf(struct ec2_params *p, const char *value, const char *name_fm
         return params_add_owned(p, name, value);
 }
 
+int ec2_params_set(struct ec2_params *p, const char *name, const char *value)
+{
+        char *v;
+
+        for (size_t i = 0; name && value && i < p->n; i++) {
+                if (!streq(p->v[i].name, name))
+                        continue;
+                v = strdup(value);
+                if (!v)
+                        return -ENOMEM;
+                free(p->v[i].value);
+                p->v[i].value = v;
+                return 0;
+        }
+        return ec2_params_add(p, name, value);
+}
+
 static int param_cmp(const void *a, const void *b)
 {
         const struct ec2_param *const *x = a, *const *y = b;

@@ -273,7 +273,7 @@ int ec2_parse_images(const char *body, size_t len, struct ec2_image **ret, size_
         return ec2_images_from_doc(doc, ret, ret_n);
 }
 
-int ec2_image_id_from_doc(xmlDoc *doc, char **ret)
+static int image_id_from_doc(xmlDoc *doc, char **ret)
 {
         char *id;
         int r = ec2_required(xml_child_text(xmlDocGetRootElement(doc), "imageId", &id));
@@ -288,14 +288,19 @@ int ec2_image_id_from_doc(xmlDoc *doc, char **ret)
         return 0;
 }
 
-int ec2_parse_create_image(const char *body, size_t len, char **ret_image_id)
+int ec2_parse_image_id(const char *body, size_t len, const char *root_name, char **ret)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = ec2_parse_answer(body, len, "CreateImageResponse", &doc);
+        int r = ec2_parse_answer(body, len, root_name, &doc);
 
         if (r < 0)
                 return r;
-        return ec2_image_id_from_doc(doc, ret_image_id);
+        return image_id_from_doc(doc, ret);
+}
+
+int ec2_parse_create_image(const char *body, size_t len, char **ret_image_id)
+{
+        return ec2_parse_image_id(body, len, "CreateImageResponse", ret_image_id);
 }
 
 /* prefix.N.Key / prefix.N.Value for each tag, N from 1. */
@@ -315,11 +320,6 @@ int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct e
         return r;
 }
 
-int ec2_params_add_dry_run(struct ec2_params *p, bool dry_run)
-{
-        return dry_run ? ec2_params_add(p, "DryRun", "true") : 0;
-}
-
 /*
  * Run a mutating call. With dry_run, EC2 answers with an error either way: DryRunOperation
  * means the call would have been allowed (0), UnauthorizedOperation that it would not (-EPERM).
@@ -329,23 +329,39 @@ int ec2_call_mutating(struct ec2_client *c, const char *action, struct ec2_param
 {
         _cleanup_(aws_error_done) struct aws_error e = {};
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = ec2_call(c, action, p, &doc, &e);
+        int r = dry_run ? ec2_params_add(p, "DryRun", "true") : 0;
 
+        if (r < 0)
+                return r;
+        r = ec2_call(c, action, p, &doc, &e);
         if (dry_run && r == -EREMOTEIO && streq_ptr(e.code, "DryRunOperation"))
                 return 0;
         if (dry_run && r == -EREMOTEIO && streq_ptr(e.code, "UnauthorizedOperation"))
                 r = -EPERM;
         if (r < 0) {
-                if (e.http_status || e.code) {
-                        aws_error_done(err);
-                        *err = e;
-                        e = (struct aws_error){};
-                }
+                if (e.http_status || e.code)
+                        aws_error_move(err, &e);
                 return r;
         }
         if (ret_doc)
                 *ret_doc = TAKE_PTR(doc);
         return 0;
+}
+
+int ec2_call_image_id(struct ec2_client *c, const char *action, struct ec2_params *p, bool dry_run,
+                      char **ret_image_id, struct aws_error *err)
+{
+        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        int r = ec2_call_mutating(c, action, p, dry_run, &doc, err);
+
+        if (r < 0)
+                return r;
+        if (dry_run) {
+                if (ret_image_id)
+                        *ret_image_id = NULL;
+                return 0;
+        }
+        return image_id_from_doc(doc, ret_image_id);
 }
 
 int ec2_describe_instance(struct ec2_client *c, const char *instance_id, struct ec2_instance *ret,
@@ -372,7 +388,6 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
 {
         static const char *const types[] = {"image", "snapshot"};
         _cleanup_params_ struct ec2_params *p = NULL;
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
         int r;
 
         if (!a || !a->instance_id || !a->name)
@@ -398,18 +413,9 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
                 if (r >= 0)
                         r = ec2_params_add_tags(p, prefix, a->tags, a->n_tags);
         }
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, a->dry_run);
-        if (r >= 0)
-                r = ec2_call_mutating(c, "CreateImage", p, a->dry_run, &doc, err);
         if (r < 0)
                 return r;
-        if (a->dry_run) {
-                if (ret_image_id)
-                        *ret_image_id = NULL;
-                return 0;
-        }
-        return ec2_image_id_from_doc(doc, ret_image_id);
+        return ec2_call_image_id(c, "CreateImage", p, a->dry_run, ret_image_id, err);
 }
 
 int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
@@ -448,8 +454,6 @@ int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
                 r = ec2_params_addf(p, resource_ids[i], "ResourceId.%zu", i + 1);
         if (r >= 0)
                 r = ec2_params_add_tags(p, "Tag", tags, n_tags);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "CreateTags", p, dry_run, NULL, err);
@@ -466,8 +470,6 @@ int ec2_delete_snapshot(struct ec2_client *c, const char *snapshot_id, bool dry_
         r = ec2_params_new(&p);
         if (r >= 0)
                 r = ec2_params_add(p, "SnapshotId", snapshot_id);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "DeleteSnapshot", p, dry_run, NULL, err);
@@ -485,9 +487,7 @@ static int delete_leftover_snapshots(struct ec2_client *c, char **snapshot_ids,
                         continue;
                 if (r < 0) {
                         log_debug_errno(r, "EC2 DeleteSnapshot %s failed: %m", *s);
-                        aws_error_done(err);
-                        *err = e;
-                        e = (struct aws_error){};
+                        aws_error_move(err, &e);
                         return r;
                 }
         }
@@ -524,8 +524,6 @@ int ec2_deregister_image(struct ec2_client *c, const char *image_id, bool delete
                 r = ec2_params_add(p, "ImageId", image_id);
         if (r >= 0 && delete_snapshots)
                 r = ec2_params_add(p, "DeleteAssociatedSnapshots", "true");
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
         if (r >= 0)
                 r = ec2_call_mutating(c, "DeregisterImage", p, dry_run, NULL, err);
         if (r < 0 || dry_run || !delete_snapshots)
