@@ -178,6 +178,27 @@ int ec2_params_addf(struct ec2_params *p, const char *value, const char *name_fm
         return params_add_owned(p, name, value);
 }
 
+int ec2_params_build(struct ec2_params **ret, ...)
+{
+        _cleanup_params_ struct ec2_params *p = NULL;
+        const char *name, *value;
+        va_list ap;
+        int r;
+
+        r = ec2_params_new(&p);
+        va_start(ap, ret);
+        while (r >= 0 && (name = va_arg(ap, const char *))) {
+                value = va_arg(ap, const char *);
+                if (value)
+                        r = ec2_params_add(p, name, value);
+        }
+        va_end(ap);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
 int ec2_params_set(struct ec2_params *p, const char *name, const char *value)
 {
         char *v;

@@ -40,6 +40,11 @@ struct ec2_params *ec2_params_free(struct ec2_params *p);
 int ec2_params_add(struct ec2_params *p, const char *name, const char *value);
 int ec2_params_addf(struct ec2_params *p, const char *value, const char *name_fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/*
+ * A new list with the name, value pairs up to a NULL name; a pair whose value is NULL is left out
+ * (an optional parameter not given). *ret is set only on success.
+ */
+int ec2_params_build(struct ec2_params **ret, ...) __attribute__((sentinel));
 /* Like ec2_params_add, but a name already there gets the new value (NextToken of a next page). */
 int ec2_params_set(struct ec2_params *p, const char *name, const char *value);
 /*
@@ -79,8 +84,10 @@ int ec2_call_image_id(struct ec2_client *c, const char *action, struct ec2_param
 int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct ec2_tag *tags,
                         size_t n);
 struct ec2_image;
-/* The images of a DescribeImagesResponse document. */
-int ec2_images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n);
+/* DescribeImages of this account's images with one filter (filter NULL: none) and/or an id. */
+int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
+                            const char *image_id, struct ec2_image **ret, size_t *ret_n,
+                            struct aws_error *err);
 /* Parse body and check that its root element is root_name (e.g. "CopyImageResponse"). */
 int ec2_parse_answer(const char *body, size_t len, const char *root_name, xmlDoc **ret);
 /* The non-empty <imageId> of a CreateImage or CopyImage answer (root_name) in body. */

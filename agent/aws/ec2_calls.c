@@ -44,29 +44,12 @@ void ec2_instance_done(struct ec2_instance *i)
         *i = (struct ec2_instance){};
 }
 
-static int instance_devices(const xmlNode *item, struct ec2_instance *in)
+static int device_from_item(const xmlNode *bd, void *elem)
 {
-        const xmlNode *set = xml_child(item, "blockDeviceMapping");
-        size_t n = 0;
-        int r;
+        struct ec2_block_device *d = elem;
+        int r = ec2_required(xml_child_text(bd, "deviceName", &d->device_name));
 
-        n = xml_count(set, "item");
-        if (n == 0)
-                return 0;
-        in->devices = calloc(n, sizeof(*in->devices));
-        if (!in->devices)
-                return -ENOMEM;
-        XML_FOREACH(bd, set, "item")
-        {
-                struct ec2_block_device *d = &in->devices[in->n_devices++];
-
-                r = ec2_required(xml_child_text(bd, "deviceName", &d->device_name));
-                if (r >= 0)
-                        r = xml_child_text_opt(xml_child(bd, "ebs"), "volumeId", &d->volume_id);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return r < 0 ? r : xml_child_text_opt(xml_child(bd, "ebs"), "volumeId", &d->volume_id);
 }
 
 static int instance_from_doc(xmlDoc *doc, struct ec2_instance *ret)
@@ -97,7 +80,8 @@ static int instance_from_doc(xmlDoc *doc, struct ec2_instance *ret)
         if (r >= 0)
                 r = xml_child_text_opt(item, "architecture", &in.architecture);
         if (r >= 0)
-                r = instance_devices(item, &in);
+                r = xml_parse_items(xml_child(item, "blockDeviceMapping"), sizeof(*in.devices),
+                                    device_from_item, (void **)&in.devices, &in.n_devices);
         if (r < 0)
                 return r;
         *ret = in;
@@ -175,36 +159,23 @@ static int image_snapshots(const xmlNode *item, struct ec2_image *im)
         return 0;
 }
 
-static int image_tags(const xmlNode *item, struct ec2_image *im)
+static int tag_from_item(const xmlNode *t, void *elem)
 {
-        const xmlNode *set = xml_child(item, "tagSet");
-        size_t n = 0;
-        int r;
+        struct ec2_image_tag *tag = elem;
+        int r = ec2_required(xml_child_text(t, "key", &tag->key));
 
-        n = xml_count(set, "item");
-        if (n == 0)
-                return 0;
-        im->tags = calloc(n, sizeof(*im->tags));
-        if (!im->tags)
-                return -ENOMEM;
-        XML_FOREACH(t, set, "item")
-        {
-                struct ec2_image_tag *tag = &im->tags[im->n_tags++];
-
-                r = ec2_required(xml_child_text(t, "key", &tag->key));
-                if (r >= 0)
-                        r = xml_child_text(t, "value", &tag->value);
-                /* EC2 leaves out <value> for an empty value. */
-                if (r == -ENOENT)
-                        r = (tag->value = strdup("")) ? 0 : -ENOMEM;
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        if (r >= 0)
+                r = xml_child_text(t, "value", &tag->value);
+        /* EC2 leaves out <value> for an empty value. */
+        if (r == -ENOENT)
+                r = (tag->value = strdup("")) ? 0 : -ENOMEM;
+        return r;
 }
 
-static int image_from_item(const xmlNode *item, struct ec2_image *ret)
+/* An image of DescribeImages into elem; elem is left zeroed on failure. */
+static int image_from_item(const xmlNode *item, void *elem)
 {
+        struct ec2_image *ret = elem;
         _cleanup_(ec2_image_done) struct ec2_image im = {};
         int r;
 
@@ -227,7 +198,8 @@ static int image_from_item(const xmlNode *item, struct ec2_image *ret)
         if (r >= 0)
                 r = image_snapshots(item, &im);
         if (r >= 0)
-                r = image_tags(item, &im);
+                r = xml_parse_items(xml_child(item, "tagSet"), sizeof(*im.tags), tag_from_item,
+                                    (void **)&im.tags, &im.n_tags);
         if (r < 0)
                 return r;
         *ret = im;
@@ -235,28 +207,18 @@ static int image_from_item(const xmlNode *item, struct ec2_image *ret)
         return 0;
 }
 
-int ec2_images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n)
+/* The images of a DescribeImagesResponse document. */
+static int images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n)
 {
+        /* An empty answer may leave out <imagesSet/> altogether. */
         const xmlNode *set = xml_child(xmlDocGetRootElement(doc), "imagesSet");
         struct ec2_image *ims = NULL;
-        size_t n = 0, k = 0;
-        int r;
+        size_t n = 0;
+        int r = xml_parse_items(set, sizeof(*ims), image_from_item, (void **)&ims, &n);
 
-        /* An empty answer may leave out <imagesSet/> altogether. */
-        n = xml_count(set, "item");
-        if (n > 0) {
-                ims = calloc(n, sizeof(*ims));
-                if (!ims)
-                        return -ENOMEM;
-        }
-        XML_FOREACH(item, set, "item")
-        {
-                r = image_from_item(item, &ims[k]);
-                if (r < 0) {
-                        ec2_images_free(ims, k);
-                        return r;
-                }
-                k++;
+        if (r < 0) {
+                ec2_images_free(ims, n);
+                return r;
         }
         *ret = ims;
         *ret_n = n;
@@ -270,7 +232,7 @@ int ec2_parse_images(const char *body, size_t len, struct ec2_image **ret, size_
 
         if (r < 0)
                 return r;
-        return ec2_images_from_doc(doc, ret, ret_n);
+        return images_from_doc(doc, ret, ret_n);
 }
 
 static int image_id_from_doc(xmlDoc *doc, char **ret)
@@ -373,9 +335,7 @@ int ec2_describe_instance(struct ec2_client *c, const char *instance_id, struct 
 
         if (!instance_id)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "InstanceId.1", instance_id);
+        r = ec2_params_build(&p, "InstanceId.1", instance_id, NULL);
         if (r >= 0)
                 r = ec2_call(c, "DescribeInstances", p, &doc, err);
         if (r < 0)
@@ -392,15 +352,8 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
 
         if (!a || !a->instance_id || !a->name)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "InstanceId", a->instance_id);
-        if (r >= 0)
-                r = ec2_params_add(p, "Name", a->name);
-        if (r >= 0 && a->description)
-                r = ec2_params_add(p, "Description", a->description);
-        if (r >= 0)
-                r = ec2_params_add(p, "NoReboot", a->no_reboot ? "true" : "false");
+        r = ec2_params_build(&p, "InstanceId", a->instance_id, "Name", a->name, "Description",
+                             a->description, "NoReboot", a->no_reboot ? "true" : "false", NULL);
         /* The same tags on the image and on each snapshot, so either can be found by them. */
         for (size_t i = 0; r >= 0 && a->n_tags > 0 && i < (a->no_snapshot_tags ? 1u : 2u); i++) {
                 _cleanup_free_ char *prefix = NULL;
@@ -418,27 +371,29 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
         return ec2_call_image_id(c, "CreateImage", p, a->dry_run, ret_image_id, err);
 }
 
-int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
-                        struct ec2_image **ret, size_t *ret_n, struct aws_error *err)
+int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
+                            const char *image_id, struct ec2_image **ret, size_t *ret_n,
+                            struct aws_error *err)
 {
         _cleanup_params_ struct ec2_params *p = NULL;
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         int r;
 
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "Owner.1", "self");
-        if (r >= 0 && name)
-                r = ec2_params_add(p, "Filter.1.Name", "name");
-        if (r >= 0 && name)
-                r = ec2_params_add(p, "Filter.1.Value.1", name);
-        if (r >= 0 && image_id)
-                r = ec2_params_add(p, "ImageId.1", image_id);
+        if (filter && !value)
+                return -EINVAL;
+        r = ec2_params_build(&p, "Owner.1", "self", "Filter.1.Name", filter, "Filter.1.Value.1",
+                             filter ? value : NULL, "ImageId.1", image_id, NULL);
         if (r >= 0)
                 r = ec2_call(c, "DescribeImages", p, &doc, err);
         if (r < 0)
                 return r;
-        return ec2_images_from_doc(doc, ret, ret_n);
+        return images_from_doc(doc, ret, ret_n);
+}
+
+int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
+                        struct ec2_image **ret, size_t *ret_n, struct aws_error *err)
+{
+        return ec2_describe_own_images(c, name ? "name" : NULL, name, image_id, ret, ret_n, err);
 }
 
 int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
@@ -467,9 +422,7 @@ int ec2_delete_snapshot(struct ec2_client *c, const char *snapshot_id, bool dry_
 
         if (!snapshot_id)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "SnapshotId", snapshot_id);
+        r = ec2_params_build(&p, "SnapshotId", snapshot_id, NULL);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "DeleteSnapshot", p, dry_run, NULL, err);
@@ -519,11 +472,8 @@ int ec2_deregister_image(struct ec2_client *c, const char *image_id, bool delete
                 }
                 ec2_images_free(ims, n);
         }
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "ImageId", image_id);
-        if (r >= 0 && delete_snapshots)
-                r = ec2_params_add(p, "DeleteAssociatedSnapshots", "true");
+        r = ec2_params_build(&p, "ImageId", image_id, "DeleteAssociatedSnapshots",
+                             delete_snapshots ? "true" : NULL, NULL);
         if (r >= 0)
                 r = ec2_call_mutating(c, "DeregisterImage", p, dry_run, NULL, err);
         if (r < 0 || dry_run || !delete_snapshots)

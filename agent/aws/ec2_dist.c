@@ -33,29 +33,15 @@ int ec2_copy_image(struct ec2_client *c, const struct ec2_copy_image_args *a, ch
 
         if (!a || !a->source_region || !a->source_image_id || !a->name)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "SourceRegion", a->source_region);
-        if (r >= 0)
-                r = ec2_params_add(p, "SourceImageId", a->source_image_id);
-        if (r >= 0)
-                r = ec2_params_add(p, "Name", a->name);
-        if (r >= 0 && a->description)
-                r = ec2_params_add(p, "Description", a->description);
         /* EC2 refuses a KmsKeyId without Encrypted=true. */
-        if (r >= 0 && (a->encrypted || a->kms_key_id))
-                r = ec2_params_add(p, "Encrypted", "true");
-        if (r >= 0 && a->kms_key_id)
-                r = ec2_params_add(p, "KmsKeyId", a->kms_key_id);
-        if (r >= 0 && a->copy_image_tags)
-                r = ec2_params_add(p, "CopyImageTags", "true");
-        if (r >= 0 && a->n_tags > 0) {
-                r = ec2_params_add(p, "TagSpecification.1.ResourceType", "image");
-                if (r >= 0)
-                        r = ec2_params_add_tags(p, "TagSpecification.1.Tag", a->tags, a->n_tags);
-        }
-        if (r >= 0 && a->client_token)
-                r = ec2_params_add(p, "ClientToken", a->client_token);
+        r = ec2_params_build(&p, "SourceRegion", a->source_region, "SourceImageId",
+                             a->source_image_id, "Name", a->name, "Description", a->description,
+                             "Encrypted", a->encrypted || a->kms_key_id ? "true" : NULL, "KmsKeyId",
+                             a->kms_key_id, "CopyImageTags", a->copy_image_tags ? "true" : NULL,
+                             "ClientToken", a->client_token, "TagSpecification.1.ResourceType",
+                             a->n_tags > 0 ? "image" : NULL, NULL);
+        if (r >= 0 && a->n_tags > 0)
+                r = ec2_params_add_tags(p, "TagSpecification.1.Tag", a->tags, a->n_tags);
         if (r < 0)
                 return r;
         return ec2_call_image_id(c, "CopyImage", p, a->dry_run, ret_image_id, err);
@@ -83,9 +69,7 @@ int ec2_add_launch_permissions(struct ec2_client *c, const char *image_id,
 
         if (!image_id || !shares || n == 0)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "ImageId", image_id);
+        r = ec2_params_build(&p, "ImageId", image_id, NULL);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const char *f = share_field(shares[i].kind);
 
@@ -107,13 +91,8 @@ int ec2_add_create_volume_permission(struct ec2_client *c, const char *snapshot_
 
         if (!snapshot_id || !account_ids || !account_ids[0])
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "SnapshotId", snapshot_id);
-        if (r >= 0)
-                r = ec2_params_add(p, "Attribute", "createVolumePermission");
-        if (r >= 0)
-                r = ec2_params_add(p, "OperationType", "add");
+        r = ec2_params_build(&p, "SnapshotId", snapshot_id, "Attribute", "createVolumePermission",
+                             "OperationType", "add", NULL);
         for (size_t i = 0; r >= 0 && account_ids[i]; i++)
                 r = ec2_params_addf(p, account_ids[i], "UserId.%zu", i + 1);
         if (r < 0)
@@ -142,11 +121,7 @@ int ec2_enable_image_deprecation(struct ec2_client *c, const char *image_id,
 
         if (!image_id || !deprecate_at)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "ImageId", image_id);
-        if (r >= 0)
-                r = ec2_params_add(p, "DeprecateAt", deprecate_at);
+        r = ec2_params_build(&p, "ImageId", image_id, "DeprecateAt", deprecate_at, NULL);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "EnableImageDeprecation", p, dry_run, NULL, err);
@@ -155,36 +130,22 @@ int ec2_enable_image_deprecation(struct ec2_client *c, const char *image_id,
 int ec2_describe_images_by_tag(struct ec2_client *c, const char *key, const char *value,
                                struct ec2_image **ret, size_t *ret_n, struct aws_error *err)
 {
-        _cleanup_params_ struct ec2_params *p = NULL;
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
         _cleanup_free_ char *filter = NULL;
-        int r;
 
         if (!key || !*key || !value)
                 return -EINVAL;
         if (asprintf(&filter, "tag:%s", key) < 0)
                 return -ENOMEM;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "Owner.1", "self");
-        if (r >= 0)
-                r = ec2_params_add(p, "Filter.1.Name", filter);
-        if (r >= 0)
-                r = ec2_params_add(p, "Filter.1.Value.1", value);
-        if (r >= 0)
-                r = ec2_call(c, "DescribeImages", p, &doc, err);
-        if (r < 0)
-                return r;
-        return ec2_images_from_doc(doc, ret, ret_n);
+        return ec2_describe_own_images(c, filter, value, NULL, ret, ret_n, err);
 }
 
-/* An id is "lt-" and hex digits; anything else is a name. */
-static int add_template(struct ec2_params *p, const char *template)
+/* The parameter that names template: an id is "lt-" and hex digits; anything else is a name. */
+static const char *template_param(const char *template)
 {
-        bool is_id = startswith(template, "lt-") && template[3] &&
+        bool is_id = template && startswith(template, "lt-") && template[3] &&
                      strspn(template + 3, "0123456789abcdef") == strlen(template + 3);
 
-        return ec2_params_add(p, is_id ? "LaunchTemplateId" : "LaunchTemplateName", template);
+        return is_id ? "LaunchTemplateId" : "LaunchTemplateName";
 }
 
 void ec2_lt_versions_free(struct ec2_lt_version *v, size_t n)
@@ -264,18 +225,11 @@ int ec2_create_launch_template_version(struct ec2_client *c, const char *templat
 
         if (!template || !*template || !image_id)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = add_template(p, template);
-        if (r >= 0 && source_version)
-                r = ec2_params_add(p, "SourceVersion", source_version);
-        if (r >= 0 && description)
-                r = ec2_params_add(p, "VersionDescription", description);
-        if (r >= 0)
-                r = ec2_params_add(p, "LaunchTemplateData.ImageId", image_id);
-        /* The retries of a call that may have worked must not make a second version. */
-        if (r >= 0 && client_token)
-                r = ec2_params_add(p, "ClientToken", client_token);
+        /* With a ClientToken, the retries of a call that may have worked make no second version. */
+        r = ec2_params_build(&p, template_param(template), template, "SourceVersion",
+                             source_version, "VersionDescription", description,
+                             "LaunchTemplateData.ImageId", image_id, "ClientToken", client_token,
+                             NULL);
         if (r >= 0)
                 r = ec2_call_mutating(c, "CreateLaunchTemplateVersion", p, dry_run, &doc, err);
         if (r < 0 || dry_run)
@@ -293,11 +247,8 @@ int ec2_set_launch_template_default(struct ec2_client *c, const char *template, 
         if (!template || !*template || version < 1)
                 return -EINVAL;
         snprintf(num, sizeof(num), "%" PRId64, version);
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = add_template(p, template);
-        if (r >= 0)
-                r = ec2_params_add(p, "SetDefaultVersion", num);
+        r = ec2_params_build(&p, template_param(template), template, "SetDefaultVersion", num,
+                             NULL);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifyLaunchTemplate", p, dry_run, NULL, err);
@@ -414,9 +365,7 @@ int ec2_describe_launch_template_versions(struct ec2_client *c, const char *temp
         struct lt_versions l = {};
         int r;
 
-        r = ec2_params_new(&p);
-        if (r >= 0 && template)
-                r = add_template(p, template);
+        r = ec2_params_build(&p, template_param(template), template, NULL);
         for (size_t i = 0; r >= 0 && versions && versions[i]; i++)
                 r = ec2_params_addf(p, versions[i], "LaunchTemplateVersion.%zu", i + 1);
         if (r >= 0)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <libxml/parser.h>
 
@@ -69,6 +70,29 @@ size_t xml_count(const xmlNode *parent, const char *name)
         for (const xmlNode *c = xml_child(parent, name); c; c = xml_next(c, name))
                 n++;
         return n;
+}
+
+int xml_parse_items(const xmlNode *set, size_t elem_size, xml_item_fn parse, void **ret,
+                    size_t *ret_n)
+{
+        size_t n = xml_count(set, "item");
+        char *v;
+        int r;
+
+        if (n == 0)
+                return 0;
+        v = calloc(n, elem_size);
+        if (!v)
+                return -ENOMEM;
+        *ret = v;
+        XML_FOREACH(item, set, "item")
+        {
+                r = parse(item, v + *ret_n * elem_size);
+                (*ret_n)++;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 xmlNode *xml_path(const xmlNode *n, ...)
