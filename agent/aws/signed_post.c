@@ -178,15 +178,6 @@ unsigned signed_post_last_attempts(const struct signed_post *sp)
         return sp->last_attempts;
 }
 
-static char *header_new(const char *name, const char *value)
-{
-        char *h;
-
-        if (asprintf(&h, "%s: %s", name, value) < 0)
-                return NULL;
-        return h;
-}
-
 /* What an attempt tells the retry loop beyond its result. */
 struct attempt_info {
         usec_t our_time;    /* our clock when the answer came, without skew_usec */
@@ -199,35 +190,37 @@ static usec_t clock_now(const struct signed_post *sp)
         return sp->clock ? sp->clock(sp->clock_userdata) : now_usec(CLOCK_REALTIME);
 }
 
-/* One signed POST; its answer goes to answer(). */
-static int attempt(struct signed_post *sp, const char *target, const char *body, size_t body_len,
-                   unsigned timeout_ms, signed_post_answer_fn answer, void *userdata,
-                   struct aws_error *err, struct attempt_info *info)
+/* Host, X-Amz-Date, Content-Type, X-Amz-Target, X-Amz-Security-Token: all signed when sent. */
+#define MAX_SIGNED_HEADERS 5
+
+/* One attempt's headers as curl takes them ("Name: value"), Authorization last, NULL-terminated. */
+struct wire_headers {
+        char *line[MAX_SIGNED_HEADERS + 2];
+};
+
+/* The lines hold the session token and the Authorization header: wiped, whatever they hold. */
+static void wire_headers_done(struct wire_headers *w)
 {
-        const struct aws_credentials *cr;
-        struct sigv4_header sh[5];
-        struct http_response resp = {};
-        _cleanup_free_ char *h_host = NULL, *h_date = NULL, *h_type = NULL, *h_target = NULL;
-        _cleanup_secret_ char *authz = NULL, *h_token = NULL, *h_authz = NULL;
-        const char *headers[7];
+        for (size_t i = 0; i < ELEMENTSOF(w->line); i++)
+                w->line[i] = secret_free(w->line[i]);
+}
+
+/*
+ * Sign one attempt and write its headers. A fresh X-Amz-Date for every attempt: AWS rejects
+ * signatures older than 5 minutes. On AWS's clock, as far as an earlier answer told us how far
+ * ours is off.
+ */
+static int sign_attempt(struct signed_post *sp, const struct aws_credentials *cr,
+                        const char *target, const char *body, size_t body_len,
+                        struct wire_headers *w)
+{
+        struct sigv4_header sh[MAX_SIGNED_HEADERS];
+        _cleanup_secret_ char *authz = NULL;
         char amz_date[17];
-        size_t n = 0, nh = 0;
-        usec_t now;
+        size_t n = 0;
         int r;
 
-        if (!sp->creds)
-                return -ENOKEY;
-        r = creds_provider_get(sp->creds, &cr);
-        if (r < 0)
-                return r;
-        info->role_creds = cr->role_name != NULL;
-
-        /*
-         * A fresh X-Amz-Date for every attempt: AWS rejects signatures older than 5 minutes. On
-         * AWS's clock, as far as an earlier answer told us how far ours is off.
-         */
-        now = (usec_t)((int64_t)clock_now(sp) + sp->skew_usec);
-        format_amz_date(now, amz_date);
+        format_amz_date((usec_t)((int64_t)clock_now(sp) + sp->skew_usec), amz_date);
         sh[n++] = (struct sigv4_header){"Host", sp->host};
         sh[n++] = (struct sigv4_header){"X-Amz-Date", amz_date};
         sh[n++] = (struct sigv4_header){"Content-Type", sp->content_type};
@@ -243,41 +236,46 @@ static int attempt(struct signed_post *sp, const char *target, const char *body,
                                                .payload = body,
                                                .payload_len = body_len},
                        cr, sp->region, sp->service, amz_date, &authz);
+        /* The headers just signed go on the wire as they are, in the same order. */
+        for (size_t i = 0; r >= 0 && i <= n; i++)
+                if (asprintf(&w->line[i], "%s: %s", i < n ? sh[i].name : "Authorization",
+                             i < n ? sh[i].value : authz) < 0) {
+                        w->line[i] = NULL;
+                        r = -ENOMEM;
+                }
+        return r;
+}
+
+/* One signed POST; its answer goes to answer(). */
+static int attempt(struct signed_post *sp, const char *target, const char *body, size_t body_len,
+                   unsigned timeout_ms, signed_post_answer_fn answer, void *userdata,
+                   struct aws_error *err, struct attempt_info *info)
+{
+        _cleanup_(wire_headers_done) struct wire_headers w = {};
+        const struct aws_credentials *cr;
+        struct http_response resp = {};
+        int r;
+
+        if (!sp->creds)
+                return -ENOKEY;
+        r = creds_provider_get(sp->creds, &cr);
         if (r < 0)
                 return r;
-
-        h_host = header_new("Host", sp->host);
-        h_date = header_new("X-Amz-Date", amz_date);
-        h_type = header_new("Content-Type", sp->content_type);
-        h_authz = header_new("Authorization", authz);
-        if (target)
-                h_target = header_new("X-Amz-Target", target);
-        if (cr->session_token)
-                h_token = header_new("X-Amz-Security-Token", cr->session_token);
-        if (!h_host || !h_date || !h_type || !h_authz || (target && !h_target) ||
-            (cr->session_token && !h_token))
-                return -ENOMEM;
-        headers[nh++] = h_host;
-        headers[nh++] = h_date;
-        headers[nh++] = h_type;
-        if (h_target)
-                headers[nh++] = h_target;
-        if (h_token)
-                headers[nh++] = h_token;
-        headers[nh++] = h_authz;
-        headers[nh] = NULL;
-
+        info->role_creds = cr->role_name != NULL;
+        r = sign_attempt(sp, cr, target, body, body_len, &w);
+        if (r < 0)
+                return r;
         r = http_client_perform(sp->http,
                                 &(struct http_request){.method = "POST",
                                                        .url = sp->endpoint,
-                                                       .headers = headers,
+                                                       .headers = (const char *const *)w.line,
                                                        .body = body,
                                                        .body_len = body_len,
                                                        .connect_timeout_ms = sp->connect_timeout_ms,
                                                        .timeout_ms = timeout_ms,
                                                        .max_body = sp->max_body,
                                                        /* the session token header */
-                                                       .secret = h_token != NULL},
+                                                       .secret = cr->session_token != NULL},
                                 &resp);
         if (r < 0)
                 return r;
