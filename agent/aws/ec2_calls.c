@@ -352,8 +352,14 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
 
         if (!a || !a->instance_id || !a->name)
                 return -EINVAL;
-        r = ec2_params_build(&p, "InstanceId", a->instance_id, "Name", a->name, "Description",
-                             a->description, "NoReboot", a->no_reboot ? "true" : "false", NULL);
+        /* clang-format off */
+        r = ec2_params_build(&p,
+                             "InstanceId", a->instance_id,
+                             "Name", a->name,
+                             "Description", a->description,
+                             "NoReboot", a->no_reboot ? "true" : "false",
+                             NULL);
+        /* clang-format on */
         /* The same tags on the image and on each snapshot, so either can be found by them. */
         for (size_t i = 0; r >= 0 && a->n_tags > 0 && i < (a->no_snapshot_tags ? 1u : 2u); i++) {
                 _cleanup_free_ char *prefix = NULL;
@@ -381,8 +387,14 @@ int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char
 
         if (filter && !value)
                 return -EINVAL;
-        r = ec2_params_build(&p, "Owner.1", "self", "Filter.1.Name", filter, "Filter.1.Value.1",
-                             filter ? value : NULL, "ImageId.1", image_id, NULL);
+        /* clang-format off */
+        r = ec2_params_build(&p,
+                             "Owner.1", "self",
+                             "Filter.1.Name", filter,
+                             "Filter.1.Value.1", filter ? value : NULL,
+                             "ImageId.1", image_id,
+                             NULL);
+        /* clang-format on */
         if (r >= 0)
                 r = ec2_call(c, "DescribeImages", p, &doc, err);
         if (r < 0)

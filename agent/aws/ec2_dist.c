@@ -34,12 +34,19 @@ int ec2_copy_image(struct ec2_client *c, const struct ec2_copy_image_args *a, ch
         if (!a || !a->source_region || !a->source_image_id || !a->name)
                 return -EINVAL;
         /* EC2 refuses a KmsKeyId without Encrypted=true. */
-        r = ec2_params_build(&p, "SourceRegion", a->source_region, "SourceImageId",
-                             a->source_image_id, "Name", a->name, "Description", a->description,
-                             "Encrypted", a->encrypted || a->kms_key_id ? "true" : NULL, "KmsKeyId",
-                             a->kms_key_id, "CopyImageTags", a->copy_image_tags ? "true" : NULL,
-                             "ClientToken", a->client_token, "TagSpecification.1.ResourceType",
-                             a->n_tags > 0 ? "image" : NULL, NULL);
+        /* clang-format off */
+        r = ec2_params_build(&p,
+                             "SourceRegion", a->source_region,
+                             "SourceImageId", a->source_image_id,
+                             "Name", a->name,
+                             "Description", a->description,
+                             "Encrypted", a->encrypted || a->kms_key_id ? "true" : NULL,
+                             "KmsKeyId", a->kms_key_id,
+                             "CopyImageTags", a->copy_image_tags ? "true" : NULL,
+                             "ClientToken", a->client_token,
+                             "TagSpecification.1.ResourceType", a->n_tags > 0 ? "image" : NULL,
+                             NULL);
+        /* clang-format on */
         if (r >= 0 && a->n_tags > 0)
                 r = ec2_params_add_tags(p, "TagSpecification.1.Tag", a->tags, a->n_tags);
         if (r < 0)
@@ -226,10 +233,15 @@ int ec2_create_launch_template_version(struct ec2_client *c, const char *templat
         if (!template || !*template || !image_id)
                 return -EINVAL;
         /* With a ClientToken, the retries of a call that may have worked make no second version. */
-        r = ec2_params_build(&p, template_param(template), template, "SourceVersion",
-                             source_version, "VersionDescription", description,
-                             "LaunchTemplateData.ImageId", image_id, "ClientToken", client_token,
+        /* clang-format off */
+        r = ec2_params_build(&p,
+                             template_param(template), template,
+                             "SourceVersion", source_version,
+                             "VersionDescription", description,
+                             "LaunchTemplateData.ImageId", image_id,
+                             "ClientToken", client_token,
                              NULL);
+        /* clang-format on */
         if (r >= 0)
                 r = ec2_call_mutating(c, "CreateLaunchTemplateVersion", p, dry_run, &doc, err);
         if (r < 0 || dry_run)
