@@ -689,19 +689,17 @@ out:
 
 int state_load(const char *dir, struct state *ret)
 {
-        _cleanup_free_ char *path = strprintf("%s/state.json", dir), *data = NULL;
+        _cleanup_free_ char *data = NULL;
         size_t len;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_file_bounded(path, STATE_MAX_SIZE, &data, &len);
-        if (r == -ENOENT) {
+        r = read_file_in(dir, "state.json", STATE_MAX_SIZE, &data, &len);
+        if (r < 0)
+                return r;
+        if (!data) {
                 *ret = (struct state){};
                 return 0;
         }
-        if (r < 0)
-                return r;
         return state_parse(data, len, ret);
 }
 
@@ -716,6 +714,16 @@ int state_save(const char *dir, const struct state *s)
         if (r < 0)
                 return r;
         return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+int state_save_run(const char *dir, struct state *s, struct run_state *run)
+{
+        if (run->dry_run)
+                return 0;
+        run->updated = now_usec(CLOCK_REALTIME);
+        if (run_state_set(&run->boot_id, state_this_boot()) < 0)
+                return -ENOMEM;
+        return state_save(dir, s);
 }
 
 int state_lock(const char *dir)

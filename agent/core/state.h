@@ -166,6 +166,12 @@ bool run_state_frozen_in_this_boot(const struct run_state *r);
 int state_load(const char *dir, struct state *ret);
 /* Save atomically to dir/state.json (mode 0600). */
 int state_save(const char *dir, const struct state *s);
+/*
+ * Save s after a step of run, its current run: the run's update time and this boot are stamped
+ * first (whether a freeze may still be under way after a crash depends on the boot). A dry run
+ * is never saved (0).
+ */
+int state_save_run(const char *dir, struct state *s, struct run_state *run);
 
 int state_parse(const char *json, size_t len, struct state *ret);
 char *state_format(const struct state *s);
