@@ -14,6 +14,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/secret.h"
 #include "aws/http.h"
 #include "aws/xml.h"
 #include "aws/vocab.h"
@@ -221,7 +222,9 @@ static bool action_valid(const char *action)
         return true;
 }
 
-int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret, size_t *ret_len)
+/* The Query protocol's body for any service: the API version is the service's (STS: 2011-06-15). */
+static int query_params_encode(const struct ec2_params *p, const char *action, const char *version,
+                               char **ret, size_t *ret_len)
 {
         _cleanup_free_ const struct ec2_param **sorted = NULL;
         struct buf b = {.max = EC2_MAX_BODY_SENT};
@@ -239,7 +242,7 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
                         sorted[i] = &p->v[i];
                 qsort(sorted, n, sizeof(*sorted), param_cmp);
         }
-        r = buf_printf(&b, "Action=%s&Version=%s", action, EC2_API_VERSION);
+        r = buf_printf(&b, "Action=%s&Version=%s", action, version);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 r = buf_append(&b, "&", 1);
                 if (r >= 0)
@@ -258,6 +261,11 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret, size_t *ret_len)
+{
+        return query_params_encode(p, action, EC2_API_VERSION, ret, ret_len);
 }
 
 int ec2_parse_error(const char *body, size_t len, struct aws_error *err)
@@ -300,6 +308,7 @@ int ec2_parse_error(const char *body, size_t len, struct aws_error *err)
 
 struct answer {
         const char *action;
+        bool secret; /* the body holds credentials (STS): wiped once read */
         xmlDoc *doc;
 };
 
@@ -321,6 +330,8 @@ static int handle_response(const struct http_response *resp, void *userdata, str
                 root = r >= 0 ? xmlDocGetRootElement(doc) : NULL;
                 snprintf(expect, sizeof(expect), "%sResponse", a->action);
                 if (root && xml_is(root, expect)) {
+                        if (a->secret)
+                                secret_wipe(resp->body, resp->body_len);
                         a->doc = TAKE_PTR(doc);
                         return 0;
                 }
@@ -332,6 +343,8 @@ static int handle_response(const struct http_response *resp, void *userdata, str
                 e.http_status = resp->status;
                 r = r < 0 ? -EBADMSG : -EREMOTEIO;
         }
+        if (a->secret)
+                secret_wipe(resp->body, resp->body_len);
         aws_error_move(err, &e);
         return r;
 }
@@ -344,15 +357,22 @@ void ec2_client_limit_next_call(struct ec2_client *c, bool once, unsigned deadli
 int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params, xmlDoc **ret_doc,
              struct aws_error *err)
 {
+        return ec2_query_call(c->sp, EC2_API_VERSION, action, params, false, ret_doc, err);
+}
+
+int ec2_query_call(struct signed_post *sp, const char *version, const char *action,
+                   struct ec2_params *params, bool secret_answer, xmlDoc **ret_doc,
+                   struct aws_error *err)
+{
         _cleanup_free_ char *body = NULL;
-        struct answer a = {.action = action};
+        struct answer a = {.action = action, .secret = secret_answer};
         size_t body_len;
         int r;
 
-        r = ec2_params_encode(params, action, &body, &body_len);
+        r = query_params_encode(params, action, version, &body, &body_len);
         if (r < 0)
                 return r;
-        r = signed_post_call(c->sp, action, NULL, body, body_len, handle_response, &a, err);
+        r = signed_post_call(sp, action, NULL, body, body_len, handle_response, &a, err);
         if (r < 0)
                 return r;
         if (ret_doc)
