@@ -201,7 +201,7 @@ static int source_credentials(struct resolver *rs, const struct profile *p,
                             "aws_secret_access_key, or role_arn and source_profile)");
 }
 
-/* "a -> b -> last": the profiles of the chain so far, then last. */
+/* "a -> b -> last": the profiles whose roles are being assumed, then last. */
 static char *chain_text(const struct resolver *rs, const char *last)
 {
         struct buf b = {.max = 4096};
@@ -218,7 +218,10 @@ static char *chain_text(const struct resolver *rs, const char *last)
         return s;
 }
 
-/* The source profile of p, checked against the chain so far; *ret NULL: p is its own source. */
+/*
+ * The source profile of p, checked against the chain so far (which ends with p); *ret NULL: p
+ * is its own source, with keys of its own.
+ */
 static int source_profile(struct resolver *rs, const struct profile *p, const struct profile **ret)
 {
         const struct profile_value *src = get(p, "source_profile");
@@ -317,7 +320,7 @@ static int assume(struct resolver *rs, const struct profile *p, struct aws_crede
 {
         _cleanup_(aws_credentials_done) struct aws_credentials source = {}, c = {};
         struct sts_assume_role_args args;
-        const struct profile *src;
+        const struct profile *src = NULL;
         char session[64];
         int r;
 
@@ -326,11 +329,10 @@ static int assume(struct resolver *rs, const struct profile *p, struct aws_crede
                 return r;
         if (rs->depth >= CREDS_PROFILE_MAX_CHAIN)
                 return fail_profile(rs, -ELOOP, p, "more roles assumed in a row than allowed");
-        r = source_profile(rs, p, &src);
-        if (r < 0)
-                return r;
         rs->chain[rs->depth++] = p->name;
-        r = src ? source_credentials(rs, src, &source) : static_keys(rs, p, &source);
+        r = source_profile(rs, p, &src);
+        if (r >= 0)
+                r = src ? source_credentials(rs, src, &source) : static_keys(rs, p, &source);
         rs->depth--;
         if (r < 0)
                 return r;
