@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "util/json.h"
-#include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
 
@@ -187,8 +186,13 @@ int kms_list_grants(struct awsjson_client *c, const char *key_id, const char *gr
                 char *next = NULL;
 
                 if (page == KMS_GRANTS_MAX_PAGES) {
-                        r = log_debug_errno(-E2BIG, "ListGrants of %s: more than %u pages", key_id,
-                                            KMS_GRANTS_MAX_PAGES);
+                        /* As for the EC2 listings: the message names what was listed. */
+                        aws_error_done(err);
+                        err->message = strprintf("grants of key %s: more than %u pages of "
+                                                 "results (Truncated still set); not listing "
+                                                 "further",
+                                                 key_id, KMS_GRANTS_MAX_PAGES);
+                        r = -E2BIG;
                         break;
                 }
                 r = list_page(c, key_id, grantee, marker, &grants, &n, &next, err);

@@ -31,8 +31,9 @@ void kms_grants_free(struct kms_grant *g, size_t n);
  * Every grant of key_id, all pages read. grantee (NULL: all) keeps the grants of one principal,
  * compared with GranteePrincipal as KMS holds it (kms_create_grant turns an account id into
  * arn:PARTITION:iam::ID:root); it is also sent as ListGrants' own filter, which not every KMS
- * honours (moto ignores it). -E2BIG when the listing still goes on after KMS_GRANTS_MAX_PAGES
- * pages: a part of the grants is never returned as if it were all of them.
+ * honours (moto ignores it). -E2BIG, with err->message naming the key, when the listing still
+ * goes on after KMS_GRANTS_MAX_PAGES pages: a part of the grants is never returned as if it were
+ * all of them.
  */
 int kms_list_grants(struct awsjson_client *c, const char *key_id, const char *grantee,
                     struct kms_grant **ret, size_t *ret_n, struct aws_error *err);
