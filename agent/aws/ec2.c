@@ -38,8 +38,9 @@ struct ec2_params {
         size_t n, cap;
 };
 
-int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *creds,
-                   struct ec2_client **ret)
+int ec2_query_client_new(const char *service, const char *env_name,
+                         const struct ec2_client_config *cfg, struct creds_provider *creds,
+                         struct ec2_client **ret)
 {
         _cleanup_free_ char *url = NULL;
         struct ec2_client *c;
@@ -47,14 +48,14 @@ int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *c
 
         if (!cfg || !aws_region_valid(cfg->region))
                 return -EINVAL;
-        url = aws_endpoint_resolve("EC2", "ec2", cfg->region, cfg->endpoint_url);
+        url = aws_endpoint_resolve(env_name, service, cfg->region, cfg->endpoint_url);
         if (!url)
                 return -ENOMEM;
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         r = signed_post_new(&(struct signed_post_config){.region = cfg->region,
-                                                         .service = "ec2",
+                                                         .service = service,
                                                          .endpoint = url,
                                                          .content_type = EC2_CONTENT_TYPE,
                                                          .transport = cfg->transport},
@@ -65,6 +66,12 @@ int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *c
         }
         *ret = c;
         return 0;
+}
+
+int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *creds,
+                   struct ec2_client **ret)
+{
+        return ec2_query_client_new("ec2", "EC2", cfg, creds, ret);
 }
 
 struct ec2_client *ec2_client_free(struct ec2_client *c)
@@ -357,10 +364,10 @@ void ec2_client_limit_next_call(struct ec2_client *c, bool once, unsigned deadli
 int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params, xmlDoc **ret_doc,
              struct aws_error *err)
 {
-        return ec2_query_call(c->sp, EC2_API_VERSION, action, params, false, ret_doc, err);
+        return ec2_query_call(c, EC2_API_VERSION, action, params, false, ret_doc, err);
 }
 
-int ec2_query_call(struct signed_post *sp, const char *version, const char *action,
+int ec2_query_call(struct ec2_client *c, const char *version, const char *action,
                    struct ec2_params *params, bool secret_answer, xmlDoc **ret_doc,
                    struct aws_error *err)
 {
@@ -372,7 +379,7 @@ int ec2_query_call(struct signed_post *sp, const char *version, const char *acti
         r = query_params_encode(params, action, version, &body, &body_len);
         if (r < 0)
                 return r;
-        r = signed_post_call(sp, action, NULL, body, body_len, handle_response, &a, err);
+        r = signed_post_call(c->sp, action, NULL, body, body_len, handle_response, &a, err);
         if (r < 0)
                 return r;
         if (ret_doc)

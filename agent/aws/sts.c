@@ -19,34 +19,31 @@
 #include "util/secret.h"
 #include "util/str.h"
 
-#define STS_API_VERSION  "2011-06-15"
-#define STS_CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
+#define STS_API_VERSION "2011-06-15"
 /* IAM's limit on an ARN; a role ARN is far shorter in practice. */
 #define ROLE_ARN_MAX 2048
 
+/* An STS client is a Query client with STS's signing name, host and endpoint variable. */
 struct sts_client {
-        struct signed_post *sp;
+        struct ec2_client *query;
 };
 
 int sts_client_new(const struct sts_client_config *cfg, struct creds_provider *creds,
                    struct sts_client **ret)
 {
-        _cleanup_free_ char *url = NULL;
         struct sts_client *c;
         int r;
 
-        if (!cfg || !aws_region_valid(cfg->region))
+        if (!cfg)
                 return -EINVAL;
-        url = aws_endpoint_resolve("STS", "sts", cfg->region, cfg->endpoint_url);
-        c = url ? calloc(1, sizeof(*c)) : NULL;
+        c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        r = signed_post_new(&(struct signed_post_config){.region = cfg->region,
-                                                         .service = "sts",
-                                                         .endpoint = url,
-                                                         .content_type = STS_CONTENT_TYPE,
-                                                         .transport = cfg->transport},
-                            creds, &c->sp);
+        r = ec2_query_client_new("sts", "STS",
+                                 &(struct ec2_client_config){.region = cfg->region,
+                                                             .endpoint_url = cfg->endpoint_url,
+                                                             .transport = cfg->transport},
+                                 creds, &c->query);
         if (r < 0) {
                 free(c);
                 return r;
@@ -57,16 +54,15 @@ int sts_client_new(const struct sts_client_config *cfg, struct creds_provider *c
 
 struct sts_client *sts_client_free(struct sts_client *c)
 {
-        if (!c)
-                return NULL;
-        signed_post_free(c->sp);
+        if (c)
+                ec2_client_free(c->query);
         free(c);
         return NULL;
 }
 
 const char *sts_client_endpoint(const struct sts_client *c)
 {
-        return signed_post_endpoint(c->sp);
+        return ec2_client_endpoint(c->query);
 }
 
 static bool is_word(char c)
@@ -283,7 +279,7 @@ int sts_assume_role(struct sts_client *c, const struct sts_assume_role_args *a,
         r = assume_role_params(a, p);
         if (r < 0)
                 return r;
-        r = ec2_query_call(c->sp, STS_API_VERSION, "AssumeRole", p, true, &doc, err);
+        r = ec2_query_call(c->query, STS_API_VERSION, "AssumeRole", p, true, &doc, err);
         if (r < 0)
                 return r;
         r = credentials_from_doc(doc, a->role_arn, ret);
@@ -310,7 +306,7 @@ int sts_get_caller_identity(struct sts_client *c, struct sts_identity *ret, stru
         const xmlNode *res;
         int r;
 
-        r = ec2_query_call(c->sp, STS_API_VERSION, "GetCallerIdentity", NULL, false, &doc, err);
+        r = ec2_query_call(c->query, STS_API_VERSION, "GetCallerIdentity", NULL, false, &doc, err);
         if (r < 0)
                 return r;
         res = xml_child(xmlDocGetRootElement(doc), "GetCallerIdentityResult");
