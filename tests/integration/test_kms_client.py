@@ -97,10 +97,14 @@ def test_revoke_grant(moto, kms, key, kms_probe):
     assert grant_ids(kms, key) == {gb}
 
 
-def test_retire_grant(moto, kms, key, kms_probe):
+def test_retire_grant(moto, kms, key, kms_probe, fault_proxy):
+    proxy = fault_proxy(moto)
     ga, gb = grant(kms, key, A, "to-a"), grant(kms, key, B, "to-b")
-    ok(kms_probe(moto, "retire-grant", key["KeyId"], gb))
+    ok(kms_probe(proxy, "retire-grant", key["KeyId"], gb))
     assert grant_ids(kms, key) == {ga}
+    # moto's RevokeGrant would remove it too: what was sent is what tells them apart.
+    (req,) = proxy.requests()
+    assert req["action"] == "RetireGrant", req
 
 
 def test_key_policy_round_trip(moto, kms, key, kms_probe):
