@@ -5,7 +5,28 @@
  */
 #pragma once
 
+#include <stddef.h>
+
+#include "aws/ec2.h"
+#include "core/config.h"
+
+struct run_state;
+
 #define TAG_RUN_ID      "ec2-imaged:run-id"
 #define TAG_CONSISTENCY "ec2-imaged:consistency"
 #define TAG_SOURCE      "ec2-imaged:source-instance"
 #define TAG_LINEAGE     "ec2-imaged:lineage"
+
+/* Room for the configured tags and ours. */
+#define IMAGE_TAGS_MAX (CONFIG_MAX_TAGS + 4)
+
+/*
+ * The tags of a run's images: [image] tags, then the run id, the consistency (crash until it is
+ * known) and the source instance, and the lineage when one is given (CreateImage passes NULL:
+ * distribution adds it). The strings are borrowed from cfg, run and lineage. Returns the count.
+ */
+size_t image_tags_build(const struct config *cfg, const struct run_state *run, const char *lineage,
+                        struct ec2_tag tags[static IMAGE_TAGS_MAX]);
+
+/* The value of an image's tag key, or NULL when it has none. */
+const char *image_tag(const struct ec2_image *im, const char *key);

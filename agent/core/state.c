@@ -354,7 +354,7 @@ static int dist_to_json(cJSON *o, const struct run_state *r)
         return arr ? 0 : -ENOMEM;
 }
 
-static cJSON *run_to_json(const struct run_state *r)
+cJSON *run_state_to_json(const struct run_state *r)
 {
         cJSON *o = cJSON_CreateObject(), *times, *mounts;
         int e = 0;
@@ -407,42 +407,43 @@ static cJSON *run_to_json(const struct run_state *r)
         return o;
 }
 
-char *run_state_format(const struct run_state *r)
+/* The text of the tree o (cJSON's formatted print), which is freed; NULL when o is NULL. */
+static char *format_tree(cJSON *o)
 {
-        cJSON *o = run_to_json(r);
-        char *s;
+        char *s = o ? cJSON_Print(o) : NULL;
 
-        if (!o)
-                return NULL;
-        s = cJSON_Print(o);
         cJSON_Delete(o);
         return s;
 }
 
-char *state_format(const struct state *s)
+char *run_state_format(const struct run_state *r)
+{
+        return format_tree(run_state_to_json(r));
+}
+
+cJSON *state_to_json(const struct state *s)
 {
         cJSON *o = cJSON_CreateObject(), *hist;
-        char *text = NULL;
 
         if (!o)
                 return NULL;
         cJSON_AddNumberToObject(o, "version", 1);
         if (s->current) {
-                cJSON *c = run_to_json(s->current);
+                cJSON *c = run_state_to_json(s->current);
                 if (!c)
-                        goto out;
+                        goto fail;
                 cJSON_AddItemToObject(o, "current", c);
         } else {
                 cJSON_AddNullToObject(o, "current");
         }
         hist = cJSON_AddArrayToObject(o, "history");
         if (!hist)
-                goto out;
+                goto fail;
         for (size_t i = 0; i < s->n_history; i++) {
                 const struct history_entry *h = &s->history[i];
                 cJSON *e = cJSON_CreateObject();
                 if (!e)
-                        goto out;
+                        goto fail;
                 json_add_str(e, "run_id", h->run_id);
                 json_add_str(e, "result", h->result);
                 json_add_str(e, "instance_id", h->instance_id);
@@ -455,10 +456,15 @@ char *state_format(const struct state *s)
                 add_num(e, "finished_us", (double)h->finished);
                 cJSON_AddItemToArray(hist, e);
         }
-        text = cJSON_Print(o);
-out:
+        return o;
+fail:
         cJSON_Delete(o);
-        return text;
+        return NULL;
+}
+
+char *state_format(const struct state *s)
+{
+        return format_tree(state_to_json(s));
 }
 
 /* Strings of at most 1 KiB; anything else in a string field is a corrupt state file. */
@@ -627,7 +633,7 @@ bad:
 
 int run_state_copy(const struct run_state *r, struct run_state **ret)
 {
-        cJSON *o = run_to_json(r);
+        cJSON *o = run_state_to_json(r);
         int e;
 
         if (!o)
@@ -689,19 +695,17 @@ out:
 
 int state_load(const char *dir, struct state *ret)
 {
-        _cleanup_free_ char *path = strprintf("%s/state.json", dir), *data = NULL;
+        _cleanup_free_ char *data = NULL;
         size_t len;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_file_bounded(path, STATE_MAX_SIZE, &data, &len);
-        if (r == -ENOENT) {
+        r = read_file_in(dir, "state.json", STATE_MAX_SIZE, &data, &len);
+        if (r < 0)
+                return r;
+        if (!data) {
                 *ret = (struct state){};
                 return 0;
         }
-        if (r < 0)
-                return r;
         return state_parse(data, len, ret);
 }
 
@@ -716,6 +720,16 @@ int state_save(const char *dir, const struct state *s)
         if (r < 0)
                 return r;
         return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+int state_save_run(const char *dir, struct state *s, struct run_state *run)
+{
+        if (run->dry_run)
+                return 0;
+        run->updated = now_usec(CLOCK_REALTIME);
+        if (run_state_set(&run->boot_id, state_this_boot()) < 0)
+                return -ENOMEM;
+        return state_save(dir, s);
 }
 
 int state_lock(const char *dir)

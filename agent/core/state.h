@@ -166,10 +166,19 @@ bool run_state_frozen_in_this_boot(const struct run_state *r);
 int state_load(const char *dir, struct state *ret);
 /* Save atomically to dir/state.json (mode 0600). */
 int state_save(const char *dir, const struct state *s);
+/*
+ * Save s after a step of run, its current run: the run's update time and this boot are stamped
+ * first (whether a freeze may still be under way after a crash depends on the boot). A dry run
+ * is never saved (0).
+ */
+int state_save_run(const char *dir, struct state *s, struct run_state *run);
 
 int state_parse(const char *json, size_t len, struct state *ret);
+/* The state file's JSON, as a tree (NULL when memory ran out) and as its text. */
+struct cJSON *state_to_json(const struct state *s);
 char *state_format(const struct state *s);
-/* One run as a JSON object text (for `status --json` and `run --json`). */
+/* One run as a JSON object (the CLI's result of `run`, `resume`), as a tree and as its text. */
+struct cJSON *run_state_to_json(const struct run_state *r);
 char *run_state_format(const struct run_state *r);
 
 /* Take the run lock (dir/run.lock, flock); -EBUSY when another run holds it. Returns an fd. */

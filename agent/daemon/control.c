@@ -80,8 +80,14 @@ int progress_parse(const char *msg, size_t len, struct progress *ret)
                         return -EBADMSG;
                 size_t kl = (size_t)(eq - line), vl = l - kl - 1;
                 if (kl == 5 && memcmp(line, "phase", 5) == 0) {
-                        r = copy_value(p.phase, sizeof(p.phase), eq + 1, vl);
-                        have_phase = r >= 0 && run_phase_from_string(p.phase) >= 0;
+                        char name[24];
+                        int ph;
+
+                        r = copy_value(name, sizeof(name), eq + 1, vl);
+                        ph = r >= 0 ? run_phase_from_string(name) : -1;
+                        have_phase = ph >= 0;
+                        if (have_phase)
+                                p.phase = (enum run_phase)ph;
                 } else if (kl == 6 && memcmp(line, "run_id", 6) == 0) {
                         r = copy_value(p.run_id, sizeof(p.run_id), eq + 1, vl);
                 } else if (kl == 8 && memcmp(line, "image_id", 8) == 0) {

@@ -21,7 +21,7 @@
 #define CONTROL_OUTPUT_MAX     (256u * 1024u) /* a worker's stdout (its JSON result) */
 
 struct progress {
-        char phase[24];
+        enum run_phase phase;
         char run_id[64];
         char image_id[64];
         char mode[16];

@@ -3,7 +3,6 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +13,13 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "daemon/control.h"
 #include "core/state.h"
+#include "daemon/control.h"
+#include "daemon/status.h"
+#include "daemon/worker.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
-#include "daemon/worker.h"
 
 #define MAX_WAITERS      16
 #define STATUS_TICK_USEC (5 * USEC_PER_SEC)
@@ -47,96 +47,10 @@ struct daemon {
         bool restarting;      /* exiting with DAEMON_EXIT_RESTART */
 };
 
-/*
- * The one way STATUS= is sent. The text is built from what the state file and the worker say (run
- * ids, phases, AWS error messages), and sd_notify's message is newline-separated assignments: a
- * newline in an error would let it say READY=1 or MAINPID=... to the service manager. Every
- * control character becomes a space; the text is cut at 1 KiB.
- */
-static void notify_status(const char *fmt, ...) _printf_(1, 2);
-static void notify_status(const char *fmt, ...)
+/* STATUS= for the worker under way, from its last progress message. */
+static void status_worker(struct daemon *d)
 {
-        char text[1024];
-        va_list ap;
-
-        va_start(ap, fmt);
-        (void)vsnprintf(text, sizeof(text), fmt, ap);
-        va_end(ap);
-        for (char *p = text; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        *p = ' ';
-        sd_notifyf(0, "STATUS=%s", text);
-}
-
-static void status_idle(struct daemon *d)
-{
-        struct state st = {};
-
-        if (state_load(d->config.state_dir, &st) < 0) {
-                notify_status("Idle; the run state cannot be read");
-                return;
-        }
-        if (st.current) {
-                notify_status("Idle; run %s is unfinished (phase %s)", st.current->run_id,
-                              run_phase_to_string(st.current->phase));
-        } else if (st.n_history > 0) {
-                const struct history_entry *h = &st.history[0];
-                if (streq_ptr(h->result, "success"))
-                        notify_status("Idle; last run %s succeeded: %s", h->run_id,
-                                      strna(h->image_id));
-                else if (streq_ptr(h->result, "inherited"))
-                        notify_status("Idle; run %s of %s came with the image, not resumed",
-                                      h->run_id, strna(h->instance_id));
-                else
-                        notify_status("Idle; last run %s failed: %s", h->run_id, strna(h->error));
-        } else {
-                notify_status("Idle; no run yet");
-        }
-        state_done(&st);
-}
-
-/* STATUS= for the phase the worker last reported. */
-static void status_run(struct daemon *d)
-{
-        const struct progress *p = &d->progress;
-        usec_t t = (now_usec(CLOCK_MONOTONIC) - d->phase_since) / USEC_PER_SEC;
-        enum run_phase ph;
-
-        if (!d->have_progress) {
-                const char *verb = worker_verb(d->worker);
-                notify_status("%s (%s)",
-                              streq(verb, "thaw") ? "Thawing what an interrupted run left frozen"
-                                                  : "Starting a run",
-                              verb);
-                return;
-        }
-        ph = (enum run_phase)run_phase_from_string(p->phase);
-        switch (ph) {
-        case PHASE_PREFLIGHT:
-                notify_status("Run %s: pre-flight checks", p->run_id);
-                break;
-        case PHASE_PRE_IMAGE:
-        case PHASE_PRE_FREEZE:
-        case PHASE_POST_THAW:
-        case PHASE_POST_IMAGE:
-                notify_status("Run %s: running %s hooks", p->run_id, p->phase);
-                break;
-        case PHASE_FREEZING:
-        case PHASE_CREATING:
-                notify_status("Freezing %u filesystem%s for CreateImage", p->n_mounts,
-                              p->n_mounts == 1 ? "" : "s");
-                break;
-        case PHASE_REBOOTING:
-                notify_status("Creating the image with a reboot (run %s)", p->run_id);
-                break;
-        case PHASE_WAITING:
-                notify_status("Waiting for %s (%llum%02llus)", p->image_id,
-                              (unsigned long long)t / 60, (unsigned long long)t % 60);
-                break;
-        default:
-                notify_status("Run %s: %s", p->run_id, p->phase);
-                break;
-        }
+        status_run(worker_job(d->worker), d->have_progress ? &d->progress : NULL, d->phase_since);
 }
 
 static int on_status_tick(sd_event_source *s, uint64_t usec, void *userdata)
@@ -144,16 +58,16 @@ static int on_status_tick(sd_event_source *s, uint64_t usec, void *userdata)
         struct daemon *d = userdata;
 
         if (d->worker)
-                status_run(d);
+                status_worker(d);
         return sd_event_source_set_time_relative(s, STATUS_TICK_USEC);
 }
 
 static void on_worker_progress(struct worker *w, const struct progress *p, void *userdata)
 {
         struct daemon *d = userdata;
-        bool frozen = streq(p->phase, "freezing");
+        bool frozen = p->phase == PHASE_FREEZING;
 
-        if (!d->have_progress || !streq(d->progress.phase, p->phase))
+        if (!d->have_progress || d->progress.phase != p->phase)
                 d->phase_since = now_usec(CLOCK_MONOTONIC);
         d->progress = *p;
         d->have_progress = true;
@@ -162,11 +76,11 @@ static void on_worker_progress(struct worker *w, const struct progress *p, void 
                 d->frozen = frozen;
                 log_hold(frozen);
         }
-        status_run(d);
+        status_worker(d);
         /* Only the wait is long enough to deserve a ticking clock. */
         if (d->status_timer)
                 (void)sd_event_source_set_enabled(
-                        d->status_timer, streq(p->phase, "waiting") ? SD_EVENT_ON : SD_EVENT_OFF);
+                        d->status_timer, p->phase == PHASE_WAITING ? SD_EVENT_ON : SD_EVENT_OFF);
 }
 
 static void reply_waiters(struct daemon *d, int status, const char *out, size_t len)
@@ -188,7 +102,7 @@ static void reply_waiters(struct daemon *d, int status, const char *out, size_t 
 
 static void reload(struct daemon *d);
 
-static int start_worker(struct daemon *d, const char *verb);
+static int start_worker(struct daemon *d, enum worker_job job);
 static void finish_startup(struct daemon *d);
 
 /*
@@ -230,7 +144,7 @@ static bool restart_if_upgraded(struct daemon *d)
                    "starts the new version",
                    DAEMON_EXIT_RESTART);
         sd_notify(0, "STOPPING=1");
-        notify_status("Restarting into the upgraded ec2-imaged");
+        status_notify("Restarting into the upgraded ec2-imaged");
         d->stopping = d->restarting = true;
         sd_event_exit(d->event, 0);
         return true;
@@ -240,22 +154,21 @@ static void on_worker_exit(struct worker *w, int status, const char *out, size_t
                            void *userdata)
 {
         struct daemon *d = userdata;
-        char verb[32];
+        enum worker_job job = worker_job(w);
 
         if (d->frozen) {
                 d->frozen = false;
                 log_hold(false);
         }
         if (status == 0)
-                log_info("Worker %d (%s) finished", (int)worker_pid(w), worker_verb(w));
+                log_info("Worker %d (%s) finished", (int)worker_pid(w), worker_job_to_string(job));
         else if (status > 128)
                 log_warning("Worker %d (%s) was killed by signal %d", (int)worker_pid(w),
-                            worker_verb(w), status - 128);
+                            worker_job_to_string(job), status - 128);
         else
                 log_warning("Worker %d (%s) exited with status %d", (int)worker_pid(w),
-                            worker_verb(w), status);
+                            worker_job_to_string(job), status);
         reply_waiters(d, status, out, len);
-        snprintf(verb, sizeof(verb), "%s", worker_verb(w));
         d->worker = worker_free(d->worker);
         d->have_progress = false;
         if (d->status_timer)
@@ -264,7 +177,8 @@ static void on_worker_exit(struct worker *w, int status, const char *out, size_t
          * A worker killed in the frozen window: its guard thaws, and `ec2-imaged thaw` makes
          * sure (the loop itself never touches FIFREEZE). So does the first worker at startup.
          */
-        if (status > 128 && !streq(verb, "thaw") && left_frozen(d) && start_worker(d, "thaw") >= 0)
+        if (status > 128 && job != WORKER_THAW && left_frozen(d) &&
+            start_worker(d, WORKER_THAW) >= 0)
                 return;
         if (!d->ready && !d->stopping) {
                 finish_startup(d);
@@ -283,31 +197,31 @@ static void on_worker_exit(struct worker *w, int status, const char *out, size_t
          */
         if (d->first_boot_next && status <= 128) {
                 d->first_boot_next = false;
-                if (start_worker(d, "first-boot") >= 0)
+                if (start_worker(d, WORKER_FIRST_BOOT) >= 0)
                         return;
         }
         d->first_boot_next = false;
-        status_idle(d);
+        status_idle(d->config.state_dir);
         if (d->reload_pending) {
                 d->reload_pending = false;
                 reload(d);
         }
 }
 
-static int start_worker(struct daemon *d, const char *verb)
+static int start_worker(struct daemon *d, enum worker_job job)
 {
         static const struct worker_callbacks cb = {on_worker_progress, on_worker_exit};
-        const char *args[] = {verb, streq(verb, "thaw") ? NULL : "--json", NULL};
         int r;
 
         r = worker_start(d->event, d->opts->worker_binary,
                          d->opts->config_explicit ? d->opts->config_path : NULL, d->config_fd,
-                         d->opts->verbose, args, &cb, d, &d->worker);
+                         d->opts->verbose, job, &cb, d, &d->worker);
         if (r < 0)
-                return log_error_errno(r, "Cannot start a worker for `%s`: %m", verb);
+                return log_error_errno(r, "Cannot start a worker for `%s`: %m",
+                                       worker_job_to_string(job));
         d->have_progress = false;
         d->phase_since = now_usec(CLOCK_MONOTONIC);
-        status_run(d);
+        status_worker(d);
         return 0;
 }
 
@@ -322,16 +236,16 @@ static void trigger(struct daemon *d, const char *origin, int client_fd, bool wa
                 snprintf(msg, sizeof(msg), "refused the daemon is stopping");
         } else if (d->worker) {
                 log_notice("Run requested by %s ignored: %s %s is under way (phase %s)", origin,
-                           worker_verb(d->worker),
+                           worker_job_to_string(worker_job(d->worker)),
                            d->have_progress ? d->progress.run_id : "(starting)",
-                           d->have_progress ? d->progress.phase : "starting");
+                           d->have_progress ? run_phase_to_string(d->progress.phase) : "starting");
                 snprintf(msg, sizeof(msg), "busy %s %s is under way (phase %s)",
-                         worker_verb(d->worker),
+                         worker_job_to_string(worker_job(d->worker)),
                          d->have_progress ? d->progress.run_id : "(starting)",
-                         d->have_progress ? d->progress.phase : "starting");
+                         d->have_progress ? run_phase_to_string(d->progress.phase) : "starting");
         } else {
                 log_notice("Run requested by %s", origin);
-                r = start_worker(d, "run");
+                r = start_worker(d, WORKER_RUN);
                 if (r < 0)
                         snprintf(msg, sizeof(msg), "refused cannot start a worker: %s",
                                  strerror(-r));
@@ -395,7 +309,7 @@ static void reload(struct daemon *d)
         d->config_fd = fd;
         log_notice("Configuration reloaded from %s", strna(d->config.path));
         sd_notify(0, "READY=1");
-        status_idle(d);
+        status_idle(d->config.state_dir);
 }
 
 /* The worker did not stop in time: kill it (its guard thaws), then give up waiting. */
@@ -447,7 +361,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                         sd_event_exit(d->event, 0);
                         break;
                 }
-                if (streq(worker_verb(d->worker), "thaw")) {
+                if (worker_job(d->worker) == WORKER_THAW) {
                         /* A thaw is short, and stopping it halfway would leave a freeze behind. */
                         log_notice("Stopping once the thaw under way is done");
                 } else {
@@ -491,7 +405,7 @@ static int startup(struct daemon *d)
         state_done(&st);
         if (frozen) {
                 log_notice("The last run stopped in the frozen window; thawing first");
-                r = start_worker(d, "thaw");
+                r = start_worker(d, WORKER_THAW);
                 if (r < 0)
                         return r;
                 return 0;
@@ -504,16 +418,16 @@ static void finish_startup(struct daemon *d)
 {
         d->ready = true;
         sd_notify(0, "READY=1");
-        status_idle(d);
+        status_idle(d->config.state_dir);
         log_info("Ready; runs start on SIGUSR1 or `ec2-imaged trigger` (%s)", d->socket_path);
         /* Upgraded while this daemon was starting: the next one resumes what this one would. */
         if (restart_if_upgraded(d))
                 return;
         if (d->resume_at_start) {
-                bool started = start_worker(d, "resume") >= 0;
+                bool started = start_worker(d, WORKER_RESUME) >= 0;
                 d->first_boot_next = started && d->config.user_data;
         } else if (d->config.user_data)
-                (void)start_worker(d, "first-boot");
+                (void)start_worker(d, WORKER_FIRST_BOOT);
 }
 
 /* systemd sets RUNTIME_DIRECTORY for RuntimeDirectory= (a ':'-separated list; ours is first). */

@@ -6,47 +6,41 @@
  * Like main.c, the only place of this executable that decides how it exits.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 
 #include "daemon/daemon.h"
-#include "util/log.h"
+#include "util/cmdline.h"
 
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
                 {"binary", required_argument, NULL, 'b'},
-                {"config", required_argument, NULL, 'c'},
-                {"verbose", no_argument, NULL, 'v'},
+                CMDLINE_COMMON_OPTIONS,
                 {},
         };
-        struct daemon_opts o = {};
+        struct cmdline_common common = {};
+        const char *binary = NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "b:c:v", opts, NULL)) >= 0) {
-                switch (c) {
-                case 'b':
-                        o.worker_binary = optarg;
-                        break;
-                case 'c':
-                        o.config_path = optarg;
-                        o.config_explicit = true;
-                        break;
-                case 'v':
-                        log_set_max_level(LOG_DEBUG);
-                        o.verbose = true;
-                        break;
-                default:
+                if (cmdline_common_option(c, optarg, &common))
+                        continue;
+                if (c != 'b')
                         return 2;
-                }
+                binary = optarg;
         }
-        if (optind < argc || !o.worker_binary) {
+        if (optind < argc || !binary) {
                 fprintf(stderr,
                         "Usage: %s --binary PATH-OF-EC2-IMAGED [--config PATH] [-v]\n"
                         "(started by `ec2-imaged daemon`)\n",
                         argv[0]);
                 return 2;
         }
-        r = daemon_run(&o);
+        r = daemon_run(&(struct daemon_opts){
+                .config_path = common.config_path,
+                .config_explicit = common.config_explicit,
+                .verbose = common.verbose,
+                .worker_binary = binary,
+        });
         return r == -EINVAL ? 2 : r < 0 ? 1 : r; /* r: 0 or DAEMON_EXIT_RESTART */
 }

@@ -18,7 +18,6 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-#define WORKER_ARGS_MAX  16
 #define WORKER_FD        3 /* the progress socket, in the worker */
 #define WORKER_CONFIG_FD 4 /* the sealed configuration snapshot, in the worker */
 
@@ -26,7 +25,7 @@ extern char **environ;
 
 struct worker {
         pid_t pid;
-        char *verb;
+        enum worker_job job;
         sd_event_source *child, *progress, *output;
         int progress_fd, output_fd;
         char *out;
@@ -41,9 +40,20 @@ pid_t worker_pid(const struct worker *w)
         return w->pid;
 }
 
-const char *worker_verb(const struct worker *w)
+const char *worker_job_to_string(enum worker_job j)
 {
-        return w->verb;
+        static const char *const names[_WORKER_JOB_MAX] = {
+                [WORKER_RUN] = "run",
+                [WORKER_RESUME] = "resume",
+                [WORKER_FIRST_BOOT] = "first-boot",
+                [WORKER_THAW] = "thaw",
+        };
+        return (unsigned)j < _WORKER_JOB_MAX ? names[j] : NULL;
+}
+
+enum worker_job worker_job(const struct worker *w)
+{
+        return w->job;
 }
 
 int worker_kill(struct worker *w, int sig)
@@ -63,7 +73,6 @@ struct worker *worker_free(struct worker *w)
         safe_close(w->progress_fd);
         safe_close(w->output_fd);
         free(w->out);
-        free(w->verb);
         free(w);
         return NULL;
 }
@@ -202,10 +211,10 @@ static _Noreturn void child(const char *binary, int progress_fd, int output_fd, 
 }
 
 int worker_start(sd_event *e, const char *binary, const char *config_path, int config_fd,
-                 bool verbose, const char *const *args, const struct worker_callbacks *cb,
+                 bool verbose, enum worker_job job, const struct worker_callbacks *cb,
                  void *userdata, struct worker **ret)
 {
-        const char *argv[WORKER_ARGS_MAX + 5];
+        const char *argv[8];
         int sp[2] = {-1, -1}, pp[2] = {-1, -1};
         struct worker *w = NULL;
         size_t n = 0;
@@ -220,11 +229,9 @@ int worker_start(sd_event *e, const char *binary, const char *config_path, int c
         }
         if (verbose)
                 argv[n++] = "-v";
-        for (size_t i = 0; args[i]; i++) {
-                if (i >= WORKER_ARGS_MAX)
-                        return -E2BIG;
-                argv[n++] = args[i];
-        }
+        argv[n++] = worker_job_to_string(job);
+        if (job != WORKER_THAW) /* its result on stdout, as JSON */
+                argv[n++] = "--json";
         argv[n] = NULL;
 
         envp = worker_env(config_fd >= 0);
@@ -235,11 +242,11 @@ int worker_start(sd_event *e, const char *binary, const char *config_path, int c
                 strv_free(envp);
                 return -ENOMEM;
         }
-        *w = (struct worker){.progress_fd = -1, .output_fd = -1, .cb = *cb, .userdata = userdata};
-        w->verb = strdup(args[0]);
-        if (!w->verb || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
+        *w = (struct worker){
+                .job = job, .progress_fd = -1, .output_fd = -1, .cb = *cb, .userdata = userdata};
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
             pipe2(pp, O_CLOEXEC) < 0) {
-                r = w->verb ? -errno : -ENOMEM;
+                r = -errno;
                 goto fail;
         }
         pid = fork();
@@ -270,7 +277,7 @@ int worker_start(sd_event *e, const char *binary, const char *config_path, int c
             sd_event_add_io(e, &w->output, w->output_fd, EPOLLIN, on_output, w) < 0)
                 log_warning("Cannot watch worker %d's progress; its result comes at its end",
                             (int)pid);
-        log_debug("Worker %d started: %s", (int)pid, w->verb);
+        log_debug("Worker %d started: %s", (int)pid, worker_job_to_string(job));
         *ret = w;
         return 0;
 fail:

@@ -14,14 +14,12 @@
 #include "core/context.h"
 #include "core/imagetags.h"
 #include "distribute/distribute_aws.h"
+#include "distribute/distribute_internal.h"
 #include "distribute/distribute_retain.h"
 #include "core/state.h"
-#include "util/backoff.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
-
-#define MAX_TAGS (CONFIG_MAX_TAGS + 5)
 
 /* Step names recorded in struct run_dist.done. */
 #define STEP_TAGGED      "tagged"
@@ -33,15 +31,6 @@
 #define STEP_SSM         "ssm-parameter"
 #define STEP_RETAINED    "retained"
 
-struct dist {
-        struct context *ctx;
-        const struct config *cfg;
-        struct state *st;
-        struct run_state *run;
-        struct dist_clients clients;
-        char *why;
-};
-
 bool distribute_configured(const struct config *c)
 {
         return c->dist_regions || c->dist_share_accounts || c->dist_share_orgs ||
@@ -49,66 +38,33 @@ bool distribute_configured(const struct config *c)
                c->dist_keep_days > 0 || c->dist_launch_template || c->dist_ssm_parameter;
 }
 
-static bool sharing(const struct config *c)
+bool distribute_sharing(const struct config *c)
 {
         return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous;
 }
 
-static const char *lineage(const struct dist *d)
+const char *distribute_lineage(const struct config *c, const char *instance_id)
 {
-        return d->cfg->dist_lineage ? d->cfg->dist_lineage : d->run->instance_id;
+        return c->dist_lineage ? c->dist_lineage : instance_id;
 }
 
-static int save(struct dist *d)
+static const char *lineage(const struct dist *d)
+{
+        return distribute_lineage(d->cfg, d->run->instance_id);
+}
+
+int dist_save(struct dist *d)
 {
         int r;
 
-        if (d->run->dry_run)
-                return 0;
-        d->run->updated = now_usec(CLOCK_REALTIME);
-        r = state_save(d->cfg->state_dir, d->st);
+        r = state_save_run(d->cfg->state_dir, d->st, d->run);
         if (r < 0)
                 d->why = strprintf("cannot save the run state in %s: %s", d->cfg->state_dir,
                                    strerror(-r));
         return r;
 }
 
-/* Record the failure of an AWS call once, with its code and message; returns r. */
-static int aws_fail(struct dist *d, int r, struct aws_error *e, const char *what,
-                    const char *region)
-{
-        if (!d->why)
-                d->why = strprintf("%s in %s: %s%s%s", what, region,
-                                   e->code ? e->code : strerror(-r), e->message ? ": " : "",
-                                   strempty(e->message));
-        aws_error_done(e);
-        return r;
-}
-
-static size_t build_tags(const struct dist *d, struct ec2_tag tags[static MAX_TAGS])
-{
-        size_t n = 0;
-
-        for (size_t i = 0; i < d->cfg->n_tags; i++)
-                tags[n++] = (struct ec2_tag){d->cfg->tags[i].key, d->cfg->tags[i].value};
-        tags[n++] = (struct ec2_tag){TAG_RUN_ID, d->run->run_id};
-        tags[n++] = (struct ec2_tag){TAG_CONSISTENCY,
-                                     d->run->consistency ? d->run->consistency : "crash"};
-        tags[n++] = (struct ec2_tag){TAG_SOURCE, d->run->instance_id};
-        tags[n++] = (struct ec2_tag){TAG_LINEAGE, lineage(d)};
-        return n;
-}
-
-static const char *tag_of(const struct ec2_image *im, const char *key)
-{
-        for (size_t i = 0; i < im->n_tags; i++)
-                if (streq_ptr(im->tags[i].key, key))
-                        return im->tags[i].value;
-        return NULL;
-}
-
-/* One image of rd's region by id, or -ENOENT. */
-static int describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *ret)
+int dist_describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *ret)
 {
         struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
         struct aws_error e = {};
@@ -121,7 +77,7 @@ static int describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *r
         if (r == -EREMOTEIO && streq_ptr(e.code, "InvalidAMIID.NotFound"))
                 n = 0;
         else if (r < 0)
-                return aws_fail(d, r, &e, "DescribeImages", rd->region);
+                return dist_fail(&d->why, r, &e, "DescribeImages", rd->region);
         aws_error_done(&e);
         if (n == 0) {
                 if (!d->why)
@@ -137,165 +93,6 @@ static int describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *r
 }
 
 /*
- * A copy whose CopyImage answer was lost (a crash, a transport error) exists under the run's
- * name in the destination region: adopt it when it is this run's, by its run-id tag or, before
- * the tags are on, by the run id in its description.
- */
-static int find_copy(struct dist *d, struct run_dist *rd)
-{
-        struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
-        struct aws_error e = {};
-        struct ec2_image *ims = NULL;
-        size_t n = 0;
-        int r;
-
-        r = ec2_describe_images(c, d->run->image_name, NULL, &ims, &n, &e);
-        if (r < 0)
-                return aws_fail(d, r, &e, "DescribeImages", rd->region);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                const char *id = tag_of(&ims[i], TAG_RUN_ID);
-                bool ours = id ? streq(id, d->run->run_id)
-                               : ims[i].description && strstr(ims[i].description, d->run->run_id);
-                if (!ours) {
-                        d->why = strprintf("an image named '%s' (%s) in %s was not made by this "
-                                           "run; make [image] name unique",
-                                           d->run->image_name, ims[i].image_id, rd->region);
-                        r = -EEXIST;
-                } else {
-                        log_info("Found the copy %s in %s made before the interruption",
-                                 ims[i].image_id, rd->region);
-                        r = run_state_set(&rd->image_id, ims[i].image_id);
-                }
-        }
-        ec2_images_free(ims, n);
-        return r;
-}
-
-static int start_copy(struct dist *d, struct run_dist *rd)
-{
-        struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
-        _cleanup_free_ char *token = NULL, *desc = NULL, *id = NULL;
-        struct ec2_tag tags[MAX_TAGS];
-        struct aws_error e = {};
-        int r;
-
-        r = find_copy(d, rd);
-        if (r < 0 || rd->image_id)
-                return r < 0 ? r : save(d);
-        /* The same token for the same run and region: EC2 makes one copy however often asked. */
-        token = strprintf("%s-%s", d->run->run_id, rd->region);
-        desc = strprintf("ec2-imaged run %s: copy of %s from %s", d->run->run_id, d->run->image_id,
-                         d->run->region);
-        if (!token || !desc)
-                return -ENOMEM;
-        r = ec2_copy_image(c,
-                           &(struct ec2_copy_image_args){
-                                   .source_region = d->run->region,
-                                   .source_image_id = d->run->image_id,
-                                   .name = d->run->image_name,
-                                   .description = desc,
-                                   .kms_key_id = dist_kms_key_for(d->cfg, rd->region),
-                                   .copy_image_tags = true,
-                                   .tags = tags,
-                                   .n_tags = build_tags(d, tags),
-                                   .client_token = token,
-                           },
-                           &id, &e);
-        if (r < 0 && streq_ptr(e.code, "InvalidAMIName.Duplicate")) {
-                /*
-                 * EC2 keeps AMI names unique: the name is taken, by a copy of this run that the
-                 * lookup above did not see yet (eventual consistency) or by something else.
-                 */
-                aws_error_done(&e);
-                r = find_copy(d, rd);
-                if (r >= 0 && !rd->image_id)
-                        d->why = strprintf("CopyImage in %s: InvalidAMIName.Duplicate, and no "
-                                           "image named '%s' is visible yet",
-                                           rd->region, d->run->image_name);
-                if (r < 0 || !rd->image_id)
-                        return r < 0 ? r : -EAGAIN;
-                return save(d);
-        }
-        if (r < 0) {
-                /* The copy may have been made all the same: look again next time round. */
-                return aws_fail(d, r, &e, "CopyImage", rd->region);
-        }
-        log_notice("CopyImage %s -> %s in %s", d->run->image_id, id, rd->region);
-        r = run_state_set(&rd->image_id, id);
-        if (r >= 0)
-                r = run_state_set(&rd->state, "pending");
-        return r < 0 ? r : save(d);
-}
-
-/* Copies: start them, at most max_copies_in_flight at once, and wait for all of them. */
-static int copy_all(struct dist *d)
-{
-        struct backoff b;
-
-        backoff_init(&b, 2 * USEC_PER_SEC, (usec_t)d->cfg->wait_poll_max_s * USEC_PER_SEC,
-                     (usec_t)d->cfg->wait_timeout_s * USEC_PER_SEC, 0);
-        for (;;) {
-                unsigned in_flight = 0, waiting = 0;
-                int r;
-
-                for (size_t i = 1; i < d->run->n_dist; i++) {
-                        struct run_dist *rd = &d->run->dist[i];
-                        if (rd->image_id && !streq_ptr(rd->state, "available"))
-                                in_flight++;
-                }
-                for (size_t i = 1; i < d->run->n_dist; i++) {
-                        struct run_dist *rd = &d->run->dist[i];
-                        struct ec2_image im = {};
-
-                        if (!rd->image_id && in_flight < d->cfg->dist_max_copies) {
-                                r = start_copy(d, rd);
-                                if (r < 0)
-                                        return r;
-                                in_flight++;
-                        }
-                        if (!rd->image_id || streq_ptr(rd->state, "available"))
-                                continue;
-                        r = describe_one(d, rd, &im);
-                        if (r == -ENOENT) { /* not visible yet: eventual consistency */
-                                free(d->why);
-                                d->why = NULL;
-                                waiting++;
-                                continue;
-                        }
-                        if (r < 0)
-                                return r;
-                        if (!streq_ptr(im.state, rd->state)) {
-                                run_state_set(&rd->state, im.state);
-                                r = save(d);
-                        }
-                        if (r >= 0 && !streq_ptr(im.state, "available") &&
-                            !streq_ptr(im.state, "pending")) {
-                                d->why = strprintf("the copy %s in %s is %s: %s", rd->image_id,
-                                                   rd->region, strna(im.state),
-                                                   strna(im.state_reason));
-                                r = -EIO;
-                        }
-                        ec2_image_done(&im);
-                        if (r < 0)
-                                return r;
-                        if (!streq_ptr(rd->state, "available"))
-                                waiting++;
-                }
-                for (size_t i = 1; i < d->run->n_dist; i++)
-                        if (!d->run->dist[i].image_id)
-                                waiting++;
-                if (waiting == 0)
-                        return 0;
-                if (backoff_sleep(&b) < 0) {
-                        d->why = strprintf("copies not available after %u s ([run] "
-                                           "wait_timeout_s)",
-                                           d->cfg->wait_timeout_s);
-                        return -ETIME;
-                }
-        }
-}
-
-/*
  * The key of the image in rd's region: the configured one for a copy; for the run's own image,
  * and for a copy without one, what DescribeImages says of its snapshots.
  */
@@ -307,7 +104,7 @@ static int image_key(struct dist *d, struct run_dist *rd, char **ret)
 
         if (rd != &d->run->dist[0] && k)
                 return (*ret = strdup(k)) ? 0 : -ENOMEM;
-        r = describe_one(d, rd, &im);
+        r = dist_describe_one(d, rd, &im);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(im.kms_key_id);
@@ -322,7 +119,7 @@ static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
         struct kms_key k = {};
         int r;
 
-        if (!sharing(d->cfg) || run_dist_done(rd, STEP_GRANTED))
+        if (!distribute_sharing(d->cfg) || run_dist_done(rd, STEP_GRANTED))
                 return 0;
         r = image_key(d, rd, &key);
         if (r < 0 || !key)
@@ -338,14 +135,14 @@ static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
                 r = kms_create_grant(dist_clients_kms(&d->clients, rd->region), k.arn ? k.arn : key,
                                      *a, name, NULL, &e);
                 if (r < 0)
-                        r = aws_fail(d, r, &e, "KMS CreateGrant", rd->region);
+                        r = dist_fail(&d->why, r, &e, "KMS CreateGrant", rd->region);
                 else
                         log_info("KMS grant on %s for %s in %s", key, *a, rd->region);
         }
         kms_key_done(&k);
         if (r >= 0 && d->cfg->dist_create_grants)
                 r = run_dist_mark(rd, STEP_GRANTED);
-        return r < 0 ? r : save(d);
+        return r < 0 ? r : dist_save(d);
 }
 
 static int share(struct dist *d, struct run_dist *rd)
@@ -356,7 +153,7 @@ static int share(struct dist *d, struct run_dist *rd)
         size_t n = 0;
         int r = 0;
 
-        if (!run_dist_done(rd, STEP_SHARED) && sharing(d->cfg)) {
+        if (!run_dist_done(rd, STEP_SHARED) && distribute_sharing(d->cfg)) {
                 for (char **a = d->cfg->dist_share_accounts; a && *a && n < ELEMENTSOF(s); a++)
                         s[n++] = (struct ec2_share){EC2_SHARE_ACCOUNT, *a};
                 for (char **a = d->cfg->dist_share_orgs; a && *a && n < ELEMENTSOF(s); a++)
@@ -365,28 +162,29 @@ static int share(struct dist *d, struct run_dist *rd)
                         s[n++] = (struct ec2_share){EC2_SHARE_OU, *a};
                 r = ec2_add_launch_permissions(c, rd->image_id, s, n, false, &e);
                 if (r < 0)
-                        return aws_fail(d, r, &e, "ModifyImageAttribute", rd->region);
+                        return dist_fail(&d->why, r, &e, "ModifyImageAttribute", rd->region);
                 log_notice("Shared %s in %s with %zu principals", rd->image_id, rd->region, n);
                 r = run_dist_mark(rd, STEP_SHARED);
                 if (r >= 0)
-                        r = save(d);
+                        r = dist_save(d);
         }
         if (r >= 0 && !run_dist_done(rd, STEP_SNAP_SHARED) && d->cfg->dist_share_accounts) {
                 struct ec2_image im = {};
 
-                r = describe_one(d, rd, &im);
+                r = dist_describe_one(d, rd, &im);
                 for (char **sn = im.snapshot_ids; r >= 0 && sn && *sn; sn++) {
                         r = ec2_add_create_volume_permission(
                                 c, *sn, (const char *const *)d->cfg->dist_share_accounts, false,
                                 &e);
                         if (r < 0)
-                                r = aws_fail(d, r, &e, "ModifySnapshotAttribute", rd->region);
+                                r = dist_fail(&d->why, r, &e, "ModifySnapshotAttribute",
+                                              rd->region);
                 }
                 ec2_image_done(&im);
                 if (r >= 0)
                         r = run_dist_mark(rd, STEP_SNAP_SHARED);
                 if (r >= 0)
-                        r = save(d);
+                        r = dist_save(d);
         }
         return r;
 }
@@ -394,7 +192,7 @@ static int share(struct dist *d, struct run_dist *rd)
 /* Tags on every image of the run (copies get them here: not every EC2 keeps CopyImage's). */
 static int tag(struct dist *d, struct run_dist *rd)
 {
-        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_tag tags[IMAGE_TAGS_MAX];
         struct ec2_image im = {};
         struct aws_error e = {};
         char **ids = NULL;
@@ -402,22 +200,23 @@ static int tag(struct dist *d, struct run_dist *rd)
 
         if (run_dist_done(rd, STEP_TAGGED))
                 return 0;
-        r = describe_one(d, rd, &im);
+        r = dist_describe_one(d, rd, &im);
         if (r >= 0)
                 r = strv_push(&ids, rd->image_id);
         for (char **s = im.snapshot_ids; r >= 0 && s && *s; s++)
                 r = strv_push(&ids, *s);
         if (r >= 0) {
                 r = ec2_create_tags(dist_clients_ec2(&d->clients, rd->region),
-                                    (const char *const *)ids, tags, build_tags(d, tags), false, &e);
+                                    (const char *const *)ids, tags,
+                                    image_tags_build(d->cfg, d->run, lineage(d), tags), false, &e);
                 if (r < 0)
-                        r = aws_fail(d, r, &e, "CreateTags", rd->region);
+                        r = dist_fail(&d->why, r, &e, "CreateTags", rd->region);
         }
         strv_free(ids);
         ec2_image_done(&im);
         if (r >= 0)
                 r = run_dist_mark(rd, STEP_TAGGED);
-        return r < 0 ? r : save(d);
+        return r < 0 ? r : dist_save(d);
 }
 
 static int deprecate(struct dist *d, struct run_dist *rd)
@@ -433,10 +232,10 @@ static int deprecate(struct dist *d, struct run_dist *rd)
         r = ec2_enable_image_deprecation(dist_clients_ec2(&d->clients, rd->region), rd->image_id,
                                          at, false, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "EnableImageDeprecation", rd->region);
+                return dist_fail(&d->why, r, &e, "EnableImageDeprecation", rd->region);
         log_info("%s in %s deprecated from %s", rd->image_id, rd->region, at);
         r = run_dist_mark(rd, STEP_DEPRECATED);
-        return r < 0 ? r : save(d);
+        return r < 0 ? r : dist_save(d);
 }
 
 /* Resolve "$Default"/"$Latest" (or a number) to the version number as text. */
@@ -451,7 +250,7 @@ static int lt_resolve(struct dist *d, const char *region, const char *which, cha
         r = ec2_describe_launch_template_versions(dist_clients_ec2(&d->clients, region),
                                                   d->cfg->dist_launch_template, v, &lv, &n, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "DescribeLaunchTemplateVersions", region);
+                return dist_fail(&d->why, r, &e, "DescribeLaunchTemplateVersions", region);
         if (n == 0) {
                 d->why = strprintf("launch template %s has no version %s in %s",
                                    d->cfg->dist_launch_template, which, region);
@@ -497,8 +296,8 @@ static int publish_lt(struct dist *d, struct run_dist *rd)
                                         c, d->cfg->dist_launch_template, src, rd->image_id, desc,
                                         token, false, &v, &e);
                         if (r < 0)
-                                return e.code ? aws_fail(d, r, &e, "CreateLaunchTemplateVersion",
-                                                         rd->region)
+                                return e.code ? dist_fail(&d->why, r, &e,
+                                                          "CreateLaunchTemplateVersion", rd->region)
                                               : r;
                         rd->lt_version = strprintf("%" PRId64, v);
                         if (!rd->lt_version)
@@ -506,16 +305,16 @@ static int publish_lt(struct dist *d, struct run_dist *rd)
                 }
                 log_notice("Launch template %s version %s uses %s", d->cfg->dist_launch_template,
                            rd->lt_version, rd->image_id);
-                r = save(d);
+                r = dist_save(d);
                 if (r < 0)
                         return r;
         }
         r = ec2_set_launch_template_default(c, d->cfg->dist_launch_template,
                                             strtoll(rd->lt_version, NULL, 10), false, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "ModifyLaunchTemplate", rd->region);
+                return dist_fail(&d->why, r, &e, "ModifyLaunchTemplate", rd->region);
         r = run_dist_mark(rd, STEP_LT_DEFAULT);
-        return r < 0 ? r : save(d);
+        return r < 0 ? r : dist_save(d);
 }
 
 static int publish_ssm(struct dist *d, struct run_dist *rd)
@@ -528,11 +327,11 @@ static int publish_ssm(struct dist *d, struct run_dist *rd)
         r = ssm_put_parameter(dist_clients_ssm(&d->clients, rd->region), d->cfg->dist_ssm_parameter,
                               rd->image_id, "aws:ec2:image", true, NULL, &e);
         if (r < 0)
-                return aws_fail(d, r, &e, "SSM PutParameter", rd->region);
+                return dist_fail(&d->why, r, &e, "SSM PutParameter", rd->region);
         log_info("SSM parameter %s in %s = %s", d->cfg->dist_ssm_parameter, rd->region,
                  rd->image_id);
         r = run_dist_mark(rd, STEP_SSM);
-        return r < 0 ? r : save(d);
+        return r < 0 ? r : dist_save(d);
 }
 
 static struct retain_opts retain_opts(const struct dist *d, const char *keep, bool dry_run)
@@ -559,26 +358,9 @@ static int retain(struct dist *d, struct run_dist *rd)
         r = retain_region(dist_clients_ec2(&d->clients, rd->region), &o, &report, &e);
         strv_free(report);
         if (r < 0)
-                return e.code ? aws_fail(d, r, &e, "retention", rd->region) : r;
+                return e.code ? dist_fail(&d->why, r, &e, "retention", rd->region) : r;
         r = run_dist_mark(rd, STEP_RETAINED);
-        return r < 0 ? r : save(d);
-}
-
-/* The run's own region first, then the configured ones (each once). */
-static int region_list(const struct run_state *run, const struct config *cfg, char ***ret)
-{
-        char **v = NULL;
-        int r = strv_push(&v, run->region);
-
-        for (char **s = cfg->dist_regions; r >= 0 && s && *s; s++)
-                if (!strv_contains(v, *s))
-                        r = strv_push(&v, *s);
-        if (r < 0) {
-                strv_free(v);
-                return r;
-        }
-        *ret = v;
-        return 0;
+        return r < 0 ? r : dist_save(d);
 }
 
 /* Record the regions of the run, with nothing done yet; the run's own image is there already. */
@@ -595,25 +377,7 @@ static int plan(struct dist *d, char **regions)
                 r = run_state_set(&d->run->dist[0].image_id, d->run->image_id);
         if (r >= 0)
                 r = run_state_set(&d->run->dist[0].state, "available");
-        return r < 0 ? r : save(d);
-}
-
-/* Refuse early, before any copy, when a configured key of a copy is AWS-managed. */
-static int check_copy_keys(struct dist *d)
-{
-        int r = 0;
-
-        for (size_t i = 1; r >= 0 && sharing(d->cfg) && i < d->run->n_dist; i++) {
-                const char *key = dist_kms_key_for(d->cfg, d->run->dist[i].region);
-                struct kms_key k = {};
-
-                if (!key || d->run->dist[i].image_id)
-                        continue;
-                r = dist_check_key(&d->clients, d->run->dist[i].region, key, "the copy", true, &k,
-                                   &d->why);
-                kms_key_done(&k);
-        }
-        return r;
+        return r < 0 ? r : dist_save(d);
 }
 
 int distribute_run(struct context *ctx, struct state *st, struct run_state *run, char **ret_why)
@@ -624,7 +388,7 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
 
         if (!distribute_configured(d.cfg))
                 return 0;
-        r = region_list(run, d.cfg, &regions);
+        r = dist_regions(run->region, d.cfg, &regions);
         if (r >= 0)
                 r = dist_clients_open(&d.clients, ctx, regions);
         if (r < 0 && !d.why)
@@ -635,9 +399,9 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
         if (r >= 0)
                 r = check_keys_and_grant(&d, &run->dist[0]);
         if (r >= 0)
-                r = check_copy_keys(&d);
+                r = dist_check_copy_keys(&d);
         if (r >= 0)
-                r = copy_all(&d);
+                r = dist_copy_all(&d);
         for (size_t i = 0; r >= 0 && i < run->n_dist; i++) {
                 struct run_dist *rd = &run->dist[i];
 

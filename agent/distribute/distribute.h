@@ -18,6 +18,10 @@ struct state;
 
 /* Whether [distribute] asks for anything at all. */
 bool distribute_configured(const struct config *c);
+/* Whether [distribute] shares the images with accounts, organizations or OUs. */
+bool distribute_sharing(const struct config *c);
+/* The lineage retention counts images in: [distribute] lineage, else the instance's id. */
+const char *distribute_lineage(const struct config *c, const char *instance_id);
 
 /*
  * Distribute run's image (PHASE_DISTRIBUTING). The state st (holding run) is saved to

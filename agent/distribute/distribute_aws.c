@@ -18,6 +18,31 @@
 #define DIST_MAX_RATE 10.0
 #define DIST_BURST    20.0
 
+int dist_regions(const char *own, const struct config *cfg, char ***ret)
+{
+        char **v = NULL;
+        int r = strv_push(&v, own);
+
+        for (char **s = cfg->dist_regions; r >= 0 && s && *s; s++)
+                if (!strv_contains(v, *s))
+                        r = strv_push(&v, *s);
+        if (r < 0) {
+                strv_free(v);
+                return r;
+        }
+        *ret = v;
+        return 0;
+}
+
+int dist_fail(char **why, int r, struct aws_error *e, const char *what, const char *region)
+{
+        if (!*why)
+                *why = strprintf("%s in %s: %s%s%s", what, region, e->code ? e->code : strerror(-r),
+                                 e->message ? ": " : "", strempty(e->message));
+        aws_error_done(e);
+        return r;
+}
+
 int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *regions)
 {
         const struct config *cfg = ctx->config;

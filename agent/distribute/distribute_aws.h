@@ -13,6 +13,7 @@
 #include "aws/budget.h"
 #include "core/state.h"
 
+struct aws_error;
 struct awsjson_client;
 struct config;
 struct context;
@@ -37,6 +38,18 @@ void dist_clients_done(struct dist_clients *c);
 struct ec2_client *dist_clients_ec2(struct dist_clients *c, const char *region);
 struct awsjson_client *dist_clients_kms(struct dist_clients *c, const char *region);
 struct awsjson_client *dist_clients_ssm(struct dist_clients *c, const char *region);
+
+/*
+ * The regions of a run: own (the run's region) first, then [distribute] regions, each once. A
+ * NULL-terminated vector for the caller to free.
+ */
+int dist_regions(const char *own, const struct config *cfg, char ***ret);
+
+/*
+ * An AWS call of a step failed with r: the first failure of the run (or check) is kept in *why
+ * as "WHAT in REGION: CODE: MESSAGE"; e is released. Returns r.
+ */
+int dist_fail(char **why, int r, struct aws_error *e, const char *what, const char *region);
 
 /* The key of [distribute] kms_key for region (the part after "REGION:"), or NULL. */
 const char *dist_kms_key_for(const struct config *cfg, const char *region);

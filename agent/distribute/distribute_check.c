@@ -25,36 +25,9 @@ struct check {
         const struct config *cfg;
         const char *lineage;
         struct dist_clients clients;
-        char ***report;
+        char ***report; /* never NULL: a scratch vector when the caller wants no report */
         char *why;
 };
-
-static int line(struct check *k, const char *fmt, ...) _printf_(2, 3);
-static int line(struct check *k, const char *fmt, ...)
-{
-        char *s = NULL;
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        r = k->report ? strv_push(k->report, s) : 0;
-        free(s);
-        return r;
-}
-
-static int failed(struct check *k, int r, struct aws_error *e, const char *what, const char *region)
-{
-        if (!k->why)
-                k->why = strprintf("%s in %s: %s%s%s", what, region,
-                                   e->code ? e->code : strerror(-r), e->message ? ": " : "",
-                                   strempty(e->message));
-        aws_error_done(e);
-        return r;
-}
 
 /* Configuration that no call could catch: words of the wrong shape, keys of unknown regions. */
 static int check_config(struct check *k)
@@ -86,11 +59,6 @@ static int check_config(struct check *k)
         return 0;
 }
 
-static bool sharing(const struct config *c)
-{
-        return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous;
-}
-
 static int check_keys(struct check *k)
 {
         int r = 0;
@@ -102,11 +70,11 @@ static int check_keys(struct check *k)
 
                 if (!region)
                         return -ENOMEM;
-                r = dist_check_key(&k->clients, region, key, "the copy", sharing(k->cfg), &kk,
-                                   &k->why);
+                r = dist_check_key(&k->clients, region, key, "the copy", distribute_sharing(k->cfg),
+                                   &kk, &k->why);
                 if (r >= 0)
-                        r = line(k, "KMS key %s in %s: %s, %s", key, region, strna(kk.arn),
-                                 strna(kk.key_manager));
+                        r = strv_pushf(k->report, "KMS key %s in %s: %s, %s", key, region,
+                                       strna(kk.arn), strna(kk.key_manager));
                 kms_key_done(&kk);
         }
         return r;
@@ -125,7 +93,7 @@ static int dry(struct check *k, int r, struct aws_error *e, const char *what, co
                 return r;
         }
         aws_error_done(e);
-        return line(k, "DryRun %s in %s: allowed", what, region);
+        return strv_pushf(k->report, "DryRun %s in %s: allowed", what, region);
 }
 
 /*
@@ -145,13 +113,11 @@ static int retention_probe(struct check *k, struct ec2_client *c, char **ret, st
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && !*ret; i++)
-                for (size_t t = 0; t < ims[i].n_tags; t++)
-                        if (streq_ptr(ims[i].tags[t].key, TAG_RUN_ID)) {
-                                *ret = strdup(ims[i].image_id);
-                                if (!*ret)
-                                        r = -ENOMEM;
-                                break;
-                        }
+                if (image_tag(&ims[i], TAG_RUN_ID)) {
+                        *ret = strdup(ims[i].image_id);
+                        if (!*ret)
+                                r = -ENOMEM;
+                }
         ec2_images_free(ims, n);
         return r;
 }
@@ -164,12 +130,12 @@ static int dry_deregister(struct check *k, struct ec2_client *c, const char *reg
 
         r = retention_probe(k, c, &probe, &e);
         if (r < 0)
-                return failed(k, r, &e, "retention", region);
+                return dist_fail(&k->why, r, &e, "retention", region);
         if (!probe)
-                return line(k,
-                            "DryRun DeregisterImage in %s: not tried, no image of lineage %s "
-                            "made by ec2-imaged yet",
-                            region, k->lineage);
+                return strv_pushf(k->report,
+                                  "DryRun DeregisterImage in %s: not tried, no image of lineage %s "
+                                  "made by ec2-imaged yet",
+                                  region, k->lineage);
         return dry(k, ec2_deregister_image(c, probe, false, true, &e), &e, "DeregisterImage",
                    region);
 }
@@ -197,7 +163,7 @@ static int check_calls(struct check *k, const char *region, bool own)
                                                   .dry_run = true},
                                           NULL, &e),
                            &e, "CopyImage", region);
-        if (sharing(k->cfg)) {
+        if (distribute_sharing(k->cfg)) {
                 struct ec2_share s = {EC2_SHARE_ACCOUNT, "000000000000"};
                 r = dry(k, ec2_add_launch_permissions(c, probe, &s, 1, true, &e), &e,
                         "ModifyImageAttribute", region);
@@ -241,11 +207,11 @@ static int list_retention(struct check *k, const char *region, const char *linea
                 return 0;
         r = retain_region(dist_clients_ec2(&k->clients, region), &o, &lines, &e);
         if (r < 0)
-                return failed(k, r, &e, "retention", region);
+                return dist_fail(&k->why, r, &e, "retention", region);
         if (!lines)
-                r = line(k, "retention in %s: nothing would be deregistered", region);
+                r = strv_pushf(k->report, "retention in %s: nothing would be deregistered", region);
         for (char **s = lines; r >= 0 && s && *s; s++)
-                r = line(k, "retention: %s", *s);
+                r = strv_pushf(k->report, "retention: %s", *s);
         strv_free(lines);
         return r;
 }
@@ -255,20 +221,19 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
 {
         struct check k = {.ctx = ctx,
                           .cfg = ctx->config,
-                          .lineage =
-                                  ctx->config->dist_lineage ? ctx->config->dist_lineage : lineage,
+                          .lineage = distribute_lineage(ctx->config, lineage),
                           .report = report};
+        _cleanup_strv_free_ char **scratch = NULL;
         char **regions = NULL;
         int r;
 
+        if (!k.report)
+                k.report = &scratch;
         if (!distribute_configured(k.cfg))
                 return 0;
         r = check_config(&k);
         if (r >= 0)
-                r = strv_push(&regions, ctx->region);
-        for (char **s = k.cfg->dist_regions; r >= 0 && s && *s; s++)
-                if (!strv_contains(regions, *s))
-                        r = strv_push(&regions, *s);
+                r = dist_regions(ctx->region, k.cfg, &regions);
         if (r >= 0)
                 r = dist_clients_open(&k.clients, ctx, regions);
         if (r >= 0)

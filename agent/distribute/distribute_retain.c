@@ -17,14 +17,6 @@ bool retain_enabled(const struct retain_opts *o)
         return o->lineage && (o->keep_newest > 0 || o->keep_days > 0);
 }
 
-static const char *tag_of(const struct ec2_image *im, const char *key)
-{
-        for (size_t i = 0; i < im->n_tags; i++)
-                if (streq_ptr(im->tags[i].key, key))
-                        return im->tags[i].value;
-        return NULL;
-}
-
 /* Newest first; ISO 8601 UTC times of the same shape sort as strings. */
 static int by_creation_desc(const void *a, const void *b)
 {
@@ -85,7 +77,7 @@ void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
                 usec_t created = 0, age;
 
                 /* Only what ec2-imaged made: the lineage tag alone could be anyone's. */
-                if (!tag_of(im, TAG_RUN_ID)) {
+                if (!image_tag(im, TAG_RUN_ID)) {
                         verdicts[i] = RETAIN_NOT_OURS;
                         continue;
                 }

@@ -298,20 +298,16 @@ static const char *freeze_error_hint(int r)
         }
 }
 
-int freeze_set_freeze(struct freeze_set *s)
+/*
+ * Open every mount point and flush it, before anything is frozen. Logged -errno, with no handle
+ * left open, on failure.
+ */
+static int open_and_sync(struct freeze_set *s)
 {
-        size_t i;
-        int r = 0;
-
-        if (s->frozen || active_set)
-                return log_error_errno(EBUSY, "Another freeze is in progress");
-        s->error = 0;
-        s->freeze_start = s->thaw_end = 0;
-        if (s->n == 0)
-                return 0;
+        int r;
 
         /* Path lookups on a frozen filesystem can block, so every handle is opened now. */
-        for (i = 0; i < s->n; i++) {
+        for (size_t i = 0; i < s->n; i++) {
                 r = open_mount_root(s->mounts[i], &s->fds[i]);
                 if (r < 0) {
                         close_mount_fds(s);
@@ -320,12 +316,88 @@ int freeze_set_freeze(struct freeze_set *s)
                 }
         }
         /* Flush while writes are allowed, so FIFREEZE's own flush is short. */
-        for (i = 0; i < s->n; i++)
+        for (size_t i = 0; i < s->n; i++)
                 if (syncfs(s->fds[i]) < 0) {
                         r = -errno;
                         close_mount_fds(s);
                         return log_error_errno(r, "Failed to sync %s: %m", s->mounts[i]);
                 }
+        return 0;
+}
+
+/*
+ * FIFREEZE mount i, under the guard's lock and only while the guard is armed (freeze_guard.h).
+ * Returns 0, -ECHILD when the guard died holding the lock, -ETIMEDOUT when it is no longer armed,
+ * or the error of the lock or of FIFREEZE. Nothing is logged: the log is held.
+ */
+static int freeze_one(struct freeze_set *s, size_t i)
+{
+        struct guard_shared *g = s->guard.shared;
+        int r = 0, lr = pthread_mutex_lock(&g->lock);
+
+        if (lr == EOWNERDEAD) {
+                pthread_mutex_consistent(&g->lock);
+                pthread_mutex_unlock(&g->lock);
+                return -ECHILD;
+        }
+        if (lr != 0)
+                return -lr;
+        if (atomic_load(&g->state) != GUARD_ARMED) {
+                pthread_mutex_unlock(&g->lock);
+                return -ETIMEDOUT;
+        }
+        if (i == 0)
+                s->freeze_start = now_usec(CLOCK_MONOTONIC);
+        /* Counted before the FIFREEZE: were we killed right after it, the guard and the
+         * handler must still thaw this one. A FITHAW too many is harmless. */
+        atomic_store(&g->n_frozen, i + 1);
+        emergency_n = (sig_atomic_t)(i + 1);
+        if (ioctl(s->fds[i], FIFREEZE, 0) < 0) {
+                r = -errno;
+                /* Not ours to thaw: it may be someone else's freeze (EBUSY). */
+                emergency_n = (sig_atomic_t)i;
+                atomic_store(&g->n_frozen, i);
+        } else {
+                s->n_frozen = i + 1;
+        }
+        pthread_mutex_unlock(&g->lock);
+        return r;
+}
+
+/* All or nothing: thaw what was frozen (the log is let go then), and say why mount i was not. */
+static int freeze_failed(struct freeze_set *s, size_t i, int r)
+{
+        const char *what = i < s->n ? s->mounts[i] : "the filesystems";
+
+        (void)unfreeze(s, r);
+        switch (r) {
+        case -ETIMEDOUT:
+                return log_error_errno(r,
+                                       "Failed to freeze %s: the timeout of %u ms passed while "
+                                       "freezing",
+                                       what, s->timeout_ms);
+        case -ECHILD:
+                return log_error_errno(r, "Failed to freeze %s: the thaw guard died", what);
+        default:
+                return log_error_errno(r, "Failed to freeze %s: %s", what, freeze_error_hint(r));
+        }
+}
+
+int freeze_set_freeze(struct freeze_set *s)
+{
+        size_t i;
+        int r;
+
+        if (s->frozen || active_set)
+                return log_error_errno(EBUSY, "Another freeze is in progress");
+        s->error = 0;
+        s->freeze_start = s->thaw_end = 0;
+        if (s->n == 0)
+                return 0;
+
+        r = open_and_sync(s);
+        if (r < 0)
+                return r;
         r = freeze_guard_start(&s->guard, s->fds, s->n, s->timeout_ms, thaw_fds);
         if (r < 0) {
                 close_mount_fds(s);
@@ -338,61 +410,15 @@ int freeze_set_freeze(struct freeze_set *s)
         fatal_signals_install();
         log_hold(true);
         for (i = 0; i < s->n; i++) {
-                int lr = pthread_mutex_lock(&s->guard.shared->lock);
-
-                if (lr == EOWNERDEAD) {
-                        pthread_mutex_consistent(&s->guard.shared->lock);
-                        pthread_mutex_unlock(&s->guard.shared->lock);
-                        r = -ECHILD;
-                        break;
-                }
-                if (lr != 0) {
-                        r = -lr;
-                        break;
-                }
-                if (atomic_load(&s->guard.shared->state) != GUARD_ARMED) {
-                        pthread_mutex_unlock(&s->guard.shared->lock);
-                        r = -ETIMEDOUT;
-                        break;
-                }
-                if (i == 0)
-                        s->freeze_start = now_usec(CLOCK_MONOTONIC);
-                /* Counted before the FIFREEZE: were we killed right after it, the guard and the
-                 * handler must still thaw this one. A FITHAW too many is harmless. */
-                atomic_store(&s->guard.shared->n_frozen, i + 1);
-                emergency_n = (sig_atomic_t)(i + 1);
-                if (ioctl(s->fds[i], FIFREEZE, 0) < 0) {
-                        r = -errno;
-                        /* Not ours to thaw: it may be someone else's freeze (EBUSY). */
-                        emergency_n = (sig_atomic_t)i;
-                        atomic_store(&s->guard.shared->n_frozen, i);
-                } else {
-                        s->n_frozen = i + 1;
-                }
-                pthread_mutex_unlock(&s->guard.shared->lock);
+                r = freeze_one(s, i);
                 if (r < 0)
                         break;
         }
         /* The guard may have died or timed out while we were freezing. */
         if (r == 0)
                 r = freeze_guard_poll(&s->guard);
-        if (r < 0) {
-                const char *what = i < s->n ? s->mounts[i] : "the filesystems";
-
-                (void)unfreeze(s, r);
-                switch (r) {
-                case -ETIMEDOUT:
-                        return log_error_errno(r,
-                                               "Failed to freeze %s: the timeout of %u ms "
-                                               "passed while freezing",
-                                               what, s->timeout_ms);
-                case -ECHILD:
-                        return log_error_errno(r, "Failed to freeze %s: the thaw guard died", what);
-                default:
-                        return log_error_errno(r, "Failed to freeze %s: %s", what,
-                                               freeze_error_hint(r));
-                }
-        }
+        if (r < 0)
+                return freeze_failed(s, i, r);
         return 0;
 }
 

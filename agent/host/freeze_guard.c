@@ -243,23 +243,12 @@ void freeze_guard_reap(struct freeze_guard *g)
         }
 }
 
-int freeze_guard_start(struct freeze_guard *g, const int *fds, size_t n, unsigned timeout_ms,
-                       guard_thaw_fn thaw)
+/* The page shared with the guard, its robust lock initialized, armed; a logged -errno. */
+static int guard_shared_new(struct freeze_guard *g)
 {
-        _cleanup_close_ int devnull = -1;
-        _cleanup_free_ int *keep = NULL;
         pthread_mutexattr_t attr;
-        struct guard_ctx ctx;
-        sigset_t all, old;
-        int sv[2], r;
-        pid_t pid;
+        int r;
 
-        devnull = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (devnull < 0)
-                return log_error_errno(errno, "Failed to open /dev/null: %m");
-        keep = calloc(n + 1, sizeof(int));
-        if (!keep)
-                return log_error_errno(ENOMEM, "Out of memory");
         g->shared = mmap(NULL, sizeof(*g->shared), PROT_READ | PROT_WRITE,
                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (g->shared == MAP_FAILED) {
@@ -278,6 +267,14 @@ int freeze_guard_start(struct freeze_guard *g, const int *fds, size_t n, unsigne
         }
         atomic_init(&g->shared->state, GUARD_ARMED);
         atomic_init(&g->shared->n_frozen, 0);
+        return 0;
+}
+
+/* The socket between us and the guard, both ends above stdio: ours in g->fd, the guard's in
+ * *ret_peer. A logged -errno, with the shared page released, on failure. */
+static int guard_socket_new(struct freeze_guard *g, int *ret_peer)
+{
+        int sv[2], r;
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
                 r = log_error_errno(errno, "Failed to create the guard's socket: %m");
@@ -293,13 +290,39 @@ int freeze_guard_start(struct freeze_guard *g, const int *fds, size_t n, unsigne
                 freeze_guard_reap(g);
                 return r;
         }
+        *ret_peer = sv[1];
+        return 0;
+}
+
+int freeze_guard_start(struct freeze_guard *g, const int *fds, size_t n, unsigned timeout_ms,
+                       guard_thaw_fn thaw)
+{
+        _cleanup_close_ int devnull = -1;
+        _cleanup_free_ int *keep = NULL;
+        struct guard_ctx ctx;
+        sigset_t all, old;
+        int peer = -1, r;
+        pid_t pid;
+
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (devnull < 0)
+                return log_error_errno(errno, "Failed to open /dev/null: %m");
+        keep = calloc(n + 1, sizeof(int));
+        if (!keep)
+                return log_error_errno(ENOMEM, "Out of memory");
+        r = guard_shared_new(g);
+        if (r < 0)
+                return r;
+        r = guard_socket_new(g, &peer);
+        if (r < 0)
+                return r;
 
         memcpy(keep, fds, n * sizeof(int));
-        keep[n] = sv[1];
+        keep[n] = peer;
         qsort(keep, n + 1, sizeof(int), cmp_int);
         ctx = (struct guard_ctx){
                 .fds = fds,
-                .sock = sv[1],
+                .sock = peer,
                 .devnull = devnull,
                 .keep = keep,
                 .n_keep = n + 1,
@@ -316,7 +339,7 @@ int freeze_guard_start(struct freeze_guard *g, const int *fds, size_t n, unsigne
                 guard_main(&ctx);
         r = pid < 0 ? -errno : 0;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        close(sv[1]);
+        close(peer);
         if (r < 0) {
                 freeze_guard_reap(g);
                 return log_error_errno(r, "Failed to start the thaw guard: %m");

@@ -2,7 +2,7 @@
 /*
  * Hooks: run each vetted hook of a phase (hooks_list.c finds and vets them) with its environment,
  * under supervision (supervise.c: a clean child, a deadline, its output logged, its end
- * classified), and sum the phase up. See hooks.h for the policy.
+ * described), map each end to a hook's result, and sum the phase up. See hooks.h for the policy.
  */
 #include "host/hooks.h"
 
@@ -15,6 +15,103 @@
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
+
+/* ---- a hook's result ---- */
+
+const char *hook_status_to_string(enum hook_status s)
+{
+        static const char *const names[] = {
+                [HOOK_SUCCESS] = "success", [HOOK_EXITED] = "exited",
+                [HOOK_KILLED] = "killed",   [HOOK_TIMED_OUT] = "timed-out",
+                [HOOK_REFUSED] = "refused", [HOOK_EXEC_FAILED] = "exec-failed",
+        };
+        return (unsigned)s < ELEMENTSOF(names) ? names[s] : "unknown";
+}
+
+int hook_result_errno(const struct hook_result *h)
+{
+        switch (h->status) {
+        case HOOK_SUCCESS:
+                return 0;
+        case HOOK_REFUSED:
+                return -EPERM;
+        case HOOK_TIMED_OUT:
+                return -ETIMEDOUT;
+        case HOOK_EXEC_FAILED:
+                return h->error < 0 ? h->error : -ENOEXEC;
+        default:
+                return -EPROTO;
+        }
+}
+
+void hook_result_done(struct hook_result *h)
+{
+        free(h->name);
+        free(h->path);
+        free(h->message);
+        strv_free(h->tail);
+        *h = (struct hook_result){};
+}
+
+/* A supervised child's end in a hook's terms; takes the message and the tail. */
+static void hook_result_take(struct hook_result *h, struct supervise_result *r)
+{
+        static const enum hook_status status[] = {
+                [SUPERVISE_EXITED] = HOOK_EXITED,
+                [SUPERVISE_SIGNALED] = HOOK_KILLED,
+                [SUPERVISE_TIMED_OUT] = HOOK_TIMED_OUT,
+                [SUPERVISE_NOT_STARTED] = HOOK_EXEC_FAILED,
+                [SUPERVISE_NOT_EXECUTED] = HOOK_EXEC_FAILED,
+                [SUPERVISE_LOST] = HOOK_EXEC_FAILED,
+        };
+
+        h->status = r->end == SUPERVISE_EXITED && r->code == 0 ? HOOK_SUCCESS : status[r->end];
+        h->exit_status = r->end == SUPERVISE_EXITED ? r->code : 0;
+        h->signal = r->signal;
+        h->error = r->error;
+        h->duration_usec = r->duration_usec;
+        h->message = TAKE_PTR(r->message);
+        h->tail = TAKE_PTR(r->tail);
+        h->output_bytes = r->output_bytes;
+        h->output_truncated = r->output_truncated;
+        h->left_processes = r->left_processes;
+}
+
+/* Run a hook or a helper (kind) under supervision, its log lines and messages worded for it. */
+static int run_supervised(const char *kind, const char *phase, char *const argv[], char **envp,
+                          int exec_fd, unsigned timeout_ms, unsigned grace_ms,
+                          struct hook_result *res)
+{
+        _cleanup_free_ char *label = strprintf("%s %s (%s)", kind, res->name, phase);
+        _cleanup_free_ char *fields = strprintf("HOOK=%s\n", res->name);
+        _cleanup_(supervise_result_done) struct supervise_result sr = {};
+        const struct supervise_opts o = {
+                .label = label,
+                .name = res->name,
+                .fields = fields,
+                .path = res->path,
+                .argv = argv,
+                .envp = envp,
+                .exec_fd = exec_fd,
+                .timeout_ms = timeout_ms,
+                .grace_ms = grace_ms,
+        };
+        int r;
+
+        if (!label || !fields)
+                return -ENOMEM;
+        r = supervise_run(&o, &sr);
+        if (r < 0)
+                return r;
+        hook_result_take(res, &sr);
+        return 0;
+}
+
+int hook_run(const char *phase, char *const argv[], char **envp, int exec_fd, unsigned timeout_ms,
+             unsigned grace_ms, struct hook_result *res)
+{
+        return run_supervised("hook", phase, argv, envp, exec_fd, timeout_ms, grace_ms, res);
+}
 
 /* ---- running one hook ---- */
 
@@ -48,17 +145,28 @@ static char **build_env(const char *phase, const struct hook_env *env)
         return TAKE_PTR(v);
 }
 
+/* A hook that failed vetting (in dir, for reason): not run, its refusal recorded and logged. */
+static void refuse(struct hook_result *h, const char *phase, const char *dir, const char *reason)
+{
+        _cleanup_free_ char *fields = strprintf("HOOK=%s\n", h->name);
+
+        h->status = HOOK_REFUSED;
+        h->message =
+                strprintf("hook %s (%s) refused: %s/%s %s", h->name, phase, dir, h->name, reason);
+        log_struct(LOG_ERR, fields, "%s", strna(h->message));
+}
+
 /*
  * Vet the hook once more, right before it runs (an earlier hook of the phase may have changed
  * things, and it is root's to do so), and execute the descriptor that vetting opened: the vetted
  * file, whatever its path names by then.
  */
-static int run_one(const struct hooks_opts *o, const struct hook_list *l,
+static int run_one(const struct hooks_opts *o, const struct hook_list *l, const char *dir,
                    const struct hook_entry *e, const char *phase, char **envp,
                    struct hook_result *res)
 {
         _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *reason = NULL, *fields = NULL;
+        _cleanup_free_ char *reason = NULL;
         char *argv[] = {res->path, NULL};
         int r;
 
@@ -66,17 +174,12 @@ static int run_one(const struct hooks_opts *o, const struct hook_list *l,
         if (r < 0)
                 return r;
         if (reason) {
-                res->status = HOOK_REFUSED;
-                res->message = strprintf("hook %s (%s) refused: %s/%s %s", res->name, phase, l->dir,
-                                         res->name, reason);
-                fields = strprintf("HOOK=%s\n", res->name);
-                log_struct(LOG_ERR, fields, "%s", strna(res->message));
+                refuse(res, phase, dir, reason);
                 return 0;
         }
-        return supervise_run("hook", phase, argv, envp, fd,
-                             o->timeout_ms ? o->timeout_ms : HOOKS_DEFAULT_TIMEOUT_MS,
-                             o->kill_grace_ms ? o->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS,
-                             res);
+        return hook_run(phase, argv, envp, fd,
+                        o->timeout_ms ? o->timeout_ms : HOOKS_DEFAULT_TIMEOUT_MS,
+                        o->kill_grace_ms ? o->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS, res);
 }
 
 int hooks_run_helper(const char *name, const char *purpose, char *const argv[], unsigned timeout_ms,
@@ -90,8 +193,8 @@ int hooks_run_helper(const char *name, const char *purpose, char *const argv[], 
         ret->path = strdup(argv[0]);
         if (!ret->name || !ret->path)
                 return -ENOMEM;
-        r = supervise_run("helper", purpose, argv, envp, -1, timeout_ms,
-                          HOOKS_DEFAULT_KILL_GRACE_MS, ret);
+        r = run_supervised("helper", purpose, argv, envp, -1, timeout_ms,
+                           HOOKS_DEFAULT_KILL_GRACE_MS, ret);
         return r < 0 ? r : hook_result_errno(ret);
 }
 
@@ -129,7 +232,6 @@ int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const stru
 {
         _cleanup_(hook_list_done) struct hook_list l = {};
         _cleanup_strv_free_ char **envp = NULL;
-        _cleanup_free_ char *fields = NULL;
         bool refusing;
         int r, first = 0;
 
@@ -180,14 +282,9 @@ int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const stru
                 if (!h->name || !h->path)
                         return -ENOMEM;
                 if (e->state == HOOK_ENTRY_REFUSED) {
-                        h->status = HOOK_REFUSED;
-                        h->message = strprintf("hook %s (%s) refused: %s/%s %s", h->name, phase,
-                                               ret->dir, h->name, e->reason);
-                        free(fields);
-                        fields = strprintf("HOOK=%s\n", h->name);
-                        log_struct(LOG_ERR, fields, "%s", strna(h->message));
+                        refuse(h, phase, ret->dir, e->reason);
                 } else {
-                        r = run_one(opts, &l, e, phase, envp, h);
+                        r = run_one(opts, &l, ret->dir, e, phase, envp, h);
                         if (r < 0)
                                 return r;
                 }

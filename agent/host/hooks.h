@@ -4,7 +4,8 @@
  *
  * Which entries of <hooks_dir>/<phase>.d run, are skipped or are refused, and in which order:
  * hooks_list.h, which this header includes. Each hook is vetted again right before it runs, and
- * the descriptor that vetting opened is what is executed (supervise.h).
+ * the descriptor that vetting opened is what is executed (supervise.h, which runs it and says how
+ * it ended; struct hook_result is that end in a hook's terms).
  *
  * Each hook runs with: its own process group, an empty signal mask and default dispositions,
  * stdin from /dev/null, stdout and stderr on one pipe that we read, no other file descriptors,
@@ -28,9 +29,10 @@
  * SIGKILL (and their groups, when they lead one), and are reaped (leftovers.h).
  *
  * Output is logged line by line at LOG_INFO as "<name>: <line>" with the journald field
- * HOOK=<name>. Lines longer than HOOK_LINE_MAX are split (the logger formats a record into
- * 4 KiB, name included, so a chunk must leave room for it); after HOOK_OUTPUT_MAX bytes the rest
- * is read and discarded, with a note. The last HOOK_TAIL_LINES lines are kept in the result.
+ * HOOK=<name>. Lines longer than SUPERVISE_LINE_MAX are split (the logger formats a record
+ * into 4 KiB, name included, so a chunk must leave room for it); after SUPERVISE_OUTPUT_MAX bytes
+ * the rest is read and discarded, with a note. The last SUPERVISE_TAIL_LINES lines are kept in the
+ * result.
  *
  * The functions here block until the phase is done; they do not touch signal handlers or any
  * other process-wide state.
@@ -75,6 +77,48 @@ struct hooks_opts {
 };
 
 /* ---- running ---- */
+
+enum hook_status {
+        HOOK_SUCCESS,     /* exited with status 0 */
+        HOOK_EXITED,      /* exited with a non-zero status: exit_status */
+        HOOK_KILLED,      /* killed by a signal it did not get from us: signal */
+        HOOK_TIMED_OUT,   /* ran past timeout_ms; signal is what finally ended it */
+        HOOK_REFUSED,     /* not run: failed vetting (see struct hook_entry.reason) */
+        HOOK_EXEC_FAILED, /* could not be started or executed (or, ECHILD, was reaped by
+                           * someone else's waitpid(-1)): error (-errno) */
+};
+
+const char *hook_status_to_string(enum hook_status s);
+
+struct hook_result {
+        char *name; /* control characters C-escaped: it goes into messages and HOOK= */
+        char *path; /* as executed */
+        enum hook_status status;
+        int exit_status; /* HOOK_EXITED */
+        int signal;      /* HOOK_KILLED, HOOK_TIMED_OUT (0 when it exited by itself meanwhile) */
+        int error;       /* HOOK_EXEC_FAILED: -errno */
+        usec_t duration_usec;
+        /* One line: "hook 10-cleanup (pre-image) exited with status 3". */
+        char *message;
+        /* Last SUPERVISE_TAIL_LINES output lines, oldest first, NULL-terminated (maybe NULL). */
+        char **tail;
+        size_t output_bytes;   /* everything the hook wrote, discarded bytes included */
+        bool output_truncated; /* more than SUPERVISE_OUTPUT_MAX bytes: the rest was discarded */
+        bool left_processes;   /* its group outlived the main process and was killed */
+};
+
+void hook_result_done(struct hook_result *h);
+/* 0 for HOOK_SUCCESS, else -EPERM (refused), -ETIMEDOUT, the exec error, or -EPROTO. */
+int hook_result_errno(const struct hook_result *h);
+
+/*
+ * Run one hook of phase under supervision (supervise.h) and fill *res in with how it ended; the
+ * caller has set res->name and res->path. exec_fd is the vetted file (hook_open_vetted()), or -1
+ * to execute res->path. Returns 0 with *res filled in (a failure to start is HOOK_EXEC_FAILED),
+ * or -ENOMEM.
+ */
+int hook_run(const char *phase, char *const argv[], char **envp, int exec_fd, unsigned timeout_ms,
+             unsigned grace_ms, struct hook_result *res);
 
 struct hooks_phase_result {
         char *phase;

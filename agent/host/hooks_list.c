@@ -5,7 +5,6 @@
  */
 #include "host/hooks_list.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,13 +14,12 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "host/safefs.h"
 #include "util/buf.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 static const char *const phases[] = {
         HOOK_PHASE_PRE_IMAGE,
@@ -383,41 +381,6 @@ static int classify_entry(int dir_fd, uid_t uid, struct hook_entry *e)
         return 0;
 }
 
-static int compare_names(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int read_names(int dir_fd, char ***ret)
-{
-        _cleanup_strv_free_ char **names = NULL;
-        _cleanup_(closedirp) DIR *d = NULL;
-        struct dirent *de;
-        int fd, r;
-
-        fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
-        for (errno = 0; (de = readdir(d)); errno = 0) {
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                r = strv_push(&names, de->d_name);
-                if (r < 0)
-                        return r;
-        }
-        if (errno != 0)
-                return -errno;
-        if (names)
-                qsort(names, strv_length(names), sizeof(char *), compare_names);
-        *ret = TAKE_PTR(names);
-        return 0;
-}
-
 void hook_list_done(struct hook_list *l)
 {
         for (size_t i = 0; i < l->n_entries; i++) {
@@ -490,7 +453,7 @@ int hooks_list(const char *hooks_dir, const char *phase, uid_t required_uid, str
                 return 0;
         }
 
-        r = read_names(dir_fd, &names);
+        r = safefs_list(dir_fd, &names);
         if (r < 0)
                 return r;
         n = strv_length(names);

@@ -257,6 +257,42 @@ int safefs_list(int dfd, char ***ret)
         return 0;
 }
 
+int safefs_dir_open(struct safefs *fs, int dfd, const char *path, const char *what,
+                    struct safefs_dir *ret)
+{
+        char **names = NULL;
+        int r = safefs_list(dfd, &names);
+
+        if (r < 0)
+                return safefs_fail(fs, path, r, what);
+        *ret = (struct safefs_dir){.fs = fs, .dir = path, .names = names};
+        return 0;
+}
+
+bool safefs_dir_next(struct safefs_dir *d, const char *what)
+{
+        free(d->path);
+        d->path = NULL;
+        d->name = d->names ? d->names[d->next] : NULL;
+        if (!d->name)
+                return false;
+        d->next++;
+        d->path = strprintf("%s/%s", streq(d->dir, "/") ? "" : d->dir, d->name);
+        if (!d->path) {
+                safefs_fail(d->fs, d->dir, -ENOMEM, what);
+                d->names = strv_free(d->names); /* the walk ends here */
+                return false;
+        }
+        return true;
+}
+
+void safefs_dir_done(struct safefs_dir *d)
+{
+        strv_free(d->names);
+        free(d->path);
+        *d = (struct safefs_dir){};
+}
+
 static int remove_child(struct safefs *fs, int dfd, const char *name, const char *path,
                         unsigned depth);
 
@@ -268,22 +304,11 @@ static int remove_child(struct safefs *fs, int dfd, const char *name, const char
  */
 static void empty_dir(struct safefs *fs, int fd, const char *path, unsigned depth)
 {
-        _cleanup_strv_free_ char **names = NULL;
-        int r = safefs_list(fd, &names);
+        _cleanup_(safefs_dir_done) struct safefs_dir d = {};
+        int r = safefs_dir_open(fs, fd, path, "cannot read the directory", &d);
 
-        if (r < 0) {
-                safefs_fail(fs, path, r, "cannot read the directory");
-                return;
-        }
-        for (char **n = names; *n; n++) {
-                _cleanup_free_ char *child = strprintf("%s/%s", path, *n);
-
-                if (!child) {
-                        safefs_fail(fs, path, -ENOMEM, "cannot remove");
-                        return;
-                }
-                remove_child(fs, fd, *n, child, depth + 1);
-        }
+        while (r >= 0 && safefs_dir_next(&d, "cannot remove"))
+                remove_child(fs, fd, d.name, d.path, depth + 1);
 }
 
 /*

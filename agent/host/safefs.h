@@ -82,3 +82,30 @@ int safefs_openat(struct safefs *fs, int dirfd, const char *path, int flags, boo
 int safefs_remove_entry(struct safefs *fs, int dfd, const char *name, const char *path);
 /* The names in directory dfd but "." and "..", sorted bytewise; a NULL-terminated vector. */
 int safefs_list(int dfd, char ***ret);
+
+/*
+ * One pass over the entries of a directory, as a tree walk needs them:
+ *
+ *      _cleanup_(safefs_dir_done) struct safefs_dir d = {};
+ *
+ *      r = safefs_dir_open(fs, fd, path, "cannot read the directory", &d);
+ *      while (r >= 0 && safefs_dir_next(&d, "cannot remove"))
+ *              ... d.name (relative to fd), d.path (as shown: path/name) ...
+ *
+ * The names are listed once, sorted (safefs_list()). safefs_dir_open() reports a directory that
+ * cannot be read (safefs_fail(), with what) and returns its error; safefs_dir_next() returns
+ * false after the last entry, or when memory runs out (reported with what: the walk stops).
+ */
+struct safefs_dir {
+        struct safefs *fs;
+        const char *dir; /* the directory's path, as shown */
+        char **names;
+        size_t next;
+        const char *name; /* the current entry */
+        char *path;       /* dir/name ("/name" when dir is "/") */
+};
+
+int safefs_dir_open(struct safefs *fs, int dfd, const char *path, const char *what,
+                    struct safefs_dir *ret);
+bool safefs_dir_next(struct safefs_dir *d, const char *what);
+void safefs_dir_done(struct safefs_dir *d);

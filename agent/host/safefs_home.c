@@ -389,44 +389,35 @@ static void restore_one(struct safefs *fs, int sdfd, const char *name, int lfd, 
 
 static void restore_tree(struct safefs *fs, int sdfd, int lfd, const char *path, unsigned depth)
 {
-        _cleanup_strv_free_ char **names = NULL;
-        int r = safefs_list(sdfd, &names);
+        _cleanup_(safefs_dir_done) struct safefs_dir d = {};
+        int r = safefs_dir_open(fs, sdfd, path, "cannot read the stash", &d);
 
-        if (r < 0) {
-                safefs_fail(fs, path, r, "cannot read the stash");
-                return;
-        }
-        for (char **n = names; *n; n++) {
-                _cleanup_free_ char *child = strprintf("%s/%s", path, *n);
+        while (r >= 0 && safefs_dir_next(&d, "cannot restore")) {
                 _cleanup_close_ int s = -1, l = -1;
                 struct stat st;
 
-                if (!child) {
-                        safefs_fail(fs, path, -ENOMEM, "cannot restore");
-                        return;
-                }
-                if (fstatat(sdfd, *n, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)) {
-                        restore_one(fs, sdfd, *n, lfd, child);
+                if (fstatat(sdfd, d.name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)) {
+                        restore_one(fs, sdfd, d.name, lfd, d.path);
                         continue;
                 }
                 if (depth >= SAFEFS_MAX_DEPTH)
                         continue;
-                s = openat(sdfd, *n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                l = safefs_openat(fs, lfd, *n, O_RDONLY | O_DIRECTORY, false);
+                s = openat(sdfd, d.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                l = safefs_openat(fs, lfd, d.name, O_RDONLY | O_DIRECTORY, false);
                 if (s < 0)
-                        safefs_fail(fs, child, -errno, "cannot read the stash");
+                        safefs_fail(fs, d.path, -errno, "cannot read the stash");
                 else if (l == -ELOOP)
-                        safefs_refuse(fs, child,
+                        safefs_refuse(fs, d.path,
                                       "a symbolic link now (not followed): what was "
                                       "stashed below it is not restored");
                 else if (l == -ENOENT || l == -ENOTDIR || l == -EXDEV)
-                        safefs_refuse(fs, child,
+                        safefs_refuse(fs, d.path,
                                       "gone, not a directory or another filesystem "
                                       "now: what was stashed below it is not restored");
                 else if (l < 0)
-                        safefs_fail(fs, child, l, "cannot open");
+                        safefs_fail(fs, d.path, l, "cannot open");
                 else
-                        restore_tree(fs, s, l, child, depth + 1);
+                        restore_tree(fs, s, l, d.path, depth + 1);
         }
 }
 

@@ -52,12 +52,6 @@ bool safefs_is_rotated_log(const char *name)
         return true;
 }
 
-/* "/var/log" + "x" -> "/var/log/x"; "/" + "x" -> "/x". */
-static char *path_join(const char *dir, const char *name)
-{
-        return strprintf("%s/%s", streq(dir, "/") ? "" : dir, name);
-}
-
 /*
  * The top of a tree, from the root without following a symlink: a descriptor, 0 for "nothing
  * there" (missing, not a directory, behind a symlink: with a notice), or an error.
@@ -163,34 +157,25 @@ static void logs_subdir(struct safefs *fs, int dfd, const char *name, const char
 static void logs_dir(struct safefs *fs, int dfd, const char *path, bool in_journal, bool live,
                      unsigned depth)
 {
-        _cleanup_strv_free_ char **names = NULL;
-        int r = safefs_list(dfd, &names);
+        _cleanup_(safefs_dir_done) struct safefs_dir d = {};
+        int r = safefs_dir_open(fs, dfd, path, "cannot read the directory", &d);
 
-        if (r < 0) {
-                safefs_fail(fs, path, r, "cannot read the directory");
-                return;
-        }
-        for (char **n = names; *n; n++) {
-                _cleanup_free_ char *child = path_join(path, *n);
+        while (r >= 0 && safefs_dir_next(&d, "cannot walk")) {
                 struct stat st;
 
-                if (!child) {
-                        safefs_fail(fs, path, -ENOMEM, "cannot walk");
-                        return;
-                }
-                if (fstatat(dfd, *n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (fstatat(dfd, d.name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         if (errno != ENOENT)
-                                safefs_fail(fs, child, -errno, "cannot stat");
+                                safefs_fail(fs, d.path, -errno, "cannot stat");
                         continue;
                 }
                 if (S_ISDIR(st.st_mode))
-                        logs_subdir(fs, dfd, *n, child, in_journal, live, depth);
+                        logs_subdir(fs, dfd, d.name, d.path, in_journal, live, depth);
                 else if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
                         continue;
-                else if (log_goes(*n, in_journal, live))
-                        safefs_remove_entry(fs, dfd, *n, child);
+                else if (log_goes(d.name, in_journal, live))
+                        safefs_remove_entry(fs, dfd, d.name, d.path);
                 else if (S_ISREG(st.st_mode))
-                        truncate_entry(fs, dfd, *n, child);
+                        truncate_entry(fs, dfd, d.name, d.path);
         }
 }
 
@@ -233,11 +218,30 @@ int safefs_remove(struct safefs *fs, const char *path)
         return fs->error;
 }
 
+/*
+ * Remove the entries of directory dir (exact, absolute inside the root) whose names match pattern
+ * (fnmatch() with flags), or with keep those that do not; with no pattern, all of them.
+ */
+static int remove_in(struct safefs *fs, const char *dir, const char *pattern, int flags, bool keep)
+{
+        _cleanup_(safefs_dir_done) struct safefs_dir d = {};
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (open_top(fs, dir, &fd) <= 0)
+                return fs->error;
+        r = safefs_dir_open(fs, fd, dir, "cannot read the directory", &d);
+        if (r < 0)
+                return r;
+        while (safefs_dir_next(&d, "cannot remove"))
+                if (!pattern || (fnmatch(pattern, d.name, flags) != 0) == keep)
+                        safefs_remove_entry(fs, fd, d.name, d.path);
+        return fs->error;
+}
+
 int safefs_remove_matching(struct safefs *fs, const char *pattern)
 {
-        _cleanup_strv_free_ char **names = NULL;
         _cleanup_free_ char *dir = NULL;
-        _cleanup_close_ int fd = -1;
         const char *glob;
         int r;
 
@@ -246,44 +250,10 @@ int safefs_remove_matching(struct safefs *fs, const char *pattern)
                 r = -EINVAL;
         if (r < 0)
                 return safefs_fail(fs, pattern, r, "not a directory and a pattern");
-        if (open_top(fs, dir, &fd) <= 0)
-                return fs->error;
-        r = safefs_list(fd, &names);
-        if (r < 0)
-                return safefs_fail(fs, dir, r, "cannot read the directory");
-        for (char **n = names; *n; n++) {
-                _cleanup_free_ char *child = NULL;
-
-                if (fnmatch(glob, *n, FNM_PERIOD) != 0)
-                        continue;
-                child = path_join(dir, *n);
-                if (!child)
-                        return safefs_fail(fs, dir, -ENOMEM, "cannot remove");
-                safefs_remove_entry(fs, fd, *n, child);
-        }
-        return fs->error;
+        return remove_in(fs, dir, glob, FNM_PERIOD, false);
 }
 
 int safefs_remove_contents(struct safefs *fs, const char *dir, const char *keep)
 {
-        _cleanup_strv_free_ char **names = NULL;
-        _cleanup_close_ int fd = -1;
-        int r;
-
-        if (open_top(fs, dir, &fd) <= 0)
-                return fs->error;
-        r = safefs_list(fd, &names);
-        if (r < 0)
-                return safefs_fail(fs, dir, r, "cannot read the directory");
-        for (char **n = names; *n; n++) {
-                _cleanup_free_ char *child = NULL;
-
-                if (keep && fnmatch(keep, *n, 0) == 0)
-                        continue;
-                child = path_join(dir, *n);
-                if (!child)
-                        return safefs_fail(fs, dir, -ENOMEM, "cannot remove");
-                safefs_remove_entry(fs, fd, *n, child);
-        }
-        return fs->error;
+        return remove_in(fs, dir, keep, 0, true);
 }

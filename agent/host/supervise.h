@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Supervised children, for the hooks (hooks.h describes the policy: process group, deadline,
- * SIGTERM then SIGKILL to the group, leftover processes, output logged line by line under
- * HOOK=<name>, the last lines kept) and for helpers such as `cloud-init status --wait`.
+ * Supervised children: a program started in a clean child (its own process group, default signal
+ * dispositions, an empty mask, umask 022, stdin from /dev/null, stdout and stderr on one pipe, no
+ * other descriptors, cwd "/"), its output logged line by line with the caller's journald fields,
+ * its group killed at the deadline (SIGTERM, then SIGKILL after a grace period), processes it
+ * leaves behind killed too (leftovers.h), and its end described in struct supervise_result. The
+ * hooks (hooks.h, which states the policy) and helpers such as `cloud-init status --wait` run
+ * this way; hooks.c maps the end to a hook's result.
  */
 #pragma once
 
@@ -12,51 +16,78 @@
 
 #include "util/timeutil.h"
 
-#define HOOK_LINE_MAX   3800u           /* bytes of one logged output line */
-#define HOOK_OUTPUT_MAX (1024u * 1024u) /* bytes of output logged per hook */
-#define HOOK_TAIL_LINES 20u             /* lines kept in struct hook_result */
+#define SUPERVISE_LINE_MAX   3800u           /* bytes of one logged output line */
+#define SUPERVISE_OUTPUT_MAX (1024u * 1024u) /* bytes of output logged per child */
+#define SUPERVISE_TAIL_LINES 20u             /* lines kept in struct supervise_result */
 
-enum hook_status {
-        HOOK_SUCCESS,     /* exited with status 0 */
-        HOOK_EXITED,      /* exited with a non-zero status: exit_status */
-        HOOK_KILLED,      /* killed by a signal it did not get from us: signal */
-        HOOK_TIMED_OUT,   /* ran past timeout_ms; signal is what finally ended it */
-        HOOK_REFUSED,     /* not run: failed vetting (see struct hook_entry.reason) */
-        HOOK_EXEC_FAILED, /* could not be started or executed (or, ECHILD, was reaped by
-                           * someone else's waitpid(-1)): error (-errno) */
+/* How a supervised child ended. */
+enum supervise_end {
+        SUPERVISE_EXITED,       /* its main process exited by itself: code (0 is success) */
+        SUPERVISE_SIGNALED,     /* killed by a signal it did not get from us: signal */
+        SUPERVISE_TIMED_OUT,    /* ran past timeout_ms; signal is what finally ended it */
+        SUPERVISE_NOT_STARTED,  /* could not be started (pipes, fork): error */
+        SUPERVISE_NOT_EXECUTED, /* execve() refused it: error (-ESTALE: a vetted file swapped) */
+        SUPERVISE_LOST,         /* reaped by someone else (a waitpid(-1) elsewhere): error */
 };
 
-const char *hook_status_to_string(enum hook_status s);
+struct supervise_opts {
+        const char *label;  /* words the log lines: "hook 10-x (pre-image)" */
+        const char *name;   /* prefixes each output line: "10-x: <line>" */
+        const char *fields; /* journald fields of every line logged: "HOOK=10-x\n" */
+        const char *path;   /* the file to execute, as named in argv[0] */
+        char *const *argv;
+        char **envp;
+        /*
+         * >= 0: the file to execute, opened (and vetted) earlier: execveat() of the descriptor,
+         * or, for a #! script, execve() of path once path is seen to name the same inode (else
+         * SUPERVISE_NOT_EXECUTED with -ESTALE). -1: execve() of path.
+         */
+        int exec_fd;
+        unsigned timeout_ms; /* from the start to SIGTERM */
+        unsigned grace_ms;   /* from SIGTERM to SIGKILL, and from SIGKILL to giving up */
+};
 
-struct hook_result {
-        char *name; /* control characters C-escaped: it goes into messages and HOOK= */
-        char *path; /* as executed */
-        enum hook_status status;
-        int exit_status; /* HOOK_EXITED */
-        int signal;      /* HOOK_KILLED, HOOK_TIMED_OUT (0 when it exited by itself meanwhile) */
-        int error;       /* HOOK_EXEC_FAILED: -errno */
+struct supervise_result {
+        enum supervise_end end;
+        int code;            /* SUPERVISE_EXITED */
+        int signal;          /* SUPERVISE_SIGNALED; SUPERVISE_TIMED_OUT (0: it exited meanwhile) */
+        bool core_dumped;    /* SUPERVISE_SIGNALED */
+        bool sigkilled;      /* SUPERVISE_TIMED_OUT: SIGTERM was not enough */
+        int error;           /* SUPERVISE_NOT_STARTED, _NOT_EXECUTED, _LOST: -errno */
+        bool left_processes; /* its group outlived the main process and was killed */
         usec_t duration_usec;
-        /* One line: "hook 10-cleanup (pre-image) exited with status 3". */
+        /* One line, NULL after an exit with status 0: "hook 10-x (pre-image) exited with status 3".
+         */
         char *message;
-        /* Last HOOK_TAIL_LINES output lines, oldest first, NULL-terminated (maybe NULL if none). */
+        /* The last SUPERVISE_TAIL_LINES output lines, oldest first, NULL-terminated (or NULL). */
         char **tail;
-        size_t output_bytes;   /* everything the hook wrote, discarded bytes included */
-        bool output_truncated; /* more than HOOK_OUTPUT_MAX bytes: the rest was discarded */
-        bool left_processes;   /* its group outlived the main process and was killed */
+        size_t output_bytes;   /* everything it wrote, discarded bytes included */
+        bool output_truncated; /* more than SUPERVISE_OUTPUT_MAX bytes: the rest was discarded */
 };
 
-void hook_result_done(struct hook_result *h);
-/* 0 for HOOK_SUCCESS, else -EPERM (refused), -ETIMEDOUT, the exec error, or -EPROTO. */
-int hook_result_errno(const struct hook_result *h);
+void supervise_result_done(struct supervise_result *r);
+
+struct supervised;
 
 /*
- * Run argv with envp to the end under supervision, and classify the outcome into *res, whose name
- * and path the caller has set. exec_fd >= 0 (a vetted hook, hook_open_vetted()) is the file
- * executed: execveat() of the descriptor, or, for a #! script, execve() of res->path once it is
- * seen to name the same inode (else HOOK_EXEC_FAILED with -ESTALE); exec_fd -1 executes
- * res->path. kind ("hook", "helper") and phase only word the messages: "hook 10-x (pre-image)
- * exited with status 3". grace_ms: from SIGTERM to SIGKILL. Returns 0 with *res filled in (a
- * failure to start is HOOK_EXEC_FAILED), or -ENOMEM.
+ * Start the child of opts; the deadline counts from here. Returns 0 with *ret, or -ENOMEM. A child
+ * that could not be started still gets a handle, and supervise_finish() says what went wrong. The
+ * strings of opts are borrowed until supervise_finish().
+ *
+ * Until supervise_finish() nobody reads the child's output (a child that writes more than the
+ * pipe holds waits), and, since we are a subreaper for its orphans (leftovers.h), every child
+ * this process starts meanwhile would be taken for one of its leftovers: start none.
  */
-int supervise_run(const char *kind, const char *phase, char *const argv[], char **envp, int exec_fd,
-                  unsigned timeout_ms, unsigned grace_ms, struct hook_result *res);
+int supervise_start(const struct supervise_opts *opts, struct supervised **ret);
+
+/* The child's pid, which is its process group; 0 when it could not be started. */
+pid_t supervise_pid(const struct supervised *s);
+
+/*
+ * Watch the child to its end, its output logged and its group killed at the deadline, reap it,
+ * describe the end in *ret (logged too: an error unless it exited with status 0), and free s.
+ */
+void supervise_finish(struct supervised *s, struct supervise_result *ret);
+
+/* supervise_start() and supervise_finish(): 0 with *ret filled in, or -ENOMEM. */
+int supervise_run(const struct supervise_opts *opts, struct supervise_result *ret);

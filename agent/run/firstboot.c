@@ -144,20 +144,14 @@ int userdata_parse(const char *data, size_t len, struct userdata_directive *ret,
 /* The instance id that had its first-boot run, from STATE_DIR/first-boot, or NULL. */
 static int recorded_instance(const char *state_dir, char **ret)
 {
-        _cleanup_free_ char *path = strprintf("%s/first-boot", state_dir), *text = NULL;
-        size_t len;
+        _cleanup_free_ char *text = NULL;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_file_bounded(path, MARKER_MAX, &text, &len);
-        if (r == -ENOENT) {
-                *ret = NULL;
-                return 0;
-        }
+        r = read_file_in(state_dir, "first-boot", MARKER_MAX, &text, NULL);
         if (r < 0)
-                return log_error_errno(r, "%s: %m", path);
-        text[strcspn(text, "\n")] = '\0';
+                return log_error_errno(r, "%s/first-boot: %m", state_dir);
+        if (text)
+                text[strcspn(text, "\n")] = '\0';
         *ret = TAKE_PTR(text);
         return 0;
 }

@@ -25,13 +25,7 @@ int flow_save(struct flow *f)
 {
         int r;
 
-        if (f->run->dry_run)
-                return 0;
-        f->run->updated = now_usec(CLOCK_REALTIME);
-        /* Whether a freeze may still be under way after a crash depends on the boot. */
-        if (run_state_set(&f->run->boot_id, state_this_boot()) < 0)
-                return log_error_errno(-ENOMEM, "Out of memory");
-        r = state_save(f->cfg->state_dir, &f->state);
+        r = state_save_run(f->cfg->state_dir, &f->state, f->run);
         if (r < 0)
                 return log_error_errno(r, "Cannot save the run state in %s: %m", f->cfg->state_dir);
         return 0;
@@ -72,18 +66,6 @@ void flow_leave(struct flow *f, enum run_phase p)
         f->run->times[p].end = now_usec(CLOCK_REALTIME);
 }
 
-static int failv(struct flow *f, int r, const char *msg)
-{
-        run_state_set(&f->run->error, msg ? msg : strerror(-r));
-        f->run->phase = PHASE_FAILED;
-        log_image_id(f);
-        log_struct(LOG_ERR, "MESSAGE_ID=6f1c3b2a9d0e4c5f8a7b1e2d3c4b5a69\n", "Run %s failed: %s",
-                   f->run->run_id, strna(f->run->error));
-        (void)flow_save(f);
-        notify_phase(f);
-        return r < 0 ? r : -EIO;
-}
-
 int flow_fail(struct flow *f, int r, const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL;
@@ -93,7 +75,14 @@ int flow_fail(struct flow *f, int r, const char *fmt, ...)
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        return failv(f, r, msg);
+        run_state_set(&f->run->error, msg ? msg : strerror(-r));
+        f->run->phase = PHASE_FAILED;
+        log_image_id(f);
+        log_struct(LOG_ERR, "MESSAGE_ID=6f1c3b2a9d0e4c5f8a7b1e2d3c4b5a69\n", "Run %s failed: %s",
+                   f->run->run_id, strna(f->run->error));
+        (void)flow_save(f);
+        notify_phase(f);
+        return r < 0 ? r : -EIO;
 }
 
 static bool phase_continues_on_error(const struct config *c, const char *phase)
@@ -371,35 +360,21 @@ static int drive(struct flow *f)
         return wait_and_finish(f);
 }
 
-static int report(struct flow *f, const char *fmt, ...) _printf_(2, 3);
-static int report(struct flow *f, const char *fmt, ...)
-{
-        _cleanup_free_ char *line = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(&line, fmt, ap) < 0)
-                line = NULL;
-        va_end(ap);
-        if (!line)
-                return -ENOMEM;
-        return strv_push(&f->result->dry_run_report, line);
-}
-
 /* A dry run: everything that changes nothing, reported line by line. */
 static int dry_run(struct flow *f)
 {
         static const char *const phases[] = {HOOK_PHASE_PRE_IMAGE, HOOK_PHASE_PRE_FREEZE,
                                              HOOK_PHASE_POST_THAW, HOOK_PHASE_POST_IMAGE};
         struct hooks_opts o = {.hooks_dir = f->cfg->hooks_dir};
+        char ***out = &f->result->dry_run_report;
         int r, refused = 0;
 
         r = preflight(f);
         if (r < 0)
                 return r;
-        report(f, "image name: %s", f->run->image_name);
-        report(f, "DryRun CreateImage on %s (NoReboot=%s): allowed", f->run->instance_id,
-               f->run->mode == MODE_REBOOT ? "false" : "true");
+        strv_pushf(out, "image name: %s", f->run->image_name);
+        strv_pushf(out, "DryRun CreateImage on %s (NoReboot=%s): allowed", f->run->instance_id,
+                   f->run->mode == MODE_REBOOT ? "false" : "true");
         for (size_t i = 0; i < ELEMENTSOF(phases); i++) {
                 _cleanup_free_ char *text = NULL;
                 if (f->run->mode == MODE_REBOOT && (i == 1 || i == 2))
@@ -412,21 +387,21 @@ static int dry_run(struct flow *f)
                         nl = strchr(line, '\n');
                         if (nl)
                                 *nl = '\0';
-                        report(f, "hooks %s", line);
+                        strv_pushf(out, "hooks %s", line);
                 }
         }
         if (f->run->mode == MODE_NO_REBOOT) {
                 if (!f->run->frozen_mounts || !*f->run->frozen_mounts)
-                        report(f, "would freeze: nothing (crash-consistent image)");
+                        strv_pushf(out, "would freeze: nothing (crash-consistent image)");
                 for (char **m = f->run->frozen_mounts; m && *m; m++)
-                        report(f, "would freeze: %s", *m);
+                        strv_pushf(out, "would freeze: %s", *m);
         } else {
-                report(f, "would reboot: EC2 stops the instance, copies its volumes, starts it");
+                strv_pushf(out,
+                           "would reboot: EC2 stops the instance, copies its volumes, starts it");
         }
         if (distribute_configured(f->cfg)) {
                 _cleanup_free_ char *why = NULL;
-                r = distribute_check(f->ctx, f->run->instance_id, true, &f->result->dry_run_report,
-                                     &why);
+                r = distribute_check(f->ctx, f->run->instance_id, true, out, &why);
                 if (r < 0)
                         return flow_fail(f, r, "[distribute] pre-flight: %s", strna(why));
         }
@@ -434,24 +409,6 @@ static int dry_run(struct flow *f)
                 return flow_fail(f, -EPERM, "%d hook(s) would be refused", refused);
         f->run->phase = PHASE_DONE;
         return 0;
-}
-
-/*
- * A run left frozen by a crash the guard could not cover (e.g. SIGKILL of the whole service), in
- * this boot: after a reboot nothing is frozen, and a freeze recorded by another boot (the state in
- * an image) is none of ours to undo.
- */
-static void thaw_leftovers(struct flow *f)
-{
-        char **thawed = NULL;
-        int r;
-
-        if (!run_state_frozen_in_this_boot(f->state.current))
-                return;
-        r = freeze_thaw_all((const char *const *)f->state.current->frozen_mounts, NULL, &thawed);
-        if (r > 0)
-                log_warning("Thawed %d filesystem(s) left frozen by an interrupted run", r);
-        strv_free(thawed);
 }
 
 /*
@@ -499,7 +456,7 @@ static int start(struct flow *f)
         r = file_inherited(f);
         if (r < 0)
                 return r;
-        thaw_leftovers(f);
+        flow_thaw_leftovers(f->state.current);
         /* Before anything of this run: the images earlier failed runs may have left behind. */
         r = late_images_sweep(f->ctx, &f->state);
         if (r < 0)
@@ -595,63 +552,4 @@ void flow_result_done(struct flow_result *r)
         free(r->inherited_run_id);
         strv_free(r->dry_run_report);
         *r = (struct flow_result){};
-}
-
-/* Thaw CONFIGURED (freeze_thaw_all()), adding what was thawed to *thawed and *n. */
-static int thaw_list(char *const *configured, char ***thawed, int *n)
-{
-        char **more = NULL;
-        int r;
-
-        r = freeze_thaw_all((const char *const *)configured, NULL, &more);
-        if (r > 0)
-                *n += r;
-        for (char **m = more; m && *m; m++)
-                if (strv_push(thawed, *m) < 0)
-                        r = -ENOMEM;
-        strv_free(more);
-        return r;
-}
-
-int flow_thaw(struct context *ctx, bool all, char ***ret_thawed)
-{
-        struct state st = {};
-        char **thawed = calloc(1, sizeof(char *));
-        bool was_held = log_is_held();
-        int r, first = 0, n = 0;
-
-        if (!thawed)
-                return log_error_errno(ENOMEM, "Out of memory");
-        /* Nothing is logged before everything is thawed: the log may wait on a frozen mount. */
-        log_hold(true);
-        /*
-         * Ours is what the run state recorded before its freeze, while the run stands in the
-         * frozen window of this boot (a reboot thaws everything, and the state an image carries is
-         * another instance's). The state is never written while frozen, so this list is the one
-         * the freeze used. A freeze made by anything else (a backup tool's) is not ours to undo.
-         */
-        r = state_load(ctx->config->state_dir, &st);
-        if (r < 0)
-                first = log_error_errno(r, "%s/state.json: cannot tell what a run froze: %m",
-                                        ctx->config->state_dir);
-        else if (run_state_frozen_in_this_boot(st.current) && st.current->frozen_mounts) {
-                r = thaw_list(st.current->frozen_mounts, &thawed, &n);
-                if (r < 0)
-                        first = r;
-        }
-        state_done(&st);
-        /* By hand: whatever [freeze] mounts selects, whoever froze it. */
-        if (all) {
-                r = thaw_list(ctx->config->freeze_mounts, &thawed, &n);
-                if (r < 0 && first == 0)
-                        first = r;
-        }
-        if (!was_held)
-                log_hold(false);
-        if (first < 0 && n == 0) {
-                strv_free(thawed);
-                return first;
-        }
-        *ret_thawed = thawed;
-        return n;
 }

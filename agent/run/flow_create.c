@@ -79,6 +79,17 @@ static int after_unclear_create(struct flow *f, int r, struct aws_error *e, cons
         return 0;
 }
 
+/* CreateImage returned r: answered, or after_unclear_create(). Releases e. */
+static int after_create(struct flow *f, int r, struct aws_error *e, const char *what)
+{
+        if (r >= 0)
+                f->run->create_outcome = CREATE_ANSWERED;
+        else
+                r = after_unclear_create(f, r, e, what);
+        aws_error_done(e);
+        return r;
+}
+
 /*
  * Resumed with the run's CreateImage sent before the interruption: adopt its image if it exists.
  * With the outcome unknown, keep looking for the rest of the adopt window and never send a second
@@ -146,6 +157,62 @@ static int freeze(struct flow *f, struct freeze_set **set, struct sigaction old[
 }
 
 /*
+ * Made ready before the freeze: fresh credentials, and a resumed run's CreateImage looked for (a
+ * warm connection as well). 0 when CreateImage is still to be sent, 1 when the run has its image,
+ * else the run's failure.
+ */
+static int before_freeze(struct flow *f)
+{
+        const struct aws_credentials *creds;
+        int r;
+
+        /*
+         * Resumed from the save after the thaw (the crash came before the post-thaw hooks): the
+         * image and its consistency were settled then, with what the thaw reported.
+         */
+        if (f->run->image_id)
+                return 1;
+        r = creds_provider_get(f->ctx->creds, &creds);
+        if (r < 0)
+                return flow_fail(f, r, "no AWS credentials before the freeze: %s", strerror(-r));
+        r = resume_create(f);
+        if (r <= 0)
+                return r;
+        /*
+         * Resumed after a crash inside the frozen window: CreateImage reached EC2, but the thaw
+         * (by our signal handler, the guard or the boot) may have come before its answer, so the
+         * freeze may not have covered the snapshot point.
+         */
+        mark_crash(f, "this run was interrupted in the frozen window before CreateImage answered");
+        return 1;
+}
+
+/* After the thaw (rt: what it reported) and CreateImage's answer: the image's consistency. */
+static int after_thaw(struct flow *f, bool frozen, int rt)
+{
+        _cleanup_free_ char *fields = NULL;
+
+        /*
+         * The snapshot point is when EC2 acts on the request; only an answer read while the
+         * freeze held proves it came before the thaw. After the guard's thaw (the freeze outlived
+         * [freeze] timeout_ms) or an unclear answer, the image may postdate the thaw.
+         */
+        if (frozen && rt == -ETIMEDOUT)
+                mark_crash(f, "the freeze outlived [freeze] timeout_ms and the guard thawed before "
+                              "CreateImage answered");
+        else if (frozen && f->run->create_outcome == CREATE_ADOPTED)
+                mark_crash(f, "CreateImage's answer was unclear, so it may have reached EC2 after "
+                              "the thaw");
+        fields = strprintf("IMAGE_ID=%s\n", strna(f->run->image_id));
+        log_struct(LOG_INFO, fields,
+                   "CreateImage answered %s in %ld ms; filesystems frozen for %ld ms",
+                   strna(f->run->image_id), f->run->create_call_ms, f->run->freeze_window_ms);
+        /* The window is over: saved as such, a resume goes on with the post-thaw hooks. */
+        f->run->phase = PHASE_POST_THAW;
+        return flow_save(f);
+}
+
+/*
  * No-reboot: freeze, one CreateImage round trip, thaw. Everything the call needs is made ready
  * first: fresh credentials, a warm connection (the name lookup), the state on disk. While frozen
  * nothing is written: log lines are held and the state is saved again only after the thaw.
@@ -153,36 +220,15 @@ static int freeze(struct flow *f, struct freeze_set **set, struct sigaction old[
 int flow_create_frozen(struct flow *f)
 {
         _cleanup_freeze_set_ struct freeze_set *set = NULL;
-        const struct aws_credentials *creds;
         struct sigaction old[2];
         struct aws_error e = {};
         bool frozen;
         int r, rt = 0;
         usec_t t0, t1;
 
-        /*
-         * Resumed from the save after the thaw (the crash came before the post-thaw hooks): the
-         * image and its consistency were settled then, with what the thaw reported.
-         */
-        if (f->run->image_id)
-                return 0;
-        r = creds_provider_get(f->ctx->creds, &creds);
-        if (r < 0)
-                return flow_fail(f, r, "no AWS credentials before the freeze: %s", strerror(-r));
-        r = resume_create(f);
-        if (r < 0)
-                return r;
-        if (r > 0) {
-                /*
-                 * Resumed after a crash inside the frozen window: CreateImage reached EC2, but the
-                 * thaw (by our signal handler, the guard or the boot) may have come before its
-                 * answer, so the freeze may not have covered the snapshot point.
-                 */
-                mark_crash(f, "this run was interrupted in the frozen window before CreateImage "
-                              "answered");
-                return 0;
-        }
-
+        r = before_freeze(f);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = flow_enter(f, PHASE_FREEZING);
         if (r < 0)
                 return flow_fail(f, r, "cannot persist the run state before the freeze");
@@ -205,34 +251,10 @@ int flow_create_frozen(struct flow *f)
         if (rt < 0 && rt != -ETIMEDOUT)
                 log_error_errno(rt, "Thaw reported an error: %m");
 
-        if (r >= 0)
-                f->run->create_outcome = CREATE_ANSWERED;
-        else if ((r = after_unclear_create(f, r, &e, "CreateImage")) < 0) {
-                aws_error_done(&e);
+        r = after_create(f, r, &e, "CreateImage");
+        if (r < 0)
                 return r;
-        }
-        aws_error_done(&e);
-        /*
-         * The snapshot point is when EC2 acts on the request; only an answer read while the
-         * freeze held proves it came before the thaw. After the guard's thaw (the freeze outlived
-         * [freeze] timeout_ms) or an unclear answer, the image may postdate the thaw.
-         */
-        if (frozen && rt == -ETIMEDOUT)
-                mark_crash(f, "the freeze outlived [freeze] timeout_ms and the guard thawed before "
-                              "CreateImage answered");
-        else if (frozen && f->run->create_outcome == CREATE_ADOPTED)
-                mark_crash(f, "CreateImage's answer was unclear, so it may have reached EC2 after "
-                              "the thaw");
-        {
-                _cleanup_free_ char *fields = strprintf("IMAGE_ID=%s\n", strna(f->run->image_id));
-                log_struct(LOG_INFO, fields,
-                           "CreateImage answered %s in %ld ms; filesystems frozen for %ld ms",
-                           strna(f->run->image_id), f->run->create_call_ms,
-                           f->run->freeze_window_ms);
-        }
-        /* The window is over: saved as such, a resume goes on with the post-thaw hooks. */
-        f->run->phase = PHASE_POST_THAW;
-        return flow_save(f);
+        return after_thaw(f, frozen, rt);
 }
 
 /*
@@ -256,13 +278,9 @@ int flow_create_rebooting(struct flow *f)
         if (r < 0)
                 return flow_fail(f, r, "cannot persist the run state before the reboot");
         r = flow_image_create(f->ctx, f->run, f->cfg, false, &e);
-        if (r >= 0)
-                f->run->create_outcome = CREATE_ANSWERED;
-        else if ((r = after_unclear_create(f, r, &e, "CreateImage (reboot)")) < 0) {
-                aws_error_done(&e);
+        r = after_create(f, r, &e, "CreateImage (reboot)");
+        if (r < 0)
                 return r;
-        }
-        aws_error_done(&e);
         log_notice("CreateImage answered %s; EC2 now reboots the instance and the run resumes "
                    "after the boot",
                    strna(f->run->image_id));

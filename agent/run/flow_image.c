@@ -14,23 +14,6 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-#define MAX_TAGS (CONFIG_MAX_TAGS + 3)
-
-/* The configured tags plus ours; strings borrowed from cfg and run. */
-static size_t build_tags(const struct config *cfg, const struct run_state *run,
-                         struct ec2_tag tags[static MAX_TAGS])
-{
-        size_t n = 0;
-
-        for (size_t i = 0; i < cfg->n_tags; i++)
-                tags[n++] = (struct ec2_tag){cfg->tags[i].key, cfg->tags[i].value};
-        tags[n++] = (struct ec2_tag){TAG_RUN_ID, run->run_id};
-        tags[n++] =
-                (struct ec2_tag){TAG_CONSISTENCY, run->consistency ? run->consistency : "crash"};
-        tags[n++] = (struct ec2_tag){TAG_SOURCE, run->instance_id};
-        return n;
-}
-
 static char *description(const struct config *cfg, const struct run_state *run)
 {
         struct image_name_fields f = {
@@ -53,26 +36,18 @@ static char *description(const struct config *cfg, const struct run_state *run)
 int flow_image_dry_run(struct context *ctx, struct run_state *run, const struct config *cfg,
                        struct aws_error *err)
 {
-        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_tag tags[IMAGE_TAGS_MAX];
         struct ec2_create_image_args a = {
                 .instance_id = run->instance_id,
                 .name = run->image_name,
                 .no_reboot = run->mode == MODE_NO_REBOOT,
                 .tags = tags,
-                .n_tags = build_tags(cfg, run, tags),
+                .n_tags = image_tags_build(cfg, run, NULL, tags),
                 .no_snapshot_tags = true,
                 .dry_run = true,
         };
 
         return ec2_create_image(ctx->ec2, &a, NULL, err);
-}
-
-static const char *image_tag(const struct ec2_image *im, const char *key)
-{
-        for (size_t i = 0; i < im->n_tags; i++)
-                if (streq_ptr(im->tags[i].key, key))
-                        return im->tags[i].value;
-        return NULL;
 }
 
 int flow_image_find(struct context *ctx, struct run_state *run, struct aws_error *err)
@@ -111,14 +86,14 @@ int flow_image_create(struct context *ctx, struct run_state *run, const struct c
                       bool no_reboot, struct aws_error *err)
 {
         _cleanup_free_ char *desc = description(cfg, run);
-        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_tag tags[IMAGE_TAGS_MAX];
         struct ec2_create_image_args a = {
                 .instance_id = run->instance_id,
                 .name = run->image_name,
                 .description = desc,
                 .no_reboot = no_reboot,
                 .tags = tags,
-                .n_tags = build_tags(cfg, run, tags),
+                .n_tags = image_tags_build(cfg, run, NULL, tags),
                 /* snapshots are tagged once DescribeImages lists them (flow_image_wait) */
                 .no_snapshot_tags = true,
         };
@@ -208,14 +183,14 @@ int flow_image_retag_consistency(struct context *ctx, struct run_state *run)
  */
 static int tag_snapshots(struct context *ctx, const struct ec2_image *im)
 {
-        struct ec2_tag tags[MAX_TAGS];
+        struct ec2_tag tags[IMAGE_TAGS_MAX];
         struct aws_error e = {};
         size_t n = 0;
         int r;
 
         if (!im->snapshot_ids || !*im->snapshot_ids)
                 return 0;
-        for (size_t i = 0; i < im->n_tags && n < MAX_TAGS; i++)
+        for (size_t i = 0; i < im->n_tags && n < IMAGE_TAGS_MAX; i++)
                 if (im->tags[i].key && !startswith(im->tags[i].key, "aws:"))
                         tags[n++] = (struct ec2_tag){im->tags[i].key, strempty(im->tags[i].value)};
         if (n == 0)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the run's files share (flow.c: phases, hooks, resume; flow_create.c: the CreateImage
- * step): the run under way and the calls that record its phases, persist it and fail it.
+ * step; flow_thaw.c: thawing what a run left frozen): the run under way and the calls that record
+ * its phases, persist it and fail it.
  */
 #pragma once
 
@@ -41,3 +42,9 @@ int flow_fail(struct flow *f, int r, const char *fmt, ...) _printf_(3, 4);
  */
 int flow_create_frozen(struct flow *f);
 int flow_create_rebooting(struct flow *f);
+
+/*
+ * Thaw what cur (the current run, may be NULL) left frozen in this boot (flow_thaw.c): a crash
+ * the guard could not cover. Logs what it thawed.
+ */
+void flow_thaw_leftovers(const struct run_state *cur);

@@ -113,6 +113,21 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len)
         return 0;
 }
 
+int read_file_in(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len)
+{
+        _cleanup_free_ char *path = strprintf("%s/%s", dir, name);
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_file_bounded(path, max, ret, ret_len);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        return r;
+}
+
 int mkdir_parents(const char *path, mode_t mode)
 {
         _cleanup_free_ char *copy = strdup(path);

@@ -13,6 +13,8 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 
 /* Read a whole regular file of at most max bytes (-EFBIG beyond). The result is NUL-terminated. */
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len);
+/* read_file_bounded() of dir/name, where a missing file is no error: 0 with *ret NULL. */
+int read_file_in(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len);
 
 /* mkdir -p for one level of parents, with mode for what it creates. */
 int mkdir_parents(const char *path, mode_t mode);

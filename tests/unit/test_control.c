@@ -35,7 +35,7 @@ static void test_progress_round_trip(void **state)
         n = recv(sp[0], msg, sizeof(msg), 0);
         assert_true(n > 0);
         assert_int_equal(progress_parse(msg, (size_t)n, &p), 0);
-        assert_string_equal(p.phase, "freezing");
+        assert_int_equal(p.phase, PHASE_FREEZING);
         assert_string_equal(p.run_id, run.run_id);
         assert_string_equal(p.image_id, "");
         assert_string_equal(p.mode, "no-reboot");
@@ -43,7 +43,7 @@ static void test_progress_round_trip(void **state)
 
         n = recv(sp[0], msg, sizeof(msg), 0);
         assert_int_equal(progress_parse(msg, (size_t)n, &p), 0);
-        assert_string_equal(p.phase, "waiting");
+        assert_int_equal(p.phase, PHASE_WAITING);
         assert_string_equal(p.image_id, "ami-0123456789abcdef0");
 
         /* A closed daemon end: no SIGPIPE, nothing blocks. */
@@ -71,7 +71,7 @@ static void test_progress_rejected(void **state)
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(progress_parse(bad[i], strlen(bad[i]), &p), -EBADMSG);
         assert_int_equal(progress_parse(newer, strlen(newer), &p), 0);
-        assert_string_equal(p.phase, "done");
+        assert_int_equal(p.phase, PHASE_DONE);
 }
 
 static void test_requests(void **state)

@@ -345,14 +345,14 @@ static void test_output_capture(void **state)
         assert_string_equal(t[0], "first");
         assert_string_equal(t[1], "to-stderr");
         assert_string_equal(t[2], "crlf");
-        /* 10000 bytes in one line: split into records of HOOK_LINE_MAX. */
-        assert_int_equal(strlen(t[3]), HOOK_LINE_MAX);
-        assert_int_equal(strlen(t[4]), HOOK_LINE_MAX);
-        assert_int_equal(strlen(t[5]), 10000 - 2 * HOOK_LINE_MAX);
+        /* 10000 bytes in one line: split into records of SUPERVISE_LINE_MAX. */
+        assert_int_equal(strlen(t[3]), SUPERVISE_LINE_MAX);
+        assert_int_equal(strlen(t[4]), SUPERVISE_LINE_MAX);
+        assert_int_equal(strlen(t[5]), 10000 - 2 * SUPERVISE_LINE_MAX);
         assert_int_equal(strspn(t[5], "x"), strlen(t[5]));
-        /* Exactly HOOK_LINE_MAX and a newline: one record, no empty one after it. */
-        assert_int_equal(strlen(t[6]), HOOK_LINE_MAX);
-        assert_int_equal(strspn(t[6], "a"), HOOK_LINE_MAX);
+        /* Exactly SUPERVISE_LINE_MAX and a newline: one record, no empty one after it. */
+        assert_int_equal(strlen(t[6]), SUPERVISE_LINE_MAX);
+        assert_int_equal(strspn(t[6], "a"), SUPERVISE_LINE_MAX);
         assert_string_equal(t[7], "no newline");
         assert_null(t[8]);
         assert_false(res.hooks[0].output_truncated);
@@ -384,10 +384,10 @@ static void test_output_cap_and_tail(void **state)
 
         assert_true(res.hooks[0].output_truncated);
         assert_int_equal(res.hooks[0].output_bytes, 2097152 + 1 + 30 * 6 + 20 * 1);
-        assert_int_equal(strv_length(res.hooks[0].tail), HOOK_TAIL_LINES);
+        assert_int_equal(strv_length(res.hooks[0].tail), SUPERVISE_TAIL_LINES);
         /* Once over the limit nothing more is logged, so the tail ends in the long line. */
-        assert_int_equal(strspn(res.hooks[0].tail[HOOK_TAIL_LINES - 1], "y"),
-                         strlen(res.hooks[0].tail[HOOK_TAIL_LINES - 1]));
+        assert_int_equal(strspn(res.hooks[0].tail[SUPERVISE_TAIL_LINES - 1], "y"),
+                         strlen(res.hooks[0].tail[SUPERVISE_TAIL_LINES - 1]));
         hooks_phase_result_done(&res);
 
         log = read_text(f->dir, "log");

@@ -168,7 +168,7 @@ static int run_fd(struct fixture *f, const char *name, int fd, struct hook_resul
         assert_non_null(res->path);
         argv[0] = res->path;
         argv[1] = NULL;
-        return supervise_run("hook", HOOK_PHASE_PRE_IMAGE, argv, envp, fd, 5000, 200, res);
+        return hook_run(HOOK_PHASE_PRE_IMAGE, argv, envp, fd, 5000, 200, res);
 }
 
 /*
@@ -231,6 +231,45 @@ static void test_swapped_script_is_not_run(void **state)
         assert_string_equal(out, expect);
 }
 
+/*
+ * supervise_start() hands the child back running, in a process group of its own, before anything
+ * reads its output or reaps it; supervise_finish() then reads its output and describes its end.
+ */
+static void test_start_then_finish(void **state)
+{
+        char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)"echo started; exec sleep 1000",
+                        NULL};
+        char *envp[] = {(char *)"PATH=" HOOK_PATH_ENV, NULL};
+        const struct supervise_opts o = {.label = "helper sleeper (test)",
+                                         .name = "sleeper",
+                                         .fields = "HOOK=sleeper\n",
+                                         .path = argv[0],
+                                         .argv = argv,
+                                         .envp = envp,
+                                         .exec_fd = -1,
+                                         .timeout_ms = 300,
+                                         .grace_ms = 200};
+        struct supervise_result res;
+        struct supervised *s;
+        pid_t pid;
+
+        (void)state;
+        assert_int_equal(supervise_start(&o, &s), 0);
+        pid = supervise_pid(s);
+        assert_true(pid > 0);
+        /* Still there (running, or a zombie nobody reaped yet), leading its own group. */
+        assert_int_equal(getpgid(pid), pid);
+        supervise_finish(s, &res);
+        assert_int_equal(res.end, SUPERVISE_TIMED_OUT);
+        assert_int_equal(res.signal, SIGTERM);
+        assert_false(res.sigkilled);
+        assert_string_equal(res.tail[0], "started");
+        assert_string_equal(res.message, "helper sleeper (test) timed out after 300 ms and was "
+                                         "killed");
+        assert_true(process_dead(pid));
+        supervise_result_done(&res);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -242,6 +281,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_swapped_binary_runs_the_vetted_file, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_swapped_script_is_not_run, setup, teardown),
+                cmocka_unit_test(test_start_then_finish),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

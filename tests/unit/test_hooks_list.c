@@ -270,10 +270,34 @@ static void test_refused_symlink_target_ancestor(void **state)
         hooks_phase_result_done(&res);
 }
 
+/*
+ * Each hook is vetted again right before it runs: one that an earlier hook of the phase made
+ * world-writable is refused then, with the same message as a refusal at listing time.
+ */
+static void test_refused_right_before_it_runs(void **state)
+{
+        struct fixture *f = *state;
+        struct hooks_phase_result res;
+        _cleanup_free_ char *body = strprintf("chmod 0777 %s/20-late", f->phase);
+        _cleanup_free_ char *late = NULL, *expect = NULL;
+
+        hook(f, "10-spoil", 0755, body);
+        late = add_hook(f, "20-late", 0755, "true");
+        assert_int_equal(run(f, &res), -EPERM);
+        assert_int_equal(res.n_hooks, 2);
+        assert_int_equal(res.hooks[0].status, HOOK_SUCCESS);
+        assert_int_equal(res.hooks[1].status, HOOK_REFUSED);
+        expect = strprintf("hook 20-late (pre-image) refused: %s is world-writable (mode 0777)",
+                           late);
+        assert_string_equal(res.hooks[1].message, expect);
+        hooks_phase_result_done(&res);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_refused_writable_hook, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refused_right_before_it_runs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_directories, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_owner, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlinks_and_names, setup, teardown),

@@ -2,6 +2,8 @@
 /* Run state: round trip, history bound, corrupt files rejected, atomic save, the run lock. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,19 +186,38 @@ static void test_atomic_write_killed_writer(void **unused)
         p = strprintf("%s/f", dir);
         assert_int_equal(write_file_atomic(p, a, VERSION_A_LEN, 0600), 0);
         srandom((unsigned)getpid());
-        for (int k = 0; k < WRITER_KILLS; k++) {
+        /*
+         * At least WRITER_KILLS kills, and more (up to 20 times as many) until both versions have
+         * been seen: on a loaded machine a kill can keep landing at the same point of the loop.
+         * The writer reports each whole save on a pipe, so no kill lands before it has started.
+         */
+        for (int k = 0; k < WRITER_KILLS || (!(seen_a && seen_b) && k < 20 * WRITER_KILLS); k++) {
                 struct timespec ts = {.tv_nsec = (random() % 4000) * 1000L};
-                int status;
-                pid_t pid = fork();
+                int status, progress[2];
+                char c;
+                pid_t pid;
 
+                assert_int_equal(pipe2(progress, O_CLOEXEC | O_NONBLOCK), 0);
+                pid = fork();
                 assert_true(pid >= 0);
                 if (pid == 0) {
-                        for (unsigned i = 0;; i++)
+                        close(progress[0]);
+                        signal(SIGPIPE, SIG_IGN); /* the parent stops listening after one */
+                        for (unsigned i = 0;; i++) {
                                 if (write_file_atomic(p, i % 2 ? a : b,
                                                       i % 2 ? VERSION_A_LEN : VERSION_B_LEN,
                                                       0600) < 0)
                                         _exit(1);
+                                (void)!write(progress[1], "", 1);
+                        }
                 }
+                close(progress[1]);
+                {
+                        struct pollfd pfd = {.fd = progress[0], .events = POLLIN};
+                        assert_int_equal(poll(&pfd, 1, -1), 1);
+                }
+                (void)!read(progress[0], &c, 1);
+                close(progress[0]);
                 nanosleep(&ts, NULL);
                 assert_int_equal(kill(pid, SIGKILL), 0);
                 assert_int_equal(waitpid(pid, &status, 0), pid);

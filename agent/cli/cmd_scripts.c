@@ -1,21 +1,54 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `ec2-imaged fsop`: the safe file operations of host/safefs*.h for the sanitize hook, which
- * calls them for every tree other users can write. Manifest lines on stdout, refusals and
- * errors on stderr. Exit 0 (refusals included), 1 when an operation failed, 2 on bad usage.
+ * The commands of the shipped hook scripts. `sanitize` and `patch` run the script the
+ * configuration names. `fsop`: the safe file operations of host/safefs*.h for the sanitize
+ * script, which calls them for every tree other users can write; manifest lines on stdout,
+ * refusals and errors on stderr, exit 0 (refusals included), 1 when an operation failed, 2 on bad
+ * usage.
  */
-#include "cli/fsop.h"
+#include "cli/cmd_scripts.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "core/config.h"
+#include "core/context.h"
 #include "host/safefs.h"
 #include "host/safefs_home.h"
 #include "host/safefs_tree.h"
 #include "util/log.h"
 #include "util/macro.h"
+
+/*
+ * `sanitize` and `patch`: the shipped hook scripts do the work. The configuration is checked
+ * first (an unknown operation name is reported with file and line); then this execs the script
+ * it names with --config and the remaining arguments, and the script's exit code is ours.
+ */
+int cmd_script(const struct cli *c)
+{
+        const struct config *config = c->ctx->config;
+        const char *name = c->argv[0];
+        const char *script =
+                streq(name, "sanitize") ? config->sanitize_script : config->patch_script;
+        _cleanup_free_ char **args = calloc((size_t)c->argc + 3, sizeof(char *));
+
+        if (!args) {
+                log_error_errno(ENOMEM, "Out of memory");
+                return EXIT_FAILED;
+        }
+        args[0] = (char *)script;
+        args[1] = (char *)"--config";
+        args[2] = (char *)c->common.config_path;
+        memcpy(args + 3, c->argv + 1, (size_t)(c->argc - 1) * sizeof(char *));
+        execv(script, args);
+        log_error_errno(-errno, "%s: cannot run %s: %m", name, script);
+        return EXIT_FAILED;
+}
 
 struct fsop_args {
         const char *root, *op, *keep, *stash_dir;
@@ -61,34 +94,23 @@ static int fsop_parse(int argc, char **argv, struct fsop_args *a)
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
+        /* Where each option goes: its argument, or true for the flags that take none. */
+        const char **argument_of[] = {
+                ['r'] = &a->root, ['o'] = &a->op, ['k'] = &a->keep, ['s'] = &a->stash_dir};
+        bool *flag_of[] = {['n'] = &a->dry_run, ['l'] = &a->live_journal};
         int c;
 
         *a = (struct fsop_args){.root = "/", .op = "fsop"};
         optind = 1;
         while ((c = getopt_long(argc, argv, "+nh", opts, NULL)) >= 0) {
-                switch (c) {
-                case 'r':
-                        a->root = optarg;
-                        break;
-                case 'o':
-                        a->op = optarg;
-                        break;
-                case 'n':
-                        a->dry_run = true;
-                        break;
-                case 'k':
-                        a->keep = optarg;
-                        break;
-                case 's':
-                        a->stash_dir = optarg;
-                        break;
-                case 'l':
-                        a->live_journal = true;
-                        break;
-                case 'h':
+                if (c < (int)ELEMENTSOF(argument_of) && argument_of[c]) {
+                        *argument_of[c] = optarg;
+                } else if (c < (int)ELEMENTSOF(flag_of) && flag_of[c]) {
+                        *flag_of[c] = true;
+                } else if (c == 'h') {
                         fsop_usage(stdout);
                         return 1;
-                default:
+                } else {
                         return -1;
                 }
         }
@@ -117,11 +139,13 @@ static int fsop_execute(struct safefs *fs, const char *cmd, const struct fsop_ar
         return fs->error;
 }
 
-int cmd_fsop(int argc, char **argv)
+int cmd_fsop(const struct cli *c)
 {
         static const char *const commands[] = {
                 "logs",        "remove",     "remove-matching", "remove-contents",
                 "home-remove", "home-stash", "home-restore"};
+        int argc = c->argc;
+        char **argv = c->argv;
         struct fsop_args a;
         struct safefs fs;
         const char *cmd;

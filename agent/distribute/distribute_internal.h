@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What distribute.c (the steps, their order and their persistence) and distribute_copy.c (the
+ * copies to other regions) share: the distribution under way and the calls that save it and
+ * describe its images.
+ */
+#pragma once
+
+#include "distribute/distribute_aws.h"
+
+struct config;
+struct context;
+struct ec2_image;
+struct run_dist;
+struct run_state;
+struct state;
+
+struct dist {
+        struct context *ctx;
+        const struct config *cfg;
+        struct state *st;
+        struct run_state *run;
+        struct dist_clients clients;
+        char *why;
+};
+
+/* Save the run state after a step (never in a dry run); on failure d->why says so. */
+int dist_save(struct dist *d);
+/* One image of rd's region by id, or -ENOENT (with d->why) when EC2 does not list it. */
+int dist_describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *ret);
+
+/* Refuse early, before any copy, when a configured key of a copy is AWS-managed. */
+int dist_check_copy_keys(struct dist *d);
+/*
+ * The copies: start them (adopting one made before an interruption), at most [distribute]
+ * max_copies_in_flight at once, and wait until all of them are available.
+ */
+int dist_copy_all(struct dist *d);
