@@ -73,6 +73,12 @@ int kms_describe_key(struct awsjson_client *c, const char *key_id, struct kms_ke
                      struct aws_error *err);
 int kms_parse_describe_key(const char *body, size_t len, struct kms_key *ret);
 
+/* The operations of the grant below (NULL-terminated). */
+#define KMS_IMAGE_GRANT_OPS 6
+extern const char *const kms_image_grant_ops[KMS_IMAGE_GRANT_OPS + 1];
+/* The GranteePrincipal KMS holds for grantee on key_id (an account id: its root). */
+int kms_grantee_principal(const char *key_id, const char *grantee, char **ret);
+
 /*
  * KMS CreateGrant on key_id for grantee (an account id is turned into arn:aws:iam::ID:root) with
  * the operations a copy or a launch of an encrypted image needs in the grantee's account.

@@ -104,34 +104,47 @@ static const char *partition_of(const char *key_id, char *buf, size_t size)
         return buf;
 }
 
+/* What EBS needs in the grantee's account to copy or launch from an encrypted image. */
+const char *const kms_image_grant_ops[KMS_IMAGE_GRANT_OPS + 1] = {
+        "Decrypt",
+        "DescribeKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "ReEncryptFrom",
+        "ReEncryptTo",
+        "CreateGrant",
+        NULL,
+};
+
+int kms_grantee_principal(const char *key_id, const char *grantee, char **ret)
+{
+        char part[32];
+
+        /* A bare account id becomes its root principal; an ARN is used as given. */
+        if (strspn(grantee, "0123456789") == strlen(grantee)) {
+                if (asprintf(ret, "arn:%s:iam::%s:root", partition_of(key_id, part, sizeof(part)),
+                             grantee) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        *ret = strdup(grantee);
+        return *ret ? 0 : -ENOMEM;
+}
+
 int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *grantee,
                      const char *name, char **ret_grant_id, struct aws_error *err)
 {
-        /* What EBS needs in the grantee's account to copy or launch from an encrypted image. */
-        static const char *const ops[] = {
-                "Decrypt",       "DescribeKey", "GenerateDataKeyWithoutPlaintext",
-                "ReEncryptFrom", "ReEncryptTo", "CreateGrant",
-        };
         _cleanup_json_ cJSON *req = NULL, *ans = NULL;
         _cleanup_free_ char *principal = NULL;
-        char part[32];
         cJSON *arr;
         int r;
 
         if (!key_id || !*key_id || !grantee || !*grantee)
                 return -EINVAL;
-        /* A bare account id becomes its root principal; an ARN is used as given. */
-        if (strspn(grantee, "0123456789") == strlen(grantee)) {
-                if (asprintf(&principal, "arn:%s:iam::%s:root",
-                             partition_of(key_id, part, sizeof(part)), grantee) < 0)
-                        return -ENOMEM;
-        } else {
-                principal = strdup(grantee);
-                if (!principal)
-                        return -ENOMEM;
-        }
+        r = kms_grantee_principal(key_id, grantee, &principal);
+        if (r < 0)
+                return r;
         req = cJSON_CreateObject();
-        arr = cJSON_CreateStringArray(ops, (int)ELEMENTSOF(ops));
+        arr = cJSON_CreateStringArray(kms_image_grant_ops, KMS_IMAGE_GRANT_OPS);
         if (!req || !arr) {
                 cJSON_Delete(arr);
                 return -ENOMEM;

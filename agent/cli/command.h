@@ -29,6 +29,7 @@ struct cli {
         const char *mode;             /* run --mode, NULL when not given */
         bool wait;                    /* trigger --wait */
         bool all;                     /* thaw --all */
+        bool revoke_expired;          /* grants --revoke-expired */
         int argc;                     /* the command's arguments; argv[0] is its name */
         char **argv;
         struct context *ctx; /* what the command's entry asks for (only ->config without clients) */

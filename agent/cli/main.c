@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cmd_daemon.h"
+#include "cli/cmd_grants.h"
 #include "cli/cmd_instance.h"
 #include "cli/cmd_run.h"
 #include "cli/cmd_scripts.h"
@@ -33,6 +34,7 @@ enum {
         OPT_MODE = 1 << 10,
         OPT_WAIT = 1 << 11,
         OPT_ALL = 1 << 12,
+        OPT_REVOKE_EXPIRED = 1 << 13,
 };
 
 /* What a command needs before it runs. */
@@ -70,6 +72,8 @@ static void help(void)
                "  daemon            Run as the systemd service: runs on SIGUSR1 and trigger\n"
                "  trigger [--wait] [--json]\n"
                "                    Ask the daemon for a run; with --wait, print its result\n"
+               "  grants [--revoke-expired] [--json]\n"
+               "                    The KMS grants runs made; revoke those past grant_ttl_days\n"
                "  first-boot [--json]\n"
                "                    Run once per instance id if the user-data says\n"
                "                    #ec2-imaged: run=first-boot\n"
@@ -129,6 +133,10 @@ static const struct command commands[] = {
          .run = cmd_trigger,
          .options = OPT_JSON | OPT_WAIT,
          .setup = SETUP_CONFIG},
+        {.name = "grants",
+         .run = cmd_grants,
+         .options = OPT_JSON | OPT_REVOKE_EXPIRED,
+         .setup = SETUP_CLIENTS},
         {.name = "first-boot", .run = cmd_first_boot, .options = OPT_JSON, .setup = SETUP_CLIENTS},
         {.name = "sanitize", .run = cmd_script, .setup = SETUP_CONFIG, .own_arguments = true},
         {.name = "patch", .run = cmd_script, .setup = SETUP_CONFIG, .own_arguments = true},
@@ -196,6 +204,7 @@ static int parse_command_options(const struct command *cmd, struct cli *c)
                 {"mode", required_argument, NULL, OPT_MODE},
                 {"wait", no_argument, NULL, OPT_WAIT},
                 {"all", no_argument, NULL, OPT_ALL},
+                {"revoke-expired", no_argument, NULL, OPT_REVOKE_EXPIRED},
                 {},
         };
         unsigned given = 0;
@@ -220,6 +229,7 @@ static int parse_command_options(const struct command *cmd, struct cli *c)
         c->dry_run = given & OPT_DRY_RUN;
         c->wait = given & OPT_WAIT;
         c->all = given & OPT_ALL;
+        c->revoke_expired = given & OPT_REVOKE_EXPIRED;
         return 0;
 }
 

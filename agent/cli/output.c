@@ -264,6 +264,25 @@ static void text_worker(const cJSON *j, FILE *f)
                 strna(str(j, "image_id")), error ? ": " : "", strempty(error));
 }
 
+static void text_grants(const cJSON *j, FILE *f)
+{
+        const cJSON *grants = cJSON_GetObjectItemCaseSensitive(j, "grants"), *g;
+
+        if (cJSON_GetObjectItemCaseSensitive(j, "revoked"))
+                fprintf(f, "revoked %ld expired grant(s)\n", (long)num(j, "revoked", 0));
+        cJSON_ArrayForEach(g, grants)
+        {
+                fprintf(f, "%s %s on %s for %s in %s, image %s\n", strna(str(g, "state")),
+                        strna(str(g, "grant_id")), strna(str(g, "key_arn")),
+                        strna(str(g, "grantee")), strna(str(g, "region")),
+                        strna(str(g, "image_id")));
+                fprintf(f, "  created %s, expires %s\n", strna(str(g, "created")),
+                        str(g, "expires") ? str(g, "expires") : "never");
+        }
+        if (cJSON_GetArraySize(grants) == 0)
+                fputs("no grants recorded\n", f);
+}
+
 static void (*const text_views[_VIEW_MAX])(const cJSON *j, FILE *f) = {
         [VIEW_WHOAMI] = text_whoami,
         [VIEW_CHECK] = text_check,
@@ -274,6 +293,7 @@ static void (*const text_views[_VIEW_MAX])(const cJSON *j, FILE *f) = {
         [VIEW_THAWED] = text_thawed,
         [VIEW_STARTED] = text_started,
         [VIEW_WORKER] = text_worker,
+        [VIEW_GRANTS] = text_grants,
 };
 
 int output_print(const struct result *res, bool json, FILE *f)

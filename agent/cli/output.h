@@ -22,6 +22,7 @@ enum output_view {
         VIEW_THAWED,        /* thaw: the mounts it thawed */
         VIEW_STARTED,       /* trigger: the daemon started a run */
         VIEW_WORKER,        /* trigger --wait: the answer of the daemon's worker (its --json) */
+        VIEW_GRANTS,        /* grants: the recorded KMS grants */
         _VIEW_MAX,
 };
 

@@ -176,6 +176,7 @@ static const struct config_key keys[] = {
         STRV_KEY("distribute", "share_organizations", dist_share_orgs, 20, ""),
         STRV_KEY("distribute", "share_ous", dist_share_ous, 50, ""),
         BOOL_KEY("distribute", "create_grants", dist_create_grants, false),
+        UINT_KEY("distribute", "grant_ttl_days", dist_grant_ttl_days, 0, 36500, 0),
         UINT_KEY("distribute", "deprecate_after_days", dist_deprecate_days, 0, 36500, 0),
         UINT_KEY("distribute", "keep_newest", dist_keep_newest, 0, 1000, 0),
         UINT_KEY("distribute", "keep_days", dist_keep_days, 0, 36500, 0),

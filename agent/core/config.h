@@ -117,6 +117,7 @@ struct config {
         char **dist_share_orgs;       /* organization ARNs */
         char **dist_share_ous;        /* organizational unit ARNs */
         bool dist_create_grants;      /* KMS grants on customer keys for the shared accounts */
+        unsigned dist_grant_ttl_days; /* revoke them this long after the run; 0: keep */
         unsigned dist_deprecate_days; /* 0: never */
         unsigned dist_keep_newest;    /* 0: no count rule */
         unsigned dist_keep_days;      /* 0: no age rule */

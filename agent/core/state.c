@@ -191,6 +191,7 @@ void state_done(struct state *s)
         run_state_free(s->current);
         for (size_t i = 0; i < s->n_history; i++)
                 history_entry_done(&s->history[i]);
+        state_grants_done(s);
         *s = (struct state){};
 }
 

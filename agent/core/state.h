@@ -122,10 +122,30 @@ struct history_entry {
         usec_t finished;
 };
 
+/*
+ * A KMS grant a run made (or found by ListGrants, made by a run that crashed before it could
+ * record it), kept across runs until revoked: it expires [distribute] grant_ttl_days after
+ * created, and goes with the image it serves when retention retires that image.
+ */
+struct grant_record {
+        char *grant_id;
+        char *key_arn;
+        char *grantee; /* as configured: an account id */
+        char *image_id;
+        char *region;
+        char *run_id;   /* the last run that created or reused it */
+        usec_t created; /* CLOCK_REALTIME: when that run created or reused it */
+        usec_t revoked; /* 0 while the grant stands */
+};
+
+#define STATE_GRANTS_MAX 256
+
 struct state {
         struct run_state *current; /* NULL when no run is under way */
         struct history_entry history[STATE_HISTORY_MAX];
-        size_t n_history; /* newest first */
+        size_t n_history;            /* newest first */
+        struct grant_record *grants; /* oldest first */
+        size_t n_grants;
 };
 
 const char *run_phase_to_string(enum run_phase p);
@@ -198,6 +218,20 @@ char *state_format(const struct state *s);
 /* One run as a JSON object (the CLI's result of `run`, `resume`), as a tree and as its text. */
 struct cJSON *run_state_to_json(const struct run_state *r);
 char *run_state_format(const struct run_state *r);
+
+/* The record of grant_id, or NULL. */
+struct grant_record *state_find_grant(const struct state *s, const char *grant_id);
+/*
+ * Append a copy of g; when STATE_GRANTS_MAX are recorded the oldest revoked one makes room, and
+ * with none revoked -E2BIG (a grant is never forgotten while it stands).
+ */
+int state_add_grant(struct state *s, const struct grant_record *g);
+void state_grants_done(struct state *s);
+/* The "grants" list of the state file: added to root; read from it (absent: none). */
+int state_grants_to_json(const struct state *s, struct cJSON *root);
+int state_grants_from_json(const struct cJSON *root, struct state *s);
+/* One record as a JSON object (also the CLI's `grants`), NULL when memory ran out. */
+struct cJSON *grant_record_to_json(const struct grant_record *g);
 
 /* Take the run lock (dir/run.lock, flock); -EBUSY when another run holds it. Returns an fd. */
 int state_lock(const char *dir);

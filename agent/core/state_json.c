@@ -152,6 +152,8 @@ cJSON *state_to_json(const struct state *s)
                 add_num(e, "finished_us", (double)h->finished);
                 cJSON_AddItemToArray(hist, e);
         }
+        if (state_grants_to_json(s, o) < 0)
+                goto fail;
         return o;
 fail:
         cJSON_Delete(o);
@@ -383,6 +385,8 @@ int state_parse(const char *json, size_t len, struct state *ret)
                         goto out;
                 h->result = (enum run_result)result;
         }
+        if (state_grants_from_json(root, &s) < 0)
+                goto out;
         *ret = s;
         s = (struct state){};
         r = 0;

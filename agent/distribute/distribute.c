@@ -14,6 +14,7 @@
 #include "core/context.h"
 #include "core/imagetags.h"
 #include "distribute/distribute_aws.h"
+#include "distribute/distribute_grants.h"
 #include "distribute/distribute_internal.h"
 #include "distribute/distribute_retain.h"
 #include "core/state.h"
@@ -128,17 +129,8 @@ static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
         if (r < 0)
                 return r;
         for (char **a = d->cfg->dist_share_accounts;
-             r >= 0 && d->cfg->dist_create_grants && a && *a; a++) {
-                _cleanup_free_ char *name = strprintf("ec2-imaged-%s", d->run->run_id);
-                struct aws_error e = {};
-
-                r = kms_create_grant(dist_clients_kms(&d->clients, rd->region), k.arn ? k.arn : key,
-                                     *a, name, NULL, &e);
-                if (r < 0)
-                        r = dist_fail(&d->why, r, &e, "KMS CreateGrant", rd->region);
-                else
-                        log_info("KMS grant on %s for %s in %s", key, *a, rd->region);
-        }
+             r >= 0 && d->cfg->dist_create_grants && a && *a; a++)
+                r = dist_grant(d, rd, k.arn ? k.arn : key, *a);
         kms_key_done(&k);
         if (r >= 0 && d->cfg->dist_create_grants)
                 r = run_dist_mark(rd, STEP_GRANTED);
@@ -349,16 +341,22 @@ static struct retain_opts retain_opts(const struct dist *d, const char *keep, bo
 static int retain(struct dist *d, struct run_dist *rd)
 {
         struct retain_opts o = retain_opts(d, rd->image_id, false);
+        _cleanup_strv_free_ char **gone = NULL;
         char **report = NULL;
         struct aws_error e = {};
         int r;
 
         if (!retain_enabled(&o) || run_dist_done(rd, STEP_RETAINED))
                 return 0;
+        o.gone = &gone;
         r = retain_region(dist_clients_ec2(&d->clients, rd->region), &o, &report, &e);
         strv_free(report);
         if (r < 0)
                 return e.code ? dist_fail(&d->why, r, &e, "retention", rd->region) : r;
+        /* The grants of the images it retired go with them. */
+        r = dist_grants_revoke_images(d, rd->region, gone);
+        if (r < 0)
+                return r;
         r = run_dist_mark(rd, STEP_RETAINED);
         return r < 0 ? r : dist_save(d);
 }

@@ -141,6 +141,10 @@ int retain_region(struct ec2_client *c, const struct retain_opts *o, char ***rep
                                 break;
                         log_notice("Retention deregistered %s '%s' in %s with its snapshots",
                                    im->image_id, strna(im->name), region);
+                        if (o->gone)
+                                r = strv_push(o->gone, im->image_id);
+                        if (r < 0)
+                                break;
                 }
                 r = strv_pushf(report, "%s %s '%s' in %s (created %s)",
                                o->dry_run ? "would deregister" : "deregistered", im->image_id,

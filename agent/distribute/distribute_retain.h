@@ -22,6 +22,7 @@ struct retain_opts {
         const char *keep_image_id; /* the run's image in this region: always kept */
         usec_t now;                /* CLOCK_REALTIME */
         bool dry_run;              /* only list what would go */
+        char ***gone;              /* NULL, or gets the ids of the images deregistered */
 };
 
 /* Whether the options ask for any retention at all. */

@@ -11,6 +11,7 @@
 #include "core/context.h"
 #include "distribute/distribute.h"
 #include "distribute/distribute_check.h"
+#include "distribute/distribute_grants.h"
 #include "run/flow_image.h"
 #include "run/flow_internal.h"
 #include "host/freeze.h"
@@ -460,6 +461,10 @@ static int start(struct flow *f)
         flow_thaw_leftovers(f->state.current);
         /* Before anything of this run: the images earlier failed runs may have left behind. */
         r = late_images_sweep(f->ctx, &f->state);
+        if (r < 0)
+                return r;
+        /* And the KMS grants whose lifetime is over, whether or not this run makes an image. */
+        r = grants_revoke_expired(f->ctx, &f->state, now_usec(CLOCK_REALTIME), NULL, NULL);
         if (r < 0)
                 return r;
         cur = f->state.current;
