@@ -93,7 +93,10 @@ int grants_revoke_expired(struct context *ctx, struct state *st, usec_t now, uns
                 any = any || grant_expired(cfg, &st->grants[i], now);
         if (!any)
                 goto out;
-        r = grant_regions(ctx, st, &regions);
+        /* The clients of the own region share its EC2 client's budget. */
+        r = ctx->ec2 ? 0 : context_open_ec2(ctx);
+        if (r >= 0)
+                r = grant_regions(ctx, st, &regions);
         if (r >= 0)
                 r = dist_clients_open(&cl, ctx, regions);
         if (r < 0) {
