@@ -600,9 +600,9 @@ def test_iam_policy_every_feature(auth_rig):
     rig.ec2().create_launch_template(LaunchTemplateName="web",
                                      LaunchTemplateData={"ImageId": MOTO_AMI})
     rig.configure(regions=DST[0], kms_key="%s:alias/golden" % DST[0],
-                  share_accounts=SHARE_ACCOUNT, create_grants="yes", deprecate_after_days=30,
-                  keep_newest=1, launch_template="web", ssm_parameter="/golden/web",
-                  lineage="web")
+                  share_accounts=SHARE_ACCOUNT, create_grants="yes", grant_ttl_days=1,
+                  deprecate_after_days=30, keep_newest=1, launch_template="web",
+                  ssm_parameter="/golden/web", lineage="web")
     rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
     book = TagBook(rig, (SRC, DST[0]))
     book.update()
@@ -615,6 +615,15 @@ def test_iam_policy_every_feature(auth_rig):
     copies = {im["ImageId"] for im in rig.images(DST[0])}
     p = client(rig.moto.url, "ssm", admin, DST[0]).get_parameter(Name="/golden/web")
     assert p["Parameter"]["Value"] in copies
+    # The grant, reused by the second run, expires (its time moved back two days): revoked.
+    path = rig.state_dir / "state.json"
+    st = json.loads(path.read_text())
+    [g] = st["grants"]
+    g["created_us"] -= 2 * 86400 * 10**6
+    path.write_text(json.dumps(st))
+    r = rig.agent("grants", "--revoke-expired", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout_text)["revoked"] == 1, r.err
+    assert kms.list_grants(KeyId=key["KeyId"])["Grants"] == []
     sent = check_requests_against_policy(rig, book)
     allowed = policy_actions()
     assert EC2_ON_OUR_BEHALF <= allowed, EC2_ON_OUR_BEHALF - allowed

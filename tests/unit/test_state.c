@@ -102,12 +102,68 @@ static void test_corrupt(void **unused)
                 "{\"current\": {\"run_id\": \"x\", \"phase\": \"done\", \"mode\": \"reboot\", "
                 "\"freeze_window_ms\": \"12\"}}",
                 "{\"history\": [{\"run_id\": 1}]}",
+                "{\"grants\": {}}",
+                "{\"grants\": [{\"key_arn\": \"k\", \"grantee\": \"1\", \"region\": \"r\"}]}",
+                "{\"grants\": [{\"grant_id\": \"g\", \"key_arn\": \"k\", \"grantee\": "
+                "\"1\", \"region\": \"r\", \"created_us\": \"soon\"}]}",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 struct state s = {};
                 if (state_parse(bad[i], strlen(bad[i]), &s) != -EBADMSG)
                         fail_msg("accepted: %s", bad[i]);
         }
+}
+
+/*
+ * The grants outlive the runs: a top-level list, kept through a round trip; a file without it
+ * (an older version) has none; the list is bounded by dropping revoked records, never standing
+ * ones.
+ */
+static void test_grants(void **unused)
+{
+        static const char old[] = "{\"version\": 1, \"current\": null, \"history\": []}";
+        struct grant_record g = {.grant_id = (char *)"g1",
+                                 .key_arn = (char *)"arn:aws:kms:us-west-2:1:key/k",
+                                 .grantee = (char *)"111122223333",
+                                 .image_id = (char *)"ami-1",
+                                 .region = (char *)"us-west-2",
+                                 .run_id = (char *)"run",
+                                 .created = 1000};
+        struct state s = {}, t = {};
+        _cleanup_free_ char *text = NULL;
+        char id[16];
+
+        assert_int_equal(state_parse(old, strlen(old), &s), 0);
+        assert_int_equal(s.n_grants, 0);
+        assert_int_equal(state_add_grant(&s, &g), 0);
+        g.grant_id = (char *)"g2";
+        g.revoked = 2000;
+        assert_int_equal(state_add_grant(&s, &g), 0);
+        text = state_format(&s);
+        assert_non_null(text);
+        assert_int_equal(state_parse(text, strlen(text), &t), 0);
+        assert_int_equal(t.n_grants, 2);
+        assert_string_equal(t.grants[0].key_arn, g.key_arn);
+        assert_string_equal(t.grants[1].grant_id, "g2");
+        assert_int_equal(t.grants[0].created, 1000);
+        assert_int_equal(t.grants[0].revoked, 0);
+        assert_int_equal(t.grants[1].revoked, 2000);
+        assert_ptr_equal(state_find_grant(&t, "g2"), &t.grants[1]);
+        assert_null(state_find_grant(&t, "g3"));
+        /* Full: the revoked g2 makes room; with none revoked, -E2BIG. */
+        g.revoked = 0;
+        for (size_t i = 2; i < STATE_GRANTS_MAX; i++) {
+                snprintf(id, sizeof(id), "x%zu", i);
+                g.grant_id = id;
+                assert_int_equal(state_add_grant(&t, &g), 0);
+        }
+        g.grant_id = (char *)"last";
+        assert_int_equal(state_add_grant(&t, &g), 0);
+        assert_null(state_find_grant(&t, "g2"));
+        assert_non_null(state_find_grant(&t, "g1"));
+        assert_int_equal(state_add_grant(&t, &g), -E2BIG);
+        state_done(&s);
+        state_done(&t);
 }
 
 static void test_lock(void **unused)
@@ -407,6 +463,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_grants),
                 cmocka_unit_test(test_lock),
                 cmocka_unit_test(test_atomic_write_killed_writer),
                 cmocka_unit_test(test_distribution),
