@@ -275,7 +275,7 @@ def test_status_of_a_run_under_way(rig):
     a = rig.agent("status", "--json")
     assert a.rc == 0, a.err
     j = json_out(a)
-    assert keys(j) == ["version", "current", "history"], j
+    assert keys(j) == ["version", "current", "history", "grants"], j
     cur = j["current"]
     assert {k: cur[k] for k in planted if k != "phase_times"} == \
         {k: v for k, v in planted.items() if k != "phase_times"}
@@ -317,7 +317,7 @@ def test_status_before_any_run(rig):
     t = rig.agent("status")
     assert (t.rc, t.out) == (0, "no run yet\n"), t.err
     a = rig.agent("status", "--json")
-    assert json_out(a) == {"version": 1, "current": None, "history": []}
+    assert json_out(a) == {"version": 1, "current": None, "history": [], "grants": []}
 
 
 def test_resume_with_nothing_to_resume(rig):
