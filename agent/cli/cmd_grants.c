@@ -3,6 +3,8 @@
  * `grants [--revoke-expired]`: every KMS grant recorded in the state, with its key, grantee,
  * image, region, when it was created (or last reused), when it expires and whether it stands;
  * with --revoke-expired the expired ones are revoked first, under the run lock.
+ * `kms-policy [--region R]`: for each configured customer key (of region R), the statements its
+ * key policy needs for share_organizations and share_ous (distribute_policy.h).
  */
 #include "cli/cmd_grants.h"
 
@@ -14,6 +16,7 @@
 #include "core/context.h"
 #include "core/state.h"
 #include "distribute/distribute_grants.h"
+#include "distribute/distribute_policy.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/timeutil.h"
@@ -114,4 +117,34 @@ int cmd_grants(const struct cli *c)
         grants_result(&res, c->ctx->config, &st, now);
         state_done(&st);
         return output_finish(&res, c->json, failed ? EXIT_FAILED : EXIT_OK);
+}
+
+int cmd_kms_policy(const struct cli *c)
+{
+        const struct config *cfg = c->ctx->config;
+        struct result res;
+        cJSON *keys;
+
+        if (!cfg->dist_share_orgs && !cfg->dist_share_ous) {
+                log_error("Neither [distribute] share_organizations nor share_ous is set: "
+                          "no key policy is needed");
+                return EXIT_USAGE;
+        }
+        result_new(&res, VIEW_KMS_POLICY);
+        keys = result_add_array(&res, res.tree, "keys");
+        for (char **w = cfg->dist_kms_keys; w && *w; w++) {
+                const char *key = strchr(*w, ':');
+                _cleanup_free_ char *region = key ? strndup(*w, (size_t)(key - *w)) : NULL;
+                cJSON *o, *st = NULL;
+
+                if (!region || (c->region && !streq(region, c->region)))
+                        continue;
+                if (dist_policy_statements(cfg, region, &st) < 0)
+                        res.error = -ENOMEM;
+                o = result_add_object(&res, keys, NULL);
+                result_add_str(&res, o, "region", region);
+                result_add_str(&res, o, "key", key + 1);
+                result_add(&res, o, "statements", st);
+        }
+        return output_finish(&res, c->json, EXIT_OK);
 }

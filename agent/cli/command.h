@@ -30,6 +30,7 @@ struct cli {
         bool wait;                    /* trigger --wait */
         bool all;                     /* thaw --all */
         bool revoke_expired;          /* grants --revoke-expired */
+        const char *region;           /* kms-policy --region, NULL when not given */
         int argc;                     /* the command's arguments; argv[0] is its name */
         char **argv;
         struct context *ctx; /* what the command's entry asks for (only ->config without clients) */

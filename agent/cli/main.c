@@ -35,6 +35,7 @@ enum {
         OPT_WAIT = 1 << 11,
         OPT_ALL = 1 << 12,
         OPT_REVOKE_EXPIRED = 1 << 13,
+        OPT_REGION = 1 << 14,
 };
 
 /* What a command needs before it runs. */
@@ -74,6 +75,9 @@ static void help(void)
                "                    Ask the daemon for a run; with --wait, print its result\n"
                "  grants [--revoke-expired] [--json]\n"
                "                    The KMS grants runs made; revoke those past grant_ttl_days\n"
+               "  kms-policy [--region R] [--json]\n"
+               "                    The key-policy statements share_organizations/share_ous\n"
+               "                    need on the customer keys\n"
                "  first-boot [--json]\n"
                "                    Run once per instance id if the user-data says\n"
                "                    #ec2-imaged: run=first-boot\n"
@@ -137,6 +141,10 @@ static const struct command commands[] = {
          .run = cmd_grants,
          .options = OPT_JSON | OPT_REVOKE_EXPIRED,
          .setup = SETUP_CLIENTS},
+        {.name = "kms-policy",
+         .run = cmd_kms_policy,
+         .options = OPT_JSON | OPT_REGION,
+         .setup = SETUP_CONFIG},
         {.name = "first-boot", .run = cmd_first_boot, .options = OPT_JSON, .setup = SETUP_CLIENTS},
         {.name = "sanitize", .run = cmd_script, .setup = SETUP_CONFIG, .own_arguments = true},
         {.name = "patch", .run = cmd_script, .setup = SETUP_CONFIG, .own_arguments = true},
@@ -205,6 +213,7 @@ static int parse_command_options(const struct command *cmd, struct cli *c)
                 {"wait", no_argument, NULL, OPT_WAIT},
                 {"all", no_argument, NULL, OPT_ALL},
                 {"revoke-expired", no_argument, NULL, OPT_REVOKE_EXPIRED},
+                {"region", required_argument, NULL, OPT_REGION},
                 {},
         };
         unsigned given = 0;
@@ -220,6 +229,8 @@ static int parse_command_options(const struct command *cmd, struct cli *c)
                 given |= (unsigned)o;
                 if (o == OPT_MODE)
                         c->mode = optarg;
+                if (o == OPT_REGION)
+                        c->region = optarg;
         }
         if (optind < c->argc) {
                 log_error("%s: unexpected argument '%s'", cmd->name, c->argv[optind]);

@@ -283,6 +283,19 @@ static void text_grants(const cJSON *j, FILE *f)
                 fputs("no grants recorded\n", f);
 }
 
+/* Per key, its statements as JSON, ready to add to the key policy's "Statement" list. */
+static void text_kms_policy(const cJSON *j, FILE *f)
+{
+        const cJSON *k;
+
+        cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(j, "keys"))
+        {
+                fprintf(f, "KMS key %s in %s, statements for its key policy:\n",
+                        strna(str(k, "key")), strna(str(k, "region")));
+                (void)print_json(cJSON_GetObjectItemCaseSensitive(k, "statements"), f);
+        }
+}
+
 static void (*const text_views[_VIEW_MAX])(const cJSON *j, FILE *f) = {
         [VIEW_WHOAMI] = text_whoami,
         [VIEW_CHECK] = text_check,
@@ -294,6 +307,7 @@ static void (*const text_views[_VIEW_MAX])(const cJSON *j, FILE *f) = {
         [VIEW_STARTED] = text_started,
         [VIEW_WORKER] = text_worker,
         [VIEW_GRANTS] = text_grants,
+        [VIEW_KMS_POLICY] = text_kms_policy,
 };
 
 int output_print(const struct result *res, bool json, FILE *f)

@@ -23,6 +23,7 @@ enum output_view {
         VIEW_STARTED,       /* trigger: the daemon started a run */
         VIEW_WORKER,        /* trigger --wait: the answer of the daemon's worker (its --json) */
         VIEW_GRANTS,        /* grants: the recorded KMS grants */
+        VIEW_KMS_POLICY,    /* kms-policy: the statements of each key */
         _VIEW_MAX,
 };
 

@@ -15,6 +15,7 @@
 #include "core/imagetags.h"
 #include "distribute/distribute.h"
 #include "distribute/distribute_aws.h"
+#include "distribute/distribute_policy.h"
 #include "distribute/distribute_retain.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -72,6 +73,9 @@ static int check_keys(struct check *k)
                         return -ENOMEM;
                 r = dist_check_key(&k->clients, region, key, "the copy", distribute_sharing(k->cfg),
                                    &kk, &k->why);
+                if (r >= 0)
+                        r = dist_check_key_policy(&k->clients, k->cfg, region,
+                                                  kk.arn ? kk.arn : key, &k->why);
                 if (r >= 0)
                         r = strv_pushf(k->report, "KMS key %s in %s: %s, %s", key, region,
                                        strna(kk.arn), strna(kk.key_manager));
