@@ -128,6 +128,18 @@ def kms_key(rig, region, alias):
     return key
 
 
+def apply_kms_policy(rig, admin=None):
+    """Add the statements `kms-policy --json` prints to each configured key's policy."""
+    p = rig.agent("kms-policy", "--json")
+    assert p.returncode == 0, p.err
+    for k in json.loads(p.stdout_text)["keys"]:
+        kms = client(rig.moto.url, "kms", admin, k["region"])
+        key_id = kms.describe_key(KeyId=k["key"])["KeyMetadata"]["KeyId"]
+        policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+        policy["Statement"] += k["statements"]
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
+
+
 def done_run(r):
     assert r.returncode == 0, r.err
     j = json.loads(r.stdout_text)
@@ -148,6 +160,8 @@ def test_copies_share_publish(rig):
                   share_accounts=SHARE_ACCOUNT, share_organizations=ORG, create_grants="yes",
                   launch_template="web", launch_template_source_version="1",
                   ssm_parameter="/golden/web", lineage="web")
+    # Shared with an organization: the keys' policies allow it (the pre-flight checks them).
+    apply_kms_policy(rig)
     j = done_run(rig.run_and_resume())
     image = j["image_id"]
     copies = {}
@@ -600,9 +614,12 @@ def test_iam_policy_every_feature(auth_rig):
     rig.ec2().create_launch_template(LaunchTemplateName="web",
                                      LaunchTemplateData={"ImageId": MOTO_AMI})
     rig.configure(regions=DST[0], kms_key="%s:alias/golden" % DST[0],
-                  share_accounts=SHARE_ACCOUNT, create_grants="yes", grant_ttl_days=1,
-                  deprecate_after_days=30, keep_newest=1, launch_template="web",
-                  ssm_parameter="/golden/web", lineage="web")
+                  share_accounts=SHARE_ACCOUNT, share_organizations=ORG, create_grants="yes",
+                  grant_ttl_days=1, deprecate_after_days=30, keep_newest=1,
+                  launch_template="web", ssm_parameter="/golden/web", lineage="web")
+    # The organization's statement in the key policy, as `kms-policy` prints it (GetKeyPolicy
+    # in the pre-flight checks it).
+    apply_kms_policy(rig, admin)
     rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
     book = TagBook(rig, (SRC, DST[0]))
     book.update()
