@@ -172,9 +172,10 @@ static bool covers(const cJSON *st, const cJSON *want, bool ous)
 
         if (!holds(cJSON_GetObjectItemCaseSensitive(st, "Effect"), "Allow"))
                 return false;
-        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(want, "Action"))
-                if (!holds(act, a->valuestring) && !holds(act, "kms:*") && !holds(act, "*"))
-                        return false;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(
+                                      want, "Action")) if (!holds(act, a->valuestring) &&
+                                                           !holds(act, "kms:*") &&
+                                                           !holds(act, "*")) return false;
         have = condition_key(cJSON_GetObjectItemCaseSensitive(st, "Condition"), k);
         w = condition_key(cJSON_GetObjectItemCaseSensitive(want, "Condition"), k);
         if (!have)
@@ -183,8 +184,7 @@ static bool covers(const cJSON *st, const cJSON *want, bool ous)
         return true;
 }
 
-int dist_policy_check(const struct config *cfg, const char *key, const char *policy,
-                      char **ret_why)
+int dist_policy_check(const struct config *cfg, const char *key, const char *policy, char **ret_why)
 {
         _cleanup_json_ cJSON *doc = NULL, *want = NULL;
         const cJSON *w, *st;
@@ -204,8 +204,8 @@ int dist_policy_check(const struct config *cfg, const char *key, const char *pol
                 const char *sid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(w, "Sid"));
                 bool ous = streq(sid, SID_OUS), found = false;
 
-                cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(doc, "Statement"))
-                        found = found || covers(st, w, ous);
+                cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(doc, "Statement")) found =
+                        found || covers(st, w, ous);
                 if (!found) {
                         *ret_why = strprintf(
                                 "KMS key %s: its key policy does not allow the configured %s "
