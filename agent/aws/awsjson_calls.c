@@ -142,10 +142,8 @@ int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *g
             (name && !cJSON_AddStringToObject(req, "Name", name)))
                 return -ENOMEM;
         r = awsjson_call(c, "CreateGrant", req, &ans, err);
-        if (r < 0)
+        if (r < 0 || !ret_grant_id)
                 return r;
-        if (!ret_grant_id)
-                return 0;
         r = dup_str(ans, "GrantId", ret_grant_id);
         if (r >= 0 && !*ret_grant_id)
                 r = -EBADMSG;
@@ -170,10 +168,8 @@ int ssm_put_parameter(struct awsjson_client *c, const char *name, const char *va
             !cJSON_AddBoolToObject(req, "Overwrite", overwrite))
                 return -ENOMEM;
         r = awsjson_call(c, "PutParameter", req, &ans, err);
-        if (r < 0)
+        if (r < 0 || !ret_version)
                 return r;
-        if (!ret_version)
-                return 0;
         v = cJSON_GetObjectItemCaseSensitive(ans, "Version");
         if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 9007199254740992.0 ||
             (double)(int64_t)v->valuedouble != v->valuedouble)

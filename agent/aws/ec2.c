@@ -178,6 +178,44 @@ int ec2_params_addf(struct ec2_params *p, const char *value, const char *name_fm
         return params_add_owned(p, name, value);
 }
 
+int ec2_params_build(struct ec2_params **ret, ...)
+{
+        _cleanup_params_ struct ec2_params *p = NULL;
+        const char *name, *value;
+        va_list ap;
+        int r;
+
+        r = ec2_params_new(&p);
+        va_start(ap, ret);
+        while (r >= 0 && (name = va_arg(ap, const char *))) {
+                value = va_arg(ap, const char *);
+                if (value)
+                        r = ec2_params_add(p, name, value);
+        }
+        va_end(ap);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int ec2_params_set(struct ec2_params *p, const char *name, const char *value)
+{
+        char *v;
+
+        for (size_t i = 0; name && value && i < p->n; i++) {
+                if (!streq(p->v[i].name, name))
+                        continue;
+                v = strdup(value);
+                if (!v)
+                        return -ENOMEM;
+                free(p->v[i].value);
+                p->v[i].value = v;
+                return 0;
+        }
+        return ec2_params_add(p, name, value);
+}
+
 static int param_cmp(const void *a, const void *b)
 {
         const struct ec2_param *const *x = a, *const *y = b;
@@ -226,7 +264,6 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
         _cleanup_free_ const struct ec2_param **sorted = NULL;
         struct buf b = {.max = EC2_MAX_BODY_SENT};
         size_t n = p ? p->n : 0;
-        char *s;
         int r;
 
         if (!action_valid(action))
@@ -249,15 +286,7 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
                 if (r >= 0)
                         r = append_encoded(&b, sorted[i]->value);
         }
-        if (r < 0) {
-                buf_free(&b);
-                return r;
-        }
-        s = buf_steal(&b, ret_len);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
+        return buf_finish(&b, r, ret, ret_len);
 }
 
 int ec2_parse_error(const char *body, size_t len, struct aws_error *err)

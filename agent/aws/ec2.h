@@ -41,6 +41,13 @@ int ec2_params_add(struct ec2_params *p, const char *name, const char *value);
 int ec2_params_addf(struct ec2_params *p, const char *value, const char *name_fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /*
+ * A new list with the name, value pairs up to a NULL name; a pair whose value is NULL is left out
+ * (an optional parameter not given). *ret is set only on success.
+ */
+int ec2_params_build(struct ec2_params **ret, ...) __attribute__((sentinel));
+/* Like ec2_params_add, but a name already there gets the new value (NextToken of a next page). */
+int ec2_params_set(struct ec2_params *p, const char *name, const char *value);
+/*
  * The request body: "Action=A&Version=2016-11-15&" then the parameters sorted by name (bytewise),
  * names and values percent-encoded with AWS's rules except that a space is '+' (byte for byte what
  * botocore sends). p may be NULL. -EINVAL for an action that is not alphanumeric. Exposed for the
@@ -64,23 +71,27 @@ int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params
 void ec2_client_limit_next_call(struct ec2_client *c, bool once, unsigned deadline_ms);
 
 /*
- * For the call files (ec2_calls.c, ec2_dist.c): run a mutating call, mapping DryRunOperation to 0
- * and UnauthorizedOperation under dry_run to -EPERM (err filled); and add prefix.N.Key/Value for
- * each tag, N from 1.
+ * For the call files (ec2_calls.c, ec2_dist.c): run a mutating call, with DryRun=true added under
+ * dry_run, mapping DryRunOperation to 0 and UnauthorizedOperation under dry_run to -EPERM (err
+ * filled); the same for a call that answers with a new <imageId> (CreateImage, CopyImage), which
+ * sets *ret_image_id to NULL under a permitted dry_run; and add prefix.N.Key/Value for each tag,
+ * N from 1.
  */
 int ec2_call_mutating(struct ec2_client *c, const char *action, struct ec2_params *p, bool dry_run,
                       xmlDoc **ret_doc, struct aws_error *err);
+int ec2_call_image_id(struct ec2_client *c, const char *action, struct ec2_params *p, bool dry_run,
+                      char **ret_image_id, struct aws_error *err);
 int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct ec2_tag *tags,
                         size_t n);
 struct ec2_image;
-/* The images of a DescribeImagesResponse document. */
-int ec2_images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n);
-/* DryRun=true when asked. */
-int ec2_params_add_dry_run(struct ec2_params *p, bool dry_run);
+/* DescribeImages of this account's images with one filter (filter NULL: none) and/or an id. */
+int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
+                            const char *image_id, struct ec2_image **ret, size_t *ret_n,
+                            struct aws_error *err);
 /* Parse body and check that its root element is root_name (e.g. "CopyImageResponse"). */
 int ec2_parse_answer(const char *body, size_t len, const char *root_name, xmlDoc **ret);
-/* The non-empty <imageId> of a CreateImage or CopyImage answer. */
-int ec2_image_id_from_doc(xmlDoc *doc, char **ret);
+/* The non-empty <imageId> of a CreateImage or CopyImage answer (root_name) in body. */
+int ec2_parse_image_id(const char *body, size_t len, const char *root_name, char **ret);
 /* Parsers treat a missing required element as a malformed answer. */
 static inline int ec2_required(int r)
 {

@@ -44,29 +44,12 @@ void ec2_instance_done(struct ec2_instance *i)
         *i = (struct ec2_instance){};
 }
 
-static int instance_devices(const xmlNode *item, struct ec2_instance *in)
+static int device_from_item(const xmlNode *bd, void *elem)
 {
-        const xmlNode *set = xml_child(item, "blockDeviceMapping");
-        size_t n = 0;
-        int r;
+        struct ec2_block_device *d = elem;
+        int r = ec2_required(xml_child_text(bd, "deviceName", &d->device_name));
 
-        n = xml_count(set, "item");
-        if (n == 0)
-                return 0;
-        in->devices = calloc(n, sizeof(*in->devices));
-        if (!in->devices)
-                return -ENOMEM;
-        XML_FOREACH(bd, set, "item")
-        {
-                struct ec2_block_device *d = &in->devices[in->n_devices++];
-
-                r = ec2_required(xml_child_text(bd, "deviceName", &d->device_name));
-                if (r >= 0)
-                        r = xml_child_text_opt(xml_child(bd, "ebs"), "volumeId", &d->volume_id);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return r < 0 ? r : xml_child_text_opt(xml_child(bd, "ebs"), "volumeId", &d->volume_id);
 }
 
 static int instance_from_doc(xmlDoc *doc, struct ec2_instance *ret)
@@ -97,7 +80,8 @@ static int instance_from_doc(xmlDoc *doc, struct ec2_instance *ret)
         if (r >= 0)
                 r = xml_child_text_opt(item, "architecture", &in.architecture);
         if (r >= 0)
-                r = instance_devices(item, &in);
+                r = xml_parse_items(xml_child(item, "blockDeviceMapping"), sizeof(*in.devices),
+                                    device_from_item, (void **)&in.devices, &in.n_devices);
         if (r < 0)
                 return r;
         *ret = in;
@@ -175,36 +159,23 @@ static int image_snapshots(const xmlNode *item, struct ec2_image *im)
         return 0;
 }
 
-static int image_tags(const xmlNode *item, struct ec2_image *im)
+static int tag_from_item(const xmlNode *t, void *elem)
 {
-        const xmlNode *set = xml_child(item, "tagSet");
-        size_t n = 0;
-        int r;
+        struct ec2_image_tag *tag = elem;
+        int r = ec2_required(xml_child_text(t, "key", &tag->key));
 
-        n = xml_count(set, "item");
-        if (n == 0)
-                return 0;
-        im->tags = calloc(n, sizeof(*im->tags));
-        if (!im->tags)
-                return -ENOMEM;
-        XML_FOREACH(t, set, "item")
-        {
-                struct ec2_image_tag *tag = &im->tags[im->n_tags++];
-
-                r = ec2_required(xml_child_text(t, "key", &tag->key));
-                if (r >= 0)
-                        r = xml_child_text(t, "value", &tag->value);
-                /* EC2 leaves out <value> for an empty value. */
-                if (r == -ENOENT)
-                        r = (tag->value = strdup("")) ? 0 : -ENOMEM;
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        if (r >= 0)
+                r = xml_child_text(t, "value", &tag->value);
+        /* EC2 leaves out <value> for an empty value. */
+        if (r == -ENOENT)
+                r = (tag->value = strdup("")) ? 0 : -ENOMEM;
+        return r;
 }
 
-static int image_from_item(const xmlNode *item, struct ec2_image *ret)
+/* An image of DescribeImages into elem; elem is left zeroed on failure. */
+static int image_from_item(const xmlNode *item, void *elem)
 {
+        struct ec2_image *ret = elem;
         _cleanup_(ec2_image_done) struct ec2_image im = {};
         int r;
 
@@ -227,7 +198,8 @@ static int image_from_item(const xmlNode *item, struct ec2_image *ret)
         if (r >= 0)
                 r = image_snapshots(item, &im);
         if (r >= 0)
-                r = image_tags(item, &im);
+                r = xml_parse_items(xml_child(item, "tagSet"), sizeof(*im.tags), tag_from_item,
+                                    (void **)&im.tags, &im.n_tags);
         if (r < 0)
                 return r;
         *ret = im;
@@ -235,28 +207,18 @@ static int image_from_item(const xmlNode *item, struct ec2_image *ret)
         return 0;
 }
 
-int ec2_images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n)
+/* The images of a DescribeImagesResponse document. */
+static int images_from_doc(xmlDoc *doc, struct ec2_image **ret, size_t *ret_n)
 {
+        /* An empty answer may leave out <imagesSet/> altogether. */
         const xmlNode *set = xml_child(xmlDocGetRootElement(doc), "imagesSet");
         struct ec2_image *ims = NULL;
-        size_t n = 0, k = 0;
-        int r;
+        size_t n = 0;
+        int r = xml_parse_items(set, sizeof(*ims), image_from_item, (void **)&ims, &n);
 
-        /* An empty answer may leave out <imagesSet/> altogether. */
-        n = xml_count(set, "item");
-        if (n > 0) {
-                ims = calloc(n, sizeof(*ims));
-                if (!ims)
-                        return -ENOMEM;
-        }
-        XML_FOREACH(item, set, "item")
-        {
-                r = image_from_item(item, &ims[k]);
-                if (r < 0) {
-                        ec2_images_free(ims, k);
-                        return r;
-                }
-                k++;
+        if (r < 0) {
+                ec2_images_free(ims, n);
+                return r;
         }
         *ret = ims;
         *ret_n = n;
@@ -270,10 +232,10 @@ int ec2_parse_images(const char *body, size_t len, struct ec2_image **ret, size_
 
         if (r < 0)
                 return r;
-        return ec2_images_from_doc(doc, ret, ret_n);
+        return images_from_doc(doc, ret, ret_n);
 }
 
-int ec2_image_id_from_doc(xmlDoc *doc, char **ret)
+static int image_id_from_doc(xmlDoc *doc, char **ret)
 {
         char *id;
         int r = ec2_required(xml_child_text(xmlDocGetRootElement(doc), "imageId", &id));
@@ -288,14 +250,19 @@ int ec2_image_id_from_doc(xmlDoc *doc, char **ret)
         return 0;
 }
 
-int ec2_parse_create_image(const char *body, size_t len, char **ret_image_id)
+int ec2_parse_image_id(const char *body, size_t len, const char *root_name, char **ret)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = ec2_parse_answer(body, len, "CreateImageResponse", &doc);
+        int r = ec2_parse_answer(body, len, root_name, &doc);
 
         if (r < 0)
                 return r;
-        return ec2_image_id_from_doc(doc, ret_image_id);
+        return image_id_from_doc(doc, ret);
+}
+
+int ec2_parse_create_image(const char *body, size_t len, char **ret_image_id)
+{
+        return ec2_parse_image_id(body, len, "CreateImageResponse", ret_image_id);
 }
 
 /* prefix.N.Key / prefix.N.Value for each tag, N from 1. */
@@ -315,11 +282,6 @@ int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct e
         return r;
 }
 
-int ec2_params_add_dry_run(struct ec2_params *p, bool dry_run)
-{
-        return dry_run ? ec2_params_add(p, "DryRun", "true") : 0;
-}
-
 /*
  * Run a mutating call. With dry_run, EC2 answers with an error either way: DryRunOperation
  * means the call would have been allowed (0), UnauthorizedOperation that it would not (-EPERM).
@@ -329,23 +291,39 @@ int ec2_call_mutating(struct ec2_client *c, const char *action, struct ec2_param
 {
         _cleanup_(aws_error_done) struct aws_error e = {};
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = ec2_call(c, action, p, &doc, &e);
+        int r = dry_run ? ec2_params_add(p, "DryRun", "true") : 0;
 
+        if (r < 0)
+                return r;
+        r = ec2_call(c, action, p, &doc, &e);
         if (dry_run && r == -EREMOTEIO && streq_ptr(e.code, "DryRunOperation"))
                 return 0;
         if (dry_run && r == -EREMOTEIO && streq_ptr(e.code, "UnauthorizedOperation"))
                 r = -EPERM;
         if (r < 0) {
-                if (e.http_status || e.code) {
-                        aws_error_done(err);
-                        *err = e;
-                        e = (struct aws_error){};
-                }
+                if (e.http_status || e.code)
+                        aws_error_move(err, &e);
                 return r;
         }
         if (ret_doc)
                 *ret_doc = TAKE_PTR(doc);
         return 0;
+}
+
+int ec2_call_image_id(struct ec2_client *c, const char *action, struct ec2_params *p, bool dry_run,
+                      char **ret_image_id, struct aws_error *err)
+{
+        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        int r = ec2_call_mutating(c, action, p, dry_run, &doc, err);
+
+        if (r < 0)
+                return r;
+        if (dry_run) {
+                if (ret_image_id)
+                        *ret_image_id = NULL;
+                return 0;
+        }
+        return image_id_from_doc(doc, ret_image_id);
 }
 
 int ec2_describe_instance(struct ec2_client *c, const char *instance_id, struct ec2_instance *ret,
@@ -357,9 +335,7 @@ int ec2_describe_instance(struct ec2_client *c, const char *instance_id, struct 
 
         if (!instance_id)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "InstanceId.1", instance_id);
+        r = ec2_params_build(&p, "InstanceId.1", instance_id, NULL);
         if (r >= 0)
                 r = ec2_call(c, "DescribeInstances", p, &doc, err);
         if (r < 0)
@@ -372,20 +348,18 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
 {
         static const char *const types[] = {"image", "snapshot"};
         _cleanup_params_ struct ec2_params *p = NULL;
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
         int r;
 
         if (!a || !a->instance_id || !a->name)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "InstanceId", a->instance_id);
-        if (r >= 0)
-                r = ec2_params_add(p, "Name", a->name);
-        if (r >= 0 && a->description)
-                r = ec2_params_add(p, "Description", a->description);
-        if (r >= 0)
-                r = ec2_params_add(p, "NoReboot", a->no_reboot ? "true" : "false");
+        /* clang-format off */
+        r = ec2_params_build(&p,
+                             "InstanceId", a->instance_id,
+                             "Name", a->name,
+                             "Description", a->description,
+                             "NoReboot", a->no_reboot ? "true" : "false",
+                             NULL);
+        /* clang-format on */
         /* The same tags on the image and on each snapshot, so either can be found by them. */
         for (size_t i = 0; r >= 0 && a->n_tags > 0 && i < (a->no_snapshot_tags ? 1u : 2u); i++) {
                 _cleanup_free_ char *prefix = NULL;
@@ -398,41 +372,40 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
                 if (r >= 0)
                         r = ec2_params_add_tags(p, prefix, a->tags, a->n_tags);
         }
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, a->dry_run);
-        if (r >= 0)
-                r = ec2_call_mutating(c, "CreateImage", p, a->dry_run, &doc, err);
         if (r < 0)
                 return r;
-        if (a->dry_run) {
-                if (ret_image_id)
-                        *ret_image_id = NULL;
-                return 0;
-        }
-        return ec2_image_id_from_doc(doc, ret_image_id);
+        return ec2_call_image_id(c, "CreateImage", p, a->dry_run, ret_image_id, err);
 }
 
-int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
-                        struct ec2_image **ret, size_t *ret_n, struct aws_error *err)
+int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
+                            const char *image_id, struct ec2_image **ret, size_t *ret_n,
+                            struct aws_error *err)
 {
         _cleanup_params_ struct ec2_params *p = NULL;
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         int r;
 
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "Owner.1", "self");
-        if (r >= 0 && name)
-                r = ec2_params_add(p, "Filter.1.Name", "name");
-        if (r >= 0 && name)
-                r = ec2_params_add(p, "Filter.1.Value.1", name);
-        if (r >= 0 && image_id)
-                r = ec2_params_add(p, "ImageId.1", image_id);
+        if (filter && !value)
+                return -EINVAL;
+        /* clang-format off */
+        r = ec2_params_build(&p,
+                             "Owner.1", "self",
+                             "Filter.1.Name", filter,
+                             "Filter.1.Value.1", filter ? value : NULL,
+                             "ImageId.1", image_id,
+                             NULL);
+        /* clang-format on */
         if (r >= 0)
                 r = ec2_call(c, "DescribeImages", p, &doc, err);
         if (r < 0)
                 return r;
-        return ec2_images_from_doc(doc, ret, ret_n);
+        return images_from_doc(doc, ret, ret_n);
+}
+
+int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
+                        struct ec2_image **ret, size_t *ret_n, struct aws_error *err)
+{
+        return ec2_describe_own_images(c, name ? "name" : NULL, name, image_id, ret, ret_n, err);
 }
 
 int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
@@ -448,8 +421,6 @@ int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
                 r = ec2_params_addf(p, resource_ids[i], "ResourceId.%zu", i + 1);
         if (r >= 0)
                 r = ec2_params_add_tags(p, "Tag", tags, n_tags);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "CreateTags", p, dry_run, NULL, err);
@@ -463,11 +434,7 @@ int ec2_delete_snapshot(struct ec2_client *c, const char *snapshot_id, bool dry_
 
         if (!snapshot_id)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "SnapshotId", snapshot_id);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
+        r = ec2_params_build(&p, "SnapshotId", snapshot_id, NULL);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "DeleteSnapshot", p, dry_run, NULL, err);
@@ -485,9 +452,7 @@ static int delete_leftover_snapshots(struct ec2_client *c, char **snapshot_ids,
                         continue;
                 if (r < 0) {
                         log_debug_errno(r, "EC2 DeleteSnapshot %s failed: %m", *s);
-                        aws_error_done(err);
-                        *err = e;
-                        e = (struct aws_error){};
+                        aws_error_move(err, &e);
                         return r;
                 }
         }
@@ -519,13 +484,8 @@ int ec2_deregister_image(struct ec2_client *c, const char *image_id, bool delete
                 }
                 ec2_images_free(ims, n);
         }
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "ImageId", image_id);
-        if (r >= 0 && delete_snapshots)
-                r = ec2_params_add(p, "DeleteAssociatedSnapshots", "true");
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
+        r = ec2_params_build(&p, "ImageId", image_id, "DeleteAssociatedSnapshots",
+                             delete_snapshots ? "true" : NULL, NULL);
         if (r >= 0)
                 r = ec2_call_mutating(c, "DeregisterImage", p, dry_run, NULL, err);
         if (r < 0 || dry_run || !delete_snapshots)

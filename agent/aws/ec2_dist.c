@@ -22,58 +22,36 @@
 
 int ec2_parse_copy_image(const char *body, size_t len, char **ret_image_id)
 {
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        int r = ec2_parse_answer(body, len, "CopyImageResponse", &doc);
-
-        if (r < 0)
-                return r;
-        return ec2_image_id_from_doc(doc, ret_image_id);
+        return ec2_parse_image_id(body, len, "CopyImageResponse", ret_image_id);
 }
 
 int ec2_copy_image(struct ec2_client *c, const struct ec2_copy_image_args *a, char **ret_image_id,
                    struct aws_error *err)
 {
         _cleanup_params_ struct ec2_params *p = NULL;
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
         int r;
 
         if (!a || !a->source_region || !a->source_image_id || !a->name)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "SourceRegion", a->source_region);
-        if (r >= 0)
-                r = ec2_params_add(p, "SourceImageId", a->source_image_id);
-        if (r >= 0)
-                r = ec2_params_add(p, "Name", a->name);
-        if (r >= 0 && a->description)
-                r = ec2_params_add(p, "Description", a->description);
         /* EC2 refuses a KmsKeyId without Encrypted=true. */
-        if (r >= 0 && (a->encrypted || a->kms_key_id))
-                r = ec2_params_add(p, "Encrypted", "true");
-        if (r >= 0 && a->kms_key_id)
-                r = ec2_params_add(p, "KmsKeyId", a->kms_key_id);
-        if (r >= 0 && a->copy_image_tags)
-                r = ec2_params_add(p, "CopyImageTags", "true");
-        if (r >= 0 && a->n_tags > 0) {
-                r = ec2_params_add(p, "TagSpecification.1.ResourceType", "image");
-                if (r >= 0)
-                        r = ec2_params_add_tags(p, "TagSpecification.1.Tag", a->tags, a->n_tags);
-        }
-        if (r >= 0 && a->client_token)
-                r = ec2_params_add(p, "ClientToken", a->client_token);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, a->dry_run);
-        if (r >= 0)
-                r = ec2_call_mutating(c, "CopyImage", p, a->dry_run, &doc, err);
+        /* clang-format off */
+        r = ec2_params_build(&p,
+                             "SourceRegion", a->source_region,
+                             "SourceImageId", a->source_image_id,
+                             "Name", a->name,
+                             "Description", a->description,
+                             "Encrypted", a->encrypted || a->kms_key_id ? "true" : NULL,
+                             "KmsKeyId", a->kms_key_id,
+                             "CopyImageTags", a->copy_image_tags ? "true" : NULL,
+                             "ClientToken", a->client_token,
+                             "TagSpecification.1.ResourceType", a->n_tags > 0 ? "image" : NULL,
+                             NULL);
+        /* clang-format on */
+        if (r >= 0 && a->n_tags > 0)
+                r = ec2_params_add_tags(p, "TagSpecification.1.Tag", a->tags, a->n_tags);
         if (r < 0)
                 return r;
-        if (a->dry_run) {
-                if (ret_image_id)
-                        *ret_image_id = NULL;
-                return 0;
-        }
-        return ec2_image_id_from_doc(doc, ret_image_id);
+        return ec2_call_image_id(c, "CopyImage", p, a->dry_run, ret_image_id, err);
 }
 
 static const char *share_field(enum ec2_share_kind k)
@@ -98,9 +76,7 @@ int ec2_add_launch_permissions(struct ec2_client *c, const char *image_id,
 
         if (!image_id || !shares || n == 0)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "ImageId", image_id);
+        r = ec2_params_build(&p, "ImageId", image_id, NULL);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const char *f = share_field(shares[i].kind);
 
@@ -108,8 +84,6 @@ int ec2_add_launch_permissions(struct ec2_client *c, const char *image_id,
                         return -EINVAL;
                 r = ec2_params_addf(p, shares[i].value, "LaunchPermission.Add.%zu.%s", i + 1, f);
         }
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifyImageAttribute", p, dry_run, NULL, err);
@@ -124,17 +98,10 @@ int ec2_add_create_volume_permission(struct ec2_client *c, const char *snapshot_
 
         if (!snapshot_id || !account_ids || !account_ids[0])
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "SnapshotId", snapshot_id);
-        if (r >= 0)
-                r = ec2_params_add(p, "Attribute", "createVolumePermission");
-        if (r >= 0)
-                r = ec2_params_add(p, "OperationType", "add");
+        r = ec2_params_build(&p, "SnapshotId", snapshot_id, "Attribute", "createVolumePermission",
+                             "OperationType", "add", NULL);
         for (size_t i = 0; r >= 0 && account_ids[i]; i++)
                 r = ec2_params_addf(p, account_ids[i], "UserId.%zu", i + 1);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifySnapshotAttribute", p, dry_run, NULL, err);
@@ -161,13 +128,7 @@ int ec2_enable_image_deprecation(struct ec2_client *c, const char *image_id,
 
         if (!image_id || !deprecate_at)
                 return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "ImageId", image_id);
-        if (r >= 0)
-                r = ec2_params_add(p, "DeprecateAt", deprecate_at);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
+        r = ec2_params_build(&p, "ImageId", image_id, "DeprecateAt", deprecate_at, NULL);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "EnableImageDeprecation", p, dry_run, NULL, err);
@@ -176,36 +137,22 @@ int ec2_enable_image_deprecation(struct ec2_client *c, const char *image_id,
 int ec2_describe_images_by_tag(struct ec2_client *c, const char *key, const char *value,
                                struct ec2_image **ret, size_t *ret_n, struct aws_error *err)
 {
-        _cleanup_params_ struct ec2_params *p = NULL;
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
         _cleanup_free_ char *filter = NULL;
-        int r;
 
         if (!key || !*key || !value)
                 return -EINVAL;
         if (asprintf(&filter, "tag:%s", key) < 0)
                 return -ENOMEM;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = ec2_params_add(p, "Owner.1", "self");
-        if (r >= 0)
-                r = ec2_params_add(p, "Filter.1.Name", filter);
-        if (r >= 0)
-                r = ec2_params_add(p, "Filter.1.Value.1", value);
-        if (r >= 0)
-                r = ec2_call(c, "DescribeImages", p, &doc, err);
-        if (r < 0)
-                return r;
-        return ec2_images_from_doc(doc, ret, ret_n);
+        return ec2_describe_own_images(c, filter, value, NULL, ret, ret_n, err);
 }
 
-/* An id is "lt-" and hex digits; anything else is a name. */
-static int add_template(struct ec2_params *p, const char *template)
+/* The parameter that names template: an id is "lt-" and hex digits; anything else is a name. */
+static const char *template_param(const char *template)
 {
-        bool is_id = startswith(template, "lt-") && template[3] &&
+        bool is_id = template && startswith(template, "lt-") && template[3] &&
                      strspn(template + 3, "0123456789abcdef") == strlen(template + 3);
 
-        return ec2_params_add(p, is_id ? "LaunchTemplateId" : "LaunchTemplateName", template);
+        return is_id ? "LaunchTemplateId" : "LaunchTemplateName";
 }
 
 void ec2_lt_versions_free(struct ec2_lt_version *v, size_t n)
@@ -245,59 +192,13 @@ static int lt_version_from_item(const xmlNode *item, struct ec2_lt_version *ret)
         return 0;
 }
 
-int ec2_parse_create_lt_version(const char *body, size_t len, int64_t *ret_version)
+/* The number of the version a CreateLaunchTemplateVersion answer made; ret_version may be NULL. */
+static int new_lt_version_from_doc(xmlDoc *doc, int64_t *ret_version)
 {
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        const xmlNode *item = xml_child(xmlDocGetRootElement(doc), "launchTemplateVersion");
         struct ec2_lt_version v = {};
-        const xmlNode *item;
-        int r = ec2_parse_answer(body, len, "CreateLaunchTemplateVersionResponse", &doc);
-
-        if (r < 0)
-                return r;
-        item = xml_child(xmlDocGetRootElement(doc), "launchTemplateVersion");
-        if (!item)
-                return -EBADMSG;
-        r = lt_version_from_item(item, &v);
-        if (r < 0)
-                return r;
-        *ret_version = v.version;
-        free(v.template_id);
-        free(v.image_id);
-        return 0;
-}
-
-int ec2_create_launch_template_version(struct ec2_client *c, const char *template,
-                                       const char *source_version, const char *image_id,
-                                       const char *description, const char *client_token,
-                                       bool dry_run, int64_t *ret_version, struct aws_error *err)
-{
-        _cleanup_params_ struct ec2_params *p = NULL;
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        struct ec2_lt_version v = {};
-        const xmlNode *item;
         int r;
 
-        if (!template || !*template || !image_id)
-                return -EINVAL;
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = add_template(p, template);
-        if (r >= 0 && source_version)
-                r = ec2_params_add(p, "SourceVersion", source_version);
-        if (r >= 0 && description)
-                r = ec2_params_add(p, "VersionDescription", description);
-        if (r >= 0)
-                r = ec2_params_add(p, "LaunchTemplateData.ImageId", image_id);
-        /* The retries of a call that may have worked must not make a second version. */
-        if (r >= 0 && client_token)
-                r = ec2_params_add(p, "ClientToken", client_token);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
-        if (r >= 0)
-                r = ec2_call_mutating(c, "CreateLaunchTemplateVersion", p, dry_run, &doc, err);
-        if (r < 0 || dry_run)
-                return r;
-        item = xml_child(xmlDocGetRootElement(doc), "launchTemplateVersion");
         if (!item)
                 return -EBADMSG;
         r = lt_version_from_item(item, &v);
@@ -310,6 +211,44 @@ int ec2_create_launch_template_version(struct ec2_client *c, const char *templat
         return 0;
 }
 
+int ec2_parse_create_lt_version(const char *body, size_t len, int64_t *ret_version)
+{
+        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        int r = ec2_parse_answer(body, len, "CreateLaunchTemplateVersionResponse", &doc);
+
+        if (r < 0)
+                return r;
+        return new_lt_version_from_doc(doc, ret_version);
+}
+
+int ec2_create_launch_template_version(struct ec2_client *c, const char *template,
+                                       const char *source_version, const char *image_id,
+                                       const char *description, const char *client_token,
+                                       bool dry_run, int64_t *ret_version, struct aws_error *err)
+{
+        _cleanup_params_ struct ec2_params *p = NULL;
+        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        int r;
+
+        if (!template || !*template || !image_id)
+                return -EINVAL;
+        /* With a ClientToken, the retries of a call that may have worked make no second version. */
+        /* clang-format off */
+        r = ec2_params_build(&p,
+                             template_param(template), template,
+                             "SourceVersion", source_version,
+                             "VersionDescription", description,
+                             "LaunchTemplateData.ImageId", image_id,
+                             "ClientToken", client_token,
+                             NULL);
+        /* clang-format on */
+        if (r >= 0)
+                r = ec2_call_mutating(c, "CreateLaunchTemplateVersion", p, dry_run, &doc, err);
+        if (r < 0 || dry_run)
+                return r;
+        return new_lt_version_from_doc(doc, ret_version);
+}
+
 int ec2_set_launch_template_default(struct ec2_client *c, const char *template, int64_t version,
                                     bool dry_run, struct aws_error *err)
 {
@@ -320,24 +259,61 @@ int ec2_set_launch_template_default(struct ec2_client *c, const char *template, 
         if (!template || !*template || version < 1)
                 return -EINVAL;
         snprintf(num, sizeof(num), "%" PRId64, version);
-        r = ec2_params_new(&p);
-        if (r >= 0)
-                r = add_template(p, template);
-        if (r >= 0)
-                r = ec2_params_add(p, "SetDefaultVersion", num);
-        if (r >= 0)
-                r = ec2_params_add_dry_run(p, dry_run);
+        r = ec2_params_build(&p, template_param(template), template, "SetDefaultVersion", num,
+                             NULL);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifyLaunchTemplate", p, dry_run, NULL, err);
 }
 
-/*
- * NextToken still set after MAX_PAGES pages: a listing cut short would look complete (retention
- * would miss the images that launch templates use), so it is an error naming what was listed.
- */
-static int too_many_pages(const char *what, struct aws_error *err)
+/* Take one <item> of a listing into userdata. */
+typedef int (*item_fn)(const xmlNode *item, void *userdata);
+
+/* Hand each <item> of one page's set_name to add(); *next is the page's NextToken. */
+static int page_items(xmlDoc *doc, const char *set_name, item_fn add, void *userdata, char **next)
 {
+        const xmlNode *root = xmlDocGetRootElement(doc);
+        int r;
+
+        XML_FOREACH(item, xml_child(root, set_name), "item")
+        {
+                r = add(item, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return xml_child_text_opt(root, "nextToken", next);
+}
+
+/*
+ * A describe call page by page: p's parameters and the NextToken of the page before, each item of
+ * each answer's set_name handed to add(). NextToken still set after MAX_PAGES pages: a listing cut
+ * short would look complete (retention would miss the images that launch templates use), so it is
+ * an error naming what was listed.
+ */
+static int call_pages(struct ec2_client *c, const char *action, struct ec2_params *p,
+                      const char *set_name, item_fn add, void *userdata, const char *what,
+                      struct aws_error *err)
+{
+        _cleanup_free_ char *next = NULL;
+        int r = 0;
+
+        for (unsigned i = 0; i < MAX_PAGES; i++) {
+                _cleanup_xml_doc_ xmlDoc *doc = NULL;
+                _cleanup_free_ char *token = TAKE_PTR(next);
+
+                if (i > 0 && (!token || !*token))
+                        return 0;
+                if (token)
+                        r = ec2_params_set(p, "NextToken", token);
+                if (r >= 0)
+                        r = ec2_call(c, action, p, &doc, err);
+                if (r >= 0)
+                        r = page_items(doc, set_name, add, userdata, &next);
+                if (r < 0)
+                        return r;
+        }
+        if (!next || !*next)
+                return 0;
         aws_error_done(err);
         err->message = strprintf("%s: more than %u pages of results (NextToken still set); not "
                                  "listing further",
@@ -345,115 +321,90 @@ static int too_many_pages(const char *what, struct aws_error *err)
         return -E2BIG;
 }
 
-/* Append the versions of one DescribeLaunchTemplateVersions page; *next is its NextToken. */
-static int lt_versions_from_doc(xmlDoc *doc, struct ec2_lt_version **v, size_t *n, char **next)
+struct lt_versions {
+        struct ec2_lt_version *v;
+        size_t n;
+};
+
+static int lt_version_add(const xmlNode *item, void *userdata)
 {
-        const xmlNode *root = xmlDocGetRootElement(doc);
-        const xmlNode *set = xml_child(root, "launchTemplateVersionSet");
-        size_t add = xml_count(set, "item");
-        struct ec2_lt_version *nv;
+        struct lt_versions *l = userdata;
+        struct ec2_lt_version *nv = reallocarray(l->v, l->n + 1, sizeof(*nv));
         int r;
 
-        if (add > 0) {
-                nv = reallocarray(*v, *n + add, sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                *v = nv;
-        }
-        XML_FOREACH(item, set, "item")
-        {
-                r = lt_version_from_item(item, &(*v)[*n]);
-                if (r < 0)
-                        return r;
-                (*n)++;
-        }
-        return xml_child_text_opt(root, "nextToken", next);
+        if (!nv)
+                return -ENOMEM;
+        l->v = nv;
+        r = lt_version_from_item(item, &l->v[l->n]);
+        if (r >= 0)
+                l->n++;
+        return r;
 }
+
+/* Hand the versions over when r >= 0, else free them; returns r. */
+static int lt_versions_finish(struct lt_versions *l, int r, struct ec2_lt_version **ret,
+                              size_t *ret_n)
+{
+        if (r < 0) {
+                ec2_lt_versions_free(l->v, l->n);
+                return r;
+        }
+        *ret = l->v;
+        *ret_n = l->n;
+        return 0;
+}
+
+#define LT_VERSION_SET "launchTemplateVersionSet"
 
 int ec2_parse_lt_versions(const char *body, size_t len, struct ec2_lt_version **ret, size_t *ret_n)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         _cleanup_free_ char *next = NULL;
-        struct ec2_lt_version *v = NULL;
-        size_t n = 0;
+        struct lt_versions l = {};
         int r = ec2_parse_answer(body, len, "DescribeLaunchTemplateVersionsResponse", &doc);
 
         if (r >= 0)
-                r = lt_versions_from_doc(doc, &v, &n, &next);
-        if (r < 0) {
-                ec2_lt_versions_free(v, n);
-                return r;
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
+                r = page_items(doc, LT_VERSION_SET, lt_version_add, &l, &next);
+        return lt_versions_finish(&l, r, ret, ret_n);
 }
 
 int ec2_describe_launch_template_versions(struct ec2_client *c, const char *template,
                                           const char *const *versions, struct ec2_lt_version **ret,
                                           size_t *ret_n, struct aws_error *err)
 {
-        _cleanup_free_ char *next = NULL;
-        struct ec2_lt_version *v = NULL;
-        size_t n = 0;
-        int r = 0;
-
-        for (unsigned page = 0; r >= 0 && page < MAX_PAGES; page++) {
-                _cleanup_params_ struct ec2_params *p = NULL;
-                _cleanup_xml_doc_ xmlDoc *doc = NULL;
-                _cleanup_free_ char *token = TAKE_PTR(next);
-
-                if (page > 0 && (!token || !*token))
-                        break;
-                r = ec2_params_new(&p);
-                if (r >= 0 && template)
-                        r = add_template(p, template);
-                for (size_t i = 0; r >= 0 && versions && versions[i]; i++)
-                        r = ec2_params_addf(p, versions[i], "LaunchTemplateVersion.%zu", i + 1);
-                if (r >= 0 && token)
-                        r = ec2_params_add(p, "NextToken", token);
-                if (r >= 0)
-                        r = ec2_call(c, "DescribeLaunchTemplateVersions", p, &doc, err);
-                if (r >= 0)
-                        r = lt_versions_from_doc(doc, &v, &n, &next);
-        }
-        if (r >= 0 && next && *next) {
-                _cleanup_free_ char *what =
-                        strprintf("versions of launch template %s", strna(template));
-                r = too_many_pages(what ? what : "launch template versions", err);
-        }
-        if (r < 0) {
-                ec2_lt_versions_free(v, n);
-                return r;
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
-}
-
-/* Append the ids of one DescribeLaunchTemplates page to the NULL-terminated *ids. */
-static int lt_ids_from_doc(xmlDoc *doc, char ***ids, size_t *n, char **next)
-{
-        const xmlNode *root = xmlDocGetRootElement(doc);
-        const xmlNode *set = xml_child(root, "launchTemplates");
-        size_t add = xml_count(set, "item");
-        char **nv = reallocarray(*ids, *n + add + 1, sizeof(char *));
+        _cleanup_params_ struct ec2_params *p = NULL;
+        _cleanup_free_ char *what = strprintf("versions of launch template %s", strna(template));
+        struct lt_versions l = {};
         int r;
 
-        if (!nv)
-                return -ENOMEM;
-        *ids = nv;
-        nv[*n] = NULL;
-        XML_FOREACH(item, set, "item")
-        {
-                r = ec2_required(xml_child_text(item, "launchTemplateId", &nv[*n]));
-                if (r < 0) {
-                        nv[*n] = NULL;
-                        return r;
-                }
-                nv[++(*n)] = NULL;
+        r = ec2_params_build(&p, template_param(template), template, NULL);
+        for (size_t i = 0; r >= 0 && versions && versions[i]; i++)
+                r = ec2_params_addf(p, versions[i], "LaunchTemplateVersion.%zu", i + 1);
+        if (r >= 0)
+                r = call_pages(c, "DescribeLaunchTemplateVersions", p, LT_VERSION_SET,
+                               lt_version_add, &l, what ? what : "launch template versions", err);
+        return lt_versions_finish(&l, r, ret, ret_n);
+}
+
+static int lt_id_add(const xmlNode *item, void *userdata)
+{
+        _cleanup_free_ char *id = NULL;
+        int r = ec2_required(xml_child_text(item, "launchTemplateId", &id));
+
+        return r < 0 ? r : strv_push(userdata, id);
+}
+
+/* Hand the ids over (an empty vector when there are none) when r >= 0, else free them. */
+static int lt_ids_finish(char **ids, int r, char ***ret)
+{
+        if (r >= 0 && !ids)
+                r = (ids = calloc(1, sizeof(char *))) ? 0 : -ENOMEM;
+        if (r < 0) {
+                strv_free(ids);
+                return r;
         }
-        return xml_child_text_opt(root, "nextToken", next);
+        *ret = ids;
+        return 0;
 }
 
 int ec2_parse_lt_ids(const char *body, size_t len, char ***ret)
@@ -461,47 +412,22 @@ int ec2_parse_lt_ids(const char *body, size_t len, char ***ret)
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         _cleanup_free_ char *next = NULL;
         char **ids = NULL;
-        size_t n = 0;
         int r = ec2_parse_answer(body, len, "DescribeLaunchTemplatesResponse", &doc);
 
         if (r >= 0)
-                r = lt_ids_from_doc(doc, &ids, &n, &next);
-        if (r < 0) {
-                strv_free(ids);
-                return r;
-        }
-        *ret = ids;
-        return 0;
+                r = page_items(doc, "launchTemplates", lt_id_add, &ids, &next);
+        return lt_ids_finish(ids, r, ret);
 }
 
 int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct aws_error *err)
 {
-        _cleanup_free_ char *next = NULL;
+        _cleanup_params_ struct ec2_params *p = NULL;
         char **ids = NULL;
-        size_t n = 0;
-        int r = 0;
+        int r;
 
-        for (unsigned page = 0; r >= 0 && page < MAX_PAGES; page++) {
-                _cleanup_params_ struct ec2_params *p = NULL;
-                _cleanup_xml_doc_ xmlDoc *doc = NULL;
-                _cleanup_free_ char *token = TAKE_PTR(next);
-
-                if (page > 0 && (!token || !*token))
-                        break;
-                r = ec2_params_new(&p);
-                if (r >= 0 && token)
-                        r = ec2_params_add(p, "NextToken", token);
-                if (r >= 0)
-                        r = ec2_call(c, "DescribeLaunchTemplates", p, &doc, err);
-                if (r >= 0)
-                        r = lt_ids_from_doc(doc, &ids, &n, &next);
-        }
-        if (r >= 0 && next && *next)
-                r = too_many_pages("launch templates", err);
-        if (r < 0) {
-                strv_free(ids);
-                return r;
-        }
-        *ret = ids;
-        return 0;
+        r = ec2_params_new(&p);
+        if (r >= 0)
+                r = call_pages(c, "DescribeLaunchTemplates", p, "launchTemplates", lt_id_add, &ids,
+                               "launch templates", err);
+        return lt_ids_finish(ids, r, ret);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The transport shared by the AWS clients: endpoint resolution and parsing, SigV4 signing of each
- * attempt, the transient-error table and the retry loop. The protocols (ec2.c, awsjson.c) only
+ * The transport shared by the AWS clients: endpoint parsing, SigV4 signing of each attempt and the
+ * retry loop (error.c says which AWS errors are transient). The protocols (ec2.c, awsjson.c) only
  * encode bodies and read answers.
  */
 #include "aws/signed_post.h"
@@ -49,59 +49,6 @@ struct signed_post {
         bool next_once;
         unsigned next_deadline_ms;
 };
-
-void aws_error_done(struct aws_error *e)
-{
-        if (!e)
-                return;
-        free(e->code);
-        free(e->message);
-        free(e->request_id);
-        *e = (struct aws_error){};
-}
-
-void aws_error_move(struct aws_error *dst, struct aws_error *src)
-{
-        aws_error_done(dst);
-        *dst = *src;
-        *src = (struct aws_error){};
-}
-
-bool aws_error_is_transient(long http_status, const char *code)
-{
-        /*
-         * Throttling and server-side failures, from the AWS SDKs' retry tables. Client errors
-         * (bad parameters, missing resources, auth) never get better by trying again.
-         */
-        static const char *const codes[] = {
-                "RequestLimitExceeded",
-                "Throttling",
-                "ThrottlingException",
-                "ThrottledException",
-                "RequestThrottled",
-                "RequestThrottledException",
-                "TooManyRequestsException",
-                "SlowDown",
-                "PriorRequestNotComplete",
-                "EC2ThrottledException",
-                "BandwidthLimitExceeded",
-                "InternalError",
-                "InternalFailure",
-                "ServiceUnavailable",
-                "Unavailable",
-                "RequestTimeout",
-                "RequestTimeoutException",
-                /* The JSON protocol's names (KMS, SSM). */
-                "KMSInternalException",
-                "InternalServerError",
-        };
-
-        if (code)
-                for (size_t i = 0; i < ELEMENTSOF(codes); i++)
-                        if (streq(code, codes[i]))
-                                return true;
-        return http_status == 500 || http_status == 502 || http_status == 503 || http_status == 504;
-}
 
 /* Split the endpoint URL into the Host header and the path; reject what we could not sign. */
 static int endpoint_parse(struct signed_post *sp)
@@ -230,15 +177,6 @@ unsigned signed_post_last_attempts(const struct signed_post *sp)
         return sp->last_attempts;
 }
 
-static char *header_new(const char *name, const char *value)
-{
-        char *h;
-
-        if (asprintf(&h, "%s: %s", name, value) < 0)
-                return NULL;
-        return h;
-}
-
 /* What an attempt tells the retry loop beyond its result. */
 struct attempt_info {
         usec_t our_time;    /* our clock when the answer came, without skew_usec */
@@ -251,35 +189,37 @@ static usec_t clock_now(const struct signed_post *sp)
         return sp->clock ? sp->clock(sp->clock_userdata) : now_usec(CLOCK_REALTIME);
 }
 
-/* One signed POST; its answer goes to answer(). */
-static int attempt(struct signed_post *sp, const char *target, const char *body, size_t body_len,
-                   unsigned timeout_ms, signed_post_answer_fn answer, void *userdata,
-                   struct aws_error *err, struct attempt_info *info)
+/* Host, X-Amz-Date, Content-Type, X-Amz-Target, X-Amz-Security-Token: all signed when sent. */
+#define MAX_SIGNED_HEADERS 5
+
+/* One attempt's headers as curl takes them ("Name: value"), Authorization last, NULL-terminated. */
+struct wire_headers {
+        char *line[MAX_SIGNED_HEADERS + 2];
+};
+
+/* The lines hold the session token and the Authorization header: wiped, whatever they hold. */
+static void wire_headers_done(struct wire_headers *w)
 {
-        const struct aws_credentials *cr;
-        struct sigv4_header sh[5];
-        struct http_response resp = {};
-        _cleanup_free_ char *h_host = NULL, *h_date = NULL, *h_type = NULL, *h_target = NULL;
-        _cleanup_secret_ char *authz = NULL, *h_token = NULL, *h_authz = NULL;
-        const char *headers[7];
+        for (size_t i = 0; i < ELEMENTSOF(w->line); i++)
+                w->line[i] = secret_free(w->line[i]);
+}
+
+/*
+ * Sign one attempt and write its headers. A fresh X-Amz-Date for every attempt: AWS rejects
+ * signatures older than 5 minutes. On AWS's clock, as far as an earlier answer told us how far
+ * ours is off.
+ */
+static int sign_attempt(struct signed_post *sp, const struct aws_credentials *cr,
+                        const char *target, const char *body, size_t body_len,
+                        struct wire_headers *w)
+{
+        struct sigv4_header sh[MAX_SIGNED_HEADERS];
+        _cleanup_secret_ char *authz = NULL;
         char amz_date[17];
-        size_t n = 0, nh = 0;
-        usec_t now;
+        size_t n = 0;
         int r;
 
-        if (!sp->creds)
-                return -ENOKEY;
-        r = creds_provider_get(sp->creds, &cr);
-        if (r < 0)
-                return r;
-        info->role_creds = cr->role_name != NULL;
-
-        /*
-         * A fresh X-Amz-Date for every attempt: AWS rejects signatures older than 5 minutes. On
-         * AWS's clock, as far as an earlier answer told us how far ours is off.
-         */
-        now = (usec_t)((int64_t)clock_now(sp) + sp->skew_usec);
-        format_amz_date(now, amz_date);
+        format_amz_date((usec_t)((int64_t)clock_now(sp) + sp->skew_usec), amz_date);
         sh[n++] = (struct sigv4_header){"Host", sp->host};
         sh[n++] = (struct sigv4_header){"X-Amz-Date", amz_date};
         sh[n++] = (struct sigv4_header){"Content-Type", sp->content_type};
@@ -295,41 +235,46 @@ static int attempt(struct signed_post *sp, const char *target, const char *body,
                                                .payload = body,
                                                .payload_len = body_len},
                        cr, sp->region, sp->service, amz_date, &authz);
+        /* The headers just signed go on the wire as they are, in the same order. */
+        for (size_t i = 0; r >= 0 && i <= n; i++)
+                if (asprintf(&w->line[i], "%s: %s", i < n ? sh[i].name : "Authorization",
+                             i < n ? sh[i].value : authz) < 0) {
+                        w->line[i] = NULL;
+                        r = -ENOMEM;
+                }
+        return r;
+}
+
+/* One signed POST; its answer goes to answer(). */
+static int attempt(struct signed_post *sp, const char *target, const char *body, size_t body_len,
+                   unsigned timeout_ms, signed_post_answer_fn answer, void *userdata,
+                   struct aws_error *err, struct attempt_info *info)
+{
+        _cleanup_(wire_headers_done) struct wire_headers w = {};
+        const struct aws_credentials *cr;
+        struct http_response resp = {};
+        int r;
+
+        if (!sp->creds)
+                return -ENOKEY;
+        r = creds_provider_get(sp->creds, &cr);
         if (r < 0)
                 return r;
-
-        h_host = header_new("Host", sp->host);
-        h_date = header_new("X-Amz-Date", amz_date);
-        h_type = header_new("Content-Type", sp->content_type);
-        h_authz = header_new("Authorization", authz);
-        if (target)
-                h_target = header_new("X-Amz-Target", target);
-        if (cr->session_token)
-                h_token = header_new("X-Amz-Security-Token", cr->session_token);
-        if (!h_host || !h_date || !h_type || !h_authz || (target && !h_target) ||
-            (cr->session_token && !h_token))
-                return -ENOMEM;
-        headers[nh++] = h_host;
-        headers[nh++] = h_date;
-        headers[nh++] = h_type;
-        if (h_target)
-                headers[nh++] = h_target;
-        if (h_token)
-                headers[nh++] = h_token;
-        headers[nh++] = h_authz;
-        headers[nh] = NULL;
-
+        info->role_creds = cr->role_name != NULL;
+        r = sign_attempt(sp, cr, target, body, body_len, &w);
+        if (r < 0)
+                return r;
         r = http_client_perform(sp->http,
                                 &(struct http_request){.method = "POST",
                                                        .url = sp->endpoint,
-                                                       .headers = headers,
+                                                       .headers = (const char *const *)w.line,
                                                        .body = body,
                                                        .body_len = body_len,
                                                        .connect_timeout_ms = sp->connect_timeout_ms,
                                                        .timeout_ms = timeout_ms,
                                                        .max_body = sp->max_body,
                                                        /* the session token header */
-                                                       .secret = h_token != NULL},
+                                                       .secret = cr->session_token != NULL},
                                 &resp);
         if (r < 0)
                 return r;
@@ -346,24 +291,6 @@ static int attempt(struct signed_post *sp, const char *target, const char *body,
 }
 
 /*
- * Throttling answers mean AWS did not act on the request, so even a call that must not run twice
- * may be sent again after one.
- */
-static bool is_throttling(const char *code)
-{
-        static const char *const codes[] = {
-                "RequestLimitExceeded",     "Throttling",       "ThrottlingException",
-                "ThrottledException",       "RequestThrottled", "RequestThrottledException",
-                "TooManyRequestsException", "SlowDown",         "EC2ThrottledException",
-        };
-
-        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
-                if (streq(code, codes[i]))
-                        return true;
-        return false;
-}
-
-/*
  * For a call that must not run twice: only failures that prove the request was not acted on are
  * retried (refused or unroutable connections, throttling). Everything else may have reached AWS
  * and is left to the caller, who can look the result up.
@@ -371,7 +298,7 @@ static bool is_throttling(const char *code)
 static bool attempt_is_safe_to_repeat(int r, const struct aws_error *e)
 {
         if (r == -EREMOTEIO || (r == -EBADMSG && e->http_status >= 300))
-                return is_throttling(e->code);
+                return aws_error_is_throttling(e->code);
         return r == -ECONNREFUSED || r == -EHOSTUNREACH;
 }
 
@@ -384,35 +311,6 @@ void signed_post_limit_next(struct signed_post *sp, bool once, unsigned deadline
 {
         sp->next_once = once;
         sp->next_deadline_ms = deadline_ms;
-}
-
-/* AWS refused the time of the signature (the JSON services say so as a bad signature). */
-static bool is_clock_code(const char *code)
-{
-        static const char *const codes[] = {
-                "RequestTimeTooSkewed",      "RequestExpired",        "RequestInTheFuture",
-                "InvalidSignatureException", "SignatureDoesNotMatch", "AuthFailure",
-        };
-
-        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
-                if (streq(code, codes[i]))
-                        return true;
-        return false;
-}
-
-/* AWS no longer takes the credentials: revoked, expired early, or rotated under us. */
-static bool is_stale_credentials_code(const char *code)
-{
-        static const char *const codes[] = {
-                "AuthFailure",           "ExpiredToken",
-                "ExpiredTokenException", "UnrecognizedClientException",
-                "InvalidClientTokenId",
-        };
-
-        for (size_t i = 0; code && i < ELEMENTSOF(codes); i++)
-                if (streq(code, codes[i]))
-                        return true;
-        return false;
 }
 
 /* AWS accepts signatures within 5 minutes of its time; the SDKs correct beyond 4. */
@@ -434,7 +332,7 @@ static bool fix_authentication(struct signed_post *sp, const struct attempt_info
 {
         if (!e->code)
                 return false;
-        if (!tried->clock && is_clock_code(e->code) && a->server_time != 0) {
+        if (!tried->clock && aws_error_is_clock(e->code) && a->server_time != 0) {
                 int64_t offset = (int64_t)a->server_time - (int64_t)a->our_time;
                 int64_t change = offset - sp->skew_usec;
 
@@ -447,7 +345,7 @@ static bool fix_authentication(struct signed_post *sp, const struct attempt_info
                         return true;
                 }
         }
-        if (!tried->credentials && is_stale_credentials_code(e->code) && a->role_creds) {
+        if (!tried->credentials && aws_error_is_stale_credentials(e->code) && a->role_creds) {
                 log_debug("%s: %s; fetching the role credentials again", sp->service, e->code);
                 creds_provider_invalidate(sp->creds);
                 tried->credentials = true;
@@ -522,7 +420,8 @@ int signed_post_call(struct signed_post *sp, const char *what, const char *targe
                 log_debug_errno(r, "%s %s attempt %u failed (HTTP %ld, %s): %m", sp->service, what,
                                 sp->last_attempts, e.http_status, strna(e.code));
                 /* The region's retry quota is spent: fail now rather than add to the storm. */
-                if (sp->budget && !aws_budget_take_retry(sp->budget, is_throttling(e.code))) {
+                if (sp->budget &&
+                    !aws_budget_take_retry(sp->budget, aws_error_is_throttling(e.code))) {
                         log_debug("%s %s: the region's retry quota is spent", sp->service, what);
                         if (e.http_status || e.code)
                                 aws_error_move(err, &e);

@@ -1,38 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What every AWS API client here shares, whatever its protocol (EC2 Query, AWS JSON): the
- * endpoint of a service in a region, a SigV4-signed POST, the AWS error of an answer, the one
- * table of transient errors, and the retry loop with full-jitter backoff and a deadline.
+ * endpoint of a service in a region, a SigV4-signed POST, the AWS error of an answer (error.h),
+ * and the retry loop with full-jitter backoff and a deadline.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "aws/error.h"
 #include "util/timeutil.h"
 
 struct aws_budget;
 struct creds_provider;
 struct http_response;
-
-/*
- * An error AWS returned; code, message and request_id are NULL when the failure was not AWS's
- * answer (http_status is still set when there was an HTTP answer, e.g. a body that is not XML).
- * Callers zero-initialise it and call aws_error_done() afterwards; a failing call replaces what it
- * held, a successful call leaves it untouched.
- */
-struct aws_error {
-        long http_status;
-        char *code;
-        char *message;
-        char *request_id;
-};
-void aws_error_done(struct aws_error *e);
-/* Move src into dst, dropping whatever dst held; src is left empty. */
-void aws_error_move(struct aws_error *dst, struct aws_error *src);
-
-/* The one place that decides which AWS errors are worth another attempt. */
-bool aws_error_is_transient(long http_status, const char *code);
 
 /* What a 0 below stands for; also the defaults of the [aws] keys (core/config.c). */
 #define AWS_CONNECT_TIMEOUT_MS_DEFAULT 3000u

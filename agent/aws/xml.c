@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <libxml/parser.h>
 
@@ -71,6 +72,29 @@ size_t xml_count(const xmlNode *parent, const char *name)
         return n;
 }
 
+int xml_parse_items(const xmlNode *set, size_t elem_size, xml_item_fn parse, void **ret,
+                    size_t *ret_n)
+{
+        size_t n = xml_count(set, "item");
+        char *v;
+        int r;
+
+        if (n == 0)
+                return 0;
+        v = calloc(n, elem_size);
+        if (!v)
+                return -ENOMEM;
+        *ret = v;
+        XML_FOREACH(item, set, "item")
+        {
+                r = parse(item, v + *ret_n * elem_size);
+                (*ret_n)++;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 xmlNode *xml_path(const xmlNode *n, ...)
 {
         const xmlNode *cur = n;
@@ -88,25 +112,16 @@ int xml_text(const xmlNode *n, char **ret)
 {
         /* The input size already bounds the text; the buffer ceiling only has to match it. */
         struct buf b = {.max = XML_MAX_BODY};
-        char *s;
-        int r;
+        int r = 0;
 
-        for (const xmlNode *c = n ? n->children : NULL; c; c = c->next) {
+        for (const xmlNode *c = n ? n->children : NULL; r >= 0 && c; c = c->next) {
                 if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE)
                         continue;
                 if (!c->content)
                         continue;
                 r = buf_append(&b, c->content, strlen((const char *)c->content));
-                if (r < 0) {
-                        buf_free(&b);
-                        return r;
-                }
         }
-        s = buf_steal(&b, NULL);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
+        return buf_finish(&b, r, ret, NULL);
 }
 
 int xml_child_text(const xmlNode *parent, const char *name, char **ret)

@@ -42,6 +42,17 @@ size_t xml_count(const xmlNode *parent, const char *name);
 #define XML_FOREACH(it, parent, name)                                                              \
         for (xmlNode *it = xml_child((parent), (name)); it; it = xml_next(it, (name)))
 
+/* Read one <item> into elem, a zeroed element of the caller's array. */
+typedef int (*xml_item_fn)(const xmlNode *item, void *elem);
+/*
+ * The <item> children of set (may be NULL) read into a new zeroed array of elem_size elements,
+ * one parse() each; *ret stays NULL when there are none. *ret_n counts the elements handed to
+ * parse(), a failed one included, so that the caller's cleanup frees whatever they hold. -ENOMEM
+ * or the first error of parse(); *ret and *ret_n are set either way (pass (void **)&array).
+ */
+int xml_parse_items(const xmlNode *set, size_t elem_size, xml_item_fn parse, void **ret,
+                    size_t *ret_n);
+
 /*
  * The text of an element: its text and CDATA children joined (never entity expansions). 0 and a
  * string the caller frees, -ENOMEM.

@@ -37,7 +37,7 @@ int dist_regions(const char *own, const struct config *cfg, char ***ret)
 int dist_fail(char **why, int r, struct aws_error *e, const char *what, const char *region)
 {
         if (!*why)
-                *why = strprintf("%s in %s: %s%s%s", what, region, e->code ? e->code : strerror(-r),
+                *why = strprintf("%s in %s: %s%s%s", what, region, aws_error_describe(e, r),
                                  e->message ? ": " : "", strempty(e->message));
         aws_error_done(e);
         return r;
@@ -163,7 +163,7 @@ int dist_check_key(struct dist_clients *c, const char *region, const char *key_i
         r = kms_describe_key(kms, key_id, &k, &e);
         if (r < 0) {
                 *ret_why = strprintf("KMS DescribeKey %s in %s: %s%s%s", key_id, region,
-                                     e.code ? e.code : strerror(-r), e.message ? ": " : "",
+                                     aws_error_describe(&e, r), e.message ? ": " : "",
                                      strempty(e.message));
                 aws_error_done(&e);
                 return r;

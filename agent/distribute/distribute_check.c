@@ -87,7 +87,7 @@ static int dry(struct check *k, int r, struct aws_error *e, const char *what, co
                 if (!k->why)
                         k->why = strprintf("DryRun %s in %s %s: %s%s%s", what, region,
                                            r == -EPERM ? "is not permitted" : "failed",
-                                           e->code ? e->code : strerror(-r), e->message ? ": " : "",
+                                           aws_error_describe(e, r), e->message ? ": " : "",
                                            strempty(e->message));
                 aws_error_done(e);
                 return r;

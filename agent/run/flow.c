@@ -219,10 +219,10 @@ static int preflight(struct flow *f)
         ec2_instance_done(&in);
         if (r < 0)
                 return flow_fail(f, r, "DescribeInstances %s: %s: %s", f->run->instance_id,
-                                 e.code ? e.code : strerror(-r), strempty(e.message));
+                                 aws_error_describe(&e, r), strempty(e.message));
         r = flow_image_dry_run(f->ctx, f->run, f->cfg, &e);
         if (r < 0) {
-                r = flow_fail(f, r, "DryRun CreateImage: %s: %s", e.code ? e.code : strerror(-r),
+                r = flow_fail(f, r, "DryRun CreateImage: %s: %s", aws_error_describe(&e, r),
                               strempty(e.message));
                 aws_error_done(&e);
                 return r;

@@ -63,17 +63,17 @@ static int after_unclear_create(struct flow *f, int r, struct aws_error *e, cons
         int r2;
 
         if (!flow_image_outcome_unknown(r, e))
-                return flow_fail(f, r, "%s: %s: %s%s%s", what, e->code ? e->code : strerror(-r),
+                return flow_fail(f, r, "%s: %s: %s%s%s", what, aws_error_describe(e, r),
                                  strempty(e->message), e->request_id ? " (request " : "",
                                  e->request_id ? e->request_id : "");
         log_warning("%s's outcome is unknown (%s); looking for image '%s' for up to %u s", what,
-                    e->code ? e->code : strerror(-r), f->run->image_name, f->cfg->adopt_timeout_s);
+                    aws_error_describe(e, r), f->run->image_name, f->cfg->adopt_timeout_s);
         f->run->create_outcome = CREATE_UNKNOWN;
         f->run->unknown_since = now_usec(CLOCK_REALTIME);
         (void)flow_save(f);
         r2 = flow_image_adopt(f->ctx, f->run, f->cfg, &why);
         if (r2 < 0)
-                return flow_fail(f, r, "%s: %s: %s; %s", what, e->code ? e->code : strerror(-r),
+                return flow_fail(f, r, "%s: %s: %s; %s", what, aws_error_describe(e, r),
                                  strempty(e->message), strna(why));
         f->run->create_outcome = CREATE_ADOPTED;
         return 0;
@@ -103,7 +103,7 @@ static int resume_create(struct flow *f)
 
         r = flow_image_find(f->ctx, f->run, &e);
         if (r < 0) {
-                r = flow_fail(f, r, "DescribeImages: %s: %s", e.code ? e.code : strerror(-r),
+                r = flow_fail(f, r, "DescribeImages: %s: %s", aws_error_describe(&e, r),
                               strempty(e.message));
                 aws_error_done(&e);
                 return r;

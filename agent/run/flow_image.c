@@ -144,7 +144,7 @@ int flow_image_adopt(struct context *ctx, struct run_state *run, const struct co
                 }
                 if (r < 0)
                         log_warning("DescribeImages while looking for '%s': %s: %s",
-                                    run->image_name, e.code ? e.code : strerror(-r),
+                                    run->image_name, aws_error_describe(&e, r),
                                     strempty(e.message));
                 aws_error_done(&e);
                 if (r >= 0 && run->image_id) {
@@ -171,7 +171,7 @@ int flow_image_retag_consistency(struct context *ctx, struct run_state *run)
         r = ec2_create_tags(ctx->ec2, ids, &t, 1, false, &e);
         if (r < 0)
                 log_error("Cannot re-tag %s as %s: %s", run->image_id,
-                          consistency_to_string(run->consistency), e.code ? e.code : strerror(-r));
+                          consistency_to_string(run->consistency), aws_error_describe(&e, r));
         aws_error_done(&e);
         return r;
 }
@@ -198,7 +198,7 @@ static int tag_snapshots(struct context *ctx, const struct ec2_image *im)
         r = ec2_create_tags(ctx->ec2, (const char *const *)im->snapshot_ids, tags, n, false, &e);
         if (r < 0)
                 log_warning("Cannot tag the snapshots of %s: %s: %s", im->image_id,
-                            e.code ? e.code : strerror(-r), strempty(e.message));
+                            aws_error_describe(&e, r), strempty(e.message));
         aws_error_done(&e);
         return r;
 }
@@ -221,9 +221,9 @@ int flow_image_wait(struct context *ctx, struct run_state *run, const struct con
                 if (r < 0) {
                         /* A brand-new id may not be visible yet: EC2 is eventually consistent. */
                         if (!streq_ptr(e.code, "InvalidAMIID.NotFound")) {
-                                *ret_why = strprintf("DescribeImages: %s: %s",
-                                                     e.code ? e.code : strerror(-r),
-                                                     strempty(e.message));
+                                *ret_why =
+                                        strprintf("DescribeImages: %s: %s",
+                                                  aws_error_describe(&e, r), strempty(e.message));
                                 aws_error_done(&e);
                                 return r;
                         }

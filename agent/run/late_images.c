@@ -62,8 +62,7 @@ static void settle(struct context *ctx, struct history_entry *h, const struct ec
         if (r < 0) {
                 log_error("Cannot deregister the late image %s of failed run %s (the next run "
                           "tries again): %s: %s",
-                          im->image_id, h->run_id, e.code ? e.code : strerror(-r),
-                          strempty(e.message));
+                          im->image_id, h->run_id, aws_error_describe(&e, r), strempty(e.message));
                 aws_error_done(&e);
                 return;
         }
@@ -84,7 +83,7 @@ static bool sweep_one(struct context *ctx, struct history_entry *h, usec_t now)
         r = ec2_describe_images_by_tag(ctx->ec2, TAG_RUN_ID, h->run_id, &ims, &n, &e);
         if (r < 0) {
                 log_warning("Cannot look for an image of failed run %s (next run again): %s: %s",
-                            h->run_id, e.code ? e.code : strerror(-r), strempty(e.message));
+                            h->run_id, aws_error_describe(&e, r), strempty(e.message));
                 aws_error_done(&e);
                 return false;
         }

@@ -84,6 +84,21 @@ char *buf_steal(struct buf *b, size_t *ret_len)
         return d;
 }
 
+int buf_finish(struct buf *b, int r, char **ret, size_t *ret_len)
+{
+        char *s = r >= 0 ? buf_steal(b, ret_len) : NULL;
+
+        if (!s) {
+                if (b->secret)
+                        buf_wipe(b);
+                else
+                        buf_free(b);
+                return r < 0 ? r : -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
 void buf_free(struct buf *b)
 {
         free(b->data);

@@ -539,7 +539,10 @@ def test_session_token_signed(moto_auth, fault_proxy, ec2_probe):
 
 
 def test_wrong_secret_is_auth_failure(moto_auth, ec2_probe):
-    creds = (moto_auth.access_key_id, moto_auth.secret_access_key[:-1] + "x")
+    # Another last character: a secret that happened to end in the one we put there would be
+    # the right one.
+    secret = moto_auth.secret_access_key
+    creds = (moto_auth.access_key_id, secret[:-1] + ("x" if secret[-1] != "x" else "y"))
     r = ec2_probe(moto_auth, "describe-images", creds=creds)
     e = failed(r, errno.EREMOTEIO, "AuthFailure", 401)
     assert "credentials" in e["message"]

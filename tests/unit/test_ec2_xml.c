@@ -421,6 +421,57 @@ static void test_params_sort_numeric(void **state)
         ec2_params_free(p);
 }
 
+/* A call's parameters in one list: a NULL value leaves its name out; set replaces a value. */
+static void test_params_build(void **state)
+{
+        struct ec2_params *p = NULL;
+        char *body = NULL;
+
+        assert_int_equal(ec2_params_build(&p, "ImageId", "ami-1", "Description", NULL,
+                                          "DeleteAssociatedSnapshots", "true", NULL),
+                         0);
+        assert_int_equal(ec2_params_set(p, "NextToken", "a"), 0);
+        assert_int_equal(ec2_params_set(p, "NextToken", "b c"), 0);
+        assert_int_equal(ec2_params_encode(p, "DeregisterImage", &body, NULL), 0);
+        assert_string_equal(body, "Action=DeregisterImage&Version=2016-11-15&"
+                                  "DeleteAssociatedSnapshots=true&ImageId=ami-1&NextToken=b+c");
+        free(body);
+        ec2_params_free(p);
+
+        /* A refused parameter fails the whole list and hands nothing out. */
+        p = NULL;
+        assert_int_equal(ec2_params_build(&p, "ImageId", "ami-1", "Action", "x", NULL), -EINVAL);
+        assert_null(p);
+        assert_int_equal(ec2_params_build(&p, NULL), 0);
+        assert_int_equal(ec2_params_encode(p, "DescribeLaunchTemplates", &body, NULL), 0);
+        assert_string_equal(body, "Action=DescribeLaunchTemplates&Version=2016-11-15");
+        free(body);
+        ec2_params_free(p);
+}
+
+/* What a message says of a failed call: AWS's code when it answered with one, else the errno. */
+static void test_error_describe(void **state)
+{
+        struct aws_error e = {.http_status = 400};
+
+        assert_string_equal(aws_error_describe(&e, -ETIMEDOUT), strerror(ETIMEDOUT));
+        assert_string_equal(aws_error_describe(NULL, -ENOKEY), strerror(ENOKEY));
+        e.code = (char *)"InvalidAMIID.NotFound";
+        assert_string_equal(aws_error_describe(&e, -EREMOTEIO), "InvalidAMIID.NotFound");
+
+        /* The code tables beside the transient one. */
+        assert_true(aws_error_is_throttling("RequestLimitExceeded"));
+        assert_true(aws_error_is_throttling("SlowDown"));
+        assert_false(aws_error_is_throttling("InternalError"));
+        assert_false(aws_error_is_throttling(NULL));
+        assert_true(aws_error_is_clock("RequestTimeTooSkewed"));
+        assert_true(aws_error_is_clock("InvalidSignatureException"));
+        assert_false(aws_error_is_clock("ExpiredToken"));
+        assert_true(aws_error_is_stale_credentials("ExpiredToken"));
+        assert_true(aws_error_is_stale_credentials("AuthFailure"));
+        assert_false(aws_error_is_stale_credentials("RequestExpired"));
+}
+
 static void endpoint_is(const char *cfg_url, const char *env_ec2, const char *env_all,
                         const char *expect)
 {
@@ -508,6 +559,8 @@ int main(void)
                 cmocka_unit_test(test_transient),
                 cmocka_unit_test(test_params),
                 cmocka_unit_test(test_params_sort_numeric),
+                cmocka_unit_test(test_params_build),
+                cmocka_unit_test(test_error_describe),
                 cmocka_unit_test(test_endpoint),
                 cmocka_unit_test(test_call_without_credentials),
         };
