@@ -171,6 +171,19 @@ struct answer {
         cJSON *json;
 };
 
+/*
+ * A 2xx answer. An operation without output (PutKeyPolicy, RevokeGrant) may answer with no body
+ * at all, which botocore reads as {}; moto answers some of them with null.
+ */
+static int parse_answer(const char *body, size_t len, cJSON **ret)
+{
+        if (len == 0 || (len == 4 && memcmp(body, "null", 4) == 0)) {
+                *ret = cJSON_CreateObject();
+                return *ret ? 0 : -ENOMEM;
+        }
+        return awsjson_parse(body, len, ret);
+}
+
 static int handle_response(const struct http_response *resp, void *userdata, struct aws_error *err)
 {
         struct answer *a = userdata;
@@ -178,7 +191,7 @@ static int handle_response(const struct http_response *resp, void *userdata, str
         int r;
 
         if (resp->status >= 200 && resp->status < 300) {
-                r = awsjson_parse(resp->body, resp->body_len, &a->json);
+                r = parse_answer(resp->body, resp->body_len, &a->json);
                 if (r >= 0)
                         return 0;
                 log_debug("%s: HTTP %ld with a body that is not a JSON object", a->operation,

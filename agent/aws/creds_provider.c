@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The credentials provider chain: the environment first, then the instance role through IMDS.
- * Role credentials are cached until five minutes before they expire, and a failed refresh falls
- * back on the cached set while it is still valid, so a short IMDS outage does not stop signing.
+ * The credentials provider chain: the environment first, then an attached source (the shared
+ * files, creds_profile.c), then the instance role through IMDS. Role credentials are cached until
+ * five minutes before they expire, and a failed refresh falls back on the cached set while it is
+ * still valid, so a short IMDS outage does not stop signing.
  */
 #include "aws/creds_provider.h"
 
@@ -20,8 +21,10 @@ struct creds_provider {
         struct imds *imds; /* borrowed */
         clock_fn clock;
         void *clock_userdata;
-        struct aws_credentials env;  /* what the last call found in the environment */
-        struct aws_credentials role; /* cached role credentials; access_key_id NULL when none */
+        struct aws_credentials env;   /* what the last call found in the environment */
+        struct aws_credentials role;  /* cached role credentials; access_key_id NULL when none */
+        struct aws_credentials fixed; /* creds_provider_new_static(): the only source */
+        struct creds_source source;   /* creds_provider_set_source(); get NULL when none */
 };
 
 int creds_provider_new(struct imds *imds, clock_fn clock, void *clock_userdata,
@@ -44,8 +47,37 @@ struct creds_provider *creds_provider_free(struct creds_provider *p)
                 return NULL;
         aws_credentials_done(&p->env);
         aws_credentials_done(&p->role);
+        aws_credentials_done(&p->fixed);
+        if (p->source.free)
+                p->source.free(p->source.userdata);
         free(p);
         return NULL;
+}
+
+int creds_provider_new_static(const struct aws_credentials *c, struct creds_provider **ret)
+{
+        struct creds_provider *p;
+        int r;
+
+        if (!c || !c->access_key_id || !c->secret_access_key)
+                return -EINVAL;
+        r = creds_provider_new(NULL, NULL, NULL, &p);
+        if (r < 0)
+                return r;
+        r = aws_credentials_copy(c, &p->fixed);
+        if (r < 0) {
+                creds_provider_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+void creds_provider_set_source(struct creds_provider *p, const struct creds_source *s)
+{
+        if (p->source.free)
+                p->source.free(p->source.userdata);
+        p->source = s ? *s : (struct creds_source){};
 }
 
 static usec_t provider_now(const struct creds_provider *p)
@@ -77,6 +109,10 @@ int creds_provider_get(struct creds_provider *p, const struct aws_credentials **
         usec_t now;
         int r;
 
+        if (p->fixed.access_key_id) {
+                *ret = &p->fixed;
+                return 0;
+        }
         r = aws_credentials_from_env(&c);
         if (r >= 0) {
                 aws_credentials_done(&p->env);
@@ -86,6 +122,11 @@ int creds_provider_get(struct creds_provider *p, const struct aws_credentials **
         }
         if (r != -ENOKEY)
                 return r;
+        if (p->source.get) {
+                r = p->source.get(p->source.userdata, ret);
+                if (r != -ENOKEY)
+                        return r;
+        }
         if (!p->imds)
                 return -ENOKEY;
 
@@ -116,6 +157,9 @@ int creds_provider_get(struct creds_provider *p, const struct aws_credentials **
 
 void creds_provider_invalidate(struct creds_provider *p)
 {
-        if (p)
-                aws_credentials_done(&p->role);
+        if (!p)
+                return;
+        aws_credentials_done(&p->role);
+        if (p->source.invalidate)
+                p->source.invalidate(p->source.userdata);
 }

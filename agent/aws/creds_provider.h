@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The credentials provider chain: the environment first, then the instance role through IMDS. */
+/*
+ * The credentials provider chain: the environment first, then an attached source (the shared
+ * files), then the instance role through IMDS.
+ */
 #pragma once
 
 #include "aws/credentials.h"
@@ -26,3 +29,25 @@ struct creds_provider *creds_provider_free(struct creds_provider *p);
 int creds_provider_get(struct creds_provider *p, const struct aws_credentials **ret);
 /* Forget cached role credentials (e.g. after an AuthFailure that suggests they were revoked). */
 void creds_provider_invalidate(struct creds_provider *p);
+
+/*
+ * A source consulted after the environment and before the instance role, as botocore consults the
+ * shared credentials and config files (creds_profile_attach() in creds_profile.h sets it: it signs
+ * its own STS calls through a provider, so this file cannot call it). get answers -ENOKEY when the
+ * source has nothing, and the chain goes on to the role; any other error stops the chain. The
+ * pointer it returns stays the source's. free releases userdata with the provider.
+ */
+struct creds_source {
+        int (*get)(void *userdata, const struct aws_credentials **ret);
+        void (*invalidate)(void *userdata);
+        void (*free)(void *userdata);
+        void *userdata;
+};
+/* Takes the source over, replacing (and freeing) any earlier one. */
+void creds_provider_set_source(struct creds_provider *p, const struct creds_source *s);
+
+/*
+ * A provider of one fixed set of credentials (a copy of c), neither the environment nor IMDS:
+ * what signs an AssumeRole with a source profile's keys, or the calls made in another account.
+ */
+int creds_provider_new_static(const struct aws_credentials *c, struct creds_provider **ret);

@@ -14,6 +14,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/secret.h"
 #include "aws/http.h"
 #include "aws/xml.h"
 #include "aws/vocab.h"
@@ -37,8 +38,9 @@ struct ec2_params {
         size_t n, cap;
 };
 
-int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *creds,
-                   struct ec2_client **ret)
+int ec2_query_client_new(const char *service, const char *env_name,
+                         const struct ec2_client_config *cfg, struct creds_provider *creds,
+                         struct ec2_client **ret)
 {
         _cleanup_free_ char *url = NULL;
         struct ec2_client *c;
@@ -46,14 +48,14 @@ int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *c
 
         if (!cfg || !aws_region_valid(cfg->region))
                 return -EINVAL;
-        url = aws_endpoint_resolve("EC2", "ec2", cfg->region, cfg->endpoint_url);
+        url = aws_endpoint_resolve(env_name, service, cfg->region, cfg->endpoint_url);
         if (!url)
                 return -ENOMEM;
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         r = signed_post_new(&(struct signed_post_config){.region = cfg->region,
-                                                         .service = "ec2",
+                                                         .service = service,
                                                          .endpoint = url,
                                                          .content_type = EC2_CONTENT_TYPE,
                                                          .transport = cfg->transport},
@@ -64,6 +66,12 @@ int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *c
         }
         *ret = c;
         return 0;
+}
+
+int ec2_client_new(const struct ec2_client_config *cfg, struct creds_provider *creds,
+                   struct ec2_client **ret)
+{
+        return ec2_query_client_new("ec2", "EC2", cfg, creds, ret);
 }
 
 struct ec2_client *ec2_client_free(struct ec2_client *c)
@@ -259,7 +267,9 @@ static bool action_valid(const char *action)
         return true;
 }
 
-int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret, size_t *ret_len)
+/* The Query protocol's body for any service: the API version is the service's (STS: 2011-06-15). */
+static int query_params_encode(const struct ec2_params *p, const char *action, const char *version,
+                               char **ret, size_t *ret_len)
 {
         _cleanup_free_ const struct ec2_param **sorted = NULL;
         struct buf b = {.max = EC2_MAX_BODY_SENT};
@@ -276,7 +286,7 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
                         sorted[i] = &p->v[i];
                 qsort(sorted, n, sizeof(*sorted), param_cmp);
         }
-        r = buf_printf(&b, "Action=%s&Version=%s", action, EC2_API_VERSION);
+        r = buf_printf(&b, "Action=%s&Version=%s", action, version);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 r = buf_append(&b, "&", 1);
                 if (r >= 0)
@@ -287,6 +297,11 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
                         r = append_encoded(&b, sorted[i]->value);
         }
         return buf_finish(&b, r, ret, ret_len);
+}
+
+int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret, size_t *ret_len)
+{
+        return query_params_encode(p, action, EC2_API_VERSION, ret, ret_len);
 }
 
 int ec2_parse_error(const char *body, size_t len, struct aws_error *err)
@@ -329,6 +344,7 @@ int ec2_parse_error(const char *body, size_t len, struct aws_error *err)
 
 struct answer {
         const char *action;
+        bool secret; /* the body holds credentials (STS): wiped once read */
         xmlDoc *doc;
 };
 
@@ -350,6 +366,8 @@ static int handle_response(const struct http_response *resp, void *userdata, str
                 root = r >= 0 ? xmlDocGetRootElement(doc) : NULL;
                 snprintf(expect, sizeof(expect), "%sResponse", a->action);
                 if (root && xml_is(root, expect)) {
+                        if (a->secret)
+                                secret_wipe(resp->body, resp->body_len);
                         a->doc = TAKE_PTR(doc);
                         return 0;
                 }
@@ -361,6 +379,8 @@ static int handle_response(const struct http_response *resp, void *userdata, str
                 e.http_status = resp->status;
                 r = r < 0 ? -EBADMSG : -EREMOTEIO;
         }
+        if (a->secret)
+                secret_wipe(resp->body, resp->body_len);
         aws_error_move(err, &e);
         return r;
 }
@@ -373,12 +393,19 @@ void ec2_client_limit_next_call(struct ec2_client *c, bool once, unsigned deadli
 int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params, xmlDoc **ret_doc,
              struct aws_error *err)
 {
+        return ec2_query_call(c, EC2_API_VERSION, action, params, false, ret_doc, err);
+}
+
+int ec2_query_call(struct ec2_client *c, const char *version, const char *action,
+                   struct ec2_params *params, bool secret_answer, xmlDoc **ret_doc,
+                   struct aws_error *err)
+{
         _cleanup_free_ char *body = NULL;
-        struct answer a = {.action = action};
+        struct answer a = {.action = action, .secret = secret_answer};
         size_t body_len;
         int r;
 
-        r = ec2_params_encode(params, action, &body, &body_len);
+        r = query_params_encode(params, action, version, &body, &body_len);
         if (r < 0)
                 return r;
         r = signed_post_call(c->sp, action, NULL, body, body_len, handle_response, &a, err);

@@ -67,6 +67,19 @@ int ec2_params_encode(const struct ec2_params *p, const char *action, char **ret
  */
 int ec2_call(struct ec2_client *c, const char *action, struct ec2_params *params, xmlDoc **ret_doc,
              struct aws_error *err);
+/*
+ * The same Query protocol for another service (STS): a client whose signing name and host are
+ * service (https://SERVICE.REGION.amazonaws.com) and whose endpoint variable is
+ * AWS_ENDPOINT_URL_<env_name>, and a call with that service's API version (STS: 2011-06-15). The
+ * answer's root must be <ActionResponse>, errors as above. secret_answer: the answer carries
+ * credentials, so its body is wiped once parsed (the caller wipes the document's text).
+ */
+int ec2_query_client_new(const char *service, const char *env_name,
+                         const struct ec2_client_config *cfg, struct creds_provider *creds,
+                         struct ec2_client **ret);
+int ec2_query_call(struct ec2_client *c, const char *version, const char *action,
+                   struct ec2_params *params, bool secret_answer, xmlDoc **ret_doc,
+                   struct aws_error *err);
 /* Limits for the next call only: see signed_post_limit_next() in signed_post.h. */
 void ec2_client_limit_next_call(struct ec2_client *c, bool once, unsigned deadline_ms);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/creds_profile.h"
 #include "aws/creds_provider.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -32,6 +33,12 @@ int context_new(const struct config *config, struct context **ret)
         if (r < 0)
                 return log_error_errno(r, "Invalid instance metadata settings: %m");
         r = creds_provider_new(ctx->imds, NULL, NULL, &ctx->creds);
+        if (r >= 0)
+                r = creds_profile_attach(
+                        ctx->creds,
+                        &(struct creds_profile_config){.region = config->region,
+                                                       .endpoint_url = config->endpoint_url,
+                                                       .transport = context_aws_transport(ctx)});
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the credentials provider: %m");
         *ret = TAKE_PTR(ctx);
