@@ -6,7 +6,9 @@ image, and the unencrypted original is deregistered with its snapshots; crashes 
 and after DeregisterImage resume to the same end with one copy.
 
 moto ignores CopyImage's Encrypted and KmsKeyId (its images never say they are encrypted): what
-was sent is asserted from the proxy's recorded requests.  The crashes are real: the proxy holds
+was sent is asserted from the proxy's recorded requests, and the tests' moto
+(tests/peers/moto_server.py) marks an image encrypted with the key's ARN when CopyImage asked for
+it, or when CreateImage's instance has its root volume encrypted, as EC2 does.  The crashes are real: the proxy holds
 the request (unforwarded), the agent is killed with SIGKILL, then the proxy lets the request go
 on to moto, so that EC2 acted on a request whose answer nobody recorded.
 """
@@ -14,9 +16,11 @@ on to moto, so that EC2 acted on a request whose answer nobody recorded.
 import json
 import time
 
+import pytest
+
 from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import (ACCOUNT, DEADLINE, SRC, done_run, kms_key, rig,  # noqa: F401
-                             tags_of)
+from test_distribute import (ACCOUNT, DEADLINE, MOTO_AMI, SRC, Rig, done_run, kms_key,
+                             rig, tags_of)  # noqa: F401 (rig: the fixture)
 
 NAME = "dist-{run_id}"  # the rig's [image] name
 
@@ -25,6 +29,11 @@ def configure(rig):
     key = kms_key(rig, SRC, "alias/golden")
     rig.configure(kms_key="%s:alias/golden" % SRC)
     return key
+
+
+def key_arn(rig):
+    return client(rig.moto.url, "kms", region=SRC).describe_key(KeyId="alias/golden")[
+        "KeyMetadata"]["Arn"]
 
 
 def run_images(rig, run_id):
@@ -43,6 +52,9 @@ def assert_encrypted_in_place(rig, j):
     [im] = run_images(rig, run_id)
     assert im["ImageId"] == j["image_id"] and im["Name"] == NAME.format(run_id=run_id)
     assert im["State"] == "available"
+    # Encrypted with the key (moto_server.py keeps what CopyImage asked for, by the key's ARN).
+    [ebs] = [m["Ebs"] for m in im["BlockDeviceMappings"] if "Ebs" in m]
+    assert ebs.get("Encrypted") is True and ebs.get("KmsKeyId") == key_arn(rig), ebs
     original = j["unencrypted_image_id"]
     assert original and original != j["image_id"]
     assert j["unencrypted_deregistered"] is True
@@ -144,3 +156,42 @@ def test_key_not_enabled_is_refused_before_create_image(rig):
     err = r.err + r.stdout_text
     assert "alias/golden" in err and "Disabled" in err, err
     assert rig.sent("CreateImage") == [] and rig.sent("CopyImage") == []
+
+
+@pytest.fixture
+def encrypted_rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    """The rig, with the instance's root volume encrypted with alias/golden already."""
+    kms = client(moto.url, "kms", region=SRC)
+    key = kms.create_key(Description="golden")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/golden", TargetKeyId=key["KeyId"])
+    ec2 = client(moto.url, "ec2", region=SRC)
+    root = ec2.describe_images(ImageIds=[MOTO_AMI])["Images"][0]["RootDeviceName"]
+    instance_id = ec2.run_instances(
+        ImageId=MOTO_AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        BlockDeviceMappings=[{"DeviceName": root, "Ebs": {
+            "VolumeSize": 8, "Encrypted": True, "KmsKeyId": key["Arn"]}}],
+    )["Instances"][0]["InstanceId"]
+    imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT)
+    proxy = fault_proxy(moto)
+    r = Rig(tmp_path, moto, proxy, agent_env(imds=imds, endpoint=proxy), agent_bin, instance_id)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def test_image_encrypted_with_the_key_already_is_not_copied(encrypted_rig):
+    rig = encrypted_rig
+    rig.configure(kms_key="%s:alias/golden" % SRC)
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.returncode == 0, a.err
+    [q] = rig.sent("CreateImage")
+    j = done_run(rig.agent("resume", "--json"))
+    [im] = run_images(rig, j["run_id"])
+    assert im["ImageId"] == j["image_id"]
+    [ebs] = [m["Ebs"] for m in im["BlockDeviceMappings"] if "Ebs" in m]
+    assert ebs.get("KmsKeyId") == key_arn(rig), ebs
+    assert rig.sent("CopyImage") == [] and rig.sent("DeregisterImage") == []
+    assert "unencrypted_image_id" not in j
+    # It keeps the name it was made under: an AMI cannot be renamed (README, Encryption).
+    assert im["Name"] == q["params"]["Name"] == j["create_name"]
