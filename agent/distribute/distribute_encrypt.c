@@ -91,8 +91,8 @@ static int record_original(struct dist *d, const char *key)
         struct kms_key k = {};
         int r;
 
-        r = dist_check_key(&d->clients, run->region, key, run->image_id,
-                           distribute_sharing(d->cfg), &k, &d->why);
+        r = dist_check_key(&d->clients, run->region, key, run->image_id, distribute_sharing(d->cfg),
+                           &k, &d->why);
         if (r >= 0)
                 r = describe(d, run->image_id, &im);
         if (r >= 0 && !im.image_id) {
@@ -101,8 +101,7 @@ static int record_original(struct dist *d, const char *key)
                 r = -ENOENT;
         }
         if (r >= 0 && dist_image_key_matches(im.kms_key_id, &k)) {
-                log_notice("Image %s is encrypted with %s already: not copied", run->image_id,
-                           key);
+                log_notice("Image %s is encrypted with %s already: not copied", run->image_id, key);
                 r = 1;
         } else if (r >= 0) {
                 strv_free(run->unencrypted_snapshot_ids);
@@ -161,21 +160,21 @@ static int copy(struct dist *d, const char *key)
                          run->unencrypted_image_id, key);
         if (!token || !desc)
                 return -ENOMEM;
-        r = ec2_copy_image(own_ec2(d),
-                           &(struct ec2_copy_image_args){
-                                   .source_region = run->region,
-                                   .source_image_id = run->unencrypted_image_id,
-                                   .name = run->image_name,
-                                   .description = desc,
-                                   .encrypted = true,
-                                   .kms_key_id = key,
-                                   .tags = tags,
-                                   .n_tags = image_tags_build(
-                                           d->cfg, run,
-                                           distribute_lineage(d->cfg, run->instance_id), tags),
-                                   .client_token = token,
-                           },
-                           &id, &e);
+        r = ec2_copy_image(
+                own_ec2(d),
+                &(struct ec2_copy_image_args){
+                        .source_region = run->region,
+                        .source_image_id = run->unencrypted_image_id,
+                        .name = run->image_name,
+                        .description = desc,
+                        .encrypted = true,
+                        .kms_key_id = key,
+                        .tags = tags,
+                        .n_tags = image_tags_build(
+                                d->cfg, run, distribute_lineage(d->cfg, run->instance_id), tags),
+                        .client_token = token,
+                },
+                &id, &e);
         if (r < 0 && streq_ptr(e.code, "InvalidAMIName.Duplicate")) {
                 /* The name is taken: by this run's copy not listed yet, or by something else. */
                 aws_error_done(&e);
@@ -229,10 +228,9 @@ static int wait_copy(struct dist *d)
 /* EC2 says the image or snapshot is gone already (a second try after an interruption). */
 static bool gone(int r, const struct aws_error *e)
 {
-        return r == -EREMOTEIO &&
-               (streq_ptr(e->code, "InvalidAMIID.NotFound") ||
-                streq_ptr(e->code, "InvalidAMIID.Unavailable") ||
-                streq_ptr(e->code, "InvalidSnapshot.NotFound"));
+        return r == -EREMOTEIO && (streq_ptr(e->code, "InvalidAMIID.NotFound") ||
+                                   streq_ptr(e->code, "InvalidAMIID.Unavailable") ||
+                                   streq_ptr(e->code, "InvalidSnapshot.NotFound"));
 }
 
 /* The original and its snapshots: DeleteAssociatedSnapshots, then each recorded one. */
