@@ -19,8 +19,9 @@ import time
 import pytest
 
 from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import (ACCOUNT, DEADLINE, MOTO_AMI, SRC, Rig, done_run, kms_key,
-                             rig, tags_of)  # noqa: F401 (rig: the fixture)
+from test_distribute import (ACCOUNT, DEADLINE, MOTO_AMI, POLICY, SRC, Rig, TagBook,  # noqa
+                             auth_rig, check_requests_against_policy, done_run, for_moto,
+                             kms_key, rig, tags_of)  # (rig, auth_rig: the fixtures)
 
 NAME = "dist-{run_id}"  # the rig's [image] name
 
@@ -195,3 +196,38 @@ def test_image_encrypted_with_the_key_already_is_not_copied(encrypted_rig):
     assert "unencrypted_image_id" not in j
     # It keeps the name it was made under: an AMI cannot be renamed (README, Encryption).
     assert im["Name"] == q["params"]["Name"] == j["create_name"]
+
+
+def test_encrypt_in_place_under_the_iam_policy(auth_rig):
+    """The shipped policy (its KMS resources widened for moto, which cannot match an ARN) under
+    moto's enforcement: encryption in place and, on the second run, retention; then every request
+    evaluated against the file as shipped, with the tags of what was deregistered or deleted."""
+    rig = auth_rig(for_moto(POLICY.read_text()))
+    kms = client(rig.moto.url, "kms", rig.admin, SRC)
+    key = kms.create_key(Description="golden")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/golden", TargetKeyId=key["KeyId"])
+    rig.configure(kms_key="%s:alias/golden" % SRC, keep_newest=1, lineage="web")
+    book = TagBook(rig, (SRC,))
+
+    def run():
+        """run and resume; the tags are read while CopyImage is delayed in the proxy, when the
+        original and its (tagged) snapshots are there: DeregisterImage and DeleteSnapshot are
+        judged by them.  (A delay, not a hold: a released proxy lets later holds pass.)"""
+        book.update()
+        assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
+        before = len(rig.sent("CopyImage"))
+        rig.proxy.faults({"kind": "delay", "action": "CopyImage", "delay_ms": 8000})
+        p = rig.start("resume", "--json")
+        wait_for(lambda: len(rig.sent("CopyImage")) > before, "never reached CopyImage")
+        book.update()
+        _, p.err = p.communicate(timeout=DEADLINE * 4)
+        p.out.seek(0)
+        p.stdout_text = p.out.read()
+        return done_run(p)
+
+    first = run()
+    second = run()
+    left = {im["ImageId"] for im in rig.images()}
+    assert left == {second["image_id"]}, (left, first["image_id"])
+    assert len(rig.sent("CopyImage")) == 2
+    check_requests_against_policy(rig, book)
