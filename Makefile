@@ -166,7 +166,7 @@ format:
 # A skip that tests/allowed-skips.txt does not list fails the run (see README, Tests).
 ALLOWED_SKIPS := --allowed-skips=$(CURDIR)/tests/allowed-skips.txt
 check: deps
-	$(MAKE) format-check check-layers
+	$(MAKE) format-check check-layers check-sizes
 	$(MAKE) all unit fuzz-replay
 	$(MAKE) integration PYTEST_ARGS="$(ALLOWED_SKIPS) $(PYTEST_ARGS)"
 

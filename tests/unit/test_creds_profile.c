@@ -315,7 +315,13 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
+        _cleanup_free_ char *aws = strprintf("%s/.aws", dir),
+                            *path = strprintf("%s/.aws/credentials", dir);
+
+        /* Also what a failed test_default_paths left behind. */
         setup(state);
+        unlink(path);
+        rmdir(aws);
         rmdir(dir);
         return 0;
 }
