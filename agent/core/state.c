@@ -99,8 +99,11 @@ struct run_state *run_state_free(struct run_state *r)
         free(r->instance_id);
         free(r->region);
         free(r->image_name);
+        free(r->create_name);
         free(r->image_id);
         free(r->image_state);
+        free(r->unencrypted_image_id);
+        strv_free(r->unencrypted_snapshot_ids);
         free(r->error);
         free(r->boot_id);
         strv_free(r->frozen_mounts);

@@ -81,9 +81,23 @@ struct run_state {
         bool dry_run;
         char *instance_id;
         char *region;
-        char *image_name;
-        char *image_id;
+        char *image_name; /* the run's image's name, as [image] name rendered it */
+        /*
+         * The name CreateImage gives the image when it is not image_name: with encryption in place
+         * (distribute_encrypt.c) the unencrypted original is made under a name of its own, so that
+         * its encrypted copy can take image_name (AMI names are unique in a region). NULL: as
+         * image_name. Decided once, before CreateImage.
+         */
+        char *create_name;
+        char *image_id; /* the run's image; with encryption in place, the copy once it is made */
         char *image_state;
+        /*
+         * Encryption in place: the unencrypted original and its snapshots, recorded before its
+         * copy is asked for, and whether the original has been deregistered (with them).
+         */
+        char *unencrypted_image_id;
+        char **unencrypted_snapshot_ids; /* NULL-terminated */
+        bool unencrypted_deregistered;
         enum consistency consistency;
         char *error;
         char *boot_id;         /* the boot in which the state was last saved (a freeze is only
@@ -164,6 +178,11 @@ int run_state_new(enum run_mode mode, bool dry_run, struct run_state **ret);
 struct run_state *run_state_free(struct run_state *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct run_state *, run_state_free)
 int run_state_set(char **field, const char *value);
+/* The name CreateImage uses for the run's image: create_name, else image_name. */
+static inline const char *run_state_create_name(const struct run_state *r)
+{
+        return r->create_name ? r->create_name : r->image_name;
+}
 /* Append a region with nothing done yet; -E2BIG past RUN_DIST_MAX. */
 int run_state_add_dist(struct run_state *r, const char *region, struct run_dist **ret);
 struct run_dist *run_state_find_dist(const struct run_state *r, const char *region);

@@ -50,6 +50,25 @@ static int dist_to_json(cJSON *o, const struct run_state *r)
         return arr ? 0 : -ENOMEM;
 }
 
+/* Encryption in place (distribute_encrypt.c): written only once it is under way. */
+static int encrypt_to_json(cJSON *o, const struct run_state *r)
+{
+        cJSON *snaps;
+        int e = 0;
+
+        e |= json_add_str(o, "create_name", r->create_name);
+        if (!r->unencrypted_image_id)
+                return e;
+        e |= json_add_str(o, "unencrypted_image_id", r->unencrypted_image_id);
+        e |= cJSON_AddBoolToObject(o, "unencrypted_deregistered", r->unencrypted_deregistered)
+                     ? 0
+                     : -ENOMEM;
+        snaps = cJSON_AddArrayToObject(o, "unencrypted_snapshot_ids");
+        for (char **s = r->unencrypted_snapshot_ids; snaps && s && *s; s++)
+                cJSON_AddItemToArray(snaps, cJSON_CreateString(*s));
+        return e || !snaps ? -ENOMEM : 0;
+}
+
 cJSON *run_state_to_json(const struct run_state *r)
 {
         cJSON *o = cJSON_CreateObject(), *times, *mounts;
@@ -94,7 +113,7 @@ cJSON *run_state_to_json(const struct run_state *r)
                         add_num(t, "ms",
                                 (double)((r->times[i].end - r->times[i].start) / USEC_PER_MSEC));
         }
-        if (r->n_dist > 0 && dist_to_json(o, r) < 0)
+        if (encrypt_to_json(o, r) < 0 || (r->n_dist > 0 && dist_to_json(o, r) < 0))
                 e = -ENOMEM;
         if (e || !mounts || !times) {
                 cJSON_Delete(o);
@@ -249,6 +268,28 @@ static int dist_from_json(const cJSON *arr, struct run_state *r)
         return 0;
 }
 
+/* The fields of encryption in place; a state written before it had them has none (0). */
+static int encrypt_from_json(const cJSON *o, struct run_state *r)
+{
+        const cJSON *snaps = cJSON_GetObjectItemCaseSensitive(o, "unencrypted_snapshot_ids");
+        const cJSON *i;
+        int e = 0;
+
+        e |= get_str(o, "create_name", &r->create_name);
+        e |= get_str(o, "unencrypted_image_id", &r->unencrypted_image_id);
+        r->unencrypted_deregistered =
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "unencrypted_deregistered"));
+        if (e || (snaps && (!cJSON_IsArray(snaps) || cJSON_GetArraySize(snaps) > 128)))
+                return -EBADMSG;
+        cJSON_ArrayForEach(i, snaps)
+        {
+                if (!cJSON_IsString(i) || strlen(i->valuestring) > 64 ||
+                    strv_push(&r->unencrypted_snapshot_ids, i->valuestring) < 0)
+                        return -EBADMSG;
+        }
+        return 0;
+}
+
 static int run_from_json(const cJSON *o, struct run_state **ret)
 {
         struct run_state *r = calloc(1, sizeof(*r));
@@ -321,7 +362,8 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                     get_usec(t, "end_us", &r->times[i].end) < 0)
                         goto bad;
         }
-        if (dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "distribution"), r) < 0)
+        if (encrypt_from_json(o, r) < 0 ||
+            dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "distribution"), r) < 0)
                 goto bad;
         *ret = r;
         return 0;

@@ -36,7 +36,13 @@ bool distribute_configured(const struct config *c)
 {
         return c->dist_regions || c->dist_share_accounts || c->dist_share_orgs ||
                c->dist_share_ous || c->dist_deprecate_days > 0 || c->dist_keep_newest > 0 ||
-               c->dist_keep_days > 0 || c->dist_launch_template || c->dist_ssm_parameter;
+               c->dist_keep_days > 0 || c->dist_launch_template || c->dist_ssm_parameter ||
+               c->dist_kms_keys;
+}
+
+bool distribute_encrypts_in_place(const struct config *c, const char *region)
+{
+        return region && dist_kms_key_for(c, region);
 }
 
 bool distribute_sharing(const struct config *c)
@@ -391,6 +397,9 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                 r = dist_clients_open(&d.clients, ctx, regions);
         if (r < 0 && !d.why)
                 d.why = strprintf("cannot set up the clients of the regions: %s", strerror(-r));
+        /* First of all: every later step, copies included, works on the encrypted image. */
+        if (r >= 0)
+                r = dist_encrypt_in_place(&d);
         if (r >= 0)
                 r = plan(&d, regions);
         strv_free(regions);

@@ -18,6 +18,11 @@ struct state;
 
 /* Whether [distribute] asks for anything at all. */
 bool distribute_configured(const struct config *c);
+/*
+ * Whether [distribute] kms_key names a key for region, the run's own: the image is then copied
+ * there encrypted with it and the unencrypted original deregistered (distribute_encrypt.c).
+ */
+bool distribute_encrypts_in_place(const struct config *c, const char *region);
 /* Whether [distribute] shares the images with accounts, organizations or OUs. */
 bool distribute_sharing(const struct config *c);
 /* The lineage retention counts images in: [distribute] lineage, else the instance's id. */

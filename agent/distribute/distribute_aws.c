@@ -168,6 +168,13 @@ int dist_check_key(struct dist_clients *c, const char *region, const char *key_i
                 aws_error_done(&e);
                 return r;
         }
+        if (k.key_state && !streq(k.key_state, "Enabled")) {
+                *ret_why = strprintf("KMS key %s in %s is %s, not Enabled: no image can be "
+                                     "encrypted with it ([distribute] kms_key)",
+                                     key_id, region, k.key_state);
+                kms_key_done(&k);
+                return -EPERM;
+        }
         if (for_sharing && dist_key_is_aws_managed(key_id, &k)) {
                 *ret_why = strprintf(
                         "%s in %s is encrypted with the AWS-managed KMS key %s (%s), which "

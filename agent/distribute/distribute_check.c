@@ -156,17 +156,20 @@ static int check_calls(struct check *k, const char *region, bool own)
         struct aws_error e = {};
         int r = 0;
 
-        if (!own)
-                return dry(k,
-                           ec2_copy_image(c,
-                                          &(struct ec2_copy_image_args){
-                                                  .source_region = k->ctx->region,
-                                                  .source_image_id = probe,
-                                                  .name = "ec2-imaged-preflight",
-                                                  .kms_key_id = dist_kms_key_for(k->cfg, region),
-                                                  .dry_run = true},
-                                          NULL, &e),
-                           &e, "CopyImage", region);
+        /* A copy to another region, or in the run's own for encryption in place. */
+        if (!own || dist_kms_key_for(k->cfg, region))
+                r = dry(k,
+                        ec2_copy_image(c,
+                                       &(struct ec2_copy_image_args){
+                                               .source_region = k->ctx->region,
+                                               .source_image_id = probe,
+                                               .name = "ec2-imaged-preflight",
+                                               .kms_key_id = dist_kms_key_for(k->cfg, region),
+                                               .dry_run = true},
+                                       NULL, &e),
+                        &e, "CopyImage", region);
+        if (!own || r < 0)
+                return r;
         if (distribute_sharing(k->cfg)) {
                 struct ec2_share s = {EC2_SHARE_ACCOUNT, "000000000000"};
                 r = dry(k, ec2_add_launch_permissions(c, probe, &s, 1, true, &e), &e,

@@ -41,7 +41,7 @@ int dist_check_copy_keys(struct dist *d)
  * name in the destination region: adopt it when it is this run's, by its run-id tag or, before
  * the tags are on, by the run id in its description.
  */
-static int find_copy(struct dist *d, struct run_dist *rd)
+int dist_find_copy(struct dist *d, struct run_dist *rd)
 {
         struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
         struct aws_error e = {};
@@ -79,7 +79,7 @@ static int start_copy(struct dist *d, struct run_dist *rd)
         struct aws_error e = {};
         int r;
 
-        r = find_copy(d, rd);
+        r = dist_find_copy(d, rd);
         if (r < 0 || rd->image_id)
                 return r < 0 ? r : dist_save(d);
         /* The same token for the same run and region: EC2 makes one copy however often asked. */
@@ -109,7 +109,7 @@ static int start_copy(struct dist *d, struct run_dist *rd)
                  * lookup above did not see yet (eventual consistency) or by something else.
                  */
                 aws_error_done(&e);
-                r = find_copy(d, rd);
+                r = dist_find_copy(d, rd);
                 if (r >= 0 && !rd->image_id)
                         d->why = strprintf("CopyImage in %s: InvalidAMIName.Duplicate, and no "
                                            "image named '%s' is visible yet",

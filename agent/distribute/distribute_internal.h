@@ -11,6 +11,7 @@
 struct config;
 struct context;
 struct ec2_image;
+struct kms_key;
 struct run_dist;
 struct run_state;
 struct state;
@@ -36,3 +37,22 @@ int dist_check_copy_keys(struct dist *d);
  * max_copies_in_flight at once, and wait until all of them are available.
  */
 int dist_copy_all(struct dist *d);
+
+/*
+ * A copy of the run's image in rd->region whose CopyImage answer was lost: found by the run's
+ * image name and adopted (rd->image_id set) when it is this run's; -EEXIST (d->why) when an image
+ * of that name is someone else's.
+ */
+int dist_find_copy(struct dist *d, struct run_dist *rd);
+/*
+ * Encryption in place (distribute_encrypt.c), when the run's image was made under a name of its
+ * own for it (run_state.create_name) and a key is configured for the run's region: copy it there
+ * encrypted with that key, wait for the copy, make it the run's image, deregister the original
+ * with its snapshots. Each step is saved before the next; resumed, none is done twice.
+ */
+int dist_encrypt_in_place(struct dist *d);
+/*
+ * Whether image_key (the KmsKeyId DescribeImages gives an image's snapshot: an ARN) is the key k
+ * (DescribeKey's answer for the configured id, ARN or alias).
+ */
+bool dist_image_key_matches(const char *image_key, const struct kms_key *k);

@@ -177,6 +177,16 @@ static int name_image(struct flow *f)
         r = image_name_render(f->cfg->image_name, &fields, &f->run->image_name, &err);
         if (r < 0)
                 return flow_fail(f, r, "[image] name: %s", strna(err));
+        /*
+         * Encrypted in place, the image that keeps the configured name is the encrypted copy;
+         * the unencrypted original, deregistered once the copy is available, is made under a
+         * name of the run's own (AMI names are unique in a region).
+         */
+        if (distribute_encrypts_in_place(f->cfg, f->ctx->region)) {
+                f->run->create_name = strprintf("ec2-imaged-unencrypted-%s", f->run->run_id);
+                if (!f->run->create_name)
+                        return log_error_errno(-ENOMEM, "Out of memory");
+        }
         return 0;
 }
 

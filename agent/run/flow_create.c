@@ -67,7 +67,8 @@ static int after_unclear_create(struct flow *f, int r, struct aws_error *e, cons
                                  strempty(e->message), e->request_id ? " (request " : "",
                                  e->request_id ? e->request_id : "");
         log_warning("%s's outcome is unknown (%s); looking for image '%s' for up to %u s", what,
-                    aws_error_describe(e, r), f->run->image_name, f->cfg->adopt_timeout_s);
+                    aws_error_describe(e, r), run_state_create_name(f->run),
+                    f->cfg->adopt_timeout_s);
         f->run->create_outcome = CREATE_UNKNOWN;
         f->run->unknown_since = now_usec(CLOCK_REALTIME);
         (void)flow_save(f);

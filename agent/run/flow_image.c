@@ -39,7 +39,7 @@ int flow_image_dry_run(struct context *ctx, struct run_state *run, const struct 
         struct ec2_tag tags[IMAGE_TAGS_MAX];
         struct ec2_create_image_args a = {
                 .instance_id = run->instance_id,
-                .name = run->image_name,
+                .name = run_state_create_name(run),
                 .no_reboot = run->mode == MODE_NO_REBOOT,
                 .tags = tags,
                 .n_tags = image_tags_build(cfg, run, NULL, tags),
@@ -56,7 +56,7 @@ int flow_image_find(struct context *ctx, struct run_state *run, struct aws_error
         size_t n = 0;
         int r;
 
-        r = ec2_describe_images(ctx->ec2, run->image_name, NULL, &ims, &n, err);
+        r = ec2_describe_images(ctx->ec2, run_state_create_name(run), NULL, &ims, &n, err);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r == 0; i++) {
@@ -65,12 +65,12 @@ int flow_image_find(struct context *ctx, struct run_state *run, struct aws_error
                         log_error("An image named '%s' already exists (%s) and was not made by "
                                   "this run; choose an [image] name template that is unique, "
                                   "e.g. with {date:%%Y%%m%%d-%%H%%M%%S} or {run_id}",
-                                  run->image_name, ims[i].image_id);
+                                  run_state_create_name(run), ims[i].image_id);
                         r = -EEXIST;
                         break;
                 }
                 log_notice("Image %s '%s' of this run already exists; not creating another",
-                           ims[i].image_id, run->image_name);
+                           ims[i].image_id, run_state_create_name(run));
                 r = run_state_set(&run->image_id, ims[i].image_id);
                 if (r >= 0) {
                         int c = consistency_from_string(image_tag(&ims[i], TAG_CONSISTENCY));
@@ -89,7 +89,7 @@ int flow_image_create(struct context *ctx, struct run_state *run, const struct c
         struct ec2_tag tags[IMAGE_TAGS_MAX];
         struct ec2_create_image_args a = {
                 .instance_id = run->instance_id,
-                .name = run->image_name,
+                .name = run_state_create_name(run),
                 .description = desc,
                 .no_reboot = no_reboot,
                 .tags = tags,
@@ -139,17 +139,17 @@ int flow_image_adopt(struct context *ctx, struct run_state *run, const struct co
                 if (r == -EEXIST) {
                         aws_error_done(&e);
                         *ret_why = strprintf("an image named '%s' was made by something else",
-                                             run->image_name);
+                                             run_state_create_name(run));
                         return r;
                 }
                 if (r < 0)
                         log_warning("DescribeImages while looking for '%s': %s: %s",
-                                    run->image_name, aws_error_describe(&e, r),
+                                    run_state_create_name(run), aws_error_describe(&e, r),
                                     strempty(e.message));
                 aws_error_done(&e);
                 if (r >= 0 && run->image_id) {
                         log_notice("Found image %s '%s' of this run (look %u): adopted",
-                                   run->image_id, run->image_name, looks);
+                                   run->image_id, run_state_create_name(run), looks);
                         return 0;
                 }
                 if (backoff_sleep(&b) < 0)
@@ -157,7 +157,7 @@ int flow_image_adopt(struct context *ctx, struct run_state *run, const struct co
         }
         *ret_why = strprintf("no image named '%s' with this run's id appeared within %u s ([run] "
                              "adopt_timeout_s, %u looks); later runs look for it by the run id",
-                             run->image_name, cfg->adopt_timeout_s, looks);
+                             run_state_create_name(run), cfg->adopt_timeout_s, looks);
         return -ETIME;
 }
 

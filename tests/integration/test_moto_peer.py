@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The moto the tests run (tests/peers/moto_server.py) keeps EC2's rules that the agent's
 "never two images" rests on: an AMI name is unique per account and region (CreateImage and
-CopyImage refuse a taken one with InvalidAMIName.Duplicate, as EC2 does), and CopyImage with the
-same ClientToken makes one copy.  Checked with botocore, so the error is parsed by AWS's own
+CopyImage refuse a taken one with InvalidAMIName.Duplicate, as EC2 does), CopyImage with the
+same ClientToken makes one copy, and an image says it is encrypted, with the key's ARN, when
+CopyImage asked for it or its instance's root volume is.  Checked with botocore, so the error is parsed by AWS's own
 model of the answer."""
 
 import re
@@ -67,3 +68,36 @@ def test_copy_image_client_token_makes_one_copy(moto, ec2, instance):
     first = dst.copy_image(**kw)["ImageId"]
     assert dst.copy_image(**kw)["ImageId"] == first
     assert [i["ImageId"] for i in dst.describe_images(Owners=["self"])["Images"]] == [first]
+
+
+def ebs_of(ec2, image_id):
+    [im] = ec2.describe_images(ImageIds=[image_id])["Images"]
+    [ebs] = [m["Ebs"] for m in im["BlockDeviceMappings"] if "Ebs" in m]
+    return ebs
+
+
+def test_images_carry_the_encryption_they_were_made_with(moto, ec2, instance):
+    """CopyImage with Encrypted and KmsKeyId (an alias here) gives an image encrypted with the
+    key, named by its ARN; a copy of that without a key stays so; an unencrypted image and a
+    plain copy say nothing; CreateImage of an instance whose root volume is encrypted gives an
+    encrypted image."""
+    kms = client(moto.url, "kms", region=REGION)
+    key = kms.create_key(Description="golden")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/golden", TargetKeyId=key["KeyId"])
+    src = ec2.create_image(InstanceId=instance, Name="plain", NoReboot=True)["ImageId"]
+    assert "KmsKeyId" not in ebs_of(ec2, src) and not ebs_of(ec2, src).get("Encrypted")
+    plain = ec2.copy_image(SourceImageId=src, SourceRegion=REGION, Name="plain-copy")["ImageId"]
+    assert "KmsKeyId" not in ebs_of(ec2, plain)
+    enc = ec2.copy_image(SourceImageId=src, SourceRegion=REGION, Name="enc", Encrypted=True,
+                         KmsKeyId="alias/golden")["ImageId"]
+    assert ebs_of(ec2, enc)["Encrypted"] is True and ebs_of(ec2, enc)["KmsKeyId"] == key["Arn"]
+    again = ec2.copy_image(SourceImageId=enc, SourceRegion=REGION, Name="enc-2")["ImageId"]
+    assert ebs_of(ec2, again)["KmsKeyId"] == key["Arn"]
+
+    root = ec2.describe_images(ImageIds=["ami-12c6146b"])["Images"][0]["RootDeviceName"]
+    vm = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                           BlockDeviceMappings=[{"DeviceName": root, "Ebs": {
+                               "VolumeSize": 8, "Encrypted": True, "KmsKeyId": key["KeyId"]}}],
+                           )["Instances"][0]["InstanceId"]
+    made = ec2.create_image(InstanceId=vm, Name="from-encrypted", NoReboot=True)["ImageId"]
+    assert ebs_of(ec2, made)["KmsKeyId"] == key["Arn"]

@@ -9,6 +9,10 @@
 - CopyImage with a ClientToken is idempotent: the same token again (in the same account and
   region) answers the image id of the first copy instead of making another.  moto ignores the
   token.
+- An image is encrypted when its source is: CreateImage of an instance whose root volume is
+  encrypted with a KMS key, and CopyImage with Encrypted and KmsKeyId (or of an encrypted source
+  without a key), give an image whose DescribeImages block device says Encrypted and the key's
+  ARN, as EC2 does.  moto's images never say they are encrypted.
 
 Both are applied to moto's own EC2 backend and response classes before the server starts, so that
 every client (the agent, botocore in the tests, the VM test's EC2 front) sees them, with or
@@ -28,12 +32,13 @@ sys.path = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 import moto.server  # noqa: E402
 from moto.core.responses import ActionResult  # noqa: E402
 from moto.ec2.exceptions import EC2ClientError  # noqa: E402
-from moto.ec2.models.amis import AmiBackend  # noqa: E402
+from moto.ec2.models.amis import Ami, AmiBackend  # noqa: E402
 from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 
 # moto's server answers requests in threads: the check and the creation happen under one lock.
 LOCK = threading.RLock()
 COPY_TOKENS = {}  # (account, region, ClientToken) -> image id
+ENCRYPTED = {}  # image id -> the ARN of the KMS key its snapshot is encrypted with
 
 
 class InvalidAMINameDuplicate(EC2ClientError):
@@ -83,10 +88,64 @@ def idempotent_copy(method):
     return copy_image
 
 
+def key_arn(backend, key_id):
+    """The ARN of a key of the backend's account and region named by id, ARN or alias."""
+    from moto.kms.models import kms_backends
+    kms = kms_backends[backend.account_id][backend.region_name]
+    try:
+        return kms.describe_key(key_id).arn
+    except Exception:  # an unknown key: EC2 would refuse; keep what was sent
+        return key_id
+
+
+def encrypted_create(method):
+    def create_image(self, instance_id, *args, **kwargs):
+        ami = method(self, instance_id, *args, **kwargs)
+        instance = self.get_instance(instance_id)
+        root = instance.block_device_mapping.get(instance.root_device_name)
+        volume = self.get_volume(root.volume_id) if root else None
+        if volume is not None and volume.encrypted and volume.kms_key_id:
+            ENCRYPTED[ami.id] = key_arn(self, volume.kms_key_id)
+        return ami
+
+    create_image.__name__ = method.__name__
+    return create_image
+
+
+def encrypted_copy(method):
+    def copy_image(self):
+        result = method(self)
+        image_id = result.result.get("ImageId") if self._get_param("DryRun") not in (
+            True, "true") else None
+        if image_id and self._get_param("Encrypted") in (True, "true"):
+            key = self._get_param("KmsKeyId")
+            src = ENCRYPTED.get(self._get_param("SourceImageId"))
+            ENCRYPTED.setdefault(image_id, key_arn(self.ec2_backend, key) if key else src)
+        elif image_id and self._get_param("SourceImageId") in ENCRYPTED:
+            ENCRYPTED.setdefault(image_id, ENCRYPTED[self._get_param("SourceImageId")])
+        return result
+
+    return copy_image
+
+
+def encrypted_mappings(prop):
+    def block_device_mappings(self):
+        mappings = prop.fget(self)
+        if self.id in ENCRYPTED:
+            for m in mappings:
+                m["Ebs"]["Encrypted"] = True
+                m["Ebs"]["KmsKeyId"] = ENCRYPTED[self.id]
+        return mappings
+
+    return property(block_device_mappings)
+
+
 def install():
     for name in ("create_image", "copy_image", "register_image"):
         setattr(AmiBackend, name, unique_name(getattr(AmiBackend, name)))
-    AmisResponse.copy_image = idempotent_copy(AmisResponse.copy_image)
+    AmisResponse.copy_image = idempotent_copy(encrypted_copy(AmisResponse.copy_image))
+    AmiBackend.create_image = encrypted_create(AmiBackend.create_image)
+    Ami.block_device_mappings = encrypted_mappings(Ami.block_device_mappings)
 
 
 if __name__ == "__main__":

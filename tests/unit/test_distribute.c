@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "distribute/distribute.h"
 #include "distribute/distribute_aws.h"
+#include "distribute/distribute_internal.h"
 #include "distribute/distribute_retain.h"
 #include "run/flow_image.h"
 
@@ -50,6 +51,36 @@ static void test_kms_key_for(void **state)
         assert_string_equal(c.dist_regions[1], "eu-west-1");
         assert_true(distribute_configured(&c));
         config_done(&c);
+}
+
+/* In place: a key for the run's own region; a key of another region only makes copies. */
+static void test_encrypts_in_place(void **state)
+{
+        struct config c;
+
+        parse(&c, "[distribute]\nkms_key = us-east-1:alias/golden\n");
+        assert_true(distribute_configured(&c));
+        assert_true(distribute_encrypts_in_place(&c, "us-east-1"));
+        assert_false(distribute_encrypts_in_place(&c, "us-west-2"));
+        assert_false(distribute_encrypts_in_place(&c, NULL));
+        config_done(&c);
+}
+
+/* EC2 names an image's key by its ARN; the configuration by id, ARN or alias (DescribeKey). */
+static void test_image_key_matches(void **state)
+{
+        static const char arn[] = "arn:aws:kms:us-east-1:111122223333:key/1234abcd";
+        struct kms_key k = {.key_id = "1234abcd", .arn = (char *)arn};
+        struct kms_key other = {.key_id = "abcd", .arn = "arn:aws:kms:us-east-1:1:key/abcd"};
+        struct kms_key no_arn = {.key_id = "1234abcd"};
+
+        assert_true(dist_image_key_matches(arn, &k));
+        assert_true(dist_image_key_matches("1234abcd", &k));
+        assert_true(dist_image_key_matches(arn, &no_arn));
+        /* A key id that is only the tail of another id is not it. */
+        assert_false(dist_image_key_matches(arn, &other));
+        assert_false(dist_image_key_matches(NULL, &k));
+        assert_false(dist_image_key_matches(arn, &(struct kms_key){}));
 }
 
 static void test_aws_managed(void **state)
@@ -172,6 +203,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kms_key_for),
+                cmocka_unit_test(test_encrypts_in_place),
+                cmocka_unit_test(test_image_key_matches),
                 cmocka_unit_test(test_aws_managed),
                 cmocka_unit_test(test_defaults_and_bounds),
                 cmocka_unit_test(test_retention_rules),

@@ -360,6 +360,61 @@ static void test_distribution(void **unused)
                 assert_int_equal(state_parse(bad[i], strlen(bad[i]), &l), -EBADMSG);
 }
 
+/*
+ * Encryption in place: its fields round-trip, a state written before they existed loads with
+ * none of them (the run's image is image_id, CreateImage's name image_name), bad shapes are
+ * refused.
+ */
+static void test_encryption_fields(void **unused)
+{
+        static const char old[] = "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\","
+                                  "\"mode\":\"reboot\",\"image_name\":\"golden\","
+                                  "\"image_id\":\"ami-1\"}}";
+        static const char *const bad[] = {
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"waiting\",\"mode\":\"reboot\","
+                "\"unencrypted_snapshot_ids\":\"snap-1\"}}",
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"waiting\",\"mode\":\"reboot\","
+                "\"unencrypted_snapshot_ids\":[1]}}",
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"waiting\",\"mode\":\"reboot\","
+                "\"create_name\":7}}",
+        };
+        struct state s = {}, l = {};
+        struct run_state *r;
+        char *text;
+
+        assert_int_equal(state_parse(old, strlen(old), &l), 0);
+        assert_null(l.current->create_name);
+        assert_null(l.current->unencrypted_image_id);
+        assert_null(l.current->unencrypted_snapshot_ids);
+        assert_false(l.current->unencrypted_deregistered);
+        assert_string_equal(run_state_create_name(l.current), "golden");
+        state_done(&l);
+
+        assert_int_equal(run_state_new(MODE_REBOOT, false, &r), 0);
+        run_state_set(&r->image_name, "golden");
+        run_state_set(&r->create_name, "ec2-imaged-unencrypted-r");
+        run_state_set(&r->image_id, "ami-2");
+        run_state_set(&r->unencrypted_image_id, "ami-1");
+        assert_int_equal(strv_push(&r->unencrypted_snapshot_ids, "snap-1"), 0);
+        assert_int_equal(strv_push(&r->unencrypted_snapshot_ids, "snap-2"), 0);
+        r->unencrypted_deregistered = true;
+        s.current = r;
+        text = state_format(&s);
+        assert_non_null(text);
+        assert_int_equal(state_parse(text, strlen(text), &l), 0);
+        free(text);
+        assert_string_equal(run_state_create_name(l.current), "ec2-imaged-unencrypted-r");
+        assert_string_equal(l.current->image_id, "ami-2");
+        assert_string_equal(l.current->unencrypted_image_id, "ami-1");
+        assert_string_equal(l.current->unencrypted_snapshot_ids[1], "snap-2");
+        assert_null(l.current->unencrypted_snapshot_ids[2]);
+        assert_true(l.current->unencrypted_deregistered);
+        state_done(&l);
+        state_done(&s);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(state_parse(bad[i], strlen(bad[i]), &l), -EBADMSG);
+}
+
 /* Another instance's run goes into the history as inherited; a freeze counts only in its boot. */
 static void test_inherited(void **unused)
 {
@@ -467,6 +522,7 @@ int main(void)
                 cmocka_unit_test(test_lock),
                 cmocka_unit_test(test_atomic_write_killed_writer),
                 cmocka_unit_test(test_distribution),
+                cmocka_unit_test(test_encryption_fields),
                 cmocka_unit_test(test_inherited),
                 cmocka_unit_test(test_create_outcome),
         };
