@@ -453,19 +453,23 @@ def test_cli_run_racing_the_daemon(rig, first):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=rig.env)
 
+    def run_ids():
+        # The hook's `>>` makes the file before echo writes the id: wait for the id itself.
+        return started.read_text().split() if started.exists() else []
+
     procs = {}
     try:
         if first == "together":
             procs = {"cli": cli(), "daemon": trigger()}
         else:
             procs[first] = cli() if first == "cli" else trigger()
-            assert wait_until(started.exists), d.err
+            assert wait_until(run_ids), d.err
             procs["daemon" if first == "cli" else "cli"] = \
                 trigger() if first == "cli" else cli()
         # The loser answers while the winner still waits in its hook.
         assert wait_until(lambda: any(p.poll() is not None for p in procs.values())), d.err
-        assert wait_until(started.exists), d.err
-        assert len(started.read_text().split()) == 1
+        assert wait_until(run_ids), d.err
+        assert len(run_ids()) == 1
         [(loser, lp)] = [(k, p) for k, p in procs.items() if p.poll() is not None]
         assert lp.returncode == EXIT_BUSY, (loser, lp.communicate(), d.err)
         out, err = lp.communicate()
