@@ -19,13 +19,19 @@ import subprocess
 
 import pytest
 
-from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
+from conftest import start_moto
+from moto_auth import ALLOW_ALL, client, create_moto_instance, enable_moto_auth  # tests/peers
+from test_distribute import (EC2_ON_OUR_BEHALF, POLICY, for_moto, policy_actions,  # noqa
+                             policy_verdict)
 
 REGION = "us-east-1"
 OWNER = "123456789012"  # moto's default account: the "testing" keys act in it
 RECIPIENT = "222222222222"
 ROLE = "arn:aws:iam::%s:role/importer" % RECIPIENT
 AGENT_TIMEOUT = 120
+# The source profile's keys: any well-formed pair acts in the owner's account while moto's
+# authentication is off.
+BASE_CREDS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 
 
 def assume(endpoint, role_arn, creds=None):
@@ -38,14 +44,16 @@ class Accounts:
     """moto (behind the proxy) with an owner and a recipient, the recipient's profile files, and
     the agent run as the recipient."""
 
-    def __init__(self, tmp, moto, proxy, imds, env, agent_bin):
+    def __init__(self, tmp, moto, proxy, imds, env, agent_bin, owner_creds=None,
+                 base_creds=BASE_CREDS, recipient_creds=None):
         self.tmp, self.moto, self.proxy, self.imds = tmp, moto, proxy, imds
         self.agent_bin = agent_bin
-        self.owner_creds = None  # moto's default ("testing") keys
-        self.recipient_creds = assume(moto.url, "arn:aws:iam::%s:role/admin" % RECIPIENT)
+        self.owner_creds = owner_creds  # None: moto's default ("testing") keys
+        self.recipient_creds = recipient_creds or assume(
+            moto.url, "arn:aws:iam::%s:role/admin" % RECIPIENT)
         creds = tmp / "credentials"
-        creds.write_text("[base]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
-                         "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n")
+        creds.write_text("[base]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                         % base_creds)
         conf = tmp / "config"
         conf.write_text("[profile recipient]\nrole_arn = %s\nsource_profile = base\n"
                         "region = %s\n" % (ROLE, REGION))
@@ -65,7 +73,7 @@ class Accounts:
 
     def shared_image(self, name="golden-1", share=True):
         """An image of the owner's (made from an instance), shared with the recipient."""
-        instance = create_moto_instance(self.moto.url, region=REGION)
+        instance = create_moto_instance(self.moto.url, self.owner_creds, region=REGION)
         image = self.owner("ec2").create_image(InstanceId=instance, Name=name)["ImageId"]
         if share:
             self.owner("ec2").modify_image_attribute(
@@ -265,3 +273,98 @@ def test_publishes_launch_template_and_ssm_parameter(accounts):
     assert again["launch_template_version"] == j["launch_template_version"]
     made = [q for q in accounts.proxy.requests() if q["action"] == "CreateLaunchTemplateVersion"]
     assert len(made) == 1
+
+
+# ---------------------------------------------------------------- the recipient's IAM policy
+#
+# conf/iam-policy-recipient.json under moto's IAM enforcement (what moto enforces and what the
+# test evaluates itself: see test_distribute.py's notes on the IAM policy). The recipient's
+# roles are made in its account before moto's authentication is switched on (after that, nobody
+# could make the first one there); the agent then assumes the importer role, which has only the
+# shipped document (with the KMS and SSM statements' Resource widened to "*" for moto).
+
+
+RECIPIENT_POLICY = POLICY.parent / "iam-policy-recipient.json"
+# What EC2 does with the caller's permissions when CopyImage encrypts with a customer key (the
+# EBS encryption requirements); the agent itself sends none of these for an import.
+EC2_ON_OUR_BEHALF_IMPORT = EC2_ON_OUR_BEHALF | {"kms:CreateGrant"}
+
+
+@pytest.fixture
+def moto_two_accounts(moto_python, request):
+    """A moto of its own: the recipient's admin and importer roles, then authentication on.
+    Yields the Peer with .admin: the owner's admin keys (moto_auth.enable_moto_auth)."""
+    peer = start_moto(moto_python, request)
+    try:
+        boot = assume(peer.url, "arn:aws:iam::%s:role/admin" % RECIPIENT)
+        iam = client(peer.url, "iam", boot)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+        for name, doc in (("admin", ALLOW_ALL),
+                          ("importer", for_moto(RECIPIENT_POLICY.read_text(),
+                                                ("ImportKmsKeys", "ImportSsmParameter")))):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+            iam.put_role_policy(RoleName=name, PolicyName="policy", PolicyDocument=doc)
+        peer.admin = enable_moto_auth(peer.url)
+        yield peer
+    finally:
+        peer.stop()
+
+
+def test_iam_policy_recipient(tmp_path, moto_two_accounts, fault_proxy, imds_factory,
+                              agent_env, agent_bin):
+    """An import with every feature (a source encrypted with the owner's key, granted; the
+    launch template; the SSM parameter) as a role with only the shipped recipient policy: it
+    works under moto's enforcement, every request is allowed by the shipped document evaluated
+    here (with the KMS key's and the parameter's ARNs), and every action it allows is sent or
+    is one EC2 uses on the caller's behalf."""
+    moto = moto_two_accounts
+    imds = imds_factory()
+    proxy = fault_proxy(moto)
+    a = Accounts(tmp_path, moto, proxy, imds, agent_env(imds=imds, endpoint=proxy), agent_bin,
+                 owner_creds=moto.admin, base_creds=moto.admin,
+                 recipient_creds=assume(moto.url, "arn:aws:iam::%s:role/admin" % RECIPIENT,
+                                        moto.admin))
+    plain = a.shared_image(share=False)
+    okms = a.owner("kms")
+    okey = okms.create_key(Description="owner")["KeyMetadata"]
+    source = a.owner("ec2").copy_image(SourceImageId=plain, SourceRegion=REGION,
+                                       Name="golden-enc", Encrypted=True,
+                                       KmsKeyId=okey["KeyId"])["ImageId"]
+    a.owner("ec2").modify_image_attribute(ImageId=source,
+                                          LaunchPermission={"Add": [{"UserId": RECIPIENT}]})
+    okms.create_grant(KeyId=okey["KeyId"], GranteePrincipal="arn:aws:iam::%s:root" % RECIPIENT,
+                      Operations=["Decrypt", "DescribeKey", "ReEncryptFrom", "CreateGrant"])
+    key = a.recipient_key()
+    a.recipient("ec2").create_launch_template(LaunchTemplateName="web",
+                                              LaunchTemplateData={"InstanceType": "t3.micro"})
+    proxy.clear()
+    j = a.imported(source, "--kms-key", "alias/mine", "--launch-template", "web",
+                   "--ssm-parameter", "/golden/web")
+    assert [im["ImageId"] for im in a.recipient_images()] == [j["image_id"]]
+    assert a.recipient("ssm").get_parameter(Name="/golden/web")["Parameter"]["Value"] == \
+        j["image_id"]
+    doc = json.loads(RECIPIENT_POLICY.read_text())
+    sent = set()
+    for q in proxy.requests():
+        if q["action"] in (None, "AssumeRole", "GetCallerIdentity"):
+            continue  # the profile's source keys; GetCallerIdentity needs no permission
+        target = {k.lower(): v for k, v in q["headers"]}.get("x-amz-target", "")
+        if target.startswith("TrentService."):
+            kid = q["json"]["KeyId"]
+            action, resource = "kms:" + q["action"], key["Arn"] if kid == "alias/mine" else kid
+        elif target.startswith("AmazonSSM."):
+            action = "ssm:" + q["action"]
+            resource = "arn:aws:ssm:%s:%s:parameter%s" % (REGION, RECIPIENT, q["json"]["Name"])
+        else:
+            action, resource = "ec2:" + q["action"], "*"
+        assert policy_verdict(doc, action, resource, None), (action, resource)
+        sent.add(action)
+    # The source key was checked as the recipient (the owner's grant lets it describe the key).
+    assert okey["Arn"] in {(q["json"] or {}).get("KeyId") for q in proxy.requests()}
+    allowed = policy_actions(doc)
+    assert EC2_ON_OUR_BEHALF_IMPORT <= allowed
+    assert allowed - EC2_ON_OUR_BEHALF_IMPORT == sent, (
+        "allowed but never sent: %s; sent but not in the policy: %s"
+        % (sorted(allowed - EC2_ON_OUR_BEHALF_IMPORT - sent), sorted(sent - allowed)))
+    assert a.imds_hits() == 0
