@@ -368,3 +368,29 @@ def test_iam_policy_recipient(tmp_path, moto_two_accounts, fault_proxy, imds_fac
         "allowed but never sent: %s; sent but not in the policy: %s"
         % (sorted(allowed - EC2_ON_OUR_BEHALF_IMPORT - sent), sorted(sent - allowed)))
     assert a.imds_hits() == 0
+
+
+def test_import_from_another_region(accounts):
+    """--source-region: the copy is made in the profile's region from the owner's image in
+    another one, whose key is checked with a KMS client of that region."""
+    other = "us-west-2"
+    instance = create_moto_instance(accounts.moto.url, region=other)
+    oec2 = client(accounts.moto.url, "ec2", None, other)
+    okms = client(accounts.moto.url, "kms", None, other)
+    okey = okms.create_key(Description="owner")["KeyMetadata"]
+    plain = oec2.create_image(InstanceId=instance, Name="plain")["ImageId"]
+    source = oec2.copy_image(SourceImageId=plain, SourceRegion=other, Name="golden-west",
+                             Encrypted=True, KmsKeyId=okey["KeyId"])["ImageId"]
+    oec2.modify_image_attribute(ImageId=source, LaunchPermission={"Add": [{"UserId": RECIPIENT}]})
+    okms.create_grant(KeyId=okey["KeyId"], GranteePrincipal="arn:aws:iam::%s:root" % RECIPIENT,
+                      Operations=["Decrypt", "DescribeKey"])
+    accounts.recipient_key()
+    j = accounts.imported(source, "--source-region", other, "--kms-key", "alias/mine")
+    assert j["source_region"] == other and j["region"] == REGION
+    [im] = accounts.recipient_images()
+    assert im["ImageId"] == j["image_id"] and im["Name"] == "golden-west"
+    [q] = accounts.copies_sent()
+    assert q["params"]["SourceRegion"] == other and q["params"]["SourceImageId"] == source
+    described = [r for r in accounts.proxy.requests() if r["action"] == "DescribeKey"]
+    assert okey["Arn"] in {r["json"]["KeyId"] for r in described}
+    assert accounts.imds_hits() == 0
