@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/macro.h"
 #include "util/parse.h"
@@ -80,7 +81,8 @@ int ec2_add_launch_permissions(struct ec2_client *c, const char *image_id,
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const char *f = share_field(shares[i].kind);
 
-                if (!f || !shares[i].value)
+                /* Never `all`: public sharing is not something ec2-imaged does. */
+                if (!f || !shares[i].value || strcasecmp(shares[i].value, "all") == 0)
                         return -EINVAL;
                 r = ec2_params_addf(p, shares[i].value, "LaunchPermission.Add.%zu.%s", i + 1, f);
         }
@@ -101,7 +103,9 @@ int ec2_add_create_volume_permission(struct ec2_client *c, const char *snapshot_
         r = ec2_params_build(&p, "SnapshotId", snapshot_id, "Attribute", "createVolumePermission",
                              "OperationType", "add", NULL);
         for (size_t i = 0; r >= 0 && account_ids[i]; i++)
-                r = ec2_params_addf(p, account_ids[i], "UserId.%zu", i + 1);
+                r = strcasecmp(account_ids[i], "all") == 0
+                            ? -EINVAL
+                            : ec2_params_addf(p, account_ids[i], "UserId.%zu", i + 1);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifySnapshotAttribute", p, dry_run, NULL, err);

@@ -28,6 +28,8 @@ struct check {
         struct dist_clients clients;
         char ***report; /* never NULL: a scratch vector when the caller wants no report */
         char *why;
+        bool probed;            /* the lineage was looked up (lineage_probe) */
+        struct ec2_image probe; /* an image of the lineage that ec2-imaged made; zero: none */
 };
 
 /* Configuration that no call could catch: words of the wrong shape, keys of unknown regions. */
@@ -51,13 +53,110 @@ static int check_config(struct check *k)
                                                    *w)),
                                -EINVAL;
         }
+        /* Not `all` either: public sharing is never done (an encrypted image must not be). */
         for (char **w = c->dist_share_accounts; w && *w; w++)
                 if (strlen(*w) != 12 || strspn(*w, "0123456789") != 12)
                         return (k->why = strprintf("[distribute] share_accounts: '%s' is not a "
-                                                   "12-digit account id",
+                                                   "12-digit account id (public sharing is "
+                                                   "never done)",
+                                                   *w)),
+                               -EINVAL;
+        for (char **w = c->dist_share_orgs; w && *w; w++)
+                if (!startswith(*w, "arn:") || !strstr(*w, ":organization/o-"))
+                        return (k->why = strprintf("[distribute] share_organizations: '%s' is not "
+                                                   "an organization ARN",
+                                                   *w)),
+                               -EINVAL;
+        for (char **w = c->dist_share_ous; w && *w; w++)
+                if (!startswith(*w, "arn:") || !strstr(*w, ":ou/o-"))
+                        return (k->why = strprintf("[distribute] share_ous: '%s' is not an "
+                                                   "organizational unit ARN",
                                                    *w)),
                                -EINVAL;
         return 0;
+}
+
+/* A DryRun answered: 0 allowed, else the first failure is recorded. */
+static int dry(struct check *k, int r, struct aws_error *e, const char *what, const char *region)
+{
+        if (r < 0) {
+                if (!k->why)
+                        k->why = strprintf("DryRun %s in %s %s: %s%s%s", what, region,
+                                           r == -EPERM ? "is not permitted" : "failed",
+                                           aws_error_describe(e, r), e->message ? ": " : "",
+                                           strempty(e->message));
+                aws_error_done(e);
+                return r;
+        }
+        aws_error_done(e);
+        return strv_pushf(k->report, "DryRun %s in %s: allowed", what, region);
+}
+
+/*
+ * DryRun CreateGrant of the grant create_grants would make on a key for a shared account (KMS
+ * has DryRun since 2023). A KMS that ignores DryRun makes the grant: -EPROTO, named, since a
+ * pre-flight must leave nothing behind and one that does cannot be trusted to have checked.
+ */
+static int dry_grant(struct check *k, const char *region, const char *key, const char *account)
+{
+        _cleanup_free_ char *what = strprintf("KMS CreateGrant on %s for %s", key, account);
+        struct aws_error e = {};
+        int r;
+
+        if (!what)
+                return -ENOMEM;
+        r = kms_create_grant_dry_run(dist_clients_kms(&k->clients, region), key, account, &e);
+        if (r == -EPROTO && !k->why)
+                k->why = strprintf("DryRun %s in %s: KMS made the grant (it ignored DryRun)", what,
+                                   region);
+        return dry(k, r, &e, what, region);
+}
+
+/*
+ * EC2 shares no image that carries AWS Marketplace product codes with another account, and lets
+ * no other account copy one: the new image would carry this instance's codes (those of the image
+ * it was launched from, which DescribeInstances repeats). Refused before anything is disrupted,
+ * naming the code, whenever the run shares.
+ */
+static int check_product_codes(struct check *k)
+{
+        struct ec2_client *c = dist_clients_ec2(&k->clients, k->ctx->region);
+        const char *id = k->ctx->identity.instance_id, *what = "instance";
+        _cleanup_(ec2_instance_done) struct ec2_instance in = {};
+        _cleanup_(ec2_image_done) struct ec2_image im = {};
+        const struct ec2_product_code *pc;
+        struct aws_error e = {};
+        int r;
+
+        if (!distribute_sharing(k->cfg))
+                return 0;
+        r = ec2_describe_instance(c, id, &in, &e);
+        if (r < 0)
+                return dist_fail(&k->why, r, &e, "DescribeInstances (product codes)",
+                                 k->ctx->region);
+        pc = ec2_marketplace_code(in.product_codes, in.n_product_codes);
+        if (!pc && in.image_id) {
+                /* Gone (deregistered): the instance's own codes above are what is left. */
+                r = ec2_describe_image_any_owner(c, in.image_id, &im, &e);
+                if (r < 0 && r != -ENOENT)
+                        return dist_fail(&k->why, r, &e, "DescribeImages (product codes)",
+                                         k->ctx->region);
+                pc = ec2_marketplace_code(im.product_codes, im.n_product_codes);
+                what = "source image";
+                id = in.image_id;
+        }
+        if (pc) {
+                k->why = strprintf("AWS Marketplace product code %s on the %s %s: EC2 does not "
+                                   "share an image with AWS Marketplace product codes with other "
+                                   "accounts, organizations or OUs, nor let them copy it; remove "
+                                   "share_accounts, share_organizations and share_ous",
+                                   pc->code, what, id);
+                return k->why ? -EPERM : -ENOMEM;
+        }
+        return strv_pushf(k->report,
+                          "product codes: none of AWS Marketplace on instance %s or "
+                          "its image %s",
+                          in.instance_id, strna(in.image_id));
 }
 
 static int check_keys(struct check *k)
@@ -79,69 +178,83 @@ static int check_keys(struct check *k)
                 if (r >= 0)
                         r = strv_pushf(k->report, "KMS key %s in %s: %s, %s", key, region,
                                        strna(kk.arn), strna(kk.key_manager));
+                for (char **a = k->cfg->dist_share_accounts;
+                     r >= 0 && k->cfg->dist_create_grants && a && *a; a++)
+                        r = dry_grant(k, region, kk.arn ? kk.arn : key, *a);
                 kms_key_done(&kk);
         }
         return r;
 }
 
-/* A DryRun answered: 0 allowed, else the first failure is recorded. */
-static int dry(struct check *k, int r, struct aws_error *e, const char *what, const char *region)
-{
-        if (r < 0) {
-                if (!k->why)
-                        k->why = strprintf("DryRun %s in %s %s: %s%s%s", what, region,
-                                           r == -EPERM ? "is not permitted" : "failed",
-                                           aws_error_describe(e, r), e->message ? ": " : "",
-                                           strempty(e->message));
-                aws_error_done(e);
-                return r;
-        }
-        aws_error_done(e);
-        return strv_pushf(k->report, "DryRun %s in %s: allowed", what, region);
-}
-
 /*
- * The image a DryRun DeregisterImage names: one of the lineage that ec2-imaged made (tagged
- * ec2-imaged:run-id), the only kind retention deregisters and the only kind the shipped IAM
- * policy lets it deregister (a DryRun on the instance's own AMI would be refused by that
- * condition). *ret is NULL when there is none yet: then retention has nothing to do either.
+ * The image the DryRuns of DeregisterImage and ModifySnapshotAttribute name: one of the lineage
+ * that ec2-imaged made (tagged ec2-imaged:run-id), the only kind retention deregisters and the
+ * only kind the shipped IAM policy lets it deregister (a DryRun on the instance's own AMI would
+ * be refused by that condition), and the only snapshots known to be this account's before
+ * CreateImage. k->probe stays zero when there is none yet: then retention has nothing to do
+ * either. Looked up once.
  */
-static int retention_probe(struct check *k, struct ec2_client *c, char **ret, struct aws_error *e)
+static int lineage_probe(struct check *k, struct ec2_client *c, const char *region)
 {
         struct ec2_image *ims = NULL;
+        struct aws_error e = {};
         size_t n = 0;
         int r;
 
-        *ret = NULL;
-        r = ec2_describe_images_by_tag(c, TAG_LINEAGE, k->lineage, &ims, &n, e);
+        if (k->probed)
+                return 0;
+        r = ec2_describe_images_by_tag(c, TAG_LINEAGE, k->lineage, &ims, &n, &e);
         if (r < 0)
-                return r;
-        for (size_t i = 0; i < n && !*ret; i++)
+                return dist_fail(&k->why, r, &e, "retention", region);
+        for (size_t i = 0; i < n; i++)
                 if (image_tag(&ims[i], TAG_RUN_ID)) {
-                        *ret = strdup(ims[i].image_id);
-                        if (!*ret)
-                                r = -ENOMEM;
+                        k->probe = ims[i];
+                        ims[i] = (struct ec2_image){};
+                        break;
                 }
         ec2_images_free(ims, n);
-        return r;
+        k->probed = true;
+        return 0;
 }
 
 static int dry_deregister(struct check *k, struct ec2_client *c, const char *region)
 {
-        _cleanup_free_ char *probe = NULL;
         struct aws_error e = {};
-        int r;
+        int r = lineage_probe(k, c, region);
 
-        r = retention_probe(k, c, &probe, &e);
         if (r < 0)
-                return dist_fail(&k->why, r, &e, "retention", region);
-        if (!probe)
+                return r;
+        if (!k->probe.image_id)
                 return strv_pushf(k->report,
                                   "DryRun DeregisterImage in %s: not tried, no image of lineage %s "
                                   "made by ec2-imaged yet",
                                   region, k->lineage);
-        return dry(k, ec2_deregister_image(c, probe, false, true, &e), &e, "DeregisterImage",
-                   region);
+        return dry(k, ec2_deregister_image(c, k->probe.image_id, false, true, &e), &e,
+                   "DeregisterImage", region);
+}
+
+/*
+ * Sharing gives the accounts createVolumePermission on the image's snapshots, which do not exist
+ * before CreateImage: the DryRun names a snapshot of the lineage's image instead.
+ */
+static int dry_snapshot(struct check *k, struct ec2_client *c, const char *region)
+{
+        const char *snap;
+        struct aws_error e = {};
+        int r = lineage_probe(k, c, region);
+
+        if (r < 0)
+                return r;
+        snap = k->probe.snapshot_ids ? k->probe.snapshot_ids[0] : NULL;
+        if (!snap)
+                return strv_pushf(k->report,
+                                  "DryRun ModifySnapshotAttribute in %s: not tried, no snapshot "
+                                  "of an image of lineage %s made by ec2-imaged yet",
+                                  region, k->lineage);
+        return dry(k,
+                   ec2_add_create_volume_permission(
+                           c, snap, (const char *const *)k->cfg->dist_share_accounts, true, &e),
+                   &e, "ModifySnapshotAttribute", region);
 }
 
 /*
@@ -175,6 +288,8 @@ static int check_calls(struct check *k, const char *region, bool own)
                 r = dry(k, ec2_add_launch_permissions(c, probe, &s, 1, true, &e), &e,
                         "ModifyImageAttribute", region);
         }
+        if (r >= 0 && k->cfg->dist_share_accounts)
+                r = dry_snapshot(k, c, region);
         if (r >= 0 && k->cfg->dist_deprecate_days > 0)
                 r = dry(k, ec2_enable_image_deprecation(c, probe, "2100-01-01T00:00:00Z", true, &e),
                         &e, "EnableImageDeprecation", region);
@@ -244,6 +359,8 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
         if (r >= 0)
                 r = dist_clients_open(&k.clients, ctx, regions);
         if (r >= 0)
+                r = check_product_codes(&k);
+        if (r >= 0)
                 r = check_keys(&k);
         for (char **s = regions; r >= 0 && s && *s; s++)
                 r = check_calls(&k, *s, s == regions);
@@ -251,6 +368,7 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
                 r = list_retention(&k, *s, k.lineage);
         strv_free(regions);
         dist_clients_done(&k.clients);
+        ec2_image_done(&k.probe);
         if (r < 0)
                 *ret_why = k.why ? TAKE_PTR(k.why) : strdup(strerror(-r));
         free(k.why);

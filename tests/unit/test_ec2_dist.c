@@ -223,6 +223,35 @@ static void test_args_checked(void **state)
         assert_null(e.code);
 }
 
+/*
+ * Public sharing is never done: `all` (the group EC2 takes for "everyone") is refused as a share
+ * of any kind before anything is sent. A client without credentials shows the difference: a real
+ * account id gets as far as needing them.
+ */
+static void test_never_public(void **state)
+{
+        struct ec2_client_config cfg = {.region = "us-east-1",
+                                        .endpoint_url = "http://127.0.0.1:9"};
+        static const char *const all[] = {"111122223333", "ALL", NULL};
+        static const char *const one[] = {"111122223333", NULL};
+        struct aws_error e = {};
+        struct ec2_client *c;
+
+        unsetenv("AWS_ENDPOINT_URL");
+        unsetenv("AWS_ENDPOINT_URL_EC2");
+        assert_int_equal(ec2_client_new(&cfg, NULL, &c), 0);
+        for (int k = EC2_SHARE_ACCOUNT; k <= EC2_SHARE_OU; k++) {
+                struct ec2_share s[] = {{EC2_SHARE_ACCOUNT, "111122223333"}, {k, "all"}};
+
+                assert_int_equal(ec2_add_launch_permissions(c, "ami-1", s, 2, true, &e), -EINVAL);
+                assert_int_equal(ec2_add_launch_permissions(c, "ami-1", s, 1, true, &e), -ENOKEY);
+        }
+        assert_int_equal(ec2_add_create_volume_permission(c, "snap-1", all, false, &e), -EINVAL);
+        assert_int_equal(ec2_add_create_volume_permission(c, "snap-1", one, false, &e), -ENOKEY);
+        assert_null(e.code);
+        ec2_client_free(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -230,6 +259,7 @@ int main(void)
                 cmocka_unit_test(test_lt_versions),    cmocka_unit_test(test_lt_ids),
                 cmocka_unit_test(test_lineage_images), cmocka_unit_test(test_return_true),
                 cmocka_unit_test(test_region_clients), cmocka_unit_test(test_args_checked),
+                cmocka_unit_test(test_never_public),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
