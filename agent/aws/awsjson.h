@@ -89,8 +89,9 @@ int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *g
 /*
  * The same CreateGrant with DryRun (KMS has it since 2023): 0 when KMS answers
  * DryRunOperationException (the call would succeed), -EPERM with err filled on
- * AccessDeniedException, -EREMOTEIO with err for any other refusal (NotFoundException, a disabled
- * key...). -EPROTO when KMS answered with success, having ignored DryRun and made a grant.
+ * AccessDeniedException (or AccessDenied), -EREMOTEIO with err for any other refusal
+ * (NotFoundException, a disabled key...). -EPROTO when KMS answered with success, having ignored
+ * DryRun and made a grant.
  */
 int kms_create_grant_dry_run(struct awsjson_client *c, const char *key_id, const char *grantee,
                              struct aws_error *err);

@@ -189,7 +189,9 @@ int kms_create_grant_dry_run(struct awsjson_client *c, const char *key_id, const
         /* KMS answers a DryRun with an error either way: this one means "would succeed". */
         if (r == -EREMOTEIO && streq_ptr(e.code, "DryRunOperationException"))
                 return 0;
-        if (r == -EREMOTEIO && streq_ptr(e.code, "AccessDeniedException"))
+        /* KMS says AccessDeniedException; the AWS front end before it (and moto) AccessDenied. */
+        if (r == -EREMOTEIO &&
+            (streq_ptr(e.code, "AccessDeniedException") || streq_ptr(e.code, "AccessDenied")))
                 r = -EPERM;
         /* A KMS that ignores DryRun made the grant: that is not a pre-flight's to leave. */
         if (r >= 0)

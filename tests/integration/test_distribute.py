@@ -91,8 +91,10 @@ class Rig:
         return json.loads((self.state_dir / "state.json").read_text())
 
     def sent(self, action):
+        """The requests of action that were not DryRuns (EC2's form or KMS's JSON DryRun)."""
         return [q for q in self.proxy.requests()
-                if q["action"] == action and q["params"].get("DryRun") != "true"]
+                if q["action"] == action and q["params"].get("DryRun") != "true"
+                and (q["json"] or {}).get("DryRun") is not True]
 
     def images(self, region=SRC):
         return self.ec2(region).describe_images(Owners=["self"])["Images"]
