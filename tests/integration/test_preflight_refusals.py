@@ -191,3 +191,17 @@ def test_public_sharing_refused(rig, share):
     r = rig.agent("run", "--mode", "reboot", "--json")
     assert r.returncode == 1 and "'all' is not" in r.err + r.stdout_text, r.err
     nothing_made(rig)
+
+
+def test_copy_key_this_account_cannot_use_named(rig):
+    """A copy whose key KMS does not know in the destination region (or will not describe to
+    this account) stops the run before CreateImage, naming the key and the region."""
+    rig.configure(regions=DST[0], kms_key="%s:alias/nobody-made-this" % DST[0])
+    c = rig.agent("check", "--json")
+    assert c.returncode == 3, c.stdout_text + c.err
+    item = distribute_item(c)
+    assert "KMS DescribeKey alias/nobody-made-this in %s: NotFoundException" % DST[0] \
+        in item["detail"], item
+    r = rig.agent("run", "--mode", "reboot", "--json")
+    assert r.returncode == 1 and "alias/nobody-made-this" in r.err + r.stdout_text, r.err
+    nothing_made(rig)
