@@ -435,3 +435,47 @@ int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct a
                                "launch templates", err);
         return lt_ids_finish(ids, r, ret);
 }
+
+/* The key of an encrypted volume of DescribeVolumes, added once; an unencrypted one has none. */
+static int volume_key_add(const xmlNode *item, void *userdata)
+{
+        _cleanup_free_ char *encrypted = NULL, *key = NULL;
+        char ***keys = userdata;
+        int r = xml_child_text_opt(item, "encrypted", &encrypted);
+
+        if (r >= 0 && streq_ptr(encrypted, "true"))
+                r = xml_child_text_opt(item, "kmsKeyId", &key);
+        if (r < 0 || !key || !*key || strv_contains(*keys, key))
+                return r;
+        return strv_push(keys, key);
+}
+
+int ec2_parse_volume_keys(const char *body, size_t len, char ***ret)
+{
+        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        _cleanup_free_ char *next = NULL;
+        char **keys = NULL;
+        int r = ec2_parse_answer(body, len, "DescribeVolumesResponse", &doc);
+
+        if (r >= 0)
+                r = page_items(doc, "volumeSet", volume_key_add, &keys, &next);
+        return lt_ids_finish(keys, r, ret);
+}
+
+int ec2_describe_volume_keys(struct ec2_client *c, const char *const *volume_ids, char ***ret,
+                             struct aws_error *err)
+{
+        _cleanup_params_ struct ec2_params *p = NULL;
+        char **keys = NULL;
+        int r;
+
+        if (!volume_ids || !volume_ids[0])
+                return -EINVAL;
+        r = ec2_params_new(&p);
+        for (size_t i = 0; r >= 0 && volume_ids[i]; i++)
+                r = ec2_params_addf(p, volume_ids[i], "VolumeId.%zu", i + 1);
+        if (r >= 0)
+                r = call_pages(c, "DescribeVolumes", p, "volumeSet", volume_key_add, &keys,
+                               "volumes", err);
+        return lt_ids_finish(keys, r, ret);
+}

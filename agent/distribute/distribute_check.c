@@ -115,35 +115,26 @@ static int dry_grant(struct check *k, const char *region, const char *key, const
 /*
  * EC2 shares no image that carries AWS Marketplace product codes with another account, and lets
  * no other account copy one: the new image would carry this instance's codes (those of the image
- * it was launched from, which DescribeInstances repeats). Refused before anything is disrupted,
- * naming the code, whenever the run shares.
+ * it was launched from, which DescribeInstances repeats). Refused naming the code.
  */
-static int check_product_codes(struct check *k)
+static int check_product_codes(struct check *k, struct ec2_client *c, const struct ec2_instance *in)
 {
-        struct ec2_client *c = dist_clients_ec2(&k->clients, k->ctx->region);
-        const char *id = k->ctx->identity.instance_id, *what = "instance";
-        _cleanup_(ec2_instance_done) struct ec2_instance in = {};
+        const char *id = in->instance_id, *what = "instance";
         _cleanup_(ec2_image_done) struct ec2_image im = {};
         const struct ec2_product_code *pc;
         struct aws_error e = {};
         int r;
 
-        if (!distribute_sharing(k->cfg))
-                return 0;
-        r = ec2_describe_instance(c, id, &in, &e);
-        if (r < 0)
-                return dist_fail(&k->why, r, &e, "DescribeInstances (product codes)",
-                                 k->ctx->region);
-        pc = ec2_marketplace_code(in.product_codes, in.n_product_codes);
-        if (!pc && in.image_id) {
+        pc = ec2_marketplace_code(in->product_codes, in->n_product_codes);
+        if (!pc && in->image_id) {
                 /* Gone (deregistered): the instance's own codes above are what is left. */
-                r = ec2_describe_image_any_owner(c, in.image_id, &im, &e);
+                r = ec2_describe_image_any_owner(c, in->image_id, &im, &e);
                 if (r < 0 && r != -ENOENT)
                         return dist_fail(&k->why, r, &e, "DescribeImages (product codes)",
                                          k->ctx->region);
                 pc = ec2_marketplace_code(im.product_codes, im.n_product_codes);
                 what = "source image";
-                id = in.image_id;
+                id = in->image_id;
         }
         if (pc) {
                 k->why = strprintf("AWS Marketplace product code %s on the %s %s: EC2 does not "
@@ -156,7 +147,63 @@ static int check_product_codes(struct check *k)
         return strv_pushf(k->report,
                           "product codes: none of AWS Marketplace on instance %s or "
                           "its image %s",
-                          in.instance_id, strna(in.image_id));
+                          in->instance_id, strna(in->image_id));
+}
+
+/*
+ * The image CreateImage makes keeps the encryption of the instance's volumes. Without a key for
+ * the run's own region (which re-encrypts it), sharing needs each of their keys to be
+ * customer-managed, and create_grants a grant on each: checked now (DescribeKey, DryRun
+ * CreateGrant) rather than once the image is made.
+ */
+static int check_volume_keys(struct check *k, struct ec2_client *c, const struct ec2_instance *in)
+{
+        const char *region = k->ctx->region;
+        _cleanup_strv_free_ char **vols = NULL, **keys = NULL;
+        struct aws_error e = {};
+        int r = 0;
+
+        if (dist_kms_key_for(k->cfg, region))
+                return 0;
+        for (size_t i = 0; r >= 0 && i < in->n_devices; i++)
+                if (in->devices[i].volume_id)
+                        r = strv_push(&vols, in->devices[i].volume_id);
+        if (r < 0 || !vols)
+                return r;
+        r = ec2_describe_volume_keys(c, (const char *const *)vols, &keys, &e);
+        if (r < 0)
+                return dist_fail(&k->why, r, &e, "DescribeVolumes", region);
+        for (char **key = keys; r >= 0 && *key; key++) {
+                struct kms_key kk = {};
+
+                r = dist_check_key(&k->clients, region, *key, "the image of this instance", true,
+                                   &kk, &k->why);
+                if (r >= 0)
+                        r = strv_pushf(k->report, "KMS key %s of the instance's volumes: %s", *key,
+                                       strna(kk.key_manager));
+                for (char **a = k->cfg->dist_share_accounts;
+                     r >= 0 && k->cfg->dist_create_grants && a && *a; a++)
+                        r = dry_grant(k, region, kk.arn ? kk.arn : *key, *a);
+                kms_key_done(&kk);
+        }
+        return r;
+}
+
+/* What the image will be made of, when it is to be shared: product codes, volume keys. */
+static int check_source(struct check *k)
+{
+        struct ec2_client *c = dist_clients_ec2(&k->clients, k->ctx->region);
+        _cleanup_(ec2_instance_done) struct ec2_instance in = {};
+        struct aws_error e = {};
+        int r;
+
+        if (!distribute_sharing(k->cfg))
+                return 0;
+        r = ec2_describe_instance(c, k->ctx->identity.instance_id, &in, &e);
+        if (r < 0)
+                return dist_fail(&k->why, r, &e, "DescribeInstances", k->ctx->region);
+        r = check_product_codes(k, c, &in);
+        return r < 0 ? r : check_volume_keys(k, c, &in);
 }
 
 static int check_keys(struct check *k)
@@ -359,7 +406,7 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
         if (r >= 0)
                 r = dist_clients_open(&k.clients, ctx, regions);
         if (r >= 0)
-                r = check_product_codes(&k);
+                r = check_source(&k);
         if (r >= 0)
                 r = check_keys(&k);
         for (char **s = regions; r >= 0 && s && *s; s++)

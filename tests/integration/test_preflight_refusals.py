@@ -205,3 +205,71 @@ def test_copy_key_this_account_cannot_use_named(rig):
     r = rig.agent("run", "--mode", "reboot", "--json")
     assert r.returncode == 1 and "alias/nobody-made-this" in r.err + r.stdout_text, r.err
     nothing_made(rig)
+
+
+def encrypted_rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin, key):
+    """We are an instance whose root volume is encrypted with key (an id or alias)."""
+    ec2 = client(moto.url, "ec2", region=SRC)
+    root = ec2.describe_images(ImageIds=[MOTO_AMI])["Images"][0]["RootDeviceName"]
+    instance_id = ec2.run_instances(
+        ImageId=MOTO_AMI, MinCount=1, MaxCount=1,
+        BlockDeviceMappings=[{"DeviceName": root, "Ebs": {
+            "VolumeSize": 8, "Encrypted": True, "KmsKeyId": key}}])["Instances"][0]["InstanceId"]
+    imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT)
+    proxy = fault_proxy(moto)
+    return Rig(tmp_path, moto, proxy, agent_env(imds=imds, endpoint=proxy), agent_bin,
+               instance_id)
+
+
+@pytest.fixture
+def volume_rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    rigs = []
+
+    def make(key):
+        rigs.append(encrypted_rig(tmp_path, moto, fault_proxy, imds_factory, agent_env,
+                                  agent_bin, key))
+        return rigs[-1]
+
+    try:
+        yield make
+    finally:
+        for r in rigs:
+            r.close()
+
+
+def test_volume_key_checked_before_the_image_is_made(moto, volume_rig):
+    """Sharing an image of volumes encrypted with a customer key, without a key of the run's
+    region to re-encrypt it: the pre-flight describes the volumes' key and DryRuns the grant on
+    it; a disabled key stops the run, named, before CreateImage."""
+    kms = client(moto.url, "kms", region=SRC)
+    key = kms.create_key(Description="volumes")["KeyMetadata"]
+    rig = volume_rig(key["KeyId"])
+    rig.configure(share_accounts=SHARE_ACCOUNT, create_grants="yes")
+    c = rig.agent("check", "--json")
+    assert c.returncode == 0, c.stdout_text + c.err
+    detail = distribute_item(c)["detail"]
+    assert "DryRun KMS CreateGrant on %s for %s in %s: allowed" % (
+        key["Arn"], SHARE_ACCOUNT, SRC) in detail, detail
+    assert any(q["action"] == "DescribeVolumes" for q in rig.proxy.requests())
+    [q] = [q for q in rig.proxy.requests() if q["action"] == "CreateGrant"]
+    assert q["json"]["DryRun"] is True and q["json"]["KeyId"] == key["Arn"], q
+
+    kms.disable_key(KeyId=key["KeyId"])
+    r = rig.agent("run", "--mode", "reboot", "--json")
+    assert r.returncode == 1
+    assert "KMS key %s in %s is Disabled" % (key["KeyId"], SRC) in r.err + r.stdout_text, r.err
+    nothing_made(rig)
+
+
+def test_volumes_on_aws_managed_key_not_shared(volume_rig):
+    """Volumes encrypted with the AWS-managed key: the image would be too, and cannot be shared;
+    refused before CreateImage, naming the key.  (moto keeps the alias the volume was made with
+    and says CUSTOMER of every key: the alias/aws/ prefix is what tells here; EC2 gives the key's
+    ARN and KMS says AWS.)"""
+    rig = volume_rig("alias/aws/ebs")
+    rig.configure(share_accounts=SHARE_ACCOUNT)
+    r = rig.agent("run", "--mode", "reboot", "--json")
+    assert r.returncode == 1
+    out = r.err + r.stdout_text
+    assert "AWS-managed KMS key alias/aws/ebs" in out and "kms_key = %s:" % SRC in out, out
+    nothing_made(rig)
