@@ -398,8 +398,8 @@ static int lt_id_add(const xmlNode *item, void *userdata)
         return r < 0 ? r : strv_push(userdata, id);
 }
 
-/* Hand the ids over (an empty vector when there are none) when r >= 0, else free them. */
-static int lt_ids_finish(char **ids, int r, char ***ret)
+/* Hand the strings over (an empty vector when there are none) when r >= 0, else free them. */
+static int strv_finish(char **ids, int r, char ***ret)
 {
         if (r >= 0 && !ids)
                 r = (ids = calloc(1, sizeof(char *))) ? 0 : -ENOMEM;
@@ -411,16 +411,24 @@ static int lt_ids_finish(char **ids, int r, char ***ret)
         return 0;
 }
 
-int ec2_parse_lt_ids(const char *body, size_t len, char ***ret)
+/* One page of an answer whose items add() turns into strings (launch template ids, keys). */
+static int parse_strv_page(const char *body, size_t len, const char *root_name,
+                           const char *set_name, item_fn add, char ***ret)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         _cleanup_free_ char *next = NULL;
-        char **ids = NULL;
-        int r = ec2_parse_answer(body, len, "DescribeLaunchTemplatesResponse", &doc);
+        char **v = NULL;
+        int r = ec2_parse_answer(body, len, root_name, &doc);
 
         if (r >= 0)
-                r = page_items(doc, "launchTemplates", lt_id_add, &ids, &next);
-        return lt_ids_finish(ids, r, ret);
+                r = page_items(doc, set_name, add, &v, &next);
+        return strv_finish(v, r, ret);
+}
+
+int ec2_parse_lt_ids(const char *body, size_t len, char ***ret)
+{
+        return parse_strv_page(body, len, "DescribeLaunchTemplatesResponse", "launchTemplates",
+                               lt_id_add, ret);
 }
 
 int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct aws_error *err)
@@ -433,7 +441,7 @@ int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct a
         if (r >= 0)
                 r = call_pages(c, "DescribeLaunchTemplates", p, "launchTemplates", lt_id_add, &ids,
                                "launch templates", err);
-        return lt_ids_finish(ids, r, ret);
+        return strv_finish(ids, r, ret);
 }
 
 /* The key of an encrypted volume of DescribeVolumes, added once; an unencrypted one has none. */
@@ -452,14 +460,8 @@ static int volume_key_add(const xmlNode *item, void *userdata)
 
 int ec2_parse_volume_keys(const char *body, size_t len, char ***ret)
 {
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
-        _cleanup_free_ char *next = NULL;
-        char **keys = NULL;
-        int r = ec2_parse_answer(body, len, "DescribeVolumesResponse", &doc);
-
-        if (r >= 0)
-                r = page_items(doc, "volumeSet", volume_key_add, &keys, &next);
-        return lt_ids_finish(keys, r, ret);
+        return parse_strv_page(body, len, "DescribeVolumesResponse", "volumeSet", volume_key_add,
+                               ret);
 }
 
 int ec2_describe_volume_keys(struct ec2_client *c, const char *const *volume_ids, char ***ret,
@@ -477,5 +479,5 @@ int ec2_describe_volume_keys(struct ec2_client *c, const char *const *volume_ids
         if (r >= 0)
                 r = call_pages(c, "DescribeVolumes", p, "volumeSet", volume_key_add, &keys,
                                "volumes", err);
-        return lt_ids_finish(keys, r, ret);
+        return strv_finish(keys, r, ret);
 }
