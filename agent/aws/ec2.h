@@ -147,6 +147,7 @@ struct ec2_image_tag {
 
 struct ec2_image {
         char *image_id;
+        char *owner_id; /* the account that owns it; NULL when not given */
         char *name;
         char *description;
         char *state; /* pending, available, failed, error, ... */
@@ -184,6 +185,12 @@ int ec2_describe_instance(struct ec2_client *c, const char *instance_id, struct 
 /* With dry_run, a permitted call returns 0 and sets *ret_image_id to NULL. */
 int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a,
                      char **ret_image_id, struct aws_error *err);
+/*
+ * The image image_id as this account sees it, whoever owns it: its own, shared with it, or
+ * public. *ret_n is 0 (or EC2 answers InvalidAMIID.NotFound) when it is none of those.
+ */
+int ec2_describe_visible_image(struct ec2_client *c, const char *image_id, struct ec2_image **ret,
+                               size_t *ret_n, struct aws_error *err);
 /* Images owned by this account, filtered by exact name and/or image id (either may be NULL). */
 int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
                         struct ec2_image **ret, size_t *ret_n, struct aws_error *err);

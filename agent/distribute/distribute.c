@@ -16,6 +16,7 @@
 #include "distribute/distribute_aws.h"
 #include "distribute/distribute_grants.h"
 #include "distribute/distribute_internal.h"
+#include "distribute/distribute_publish.h"
 #include "distribute/distribute_retain.h"
 #include "core/state.h"
 #include "util/log.h"
@@ -240,99 +241,50 @@ static int deprecate(struct dist *d, struct run_dist *rd)
         return r < 0 ? r : dist_save(d);
 }
 
-/* Resolve "$Default"/"$Latest" (or a number) to the version number as text. */
-static int lt_resolve(struct dist *d, const char *region, const char *which, char **ret)
-{
-        const char *const v[] = {which, NULL};
-        struct ec2_lt_version *lv = NULL;
-        struct aws_error e = {};
-        size_t n = 0;
-        int r;
-
-        r = ec2_describe_launch_template_versions(dist_clients_ec2(&d->clients, region),
-                                                  d->cfg->dist_launch_template, v, &lv, &n, &e);
-        if (r < 0)
-                return dist_fail(&d->why, r, &e, "DescribeLaunchTemplateVersions", region);
-        if (n == 0) {
-                d->why = strprintf("launch template %s has no version %s in %s",
-                                   d->cfg->dist_launch_template, which, region);
-                r = -ENOENT;
-        } else {
-                *ret = strprintf("%" PRId64, lv[0].version);
-                r = *ret ? 0 : -ENOMEM;
-                /* A version already made with this image (before an interruption) is reused. */
-                if (r >= 0 && streq(which, "$Latest"))
-                        r = streq_ptr(lv[0].image_id, d->run->dist[0].image_id) ? 1 : 0;
-        }
-        ec2_lt_versions_free(lv, n);
-        return r;
-}
-
 /* A new launch template version with the image, made the default (the run's own region). */
 static int publish_lt(struct dist *d, struct run_dist *rd)
 {
         struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
-        _cleanup_free_ char *latest = NULL, *src = NULL, *desc = NULL, *token = NULL;
-        struct aws_error e = {};
-        int64_t v = 0;
+        _cleanup_free_ char *desc = NULL, *token = NULL;
         int r;
 
         if (!d->cfg->dist_launch_template || rd != &d->run->dist[0] ||
             run_dist_done(rd, STEP_LT_DEFAULT))
                 return 0;
         if (!rd->lt_version) {
-                r = lt_resolve(d, rd->region, "$Latest", &latest);
+                desc = strprintf("ec2-imaged run %s", d->run->run_id);
+                /* One version per run and region, however often the call is sent. */
+                token = strprintf("%s-%s", d->run->run_id, rd->region);
+                if (!desc || !token)
+                        return -ENOMEM;
+                r = dist_lt_version(c, rd->region, d->cfg->dist_launch_template,
+                                    d->cfg->dist_lt_source_version, rd->image_id, desc, token,
+                                    &rd->lt_version, &d->why);
                 if (r < 0)
                         return r;
-                if (r > 0) {
-                        rd->lt_version = TAKE_PTR(latest);
-                } else {
-                        r = lt_resolve(d, rd->region, d->cfg->dist_lt_source_version, &src);
-                        desc = strprintf("ec2-imaged run %s", d->run->run_id);
-                        /* One version per run and region, however often the call is sent. */
-                        token = strprintf("%s-%s", d->run->run_id, rd->region);
-                        if (r >= 0 && (!desc || !token))
-                                r = -ENOMEM;
-                        if (r >= 0)
-                                r = ec2_create_launch_template_version(
-                                        c, d->cfg->dist_launch_template, src, rd->image_id, desc,
-                                        token, false, &v, &e);
-                        if (r < 0)
-                                return e.code ? dist_fail(&d->why, r, &e,
-                                                          "CreateLaunchTemplateVersion", rd->region)
-                                              : r;
-                        rd->lt_version = strprintf("%" PRId64, v);
-                        if (!rd->lt_version)
-                                return -ENOMEM;
-                }
                 log_notice("Launch template %s version %s uses %s", d->cfg->dist_launch_template,
                            rd->lt_version, rd->image_id);
                 r = dist_save(d);
                 if (r < 0)
                         return r;
         }
-        r = ec2_set_launch_template_default(c, d->cfg->dist_launch_template,
-                                            strtoll(rd->lt_version, NULL, 10), false, &e);
-        if (r < 0)
-                return dist_fail(&d->why, r, &e, "ModifyLaunchTemplate", rd->region);
-        r = run_dist_mark(rd, STEP_LT_DEFAULT);
+        r = dist_lt_set_default(c, rd->region, d->cfg->dist_launch_template, rd->lt_version,
+                                &d->why);
+        if (r >= 0)
+                r = run_dist_mark(rd, STEP_LT_DEFAULT);
         return r < 0 ? r : dist_save(d);
 }
 
 static int publish_ssm(struct dist *d, struct run_dist *rd)
 {
-        struct aws_error e = {};
         int r;
 
         if (!d->cfg->dist_ssm_parameter || run_dist_done(rd, STEP_SSM))
                 return 0;
-        r = ssm_put_parameter(dist_clients_ssm(&d->clients, rd->region), d->cfg->dist_ssm_parameter,
-                              rd->image_id, "aws:ec2:image", true, NULL, &e);
-        if (r < 0)
-                return dist_fail(&d->why, r, &e, "SSM PutParameter", rd->region);
-        log_info("SSM parameter %s in %s = %s", d->cfg->dist_ssm_parameter, rd->region,
-                 rd->image_id);
-        r = run_dist_mark(rd, STEP_SSM);
+        r = dist_publish_ssm(dist_clients_ssm(&d->clients, rd->region), rd->region,
+                             d->cfg->dist_ssm_parameter, rd->image_id, &d->why);
+        if (r >= 0)
+                r = run_dist_mark(rd, STEP_SSM);
         return r < 0 ? r : dist_save(d);
 }
 

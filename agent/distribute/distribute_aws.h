@@ -67,9 +67,30 @@ const char *dist_kms_key_for(const struct config *cfg, const char *region);
  */
 bool dist_key_is_aws_managed(const char *key_id, const struct kms_key *k);
 /*
- * DescribeKey of key_id in region: 0 with *ret filled; else -errno and *ret_why. With
- * for_sharing, an AWS-managed key is refused (-EPERM) with a message naming the key and the
- * image and saying what to do.
+ * DescribeKey of key_id with kms (a client of region): 0 with *ret filled; -errno and *ret_why
+ * when KMS refuses it, or -EPERM when the key is not Enabled.
+ */
+int dist_describe_key(struct awsjson_client *kms, const char *region, const char *key_id,
+                      struct kms_key *ret, char **ret_why);
+/*
+ * dist_describe_key() with the KMS client of region. With for_sharing, an AWS-managed key is
+ * refused (-EPERM) with a message naming the key and the image and saying what to do.
  */
 int dist_check_key(struct dist_clients *c, const char *region, const char *key_id,
                    const char *image_id, bool for_sharing, struct kms_key *ret, char **ret_why);
+
+/* How dist_wait_image() waits, and what it tells its caller on the way. */
+struct dist_wait {
+        unsigned timeout_s, poll_max_s; /* [run] wait_timeout_s, wait_poll_max_s */
+        const char *what;               /* "the copy": how messages name the image */
+        /* Called with each new state DescribeImages gives (to record it); < 0 stops the wait. */
+        int (*on_state)(void *userdata, const char *state);
+        void *userdata;
+};
+/*
+ * Wait until this account's image image_id in c's region is available (an image not listed yet
+ * is waited for: EC2 is eventually consistent). -EIO when it ends in another state (failed,
+ * error: with its reason), -ETIME after w->timeout_s; *ret_why says which.
+ */
+int dist_wait_image(struct ec2_client *c, const char *region, const char *image_id,
+                    const struct dist_wait *w, char **ret_why);

@@ -32,6 +32,7 @@ struct import_request {
         const char *source_region;     /* required: where the shared image is */
         const char *source_account;    /* NULL: DescribeImages' OwnerId of the source image */
         const char *region;            /* required: where the copy is made (ec2's, kms's region) */
+        const char *account;           /* NULL: not known; this account's id, for the messages */
         const char *kms_key;           /* required: this account's key (id, ARN or alias) */
         const char *name;              /* NULL: the source image's name */
         const char *ssm_parameter;     /* NULL: none; the copy's id is put there (aws:ec2:image) */
@@ -39,6 +40,11 @@ struct import_request {
         const char *lt_source_version; /* NULL: "$Default"; what the new version is made from */
         unsigned wait_timeout_s;       /* 0: 3600; how long the copy may stay pending */
         unsigned wait_poll_max_s;      /* 0: 60; the longest pause between two looks */
+        /*
+         * A KMS client of source_region, to check that this account may use the source image's
+         * key; NULL: kms when the regions are the same, else the check is left to CopyImage.
+         */
+        struct awsjson_client *source_kms;
 };
 
 struct import_result {
