@@ -111,22 +111,22 @@ struct config {
         unsigned cloud_init_wait_s; /* before a first-boot run; 0: do not wait */
 
         /* [distribute]: after the image is available (see distribute.h) */
-        char **dist_regions;          /* regions to copy to */
-        char **dist_kms_keys;         /* REGION:KEY words: the key of the copy in REGION */
-        char **dist_share_accounts;   /* 12-digit account ids */
-        char **dist_share_orgs;       /* organization ARNs */
-        char **dist_share_ous;        /* organizational unit ARNs */
-        bool dist_create_grants;      /* KMS grants on customer keys for the shared accounts */
-        unsigned dist_grant_ttl_days; /* revoke them this long after the run; 0: keep */
-        unsigned dist_deprecate_days; /* 0: never */
-        unsigned dist_keep_newest;    /* 0: no count rule */
-        unsigned dist_keep_days;      /* 0: no age rule */
-        char *dist_lineage;           /* ec2-imaged:lineage tag value; NULL: the instance id */
-        char *dist_launch_template;   /* id (lt-...) or name, in each distributed region */
-        char *dist_lt_source_version; /* version the new one is made from */
-        char *dist_ssm_parameter;     /* parameter name, written in each distributed region */
-        unsigned dist_max_copies;     /* CopyImage calls in flight at once */
-        char **dist_target_accounts;  /* ACCOUNT:ROLE_NAME words: push a copy into each */
+        char **dist_regions;           /* regions to copy to */
+        char **dist_kms_keys;          /* REGION:KEY words: the key of the copy in REGION */
+        char **dist_share_accounts;    /* 12-digit account ids */
+        char **dist_share_orgs;        /* organization ARNs */
+        char **dist_share_ous;         /* organizational unit ARNs */
+        bool dist_create_grants;       /* KMS grants on customer keys for the shared accounts */
+        unsigned dist_grant_ttl_days;  /* revoke them this long after the run; 0: keep */
+        unsigned dist_deprecate_days;  /* 0: never */
+        unsigned dist_keep_newest;     /* 0: no count rule */
+        unsigned dist_keep_days;       /* 0: no age rule */
+        char *dist_lineage;            /* ec2-imaged:lineage tag value; NULL: the instance id */
+        char *dist_launch_template;    /* id (lt-...) or name, in each distributed region */
+        char *dist_lt_source_version;  /* version the new one is made from */
+        char *dist_ssm_parameter;      /* parameter name, written in each distributed region */
+        unsigned dist_max_copies;      /* CopyImage calls in flight at once */
+        char **dist_target_accounts;   /* ACCOUNT:ROLE_NAME words: push a copy into each */
         char *dist_target_external_id; /* AssumeRole's ExternalId for every target; NULL: none */
         char **dist_target_kms_keys;   /* ACCOUNT:REGION:KEY words: the key of its copy there */
         char **dist_target_ssm_params; /* ACCOUNT:NAME words: its parameter, in each region */

@@ -176,9 +176,8 @@ static int share(struct dist *d, struct run_dist *rd)
 
                 r = dist_describe_one(d, rd, &im);
                 for (char **sn = im.snapshot_ids; r >= 0 && sn && *sn; sn++) {
-                        r = ec2_add_create_volume_permission(c, *sn,
-                                                             (const char *const *)d->accounts,
-                                                             false, &e);
+                        r = ec2_add_create_volume_permission(
+                                c, *sn, (const char *const *)d->accounts, false, &e);
                         if (r < 0)
                                 r = dist_fail(&d->why, r, &e, "ModifySnapshotAttribute",
                                               rd->region);

@@ -69,8 +69,8 @@ static const char *partition(const char *region)
  */
 static int assume(struct dist *d, const char *word, struct creds_provider **ret)
 {
-        _cleanup_free_ char *arn = strprintf("arn:%s:iam::%.12s:role/%s", partition(d->run->region),
-                                             word, word + 13);
+        _cleanup_free_ char *arn =
+                strprintf("arn:%s:iam::%.12s:role/%s", partition(d->run->region), word, word + 13);
         _cleanup_free_ char *session = strprintf("ec2-imaged-%s", d->run->run_id);
         struct sts_client_config sc = {
                 .region = d->run->region,
@@ -107,8 +107,7 @@ static int assume(struct dist *d, const char *word, struct creds_provider **ret)
         return r;
 }
 
-static int target_set(struct dist *d, struct run_target *t, const char *image_id,
-                      const char *state)
+static int target_set(struct dist *d, struct run_target *t, const char *image_id, const char *state)
 {
         int r = image_id ? run_state_set(&t->image_id, image_id) : 0;
 
