@@ -125,6 +125,7 @@ static int push_one(struct dist *d, struct dist_clients *tc, const char *account
                 .source_image_id = rd->image_id,
                 .source_region = rd->region,
                 .region = rd->region,
+                .account = account,
                 .kms_key = config_target_kms_key(d->cfg, account, rd->region),
                 .ssm_parameter = config_target_ssm_parameter(d->cfg, account),
                 .wait_timeout_s = d->cfg->wait_timeout_s,
