@@ -282,3 +282,19 @@ def test_push_under_the_iam_policies(auth_rig):
     owner_keys, target = configure(rig, rig.admin)
     j = done_run(rig.run_and_resume())
     assert_pushed(rig, j, owner_keys, target, rig.admin)
+    # The role's file allows what its calls need and nothing else but what EC2 does with the
+    # caller's permissions when CopyImage encrypts (CreateGrant on the key among them).
+    owner = owner_key_id(rig)
+    sent = {service(q) + ":" + q["action"] for q in rig.proxy.requests()
+            if q["action"] and q["access_key_id"] not in (owner, None)}
+    allowed = {a for st in json.loads(ROLE_POLICY.read_text())["Statement"] for a in st["Action"]}
+    assert sent <= allowed, sent - allowed
+    assert allowed - sent == {"kms:CreateGrant", "kms:Decrypt", "kms:ReEncryptFrom",
+                              "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext"}, sent
+
+
+def service(q):
+    target = {k.lower(): v for k, v in q["headers"]}.get("x-amz-target", "")
+    if target.startswith("TrentService."):
+        return "kms"
+    return "ssm" if target.startswith("AmazonSSM.") else "ec2"
