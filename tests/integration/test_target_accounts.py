@@ -14,7 +14,6 @@ The crashes are real: the proxy holds a request, the agent is killed, the reques
 """
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,8 @@ import pytest
 from conftest import start_moto
 from moto_auth import ALLOW_ALL, client, enable_moto_auth  # tests/peers, via conftest
 from test_distribute import (ACCOUNT, DEADLINE, POLICY, SRC, auth_rig, done_run,  # noqa
-                             for_moto, kms_key, rig, tags_of)  # (rig, auth_rig: the fixtures)
+                             for_moto, rig, tags_of)  # (rig, auth_rig: the fixtures)
+from test_encrypt import wait_for
 
 TARGET = "222222222222"
 ROLE_NAME = "ec2-imaged-import"
@@ -156,22 +156,13 @@ def crash_with(rig, fault, what):
     for the answer, then the request goes on.  Returns the run state left behind."""
     rig.proxy.faults(dict(fault, kind="hold", delay_ms=60000))
     p = rig.start("resume", "--json")
-    deadline = time.monotonic() + DEADLINE * 2
-    while not [q for q in rig.proxy.requests() if q["fault"] == "hold"]:
-        assert time.monotonic() < deadline, "never reached " + what
-        assert p.poll() is None, "the run ended before " + what
-        time.sleep(0.05)
+    wait_for(lambda: p.poll() is not None or [
+        q for q in rig.proxy.requests() if q["fault"] == "hold"], "never reached " + what)
+    assert p.poll() is None, "the run ended before " + what
     p.kill()
     p.wait(timeout=DEADLINE)
     rig.proxy.release()
     return rig.state()["current"]
-
-
-def wait_for(pred, what):
-    deadline = time.monotonic() + DEADLINE
-    while not pred():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def test_crash_after_assume_role_resumes(rig):
