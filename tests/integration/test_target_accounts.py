@@ -191,6 +191,22 @@ def test_crash_while_target_copy_is_held_resumes_with_one_copy(rig):
     assert len(pushed_copies(rig)) == 2
 
 
+@pytest.mark.parametrize("action,by_target", [("AssumeRole", False), ("PutParameter", True),
+                                               ("CreateGrant", False)])
+def test_crash_at_other_steps_resumes(rig, action, by_target):
+    """Held while the role is assumed, while the target's parameter is written (its copy made,
+    not yet recorded available), while the owner grants a key: the same end, one copy each."""
+    owner_keys, target = configure(rig)
+    assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
+    fault = {"action": action}
+    if by_target:
+        fault["not_access_key_id"] = owner_key_id(rig)
+    crash_with(rig, fault, action)
+    j = done_run(rig.agent("resume", "--json"))
+    assert_pushed(rig, j, owner_keys, target)
+    assert len(pushed_copies(rig)) == 2
+
+
 def test_crash_before_revoke_resumes_without_leftover_grant(rig):
     owner_keys, target = configure(rig)
     assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
