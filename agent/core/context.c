@@ -129,8 +129,11 @@ int context_settle_region(struct context *ctx, const char *given)
                 pick = profile ? profile : ctx->config->region;
         }
         /* Nothing but the instance knows: on EC2, IMDS says where it is. */
-        if (!pick)
+        if (!pick) {
+                log_info("No region given (--region, AWS_REGION, AWS_DEFAULT_REGION, the AWS "
+                         "profile, [aws] region): asking IMDS");
                 return context_load_identity(ctx);
+        }
         if (!aws_region_valid(pick))
                 return log_error_errno(-EINVAL, "'%s' is not a region name", pick);
         ctx->region = strdup(pick);

@@ -153,8 +153,8 @@ static int preflight(struct import *im)
         if (!im->res.source_account || !im->from)
                 return -ENOMEM;
         if (!*im->res.source_account) {
-                im->why = strprintf("DescribeImages in %s names no owner of %s",
-                                    req->source_region, req->source_image_id);
+                im->why = strprintf("DescribeImages in %s names no owner of %s", req->source_region,
+                                    req->source_image_id);
                 return -EBADMSG;
         }
         if (!im->name || !*im->name) {
@@ -321,11 +321,10 @@ static int publish(struct import *im)
                 if (r >= 0 && !desc)
                         r = -ENOMEM;
                 if (r >= 0)
-                        r = dist_lt_version(im->ec2, req->region, req->launch_template,
-                                            req->lt_source_version ? req->lt_source_version
-                                                                   : "$Default",
-                                            im->res.image_id, desc, token, &im->res.lt_version,
-                                            &im->why);
+                        r = dist_lt_version(
+                                im->ec2, req->region, req->launch_template,
+                                req->lt_source_version ? req->lt_source_version : "$Default",
+                                im->res.image_id, desc, token, &im->res.lt_version, &im->why);
                 if (r >= 0)
                         r = dist_lt_set_default(im->ec2, req->region, req->launch_template,
                                                 im->res.lt_version, &im->why);
@@ -373,16 +372,14 @@ int import_image(struct ec2_client *src_ec2, struct ec2_client *ec2, struct awsj
         if (r >= 0)
                 r = copy(&im);
         if (r >= 0)
-                r = dist_wait_image(ec2, req->region, im.res.image_id,
-                                    &(struct dist_wait){
-                                            .timeout_s = req->wait_timeout_s ? req->wait_timeout_s
-                                                                             : 3600,
-                                            .poll_max_s = req->wait_poll_max_s
-                                                                  ? req->wait_poll_max_s
-                                                                  : 60,
-                                            .what = "the imported copy",
-                                    },
-                                    &im.why);
+                r = dist_wait_image(
+                        ec2, req->region, im.res.image_id,
+                        &(struct dist_wait){
+                                .timeout_s = req->wait_timeout_s ? req->wait_timeout_s : 3600,
+                                .poll_max_s = req->wait_poll_max_s ? req->wait_poll_max_s : 60,
+                                .what = "the imported copy",
+                        },
+                        &im.why);
         if (r >= 0)
                 r = tag(&im);
         if (r >= 0)
