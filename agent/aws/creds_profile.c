@@ -451,6 +451,31 @@ int creds_profile_resolve(const struct creds_profile_config *cfg, int log_level,
         return r;
 }
 
+int creds_profile_region(const struct creds_profile_config *cfg, char **ret)
+{
+        const char *name = cfg->profile ? cfg->profile : getenv_nonempty("AWS_PROFILE");
+        struct resolver rs = {.cfg = cfg};
+        const struct profile_value *v = NULL;
+        const struct profile *p;
+        int r;
+
+        *ret = NULL;
+        /* botocore reads a profile's region from the config file only. */
+        r = file_path(cfg->config_file, "AWS_CONFIG_FILE", ".aws/config", &rs.paths[1]);
+        if (r >= 0)
+                r = load(&rs, PROFILE_FILE_CONFIG, rs.paths[1]);
+        p = r >= 0 ? profile_set_find(&rs.set, name ? name : "default") : NULL;
+        v = p ? get(p, "region") : NULL;
+        if (v && !aws_region_valid(v->value))
+                r = fail_value(&rs, -EINVAL, v, "not a region name");
+        else if (v && !(*ret = strdup(v->value)))
+                r = -ENOMEM;
+        if (r < 0 && rs.error)
+                log_error_errno(r, "%s", rs.error);
+        resolver_done(&rs);
+        return r == -ENOENT ? 0 : r; /* no home directory: no default file */
+}
+
 /* The shared files as the source of a provider chain: what was resolved, and until when. */
 struct profile_source {
         struct creds_profile_config cfg;

@@ -45,6 +45,14 @@ int creds_profile_resolve(const struct creds_profile_config *cfg, int log_level,
                           struct aws_credentials *ret);
 
 /*
+ * The region of the profile (cfg->profile, else $AWS_PROFILE, else "default") in the config file
+ * ($AWS_CONFIG_FILE, ~/.aws/config), as botocore reads it: *ret NULL when the file, the profile
+ * or its region is not there. -EINVAL (logged, naming the file and line) for a value that is not
+ * a region name or a file that is malformed.
+ */
+int creds_profile_region(const struct creds_profile_config *cfg, char **ret);
+
+/*
  * Attach the shared files to a provider chain (creds_provider_set_source()), between the
  * environment and the instance role. cfg is copied. The profile is resolved at the first need and
  * kept: static keys until creds_provider_invalidate(), role credentials until five minutes

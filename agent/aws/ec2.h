@@ -162,6 +162,7 @@ struct ec2_image_tag {
 
 struct ec2_image {
         char *image_id;
+        char *owner_id; /* the account that owns it; NULL when not given */
         char *name;
         char *description;
         char *state; /* pending, available, failed, error, ... */

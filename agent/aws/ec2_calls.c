@@ -141,6 +141,7 @@ void ec2_image_done(struct ec2_image *im)
         if (!im)
                 return;
         free(im->image_id);
+        free(im->owner_id);
         free(im->name);
         free(im->description);
         free(im->state);
@@ -218,6 +219,8 @@ static int image_from_item(const xmlNode *item, void *elem)
         int r;
 
         r = ec2_required(xml_child_text(item, "imageId", &im.image_id));
+        if (r >= 0)
+                r = xml_child_text_opt(item, "imageOwnerId", &im.owner_id);
         if (r >= 0)
                 r = xml_child_text_opt(item, "name", &im.name);
         if (r >= 0)
@@ -417,9 +420,10 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
         return ec2_call_image_id(c, "CreateImage", p, a->dry_run, ret_image_id, err);
 }
 
-int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
-                            const char *image_id, struct ec2_image **ret, size_t *ret_n,
-                            struct aws_error *err)
+/* DescribeImages with Owner.1 = owner (NULL: any), one filter (NULL: none) and/or an id. */
+static int describe_images(struct ec2_client *c, const char *owner, const char *filter,
+                           const char *value, const char *image_id, struct ec2_image **ret,
+                           size_t *ret_n, struct aws_error *err)
 {
         _cleanup_params_ struct ec2_params *p = NULL;
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
@@ -429,7 +433,7 @@ int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char
                 return -EINVAL;
         /* clang-format off */
         r = ec2_params_build(&p,
-                             "Owner.1", "self",
+                             "Owner.1", owner,
                              "Filter.1.Name", filter,
                              "Filter.1.Value.1", filter ? value : NULL,
                              "ImageId.1", image_id,
@@ -446,17 +450,13 @@ int ec2_describe_image_any_owner(struct ec2_client *c, const char *image_id, str
                                  struct aws_error *err)
 {
         _cleanup_(aws_error_done) struct aws_error e = {};
-        _cleanup_params_ struct ec2_params *p = NULL;
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
         struct ec2_image *ims = NULL;
         size_t n = 0;
         int r;
 
         if (!image_id)
                 return -EINVAL;
-        r = ec2_params_build(&p, "ImageId.1", image_id, NULL);
-        if (r >= 0)
-                r = ec2_call(c, "DescribeImages", p, &doc, &e);
+        r = describe_images(c, NULL, NULL, NULL, image_id, &ims, &n, &e);
         /* A deregistered image is "not found" or "unavailable", depending on how long ago. */
         if (r == -EREMOTEIO && (streq_ptr(e.code, "InvalidAMIID.NotFound") ||
                                 streq_ptr(e.code, "InvalidAMIID.Unavailable")))
@@ -465,15 +465,19 @@ int ec2_describe_image_any_owner(struct ec2_client *c, const char *image_id, str
                 aws_error_move(err, &e);
                 return r;
         }
-        r = images_from_doc(doc, &ims, &n);
-        if (r < 0)
-                return r;
         if (n > 0) {
                 *ret = ims[0];
                 ims[0] = (struct ec2_image){};
         }
         ec2_images_free(ims, n);
         return n > 0 ? 0 : -ENOENT;
+}
+
+int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
+                            const char *image_id, struct ec2_image **ret, size_t *ret_n,
+                            struct aws_error *err)
+{
+        return describe_images(c, "self", filter, value, image_id, ret, ret_n, err);
 }
 
 int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,

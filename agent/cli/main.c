@@ -15,6 +15,7 @@
 
 #include "cli/cmd_daemon.h"
 #include "cli/cmd_grants.h"
+#include "cli/cmd_import.h"
 #include "cli/cmd_instance.h"
 #include "cli/cmd_run.h"
 #include "cli/cmd_scripts.h"
@@ -78,6 +79,10 @@ static void help(void)
                "  kms-policy [--region R] [--json]\n"
                "                    The key-policy statements share_organizations/share_ous\n"
                "                    need on the customer keys\n"
+               "  import IMAGE_ID [--source-region R] [--region R] --kms-key KEY [--name NAME]\n"
+               "         [--launch-template T] [--ssm-parameter P] [--json]\n"
+               "                    Copy an image shared with this account into it, encrypted\n"
+               "                    with this account's key (works off EC2: AWS_PROFILE)\n"
                "  first-boot [--json]\n"
                "                    Run once per instance id if the user-data says\n"
                "                    #ec2-imaged: run=first-boot\n"
@@ -99,7 +104,8 @@ static void help(void)
                "  0  success\n"
                "  1  the operation failed\n"
                "  2  bad command line or invalid configuration\n"
-               "  3  check: at least one pre-flight item failed\n"
+               "  3  check: at least one pre-flight item failed; import: refused (the image\n"
+               "     is not shared, a key is unusable, the name is taken)\n"
                "  4  another run is under way (run, resume, trigger)\n"
                "  5  run: an unfinished run exists; resume it first\n");
 }
@@ -145,6 +151,7 @@ static const struct command commands[] = {
          .run = cmd_kms_policy,
          .options = OPT_JSON | OPT_REGION,
          .setup = SETUP_CONFIG},
+        {.name = "import", .run = cmd_import, .setup = SETUP_CLIENTS, .own_arguments = true},
         {.name = "first-boot", .run = cmd_first_boot, .options = OPT_JSON, .setup = SETUP_CLIENTS},
         {.name = "sanitize", .run = cmd_script, .setup = SETUP_CONFIG, .own_arguments = true},
         {.name = "patch", .run = cmd_script, .setup = SETUP_CONFIG, .own_arguments = true},

@@ -296,6 +296,27 @@ static void text_kms_policy(const cJSON *j, FILE *f)
         }
 }
 
+static void text_import(const cJSON *j, FILE *f)
+{
+        if (str(j, "error")) {
+                fprintf(f, "import of %s failed: %s\n", strna(str(j, "source_image_id")),
+                        str(j, "error"));
+                return;
+        }
+        fprintf(f, "%s %s/%s from %s as %s in %s, encrypted with %s\n",
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "adopted")) ? "already imported"
+                                                                             : "imported",
+                strna(str(j, "source_account")), strna(str(j, "source_image_id")),
+                strna(str(j, "source_region")), strna(str(j, "image_id")), strna(str(j, "region")),
+                strna(str(j, "kms_key")));
+        if (str(j, "launch_template"))
+                fprintf(f, "launch template %s: default version %s\n", str(j, "launch_template"),
+                        strna(str(j, "launch_template_version")));
+        if (str(j, "ssm_parameter"))
+                fprintf(f, "SSM parameter %s = %s\n", str(j, "ssm_parameter"),
+                        strna(str(j, "image_id")));
+}
+
 static void (*const text_views[_VIEW_MAX])(const cJSON *j, FILE *f) = {
         [VIEW_WHOAMI] = text_whoami,
         [VIEW_CHECK] = text_check,
@@ -308,6 +329,7 @@ static void (*const text_views[_VIEW_MAX])(const cJSON *j, FILE *f) = {
         [VIEW_WORKER] = text_worker,
         [VIEW_GRANTS] = text_grants,
         [VIEW_KMS_POLICY] = text_kms_policy,
+        [VIEW_IMPORT] = text_import,
 };
 
 int output_print(const struct result *res, bool json, FILE *f)

@@ -24,6 +24,7 @@ enum output_view {
         VIEW_WORKER,        /* trigger --wait: the answer of the daemon's worker (its --json) */
         VIEW_GRANTS,        /* grants: the recorded KMS grants */
         VIEW_KMS_POLICY,    /* kms-policy: the statements of each key */
+        VIEW_IMPORT,        /* import: the copy of a shared image in this account */
         _VIEW_MAX,
 };
 

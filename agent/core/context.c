@@ -8,6 +8,7 @@
 
 #include "aws/creds_profile.h"
 #include "aws/creds_provider.h"
+#include "aws/vocab.h"
 #include "util/log.h"
 #include "util/macro.h"
 
@@ -94,7 +95,8 @@ int context_open_ec2(struct context *ctx)
 
         if (ctx->ec2)
                 return 0;
-        r = context_load_identity(ctx);
+        /* A region settled without IMDS (context_settle_region()) needs no identity. */
+        r = ctx->region ? 0 : context_load_identity(ctx);
         if (r < 0)
                 return r;
         ec = (struct ec2_client_config){
@@ -105,5 +107,37 @@ int context_open_ec2(struct context *ctx)
         r = ec2_client_new(&ec, ctx->creds, &ctx->ec2);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the EC2 client: %m");
+        return 0;
+}
+
+int context_settle_region(struct context *ctx, const char *given)
+{
+        const char *env = getenv("AWS_REGION");
+        _cleanup_free_ char *profile = NULL;
+        const char *pick;
+        int r;
+
+        if (ctx->region)
+                return 0;
+        if (!env || !*env)
+                env = getenv("AWS_DEFAULT_REGION");
+        pick = given ? given : env && *env ? env : NULL;
+        if (!pick) {
+                r = creds_profile_region(&(struct creds_profile_config){}, &profile);
+                if (r < 0)
+                        return r;
+                pick = profile ? profile : ctx->config->region;
+        }
+        /* Nothing but the instance knows: on EC2, IMDS says where it is. */
+        if (!pick) {
+                log_info("No region given (--region, AWS_REGION, AWS_DEFAULT_REGION, the AWS "
+                         "profile, [aws] region): asking IMDS");
+                return context_load_identity(ctx);
+        }
+        if (!aws_region_valid(pick))
+                return log_error_errno(-EINVAL, "'%s' is not a region name", pick);
+        ctx->region = strdup(pick);
+        if (!ctx->region)
+                return log_error_errno(-ENOMEM, "Out of memory");
         return 0;
 }

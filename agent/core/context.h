@@ -23,7 +23,17 @@ struct context *context_free(struct context *ctx);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct context *, context_free)
 /* Read this instance's identity from IMDS (once) and settle the region. Logs its own errors. */
 int context_load_identity(struct context *ctx);
-/* Create the EC2 client for the settled region (loads the identity first when needed). */
+/*
+ * Settle the region without IMDS where possible (for commands that may run off EC2, `import`):
+ * given (a command line's), else AWS_REGION, AWS_DEFAULT_REGION, the region of the AWS profile
+ * in the config file (creds_profile_region()), [aws] region; only when none names one, the
+ * instance's region from IMDS. Logs its own errors.
+ */
+int context_settle_region(struct context *ctx, const char *given);
+/*
+ * Create the EC2 client for the settled region (loads the identity first when no region is
+ * settled yet).
+ */
 int context_open_ec2(struct context *ctx);
 /* The [aws] keys that shape every AWS call: for EC2, KMS and SSM clients alike. */
 struct aws_transport context_aws_transport(const struct context *ctx);

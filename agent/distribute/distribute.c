@@ -16,6 +16,7 @@
 #include "distribute/distribute_aws.h"
 #include "distribute/distribute_grants.h"
 #include "distribute/distribute_internal.h"
+#include "distribute/distribute_publish.h"
 #include "distribute/distribute_retain.h"
 #include "core/state.h"
 #include "util/log.h"
@@ -37,7 +38,7 @@ bool distribute_configured(const struct config *c)
         return c->dist_regions || c->dist_share_accounts || c->dist_share_orgs ||
                c->dist_share_ous || c->dist_deprecate_days > 0 || c->dist_keep_newest > 0 ||
                c->dist_keep_days > 0 || c->dist_launch_template || c->dist_ssm_parameter ||
-               c->dist_kms_keys;
+               c->dist_kms_keys || c->dist_target_accounts;
 }
 
 bool distribute_encrypts_in_place(const struct config *c, const char *region)
@@ -47,7 +48,8 @@ bool distribute_encrypts_in_place(const struct config *c, const char *region)
 
 bool distribute_sharing(const struct config *c)
 {
-        return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous;
+        return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous ||
+               c->dist_target_accounts;
 }
 
 const char *distribute_lineage(const struct config *c, const char *instance_id)
@@ -137,8 +139,11 @@ static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
         for (char **a = d->cfg->dist_share_accounts;
              r >= 0 && d->cfg->dist_create_grants && a && *a; a++)
                 r = dist_grant(d, rd, k.arn ? k.arn : key, *a);
+        /* A target account's copy needs the key whatever create_grants says; revoked after. */
+        for (char **a = d->targets; r >= 0 && a && *a; a++)
+                r = dist_grant(d, rd, k.arn ? k.arn : key, *a);
         kms_key_done(&k);
-        if (r >= 0 && d->cfg->dist_create_grants)
+        if (r >= 0 && (d->cfg->dist_create_grants || d->targets))
                 r = run_dist_mark(rd, STEP_GRANTED);
         return r < 0 ? r : dist_save(d);
 }
@@ -152,7 +157,7 @@ static int share(struct dist *d, struct run_dist *rd)
         int r = 0;
 
         if (!run_dist_done(rd, STEP_SHARED) && distribute_sharing(d->cfg)) {
-                for (char **a = d->cfg->dist_share_accounts; a && *a && n < ELEMENTSOF(s); a++)
+                for (char **a = d->accounts; a && *a && n < ELEMENTSOF(s); a++)
                         s[n++] = (struct ec2_share){EC2_SHARE_ACCOUNT, *a};
                 for (char **a = d->cfg->dist_share_orgs; a && *a && n < ELEMENTSOF(s); a++)
                         s[n++] = (struct ec2_share){EC2_SHARE_ORGANIZATION, *a};
@@ -166,14 +171,13 @@ static int share(struct dist *d, struct run_dist *rd)
                 if (r >= 0)
                         r = dist_save(d);
         }
-        if (r >= 0 && !run_dist_done(rd, STEP_SNAP_SHARED) && d->cfg->dist_share_accounts) {
+        if (r >= 0 && !run_dist_done(rd, STEP_SNAP_SHARED) && d->accounts) {
                 struct ec2_image im = {};
 
                 r = dist_describe_one(d, rd, &im);
                 for (char **sn = im.snapshot_ids; r >= 0 && sn && *sn; sn++) {
                         r = ec2_add_create_volume_permission(
-                                c, *sn, (const char *const *)d->cfg->dist_share_accounts, false,
-                                &e);
+                                c, *sn, (const char *const *)d->accounts, false, &e);
                         if (r < 0)
                                 r = dist_fail(&d->why, r, &e, "ModifySnapshotAttribute",
                                               rd->region);
@@ -236,99 +240,50 @@ static int deprecate(struct dist *d, struct run_dist *rd)
         return r < 0 ? r : dist_save(d);
 }
 
-/* Resolve "$Default"/"$Latest" (or a number) to the version number as text. */
-static int lt_resolve(struct dist *d, const char *region, const char *which, char **ret)
-{
-        const char *const v[] = {which, NULL};
-        struct ec2_lt_version *lv = NULL;
-        struct aws_error e = {};
-        size_t n = 0;
-        int r;
-
-        r = ec2_describe_launch_template_versions(dist_clients_ec2(&d->clients, region),
-                                                  d->cfg->dist_launch_template, v, &lv, &n, &e);
-        if (r < 0)
-                return dist_fail(&d->why, r, &e, "DescribeLaunchTemplateVersions", region);
-        if (n == 0) {
-                d->why = strprintf("launch template %s has no version %s in %s",
-                                   d->cfg->dist_launch_template, which, region);
-                r = -ENOENT;
-        } else {
-                *ret = strprintf("%" PRId64, lv[0].version);
-                r = *ret ? 0 : -ENOMEM;
-                /* A version already made with this image (before an interruption) is reused. */
-                if (r >= 0 && streq(which, "$Latest"))
-                        r = streq_ptr(lv[0].image_id, d->run->dist[0].image_id) ? 1 : 0;
-        }
-        ec2_lt_versions_free(lv, n);
-        return r;
-}
-
 /* A new launch template version with the image, made the default (the run's own region). */
 static int publish_lt(struct dist *d, struct run_dist *rd)
 {
         struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
-        _cleanup_free_ char *latest = NULL, *src = NULL, *desc = NULL, *token = NULL;
-        struct aws_error e = {};
-        int64_t v = 0;
+        _cleanup_free_ char *desc = NULL, *token = NULL;
         int r;
 
         if (!d->cfg->dist_launch_template || rd != &d->run->dist[0] ||
             run_dist_done(rd, STEP_LT_DEFAULT))
                 return 0;
         if (!rd->lt_version) {
-                r = lt_resolve(d, rd->region, "$Latest", &latest);
+                desc = strprintf("ec2-imaged run %s", d->run->run_id);
+                /* One version per run and region, however often the call is sent. */
+                token = strprintf("%s-%s", d->run->run_id, rd->region);
+                if (!desc || !token)
+                        return -ENOMEM;
+                r = dist_lt_version(c, rd->region, d->cfg->dist_launch_template,
+                                    d->cfg->dist_lt_source_version, rd->image_id, desc, token,
+                                    &rd->lt_version, &d->why);
                 if (r < 0)
                         return r;
-                if (r > 0) {
-                        rd->lt_version = TAKE_PTR(latest);
-                } else {
-                        r = lt_resolve(d, rd->region, d->cfg->dist_lt_source_version, &src);
-                        desc = strprintf("ec2-imaged run %s", d->run->run_id);
-                        /* One version per run and region, however often the call is sent. */
-                        token = strprintf("%s-%s", d->run->run_id, rd->region);
-                        if (r >= 0 && (!desc || !token))
-                                r = -ENOMEM;
-                        if (r >= 0)
-                                r = ec2_create_launch_template_version(
-                                        c, d->cfg->dist_launch_template, src, rd->image_id, desc,
-                                        token, false, &v, &e);
-                        if (r < 0)
-                                return e.code ? dist_fail(&d->why, r, &e,
-                                                          "CreateLaunchTemplateVersion", rd->region)
-                                              : r;
-                        rd->lt_version = strprintf("%" PRId64, v);
-                        if (!rd->lt_version)
-                                return -ENOMEM;
-                }
                 log_notice("Launch template %s version %s uses %s", d->cfg->dist_launch_template,
                            rd->lt_version, rd->image_id);
                 r = dist_save(d);
                 if (r < 0)
                         return r;
         }
-        r = ec2_set_launch_template_default(c, d->cfg->dist_launch_template,
-                                            strtoll(rd->lt_version, NULL, 10), false, &e);
-        if (r < 0)
-                return dist_fail(&d->why, r, &e, "ModifyLaunchTemplate", rd->region);
-        r = run_dist_mark(rd, STEP_LT_DEFAULT);
+        r = dist_lt_set_default(c, rd->region, d->cfg->dist_launch_template, rd->lt_version,
+                                &d->why);
+        if (r >= 0)
+                r = run_dist_mark(rd, STEP_LT_DEFAULT);
         return r < 0 ? r : dist_save(d);
 }
 
 static int publish_ssm(struct dist *d, struct run_dist *rd)
 {
-        struct aws_error e = {};
         int r;
 
         if (!d->cfg->dist_ssm_parameter || run_dist_done(rd, STEP_SSM))
                 return 0;
-        r = ssm_put_parameter(dist_clients_ssm(&d->clients, rd->region), d->cfg->dist_ssm_parameter,
-                              rd->image_id, "aws:ec2:image", true, NULL, &e);
-        if (r < 0)
-                return dist_fail(&d->why, r, &e, "SSM PutParameter", rd->region);
-        log_info("SSM parameter %s in %s = %s", d->cfg->dist_ssm_parameter, rd->region,
-                 rd->image_id);
-        r = run_dist_mark(rd, STEP_SSM);
+        r = dist_publish_ssm(dist_clients_ssm(&d->clients, rd->region), rd->region,
+                             d->cfg->dist_ssm_parameter, rd->image_id, &d->why);
+        if (r >= 0)
+                r = run_dist_mark(rd, STEP_SSM);
         return r < 0 ? r : dist_save(d);
 }
 
@@ -394,6 +349,8 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                 return 0;
         r = dist_regions(run->region, d.cfg, &regions);
         if (r >= 0)
+                r = dist_target_ids(d.cfg, &d.targets, &d.accounts);
+        if (r >= 0)
                 r = dist_clients_open(&d.clients, ctx, regions);
         if (r < 0 && !d.why)
                 d.why = strprintf("cannot set up the clients of the regions: %s", strerror(-r));
@@ -424,9 +381,14 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                 if (r >= 0)
                         r = publish_ssm(&d, rd);
         }
+        /* Every region shared and granted: each target account copies, then loses the keys. */
+        if (r >= 0)
+                r = dist_targets_push(&d);
         for (size_t i = 0; r >= 0 && i < run->n_dist; i++)
                 r = retain(&d, &run->dist[i]);
         dist_clients_done(&d.clients);
+        strv_free(d.targets);
+        strv_free(d.accounts);
         if (r < 0)
                 *ret_why = d.why ? TAKE_PTR(d.why) : strdup(strerror(-r));
         free(d.why);

@@ -10,6 +10,7 @@
 #include "aws/ec2.h"
 #include "core/config.h"
 #include "core/context.h"
+#include "util/backoff.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
@@ -45,10 +46,18 @@ int dist_fail(char **why, int r, struct aws_error *e, const char *what, const ch
 
 int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *regions)
 {
+        return dist_clients_open_as(c, ctx, NULL, regions);
+}
+
+int dist_clients_open_as(struct dist_clients *c, struct context *ctx, struct creds_provider *creds,
+                         char *const *regions)
+{
         const struct config *cfg = ctx->config;
         int r = 0;
 
-        *c = (struct dist_clients){.ctx = ctx};
+        *c = (struct dist_clients){.ctx = ctx, .foreign = creds != NULL};
+        if (!creds)
+                creds = ctx->creds;
         for (size_t i = 0; r >= 0 && regions && regions[i]; i++) {
                 struct awsjson_client_config jc = {
                         .region = regions[i],
@@ -62,20 +71,21 @@ int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *
                 if (!c->r[c->n].region)
                         return -ENOMEM;
                 c->n++;
-                if (!streq(regions[i], ctx->region))
+                /* The run's own region has the context's client, unless in another account. */
+                if (c->foreign || !streq(regions[i], ctx->region))
                         r = ec2_client_new(
                                 &(struct ec2_client_config){
                                         .region = regions[i],
                                         .endpoint_url = cfg->endpoint_url,
                                         .transport = context_aws_transport(ctx),
                                 },
-                                ctx->creds, &c->r[c->n - 1].ec2);
+                                creds, &c->r[c->n - 1].ec2);
                 jc.service = AWSJSON_KMS;
                 if (r >= 0)
-                        r = awsjson_client_new(&jc, ctx->creds, &c->r[c->n - 1].kms);
+                        r = awsjson_client_new(&jc, creds, &c->r[c->n - 1].kms);
                 jc.service = AWSJSON_SSM;
                 if (r >= 0)
-                        r = awsjson_client_new(&jc, ctx->creds, &c->r[c->n - 1].ssm);
+                        r = awsjson_client_new(&jc, creds, &c->r[c->n - 1].ssm);
                 if (r >= 0) {
                         struct aws_budget *b = &c->r[c->n - 1].budget;
 
@@ -91,7 +101,7 @@ int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *
 void dist_clients_done(struct dist_clients *c)
 {
         /* The context's client outlives the budgets. */
-        if (c->ctx && c->ctx->ec2)
+        if (c->ctx && c->ctx->ec2 && !c->foreign)
                 ec2_client_set_budget(c->ctx->ec2, NULL);
         for (size_t i = 0; i < c->n; i++) {
                 free(c->r[i].region);
@@ -116,7 +126,7 @@ struct ec2_client *dist_clients_ec2(struct dist_clients *c, const char *region)
 
         if (i < 0)
                 return NULL;
-        return c->r[i].ec2 ? c->r[i].ec2 : c->ctx->ec2;
+        return c->r[i].ec2 || c->foreign ? c->r[i].ec2 : c->ctx->ec2;
 }
 
 struct awsjson_client *dist_clients_kms(struct dist_clients *c, const char *region)
@@ -150,10 +160,9 @@ bool dist_key_is_aws_managed(const char *key_id, const struct kms_key *k)
         return k && streq_ptr(k->key_manager, "AWS");
 }
 
-int dist_check_key(struct dist_clients *c, const char *region, const char *key_id,
-                   const char *image_id, bool for_sharing, struct kms_key *ret, char **ret_why)
+int dist_describe_key(struct awsjson_client *kms, const char *region, const char *key_id,
+                      struct kms_key *ret, char **ret_why)
 {
-        struct awsjson_client *kms = dist_clients_kms(c, region);
         struct kms_key k = {};
         struct aws_error e = {};
         int r;
@@ -170,11 +179,24 @@ int dist_check_key(struct dist_clients *c, const char *region, const char *key_i
         }
         if (k.key_state && !streq(k.key_state, "Enabled")) {
                 *ret_why = strprintf("KMS key %s in %s is %s, not Enabled: no image can be "
-                                     "encrypted with it ([distribute] kms_key)",
+                                     "encrypted with it",
                                      key_id, region, k.key_state);
                 kms_key_done(&k);
                 return -EPERM;
         }
+        *ret = k;
+        return 0;
+}
+
+int dist_check_key(struct dist_clients *c, const char *region, const char *key_id,
+                   const char *image_id, bool for_sharing, struct kms_key *ret, char **ret_why)
+{
+        struct kms_key k = {};
+        int r;
+
+        r = dist_describe_key(dist_clients_kms(c, region), region, key_id, &k, ret_why);
+        if (r < 0)
+                return r;
         if (for_sharing && dist_key_is_aws_managed(key_id, &k)) {
                 *ret_why = strprintf(
                         "%s in %s is encrypted with the AWS-managed KMS key %s (%s), which "
@@ -187,4 +209,48 @@ int dist_check_key(struct dist_clients *c, const char *region, const char *key_i
         }
         *ret = k;
         return 0;
+}
+
+int dist_wait_image(struct ec2_client *c, const char *region, const char *image_id,
+                    const struct dist_wait *w, char **ret_why)
+{
+        _cleanup_free_ char *last = NULL;
+        struct backoff b;
+
+        backoff_init(&b, 2 * USEC_PER_SEC, (usec_t)w->poll_max_s * USEC_PER_SEC,
+                     (usec_t)w->timeout_s * USEC_PER_SEC, 0);
+        for (;;) {
+                struct ec2_image *ims = NULL;
+                struct aws_error e = {};
+                size_t n = 0;
+                int r;
+
+                r = ec2_describe_images(c, NULL, image_id, &ims, &n, &e);
+                /* A brand-new id may not be visible yet: EC2 is eventually consistent. */
+                if (r == -EREMOTEIO && streq_ptr(e.code, "InvalidAMIID.NotFound")) {
+                        r = 0;
+                        n = 0;
+                }
+                if (r < 0)
+                        return dist_fail(ret_why, r, &e, "DescribeImages", region);
+                aws_error_done(&e);
+                if (n > 0 && ims[0].state && !streq_ptr(ims[0].state, last)) {
+                        free(last);
+                        last = strdup(ims[0].state);
+                        r = !last ? -ENOMEM : w->on_state ? w->on_state(w->userdata, last) : 0;
+                }
+                if (r >= 0 && last && !streq(last, "available") && !streq(last, "pending")) {
+                        *ret_why = strprintf("%s %s in %s is %s: %s", w->what, image_id, region,
+                                             last, strna(ims[0].state_reason));
+                        r = -EIO;
+                }
+                ec2_images_free(ims, n);
+                if (r < 0 || streq_ptr(last, "available"))
+                        return r;
+                if (backoff_sleep(&b) < 0) {
+                        *ret_why = strprintf("%s %s in %s is not available after %u s", w->what,
+                                             image_id, region, w->timeout_s);
+                        return -ETIME;
+                }
+        }
 }

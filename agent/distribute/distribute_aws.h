@@ -17,11 +17,13 @@ struct aws_error;
 struct awsjson_client;
 struct config;
 struct context;
+struct creds_provider;
 struct ec2_client;
 struct kms_key;
 
 struct dist_clients {
-        struct context *ctx; /* its EC2 client serves the run's own region */
+        struct context *ctx; /* its EC2 client serves the run's own region (unless foreign) */
+        bool foreign;        /* made with other credentials: every region has its own clients */
         struct {
                 char *region;
                 struct ec2_client *ec2; /* NULL for the run's own region: ctx->ec2 */
@@ -33,6 +35,12 @@ struct dist_clients {
 
 /* Make the clients of each region in regions (NULL-terminated; the run's own region first). */
 int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *regions);
+/*
+ * The same, signed with creds (borrowed: another account's, say) instead of the run's: each
+ * region gets EC2, KMS and SSM clients of its own, the run's own region too.
+ */
+int dist_clients_open_as(struct dist_clients *c, struct context *ctx, struct creds_provider *creds,
+                         char *const *regions);
 void dist_clients_done(struct dist_clients *c);
 /* The client of a region given to dist_clients_open() (NULL for any other region). */
 struct ec2_client *dist_clients_ec2(struct dist_clients *c, const char *region);
@@ -59,9 +67,30 @@ const char *dist_kms_key_for(const struct config *cfg, const char *region);
  */
 bool dist_key_is_aws_managed(const char *key_id, const struct kms_key *k);
 /*
- * DescribeKey of key_id in region: 0 with *ret filled; else -errno and *ret_why. With
- * for_sharing, an AWS-managed key is refused (-EPERM) with a message naming the key and the
- * image and saying what to do.
+ * DescribeKey of key_id with kms (a client of region): 0 with *ret filled; -errno and *ret_why
+ * when KMS refuses it, or -EPERM when the key is not Enabled.
+ */
+int dist_describe_key(struct awsjson_client *kms, const char *region, const char *key_id,
+                      struct kms_key *ret, char **ret_why);
+/*
+ * dist_describe_key() with the KMS client of region. With for_sharing, an AWS-managed key is
+ * refused (-EPERM) with a message naming the key and the image and saying what to do.
  */
 int dist_check_key(struct dist_clients *c, const char *region, const char *key_id,
                    const char *image_id, bool for_sharing, struct kms_key *ret, char **ret_why);
+
+/* How dist_wait_image() waits, and what it tells its caller on the way. */
+struct dist_wait {
+        unsigned timeout_s, poll_max_s; /* [run] wait_timeout_s, wait_poll_max_s */
+        const char *what;               /* "the copy": how messages name the image */
+        /* Called with each new state DescribeImages gives (to record it); < 0 stops the wait. */
+        int (*on_state)(void *userdata, const char *state);
+        void *userdata;
+};
+/*
+ * Wait until this account's image image_id in c's region is available (an image not listed yet
+ * is waited for: EC2 is eventually consistent). -EIO when it ends in another state (failed,
+ * error: with its reason), -ETIME after w->timeout_s; *ret_why says which.
+ */
+int dist_wait_image(struct ec2_client *c, const char *region, const char *image_id,
+                    const struct dist_wait *w, char **ret_why);

@@ -206,6 +206,67 @@ static int check_source(struct check *k)
         return r < 0 ? r : check_volume_keys(k, c, &in);
 }
 
+/* Whether word (ACCOUNT:...) names an account of target_accounts. */
+static bool of_target(const struct config *c, const char *word)
+{
+        for (char **t = c->dist_target_accounts; t && *t; t++)
+                if (strncmp(*t, word, 13) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * The target_* words together (each one's shape was checked as it was read): the keys and
+ * parameters name target accounts and regions of the run, each target account has a key in every
+ * region of the run, and none is the run's own account or a share_accounts one (whose standing
+ * grants the revocation after the copies would take away).
+ */
+static int check_targets(struct check *k, char *const *regions)
+{
+        const struct config *c = k->cfg;
+
+        for (char **w = c->dist_target_kms_keys; w && *w; w++) {
+                _cleanup_free_ char *region = strndup(*w + 13, strcspn(*w + 13, ":"));
+
+                if (!region)
+                        return -ENOMEM;
+                if (!of_target(c, *w) || !strv_contains(regions, region))
+                        return (k->why = strprintf("[distribute] target_kms_key: '%s' is not "
+                                                   "ACCOUNT:REGION:KEY for an account of "
+                                                   "target_accounts and a region of the run",
+                                                   *w)),
+                               -EINVAL;
+        }
+        for (char **w = c->dist_target_ssm_params; w && *w; w++)
+                if (!of_target(c, *w))
+                        return (k->why = strprintf("[distribute] target_ssm_parameter: '%s' "
+                                                   "names no account of target_accounts",
+                                                   *w)),
+                               -EINVAL;
+        for (char **w = c->dist_target_accounts; w && *w; w++) {
+                _cleanup_free_ char *account = strndup(*w, 12);
+
+                if (!account)
+                        return -ENOMEM;
+                if (strv_contains(c->dist_share_accounts, account) ||
+                    streq_ptr(account, k->ctx->identity.account_id))
+                        return (k->why = strprintf("[distribute] target_accounts: %s is %s", *w,
+                                                   streq_ptr(account, k->ctx->identity.account_id)
+                                                           ? "this instance's own account"
+                                                           : "in share_accounts too (its grants "
+                                                             "are revoked after its copies)")),
+                               -EINVAL;
+                for (char *const *s = regions; s && *s; s++)
+                        if (!config_target_kms_key(c, account, *s))
+                                return (k->why = strprintf("[distribute] target_kms_key: no key "
+                                                           "for account %s in %s, a region of "
+                                                           "the run (ACCOUNT:REGION:KEY)",
+                                                           account, *s)),
+                                       -EINVAL;
+        }
+        return 0;
+}
+
 static int check_keys(struct check *k)
 {
         int r = 0;
@@ -403,6 +464,8 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
         r = check_config(&k);
         if (r >= 0)
                 r = dist_regions(ctx->region, k.cfg, &regions);
+        if (r >= 0)
+                r = check_targets(&k, regions);
         if (r >= 0)
                 r = dist_clients_open(&k.clients, ctx, regions);
         if (r >= 0)

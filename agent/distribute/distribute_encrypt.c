@@ -26,7 +26,6 @@
 #include "core/state.h"
 #include "distribute/distribute.h"
 #include "distribute/distribute_aws.h"
-#include "util/backoff.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
@@ -190,39 +189,27 @@ static int copy(struct dist *d, const char *key)
         return take_copy(d, id);
 }
 
+/* A new state of the copy (the run's image now) is recorded as it is seen. */
+static int copy_state(void *userdata, const char *state)
+{
+        struct dist *d = userdata;
+        int r = run_state_set(&d->run->image_state, state);
+
+        return r < 0 ? r : dist_save(d);
+}
+
 /* Wait until the copy (the run's image now) is available. */
 static int wait_copy(struct dist *d)
 {
-        struct run_state *run = d->run;
-        struct backoff b;
-
-        backoff_init(&b, 2 * USEC_PER_SEC, (usec_t)d->cfg->wait_poll_max_s * USEC_PER_SEC,
-                     (usec_t)d->cfg->wait_timeout_s * USEC_PER_SEC, 0);
-        for (;;) {
-                struct ec2_image im = {};
-                int r = describe(d, run->image_id, &im);
-
-                if (r >= 0 && im.state && !streq_ptr(im.state, run->image_state)) {
-                        r = run_state_set(&run->image_state, im.state);
-                        if (r >= 0)
-                                r = dist_save(d);
-                }
-                if (r >= 0 && im.state && !streq(im.state, "available") &&
-                    !streq(im.state, "pending")) {
-                        d->why = strprintf("the encrypted copy %s in %s is %s: %s", run->image_id,
-                                           run->region, im.state, strna(im.state_reason));
-                        r = -EIO;
-                }
-                ec2_image_done(&im);
-                if (r < 0 || streq_ptr(run->image_state, "available"))
-                        return r;
-                if (backoff_sleep(&b) < 0) {
-                        d->why = strprintf("the encrypted copy %s is not available after %u s "
-                                           "([run] wait_timeout_s)",
-                                           run->image_id, d->cfg->wait_timeout_s);
-                        return -ETIME;
-                }
-        }
+        if (streq_ptr(d->run->image_state, "available"))
+                return 0;
+        return dist_wait_image(own_ec2(d), d->run->region, d->run->image_id,
+                               &(struct dist_wait){.timeout_s = d->cfg->wait_timeout_s,
+                                                   .poll_max_s = d->cfg->wait_poll_max_s,
+                                                   .what = "the encrypted copy",
+                                                   .on_state = copy_state,
+                                                   .userdata = d},
+                               &d->why);
 }
 
 /* EC2 says the image or snapshot is gone already (a second try after an interruption). */

@@ -9,6 +9,13 @@
 - CopyImage with a ClientToken is idempotent: the same token again (in the same account and
   region) answers the image id of the first copy instead of making another.  moto ignores the
   token.
+- An image shared with an account is visible to it: DescribeImages by id in account B lists an
+  image of another account in the same region whose launch permissions name B (or all), and
+  CopyImage in B copies it, as EC2 does.  moto keeps each account's images apart: B sees none.
+- A KMS key of another account is usable by an account it granted DescribeKey to: DescribeKey by
+  the key's ARN in account B answers with A's key when one of its grants names B (its root or
+  a principal of B) with DescribeKey, else AccessDeniedException, as KMS does.  moto looks the
+  ARN's key id up in B's own keys and answers NotFoundException.
 - An image is encrypted when its source is: CreateImage of an instance whose root volume is
   encrypted with a KMS key, and CopyImage with Encrypted and KmsKeyId (or of an encrypted source
   without a key), give an image whose DescribeImages block device says Encrypted and the key's
@@ -28,6 +35,7 @@ Run with the python3 that has moto (tests/peers/peers.py finds it).
 """
 
 import inspect
+import json
 import os
 import sys
 import threading
@@ -190,6 +198,59 @@ def grant_dry_run(method):
     return create_grant
 
 
+def shared_image(backend, image_id):
+    """An image of another account in the backend's region that is shared with its account."""
+    from moto.ec2.models import ec2_backends
+    me = backend.account_id
+    for account, regions in list(dict.items(ec2_backends)):
+        other = dict.get(regions, backend.region_name) if account != me else None
+        ami = other.amis.get(image_id) if other is not None else None
+        if ami is not None and (ami.is_public or {"UserId": me} in ami.launch_permissions):
+            return ami
+    return None
+
+
+def shared_images(method):
+    def describe_images(self, ami_ids=None, filters=None, exec_users=None, owners=None):
+        if not ami_ids:
+            return method(self, ami_ids, filters, exec_users, owners)
+        own = [i for i in ami_ids if i in self.amis or i in self.deleted_amis]
+        shared = [a for a in (shared_image(self, i) for i in ami_ids if i not in own) if a]
+        if shared and not own:
+            return shared
+        return method(self, own or ami_ids, filters, exec_users, owners) + shared
+
+    describe_images.__name__ = method.__name__
+    return describe_images
+
+
+def granted_key(method):
+    def describe_key(self):
+        from moto.kms.exceptions import AccessDeniedException
+        from moto.kms.models import kms_backends
+        key_id = self._get_param("KeyId") or ""
+        parts = key_id.split(":")
+        if not (key_id.startswith("arn:") and len(parts) == 6 and ":key/" in key_id):
+            return method(self)
+        me = self.current_account
+        if parts[4] == me:
+            return method(self)
+        owner = dict.get(kms_backends, parts[4])
+        backend = dict.get(owner, parts[3]) if owner is not None else None
+        key = backend.keys.get(key_id.split(":key/")[1]) if backend is not None else None
+        if key is not None and any(
+                "DescribeKey" in g.operations
+                and g.grantee_principal.split(":")[4:5] == [me]
+                for g in key.grants.values()):
+            return json.dumps(key.to_dict())
+        raise AccessDeniedException(
+            "User: arn:aws:iam::%s:root is not authorized to perform: kms:DescribeKey on "
+            "resource: %s" % (me, key_id))
+
+    describe_key.__name__ = "describe_key"
+    return describe_key
+
+
 def install():
     for name in ("create_image", "copy_image", "register_image"):
         setattr(AmiBackend, name, unique_name(getattr(AmiBackend, name)))
@@ -200,6 +261,8 @@ def install():
     Instance.ProductCodes = property(lambda i: product_codes(i.ec2_backend.amis.get(i.image_id)))
     AmisResponse.modify_image_attribute = add_product_codes(AmisResponse.modify_image_attribute)
     KmsResponse.create_grant = grant_dry_run(KmsResponse.create_grant)
+    AmiBackend.describe_images = shared_images(AmiBackend.describe_images)
+    KmsResponse.describe_key = granted_key(KmsResponse.describe_key)
 
 
 if __name__ == "__main__":

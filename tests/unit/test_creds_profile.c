@@ -200,6 +200,36 @@ static void test_default_paths(void **state)
         rmdir(aws);
 }
 
+/* The profile's region, for commands that may run off EC2 (import): the config file only. */
+static void test_profile_region(void **state)
+{
+        struct creds_profile_config k = cfg(NULL);
+        char *region = NULL;
+
+        assert_int_equal(creds_profile_region(&k, &region), 0); /* no file */
+        assert_null(region);
+        write_text(config_path, "[default]\nregion = us-west-2\n[profile a]\nregion = "
+                                "eu-west-1\n[profile b]\noutput = json\n[profile bad]\n"
+                                "region = not a region\n");
+        write_text(creds_path, "[c]\nregion = ap-south-1\n");
+        assert_int_equal(creds_profile_region(&k, &region), 0);
+        assert_string_equal(region, "us-west-2");
+        free(region);
+        setenv("AWS_PROFILE", "a", 1);
+        assert_int_equal(creds_profile_region(&k, &region), 0);
+        assert_string_equal(region, "eu-west-1");
+        free(region);
+        k.profile = "b";
+        assert_int_equal(creds_profile_region(&k, &region), 0);
+        assert_null(region);
+        k.profile = "c"; /* the credentials file's region is not read, as in botocore */
+        assert_int_equal(creds_profile_region(&k, &region), 0);
+        assert_null(region);
+        k.profile = "bad";
+        assert_int_equal(creds_profile_region(&k, &region), -EINVAL);
+        assert_null(region);
+}
+
 static void test_attached_to_the_chain(void **state)
 {
         struct creds_provider *p = NULL;
@@ -334,6 +364,7 @@ int main(void)
                 cmocka_unit_test_setup(test_refused_before_sending, setup),
                 cmocka_unit_test_setup(test_chain_too_long, setup),
                 cmocka_unit_test_setup(test_default_paths, setup),
+                cmocka_unit_test_setup(test_profile_region, setup),
                 cmocka_unit_test_setup(test_attached_to_the_chain, setup),
                 cmocka_unit_test_setup(test_static_provider, setup),
                 cmocka_unit_test(test_sts_rules),

@@ -173,6 +173,7 @@ static const char describe_images[] =
         "</item><item><key>empty</key><value/></item><item><key>novalue</key></item>"
         "<item><key>amp</key><value>a &amp; b &lt;c&gt; &#233;</value></item></tagSet>"
         "<imageId>ami-f0f10ab228686399d</imageId><imageState>available</imageState>"
+        "<imageOwnerId>123456789012</imageOwnerId>"
         "<creationDate>2026-11-26T15:03:56.000Z</creationDate></item>"
         "<item><imageId>ami-2</imageId><name>second</name><imageState>failed</imageState>"
         "<stateReason><code>Client.InternalError</code><message>Client.InternalError: Client "
@@ -188,6 +189,8 @@ static void test_images(void **state)
         assert_int_equal(n, 2);
         assert_string_equal(ims[0].image_id, "ami-f0f10ab228686399d");
         assert_string_equal(ims[0].name, "ec2-imaged-test");
+        assert_string_equal(ims[0].owner_id, "123456789012");
+        assert_null(ims[1].owner_id);
         assert_string_equal(ims[0].state, "available");
         assert_null(ims[0].state_reason);
         assert_string_equal(ims[0].creation_date, "2026-11-26T15:03:56.000Z");
