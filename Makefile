@@ -94,7 +94,7 @@ $(DAEMON_BIN): $(BUILD)/obj/agent/daemon/daemon_main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC+LD   $@")
 	$(Q)$(CC) $(CFLAGS) -Iagent -DSRCDIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
