@@ -94,7 +94,7 @@ $(DAEMON_BIN): $(BUILD)/obj/agent/daemon/daemon_main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC+LD   $@")
 	$(Q)$(CC) $(CFLAGS) -Iagent -DSRCDIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
@@ -200,7 +200,7 @@ bench-idle: deps $(BIN) $(DAEMON_BIN)
 clean:
 	rm -rf build build-san
 
--include $(shell find $(BUILD)/obj $(BUILD)/lfobj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/lfobj $(BUILD)/tests $(BUILD)/tools -name '*.d' 2>/dev/null)
 
 # Installation, for packages (DESTDIR) and by hand. Both packages install exactly this tree.
 PREFIX     ?= /usr
