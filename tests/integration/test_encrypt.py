@@ -19,9 +19,9 @@ import time
 import pytest
 
 from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import (ACCOUNT, DEADLINE, MOTO_AMI, POLICY, SRC, Rig, TagBook,  # noqa
+from test_distribute import (DEADLINE, MOTO_AMI, POLICY, SRC, TagBook,  # noqa
                              auth_rig, check_requests_against_policy, done_run, for_moto,
-                             kms_key, rig, tags_of)  # (rig, auth_rig: the fixtures)
+                             kms_key, rig, rig_of, tags_of)  # (rig, auth_rig: the fixtures)
 
 NAME = "dist-{run_id}"  # the rig's [image] name
 
@@ -172,13 +172,7 @@ def encrypted_rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bi
         BlockDeviceMappings=[{"DeviceName": root, "Ebs": {
             "VolumeSize": 8, "Encrypted": True, "KmsKeyId": key["Arn"]}}],
     )["Instances"][0]["InstanceId"]
-    imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT)
-    proxy = fault_proxy(moto)
-    r = Rig(tmp_path, moto, proxy, agent_env(imds=imds, endpoint=proxy), agent_bin, instance_id)
-    try:
-        yield r
-    finally:
-        r.close()
+    yield from rig_of(instance_id, tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin)
 
 
 def test_image_encrypted_with_the_key_already_is_not_copied(encrypted_rig):
