@@ -307,6 +307,11 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    yield from rig_of(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin)
+
+
+def rig_of(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    """The configured Rig of a new moto instance, closed afterwards: a fixture yields from it."""
     instance_id = create_moto_instance(moto.url, region=REGION)
     imds = imds_factory(instance_id=instance_id, region=REGION, account_id=ACCOUNT)
     proxy = fault_proxy(moto)
