@@ -54,16 +54,20 @@ def grant_ids(kms, key):
     return {g["GrantId"] for g in kms.list_grants(KeyId=key["KeyId"])["Grants"]}
 
 
-def test_list_grants(moto, kms, key, kms_probe):
+def test_list_grants(moto, kms, key, kms_probe, fault_proxy):
     ga, gb = grant(kms, key, A, "to-a"), grant(kms, key, B, "to-b")
     r = ok(kms_probe(moto, "list-grants", key["KeyId"]))
     got = {g["grant_id"]: g for g in r["grants"]}
     assert set(got) == {ga, gb}
     assert got[ga]["grantee_principal"] == A and got[ga]["name"] == "to-a"
     assert got[ga]["operations"] == OPS
-    # One grantee's grants only (moto ignores the filter KMS applies; the client applies it too).
-    r = ok(kms_probe(moto, "list-grants", key["KeyId"], B))
+    # One grantee's grants only (moto ignores the filter KMS applies; the client applies it too),
+    # the filter as sent seen by the proxy.
+    proxy = fault_proxy(moto)
+    r = ok(kms_probe(proxy, "list-grants", key["KeyId"], B))
     assert [g["grant_id"] for g in r["grants"]] == [gb]
+    (req,) = proxy.requests()
+    assert req["json"]["GranteePrincipal"] == B and req["json"]["Limit"] == 100, req
     assert ok(kms_probe(moto, "list-grants", key["KeyId"], "arn:aws:iam::999999999999:root"))[
         "grants"] == []
 
