@@ -378,6 +378,7 @@ def test_trigger_text_and_json(daemon_rig):
     # The worker's `run --json`, passed on as the worker printed it.
     assert r.stdout == cjson_print(j) + "\n", r.stdout
     assert j["phase"] == "done" and j["image_id"].startswith("ami-"), j
+    assert [i["ImageId"] for i in daemon_rig.images()] == [j["image_id"]]
 
     r = daemon_rig.trigger("--wait")
     assert r.returncode == 0, (r.stderr, d.err)

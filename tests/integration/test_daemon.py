@@ -391,19 +391,6 @@ def test_structured_journal_records_of_daemon_and_worker(rig, have_tool):
     assert "Run %s" % j["run_id"] not in d.err, d.err
 
 
-def test_trigger_wait_json_returns_the_result(rig):
-    d = rig.daemon()
-    d.ready()
-    r = rig.trigger("--wait", "--json")
-    assert r.returncode == 0, (r.stderr, d.err)
-    j = json.loads(r.stdout)
-    assert j["phase"] == "done" and j["image_id"].startswith("ami-")
-    assert [i["ImageId"] for i in rig.images()] == [j["image_id"]]
-    r = rig.trigger("--wait")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("run ") and ": done, image ami-" in r.stdout
-
-
 def test_trigger_while_a_run_is_under_way_says_busy(rig):
     # Hold the run in a pre-image hook until the test lets it go.
     gate = rig.tmp / "gate"
