@@ -95,6 +95,22 @@ def test_encrypt_in_place(rig):
     assert len(rig.sent("CopyImage")) == 1 and len(rig.sent("DeregisterImage")) == 1
 
 
+def test_lost_create_image_answer_is_found_under_the_unencrypted_name(rig):
+    """CreateImage made the original, but its answer was lost: the run looks it up by the name
+    it was made under (ec2-imaged-unencrypted-RUN_ID), not by the configured one, and goes on."""
+    configure(rig)
+    # The pre-flight's DryRun CreateImage passes; the real one's answer is dropped.
+    rig.proxy.faults({"kind": "delay", "delay_ms": 0, "action": "CreateImage"},
+                     {"kind": "drop_response", "action": "CreateImage"})
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.returncode == 0, a.err
+    j = done_run(rig.agent("resume", "--json"))
+    assert_encrypted_in_place(rig, j)
+    [q] = rig.sent("CreateImage")
+    assert q["fault"] == "drop_response", q
+    assert q["params"]["Name"] == j["create_name"] == "ec2-imaged-unencrypted-" + j["run_id"]
+
+
 def crash_at(rig, action):
     """`resume` with `action` held in the proxy: the agent is killed while it waits for the
     answer, then the request goes on to moto.  Returns the run state left behind."""
