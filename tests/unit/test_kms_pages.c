@@ -3,7 +3,8 @@
  * ListGrants page by page (aws/kms.c) against a loopback HTTP peer of this test that answers
  * every page with Truncated and a NextMarker up to a page count it is given (moto never pages):
  * each marker is sent back, the listing is whole at the 100-page limit, and one page more is an
- * error naming the key, not a silent cut. Also an answer that says Truncated without a marker.
+ * error naming the key, not a silent cut. Also an answer that says Truncated without a marker,
+ * and one without a body (KMS's to an operation without output; moto answers null instead).
  */
 #include "page_peer.h"
 
@@ -39,13 +40,22 @@ static char *answer(struct page_peer *base, const char *request, unsigned page)
                          page, page % 2 ? "111122223333" : "444455556666", next);
 }
 
-/* A client of a fresh peer that serves PAGES pages. */
-static struct awsjson_client *client(struct peer *p, unsigned pages, struct creds_provider **creds)
+/* KMS's answer to an operation without output (RevokeGrant, PutKeyPolicy): no body at all. */
+static char *no_body(struct page_peer *base, const char *request, unsigned page)
+{
+        return strdup("");
+}
+
+/* A client of a fresh peer that serves PAGES pages, each made by PAGES_OF. */
+static struct awsjson_client *client_of(struct peer *p, unsigned pages,
+                                        char *(*pages_of)(struct page_peer *, const char *,
+                                                          unsigned),
+                                        struct creds_provider **creds)
 {
         struct awsjson_client *c = NULL;
 
         *p = (struct peer){
-                .base = {.content_type = "application/x-amz-json-1.1", .answer = answer}};
+                .base = {.content_type = "application/x-amz-json-1.1", .answer = pages_of}};
         page_peer_start(&p->base, pages, "AWS_ENDPOINT_URL_KMS", creds);
         assert_int_equal(
                 awsjson_client_new(&(struct awsjson_client_config){.service = AWSJSON_KMS,
@@ -54,6 +64,12 @@ static struct awsjson_client *client(struct peer *p, unsigned pages, struct cred
                                    *creds, &c),
                 0);
         return c;
+}
+
+/* A client of a fresh peer that serves PAGES pages of grants. */
+static struct awsjson_client *client(struct peer *p, unsigned pages, struct creds_provider **creds)
+{
+        return client_of(p, pages, answer, creds);
 }
 
 static void done(struct peer *p, struct awsjson_client *c, struct creds_provider *creds)
@@ -134,12 +150,27 @@ static void test_truncated_without_marker(void **state)
         done(&p, c, creds);
 }
 
+static void test_answer_without_body(void **state)
+{
+        struct creds_provider *creds;
+        struct aws_error e = {};
+        struct peer p;
+        struct awsjson_client *c = client_of(&p, 1, no_body, &creds);
+
+        assert_int_equal(kms_revoke_grant(c, KEY_ARN, "g-1", &e), 0);
+        assert_int_equal(kms_put_key_policy(c, KEY_ARN, "{\"Statement\":[]}", &e), 0);
+        assert_int_equal(p.base.requests, 2);
+        assert_null(e.code);
+        done(&p, c, creds);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pages),
                 cmocka_unit_test(test_page_ceiling),
                 cmocka_unit_test(test_truncated_without_marker),
+                cmocka_unit_test(test_answer_without_body),
         };
 
         return cmocka_run_group_tests_name("kms pages", tests, NULL, NULL);
