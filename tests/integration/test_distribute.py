@@ -107,9 +107,8 @@ class Rig:
             p.out.close()
 
 
-@pytest.fixture
-def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
-    instance_id = create_moto_instance(moto.url, region=SRC, image_id=MOTO_AMI)
+def rig_of(instance_id, tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    """The Rig of moto's instance INSTANCE_ID, closed afterwards: a fixture yields from it."""
     imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT)
     proxy = fault_proxy(moto)
     r = Rig(tmp_path, moto, proxy, agent_env(imds=imds, endpoint=proxy), agent_bin, instance_id)
@@ -117,6 +116,12 @@ def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
         yield r
     finally:
         r.close()
+
+
+@pytest.fixture
+def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    instance_id = create_moto_instance(moto.url, region=SRC, image_id=MOTO_AMI)
+    yield from rig_of(instance_id, tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin)
 
 
 def tags_of(resource):
