@@ -200,7 +200,7 @@ bench-idle: deps $(BIN) $(DAEMON_BIN)
 clean:
 	rm -rf build build-san
 
--include $(shell find $(BUILD)/obj $(BUILD)/lfobj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/lfobj $(BUILD)/tests $(BUILD)/tools -name '*.d' 2>/dev/null)
 
 # Installation, for packages (DESTDIR) and by hand. Both packages install exactly this tree.
 PREFIX     ?= /usr

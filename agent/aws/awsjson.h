@@ -86,6 +86,15 @@ int kms_grantee_principal(const char *key_id, const char *grantee, char **ret);
  */
 int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *grantee,
                      const char *name, char **ret_grant_id, struct aws_error *err);
+/*
+ * The same CreateGrant with DryRun (KMS has it since 2023): 0 when KMS answers
+ * DryRunOperationException (the call would succeed), -EPERM with err filled on
+ * AccessDeniedException (or AccessDenied), -EREMOTEIO with err for any other refusal
+ * (NotFoundException, a disabled key...). -EPROTO when KMS answered with success, having ignored
+ * DryRun and made a grant.
+ */
+int kms_create_grant_dry_run(struct awsjson_client *c, const char *key_id, const char *grantee,
+                             struct aws_error *err);
 
 /*
  * SSM PutParameter of type String; data_type "aws:ec2:image" makes SSM check that value is an

@@ -130,10 +130,10 @@ int kms_grantee_principal(const char *key_id, const char *grantee, char **ret)
         return *ret ? 0 : -ENOMEM;
 }
 
-int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *grantee,
-                     const char *name, char **ret_grant_id, struct aws_error *err)
+/* The CreateGrant request: the key, the grantee's principal, the operations, the name. */
+static int grant_request(const char *key_id, const char *grantee, const char *name, cJSON **ret)
 {
-        _cleanup_json_ cJSON *req = NULL, *ans = NULL;
+        _cleanup_json_ cJSON *req = NULL;
         _cleanup_free_ char *principal = NULL;
         cJSON *arr;
         int r;
@@ -154,12 +154,50 @@ int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *g
             !cJSON_AddStringToObject(req, "GranteePrincipal", principal) ||
             (name && !cJSON_AddStringToObject(req, "Name", name)))
                 return -ENOMEM;
-        r = awsjson_call(c, "CreateGrant", req, &ans, err);
+        *ret = TAKE_PTR(req);
+        return 0;
+}
+
+int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *grantee,
+                     const char *name, char **ret_grant_id, struct aws_error *err)
+{
+        _cleanup_json_ cJSON *req = NULL, *ans = NULL;
+        int r = grant_request(key_id, grantee, name, &req);
+
+        if (r >= 0)
+                r = awsjson_call(c, "CreateGrant", req, &ans, err);
         if (r < 0 || !ret_grant_id)
                 return r;
         r = dup_str(ans, "GrantId", ret_grant_id);
         if (r >= 0 && !*ret_grant_id)
                 r = -EBADMSG;
+        return r;
+}
+
+int kms_create_grant_dry_run(struct awsjson_client *c, const char *key_id, const char *grantee,
+                             struct aws_error *err)
+{
+        _cleanup_(aws_error_done) struct aws_error e = {};
+        _cleanup_json_ cJSON *req = NULL;
+        int r = grant_request(key_id, grantee, "ec2-imaged-preflight", &req);
+
+        if (r < 0)
+                return r;
+        if (!cJSON_AddTrueToObject(req, "DryRun"))
+                return -ENOMEM;
+        r = awsjson_call(c, "CreateGrant", req, NULL, &e);
+        /* KMS answers a DryRun with an error either way: this one means "would succeed". */
+        if (r == -EREMOTEIO && streq_ptr(e.code, "DryRunOperationException"))
+                return 0;
+        /* KMS says AccessDeniedException; the AWS front end before it (and moto) AccessDenied. */
+        if (r == -EREMOTEIO &&
+            (streq_ptr(e.code, "AccessDeniedException") || streq_ptr(e.code, "AccessDenied")))
+                r = -EPERM;
+        /* A KMS that ignores DryRun made the grant: that is not a pre-flight's to leave. */
+        if (r >= 0)
+                r = -EPROTO;
+        if (e.http_status || e.code)
+                aws_error_move(err, &e);
         return r;
 }
 

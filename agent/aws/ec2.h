@@ -123,6 +123,19 @@ struct ec2_block_device {
         char *volume_id; /* NULL for instance-store */
 };
 
+/*
+ * A product code of an instance or an image (DescribeInstances, DescribeImages productCodes):
+ * type "marketplace" for AWS Marketplace (EC2 refuses to share such an image with another
+ * account or to let another account copy it), "devpay" for the old DevPay.
+ */
+struct ec2_product_code {
+        char *code;
+        char *type; /* NULL when not given */
+};
+void ec2_product_codes_free(struct ec2_product_code *pc, size_t n);
+/* The first code of type marketplace among pc, or NULL. */
+const struct ec2_product_code *ec2_marketplace_code(const struct ec2_product_code *pc, size_t n);
+
 struct ec2_instance {
         char *instance_id;
         char *state;
@@ -132,6 +145,8 @@ struct ec2_instance {
         char *architecture;
         struct ec2_block_device *devices;
         size_t n_devices;
+        struct ec2_product_code *product_codes;
+        size_t n_product_codes;
 };
 void ec2_instance_done(struct ec2_instance *i);
 
@@ -159,6 +174,8 @@ struct ec2_image {
         char *kms_key_id; /* of the first encrypted snapshot; NULL when none is encrypted */
         struct ec2_image_tag *tags;
         size_t n_tags;
+        struct ec2_product_code *product_codes;
+        size_t n_product_codes;
 };
 void ec2_image_done(struct ec2_image *im);
 void ec2_images_free(struct ec2_image *ims, size_t n);
@@ -186,11 +203,12 @@ int ec2_describe_instance(struct ec2_client *c, const char *instance_id, struct 
 int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a,
                      char **ret_image_id, struct aws_error *err);
 /*
- * The image image_id as this account sees it, whoever owns it: its own, shared with it, or
- * public. *ret_n is 0 (or EC2 answers InvalidAMIID.NotFound) when it is none of those.
+ * DescribeImages of one image whoever owns it (public, shared with this account, or its own):
+ * the image an instance was launched from. -ENOENT when EC2 lists none or answers
+ * InvalidAMIID.NotFound / InvalidAMIID.Unavailable (a deregistered image).
  */
-int ec2_describe_visible_image(struct ec2_client *c, const char *image_id, struct ec2_image **ret,
-                               size_t *ret_n, struct aws_error *err);
+int ec2_describe_image_any_owner(struct ec2_client *c, const char *image_id, struct ec2_image *ret,
+                                 struct aws_error *err);
 /* Images owned by this account, filtered by exact name and/or image id (either may be NULL). */
 int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
                         struct ec2_image **ret, size_t *ret_n, struct aws_error *err);

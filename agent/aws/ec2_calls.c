@@ -26,6 +26,40 @@ int ec2_parse_answer(const char *body, size_t len, const char *root_name, xmlDoc
         return 0;
 }
 
+void ec2_product_codes_free(struct ec2_product_code *pc, size_t n)
+{
+        for (size_t i = 0; pc && i < n; i++) {
+                free(pc[i].code);
+                free(pc[i].type);
+        }
+        free(pc);
+}
+
+const struct ec2_product_code *ec2_marketplace_code(const struct ec2_product_code *pc, size_t n)
+{
+        for (size_t i = 0; pc && i < n; i++)
+                if (streq_ptr(pc[i].type, "marketplace"))
+                        return &pc[i];
+        return NULL;
+}
+
+/* <item><productCode>ID</productCode><type>marketplace</type></item>: the id is required. */
+static int product_code_from_item(const xmlNode *item, void *elem)
+{
+        struct ec2_product_code *pc = elem;
+        int r = ec2_required(xml_child_text(item, "productCode", &pc->code));
+
+        if (r >= 0 && !*pc->code)
+                r = -EBADMSG;
+        return r < 0 ? r : xml_child_text_opt(item, "type", &pc->type);
+}
+
+static int product_codes(const xmlNode *item, struct ec2_product_code **ret, size_t *ret_n)
+{
+        return xml_parse_items(xml_child(item, "productCodes"), sizeof(**ret),
+                               product_code_from_item, (void **)ret, ret_n);
+}
+
 void ec2_instance_done(struct ec2_instance *i)
 {
         if (!i)
@@ -41,6 +75,7 @@ void ec2_instance_done(struct ec2_instance *i)
                 free(i->devices[k].volume_id);
         }
         free(i->devices);
+        ec2_product_codes_free(i->product_codes, i->n_product_codes);
         *i = (struct ec2_instance){};
 }
 
@@ -82,6 +117,8 @@ static int instance_from_doc(xmlDoc *doc, struct ec2_instance *ret)
         if (r >= 0)
                 r = xml_parse_items(xml_child(item, "blockDeviceMapping"), sizeof(*in.devices),
                                     device_from_item, (void **)&in.devices, &in.n_devices);
+        if (r >= 0)
+                r = product_codes(item, &in.product_codes, &in.n_product_codes);
         if (r < 0)
                 return r;
         *ret = in;
@@ -121,6 +158,7 @@ void ec2_image_done(struct ec2_image *im)
                 free(im->tags[k].value);
         }
         free(im->tags);
+        ec2_product_codes_free(im->product_codes, im->n_product_codes);
         *im = (struct ec2_image){};
 }
 
@@ -203,6 +241,8 @@ static int image_from_item(const xmlNode *item, void *elem)
         if (r >= 0)
                 r = xml_parse_items(xml_child(item, "tagSet"), sizeof(*im.tags), tag_from_item,
                                     (void **)&im.tags, &im.n_tags);
+        if (r >= 0)
+                r = product_codes(item, &im.product_codes, &im.n_product_codes);
         if (r < 0)
                 return r;
         *ret = im;
@@ -406,19 +446,38 @@ static int describe_images(struct ec2_client *c, const char *owner, const char *
         return images_from_doc(doc, ret, ret_n);
 }
 
+int ec2_describe_image_any_owner(struct ec2_client *c, const char *image_id, struct ec2_image *ret,
+                                 struct aws_error *err)
+{
+        _cleanup_(aws_error_done) struct aws_error e = {};
+        struct ec2_image *ims = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!image_id)
+                return -EINVAL;
+        r = describe_images(c, NULL, NULL, NULL, image_id, &ims, &n, &e);
+        /* A deregistered image is "not found" or "unavailable", depending on how long ago. */
+        if (r == -EREMOTEIO && (streq_ptr(e.code, "InvalidAMIID.NotFound") ||
+                                streq_ptr(e.code, "InvalidAMIID.Unavailable")))
+                return -ENOENT;
+        if (r < 0) {
+                aws_error_move(err, &e);
+                return r;
+        }
+        if (n > 0) {
+                *ret = ims[0];
+                ims[0] = (struct ec2_image){};
+        }
+        ec2_images_free(ims, n);
+        return n > 0 ? 0 : -ENOENT;
+}
+
 int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
                             const char *image_id, struct ec2_image **ret, size_t *ret_n,
                             struct aws_error *err)
 {
         return describe_images(c, "self", filter, value, image_id, ret, ret_n, err);
-}
-
-int ec2_describe_visible_image(struct ec2_client *c, const char *image_id, struct ec2_image **ret,
-                               size_t *ret_n, struct aws_error *err)
-{
-        if (!image_id)
-                return -EINVAL;
-        return describe_images(c, NULL, NULL, NULL, image_id, ret, ret_n, err);
 }
 
 int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,

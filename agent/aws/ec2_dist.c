@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/macro.h"
 #include "util/parse.h"
@@ -80,7 +81,8 @@ int ec2_add_launch_permissions(struct ec2_client *c, const char *image_id,
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const char *f = share_field(shares[i].kind);
 
-                if (!f || !shares[i].value)
+                /* Never `all`: public sharing is not something ec2-imaged does. */
+                if (!f || !shares[i].value || strcasecmp(shares[i].value, "all") == 0)
                         return -EINVAL;
                 r = ec2_params_addf(p, shares[i].value, "LaunchPermission.Add.%zu.%s", i + 1, f);
         }
@@ -101,7 +103,9 @@ int ec2_add_create_volume_permission(struct ec2_client *c, const char *snapshot_
         r = ec2_params_build(&p, "SnapshotId", snapshot_id, "Attribute", "createVolumePermission",
                              "OperationType", "add", NULL);
         for (size_t i = 0; r >= 0 && account_ids[i]; i++)
-                r = ec2_params_addf(p, account_ids[i], "UserId.%zu", i + 1);
+                r = strcasecmp(account_ids[i], "all") == 0
+                            ? -EINVAL
+                            : ec2_params_addf(p, account_ids[i], "UserId.%zu", i + 1);
         if (r < 0)
                 return r;
         return ec2_call_mutating(c, "ModifySnapshotAttribute", p, dry_run, NULL, err);
@@ -394,8 +398,8 @@ static int lt_id_add(const xmlNode *item, void *userdata)
         return r < 0 ? r : strv_push(userdata, id);
 }
 
-/* Hand the ids over (an empty vector when there are none) when r >= 0, else free them. */
-static int lt_ids_finish(char **ids, int r, char ***ret)
+/* Hand the strings over (an empty vector when there are none) when r >= 0, else free them. */
+static int strv_finish(char **ids, int r, char ***ret)
 {
         if (r >= 0 && !ids)
                 r = (ids = calloc(1, sizeof(char *))) ? 0 : -ENOMEM;
@@ -407,16 +411,24 @@ static int lt_ids_finish(char **ids, int r, char ***ret)
         return 0;
 }
 
-int ec2_parse_lt_ids(const char *body, size_t len, char ***ret)
+/* One page of an answer whose items add() turns into strings (launch template ids, keys). */
+static int parse_strv_page(const char *body, size_t len, const char *root_name,
+                           const char *set_name, item_fn add, char ***ret)
 {
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
         _cleanup_free_ char *next = NULL;
-        char **ids = NULL;
-        int r = ec2_parse_answer(body, len, "DescribeLaunchTemplatesResponse", &doc);
+        char **v = NULL;
+        int r = ec2_parse_answer(body, len, root_name, &doc);
 
         if (r >= 0)
-                r = page_items(doc, "launchTemplates", lt_id_add, &ids, &next);
-        return lt_ids_finish(ids, r, ret);
+                r = page_items(doc, set_name, add, &v, &next);
+        return strv_finish(v, r, ret);
+}
+
+int ec2_parse_lt_ids(const char *body, size_t len, char ***ret)
+{
+        return parse_strv_page(body, len, "DescribeLaunchTemplatesResponse", "launchTemplates",
+                               lt_id_add, ret);
 }
 
 int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct aws_error *err)
@@ -429,5 +441,43 @@ int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct a
         if (r >= 0)
                 r = call_pages(c, "DescribeLaunchTemplates", p, "launchTemplates", lt_id_add, &ids,
                                "launch templates", err);
-        return lt_ids_finish(ids, r, ret);
+        return strv_finish(ids, r, ret);
+}
+
+/* The key of an encrypted volume of DescribeVolumes, added once; an unencrypted one has none. */
+static int volume_key_add(const xmlNode *item, void *userdata)
+{
+        _cleanup_free_ char *encrypted = NULL, *key = NULL;
+        char ***keys = userdata;
+        int r = xml_child_text_opt(item, "encrypted", &encrypted);
+
+        if (r >= 0 && streq_ptr(encrypted, "true"))
+                r = xml_child_text_opt(item, "kmsKeyId", &key);
+        if (r < 0 || !key || !*key || strv_contains(*keys, key))
+                return r;
+        return strv_push(keys, key);
+}
+
+int ec2_parse_volume_keys(const char *body, size_t len, char ***ret)
+{
+        return parse_strv_page(body, len, "DescribeVolumesResponse", "volumeSet", volume_key_add,
+                               ret);
+}
+
+int ec2_describe_volume_keys(struct ec2_client *c, const char *const *volume_ids, char ***ret,
+                             struct aws_error *err)
+{
+        _cleanup_params_ struct ec2_params *p = NULL;
+        char **keys = NULL;
+        int r;
+
+        if (!volume_ids || !volume_ids[0])
+                return -EINVAL;
+        r = ec2_params_new(&p);
+        for (size_t i = 0; r >= 0 && volume_ids[i]; i++)
+                r = ec2_params_addf(p, volume_ids[i], "VolumeId.%zu", i + 1);
+        if (r >= 0)
+                r = call_pages(c, "DescribeVolumes", p, "volumeSet", volume_key_add, &keys,
+                               "volumes", err);
+        return strv_finish(keys, r, ret);
 }

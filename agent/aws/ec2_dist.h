@@ -91,10 +91,18 @@ int ec2_describe_launch_template_versions(struct ec2_client *c, const char *temp
 /* DescribeLaunchTemplates: the ids of every launch template of the account (NULL-terminated). */
 int ec2_describe_launch_template_ids(struct ec2_client *c, char ***ret, struct aws_error *err);
 
+/*
+ * DescribeVolumes of volume_ids (NULL-terminated, at least one): the KMS keys (as EC2 names them,
+ * usually ARNs) of those that are encrypted, each once, NULL-terminated (empty when none is).
+ */
+int ec2_describe_volume_keys(struct ec2_client *c, const char *const *volume_ids, char ***ret,
+                             struct aws_error *err);
+
 /* Parsers of the answers, exposed for the unit tests and the fuzzer (errors as in ec2.h). */
 int ec2_parse_copy_image(const char *body, size_t len, char **ret_image_id);
 int ec2_parse_create_lt_version(const char *body, size_t len, int64_t *ret_version);
 int ec2_parse_lt_versions(const char *body, size_t len, struct ec2_lt_version **ret, size_t *ret_n);
 int ec2_parse_lt_ids(const char *body, size_t len, char ***ret);
+int ec2_parse_volume_keys(const char *body, size_t len, char ***ret);
 /* The <return> of answers like EnableImageDeprecation: -EBADMSG unless it is "true". */
 int ec2_parse_return_true(const char *body, size_t len, const char *root_name);

@@ -112,6 +112,17 @@ static const char *const sanitize_ops[] = {
                 .section = sec, .name = key, .type = CONFIG_KEY_STRV, .offset = OFF(field),        \
                 .max = most, .def_text = "", .values = words, .n_values = ELEMENTSOF(words)        \
         }
+/* Rows whose value, or each word, must have a shape (fn) as it is read; no default. */
+#define STRING_KEY_CHECKED(sec, key, field, most, fn)                                              \
+        {                                                                                          \
+                .section = sec, .name = key, .type = CONFIG_KEY_STRING, .offset = OFF(field),      \
+                .max = most, .check = fn                                                           \
+        }
+#define STRV_KEY_CHECKED(sec, key, field, most, fn)                                                \
+        {                                                                                          \
+                .section = sec, .name = key, .type = CONFIG_KEY_STRV, .offset = OFF(field),        \
+                .max = most, .def_text = "", .check = fn                                           \
+        }
 
 /*
  * The single description of every key. The defaults and bounds that a lower layer applies by
@@ -186,6 +197,14 @@ static const struct config_key keys[] = {
                    "$Default"),
         STRING_KEY("distribute", "ssm_parameter", dist_ssm_parameter, 0, 1011, NULL),
         UINT_KEY("distribute", "max_copies_in_flight", dist_max_copies, 1, 50, 5),
+        STRV_KEY_CHECKED("distribute", "target_accounts", dist_target_accounts, 20,
+                         config_check_target_account),
+        STRING_KEY_CHECKED("distribute", "target_external_id", dist_target_external_id, 1224,
+                           config_check_external_id),
+        STRV_KEY_CHECKED("distribute", "target_kms_key", dist_target_kms_keys, 640,
+                         config_check_target_kms_key),
+        STRV_KEY_CHECKED("distribute", "target_ssm_parameter", dist_target_ssm_params, 20,
+                         config_check_target_ssm_parameter),
 
         WORDS_KEY("sanitize", "enable", sanitize_enable, 64, sanitize_ops),
         WORDS_KEY("sanitize", "disable", sanitize_disable, 64, sanitize_ops),
@@ -240,6 +259,10 @@ static int apply_words(char ***field, const struct config_key *k, const char *va
                 return -ENOMEM;
         for (w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
                 bool ok = !k->values || string_table_find(k->values, k->n_values, w, false) >= 0;
+                if (ok && k->check && !k->check(w, msg)) {
+                        strv_free(n);
+                        return -EINVAL;
+                }
                 if (!ok || ++count > k->max || strv_push(&n, w) < 0) {
                         strv_free(n);
                         if (!ok)
@@ -261,6 +284,8 @@ static int apply_string(char **field, const struct config_key *k, const char *va
         /* Only "may not be empty" is in use: the table's minimum lengths are 0 or 1. */
         if (strlen(value) < k->min)
                 return *msg = strdup("may not be empty"), -EINVAL;
+        if (*value && k->check && !k->check(value, msg))
+                return -EINVAL;
         n = strdup(value);
         if (!n)
                 return -ENOMEM;

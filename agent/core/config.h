@@ -111,21 +111,25 @@ struct config {
         unsigned cloud_init_wait_s; /* before a first-boot run; 0: do not wait */
 
         /* [distribute]: after the image is available (see distribute.h) */
-        char **dist_regions;          /* regions to copy to */
-        char **dist_kms_keys;         /* REGION:KEY words: the key of the copy in REGION */
-        char **dist_share_accounts;   /* 12-digit account ids */
-        char **dist_share_orgs;       /* organization ARNs */
-        char **dist_share_ous;        /* organizational unit ARNs */
-        bool dist_create_grants;      /* KMS grants on customer keys for the shared accounts */
-        unsigned dist_grant_ttl_days; /* revoke them this long after the run; 0: keep */
-        unsigned dist_deprecate_days; /* 0: never */
-        unsigned dist_keep_newest;    /* 0: no count rule */
-        unsigned dist_keep_days;      /* 0: no age rule */
-        char *dist_lineage;           /* ec2-imaged:lineage tag value; NULL: the instance id */
-        char *dist_launch_template;   /* id (lt-...) or name, in each distributed region */
-        char *dist_lt_source_version; /* version the new one is made from */
-        char *dist_ssm_parameter;     /* parameter name, written in each distributed region */
-        unsigned dist_max_copies;     /* CopyImage calls in flight at once */
+        char **dist_regions;           /* regions to copy to */
+        char **dist_kms_keys;          /* REGION:KEY words: the key of the copy in REGION */
+        char **dist_share_accounts;    /* 12-digit account ids */
+        char **dist_share_orgs;        /* organization ARNs */
+        char **dist_share_ous;         /* organizational unit ARNs */
+        bool dist_create_grants;       /* KMS grants on customer keys for the shared accounts */
+        unsigned dist_grant_ttl_days;  /* revoke them this long after the run; 0: keep */
+        unsigned dist_deprecate_days;  /* 0: never */
+        unsigned dist_keep_newest;     /* 0: no count rule */
+        unsigned dist_keep_days;       /* 0: no age rule */
+        char *dist_lineage;            /* ec2-imaged:lineage tag value; NULL: the instance id */
+        char *dist_launch_template;    /* id (lt-...) or name, in each distributed region */
+        char *dist_lt_source_version;  /* version the new one is made from */
+        char *dist_ssm_parameter;      /* parameter name, written in each distributed region */
+        unsigned dist_max_copies;      /* CopyImage calls in flight at once */
+        char **dist_target_accounts;   /* ACCOUNT:ROLE_NAME words: push a copy into each */
+        char *dist_target_external_id; /* AssumeRole's ExternalId for every target; NULL: none */
+        char **dist_target_kms_keys;   /* ACCOUNT:REGION:KEY words: the key of its copy there */
+        char **dist_target_ssm_params; /* ACCOUNT:NAME words: its parameter, in each region */
 
         /* [sanitize] and [patch]: read by the shipped hook scripts; validated here */
         char **sanitize_enable;            /* operation names (or "all") added to the defaults */
@@ -206,7 +210,22 @@ struct config_key {
         const char *def_text;      /* STRING, STRV: the default as a file writes it; NULL: none */
         const char *const *values; /* ENUM: its string table; STRV: the words allowed (NULL: any) */
         size_t n_values;
+        /* STRING, STRV: the shape of the value or of each word (NULL: any); *msg says why not. */
+        bool (*check)(const char *word, char **msg);
 };
+
+/*
+ * The shapes of the [distribute] target_* words (config_targets.c), checked as each is read:
+ * ACCOUNT:ROLE_NAME, the external id, ACCOUNT:REGION:KEY, ACCOUNT:NAME.
+ */
+bool config_check_target_account(const char *word, char **msg);
+bool config_check_external_id(const char *word, char **msg);
+bool config_check_target_kms_key(const char *word, char **msg);
+bool config_check_target_ssm_parameter(const char *word, char **msg);
+/* The KEY of target_kms_key for account and region, or NULL. */
+const char *config_target_kms_key(const struct config *c, const char *account, const char *region);
+/* The NAME of target_ssm_parameter for account, or NULL. */
+const char *config_target_ssm_parameter(const struct config *c, const char *account);
 
 /* The key table, in the order of the shipped file. */
 const struct config_key *config_keys(size_t *ret_n);

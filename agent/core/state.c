@@ -115,6 +115,7 @@ struct run_state *run_state_free(struct run_state *r)
                 strv_free(r->dist[i].done);
         }
         free(r->dist);
+        run_state_targets_done(r);
         free(r);
         return NULL;
 }

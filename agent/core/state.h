@@ -13,6 +13,8 @@
 #include "util/macro.h"
 #include "util/timeutil.h"
 
+struct cJSON;
+
 #define STATE_DEFAULT_DIR "/var/lib/ec2-imaged"
 #define STATE_MAX_SIZE    (256u * 1024u)
 #define STATE_HISTORY_MAX 20
@@ -69,6 +71,21 @@ struct run_dist {
         char **done;      /* NULL-terminated */
 };
 
+#define RUN_TARGETS_MAX 640 /* target accounts (20) times regions (32) */
+
+/*
+ * A copy pushed into a target account ([distribute] target_accounts) in one region of the run:
+ * recorded before its copy is asked for (image_id NULL, state "copying") and again once it is
+ * known and available, so that a resumed run asks again (the copy's ClientToken and its name make
+ * that idempotent) rather than forget it.
+ */
+struct run_target {
+        char *account;
+        char *region;
+        char *image_id; /* the copy in the target account, once known */
+        char *state;    /* "copying", then "available" */
+};
+
 struct phase_time {
         usec_t start; /* CLOCK_REALTIME */
         usec_t end;
@@ -113,6 +130,8 @@ struct run_state {
         struct phase_time times[_PHASE_MAX];
         struct run_dist *dist; /* PHASE_DISTRIBUTING onwards; dist[0] is the run's own region */
         size_t n_dist;
+        struct run_target *targets; /* the copies in target accounts (state_targets.c) */
+        size_t n_targets;
 };
 
 /* How a run ended, in the history. */
@@ -188,6 +207,13 @@ int run_state_add_dist(struct run_state *r, const char *region, struct run_dist 
 struct run_dist *run_state_find_dist(const struct run_state *r, const char *region);
 bool run_dist_done(const struct run_dist *d, const char *step);
 int run_dist_mark(struct run_dist *d, const char *step);
+/* The record of account's copy in region, added (nothing known yet) when absent; -E2BIG. */
+int run_state_target(struct run_state *r, const char *account, const char *region,
+                     struct run_target **ret);
+void run_state_targets_done(struct run_state *r);
+/* The run's "targets" list: added to o when there is one; read from it (absent: none). */
+int run_targets_to_json(const struct run_state *r, struct cJSON *o);
+int run_targets_from_json(const struct cJSON *o, struct run_state *r);
 /* A deep copy. */
 int run_state_copy(const struct run_state *r, struct run_state **ret);
 

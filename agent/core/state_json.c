@@ -113,7 +113,8 @@ cJSON *run_state_to_json(const struct run_state *r)
                         add_num(t, "ms",
                                 (double)((r->times[i].end - r->times[i].start) / USEC_PER_MSEC));
         }
-        if (encrypt_to_json(o, r) < 0 || (r->n_dist > 0 && dist_to_json(o, r) < 0))
+        if (encrypt_to_json(o, r) < 0 || (r->n_dist > 0 && dist_to_json(o, r) < 0) ||
+            run_targets_to_json(r, o) < 0)
                 e = -ENOMEM;
         if (e || !mounts || !times) {
                 cJSON_Delete(o);
@@ -233,12 +234,13 @@ static int get_enum(const cJSON *o, const char *k, int (*from_string)(const char
         return 0;
 }
 
-static int dist_from_json(const cJSON *arr, struct run_state *r)
+/* The "distribution" list and the copies in target accounts (absent: none). */
+static int dist_from_json(const cJSON *o, struct run_state *r)
 {
-        const cJSON *item;
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "distribution"), *item;
 
         if (!arr)
-                return 0;
+                return run_targets_from_json(o, r);
         if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > RUN_DIST_MAX)
                 return -EBADMSG;
         cJSON_ArrayForEach(item, arr)
@@ -265,7 +267,7 @@ static int dist_from_json(const cJSON *arr, struct run_state *r)
                                 return -EBADMSG;
                 }
         }
-        return 0;
+        return run_targets_from_json(o, r);
 }
 
 /* The fields of encryption in place; a state written before it had them has none (0). */
@@ -362,8 +364,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                     get_usec(t, "end_us", &r->times[i].end) < 0)
                         goto bad;
         }
-        if (encrypt_from_json(o, r) < 0 ||
-            dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "distribution"), r) < 0)
+        if (encrypt_from_json(o, r) < 0 || dist_from_json(o, r) < 0)
                 goto bad;
         *ret = r;
         return 0;

@@ -38,7 +38,7 @@ bool distribute_configured(const struct config *c)
         return c->dist_regions || c->dist_share_accounts || c->dist_share_orgs ||
                c->dist_share_ous || c->dist_deprecate_days > 0 || c->dist_keep_newest > 0 ||
                c->dist_keep_days > 0 || c->dist_launch_template || c->dist_ssm_parameter ||
-               c->dist_kms_keys;
+               c->dist_kms_keys || c->dist_target_accounts;
 }
 
 bool distribute_encrypts_in_place(const struct config *c, const char *region)
@@ -48,7 +48,8 @@ bool distribute_encrypts_in_place(const struct config *c, const char *region)
 
 bool distribute_sharing(const struct config *c)
 {
-        return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous;
+        return c->dist_share_accounts || c->dist_share_orgs || c->dist_share_ous ||
+               c->dist_target_accounts;
 }
 
 const char *distribute_lineage(const struct config *c, const char *instance_id)
@@ -138,8 +139,11 @@ static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
         for (char **a = d->cfg->dist_share_accounts;
              r >= 0 && d->cfg->dist_create_grants && a && *a; a++)
                 r = dist_grant(d, rd, k.arn ? k.arn : key, *a);
+        /* A target account's copy needs the key whatever create_grants says; revoked after. */
+        for (char **a = d->targets; r >= 0 && a && *a; a++)
+                r = dist_grant(d, rd, k.arn ? k.arn : key, *a);
         kms_key_done(&k);
-        if (r >= 0 && d->cfg->dist_create_grants)
+        if (r >= 0 && (d->cfg->dist_create_grants || d->targets))
                 r = run_dist_mark(rd, STEP_GRANTED);
         return r < 0 ? r : dist_save(d);
 }
@@ -153,7 +157,7 @@ static int share(struct dist *d, struct run_dist *rd)
         int r = 0;
 
         if (!run_dist_done(rd, STEP_SHARED) && distribute_sharing(d->cfg)) {
-                for (char **a = d->cfg->dist_share_accounts; a && *a && n < ELEMENTSOF(s); a++)
+                for (char **a = d->accounts; a && *a && n < ELEMENTSOF(s); a++)
                         s[n++] = (struct ec2_share){EC2_SHARE_ACCOUNT, *a};
                 for (char **a = d->cfg->dist_share_orgs; a && *a && n < ELEMENTSOF(s); a++)
                         s[n++] = (struct ec2_share){EC2_SHARE_ORGANIZATION, *a};
@@ -167,14 +171,13 @@ static int share(struct dist *d, struct run_dist *rd)
                 if (r >= 0)
                         r = dist_save(d);
         }
-        if (r >= 0 && !run_dist_done(rd, STEP_SNAP_SHARED) && d->cfg->dist_share_accounts) {
+        if (r >= 0 && !run_dist_done(rd, STEP_SNAP_SHARED) && d->accounts) {
                 struct ec2_image im = {};
 
                 r = dist_describe_one(d, rd, &im);
                 for (char **sn = im.snapshot_ids; r >= 0 && sn && *sn; sn++) {
                         r = ec2_add_create_volume_permission(
-                                c, *sn, (const char *const *)d->cfg->dist_share_accounts, false,
-                                &e);
+                                c, *sn, (const char *const *)d->accounts, false, &e);
                         if (r < 0)
                                 r = dist_fail(&d->why, r, &e, "ModifySnapshotAttribute",
                                               rd->region);
@@ -346,6 +349,8 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                 return 0;
         r = dist_regions(run->region, d.cfg, &regions);
         if (r >= 0)
+                r = dist_target_ids(d.cfg, &d.targets, &d.accounts);
+        if (r >= 0)
                 r = dist_clients_open(&d.clients, ctx, regions);
         if (r < 0 && !d.why)
                 d.why = strprintf("cannot set up the clients of the regions: %s", strerror(-r));
@@ -376,9 +381,14 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                 if (r >= 0)
                         r = publish_ssm(&d, rd);
         }
+        /* Every region shared and granted: each target account copies, then loses the keys. */
+        if (r >= 0)
+                r = dist_targets_push(&d);
         for (size_t i = 0; r >= 0 && i < run->n_dist; i++)
                 r = retain(&d, &run->dist[i]);
         dist_clients_done(&d.clients);
+        strv_free(d.targets);
+        strv_free(d.accounts);
         if (r < 0)
                 *ret_why = d.why ? TAKE_PTR(d.why) : strdup(strerror(-r));
         free(d.why);

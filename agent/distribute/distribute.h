@@ -23,7 +23,7 @@ bool distribute_configured(const struct config *c);
  * there encrypted with it and the unencrypted original deregistered (distribute_encrypt.c).
  */
 bool distribute_encrypts_in_place(const struct config *c, const char *region);
-/* Whether [distribute] shares the images with accounts, organizations or OUs. */
+/* Whether [distribute] shares the images with accounts (targets too), organizations or OUs. */
 bool distribute_sharing(const struct config *c);
 /* The lineage retention counts images in: [distribute] lineage, else the instance's id. */
 const char *distribute_lineage(const struct config *c, const char *instance_id);

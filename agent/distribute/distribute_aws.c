@@ -46,10 +46,18 @@ int dist_fail(char **why, int r, struct aws_error *e, const char *what, const ch
 
 int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *regions)
 {
+        return dist_clients_open_as(c, ctx, NULL, regions);
+}
+
+int dist_clients_open_as(struct dist_clients *c, struct context *ctx, struct creds_provider *creds,
+                         char *const *regions)
+{
         const struct config *cfg = ctx->config;
         int r = 0;
 
-        *c = (struct dist_clients){.ctx = ctx};
+        *c = (struct dist_clients){.ctx = ctx, .foreign = creds != NULL};
+        if (!creds)
+                creds = ctx->creds;
         for (size_t i = 0; r >= 0 && regions && regions[i]; i++) {
                 struct awsjson_client_config jc = {
                         .region = regions[i],
@@ -63,20 +71,21 @@ int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *
                 if (!c->r[c->n].region)
                         return -ENOMEM;
                 c->n++;
-                if (!streq(regions[i], ctx->region))
+                /* The run's own region has the context's client, unless in another account. */
+                if (c->foreign || !streq(regions[i], ctx->region))
                         r = ec2_client_new(
                                 &(struct ec2_client_config){
                                         .region = regions[i],
                                         .endpoint_url = cfg->endpoint_url,
                                         .transport = context_aws_transport(ctx),
                                 },
-                                ctx->creds, &c->r[c->n - 1].ec2);
+                                creds, &c->r[c->n - 1].ec2);
                 jc.service = AWSJSON_KMS;
                 if (r >= 0)
-                        r = awsjson_client_new(&jc, ctx->creds, &c->r[c->n - 1].kms);
+                        r = awsjson_client_new(&jc, creds, &c->r[c->n - 1].kms);
                 jc.service = AWSJSON_SSM;
                 if (r >= 0)
-                        r = awsjson_client_new(&jc, ctx->creds, &c->r[c->n - 1].ssm);
+                        r = awsjson_client_new(&jc, creds, &c->r[c->n - 1].ssm);
                 if (r >= 0) {
                         struct aws_budget *b = &c->r[c->n - 1].budget;
 
@@ -92,7 +101,7 @@ int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *
 void dist_clients_done(struct dist_clients *c)
 {
         /* The context's client outlives the budgets. */
-        if (c->ctx && c->ctx->ec2)
+        if (c->ctx && c->ctx->ec2 && !c->foreign)
                 ec2_client_set_budget(c->ctx->ec2, NULL);
         for (size_t i = 0; i < c->n; i++) {
                 free(c->r[i].region);
@@ -117,7 +126,7 @@ struct ec2_client *dist_clients_ec2(struct dist_clients *c, const char *region)
 
         if (i < 0)
                 return NULL;
-        return c->r[i].ec2 ? c->r[i].ec2 : c->ctx->ec2;
+        return c->r[i].ec2 || c->foreign ? c->r[i].ec2 : c->ctx->ec2;
 }
 
 struct awsjson_client *dist_clients_kms(struct dist_clients *c, const char *region)

@@ -17,11 +17,13 @@ struct aws_error;
 struct awsjson_client;
 struct config;
 struct context;
+struct creds_provider;
 struct ec2_client;
 struct kms_key;
 
 struct dist_clients {
-        struct context *ctx; /* its EC2 client serves the run's own region */
+        struct context *ctx; /* its EC2 client serves the run's own region (unless foreign) */
+        bool foreign;        /* made with other credentials: every region has its own clients */
         struct {
                 char *region;
                 struct ec2_client *ec2; /* NULL for the run's own region: ctx->ec2 */
@@ -33,6 +35,12 @@ struct dist_clients {
 
 /* Make the clients of each region in regions (NULL-terminated; the run's own region first). */
 int dist_clients_open(struct dist_clients *c, struct context *ctx, char *const *regions);
+/*
+ * The same, signed with creds (borrowed: another account's, say) instead of the run's: each
+ * region gets EC2, KMS and SSM clients of its own, the run's own region too.
+ */
+int dist_clients_open_as(struct dist_clients *c, struct context *ctx, struct creds_provider *creds,
+                         char *const *regions);
 void dist_clients_done(struct dist_clients *c);
 /* The client of a region given to dist_clients_open() (NULL for any other region). */
 struct ec2_client *dist_clients_ec2(struct dist_clients *c, const char *region);

@@ -28,6 +28,8 @@ struct check {
         struct dist_clients clients;
         char ***report; /* never NULL: a scratch vector when the caller wants no report */
         char *why;
+        bool probed;            /* the lineage was looked up (lineage_probe) */
+        struct ec2_image probe; /* an image of the lineage that ec2-imaged made; zero: none */
 };
 
 /* Configuration that no call could catch: words of the wrong shape, keys of unknown regions. */
@@ -51,12 +53,217 @@ static int check_config(struct check *k)
                                                    *w)),
                                -EINVAL;
         }
+        /* Not `all` either: public sharing is never done (an encrypted image must not be). */
         for (char **w = c->dist_share_accounts; w && *w; w++)
                 if (strlen(*w) != 12 || strspn(*w, "0123456789") != 12)
                         return (k->why = strprintf("[distribute] share_accounts: '%s' is not a "
-                                                   "12-digit account id",
+                                                   "12-digit account id (public sharing is "
+                                                   "never done)",
                                                    *w)),
                                -EINVAL;
+        for (char **w = c->dist_share_orgs; w && *w; w++)
+                if (!startswith(*w, "arn:") || !strstr(*w, ":organization/o-"))
+                        return (k->why = strprintf("[distribute] share_organizations: '%s' is not "
+                                                   "an organization ARN",
+                                                   *w)),
+                               -EINVAL;
+        for (char **w = c->dist_share_ous; w && *w; w++)
+                if (!startswith(*w, "arn:") || !strstr(*w, ":ou/o-"))
+                        return (k->why = strprintf("[distribute] share_ous: '%s' is not an "
+                                                   "organizational unit ARN",
+                                                   *w)),
+                               -EINVAL;
+        return 0;
+}
+
+/* A DryRun answered: 0 allowed, else the first failure is recorded. */
+static int dry(struct check *k, int r, struct aws_error *e, const char *what, const char *region)
+{
+        if (r < 0) {
+                if (!k->why)
+                        k->why = strprintf("DryRun %s in %s %s: %s%s%s", what, region,
+                                           r == -EPERM ? "is not permitted" : "failed",
+                                           aws_error_describe(e, r), e->message ? ": " : "",
+                                           strempty(e->message));
+                aws_error_done(e);
+                return r;
+        }
+        aws_error_done(e);
+        return strv_pushf(k->report, "DryRun %s in %s: allowed", what, region);
+}
+
+/*
+ * DryRun CreateGrant of the grant create_grants would make on a key for a shared account (KMS
+ * has DryRun since 2023). A KMS that ignores DryRun makes the grant: -EPROTO, named, since a
+ * pre-flight must leave nothing behind and one that does cannot be trusted to have checked.
+ */
+static int dry_grant(struct check *k, const char *region, const char *key, const char *account)
+{
+        _cleanup_free_ char *what = strprintf("KMS CreateGrant on %s for %s", key, account);
+        struct aws_error e = {};
+        int r;
+
+        if (!what)
+                return -ENOMEM;
+        r = kms_create_grant_dry_run(dist_clients_kms(&k->clients, region), key, account, &e);
+        if (r == -EPROTO && !k->why)
+                k->why = strprintf("DryRun %s in %s: KMS made the grant (it ignored DryRun)", what,
+                                   region);
+        return dry(k, r, &e, what, region);
+}
+
+/*
+ * EC2 shares no image that carries AWS Marketplace product codes with another account, and lets
+ * no other account copy one: the new image would carry this instance's codes (those of the image
+ * it was launched from, which DescribeInstances repeats). Refused naming the code.
+ */
+static int check_product_codes(struct check *k, struct ec2_client *c, const struct ec2_instance *in)
+{
+        const char *id = in->instance_id, *what = "instance";
+        _cleanup_(ec2_image_done) struct ec2_image im = {};
+        const struct ec2_product_code *pc;
+        struct aws_error e = {};
+        int r;
+
+        pc = ec2_marketplace_code(in->product_codes, in->n_product_codes);
+        if (!pc && in->image_id) {
+                /* Gone (deregistered): the instance's own codes above are what is left. */
+                r = ec2_describe_image_any_owner(c, in->image_id, &im, &e);
+                if (r < 0 && r != -ENOENT)
+                        return dist_fail(&k->why, r, &e, "DescribeImages (product codes)",
+                                         k->ctx->region);
+                pc = ec2_marketplace_code(im.product_codes, im.n_product_codes);
+                what = "source image";
+                id = in->image_id;
+        }
+        if (pc) {
+                k->why = strprintf("AWS Marketplace product code %s on the %s %s: EC2 does not "
+                                   "share an image with AWS Marketplace product codes with other "
+                                   "accounts, organizations or OUs, nor let them copy it; remove "
+                                   "share_accounts, share_organizations and share_ous",
+                                   pc->code, what, id);
+                return k->why ? -EPERM : -ENOMEM;
+        }
+        return strv_pushf(k->report,
+                          "product codes: none of AWS Marketplace on instance %s or "
+                          "its image %s",
+                          in->instance_id, strna(in->image_id));
+}
+
+/*
+ * The image CreateImage makes keeps the encryption of the instance's volumes. Without a key for
+ * the run's own region (which re-encrypts it), sharing needs each of their keys to be
+ * customer-managed, and create_grants a grant on each: checked now (DescribeKey, DryRun
+ * CreateGrant) rather than once the image is made.
+ */
+static int check_volume_keys(struct check *k, struct ec2_client *c, const struct ec2_instance *in)
+{
+        const char *region = k->ctx->region;
+        _cleanup_strv_free_ char **vols = NULL, **keys = NULL;
+        struct aws_error e = {};
+        int r = 0;
+
+        if (dist_kms_key_for(k->cfg, region))
+                return 0;
+        for (size_t i = 0; r >= 0 && i < in->n_devices; i++)
+                if (in->devices[i].volume_id)
+                        r = strv_push(&vols, in->devices[i].volume_id);
+        if (r < 0 || !vols)
+                return r;
+        r = ec2_describe_volume_keys(c, (const char *const *)vols, &keys, &e);
+        if (r < 0)
+                return dist_fail(&k->why, r, &e, "DescribeVolumes", region);
+        for (char **key = keys; r >= 0 && *key; key++) {
+                struct kms_key kk = {};
+
+                r = dist_check_key(&k->clients, region, *key, "the image of this instance", true,
+                                   &kk, &k->why);
+                if (r >= 0)
+                        r = strv_pushf(k->report, "KMS key %s of the instance's volumes: %s", *key,
+                                       strna(kk.key_manager));
+                for (char **a = k->cfg->dist_share_accounts;
+                     r >= 0 && k->cfg->dist_create_grants && a && *a; a++)
+                        r = dry_grant(k, region, kk.arn ? kk.arn : *key, *a);
+                kms_key_done(&kk);
+        }
+        return r;
+}
+
+/* What the image will be made of, when it is to be shared: product codes, volume keys. */
+static int check_source(struct check *k)
+{
+        struct ec2_client *c = dist_clients_ec2(&k->clients, k->ctx->region);
+        _cleanup_(ec2_instance_done) struct ec2_instance in = {};
+        struct aws_error e = {};
+        int r;
+
+        if (!distribute_sharing(k->cfg))
+                return 0;
+        r = ec2_describe_instance(c, k->ctx->identity.instance_id, &in, &e);
+        if (r < 0)
+                return dist_fail(&k->why, r, &e, "DescribeInstances", k->ctx->region);
+        r = check_product_codes(k, c, &in);
+        return r < 0 ? r : check_volume_keys(k, c, &in);
+}
+
+/* Whether word (ACCOUNT:...) names an account of target_accounts. */
+static bool of_target(const struct config *c, const char *word)
+{
+        for (char **t = c->dist_target_accounts; t && *t; t++)
+                if (strncmp(*t, word, 13) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * The target_* words together (each one's shape was checked as it was read): the keys and
+ * parameters name target accounts and regions of the run, each target account has a key in every
+ * region of the run, and none is the run's own account or a share_accounts one (whose standing
+ * grants the revocation after the copies would take away).
+ */
+static int check_targets(struct check *k, char *const *regions)
+{
+        const struct config *c = k->cfg;
+
+        for (char **w = c->dist_target_kms_keys; w && *w; w++) {
+                _cleanup_free_ char *region = strndup(*w + 13, strcspn(*w + 13, ":"));
+
+                if (!region)
+                        return -ENOMEM;
+                if (!of_target(c, *w) || !strv_contains(regions, region))
+                        return (k->why = strprintf("[distribute] target_kms_key: '%s' is not "
+                                                   "ACCOUNT:REGION:KEY for an account of "
+                                                   "target_accounts and a region of the run",
+                                                   *w)),
+                               -EINVAL;
+        }
+        for (char **w = c->dist_target_ssm_params; w && *w; w++)
+                if (!of_target(c, *w))
+                        return (k->why = strprintf("[distribute] target_ssm_parameter: '%s' "
+                                                   "names no account of target_accounts",
+                                                   *w)),
+                               -EINVAL;
+        for (char **w = c->dist_target_accounts; w && *w; w++) {
+                _cleanup_free_ char *account = strndup(*w, 12);
+
+                if (!account)
+                        return -ENOMEM;
+                if (strv_contains(c->dist_share_accounts, account) ||
+                    streq_ptr(account, k->ctx->identity.account_id))
+                        return (k->why = strprintf("[distribute] target_accounts: %s is %s", *w,
+                                                   streq_ptr(account, k->ctx->identity.account_id)
+                                                           ? "this instance's own account"
+                                                           : "in share_accounts too (its grants "
+                                                             "are revoked after its copies)")),
+                               -EINVAL;
+                for (char *const *s = regions; s && *s; s++)
+                        if (!config_target_kms_key(c, account, *s))
+                                return (k->why = strprintf("[distribute] target_kms_key: no key "
+                                                           "for account %s in %s, a region of "
+                                                           "the run (ACCOUNT:REGION:KEY)",
+                                                           account, *s)),
+                                       -EINVAL;
+        }
         return 0;
 }
 
@@ -79,69 +286,83 @@ static int check_keys(struct check *k)
                 if (r >= 0)
                         r = strv_pushf(k->report, "KMS key %s in %s: %s, %s", key, region,
                                        strna(kk.arn), strna(kk.key_manager));
+                for (char **a = k->cfg->dist_share_accounts;
+                     r >= 0 && k->cfg->dist_create_grants && a && *a; a++)
+                        r = dry_grant(k, region, kk.arn ? kk.arn : key, *a);
                 kms_key_done(&kk);
         }
         return r;
 }
 
-/* A DryRun answered: 0 allowed, else the first failure is recorded. */
-static int dry(struct check *k, int r, struct aws_error *e, const char *what, const char *region)
-{
-        if (r < 0) {
-                if (!k->why)
-                        k->why = strprintf("DryRun %s in %s %s: %s%s%s", what, region,
-                                           r == -EPERM ? "is not permitted" : "failed",
-                                           aws_error_describe(e, r), e->message ? ": " : "",
-                                           strempty(e->message));
-                aws_error_done(e);
-                return r;
-        }
-        aws_error_done(e);
-        return strv_pushf(k->report, "DryRun %s in %s: allowed", what, region);
-}
-
 /*
- * The image a DryRun DeregisterImage names: one of the lineage that ec2-imaged made (tagged
- * ec2-imaged:run-id), the only kind retention deregisters and the only kind the shipped IAM
- * policy lets it deregister (a DryRun on the instance's own AMI would be refused by that
- * condition). *ret is NULL when there is none yet: then retention has nothing to do either.
+ * The image the DryRuns of DeregisterImage and ModifySnapshotAttribute name: one of the lineage
+ * that ec2-imaged made (tagged ec2-imaged:run-id), the only kind retention deregisters and the
+ * only kind the shipped IAM policy lets it deregister (a DryRun on the instance's own AMI would
+ * be refused by that condition), and the only snapshots known to be this account's before
+ * CreateImage. k->probe stays zero when there is none yet: then retention has nothing to do
+ * either. Looked up once.
  */
-static int retention_probe(struct check *k, struct ec2_client *c, char **ret, struct aws_error *e)
+static int lineage_probe(struct check *k, struct ec2_client *c, const char *region)
 {
         struct ec2_image *ims = NULL;
+        struct aws_error e = {};
         size_t n = 0;
         int r;
 
-        *ret = NULL;
-        r = ec2_describe_images_by_tag(c, TAG_LINEAGE, k->lineage, &ims, &n, e);
+        if (k->probed)
+                return 0;
+        r = ec2_describe_images_by_tag(c, TAG_LINEAGE, k->lineage, &ims, &n, &e);
         if (r < 0)
-                return r;
-        for (size_t i = 0; i < n && !*ret; i++)
+                return dist_fail(&k->why, r, &e, "retention", region);
+        for (size_t i = 0; i < n; i++)
                 if (image_tag(&ims[i], TAG_RUN_ID)) {
-                        *ret = strdup(ims[i].image_id);
-                        if (!*ret)
-                                r = -ENOMEM;
+                        k->probe = ims[i];
+                        ims[i] = (struct ec2_image){};
+                        break;
                 }
         ec2_images_free(ims, n);
-        return r;
+        k->probed = true;
+        return 0;
 }
 
 static int dry_deregister(struct check *k, struct ec2_client *c, const char *region)
 {
-        _cleanup_free_ char *probe = NULL;
         struct aws_error e = {};
-        int r;
+        int r = lineage_probe(k, c, region);
 
-        r = retention_probe(k, c, &probe, &e);
         if (r < 0)
-                return dist_fail(&k->why, r, &e, "retention", region);
-        if (!probe)
+                return r;
+        if (!k->probe.image_id)
                 return strv_pushf(k->report,
                                   "DryRun DeregisterImage in %s: not tried, no image of lineage %s "
                                   "made by ec2-imaged yet",
                                   region, k->lineage);
-        return dry(k, ec2_deregister_image(c, probe, false, true, &e), &e, "DeregisterImage",
-                   region);
+        return dry(k, ec2_deregister_image(c, k->probe.image_id, false, true, &e), &e,
+                   "DeregisterImage", region);
+}
+
+/*
+ * Sharing gives the accounts createVolumePermission on the image's snapshots, which do not exist
+ * before CreateImage: the DryRun names a snapshot of the lineage's image instead.
+ */
+static int dry_snapshot(struct check *k, struct ec2_client *c, const char *region)
+{
+        const char *snap;
+        struct aws_error e = {};
+        int r = lineage_probe(k, c, region);
+
+        if (r < 0)
+                return r;
+        snap = k->probe.snapshot_ids ? k->probe.snapshot_ids[0] : NULL;
+        if (!snap)
+                return strv_pushf(k->report,
+                                  "DryRun ModifySnapshotAttribute in %s: not tried, no snapshot "
+                                  "of an image of lineage %s made by ec2-imaged yet",
+                                  region, k->lineage);
+        return dry(k,
+                   ec2_add_create_volume_permission(
+                           c, snap, (const char *const *)k->cfg->dist_share_accounts, true, &e),
+                   &e, "ModifySnapshotAttribute", region);
 }
 
 /*
@@ -175,6 +396,8 @@ static int check_calls(struct check *k, const char *region, bool own)
                 r = dry(k, ec2_add_launch_permissions(c, probe, &s, 1, true, &e), &e,
                         "ModifyImageAttribute", region);
         }
+        if (r >= 0 && k->cfg->dist_share_accounts)
+                r = dry_snapshot(k, c, region);
         if (r >= 0 && k->cfg->dist_deprecate_days > 0)
                 r = dry(k, ec2_enable_image_deprecation(c, probe, "2100-01-01T00:00:00Z", true, &e),
                         &e, "EnableImageDeprecation", region);
@@ -242,7 +465,11 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
         if (r >= 0)
                 r = dist_regions(ctx->region, k.cfg, &regions);
         if (r >= 0)
+                r = check_targets(&k, regions);
+        if (r >= 0)
                 r = dist_clients_open(&k.clients, ctx, regions);
+        if (r >= 0)
+                r = check_source(&k);
         if (r >= 0)
                 r = check_keys(&k);
         for (char **s = regions; r >= 0 && s && *s; s++)
@@ -251,6 +478,7 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
                 r = list_retention(&k, *s, k.lineage);
         strv_free(regions);
         dist_clients_done(&k.clients);
+        ec2_image_done(&k.probe);
         if (r < 0)
                 *ret_why = k.why ? TAKE_PTR(k.why) : strdup(strerror(-r));
         free(k.why);

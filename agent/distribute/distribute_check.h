@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Pre-flight of [distribute], changing nothing: the configuration holds together, every KMS key
- * exists (DescribeKey) and none that is to be shared is AWS-managed, and each configured step is
- * permitted (DryRun CopyImage in each destination region, ModifyImageAttribute,
- * EnableImageDeprecation, CreateLaunchTemplateVersion and ModifyLaunchTemplate, DeregisterImage
- * for retention). Run by `ec2-imaged check` and at the start of every run, before anything
- * disruptive (freeze, reboot).
+ * Pre-flight of [distribute], changing nothing: the configuration holds together (no public
+ * sharing), an image to be shared carries no AWS Marketplace product code (this instance's and its
+ * source image's), every KMS key exists (DescribeKey) and none that is to be shared is
+ * AWS-managed, and each configured step is permitted (DryRun CopyImage in each destination
+ * region, ModifyImageAttribute, ModifySnapshotAttribute, EnableImageDeprecation,
+ * CreateLaunchTemplateVersion and ModifyLaunchTemplate, DeregisterImage for retention, KMS
+ * CreateGrant for each shared account). Run by `ec2-imaged check` and at the start of every run,
+ * before anything disruptive (freeze, reboot).
  */
 #pragma once
 

@@ -237,3 +237,34 @@ int dist_grant(struct dist *d, struct run_dist *rd, const char *key_arn, const c
         log_info("KMS grant %s on %s for %s in %s", id, key_arn, grantee, rd->region);
         return record(d, rd, key_arn, grantee, id);
 }
+
+/* Whether image_id is one of the run's images (its own or a copy in a region of the run). */
+static bool run_image(const struct run_state *run, const char *image_id)
+{
+        for (size_t i = 0; image_id && i < run->n_dist; i++)
+                if (streq_ptr(run->dist[i].image_id, image_id))
+                        return true;
+        return false;
+}
+
+int dist_grants_revoke_grantee(struct dist *d, const char *grantee)
+{
+        usec_t now = now_usec(CLOCK_REALTIME);
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < d->st->n_grants; i++) {
+                struct grant_record *g = &d->st->grants[i];
+
+                if (g->revoked != 0 || !streq(g->grantee, grantee) ||
+                    !run_image(d->run, g->image_id))
+                        continue;
+                r = revoke_one(dist_clients_kms(&d->clients, g->region), g, now);
+                if (r < 0)
+                        d->why = strprintf("KMS RevokeGrant %s on %s for %s in %s failed (logged); "
+                                           "resume tries again",
+                                           g->grant_id, g->key_arn, grantee, g->region);
+                else
+                        r = dist_save(d);
+        }
+        return r;
+}

@@ -41,5 +41,10 @@ int grants_revoke_expired(struct context *ctx, struct state *st, usec_t now, uns
 
 /* In a run: the grant of key_arn for grantee in rd's region, reused or created, and recorded. */
 int dist_grant(struct dist *d, struct run_dist *rd, const char *key_arn, const char *grantee);
+/*
+ * In a run: revoke the standing grants recorded for grantee on the run's images (a target
+ * account's, once its copies are made), each saved as revoked; the first failure ends it (d->why).
+ */
+int dist_grants_revoke_grantee(struct dist *d, const char *grantee);
 /* In a run: revoke the standing grants recorded for the images in gone (region's), logged. */
 int dist_grants_revoke_images(struct dist *d, const char *region, char *const *gone);

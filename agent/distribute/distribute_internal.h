@@ -22,6 +22,8 @@ struct dist {
         struct state *st;
         struct run_state *run;
         struct dist_clients clients;
+        char **targets;  /* the account ids of [distribute] target_accounts (NULL: none) */
+        char **accounts; /* those the image is shared with: share_accounts, then targets */
         char *why;
 };
 
@@ -29,6 +31,19 @@ struct dist {
 int dist_save(struct dist *d);
 /* One image of rd's region by id, or -ENOENT (with d->why) when EC2 does not list it. */
 int dist_describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *ret);
+
+/*
+ * Target accounts (distribute_target.c): the account ids of target_accounts (*ret_targets) and
+ * every account the image is shared with, share_accounts first (*ret_accounts); NULL for none.
+ */
+int dist_target_ids(const struct config *cfg, char ***ret_targets, char ***ret_accounts);
+/*
+ * Push a copy into each target account, in each region of the run (AssumeRole, then what
+ * `ec2-imaged import` does, recorded in run->targets), and once all of an account's copies are
+ * available revoke its grants on the owner's keys. Resumed, it asks again only for what is not
+ * recorded available, and revokes what still stands.
+ */
+int dist_targets_push(struct dist *d);
 
 /* Refuse early, before any copy, when a configured key of a copy is AWS-managed. */
 int dist_check_copy_keys(struct dist *d);

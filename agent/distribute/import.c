@@ -53,31 +53,21 @@ static const char *account(const struct import *im)
 static int find_source(struct import *im)
 {
         const struct import_request *req = im->req;
-        struct ec2_image *ims = NULL;
         struct aws_error e = {};
-        size_t n = 0;
         int r;
 
-        r = ec2_describe_visible_image(im->src_ec2, req->source_image_id, &ims, &n, &e);
         /* EC2 answers an image it does not show this account as one it does not know. */
-        if (r == -EREMOTEIO && startswith(strempty(e.code), "InvalidAMIID.")) {
-                aws_error_done(&e);
-                n = 0;
-        } else if (r < 0) {
-                return dist_fail(&im->why, r, &e, "DescribeImages (the source image)",
-                                 req->source_region);
-        }
-        if (n == 0) {
+        r = ec2_describe_image_any_owner(im->src_ec2, req->source_image_id, &im->source, &e);
+        if (r == -ENOENT) {
                 im->why = strprintf("image %s in %s is not shared with %s (or does not exist); "
                                     "ask its owner to share it (launch permission) with this "
                                     "account",
                                     req->source_image_id, req->source_region, account(im));
-                ec2_images_free(ims, n);
-                return -ENOENT;
+                return im->why ? -ENOENT : -ENOMEM;
         }
-        im->source = ims[0];
-        ims[0] = (struct ec2_image){};
-        ec2_images_free(ims, n);
+        if (r < 0)
+                return dist_fail(&im->why, r, &e, "DescribeImages (the source image)",
+                                 req->source_region);
         return 0;
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzz target: the EC2 XML parsers (error bodies, DescribeInstances, DescribeImages, CreateImage,
- * and the distribution answers: CopyImage, launch template versions, <return>true</return>).
+ * and the distribution answers: CopyImage, launch template versions, DescribeVolumes,
+ * <return>true</return>).
  * Every input goes through all of them, since any EC2 answer can reach any parser.
  */
 #include <stddef.h>
@@ -41,6 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ec2_parse_lt_versions(body, size, &v, &n) == 0)
                 ec2_lt_versions_free(v, n);
         if (ec2_parse_lt_ids(body, size, &ids) == 0) {
+                for (char **s = ids; *s; s++)
+                        free(*s);
+                free(ids);
+        }
+        if (ec2_parse_volume_keys(body, size, &ids) == 0) {
                 for (char **s = ids; *s; s++)
                         free(*s);
                 free(ids);

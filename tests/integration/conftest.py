@@ -7,9 +7,11 @@ stopped by the PID recorded when it was started.  The session starts with a guar
 this process and its children away from the real metadata service and real AWS.
 """
 
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from peers import (NO_MOTO, FaultProxy, Imds, Peer, PeerError,  # noqa: E402
                    reset_moto, start_peer_script)
 from peers import start_moto as _start_moto  # noqa: E402
 
+PROBE_TIMEOUT_S = 120  # the bound on one probe call
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
               "ALL_PROXY", "no_proxy", "NO_PROXY")
 
@@ -134,19 +137,27 @@ def moto(moto_session):
     return moto_session
 
 
-@pytest.fixture
-def moto_auth(moto_python, request):
-    """A dedicated moto with authentication on (it cannot be switched off again).
+def start_moto_auth(py, request, prepare=None):
+    """A dedicated moto with authentication on (it cannot be switched off again), stopped
+    afterwards: a fixture yields from it. prepare(url), when given, runs while auth is off.
 
     Yields the Peer with .access_key_id and .secret_access_key of an IAM user allowed
     ec2/iam/kms/ssm/sts, and .creds == (access_key_id, secret_access_key)."""
-    peer = start_moto(moto_python, request)
+    peer = start_moto(py, request)
     try:
+        if prepare:
+            prepare(peer.url)
         peer.access_key_id, peer.secret_access_key = _moto_auth.enable_moto_auth(peer.url)
         peer.creds = (peer.access_key_id, peer.secret_access_key)
         yield peer
     finally:
         peer.stop()
+
+
+@pytest.fixture
+def moto_auth(moto_python, request):
+    """start_moto_auth's peer."""
+    yield from start_moto_auth(moto_python, request)
 
 
 # ---------------------------------------------------------------- IMDS and fault proxy
@@ -245,6 +256,31 @@ def agent_env(tmp_path):
         return env
 
     return make
+
+
+@pytest.fixture
+def aws_probe(agent_env):
+    """aws_probe(NAME) -> run(endpoint, *args, creds=None, **env) -> (json, stderr): runs
+    build/tools/NAME (or $EC2_IMAGED_TOOLS/NAME; the test skips when it is not built) with
+    `--endpoint URL ARGS...` in agent_env(endpoint, creds, **env), and checks that its exit
+    status agrees with the "ok" of the JSON object it prints."""
+    def probe(name):
+        tools = os.environ.get("EC2_IMAGED_TOOLS") or str(REPO / "build" / "tools")
+        path = os.path.join(tools, name)
+        if not os.access(path, os.X_OK):
+            pytest.skip("%s not built (make build/tools/%s)" % (path, name))
+
+        def run(endpoint, *args, creds=None, **env):
+            url = getattr(endpoint, "url", endpoint)
+            p = subprocess.run([path, "--endpoint", url, *[str(a) for a in args]],
+                               env=agent_env(endpoint=url, creds=creds, **env),
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=PROBE_TIMEOUT_S)
+            out = json.loads(p.stdout)
+            assert p.returncode == (0 if out["ok"] else 1), (out, p.stderr)
+            return out, p.stderr
+        return run
+    return probe
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import uuid
 import pytest
 
 import test_daemon
-from moto_auth import create_moto_instance  # tests/peers, on sys.path via conftest
 from scratchfs import wait_until
 from test_run import ACCOUNT, EXIT_USAGE, REGION, rig  # noqa: F401 (rig: the fixture)
 
@@ -125,7 +124,7 @@ def keys(j):
 
 def plant_current_run(rig, **fields):
     """state.json with an unfinished run of this instance, every field print_run() shows set;
-    FIELDS override.  Returns the run's JSON as the agent reads it back (`status --json`)."""
+    FIELDS override.  Returns the planted run (the test compares `status --json` with it)."""
     now = int(time.time() * 1e6)
     current = {
         "run_id": str(uuid.uuid4()), "phase": "waiting", "mode": "reboot", "dry_run": True,
@@ -159,6 +158,12 @@ def history_entry(result, error=None, image_id="ami-0fedcba9876543210"):
     return {"run_id": str(uuid.uuid4()), "result": result, "instance_id": "i-0abc",
             "image_id": image_id, "image_name": "itest-old", "consistency": "fs-frozen",
             "error": error, "started_us": now - 10 ** 6, "finished_us": now}
+
+
+def use_imds(rig, imds_factory, agent_env, **flags):
+    """The rig's agent from now on asks an IMDS of its instance started with FLAGS."""
+    imds = imds_factory(instance_id=rig.instance_id, region=REGION, account_id=ACCOUNT, **flags)
+    rig.env = agent_env(imds=imds, endpoint=rig.proxy)
 
 
 # ---------------------------------------------------------------- whoami and check
@@ -197,9 +202,7 @@ def test_whoami_with_keys_that_never_expire(rig, agent_env):
 def test_whoami_without_credentials(rig, imds_factory, agent_env):
     rig.add_fs("ext4")
     rig.configure()
-    imds = imds_factory(instance_id=rig.instance_id, region=REGION, account_id=ACCOUNT,
-                        no_iam_role=True)
-    rig.env = agent_env(imds=imds, endpoint=rig.proxy)
+    use_imds(rig, imds_factory, agent_env, no_iam_role=True)
     a = rig.agent("whoami", "--json")
     assert a.rc == 1, a.err
     j = json_out(a)
@@ -230,9 +233,7 @@ def test_check_not_ready_text_and_json(rig, imds_factory, agent_env):
     """A failed item and the items skipped after it."""
     rig.add_fs("ext4")
     rig.configure()
-    imds = imds_factory(instance_id=rig.instance_id, region=REGION, account_id=ACCOUNT,
-                        no_iam_role=True)
-    rig.env = agent_env(imds=imds, endpoint=rig.proxy)
+    use_imds(rig, imds_factory, agent_env, no_iam_role=True)
     a = rig.agent("check", "--json")
     assert a.rc == EXIT_CHECK, a.err
     j = json_out(a)
@@ -349,9 +350,7 @@ def test_resume_files_another_instances_run(rig):
 def test_first_boot_without_user_data(rig, imds_factory, agent_env):
     rig.add_fs("ext4")
     rig.configure()
-    imds = imds_factory(instance_id=rig.instance_id, region=REGION, account_id=ACCOUNT,
-                        no_user_data=True)
-    rig.env = agent_env(imds=imds, endpoint=rig.proxy)
+    use_imds(rig, imds_factory, agent_env, no_user_data=True)
     a = rig.agent("first-boot", "--json")
     assert a.rc == 0, a.err
     j = json_out(a)
@@ -367,16 +366,7 @@ def test_first_boot_without_user_data(rig, imds_factory, agent_env):
 @pytest.fixture
 def daemon_rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
     """test_daemon.py's rig: its daemon answers `trigger`."""
-    instance_id = create_moto_instance(moto.url, region=REGION)
-    imds = imds_factory(instance_id=instance_id, region=REGION, account_id=ACCOUNT)
-    proxy = fault_proxy(moto)
-    r = test_daemon.Rig(tmp_path, moto, proxy, imds, agent_env(imds=imds, endpoint=proxy),
-                        agent_bin)
-    r.configure()
-    try:
-        yield r
-    finally:
-        r.close()
+    yield from test_daemon.rig_of(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin)
 
 
 def test_trigger_text_and_json(daemon_rig):
@@ -388,6 +378,7 @@ def test_trigger_text_and_json(daemon_rig):
     # The worker's `run --json`, passed on as the worker printed it.
     assert r.stdout == cjson_print(j) + "\n", r.stdout
     assert j["phase"] == "done" and j["image_id"].startswith("ami-"), j
+    assert [i["ImageId"] for i in daemon_rig.images()] == [j["image_id"]]
 
     r = daemon_rig.trigger("--wait")
     assert r.returncode == 0, (r.stderr, d.err)

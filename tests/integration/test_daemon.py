@@ -307,6 +307,11 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    yield from rig_of(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin)
+
+
+def rig_of(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    """The configured Rig of a new moto instance, closed afterwards: a fixture yields from it."""
     instance_id = create_moto_instance(moto.url, region=REGION)
     imds = imds_factory(instance_id=instance_id, region=REGION, account_id=ACCOUNT)
     proxy = fault_proxy(moto)
@@ -384,19 +389,6 @@ def test_structured_journal_records_of_daemon_and_worker(rig, have_tool):
     assert any(m["MESSAGE"].startswith("Ready; runs start on SIGUSR1") for m in recs)
     assert all(m["PRIORITY"].isdigit() for m in recs)
     assert "Run %s" % j["run_id"] not in d.err, d.err
-
-
-def test_trigger_wait_json_returns_the_result(rig):
-    d = rig.daemon()
-    d.ready()
-    r = rig.trigger("--wait", "--json")
-    assert r.returncode == 0, (r.stderr, d.err)
-    j = json.loads(r.stdout)
-    assert j["phase"] == "done" and j["image_id"].startswith("ami-")
-    assert [i["ImageId"] for i in rig.images()] == [j["image_id"]]
-    r = rig.trigger("--wait")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("run ") and ": done, image ami-" in r.stdout
 
 
 def test_trigger_while_a_run_is_under_way_says_busy(rig):

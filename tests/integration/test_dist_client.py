@@ -5,40 +5,20 @@ moto, directly and through the fault proxy, which records what was sent where mo
 Everything goes through build/tools/dist_probe, which makes one call and prints one JSON object.
 """
 
-import json
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 
 import moto_auth as helpers
 
-REPO = Path(__file__).resolve().parents[2]
 DUMMY = helpers.DUMMY_CREDS
-HANG_GUARD_S = 120
 SRC = "us-east-1"
 DST = "us-west-2"
 
 
 @pytest.fixture
-def probe(agent_env):
-    tools = os.environ.get("EC2_IMAGED_TOOLS") or str(REPO / "build" / "tools")
-    path = os.path.join(tools, "dist_probe")
-    if not os.access(path, os.X_OK):
-        pytest.skip("%s not built (make build/tools/dist_probe)" % path)
-
-    def run(endpoint, region, *call, flags=()):
-        url = getattr(endpoint, "url", endpoint)
-        argv = [path, "--endpoint", url, "--region", region, *flags, *[str(c) for c in call]]
-        p = subprocess.run(argv, env=agent_env(endpoint=url, creds=DUMMY),
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=HANG_GUARD_S)
-        out = json.loads(p.stdout)
-        assert p.returncode == (0 if out["ok"] else 1), (out, p.stderr)
-        return out
-
-    return run
+def probe(aws_probe):
+    run = aws_probe("dist_probe")
+    return lambda endpoint, region, *call, flags=(): run(
+        endpoint, "--region", region, *flags, *call, creds=DUMMY)[0]
 
 
 def ok(r):

@@ -19,9 +19,9 @@ import time
 import pytest
 
 from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import (ACCOUNT, DEADLINE, MOTO_AMI, POLICY, SRC, Rig, TagBook,  # noqa
+from test_distribute import (DEADLINE, MOTO_AMI, POLICY, SRC, TagBook,  # noqa
                              auth_rig, check_requests_against_policy, done_run, for_moto,
-                             kms_key, rig, tags_of)  # (rig, auth_rig: the fixtures)
+                             kms_key, rig, rig_of, tags_of)  # (rig, auth_rig: the fixtures)
 
 NAME = "dist-{run_id}"  # the rig's [image] name
 
@@ -93,6 +93,22 @@ def test_encrypt_in_place(rig):
     j = done_run(rig.agent("resume", "--json"))
     assert_encrypted_in_place(rig, j)
     assert len(rig.sent("CopyImage")) == 1 and len(rig.sent("DeregisterImage")) == 1
+
+
+def test_lost_create_image_answer_is_found_under_the_unencrypted_name(rig):
+    """CreateImage made the original, but its answer was lost: the run looks it up by the name
+    it was made under (ec2-imaged-unencrypted-RUN_ID), not by the configured one, and goes on."""
+    configure(rig)
+    # The pre-flight's DryRun CreateImage passes; the real one's answer is dropped.
+    rig.proxy.faults({"kind": "delay", "delay_ms": 0, "action": "CreateImage"},
+                     {"kind": "drop_response", "action": "CreateImage"})
+    a = rig.agent("run", "--mode", "reboot", "--json")
+    assert a.returncode == 0, a.err
+    j = done_run(rig.agent("resume", "--json"))
+    assert_encrypted_in_place(rig, j)
+    [q] = rig.sent("CreateImage")
+    assert q["fault"] == "drop_response", q
+    assert q["params"]["Name"] == j["create_name"] == "ec2-imaged-unencrypted-" + j["run_id"]
 
 
 def crash_at(rig, action):
@@ -172,13 +188,7 @@ def encrypted_rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bi
         BlockDeviceMappings=[{"DeviceName": root, "Ebs": {
             "VolumeSize": 8, "Encrypted": True, "KmsKeyId": key["Arn"]}}],
     )["Instances"][0]["InstanceId"]
-    imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT)
-    proxy = fault_proxy(moto)
-    r = Rig(tmp_path, moto, proxy, agent_env(imds=imds, endpoint=proxy), agent_bin, instance_id)
-    try:
-        yield r
-    finally:
-        r.close()
+    yield from rig_of(instance_id, tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin)
 
 
 def test_image_encrypted_with_the_key_already_is_not_copied(encrypted_rig):

@@ -60,12 +60,16 @@ def test_grants_recorded_listed_and_reused(rig):
     assert g["state"] == "active" and g["expires"] is None and g["created"]
     assert kg["Name"] == "ec2-imaged-%s" % j["run_id"]
 
-    # A second run reuses the grant: still one in KMS, one recorded, now for the new copy.
+    # A second run reuses the grant: still one in KMS, one recorded, now for the new copy, and
+    # its lifetime starts again (the record, made a day older, is new again).
+    age_grants(rig, 1)
+    [aged] = grants_json(rig)[1]["grants"]
     j2 = done_run(rig.run_and_resume())
     copy2 = [d["image_id"] for d in j2["distribution"] if d["region"] == DST[0]][0]
     assert [x["GrantId"] for x in kms_grants(rig, DST[0], key)] == [kg["GrantId"]]
     [g2] = grants_json(rig)[1]["grants"]
     assert g2["grant_id"] == kg["GrantId"] and g2["image_id"] == copy2 != copy
+    assert g2["created"] > aged["created"], (aged, g2)
     assert len(rig.sent("CreateGrant")) == 1
     assert len(rig.sent("ListGrants")) == 2
 

@@ -12,17 +12,12 @@ tested here.
 """
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 import moto_auth as helpers
 
-REPO = Path(__file__).resolve().parents[2]
 DUMMY = helpers.DUMMY_CREDS
-HANG_GUARD_S = 120
 REGION = "us-east-1"
 A = "arn:aws:iam::111122223333:root"
 B = "arn:aws:iam::444455556666:root"
@@ -30,23 +25,9 @@ OPS = ["Decrypt", "DescribeKey", "CreateGrant"]
 
 
 @pytest.fixture
-def kms_probe(agent_env):
-    tools = os.environ.get("EC2_IMAGED_TOOLS") or str(REPO / "build" / "tools")
-    path = os.path.join(tools, "kms_probe")
-    if not os.access(path, os.X_OK):
-        pytest.skip("%s not built (make build/tools/kms_probe)" % path)
-
-    def run(endpoint, *call):
-        url = getattr(endpoint, "url", endpoint)
-        argv = [path, "--endpoint", url, "--region", REGION, *[str(c) for c in call]]
-        p = subprocess.run(argv, env=agent_env(endpoint=url, creds=DUMMY),
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=HANG_GUARD_S)
-        out = json.loads(p.stdout)
-        assert p.returncode == (0 if out["ok"] else 1), (out, p.stderr)
-        return out
-
-    return run
+def kms_probe(aws_probe):
+    run = aws_probe("kms_probe")
+    return lambda endpoint, *call: run(endpoint, "--region", REGION, *call, creds=DUMMY)[0]
 
 
 def ok(r):
@@ -73,16 +54,20 @@ def grant_ids(kms, key):
     return {g["GrantId"] for g in kms.list_grants(KeyId=key["KeyId"])["Grants"]}
 
 
-def test_list_grants(moto, kms, key, kms_probe):
+def test_list_grants(moto, kms, key, kms_probe, fault_proxy):
     ga, gb = grant(kms, key, A, "to-a"), grant(kms, key, B, "to-b")
     r = ok(kms_probe(moto, "list-grants", key["KeyId"]))
     got = {g["grant_id"]: g for g in r["grants"]}
     assert set(got) == {ga, gb}
     assert got[ga]["grantee_principal"] == A and got[ga]["name"] == "to-a"
     assert got[ga]["operations"] == OPS
-    # One grantee's grants only (moto ignores the filter KMS applies; the client applies it too).
-    r = ok(kms_probe(moto, "list-grants", key["KeyId"], B))
+    # One grantee's grants only (moto ignores the filter KMS applies; the client applies it too),
+    # the filter as sent seen by the proxy.
+    proxy = fault_proxy(moto)
+    r = ok(kms_probe(proxy, "list-grants", key["KeyId"], B))
     assert [g["grant_id"] for g in r["grants"]] == [gb]
+    (req,) = proxy.requests()
+    assert req["json"]["GranteePrincipal"] == B and req["json"]["Limit"] == 100, req
     assert ok(kms_probe(moto, "list-grants", key["KeyId"], "arn:aws:iam::999999999999:root"))[
         "grants"] == []
 

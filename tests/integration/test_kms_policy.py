@@ -54,6 +54,13 @@ def test_kms_policy_makes_the_preflight_pass(rig):
     c = rig.agent("check", "--json")
     assert c.returncode == 3 and "ec2-imaged-share-ous" in distribute_item(c)["detail"]
 
+    # Both statements, but for another organization: they allow others, not the configured one.
+    policy["Statement"] = base + json.loads(
+        json.dumps([orgs, ous]).replace("o-abc123def4", "o-0ther0rg000"))
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(policy))
+    c = rig.agent("check", "--json")
+    assert c.returncode == 3 and "ec2-imaged-share-organizations" in distribute_item(c)["detail"]
+
     policy["Statement"] = base + [orgs, ous]
     kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(policy))
     c = rig.agent("check", "--json")

@@ -6,6 +6,7 @@ same ClientToken makes one copy, and an image says it is encrypted, with the key
 CopyImage asked for it or its instance's root volume is.  Checked with botocore, so the error is parsed by AWS's own
 model of the answer."""
 
+import json
 import re
 
 import pytest
@@ -101,3 +102,44 @@ def test_images_carry_the_encryption_they_were_made_with(moto, ec2, instance):
                            )["Instances"][0]["InstanceId"]
     made = ec2.create_image(InstanceId=vm, Name="from-encrypted", NoReboot=True)["ImageId"]
     assert ebs_of(ec2, made)["KmsKeyId"] == key["Arn"]
+
+
+def test_product_codes_set_and_listed(moto, ec2, instance):
+    """ModifyImageAttribute ProductCodes marks an image (the tests' way to have an AWS
+    Marketplace image); DescribeImages lists the codes and DescribeInstances those of an
+    instance launched from it, as EC2 does; other images and instances list none."""
+    image = ec2.create_image(InstanceId=instance, Name="market", NoReboot=True)["ImageId"]
+    assert ec2.describe_images(ImageIds=[image])["Images"][0].get("ProductCodes", []) == []
+    ec2.modify_image_attribute(ImageId=image, ProductCodes=["8fsgd7m3k8bgn1c6rvw1ymq4b"])
+    codes = [{"ProductCodeId": "8fsgd7m3k8bgn1c6rvw1ymq4b", "ProductCodeType": "marketplace"}]
+    assert ec2.describe_images(ImageIds=[image])["Images"][0]["ProductCodes"] == codes
+    vm = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    [res] = ec2.describe_instances(InstanceIds=[vm])["Reservations"]
+    assert res["Instances"][0]["ProductCodes"] == codes
+    [res] = ec2.describe_instances(InstanceIds=[instance])["Reservations"]
+    assert res["Instances"][0].get("ProductCodes", []) == []
+
+
+def test_kms_create_grant_dry_run_makes_no_grant(moto):
+    """CreateGrant with DryRun: DryRunOperationException (412) for a key KMS has, no grant made;
+    NotFoundException for one it has not.  Debian's botocore predates KMS's DryRun: the
+    parameter is added to the body before signing."""
+    kms = client(moto.url, "kms", region=REGION)
+    dry = client(moto.url, "kms", region=REGION)
+
+    def add_dry_run(params, **_):
+        params["body"] = json.dumps(dict(json.loads(params["body"]), DryRun=True)).encode()
+
+    dry.meta.events.register("before-call.kms.CreateGrant", add_dry_run)
+    key = kms.create_key(Description="golden")["KeyMetadata"]["KeyId"]
+    grant = dict(GranteePrincipal="arn:aws:iam::111122223333:root", Operations=["Decrypt"])
+    with pytest.raises(ClientError) as e:
+        dry.create_grant(KeyId=key, **grant)
+    assert e.value.response["Error"]["Code"] == "DryRunOperationException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert kms.list_grants(KeyId=key)["Grants"] == []
+    with pytest.raises(ClientError) as e:
+        dry.create_grant(KeyId="00000000-0000-0000-0000-000000000000", **grant)
+    assert e.value.response["Error"]["Code"] == "NotFoundException"
+    kms.create_grant(KeyId=key, **grant)
+    assert len(kms.list_grants(KeyId=key)["Grants"]) == 1

@@ -14,17 +14,14 @@ records what was sent where moto does not look (ExternalId, which key signed the
 import calendar
 import errno
 import json
-import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 import moto_auth as helpers
-from conftest import start_moto
+from conftest import start_moto_auth
 
-REPO = Path(__file__).resolve().parents[2]
 HANG_GUARD_S = 120
 REGION = "us-east-1"
 OTHER = "111111111111"
@@ -49,32 +46,24 @@ def make_role(endpoint, account, name):
 
 @pytest.fixture
 def moto_auth(moto_python, request):
-    """A moto of its own with the roles of the other accounts, then its authentication on (as
-    conftest's moto_auth, which cannot make roles in other accounts before it locks up)."""
-    peer = start_moto(moto_python, request)
-    try:
+    """A moto of its own with the roles of the other accounts made before its authentication is
+    turned on (conftest's moto_auth cannot make roles in other accounts once it is locked up)."""
+    def roles(url):
         for account, name in ((OTHER, "ec2-imaged-target"), (OTHER, "maker"), (THIRD, "deeper")):
-            make_role(peer.url, account, name)
-        peer.access_key_id, peer.secret_access_key = helpers.enable_moto_auth(peer.url)
-        peer.creds = (peer.access_key_id, peer.secret_access_key)
-        yield peer
-    finally:
-        peer.stop()
+            make_role(url, account, name)
+
+    yield from start_moto_auth(moto_python, request, roles)
 
 
 @pytest.fixture
-def creds_probe(agent_env, tmp_path):
-    """creds_probe(endpoint, *call, creds=None, profile_env=None, files=None) -> (json, stderr).
+def creds_probe(aws_probe, tmp_path):
+    """creds_probe(endpoint, *call, creds=None, files=None, **env) -> (json, stderr).
 
     files: {"credentials": text, "config": text}, written under tmp_path and named by
     AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE (else /dev/null, as for every test)."""
-    tools = os.environ.get("EC2_IMAGED_TOOLS") or str(REPO / "build" / "tools")
-    path = os.path.join(tools, "creds_probe")
-    if not os.access(path, os.X_OK):
-        pytest.skip("%s not built (make build/tools/creds_probe)" % path)
+    probe = aws_probe("creds_probe")
 
     def run(endpoint, *call, creds=None, files=None, **env):
-        url = getattr(endpoint, "url", endpoint)
         extra = dict(env)
         for name, var in (("credentials", "AWS_SHARED_CREDENTIALS_FILE"),
                           ("config", "AWS_CONFIG_FILE")):
@@ -82,13 +71,7 @@ def creds_probe(agent_env, tmp_path):
                 f = tmp_path / ("aws-" + name)
                 f.write_text(files[name])
                 extra[var] = str(f)
-        argv = [path, "--endpoint", url, "--region", REGION, *[str(c) for c in call]]
-        p = subprocess.run(argv, env=agent_env(endpoint=url, creds=creds, **extra),
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=HANG_GUARD_S)
-        out = json.loads(p.stdout)
-        assert p.returncode == (0 if out["ok"] else 1), (out, p.stderr)
-        return out, p.stderr
+        return probe(endpoint, "--region", REGION, *call, creds=creds, **extra)
 
     return run
 

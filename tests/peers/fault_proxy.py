@@ -29,9 +29,11 @@ Control API on the same port under /_control/ (JSON in and out):
                           hold (keeps the request, unforwarded, until POST /_control/release or
                           for at most delay_ms, default 120000; then forwards it).  A request
                           takes the first queued fault whose optional "action" matches its
-                          Action (form body or query) or X-Amz-Target operation; count defaults
-                          to 1.  With delay_ms, any kind holds the request that long before it
-                          acts (drop_response: held, forwarded, its answer dropped).
+                          Action (form body or query) or X-Amz-Target operation (and, with
+                          "not_access_key_id", that is not signed with that access key: a call
+                          with another account's credentials, say); count defaults to 1.  With
+                          delay_ms, any kind holds the request that long before it acts
+                          (drop_response: held, forwarded, its answer dropped).
   GET  /_control/faults   the faults still queued
   GET  /_control/requests every request seen, Authorization and X-Amz-Security-Token redacted
                           (the access key id, which is no secret, is kept as access_key_id),
@@ -113,10 +115,11 @@ class State:
         self.stats = {"received": 0, "forwarded": 0, "faults_injected": 0,
                       "by_kind": {}, "by_action": {}}
 
-    def take_fault(self, action):
-        """Pop one use of the first queued fault that applies to this action."""
+    def take_fault(self, action, key_id=None):
+        """Pop one use of the first queued fault that applies to this action (and signer)."""
         for f in self.faults:
-            if f.get("action") in (None, action):
+            other = f.get("not_access_key_id")
+            if f.get("action") in (None, action) and (other is None or other != key_id):
                 f["count"] -= 1
                 if f["count"] <= 0:
                     self.faults.remove(f)
@@ -189,7 +192,7 @@ class Handler(BaseHTTPRequestHandler):
             st.stats["received"] += 1
             if action:
                 st.stats["by_action"][action] = st.stats["by_action"].get(action, 0) + 1
-            fault = st.take_fault(action)
+            fault = st.take_fault(action, access_key_id(self.headers))
             st.requests.append({
                 "time": time.time(), "method": self.command, "path": self.path,
                 "client": "%s:%d" % self.client_address[:2],

@@ -20,8 +20,15 @@
   encrypted with a KMS key, and CopyImage with Encrypted and KmsKeyId (or of an encrypted source
   without a key), give an image whose DescribeImages block device says Encrypted and the key's
   ARN, as EC2 does.  moto's images never say they are encrypted.
+- Product codes: ModifyImageAttribute with ProductCode.N adds AWS Marketplace product codes to an
+  image (EC2 once did so for DevPay codes; AWS Marketplace sets them on its own images, which no
+  test can own), DescribeImages lists an image's codes, and DescribeInstances lists those of the
+  image an instance was launched from, as EC2 does for an instance of a Marketplace image.  moto
+  keeps product codes but never lists them, and has no way to set them.
+- KMS CreateGrant with DryRun answers DryRunOperationException (HTTP 412) for a key it has,
+  making no grant, as KMS does.  moto ignores DryRun and makes the grant.
 
-Both are applied to moto's own EC2 backend and response classes before the server starts, so that
+All are applied to moto's own EC2 backend and response classes before the server starts, so that
 every client (the agent, botocore in the tests, the VM test's EC2 front) sees them, with or
 without moto's authentication.  Usage is moto.server's: moto_server.py -H 127.0.0.1 -p PORT.
 Run with the python3 that has moto (tests/peers/peers.py finds it).
@@ -41,7 +48,10 @@ import moto.server  # noqa: E402
 from moto.core.responses import ActionResult  # noqa: E402
 from moto.ec2.exceptions import EC2ClientError  # noqa: E402
 from moto.ec2.models.amis import Ami, AmiBackend  # noqa: E402
+from moto.ec2.models.instances import Instance  # noqa: E402
 from moto.ec2.responses.amis import AmisResponse  # noqa: E402
+from moto.core.exceptions import JsonRESTError  # noqa: E402
+from moto.kms.responses import KmsResponse  # noqa: E402
 
 # moto's server answers requests in threads: the check and the creation happen under one lock.
 LOCK = threading.RLock()
@@ -148,6 +158,46 @@ def encrypted_mappings(prop):
     return property(block_device_mappings)
 
 
+def product_codes(ami):
+    """An image's product codes as DescribeImages lists them (moto's own model says that every
+    code it keeps is of type marketplace)."""
+    if ami is None:
+        return []
+    return [{"ProductCodeId": c, "ProductCodeType": "marketplace"}
+            for c in sorted(ami.product_codes)]
+
+
+def add_product_codes(method):
+    def modify_image_attribute(self):
+        codes = [v for k, v in sorted(self.querystring.items())
+                 if k.startswith("ProductCode.") for v in v]
+        if codes and self._get_param("DryRun") not in (True, "true"):
+            with LOCK:
+                ami = self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
+                ami.product_codes = set(ami.product_codes) | set(codes)
+        return method(self)
+
+    return modify_image_attribute
+
+
+class DryRunOperationException(JsonRESTError):
+    code = 412
+
+    def __init__(self):
+        super().__init__("DryRunOperationException",
+                         "The request would have succeeded, but the DryRun option is set.")
+
+
+def grant_dry_run(method):
+    def create_grant(self):
+        if self._get_param("DryRun") in (True, "true"):
+            self._validate_key_id(self._get_param("KeyId"))  # NotFoundException as KMS
+            raise DryRunOperationException()
+        return method(self)
+
+    return create_grant
+
+
 def shared_image(backend, image_id):
     """An image of another account in the backend's region that is shared with its account."""
     from moto.ec2.models import ec2_backends
@@ -207,8 +257,11 @@ def install():
     AmisResponse.copy_image = idempotent_copy(encrypted_copy(AmisResponse.copy_image))
     AmiBackend.create_image = encrypted_create(AmiBackend.create_image)
     Ami.block_device_mappings = encrypted_mappings(Ami.block_device_mappings)
+    Ami.ProductCodes = property(product_codes)
+    Instance.ProductCodes = property(lambda i: product_codes(i.ec2_backend.amis.get(i.image_id)))
+    AmisResponse.modify_image_attribute = add_product_codes(AmisResponse.modify_image_attribute)
+    KmsResponse.create_grant = grant_dry_run(KmsResponse.create_grant)
     AmiBackend.describe_images = shared_images(AmiBackend.describe_images)
-    from moto.kms.responses import KmsResponse
     KmsResponse.describe_key = granted_key(KmsResponse.describe_key)
 
 

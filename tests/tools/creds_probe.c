@@ -33,32 +33,14 @@
 #include "util/log.h"
 #include "util/macro.h"
 
+#include "probe.h"
+
 struct probe {
         const char *endpoint, *region, *profile;
         struct aws_transport transport;
         cJSON *out;
         struct aws_error err;
 };
-
-static void usage(const char *msg)
-{
-        fprintf(stderr, "creds_probe: %s\n", msg);
-        exit(2);
-}
-
-static bool loopback(const char *url)
-{
-        return startswith(url, "http://127.") || startswith(url, "http://localhost:") ||
-               startswith(url, "http://[::1]:");
-}
-
-static void add_str(cJSON *o, const char *k, const char *v)
-{
-        if (v)
-                cJSON_AddStringToObject(o, k, v);
-        else
-                cJSON_AddNullToObject(o, k);
-}
 
 /* What may be shown of a set of credentials: never the secret key or the token. */
 static void add_credentials(cJSON *o, const struct aws_credentials *c)
@@ -123,11 +105,6 @@ static int describe_key(struct probe *p, struct creds_provider *creds, const cha
         kms_key_done(&k);
         awsjson_client_free(kms);
         return r;
-}
-
-static const char *opt_arg(char **a, int n, int i)
-{
-        return i < n && !streq(a[i], "-") ? a[i] : NULL;
 }
 
 static int assume_role(struct probe *p, struct creds_provider *chain, char **a, int n)
@@ -204,7 +181,6 @@ int main(int argc, char **argv)
         struct probe p = {.transport = {.retry_base_ms = 20, .retry_cap_ms = 200}};
         struct creds_provider *chain = NULL;
         const char *call;
-        char *s;
         int r;
 
         log_set_target(LOG_TARGET_STDERR);
@@ -226,15 +202,6 @@ int main(int argc, char **argv)
                 r = assume_role(&p, chain, argv + optind + 1, argc - optind - 1);
         else
                 usage("unknown call");
-        cJSON_AddBoolToObject(p.out, "ok", r >= 0);
-        cJSON_AddNumberToObject(p.out, "errno", r < 0 ? -r : 0);
-        add_str(p.out, "error_code", p.err.code);
-        add_str(p.out, "error_message", p.err.message);
-        aws_error_done(&p.err);
         creds_provider_free(chain);
-        s = cJSON_PrintUnformatted(p.out);
-        printf("%s\n", s ? s : "{}");
-        free(s);
-        cJSON_Delete(p.out);
-        return r >= 0 ? 0 : 1;
+        return probe_print(p.out, r, &p.err);
 }

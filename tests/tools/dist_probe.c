@@ -23,7 +23,6 @@
  * printed. The effective endpoint must be loopback, else nothing is sent. Exit status: 0 when
  * the call succeeded, 1 when it failed, 2 for a usage error.
  */
-#include <cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -38,30 +37,7 @@
 #include "util/log.h"
 #include "util/macro.h"
 
-static void usage(const char *msg)
-{
-        fprintf(stderr, "dist_probe: %s\n", msg);
-        exit(2);
-}
-
-static bool loopback(const char *url)
-{
-        return startswith(url, "http://127.") || startswith(url, "http://localhost:") ||
-               startswith(url, "http://[::1]:");
-}
-
-static void add_str(cJSON *o, const char *k, const char *v)
-{
-        if (v)
-                cJSON_AddStringToObject(o, k, v);
-        else
-                cJSON_AddNullToObject(o, k);
-}
-
-static const char *opt_arg(char **a, size_t n, size_t i)
-{
-        return i < n && !streq(a[i], "-") ? a[i] : NULL;
-}
+#include "probe.h"
 
 static int run_ec2(struct ec2_client *c, const char *call, char **a, size_t n, bool dry_run,
                    cJSON *out, struct aws_error *err)
@@ -213,7 +189,6 @@ int main(int argc, char **argv)
         size_t n = 0;
         bool dry_run = false;
         cJSON *out;
-        char *s;
         int opt, r;
 
         log_set_target(LOG_TARGET_STDERR);
@@ -272,16 +247,6 @@ int main(int argc, char **argv)
                 cJSON_AddNumberToObject(out, "attempts", ec2_client_last_attempts(c));
                 ec2_client_free(c);
         }
-        cJSON_AddBoolToObject(out, "ok", r >= 0);
-        cJSON_AddNumberToObject(out, "errno", r < 0 ? -r : 0);
-        add_str(out, "error_code", err.code);
-        add_str(out, "error_message", err.message);
-        cJSON_AddNumberToObject(out, "http_status", (double)err.http_status);
-        aws_error_done(&err);
         creds_provider_free(creds);
-        s = cJSON_PrintUnformatted(out);
-        printf("%s\n", s ? s : "{}");
-        free(s);
-        cJSON_Delete(out);
-        return r >= 0 ? 0 : 1;
+        return probe_print(out, r, &err);
 }

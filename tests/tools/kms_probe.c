@@ -27,17 +27,7 @@
 #include "util/log.h"
 #include "util/macro.h"
 
-static void usage(const char *msg)
-{
-        fprintf(stderr, "kms_probe: %s\n", msg);
-        exit(2);
-}
-
-static bool loopback(const char *url)
-{
-        return startswith(url, "http://127.") || startswith(url, "http://localhost:") ||
-               startswith(url, "http://[::1]:");
-}
+#include "probe.h"
 
 static cJSON *grant_json(const struct kms_grant *g)
 {
@@ -99,7 +89,6 @@ int main(int argc, char **argv)
         struct awsjson_client *c = NULL;
         struct aws_error err = {};
         cJSON *out;
-        char *s;
         int opt, r;
 
         log_set_target(LOG_TARGET_STDERR);
@@ -127,18 +116,7 @@ int main(int argc, char **argv)
         out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "call", argv[optind]);
         r = run(c, argv[optind], argv + optind + 1, argc - optind - 1, out, &err);
-        cJSON_AddBoolToObject(out, "ok", r >= 0);
-        cJSON_AddNumberToObject(out, "errno", r < 0 ? -r : 0);
-        if (err.code)
-                cJSON_AddStringToObject(out, "error_code", err.code);
-        else
-                cJSON_AddNullToObject(out, "error_code");
-        aws_error_done(&err);
         awsjson_client_free(c);
         creds_provider_free(creds);
-        s = cJSON_PrintUnformatted(out);
-        printf("%s\n", s ? s : "{}");
-        free(s);
-        cJSON_Delete(out);
-        return r >= 0 ? 0 : 1;
+        return probe_print(out, r, &err);
 }

@@ -155,6 +155,59 @@ static void test_refused_before_sending(void **state)
         }
 }
 
+/* resolve(), with what it logs (at LOG_ERR, to stderr) in *ret_log. */
+static int resolve_logged(const char *profile, struct aws_credentials *c, char **ret_log)
+{
+        struct creds_profile_config k = cfg(profile);
+        FILE *f = tmpfile();
+        int saved, r;
+        off_t n;
+
+        assert_non_null(f);
+        fflush(stderr);
+        saved = dup(STDERR_FILENO);
+        assert_true(saved >= 0);
+        assert_true(dup2(fileno(f), STDERR_FILENO) >= 0);
+        log_set_target(LOG_TARGET_STDERR);
+        r = creds_profile_resolve(&k, LOG_ERR, c);
+        fflush(stderr);
+        assert_true(dup2(saved, STDERR_FILENO) >= 0);
+        close(saved);
+        n = lseek(fileno(f), 0, SEEK_END);
+        assert_true(n >= 0);
+        *ret_log = calloc(1, (size_t)n + 1);
+        assert_non_null(*ret_log);
+        assert_int_equal(pread(fileno(f), *ret_log, (size_t)n, 0), n);
+        fclose(f);
+        return r;
+}
+
+/*
+ * A cycle would also end at the chain's length limit, with the same -ELOOP: the reason logged
+ * tells that it was seen as a cycle, at once.
+ */
+static void test_cycle_named(void **state)
+{
+        static const char *const cases[][2] = {
+                {"[profile a]\nrole_arn = " ROLE "\nsource_profile = a\n",
+                 "source_profile: a cycle: a -> a"},
+                {"[profile a]\nrole_arn = " ROLE "\nsource_profile = b\n"
+                 "[profile b]\nrole_arn = " ROLE "\nsource_profile = a\n",
+                 "source_profile: a cycle: a -> b -> a"},
+        };
+        struct aws_credentials c = {};
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *log = NULL;
+
+                write_text(config_path, cases[i][0]);
+                assert_int_equal(resolve_logged("a", &c, &log), -ELOOP);
+                assert_non_null(strstr(log, cases[i][1]));
+                assert_null(c.access_key_id);
+                free(log);
+        }
+}
+
 static void test_chain_too_long(void **state)
 {
         _cleanup_free_ char *text = NULL;
@@ -362,6 +415,7 @@ int main(void)
                 cmocka_unit_test_setup(test_static_keys, setup),
                 cmocka_unit_test_setup(test_which_profile, setup),
                 cmocka_unit_test_setup(test_refused_before_sending, setup),
+                cmocka_unit_test_setup(test_cycle_named, setup),
                 cmocka_unit_test_setup(test_chain_too_long, setup),
                 cmocka_unit_test_setup(test_default_paths, setup),
                 cmocka_unit_test_setup(test_profile_region, setup),

@@ -16,6 +16,7 @@
 #include "aws/ec2.h"
 #include "aws/ec2_dist.h"
 #include "util/fileio.h"
+#include "util/str.h"
 
 #define CORPUS SRCDIR "/tests/fuzz/corpus/fuzz_ec2_xml/"
 #define NS     "xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\""
@@ -223,6 +224,71 @@ static void test_args_checked(void **state)
         assert_null(e.code);
 }
 
+/* DescribeVolumes as the EC2 API reference shapes it: the keys of the encrypted volumes, once. */
+static void test_volume_keys(void **state)
+{
+        static const char body[] =
+                "<DescribeVolumesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
+                "<requestId>r</requestId><volumeSet>"
+                "<item><volumeId>vol-1</volumeId><encrypted>true</encrypted>"
+                "<kmsKeyId>arn:aws:kms:us-east-1:123456789012:key/k1</kmsKeyId></item>"
+                "<item><volumeId>vol-2</volumeId><encrypted>false</encrypted></item>"
+                "<item><volumeId>vol-3</volumeId><encrypted>true</encrypted>"
+                "<kmsKeyId>arn:aws:kms:us-east-1:123456789012:key/k1</kmsKeyId></item>"
+                "<item><volumeId>vol-4</volumeId><encrypted>true</encrypted>"
+                "<kmsKeyId>arn:aws:kms:us-east-1:123456789012:key/k2</kmsKeyId></item>"
+                "<item><volumeId>vol-5</volumeId><encrypted>false</encrypted>"
+                "<kmsKeyId>stale</kmsKeyId></item>"
+                "</volumeSet></DescribeVolumesResponse>";
+        static const char none[] = "<DescribeVolumesResponse><volumeSet><item><volumeId>vol-1"
+                                   "</volumeId><encrypted>false</encrypted></item></volumeSet>"
+                                   "</DescribeVolumesResponse>";
+        static const char wrong[] = "<DescribeImagesResponse><volumeSet/></DescribeImagesResponse>";
+        char **keys = NULL;
+
+        assert_int_equal(ec2_parse_volume_keys(body, strlen(body), &keys), 0);
+        assert_string_equal(keys[0], "arn:aws:kms:us-east-1:123456789012:key/k1");
+        assert_string_equal(keys[1], "arn:aws:kms:us-east-1:123456789012:key/k2");
+        assert_null(keys[2]);
+        strv_free(keys);
+        assert_int_equal(ec2_parse_volume_keys(none, strlen(none), &keys), 0);
+        assert_non_null(keys);
+        assert_null(keys[0]);
+        strv_free(keys);
+        keys = NULL;
+        assert_int_equal(ec2_parse_volume_keys(wrong, strlen(wrong), &keys), -EBADMSG);
+        assert_null(keys);
+}
+
+/*
+ * Public sharing is never done: `all` (the group EC2 takes for "everyone") is refused as a share
+ * of any kind before anything is sent. A client without credentials shows the difference: a real
+ * account id gets as far as needing them.
+ */
+static void test_never_public(void **state)
+{
+        struct ec2_client_config cfg = {.region = "us-east-1",
+                                        .endpoint_url = "http://127.0.0.1:9"};
+        static const char *const all[] = {"111122223333", "ALL", NULL};
+        static const char *const one[] = {"111122223333", NULL};
+        struct aws_error e = {};
+        struct ec2_client *c;
+
+        unsetenv("AWS_ENDPOINT_URL");
+        unsetenv("AWS_ENDPOINT_URL_EC2");
+        assert_int_equal(ec2_client_new(&cfg, NULL, &c), 0);
+        for (int k = EC2_SHARE_ACCOUNT; k <= EC2_SHARE_OU; k++) {
+                struct ec2_share s[] = {{EC2_SHARE_ACCOUNT, "111122223333"}, {k, "all"}};
+
+                assert_int_equal(ec2_add_launch_permissions(c, "ami-1", s, 2, true, &e), -EINVAL);
+                assert_int_equal(ec2_add_launch_permissions(c, "ami-1", s, 1, true, &e), -ENOKEY);
+        }
+        assert_int_equal(ec2_add_create_volume_permission(c, "snap-1", all, false, &e), -EINVAL);
+        assert_int_equal(ec2_add_create_volume_permission(c, "snap-1", one, false, &e), -ENOKEY);
+        assert_null(e.code);
+        ec2_client_free(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -230,6 +296,7 @@ int main(void)
                 cmocka_unit_test(test_lt_versions),    cmocka_unit_test(test_lt_ids),
                 cmocka_unit_test(test_lineage_images), cmocka_unit_test(test_return_true),
                 cmocka_unit_test(test_region_clients), cmocka_unit_test(test_args_checked),
+                cmocka_unit_test(test_never_public),   cmocka_unit_test(test_volume_keys),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -236,6 +236,66 @@ static void test_images_empty(void **state)
         assert_int_equal(n, 99);
 }
 
+/*
+ * productCodes as the EC2 API reference shapes them: an instance launched from an AWS
+ * Marketplace image carries its codes, and so does the image (DevPay is the old other type).
+ */
+static void test_product_codes(void **state)
+{
+        static const char inst[] =
+                "<DescribeInstancesResponse " NS "><reservationSet><item><instancesSet><item>"
+                "<instanceId>i-1</instanceId><imageId>ami-1</imageId><productCodes><item>"
+                "<productCode>8fsgd7m3k8bgn1c6rvw1ymq4b</productCode><type>marketplace</type>"
+                "</item></productCodes></item></instancesSet></item></reservationSet>"
+                "</DescribeInstancesResponse>";
+        static const char imgs[] =
+                "<DescribeImagesResponse " NS "><imagesSet><item><imageId>ami-1</imageId>"
+                "<productCodes><item><productCode>devpay1</productCode><type>devpay</type></item>"
+                "<item><productCode>mp2</productCode><type>marketplace</type></item>"
+                "<item><productCode>untyped</productCode></item></productCodes></item>"
+                "<item><imageId>ami-2</imageId><productCodes/></item></imagesSet>"
+                "</DescribeImagesResponse>";
+        static const char *const bad[] = {
+                "<DescribeImagesResponse><imagesSet><item><imageId>a</imageId><productCodes>"
+                "<item><type>marketplace</type></item></productCodes></item></imagesSet>"
+                "</DescribeImagesResponse>",
+                "<DescribeImagesResponse><imagesSet><item><imageId>a</imageId><productCodes>"
+                "<item><productCode/><type>marketplace</type></item></productCodes></item>"
+                "</imagesSet></DescribeImagesResponse>",
+        };
+        struct ec2_instance in = {};
+        struct ec2_image *ims = NULL;
+        size_t n = 0;
+
+        assert_int_equal(ec2_parse_instance(inst, strlen(inst), &in), 0);
+        assert_int_equal(in.n_product_codes, 1);
+        assert_string_equal(in.product_codes[0].code, "8fsgd7m3k8bgn1c6rvw1ymq4b");
+        assert_ptr_equal(ec2_marketplace_code(in.product_codes, in.n_product_codes),
+                         &in.product_codes[0]);
+        ec2_instance_done(&in);
+        /* The instance of test_instance has none. */
+        assert_int_equal(ec2_parse_instance(describe_instances, strlen(describe_instances), &in),
+                         0);
+        assert_int_equal(in.n_product_codes, 0);
+        assert_null(ec2_marketplace_code(in.product_codes, in.n_product_codes));
+        ec2_instance_done(&in);
+
+        assert_int_equal(ec2_parse_images(imgs, strlen(imgs), &ims, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(ims[0].n_product_codes, 3);
+        assert_string_equal(ims[0].product_codes[0].type, "devpay");
+        assert_null(ims[0].product_codes[2].type);
+        assert_string_equal(ec2_marketplace_code(ims[0].product_codes, 3)->code, "mp2");
+        assert_int_equal(ims[1].n_product_codes, 0);
+        assert_null(ec2_marketplace_code(ims[1].product_codes, ims[1].n_product_codes));
+        ec2_images_free(ims, n);
+        ims = NULL;
+        n = 0;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(ec2_parse_images(bad[i], strlen(bad[i]), &ims, &n), -EBADMSG);
+        assert_null(ims);
+}
+
 static void test_create_image(void **state)
 {
         static const char ok[] =
@@ -556,6 +616,7 @@ int main(void)
                 cmocka_unit_test(test_instance_edge),
                 cmocka_unit_test(test_images),
                 cmocka_unit_test(test_images_empty),
+                cmocka_unit_test(test_product_codes),
                 cmocka_unit_test(test_create_image),
                 cmocka_unit_test(test_hostile_xml),
                 cmocka_unit_test(test_deep_and_big),

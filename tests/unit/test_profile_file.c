@@ -64,6 +64,7 @@ static void test_config_file_sections(void **state)
                                    "[profile \"two words\"]\nregion = eu-west-2\n"
                                    "[profile a b]\nregion = ignored\n"
                                    "[sso-session corp]\nsso_region = us-east-1\n"
+                                   "[profilx typo]\nregion = ignored\n"
                                    "[plugins]\ncli_legacy_plugin_path = /x\n";
         struct profile_set s = {};
 
@@ -75,6 +76,7 @@ static void test_config_file_sections(void **state)
         assert_string_equal(value(&s, "two words", "region"), "eu-west-2");
         assert_null(profile_set_find(&s, "a b"));
         assert_null(profile_set_find(&s, "sso-session corp"));
+        assert_null(profile_set_find(&s, "typo"));
         profile_set_done(&s);
 }
 
