@@ -231,6 +231,9 @@ install: $(BIN) $(DAEMON_BIN)
 		$(DESTDIR)$(SYSCONFDIR)/needrestart/conf.d/ec2-imaged.conf
 	$(INSTALL) -m 0755 hooks/firstboot hooks/patch hooks/sanitize $(DESTDIR)$(LIBDIR_EC2)/hooks/
 	$(INSTALL) -m 0644 hooks/lib.sh $(DESTDIR)$(LIBDIR_EC2)/hooks/lib.sh
+	$(INSTALL) -m 0755 hooks/mysql-hold hooks/postgresql-checkpoint hooks/postgresql-hold \
+		hooks/services-stop $(DESTDIR)$(LIBDIR_EC2)/hooks/
+	$(INSTALL) -m 0644 hooks/db.sh $(DESTDIR)$(LIBDIR_EC2)/hooks/db.sh
 	$(INSTALL) -m 0755 packaging/restart-after-upgrade $(DESTDIR)$(LIBDIR_EC2)/restart-after-upgrade
 	$(INSTALL) -m 0644 packaging/ssm/ec2-imaged-run.json $(DESTDIR)$(DATADIR)/ec2-imaged/
 	$(INSTALL) -m 0644 packaging/man/ec2-imaged.8 $(DESTDIR)$(MANDIR)/man8/ec2-imaged.8

@@ -136,6 +136,22 @@ struct config {
         enum patch_on_reboot_required patch_on_reboot_required;
         char *patch_script; /* what `ec2-imaged patch` execs */
 
+        /* [mysql], [postgresql], [services]: read by the database hooks; validated here */
+        char *mysql_socket;
+        char *mysql_host; /* NULL: the socket */
+        unsigned mysql_port;
+        char *mysql_user;
+        char *mysql_option_file; /* root-only client option file with the password */
+        bool mysql_flush_local_tables;
+        bool mysql_flush_binary_logs;
+        unsigned mysql_lock_timeout_s;
+        char *mysql_position_file; /* the binlog position of the image */
+        char **pg_clusters;        /* HOST[:PORT] words */
+        char *pg_user;
+        char *pg_passfile;    /* root-only libpq password file; NULL: peer as pg_user */
+        char *pg_label_dir;   /* where postgresql-hold leaves each backup label */
+        char **services_stop; /* units services-stop stops for the freeze */
+
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];
         size_t n_tags;
