@@ -113,7 +113,8 @@ cJSON *run_state_to_json(const struct run_state *r)
                         add_num(t, "ms",
                                 (double)((r->times[i].end - r->times[i].start) / USEC_PER_MSEC));
         }
-        if (encrypt_to_json(o, r) < 0 || (r->n_dist > 0 && dist_to_json(o, r) < 0))
+        if (encrypt_to_json(o, r) < 0 || (r->n_dist > 0 && dist_to_json(o, r) < 0) ||
+            run_holders_to_json(r, o) < 0)
                 e = -ENOMEM;
         if (e || !mounts || !times) {
                 cJSON_Delete(o);
@@ -363,7 +364,8 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                         goto bad;
         }
         if (encrypt_from_json(o, r) < 0 ||
-            dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "distribution"), r) < 0)
+            dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "distribution"), r) < 0 ||
+            run_holders_from_json(o, r) < 0)
                 goto bad;
         *ret = r;
         return 0;
