@@ -295,7 +295,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
 {
         struct run_state *r = calloc(1, sizeof(*r));
         _cleanup_free_ char *phase = NULL, *mode = NULL;
-        const cJSON *mounts, *times, *dry;
+        const cJSON *mounts, *times;
         double d;
         int e = 0, p, m;
 
@@ -336,8 +336,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                 goto bad;
         r->phase = (enum run_phase)p;
         r->mode = (enum run_mode)m;
-        dry = cJSON_GetObjectItemCaseSensitive(o, "dry_run");
-        r->dry_run = cJSON_IsTrue(dry);
+        r->dry_run = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "dry_run"));
         mounts = cJSON_GetObjectItemCaseSensitive(o, "frozen_mounts");
         if (mounts) {
                 const cJSON *i;

@@ -59,9 +59,9 @@ struct hold_set {
 /* ---- results ---- */
 
 static const char *const holder_end_names[_HOLDER_END_MAX] = {
-        [HOLDER_RELEASED] = "released",   [HOLDER_EXITED] = "exited",
-        [HOLDER_KILLED] = "killed",       [HOLDER_TIMED_OUT] = "timed-out",
-        [HOLDER_REFUSED] = "refused",     [HOLDER_EXEC_FAILED] = "exec-failed",
+        [HOLDER_RELEASED] = "released", [HOLDER_EXITED] = "exited",
+        [HOLDER_KILLED] = "killed",     [HOLDER_TIMED_OUT] = "timed-out",
+        [HOLDER_REFUSED] = "refused",   [HOLDER_EXEC_FAILED] = "exec-failed",
 };
 
 const char *holder_end_to_string(enum holder_end e)
@@ -255,9 +255,9 @@ int hold_start(const struct hooks_opts *o, const struct hook_env *env, struct ho
         s->grace_ms = o->kill_grace_ms ? o->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS;
         r = hooks_list(o->hooks_dir, HOOK_PHASE_HOLD, o->required_uid, &l);
         if (r < 0)
-                *ret_message = strprintf("cannot list the held hooks in %s: %s",
-                                         o->hooks_dir ? o->hooks_dir : HOOKS_DEFAULT_DIR,
-                                         strerror(-r));
+                *ret_message =
+                        strprintf("cannot list the held hooks in %s: %s",
+                                  o->hooks_dir ? o->hooks_dir : HOOKS_DEFAULT_DIR, strerror(-r));
         else if (l.dir_refusal)
                 *ret_message = strprintf("held hooks refused: %s", l.dir_refusal);
         for (size_t i = 0; r >= 0 && !*ret_message && i < l.n_entries; i++)
@@ -302,8 +302,8 @@ static int wait_one(struct holder *h, usec_t deadline)
                         h->fault = FAULT_NOT_READY;
                         return -ETIMEDOUT;
                 }
-                if (r == -ECHILD || (r == -EPROTO && h->fault == FAULT_CLOSED &&
-                                     supervise_exited(h->sv))) {
+                if (r == -ECHILD ||
+                    (r == -EPROTO && h->fault == FAULT_CLOSED && supervise_exited(h->sv))) {
                         h->fault = FAULT_ENDED;
                         return -EPROTO;
                 }
