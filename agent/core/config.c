@@ -161,6 +161,7 @@ static const struct config_key keys[] = {
         UINT_KEY("hooks", "timeout_s", hook_timeout_s, 1, 86400, 600),
         UINT_KEY("hooks", "kill_grace_s", hook_kill_grace_s, 1, 600, 10),
         WORDS_KEY("hooks", "continue_on_error", hooks_continue_on_error, 4, hook_phases),
+        UINT_KEY("hooks", "hold_ready_timeout_s", hook_hold_ready_timeout_s, 1, 3600, 60),
 
         /* sizeof(sockaddr_un.sun_path) - 1 */
         STRING_KEY("daemon", "control_socket", control_socket, 1, 107,

@@ -102,7 +102,8 @@ struct config {
         char *hooks_dir;
         unsigned hook_timeout_s;
         unsigned hook_kill_grace_s;
-        char **hooks_continue_on_error; /* phases whose failed hooks do not abort the run */
+        char **hooks_continue_on_error;     /* phases whose failed hooks do not abort the run */
+        unsigned hook_hold_ready_timeout_s; /* a held hook's start to its READY */
 
         /* [daemon] */
         char *control_socket;

@@ -68,6 +68,9 @@ struct hook_env {
         bool dry_run;
 };
 
+/* A hook's environment (above) for phase: a NULL-terminated vector, or NULL when out of memory. */
+char **hooks_build_env(const char *phase, const struct hook_env *env);
+
 struct hooks_opts {
         const char *hooks_dir;  /* NULL: HOOKS_DEFAULT_DIR */
         uid_t required_uid;     /* owner required of hooks and their directories: 0 (root) */

@@ -43,6 +43,11 @@ struct supervise_opts {
          * SUPERVISE_NOT_EXECUTED with -ESTALE). -1: execve() of path.
          */
         int exec_fd;
+        /*
+         * > 2: a descriptor the child inherits under the same number (a held hook's ready socket,
+         * hold.h); the caller tells the child which number it is. 0: none.
+         */
+        int pass_fd;
         unsigned timeout_ms; /* from the start to SIGTERM */
         unsigned grace_ms;   /* from SIGTERM to SIGKILL, and from SIGKILL to giving up */
 };
@@ -88,6 +93,24 @@ pid_t supervise_pid(const struct supervised *s);
  * describe the end in *ret (logged too: an error unless it exited with status 0), and free s.
  */
 void supervise_finish(struct supervised *s, struct supervise_result *ret);
+
+/*
+ * For a child that keeps running while the caller goes on (a held hook, hold.h): wait until fd is
+ * readable (1), the main process has exited (-ECHILD; it is not reaped) or deadline
+ * (CLOCK_MONOTONIC) passes (0), logging the child's output meanwhile. No kill ladder runs here:
+ * the child's own deadline is only walked by supervise_finish(). -errno when poll() fails.
+ */
+int supervise_wait_readable(struct supervised *s, int fd, usec_t deadline);
+
+/*
+ * Whether the main process has exited (or cannot be watched any more), without reaping it,
+ * reading its output or logging: safe while filesystems are frozen.
+ */
+bool supervise_exited(struct supervised *s);
+
+/* Move the deadline to timeout_ms from now (0: now); supervise_finish() walks the ladder from it.
+ */
+void supervise_set_timeout(struct supervised *s, unsigned timeout_ms);
 
 /* supervise_start() and supervise_finish(): 0 with *ret filled in, or -ENOMEM. */
 int supervise_run(const struct supervise_opts *opts, struct supervise_result *ret);

@@ -2,8 +2,8 @@
 /*
  * The child's side of supervise.c: what runs between fork() and execve() to make a clean child
  * (its own process group, default signal dispositions, an empty mask, umask 022, stdin from
- * /dev/null, stdout and stderr on one pipe, no other descriptors, cwd "/") and execute the vetted
- * file, and how its pipes are made.
+ * /dev/null, stdout and stderr on one pipe, no other descriptors but one it is meant to have, cwd
+ * "/") and execute the vetted file, and how its pipes are made.
  */
 #include "host/supervise_child.h"
 
@@ -55,15 +55,21 @@ static _Noreturn void child_fail(int err_fd)
  * (5.11+) keeps err_fd and exec_fd usable until execve(); older kernels close all but those two
  * (which are O_CLOEXEC themselves). Runs in the child, so raw system calls only.
  */
-static void close_all_but(int keep_a, int keep_b, int max_fd)
+static void close_all_but(int keep_a, int keep_b, int pass_fd, int max_fd)
 {
 #ifdef SYS_close_range
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
-                return;
+                goto pass;
 #endif
         for (int fd = 3; fd < max_fd; fd++)
-                if (fd != keep_a && fd != keep_b)
+                if (fd != keep_a && fd != keep_b && fd != pass_fd)
                         (void)close(fd);
+#ifdef SYS_close_range
+pass:
+#endif
+        /* The one descriptor the child is meant to have (a held hook's ready socket). */
+        if (pass_fd > 2)
+                (void)fcntl(pass_fd, F_SETFD, 0);
 }
 
 /*
@@ -137,7 +143,7 @@ _Noreturn void supervise_child_exec(const struct supervise_child *s)
          * can read. Children get the usual 022.
          */
         umask(022);
-        close_all_but(s->err_fd, s->exec_fd, s->max_fd);
+        close_all_but(s->err_fd, s->exec_fd, s->pass_fd, s->max_fd);
         exec_vetted(s);
         child_fail(s->err_fd);
 }
