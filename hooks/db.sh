@@ -30,10 +30,12 @@ make_workdir() {
         die "cannot make a work directory"
 }
 
-# take_fds: the agent's readiness descriptor (EC2_IMAGED_READY_FD) moves to fd 8 and its
+# take_fds "$@": the agent's readiness descriptor (EC2_IMAGED_READY_FD) moves to fd 8 and its
 # release descriptor (EC2_IMAGED_RELEASE_FD, when it passes one) to fd 9, whatever numbers they
 # came with, so that the hook's own descriptors (3 to 7) never land on them. READY_FD and
-# RELEASE_FD are then 8 and 9, or empty (by hand: stdout and stdin).
+# RELEASE_FD are then 8 and 9, or empty (by hand: stdout and stdin). A POSIX shell (dash) only
+# names descriptors 0 to 9: one above that is moved by bash, which then runs the script again
+# with the script's arguments.
 take_fds() {
         READY_FD=
         RELEASE_FD=
@@ -42,6 +44,13 @@ take_fds() {
                 [ -n "$_fd" ] || continue
                 case "$_fd" in *[!0-9]*) die "${_v%:*}: bad descriptor '$_fd'" ;; esac
                 _to=${_v#*:}
+                if [ "$_fd" -gt 9 ]; then
+                        command -v bash >/dev/null || die "${_v%:*}=$_fd: above 9, and no bash to move it"
+                        export "${_v%:*}=$_to"
+                        # shellcheck disable=SC2016 # for bash
+                        exec bash -c 'eval "exec $1>&$2 $2>&-"; shift 2; exec "$@"' \
+                                ec2-imaged-fd "$_to" "$_fd" "$0" "$@"
+                fi
                 if [ "$_fd" != "$_to" ]; then
                         # >& is dup2(): the direction the descriptor was opened in stays
                         eval "exec $_to>&$_fd $_fd>&-"
