@@ -339,7 +339,10 @@ def test_lock_wait_timeout_fails_before_the_freeze_naming_the_blocker(rig, dbs):
 
 
 def hold_hook(rig, name, body):
-    return rig.hook("hold", name, body)
+    """A hold.d hook in bash: the agent's descriptor may be above 9, which dash cannot name."""
+    path = rig.hook("hold", name, body)
+    path.write_text("#!/bin/bash\n" + body)
+    return path
 
 
 def test_a_holder_that_never_says_ready_releases_the_lock(rig, dbs):
@@ -353,16 +356,19 @@ def test_a_holder_that_never_says_ready_releases_the_lock(rig, dbs):
     assert d.writable() and rig.all_thawed()
 
 
-def holder_pids(rig, name):
-    """PIDs of processes running the hook NAME (their command line names its path)."""
+def holder_pids(agent, name):
+    """PIDs of the agent's children running the shipped hook NAME (its subshells, children of
+    the hook, have the same command line)."""
     pids = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
                 cmd = (p / "cmdline").read_bytes().split(b"\0")
+                stat = (p / "stat").read_text()
             except OSError:
                 continue
-            if str(HOOKS / name).encode() in cmd:
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if str(HOOKS / name).encode() in cmd and ppid == agent.pid:
                 pids.append(int(p.name))
     return pids
 
@@ -373,7 +379,7 @@ def test_a_holder_that_dies_while_holding_fails_the_run_and_frees_the_database(r
     rig.fault_create({"kind": "hold", "delay_ms": 120000})
     a = rig.start("run", "--json")
     rig.wait_create_sent()
-    [pid] = holder_pids(rig, "mysql-hold")
+    [pid] = holder_pids(a, "mysql-hold")
     os.kill(pid, 9)
     rig.proxy.release()
     assert a.wait() == EXIT_FAILED, a.err
@@ -404,7 +410,9 @@ while :; do sleep 1; done
     a = rig.agent("run", "--json")
     j = a.json()
     [holder] = j["holders"]
-    assert holder["end"] == "killed", holder
+    # Killed at the release: reported, and the run stands (the image was taken while it held).
+    assert holder["end"] in ("killed", "timed-out") and holder["held_ms"] >= 0, holder
+    assert a.rc == 0, a.err
     assert "30-stubborn" in a.err
     assert d.writable() and rig.all_thawed()
 
