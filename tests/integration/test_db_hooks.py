@@ -227,6 +227,9 @@ def start_copies(rig, dbs, imgs):
     my = MariaDB(data / "mysql", logs / "mysql", dbs.base / "run-mysql-copy")
     # MyISAM's automatic repair off: a table the copy caught open must show, not be mended.
     my.options = (lambda orig: lambda: orig() + ["--myisam-recover-options=OFF"])(my.options)
+    # A restore at new paths: the binary log index names each file by its absolute path.
+    index = my.logs / "binlog.index"
+    index.write_text(index.read_text().replace(str(dbs.xfs), str(logs)))
     rig.copies.append(my)
     my.start()
     pg = Postgres(data / "pg", logs / "pg", dbs.base / "run-pg-copy", PG_PORT)
