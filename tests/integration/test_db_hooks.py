@@ -14,23 +14,21 @@ Safety: the servers and every process started here are stopped by PID (the Rig's
 thaws, unmounts and detaches every scratch filesystem); nothing listens on TCP.
 """
 
-import json
 import os
 import re
 import shutil
+import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import dbservers  # tests/peers, on sys.path via conftest
-from dbservers import PG_BIN, MariaDB, Postgres
-from scratchfs import ScratchFS, is_frozen, wait_until
-from test_run import EXIT_FAILED, REPO, Rig, rig  # noqa: F401 (rig: the fixture)
+from dbservers import PG_BIN, Load, MariaDB, Postgres
+from scratchfs import ScratchFS, is_frozen
+from test_run import EXIT_FAILED, REPO, rig  # noqa: F401 (rig: the fixture)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: loop devices, FIFREEZE, servers"),
@@ -42,55 +40,6 @@ pytestmark = [
 HOOKS = REPO / "hooks"
 DEADLINE = 60
 PG_PORT = 5432  # a unix socket in a directory of ours: no port is taken on this machine
-
-
-class Load:
-    """One client session committing numbered rows one at a time and recording, for each,
-    when its commit was acknowledged (the answer to the statement after it came back).
-    KIND 'mysql': INSERT into TABLE, then SELECT n; KIND 'pg': INSERT ... RETURNING n."""
-
-    def __init__(self, args, kind, table):
-        self.kind, self.table = kind, table
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1,
-                                     start_new_session=True)
-        self.acked = {}  # n -> time.monotonic() of its acknowledgement
-        self.sent = {}   # n -> time.monotonic() it was sent
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        n = 0
-        try:
-            while not self.stopping:
-                n += 1
-                if self.kind == "mysql":
-                    stmt = "INSERT INTO %s (n) VALUES (%d); SELECT %d;\n" % (self.table, n, n)
-                else:
-                    stmt = "INSERT INTO %s (n) VALUES (%d) RETURNING n;\n" % (self.table, n)
-                self.sent[n] = time.monotonic()
-                self.proc.stdin.write(stmt)
-                self.proc.stdin.flush()
-                line = self.proc.stdout.readline()
-                if not line:
-                    return
-                assert int(line) == n, line
-                self.acked[n] = time.monotonic()
-                time.sleep(0.002)
-        except (BrokenPipeError, ValueError, OSError):
-            return
-
-    def progresses(self, timeout=DEADLINE):
-        start = len(self.acked)
-        return wait_until(lambda: len(self.acked) > start + 5, timeout)
-
-    def stop(self):
-        self.stopping = True
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=DEADLINE)
-        self.thread.join(timeout=DEADLINE)
 
 
 class Dbs:
@@ -168,11 +117,11 @@ class Dbs:
         return self.rig.hook(phase, name, 'exec %s --config %s "$@"\n'
                              % (HOOKS / script, self.rig.config_path))
 
-    def writable(self):
-        """MariaDB commits a row within 10 s (its lock wait bound), PostgreSQL too."""
+    def writable(self, wait_s=10):
+        """MariaDB commits a row within WAIT_S (its lock wait bound), PostgreSQL too."""
         if self.my:
-            r = self.my.sql("SET SESSION lock_wait_timeout = 10; "
-                            "INSERT INTO t.free VALUES (%d)" % (time.time_ns() % 10**9),
+            r = self.my.sql("SET SESSION lock_wait_timeout = %d; "
+                            "INSERT INTO t.free VALUES (%d)" % (wait_s, time.time_ns() % 10**9),
                             check=False, timeout=30)
             assert r.returncode == 0, "MariaDB is not writable: %s" % r.stderr
         if self.pg:
@@ -333,8 +282,9 @@ def test_lock_wait_timeout_fails_before_the_freeze_naming_the_blocker(rig, dbs):
         assert not rig.create_calls(), "CreateImage was sent"
         assert "10-mysql-hold" in a.err and "lock wait timeout" in a.err, a.err
         assert "LOCK TABLES" in a.err, a.err
-        # FTWRL's wait blocks every writer: it was killed, InnoDB takes writes again.
-        assert d.writable()
+        # FTWRL's wait blocks every writer: it was killed, InnoDB takes writes again at once
+        # (the server's own bound on the wait, lock_timeout_s + 5 s, is still seconds away).
+        assert d.writable(wait_s=2)
         assert rig.all_thawed()
     finally:
         blocker.stdin.close()
@@ -440,7 +390,6 @@ def test_a_readable_credential_file_is_refused_naming_it(tmp_path):
 
 def test_postgresql_hold_writes_the_backup_label(rig, dbs):
     d = dbs(mysql=False)
-    pw = d.base / "pw"
     d.stop()
     conf = rig.tmp / "pg.conf"
     pgpass = rig.tmp / "pgpass"
@@ -450,7 +399,6 @@ def test_postgresql_hold_writes_the_backup_label(rig, dbs):
                     % (d.pg.run, PG_PORT, pgpass, rig.tmp / "labels"))
     d.pg.start()
     d.pg.sql("ALTER USER postgres PASSWORD 's3cret-pw'")
-    import socket
     ours, theirs = socket.socketpair()
     env = dict(os.environ, EC2_IMAGED_READY_FD=str(theirs.fileno()), EC2_IMAGED_RUN_ID="r-7")
     p = subprocess.Popen([str(HOOKS / "postgresql-hold"), "--config", str(conf)], env=env,
@@ -473,7 +421,6 @@ def test_postgresql_hold_writes_the_backup_label(rig, dbs):
     text = label.read_text()
     assert text.startswith("START WAL LOCATION: ") and "LABEL: ec2-imaged r-7" in text, text
     assert "s3cret-pw" not in p.stderr.read()
-    del pw
 
 
 def test_services_stop_restarts_what_it_stopped(tmp_path):

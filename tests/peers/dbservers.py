@@ -14,6 +14,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -224,3 +225,57 @@ class Postgres(_Server):
         if check and r.returncode != 0:
             raise RuntimeError("psql: %s: %s" % (statements[:200], r.stderr.strip()))
         return r
+
+
+class Load:
+    """One client session committing numbered rows one at a time and recording, for each,
+    when its commit was acknowledged (the answer to the statement after it came back).
+    KIND 'mysql': INSERT into TABLE, then SELECT n; KIND 'pg': INSERT ... RETURNING n."""
+
+    def __init__(self, args, kind, table):
+        self.kind, self.table = kind, table
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1,
+                                     start_new_session=True)
+        self.acked = {}  # n -> time.monotonic() of its acknowledgement
+        self.sent = {}   # n -> time.monotonic() it was sent
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        n = 0
+        try:
+            while not self.stopping:
+                n += 1
+                if self.kind == "mysql":
+                    stmt = "INSERT INTO %s (n) VALUES (%d); SELECT %d;\n" % (self.table, n, n)
+                else:
+                    stmt = "INSERT INTO %s (n) VALUES (%d) RETURNING n;\n" % (self.table, n)
+                self.sent[n] = time.monotonic()
+                self.proc.stdin.write(stmt)
+                self.proc.stdin.flush()
+                line = self.proc.stdout.readline()
+                if not line:
+                    return
+                assert int(line) == n, line
+                self.acked[n] = time.monotonic()
+                time.sleep(0.002)
+        except (BrokenPipeError, ValueError, OSError):
+            return
+
+    def progresses(self, timeout=DEADLINE):
+        start = len(self.acked)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.acked) > start + 5:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self):
+        self.stopping = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=DEADLINE)
+        self.thread.join(timeout=DEADLINE)
