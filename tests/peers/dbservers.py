@@ -53,21 +53,16 @@ def _wait_gone(pid, timeout):
 class _Server:
     proc = None
     log = None
+    STOP_SIGNAL = signal.SIGTERM
 
     def stop(self, timeout=DEADLINE):
-        """SIGTERM (a clean shutdown) to the PID we started, then SIGKILL at TIMEOUT."""
+        """STOP_SIGNAL (a clean shutdown) to the PID we started, then SIGKILL at TIMEOUT."""
         if not self.proc or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(self.STOP_SIGNAL)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=DEADLINE)
-
-    def kill(self):
-        """SIGKILL: the server dies as in a power cut (what a crash-consistent copy sees)."""
-        if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=DEADLINE)
 
@@ -144,6 +139,8 @@ class Postgres(_Server):
     """postgres (PostgreSQL 15) on DATA with its WAL in WAL (initdb --waldir), socket in RUN,
     run as the user postgres (the server refuses root)."""
 
+    STOP_SIGNAL = signal.SIGINT  # a fast shutdown; SIGTERM waits for every session to end
+
     def __init__(self, data, wal, run, port=5432):
         self.data, self.wal, self.run = Path(data), Path(wal), Path(run)
         self.port = port
@@ -202,16 +199,6 @@ class Postgres(_Server):
                 return
             time.sleep(0.1)
         raise RuntimeError("postgres did not answer:\n%s" % self.log_text()[-3000:])
-
-    def stop(self, timeout=DEADLINE):
-        # SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for every session to end).
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=DEADLINE)
 
     def conninfo(self, passfile=None, dbname="postgres"):
         c = "host=%s port=%d user=postgres dbname=%s" % (self.run, self.port, dbname)
