@@ -27,7 +27,7 @@ import pytest
 
 import dbservers  # tests/peers, on sys.path via conftest
 from dbservers import PG_BIN, Load, MariaDB, Postgres
-from scratchfs import ScratchFS, is_frozen
+from scratchfs import ScratchFS, is_frozen, wait_until
 from test_run import EXIT_FAILED, REPO, rig  # noqa: F401 (rig: the fixture)
 
 pytestmark = [
@@ -329,14 +329,43 @@ def holder_pids(agent, name):
     return pids
 
 
-def test_a_holder_that_dies_while_holding_fails_the_run_and_frees_the_database(rig, dbs):
+def descendants(pid, comm):
+    """PIDs of processes called COMM below PID."""
+    parent, name = {}, {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text()
+            except OSError:
+                continue
+            name[int(p.name)] = stat[stat.index("(") + 1:stat.rindex(")")]
+            parent[int(p.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    out = []
+    for p, c in name.items():
+        up = parent.get(p)
+        while up and up != pid:
+            up = parent.get(up)
+        if c == comm and up == pid:
+            out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("victim", ["hook", "client"])
+def test_a_holder_that_dies_while_holding_fails_the_run_and_frees_the_database(rig, dbs, victim):
+    """mysql-hold killed while CreateImage is held, or its client session (the server would
+    have dropped it): the hook is gone or exits at once, the agent reports the lock lost."""
     d = dbs(pg=False)
     d.hooks()
     rig.fault_create({"kind": "hold", "delay_ms": 120000})
     a = rig.start("run", "--json")
     rig.wait_create_sent()
     [pid] = holder_pids(a, "mysql-hold")
+    if victim == "client":
+        [pid] = descendants(pid, "mariadb")
     os.kill(pid, 9)
+    if victim == "client":
+        # The hook notices by itself, before the release: the agent sees it end while holding.
+        assert wait_until(lambda: not holder_pids(a, "mysql-hold"), timeout=10)
     rig.proxy.release()
     assert a.wait() == EXIT_FAILED, a.err
     j = a.json()
