@@ -139,6 +139,8 @@ def dbs(rig):
     rig.scratch = ScratchFS(base=base)
     os.chmod(rig.scratch.dir, 0o711)
     made = []
+    # A hook killed by SIGKILL cannot remove its work directory (db.sh make_workdir).
+    workdirs = set(Path("/run").glob("ec2-imaged-*-hold.*"))
 
     def make(**kw):
         d = Dbs(rig, base, **kw)
@@ -154,6 +156,8 @@ def dbs(rig):
         rig.scratch.thaw_all()
         rig.scratch.cleanup()
         shutil.rmtree(base, ignore_errors=True)
+        for w in set(Path("/run").glob("ec2-imaged-*-hold.*")) - workdirs:
+            shutil.rmtree(w, ignore_errors=True)
 
 
 def copy_images(rig, dest):
