@@ -459,6 +459,33 @@ def test_postgresql_hold_writes_the_backup_label(rig, dbs):
     assert "s3cret-pw" not in p.stderr.read()
 
 
+def test_postgresql_hold_through_the_agent(rig, dbs):
+    """postgresql-hold in hold.d: the cluster is in backup mode while the agent holds the
+    freeze, and the label of that backup is left under label_dir/RUN_ID after the release."""
+    d = dbs(mysql=False)
+    d.hook("hold", "20-postgresql-hold", "postgresql-hold")
+    labels = rig.tmp / "labels"
+    rig.configure(postgresql__clusters="%s:%d" % (d.pg.run, PG_PORT),
+                  postgresql__label_dir=labels)
+    rig.fault_create({"kind": "hold", "delay_ms": 120000})
+    a = rig.start("run", "--json")
+    rig.wait_create_sent()
+    # While frozen, the hook's session (by its application name) has started the backup and
+    # sits idle in it.
+    r = d.pg.sql("SELECT state, query FROM pg_stat_activity "
+                 "WHERE application_name = 'ec2-imaged-postgresql-hold'")
+    assert r.stdout.startswith("idle|SELECT pg_backup_start("), r.stdout
+    rig.proxy.release()
+    assert a.wait() == 0, a.err
+    j = a.json()
+    [holder] = j["holders"]
+    assert holder["end"] == "released", holder
+    [label] = list((labels / j["run_id"]).glob("*/backup_label"))
+    text = label.read_text()
+    assert "LABEL: ec2-imaged %s" % j["run_id"] in text, text
+    assert d.writable() and rig.all_thawed()
+
+
 def test_services_stop_restarts_what_it_stopped(tmp_path):
     """systemctl is played by a script (no systemd here): active units are stopped in order,
     inactive ones left alone, and post-thaw starts the stopped ones in reverse order."""
