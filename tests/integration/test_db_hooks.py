@@ -511,3 +511,28 @@ exit 0
         "stop -- app.service", "stop -- worker.service",
         "start -- worker.service", "start -- app.service"]
     assert not (tmp_path / "record").exists()
+
+
+def test_services_stop_restarts_when_the_run_fails(rig):
+    """Through the agent, with CreateImage failing: the post-thaw link starts what the
+    pre-freeze link stopped (systemctl played by a script, put first in PATH by the hook)."""
+    rig.add_fs("ext4")
+    bin_dir = rig.tmp / "bin"
+    bin_dir.mkdir()
+    calls = rig.tmp / "calls"
+    (bin_dir / "systemctl").write_text('#!/bin/sh\necho "$*" >>%s\n' % calls)
+    (bin_dir / "systemctl").chmod(0o755)
+    record = rig.tmp / "services-stopped"
+    for phase in ("pre-freeze", "post-thaw"):
+        rig.hook(phase, "40-services-stop",
+                 'PATH=%s:$PATH EC2_IMAGED_SERVICES_RECORD=%s exec %s --config %s\n'
+                 % (bin_dir, record, HOOKS / "services-stop", rig.config_path))
+    rig.configure(services__stop="db.service", aws__max_attempts=2,
+                  aws__retry_deadline_ms=2000)
+    rig.fault_create({"kind": "error500", "count": 10})
+    a = rig.agent("run", "--json")
+    assert a.rc == EXIT_FAILED, a.err
+    assert calls.read_text().splitlines() == ["is-active --quiet -- db.service",
+                                              "stop -- db.service", "start -- db.service"]
+    assert not record.exists() and rig.all_thawed()
+
