@@ -12,7 +12,7 @@ struct supervise_child {
         char **envp;
         int null_fd, out_fd, err_fd; /* stdin; stdout and stderr; the errno of a failed execve */
         int max_fd;                  /* above the highest descriptor that may be open */
-        int pass_fd;                 /* > 2: kept open across execve(), as it is numbered */
+        int pass_fd;                 /* > 2: the child's SUPERVISE_PASS_FD (supervise.h) */
 };
 
 /* A pipe, both ends O_CLOEXEC and above stdio; 0 or -errno. */
