@@ -6,7 +6,6 @@
  * "/") and execute the vetted file, and how its pipes are made.
  */
 #include "host/supervise_child.h"
-#include "host/supervise.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,20 +68,20 @@ static void close_all_but(int keep_a, int keep_b, int pass_fd, int max_fd)
 
 /*
  * The one descriptor the child is meant to have (a held hook's ready socket) goes to
- * SUPERVISE_PASS_FD: dash, Debian's sh, takes one digit in a redirection (>&3, not >&12). What
+ * pass_as (3): dash, Debian's sh, takes one digit in a redirection (>&3, not >&12). What
  * sits there now (the error pipe, the file to execute) moves up first. 0 or -1 with errno.
  */
 static int make_room_for_pass(struct supervise_child *c)
 {
-        if (c->pass_fd <= 2 || c->pass_fd == SUPERVISE_PASS_FD)
+        if (c->pass_fd <= 2 || c->pass_fd == c->pass_as)
                 return 0;
-        if (c->err_fd == SUPERVISE_PASS_FD) {
-                c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, SUPERVISE_PASS_FD + 1);
+        if (c->err_fd == c->pass_as) {
+                c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, c->pass_as + 1);
                 if (c->err_fd < 0)
                         return -1;
         }
-        if (c->exec_fd == SUPERVISE_PASS_FD) {
-                c->exec_fd = fcntl(c->exec_fd, F_DUPFD_CLOEXEC, SUPERVISE_PASS_FD + 1);
+        if (c->exec_fd == c->pass_as) {
+                c->exec_fd = fcntl(c->exec_fd, F_DUPFD_CLOEXEC, c->pass_as + 1);
                 if (c->exec_fd < 0)
                         return -1;
         }
@@ -93,10 +92,10 @@ static int pass(const struct supervise_child *c)
 {
         if (c->pass_fd <= 2)
                 return 0;
-        if (c->pass_fd == SUPERVISE_PASS_FD)
-                return fcntl(SUPERVISE_PASS_FD, F_SETFD, 0);
+        if (c->pass_fd == c->pass_as)
+                return fcntl(c->pass_as, F_SETFD, 0);
         /* dup2() leaves the copy without FD_CLOEXEC; the original closes at execve(). */
-        return dup2(c->pass_fd, SUPERVISE_PASS_FD) < 0 ? -1 : 0;
+        return dup2(c->pass_fd, c->pass_as) < 0 ? -1 : 0;
 }
 
 /*
