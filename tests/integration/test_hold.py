@@ -260,3 +260,13 @@ def test_reboot_mode_runs_no_holder(rig):
     assert a.rc == 0, a.err
     assert "held hook(s)" in a.err and "not run in reboot mode" in a.err, a.err
     assert not (rig.tmp / "50-db.pid").exists()
+
+
+def test_dry_run_lists_the_holders(rig):
+    rig.add_fs("ext4")
+    holder(rig, "50-db")
+    rig.configure()
+    a = rig.agent("run", "--dry-run", "--json")
+    assert a.rc == 0, a.err
+    assert "hooks hold: 50-db would run" in a.json()["dry_run_report"], a.out
+    assert not (rig.tmp / "50-db.pid").exists()
