@@ -82,7 +82,10 @@ struct supervised;
  *
  * Until supervise_finish() nobody reads the child's output (a child that writes more than the
  * pipe holds waits), and, since we are a subreaper for its orphans (leftovers.h), every child
- * this process starts meanwhile would be taken for one of its leftovers: start none.
+ * this process starts meanwhile would be taken for one of its leftovers: start none, or reap it
+ * before supervise_finish() (the thaw guard of a freeze while held hooks run), or finish the
+ * children last started first (each knows those started before it, and leftovers_end() gives the
+ * subreaper setting back in that order: hold.c).
  */
 int supervise_start(const struct supervise_opts *opts, struct supervised **ret);
 

@@ -87,6 +87,15 @@ def holders_of(j):
     return {h["name"]: h for h in j.get("holders", [])}
 
 
+def held_run(rig, name):
+    """Start a run whose CreateImage the proxy holds; once it is sent (the agent is frozen),
+    return the agent and the pid of holder NAME."""
+    rig.fault_create({"kind": "hold"})
+    a = rig.start("run", "--json")
+    rig.wait_create_sent()
+    return a, pid_of(rig, name)
+
+
 def test_holder_holds_across_the_freeze(rig):
     """READY before the freeze, alive while CreateImage is held with the filesystems frozen,
     released after the thaw (its write after the release does not wait on a freeze) and before
@@ -95,12 +104,8 @@ def test_holder_holds_across_the_freeze(rig):
     markers(rig, post_thaw_checks=["50-db"], post_thaw_waits=True)
     holder(rig, "50-db", after="echo after > %s/after-release\n" % ext4)
     rig.configure()
-    rig.proxy.faults({"kind": "delay", "delay_ms": 0, "action": "CreateImage"},
-                     {"kind": "hold", "action": "CreateImage"})
     try:
-        a = rig.start("run", "--json")
-        rig.wait_create_sent()
-        pid = pid_of(rig, "50-db")
+        a, pid = held_run(rig, "50-db")
         assert is_frozen(ext4) and is_frozen(xfs)
         assert alive(pid), "the holder is not holding while CreateImage is under way"
         assert not (rig.tmp / "50-db.released").exists()
@@ -183,12 +188,8 @@ def test_death_while_holding_fails_the_run_after_the_thaw(rig):
     markers(rig)
     holder(rig, "50-db")
     rig.configure()
-    rig.proxy.faults({"kind": "delay", "delay_ms": 0, "action": "CreateImage"},
-                     {"kind": "hold", "action": "CreateImage"})
     try:
-        a = rig.start("run", "--json")
-        rig.wait_create_sent()
-        pid = pid_of(rig, "50-db")
+        a, pid = held_run(rig, "50-db")
         os.kill(pid, signal.SIGKILL)
         # Its death changes nothing while frozen: the thaw still waits for CreateImage.
         time.sleep(0.5)
@@ -215,12 +216,8 @@ def test_hang_at_release_is_killed_and_does_not_delay_the_thaw(rig):
     holder(rig, "50-stuck", before="trap '' TERM",
            after="while :; do sleep 1; done\n")
     rig.configure(hooks__kill_grace_s=3)
-    rig.proxy.faults({"kind": "delay", "delay_ms": 0, "action": "CreateImage"},
-                     {"kind": "hold", "action": "CreateImage"})
     try:
-        a = rig.start("run", "--json")
-        rig.wait_create_sent()
-        pid = pid_of(rig, "50-stuck")
+        a, pid = held_run(rig, "50-stuck")
         assert is_frozen(ext4)
         rig.proxy.release()
         # Released (it saw EOF) and hanging, with the filesystem already thawed.
