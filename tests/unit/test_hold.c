@@ -39,9 +39,9 @@ static void test_parse_line(void **state)
                 const char *line;
                 int want;
         } cases[] = {
-                {"READY", 1},       {"BINLOG_POS=1234", 0}, {"k_1=a b=c", 0}, {"K=", 0},
-                {"READY ", -EBADMSG}, {"ready", -EBADMSG},  {"=x", -EBADMSG}, {"K", -EBADMSG},
-                {"K-1=x", -EBADMSG}, {"K=a\tb", -EBADMSG}, {"K=\x7f", -EBADMSG}, {"", -EBADMSG},
+                {"READY", 1},         {"BINLOG_POS=1234", 0}, {"k_1=a b=c", 0},     {"K=", 0},
+                {"READY ", -EBADMSG}, {"ready", -EBADMSG},    {"=x", -EBADMSG},     {"K", -EBADMSG},
+                {"K-1=x", -EBADMSG},  {"K=a\tb", -EBADMSG},   {"K=\x7f", -EBADMSG}, {"", -EBADMSG},
         };
 
         (void)state;
