@@ -232,7 +232,7 @@ static int start_all(struct hold_set *s, const struct hooks_opts *o, const struc
                         h->fault = FAULT_NOT_EXECUTED;
                         h->res.end = reason ? HOLDER_REFUSED : HOLDER_EXEC_FAILED;
                         *ret_message = reason ? strprintf("hook %s (hold) refused: %s/%s %s",
-                                                          h->res.name, l->dir, e->name, reason)
+                                                          h->res.name, l->dir, h->res.name, reason)
                                               : strprintf("hook %s (hold) could not be started: "
                                                           "%s",
                                                           h->res.name, strerror(-r));
@@ -423,6 +423,12 @@ static void take_end(struct holder *h, const struct hold_set *s, const struct su
                 h->res.end = HOLDER_TIMED_OUT;
         else
                 h->res.end = HOLDER_EXEC_FAILED;
+        if (h->res.end == HOLDER_EXEC_FAILED) {
+                /* Not started, not executed, or lost track of: its own message says so. */
+                h->fault = FAULT_NOT_EXECUTED;
+                free(h->res.message);
+                h->res.message = strdup(strna(sr->message));
+        }
         if (h->res.end == HOLDER_RELEASED) {
                 log_struct(LOG_INFO, h->fields, "%s held for %ld ms and was released", h->label,
                            h->res.held_ms);

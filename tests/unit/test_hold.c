@@ -154,6 +154,27 @@ static void test_faults_before_ready(void **state)
                      -EPROTO, "wrote more than 16 KEY=VALUE lines");
 }
 
+static void test_not_executed(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *path = strprintf("%s/30-h", f->phase), *msg = NULL;
+        _cleanup_(hold_freep) struct hold_set *s = NULL;
+        FILE *fp = fopen(path, "we");
+
+        assert_non_null(fp);
+        fputs("#!/nonexistent/interpreter\n", fp);
+        assert_int_equal(fclose(fp), 0);
+        assert_int_equal(chmod(path, 0755), 0);
+        s = start(f);
+        assert_int_equal(hold_wait_ready(s, 2000), -EPROTO);
+        hold_release(s);
+        assert_int_equal(hold_result(s, 0)->end, HOLDER_EXEC_FAILED);
+        msg = hold_message(s);
+        assert_non_null(msg);
+        assert_string_equal(msg, "hook 30-h (hold) could not be executed: No such file or "
+                                 "directory (missing interpreter?)");
+}
+
 static void test_lost_while_holding(void **state)
 {
         struct fixture *f = *state;
@@ -252,6 +273,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_ready_values_and_release, setup_hold,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_faults_before_ready, setup_hold, teardown),
+                cmocka_unit_test_setup_teardown(test_not_executed, setup_hold, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_while_holding, setup_hold, teardown),
                 cmocka_unit_test_setup_teardown(test_hang_at_release, setup_hold, teardown),
                 cmocka_unit_test(test_holders_in_json),
