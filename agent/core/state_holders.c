@@ -46,7 +46,7 @@ void run_state_clear_holders(struct run_state *r)
 
 static int holder_to_json(const struct run_holder *h, cJSON *item)
 {
-        cJSON *values = cJSON_AddObjectToObject(item, "values");
+        cJSON *values;
         int e = 0;
 
         e |= json_add_str(item, "name", h->name);
@@ -57,6 +57,7 @@ static int holder_to_json(const struct run_holder *h, cJSON *item)
         e |= cJSON_AddNumberToObject(item, "held_ms", (double)h->held_ms) ? 0 : -ENOMEM;
         e |= cJSON_AddBoolToObject(item, "lost_while_holding", h->lost) ? 0 : -ENOMEM;
         e |= json_add_str(item, "message", h->message);
+        values = cJSON_AddObjectToObject(item, "values");
         for (char **v = h->values; values && v && *v; v++) {
                 const char *eq = strchr(*v, '=');
                 _cleanup_free_ char *k = eq ? strndup(*v, (size_t)(eq - *v)) : NULL;

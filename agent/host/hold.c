@@ -170,13 +170,13 @@ static int read_lines(struct holder *h)
 /* ---- starting ---- */
 
 static int start_one(struct holder *h, const struct hook_list *l, const struct hook_entry *e,
-                     const struct hook_env *env, uid_t uid, char **reason)
+                     const struct hook_env *env, const struct hooks_opts *ho, char **reason)
 {
         _cleanup_close_ int exec_fd = -1, theirs = -1;
         struct supervise_opts o;
         int sp[2], r;
 
-        r = hook_open_vetted(l->dir_fd, e->name, uid, &exec_fd, reason);
+        r = hook_open_vetted(l->dir_fd, e->name, ho->required_uid, &exec_fd, reason);
         if (r < 0 || *reason)
                 return r;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
@@ -191,7 +191,7 @@ static int start_one(struct holder *h, const struct hook_list *l, const struct h
         h->label = strprintf("hook %s (%s)", h->res.name, HOOK_PHASE_HOLD);
         h->fields = strprintf("HOOK=%s\n", h->res.name);
         if (!h->envp || !h->label || !h->fields ||
-            strv_pushf(&h->envp, "%s=%d", HOLD_READY_FD_ENV, theirs) < 0)
+            strv_pushf(&h->envp, "%s=%d", HOLD_READY_FD_ENV, SUPERVISE_PASS_FD) < 0)
                 return -ENOMEM;
         h->argv[0] = h->path;
         o = (struct supervise_opts){
@@ -204,6 +204,7 @@ static int start_one(struct holder *h, const struct hook_list *l, const struct h
                 .exec_fd = exec_fd,
                 .pass_fd = theirs,
                 .timeout_ms = HOOKS_DEFAULT_TIMEOUT_MS, /* walked only from the release on */
+                .grace_ms = ho->kill_grace_ms ? ho->kill_grace_ms : HOOKS_DEFAULT_KILL_GRACE_MS,
         };
         h->start = now_usec(CLOCK_MONOTONIC);
         return supervise_start(&o, &h->sv);
@@ -226,12 +227,12 @@ static int start_all(struct hold_set *s, const struct hooks_opts *o, const struc
                 h->path = strdup(e->path);
                 if (!h->res.name || !h->path)
                         return -ENOMEM;
-                r = start_one(h, l, e, env, o->required_uid, &reason);
+                r = start_one(h, l, e, env, o, &reason);
                 if (r < 0 || reason) {
                         h->fault = FAULT_NOT_EXECUTED;
                         h->res.end = reason ? HOLDER_REFUSED : HOLDER_EXEC_FAILED;
                         *ret_message = reason ? strprintf("hook %s (hold) refused: %s/%s %s",
-                                                          h->res.name, l->dir, e->name, reason)
+                                                          h->res.name, l->dir, h->res.name, reason)
                                               : strprintf("hook %s (hold) could not be started: "
                                                           "%s",
                                                           h->res.name, strerror(-r));
@@ -290,8 +291,12 @@ size_t hold_count(const struct hold_set *s)
 
 /* ---- holding ---- */
 
-/* Wait for one holder's READY until deadline: 0, or -ETIMEDOUT/-EPROTO with h->fault set. */
-static int wait_one(struct holder *h, usec_t deadline)
+/*
+ * Wait for one holder's READY until deadline: 0, or -ETIMEDOUT/-EPROTO with h->fault set. End of
+ * file on its descriptor mostly means that it is exiting: that is waited for (a grace period at
+ * most), so that the message says how it ended.
+ */
+static int wait_one(struct holder *h, usec_t deadline, unsigned grace_ms)
 {
         while (!h->ready) {
                 int r = supervise_wait_readable(h->sv, h->fd, deadline);
@@ -302,8 +307,12 @@ static int wait_one(struct holder *h, usec_t deadline)
                         h->fault = FAULT_NOT_READY;
                         return -ETIMEDOUT;
                 }
-                if (r == -ECHILD ||
-                    (r == -EPROTO && h->fault == FAULT_CLOSED && supervise_exited(h->sv))) {
+                if (r == -EPROTO && h->fault == FAULT_CLOSED &&
+                    supervise_wait_readable(h->sv, -1,
+                                            now_usec(CLOCK_MONOTONIC) +
+                                                    (usec_t)grace_ms * USEC_PER_MSEC) == -ECHILD)
+                        r = -ECHILD;
+                if (r == -ECHILD) {
                         h->fault = FAULT_ENDED;
                         return -EPROTO;
                 }
@@ -320,7 +329,7 @@ int hold_wait_ready(struct hold_set *s, unsigned ready_timeout_ms)
                 struct holder *h = &s->h[i];
                 int r;
 
-                r = wait_one(h, h->start + (usec_t)ready_timeout_ms * USEC_PER_MSEC);
+                r = wait_one(h, h->start + (usec_t)ready_timeout_ms * USEC_PER_MSEC, s->grace_ms);
                 if (r < 0)
                         return r;
                 log_struct(LOG_INFO, h->fields, "%s is ready after %ld ms, holding", h->label,
@@ -414,6 +423,12 @@ static void take_end(struct holder *h, const struct hold_set *s, const struct su
                 h->res.end = HOLDER_TIMED_OUT;
         else
                 h->res.end = HOLDER_EXEC_FAILED;
+        if (h->res.end == HOLDER_EXEC_FAILED) {
+                /* Not started, not executed, or lost track of: its own message says so. */
+                h->fault = FAULT_NOT_EXECUTED;
+                free(h->res.message);
+                h->res.message = strdup(strna(sr->message));
+        }
         if (h->res.end == HOLDER_RELEASED) {
                 log_struct(LOG_INFO, h->fields, "%s held for %ld ms and was released", h->label,
                            h->res.held_ms);

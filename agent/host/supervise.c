@@ -379,7 +379,8 @@ static int spawn(struct supervised *s)
                                      .exec_fd = s->o.exec_fd,
                                      .argv = s->o.argv,
                                      .envp = s->o.envp,
-                                     .pass_fd = s->o.pass_fd};
+                                     .pass_fd = s->o.pass_fd,
+                                     .pass_as = SUPERVISE_PASS_FD};
         struct rlimit rl;
         int r, e = 0;
         ssize_t n;

@@ -19,6 +19,7 @@
 #define SUPERVISE_LINE_MAX   3800u           /* bytes of one logged output line */
 #define SUPERVISE_OUTPUT_MAX (1024u * 1024u) /* bytes of output logged per child */
 #define SUPERVISE_TAIL_LINES 20u             /* lines kept in struct supervise_result */
+#define SUPERVISE_PASS_FD    3               /* where the child finds opts.pass_fd */
 
 /* How a supervised child ended. */
 enum supervise_end {
@@ -44,8 +45,8 @@ struct supervise_opts {
          */
         int exec_fd;
         /*
-         * > 2: a descriptor the child inherits under the same number (a held hook's ready socket,
-         * hold.h); the caller tells the child which number it is. 0: none.
+         * > 2: a descriptor the child gets as SUPERVISE_PASS_FD (a held hook's ready socket,
+         * hold.h); the caller tells the child its number. 0: none.
          */
         int pass_fd;
         unsigned timeout_ms; /* from the start to SIGTERM */
@@ -81,7 +82,10 @@ struct supervised;
  *
  * Until supervise_finish() nobody reads the child's output (a child that writes more than the
  * pipe holds waits), and, since we are a subreaper for its orphans (leftovers.h), every child
- * this process starts meanwhile would be taken for one of its leftovers: start none.
+ * this process starts meanwhile would be taken for one of its leftovers: start none, or reap it
+ * before supervise_finish() (the thaw guard of a freeze while held hooks run), or finish the
+ * children last started first (each knows those started before it, and leftovers_end() gives the
+ * subreaper setting back in that order: hold.c).
  */
 int supervise_start(const struct supervise_opts *opts, struct supervised **ret);
 
@@ -95,10 +99,10 @@ pid_t supervise_pid(const struct supervised *s);
 void supervise_finish(struct supervised *s, struct supervise_result *ret);
 
 /*
- * For a child that keeps running while the caller goes on (a held hook, hold.h): wait until fd is
- * readable (1), the main process has exited (-ECHILD; it is not reaped) or deadline
- * (CLOCK_MONOTONIC) passes (0), logging the child's output meanwhile. No kill ladder runs here:
- * the child's own deadline is only walked by supervise_finish(). -errno when poll() fails.
+ * For a child that keeps running while the caller goes on (a held hook, hold.h): wait until fd
+ * (>= 0; -1: none) is readable (1), the main process has exited (-ECHILD; it is not reaped) or
+ * deadline (CLOCK_MONOTONIC) passes (0), logging the child's output meanwhile. No kill ladder runs
+ * here: the child's own deadline is only walked by supervise_finish(). -errno when poll() fails.
  */
 int supervise_wait_readable(struct supervised *s, int fd, usec_t deadline);
 

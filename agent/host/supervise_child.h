@@ -12,7 +12,8 @@ struct supervise_child {
         char **envp;
         int null_fd, out_fd, err_fd; /* stdin; stdout and stderr; the errno of a failed execve */
         int max_fd;                  /* above the highest descriptor that may be open */
-        int pass_fd;                 /* > 2: kept open across execve(), as it is numbered */
+        int pass_fd;                 /* > 2: a descriptor the child gets, as pass_as */
+        int pass_as;                 /* > 2 */
 };
 
 /* A pipe, both ends O_CLOEXEC and above stdio; 0 or -errno. */
