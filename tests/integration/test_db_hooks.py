@@ -433,11 +433,16 @@ def test_postgresql_hold_writes_the_backup_label(rig, dbs):
     d.pg.start()
     d.pg.sql("ALTER USER postgres PASSWORD 's3cret-pw'")
     ours, theirs = socket.socketpair()
-    env = dict(os.environ, EC2_IMAGED_READY_FD=str(theirs.fileno()), EC2_IMAGED_RUN_ID="r-7")
-    p = subprocess.Popen([str(HOOKS / "postgresql-hold"), "--config", str(conf)], env=env,
-                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Descriptor 12: above what dash can name (db.sh has bash move it).
+    os.dup2(theirs.fileno(), 12)
     theirs.close()
+    env = dict(os.environ, EC2_IMAGED_READY_FD="12", EC2_IMAGED_RUN_ID="r-7")
+    try:
+        p = subprocess.Popen([str(HOOKS / "postgresql-hold"), "--config", str(conf)], env=env,
+                             pass_fds=[12], stdin=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        os.close(12)
     try:
         assert ours.makefile("r").readline() == "READY\n"
         # One session of the hook's is in backup mode (a second pg_backup_start there would
