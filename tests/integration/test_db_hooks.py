@@ -266,33 +266,47 @@ def test_images_under_load_keep_every_acknowledged_commit(rig, dbs):
              holder["held_ms"], j["freeze_window_ms"]))
 
 
-def blocked_session(my, statement):
-    """A client session that ran STATEMENT and keeps it (a lock, say) until closed."""
+def blocked_session(my, statement, wait=True):
+    """A client session that ran STATEMENT and keeps it (a lock, say) until closed; with
+    WAIT false, one still running STATEMENT."""
     p = subprocess.Popen(my.client_args() + ["--unbuffered"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True, start_new_session=True)
     p.stdin.write(statement + "; SELECT 'held';\n")
     p.stdin.flush()
-    assert p.stdout.readline().strip() == "held"
+    if wait:
+        assert p.stdout.readline().strip() == "held"
+    else:
+        time.sleep(0.5)
     return p
 
 
-def test_lock_wait_timeout_fails_before_the_freeze_naming_the_blocker(rig, dbs):
+@pytest.mark.parametrize("blocker, named", [
+    ("LOCK TABLES t.isam WRITE", "(Sleep for "),
+    ("UPDATE t.inno SET n = n WHERE SLEEP(60) = 0", "(Query for ")])
+def test_lock_wait_timeout_fails_before_the_freeze_naming_the_blocker(rig, dbs, blocker, named):
+    """Another session's LOCK TABLES (idle, holding it), or a long write (MariaDB's FTWRL waits
+    for running writes, not reads): the lock is not granted in lock_timeout_s, the hook names
+    the session in the way."""
     d = dbs(pg=False)
     d.hooks(mysql__lock_timeout_s=2)
-    blocker = blocked_session(d.my, "LOCK TABLES t.isam WRITE")
+    d.my.sql("INSERT INTO t.inno VALUES (0)")
+    session = blocked_session(d.my, blocker, wait=blocker.startswith("LOCK"))
     try:
         a = rig.agent("run", "--json")
         assert a.rc == EXIT_FAILED, a.err
         assert not rig.create_calls(), "CreateImage was sent"
         assert "10-mysql-hold" in a.err and "lock wait timeout" in a.err, a.err
-        assert "LOCK TABLES" in a.err, a.err
+        blocked = re.search(r"lock wait timeout: blocked by session \d+ of root (.*)", a.err)
+        assert blocked and blocked.group(1).startswith(named), a.err
+        statement = blocker if "UPDATE" in blocker else "an open transaction or LOCK TABLES"
+        assert statement in blocked.group(1), a.err
         # FTWRL's wait blocks every writer: it was killed, InnoDB takes writes again at once
         # (the server's own bound on the wait, lock_timeout_s + 5 s, is still seconds away).
         assert d.writable(wait_s=2)
         assert rig.all_thawed()
     finally:
-        blocker.stdin.close()
-        blocker.wait(timeout=DEADLINE)
+        session.kill()
+        session.wait(timeout=DEADLINE)
 
 
 def hold_hook(rig, name, body):
