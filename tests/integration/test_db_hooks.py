@@ -14,6 +14,7 @@ Safety: the servers and every process started here are stopped by PID (the Rig's
 thaws, unmounts and detaches every scratch filesystem); nothing listens on TCP.
 """
 
+import fcntl
 import os
 import re
 import shutil
@@ -447,16 +448,16 @@ def test_postgresql_hold_writes_the_backup_label(rig, dbs):
     d.pg.start()
     d.pg.sql("ALTER USER postgres PASSWORD 's3cret-pw'")
     ours, theirs = socket.socketpair()
-    # Descriptor 12: above what dash can name (db.sh has bash move it).
-    os.dup2(theirs.fileno(), 12)
+    # A descriptor above 9, which dash cannot name (db.sh has bash move it).
+    high = fcntl.fcntl(theirs.fileno(), fcntl.F_DUPFD_CLOEXEC, 10)
     theirs.close()
-    env = dict(os.environ, EC2_IMAGED_READY_FD="12", EC2_IMAGED_RUN_ID="r-7")
+    env = dict(os.environ, EC2_IMAGED_READY_FD=str(high), EC2_IMAGED_RUN_ID="r-7")
     try:
         p = subprocess.Popen([str(HOOKS / "postgresql-hold"), "--config", str(conf)], env=env,
-                             pass_fds=[12], stdin=subprocess.DEVNULL,
+                             pass_fds=[high], stdin=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     finally:
-        os.close(12)
+        os.close(high)
     try:
         assert ours.makefile("r").readline() == "READY\n"
         # One session of the hook's is in backup mode (a second pg_backup_start there would
