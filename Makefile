@@ -65,7 +65,7 @@ deps:
 # The goals that run more than the build and the unit tests install everything `make check` uses
 # (see packaging/install-build-deps.sh); the others only the build dependencies. The package
 # builds set NO_DEPS=1: there the build dependencies are the package manager's business.
-FULL_DEPS_GOALS := check check-san integration demo bench-api bench-freeze bench-idle fuzz
+FULL_DEPS_GOALS := check check-san check-db integration demo bench-api bench-freeze bench-idle fuzz
 $(BUILD)/pkg-config.mk: Makefile
 ifeq ($(NO_DEPS),)
 	@packaging/install-build-deps.sh $(if $(filter $(FULL_DEPS_GOALS),$(GOALS)),,--build)
@@ -145,9 +145,17 @@ fuzz-replay: $(FUZZ_REPLAY)
 	@fail=0; for t in $(FUZZ_REPLAY); do n=$$(basename $$t | sed 's/^replay_//'); \
 		$$t tests/fuzz/corpus/$$n || fail=1; done; exit $$fail
 
+# The database hooks' tests start real MariaDB and PostgreSQL servers: `make check-db`, not
+# `make check` (see README, Tests).
+DB_TESTS := tests/integration/test_db_hooks.py
 integration: $(BIN) $(DAEMON_BIN) $(TOOL_BIN)
 	EC2_IMAGED_BIN=$(CURDIR)/$(BIN) EC2_IMAGED_TOOLS=$(CURDIR)/$(BUILD)/tools EC2_IMAGED_TESTDATA=$(CURDIR)/tests/data \
-		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration --ignore=$(DB_TESTS) $(PYTEST_ARGS)
+
+.PHONY: check-db
+check-db: deps $(BIN) $(DAEMON_BIN) $(TOOL_BIN)
+	EC2_IMAGED_BIN=$(CURDIR)/$(BIN) EC2_IMAGED_TOOLS=$(CURDIR)/$(BUILD)/tools EC2_IMAGED_TESTDATA=$(CURDIR)/tests/data \
+		$(PYTHON) -m pytest -q -p no:cacheprovider $(DB_TESTS) $(ALLOWED_SKIPS) $(PYTEST_ARGS)
 
 # The layering rule of agent/ (folders by layer, includes only downwards, no cycles).
 check-layers:
@@ -231,6 +239,9 @@ install: $(BIN) $(DAEMON_BIN)
 		$(DESTDIR)$(SYSCONFDIR)/needrestart/conf.d/ec2-imaged.conf
 	$(INSTALL) -m 0755 hooks/firstboot hooks/patch hooks/sanitize $(DESTDIR)$(LIBDIR_EC2)/hooks/
 	$(INSTALL) -m 0644 hooks/lib.sh $(DESTDIR)$(LIBDIR_EC2)/hooks/lib.sh
+	$(INSTALL) -m 0755 hooks/mysql-hold hooks/postgresql-checkpoint hooks/postgresql-hold \
+		hooks/services-stop $(DESTDIR)$(LIBDIR_EC2)/hooks/
+	$(INSTALL) -m 0644 hooks/db.sh $(DESTDIR)$(LIBDIR_EC2)/hooks/db.sh
 	$(INSTALL) -m 0755 packaging/restart-after-upgrade $(DESTDIR)$(LIBDIR_EC2)/restart-after-upgrade
 	$(INSTALL) -m 0644 packaging/ssm/ec2-imaged-run.json $(DESTDIR)$(DATADIR)/ec2-imaged/
 	$(INSTALL) -m 0644 packaging/man/ec2-imaged.8 $(DESTDIR)$(MANDIR)/man8/ec2-imaged.8

@@ -28,6 +28,24 @@ esac
 "$(dirname "$0")/install-debs.sh" $PKGS
 [ "${1:-}" != --build ] || exit 0
 
+# The database tests (`make check-db`) start their own servers from these binaries (pgbench is
+# postgresql-15's). Installing them must not start Debian's own services: a policy-rc.d that
+# exits 101 refuses every start during the install and goes away after it (one already there,
+# as in a container, is left as it is).
+DB_PKGS="postgresql-15 mariadb-server mariadb-client"
+policy=/usr/sbin/policy-rc.d
+ours=""
+if [ ! -e "$policy" ] && [ "$(id -u)" -eq 0 ]; then
+        printf '#!/bin/sh\n# ec2-imaged install-build-deps.sh: no service starts during the install\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        ours=1
+fi
+rc=0
+# shellcheck disable=SC2086 # one word per package
+"$(dirname "$0")/install-debs.sh" $DB_PKGS || rc=$?
+[ -z "$ours" ] || rm -f "$policy"
+[ "$rc" -eq 0 ] || exit "$rc"
+
 # moto's server is the AWS peer of the tests; Debian does not package it. Look where the tests
 # look (tests/peers/peers.py find_moto_python) and try pip only when no python3 has it.
 have_moto() {

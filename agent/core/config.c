@@ -172,6 +172,7 @@ static const struct config_key keys[] = {
         UINT_KEY("hooks", "timeout_s", hook_timeout_s, 1, 86400, 600),
         UINT_KEY("hooks", "kill_grace_s", hook_kill_grace_s, 1, 600, 10),
         WORDS_KEY("hooks", "continue_on_error", hooks_continue_on_error, 4, hook_phases),
+        UINT_KEY("hooks", "hold_ready_timeout_s", hook_hold_ready_timeout_s, 1, 3600, 60),
 
         /* sizeof(sockaddr_un.sun_path) - 1 */
         STRING_KEY("daemon", "control_socket", control_socket, 1, 107,
@@ -216,6 +217,24 @@ static const struct config_key keys[] = {
         ENUM_KEY("patch", "on_reboot_required", patch_on_reboot_required,
                  patch_on_reboot_required_table, PATCH_ON_REBOOT_REQUIRED_IGNORE),
         STRING_KEY("patch", "script", patch_script, 1, 1024, "/usr/lib/ec2-imaged/hooks/patch"),
+
+        /* Read by the database hooks (hooks/mysql-hold, postgresql-*, services-stop). */
+        STRING_KEY("mysql", "socket", mysql_socket, 1, 107, "/run/mysqld/mysqld.sock"),
+        STRING_KEY("mysql", "host", mysql_host, 0, 255, NULL),
+        UINT_KEY("mysql", "port", mysql_port, 1, 65535, 3306),
+        STRING_KEY("mysql", "user", mysql_user, 1, 80, "root"),
+        STRING_KEY("mysql", "option_file", mysql_option_file, 0, 1024, NULL),
+        BOOL_KEY("mysql", "flush_local_tables", mysql_flush_local_tables, true),
+        BOOL_KEY("mysql", "flush_binary_logs", mysql_flush_binary_logs, false),
+        UINT_KEY("mysql", "lock_timeout_s", mysql_lock_timeout_s, 1, 3600, 30),
+        STRING_KEY("mysql", "position_file", mysql_position_file, 1, 1024,
+                   "/var/lib/ec2-imaged/mysql-binlog-position"),
+        STRV_KEY("postgresql", "clusters", pg_clusters, 4, "/run/postgresql:5432"),
+        STRING_KEY("postgresql", "user", pg_user, 1, 63, "postgres"),
+        STRING_KEY("postgresql", "passfile", pg_passfile, 0, 1024, NULL),
+        STRING_KEY("postgresql", "label_dir", pg_label_dir, 1, 1024,
+                   "/var/lib/ec2-imaged/postgresql"),
+        STRV_KEY("services", "stop", services_stop, 64, ""),
 };
 
 const struct config_key *config_keys(size_t *ret_n)

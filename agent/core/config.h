@@ -102,7 +102,8 @@ struct config {
         char *hooks_dir;
         unsigned hook_timeout_s;
         unsigned hook_kill_grace_s;
-        char **hooks_continue_on_error; /* phases whose failed hooks do not abort the run */
+        char **hooks_continue_on_error;     /* phases whose failed hooks do not abort the run */
+        unsigned hook_hold_ready_timeout_s; /* a held hook's start to its READY */
 
         /* [daemon] */
         char *control_socket;
@@ -139,6 +140,22 @@ struct config {
         char **patch_hold;                 /* packages kept at their version */
         enum patch_on_reboot_required patch_on_reboot_required;
         char *patch_script; /* what `ec2-imaged patch` execs */
+
+        /* [mysql], [postgresql], [services]: read by the database hooks; validated here */
+        char *mysql_socket;
+        char *mysql_host; /* NULL: the socket */
+        unsigned mysql_port;
+        char *mysql_user;
+        char *mysql_option_file; /* root-only client option file with the password */
+        bool mysql_flush_local_tables;
+        bool mysql_flush_binary_logs;
+        unsigned mysql_lock_timeout_s;
+        char *mysql_position_file; /* the binlog position of the image */
+        char **pg_clusters;        /* HOST[:PORT] words */
+        char *pg_user;
+        char *pg_passfile;    /* root-only libpq password file; NULL: peer as pg_user */
+        char *pg_label_dir;   /* where postgresql-hold leaves each backup label */
+        char **services_stop; /* units services-stop stops for the freeze */
 
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];

@@ -57,6 +57,7 @@ enum create_outcome {
 };
 
 #define RUN_DIST_MAX       32 /* regions a run distributes to, its own included */
+#define RUN_HOLDERS_MAX    64 /* held hooks (host/hold.h) a run reports */
 #define RUN_DIST_STEPS_MAX 32
 
 /*
@@ -89,6 +90,19 @@ struct run_target {
 struct phase_time {
         usec_t start; /* CLOCK_REALTIME */
         usec_t end;
+};
+
+/* How a held hook (host/hold.h) did, as the run reports it. */
+struct run_holder {
+        char *name;
+        char *end;       /* holder_end_to_string(): "released", "exited", "timed-out", ... */
+        int exit_status; /* "exited" */
+        int signal;      /* "killed", "timed-out" */
+        long ready_ms;   /* from its start to READY; -1: never ready */
+        long held_ms;    /* from READY to the release; -1: never held */
+        bool lost;       /* it ended while it held: the image is not application-consistent */
+        char **values;   /* "KEY=VALUE" lines it reported, NULL-terminated (or NULL) */
+        char *message;   /* NULL when it was released and exited with status 0 */
 };
 
 struct run_state {
@@ -132,6 +146,8 @@ struct run_state {
         size_t n_dist;
         struct run_target *targets; /* the copies in target accounts (state_targets.c) */
         size_t n_targets;
+        struct run_holder *holders; /* the held hooks, once released (after the thaw) */
+        size_t n_holders;
 };
 
 /* How a run ended, in the history. */
@@ -272,6 +288,13 @@ struct grant_record *state_find_grant(const struct state *s, const char *grant_i
  */
 int state_add_grant(struct state *s, const struct grant_record *g);
 void state_grants_done(struct state *s);
+/* Append a holder, all zero but ready_ms and held_ms (-1); -E2BIG past RUN_HOLDERS_MAX. */
+int run_state_add_holder(struct run_state *r, struct run_holder **ret);
+void run_state_clear_holders(struct run_state *r);
+/* The run's "holders" list: added to o (only when there are holders); read from o. */
+int run_holders_to_json(const struct run_state *r, struct cJSON *o);
+int run_holders_from_json(const struct cJSON *o, struct run_state *r);
+
 /* The "grants" list of the state file: added to root; read from it (absent: none). */
 int state_grants_to_json(const struct state *s, struct cJSON *root);
 int state_grants_from_json(const struct cJSON *root, struct state *s);

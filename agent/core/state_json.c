@@ -114,7 +114,7 @@ cJSON *run_state_to_json(const struct run_state *r)
                                 (double)((r->times[i].end - r->times[i].start) / USEC_PER_MSEC));
         }
         if (encrypt_to_json(o, r) < 0 || (r->n_dist > 0 && dist_to_json(o, r) < 0) ||
-            run_targets_to_json(r, o) < 0)
+            run_targets_to_json(r, o) < 0 || run_holders_to_json(r, o) < 0)
                 e = -ENOMEM;
         if (e || !mounts || !times) {
                 cJSON_Delete(o);
@@ -296,7 +296,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
 {
         struct run_state *r = calloc(1, sizeof(*r));
         _cleanup_free_ char *phase = NULL, *mode = NULL;
-        const cJSON *mounts, *times, *dry;
+        const cJSON *mounts, *times;
         double d;
         int e = 0, p, m;
 
@@ -337,8 +337,7 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                 goto bad;
         r->phase = (enum run_phase)p;
         r->mode = (enum run_mode)m;
-        dry = cJSON_GetObjectItemCaseSensitive(o, "dry_run");
-        r->dry_run = cJSON_IsTrue(dry);
+        r->dry_run = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "dry_run"));
         mounts = cJSON_GetObjectItemCaseSensitive(o, "frozen_mounts");
         if (mounts) {
                 const cJSON *i;
@@ -364,7 +363,8 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                     get_usec(t, "end_us", &r->times[i].end) < 0)
                         goto bad;
         }
-        if (encrypt_from_json(o, r) < 0 || dist_from_json(o, r) < 0)
+        if (encrypt_from_json(o, r) < 0 || dist_from_json(o, r) < 0 ||
+            run_holders_from_json(o, r) < 0)
                 goto bad;
         *ret = r;
         return 0;

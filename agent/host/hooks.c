@@ -115,7 +115,7 @@ int hook_run(const char *phase, char *const argv[], char **envp, int exec_fd, un
 
 /* ---- running one hook ---- */
 
-static char **build_env(const char *phase, const struct hook_env *env)
+char **hooks_build_env(const char *phase, const struct hook_env *env)
 {
         _cleanup_strv_free_ char **v = NULL;
         const struct {
@@ -260,7 +260,7 @@ int hooks_run_phase(const struct hooks_opts *opts, const char *phase, const stru
         if (l.n_run + l.n_refused == 0)
                 return 0;
 
-        envp = build_env(phase, env);
+        envp = hooks_build_env(phase, env);
         ret->hooks = calloc(l.n_run + l.n_refused, sizeof(struct hook_result));
         if (!envp || !ret->hooks)
                 return -ENOMEM;

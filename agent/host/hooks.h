@@ -14,6 +14,7 @@
  *   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin  LANG=C.UTF-8
  *   EC2_IMAGED_PHASE  EC2_IMAGED_RUN_ID  INSTANCE_ID  REGION  IMAGE_NAME  EC2_IMAGED_MODE
  *   IMAGE_ID (only when known)  EC2_IMAGED_DRY_RUN=1 (only for dry runs)
+ *   EC2_IMAGED_READY_FD=3 (only held hooks, hold.h; descriptor 3 is their one more descriptor)
  * (a variable whose value is NULL is left out). Nothing else is inherited, AWS_* least of all.
  *
  * Process group policy. When the timeout passes, SIGTERM goes to the whole group; if the main
@@ -67,6 +68,9 @@ struct hook_env {
         enum hooks_mode mode;
         bool dry_run;
 };
+
+/* A hook's environment (above) for phase: a NULL-terminated vector, or NULL when out of memory. */
+char **hooks_build_env(const char *phase, const struct hook_env *env);
 
 struct hooks_opts {
         const char *hooks_dir;  /* NULL: HOOKS_DEFAULT_DIR */

@@ -22,10 +22,8 @@
 #include "util/str.h"
 
 static const char *const phases[] = {
-        HOOK_PHASE_PRE_IMAGE,
-        HOOK_PHASE_PRE_FREEZE,
-        HOOK_PHASE_POST_THAW,
-        HOOK_PHASE_POST_IMAGE,
+        HOOK_PHASE_PRE_IMAGE, HOOK_PHASE_PRE_FREEZE, HOOK_PHASE_HOLD,
+        HOOK_PHASE_POST_THAW, HOOK_PHASE_POST_IMAGE,
 };
 
 bool hooks_phase_is_valid(const char *phase)

@@ -3,7 +3,7 @@
  * Hooks: find and vet the hooks of a phase, and say what a dry run would do. hooks.h, which
  * includes this header, runs them.
  *
- * Layout: <hooks_dir>/<phase>.d/<name>, phases pre-image, pre-freeze, post-thaw, post-image.
+ * Layout: <hooks_dir>/<phase>.d/<name>, phases pre-image, pre-freeze, hold, post-thaw, post-image.
  * Entries run one after another in byte order of their names (what alphasort gives in the C
  * locale, independent of LANG). A missing hooks directory or phase directory means no hooks.
  *
@@ -39,10 +39,11 @@
 
 #define HOOK_PHASE_PRE_IMAGE  "pre-image"
 #define HOOK_PHASE_PRE_FREEZE "pre-freeze"
+#define HOOK_PHASE_HOLD       "hold" /* held hooks: hold.h runs them, hooks_run_phase() does not */
 #define HOOK_PHASE_POST_THAW  "post-thaw"
 #define HOOK_PHASE_POST_IMAGE "post-image"
 
-/* True for the four phase names above. */
+/* True for the five phase names above. */
 bool hooks_phase_is_valid(const char *phase);
 
 /* ---- listing and vetting ---- */

@@ -375,8 +375,12 @@ static struct supervised *supervised_free(struct supervised *s)
 static int spawn(struct supervised *s)
 {
         _cleanup_close_ int out_w = -1, err_r = -1, err_w = -1, null_fd = -1;
-        struct supervise_child sp = {
-                .path = s->o.path, .exec_fd = s->o.exec_fd, .argv = s->o.argv, .envp = s->o.envp};
+        struct supervise_child sp = {.path = s->o.path,
+                                     .exec_fd = s->o.exec_fd,
+                                     .argv = s->o.argv,
+                                     .envp = s->o.envp,
+                                     .pass_fd = s->o.pass_fd,
+                                     .pass_as = SUPERVISE_PASS_FD};
         struct rlimit rl;
         int r, e = 0;
         ssize_t n;
@@ -497,6 +501,60 @@ void supervise_finish(struct supervised *s, struct supervise_result *ret)
                 log_struct(LOG_ERR, s->o.fields, "%s", strna(res.message));
         supervised_free(s);
         *ret = res;
+}
+
+/* Whether the main process has exited, seen by waitid(WNOWAIT): it stays unreaped. */
+bool supervise_exited(struct supervised *s)
+{
+        int r;
+
+        if (s->pid <= 0 || s->exited || s->lost < 0)
+                return true;
+        s->si.si_pid = 0;
+        r = waitid(P_PID, (id_t)s->pid, &s->si, WEXITED | WNOHANG | WNOWAIT);
+        if (r == 0 && s->si.si_pid == s->pid)
+                s->exited = true;
+        else if (r < 0 && errno != EINTR)
+                s->lost = -errno; /* ECHILD: reaped by someone else; supervise_finish() says so */
+        return s->exited || s->lost < 0;
+}
+
+int supervise_wait_readable(struct supervised *s, int fd, usec_t deadline)
+{
+        _cleanup_close_ int pidfd = s->pid > 0 ? pidfd_open_compat(s->pid) : -1;
+
+        for (;;) {
+                usec_t now = now_usec(CLOCK_MONOTONIC);
+                struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
+                                      {.fd = s->out_eof ? -1 : s->out_fd, .events = POLLIN},
+                                      {.fd = pidfd, .events = POLLIN}};
+                usec_t left;
+                int t;
+
+                if (supervise_exited(s))
+                        return -ECHILD;
+                if (now >= deadline)
+                        return 0;
+                left = (deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
+                t = left > 60000 ? 60000 : (int)left;
+                if (pidfd < 0 && t > SUPERVISE_TICK_MS)
+                        t = SUPERVISE_TICK_MS; /* nothing tells us of its exit: look again */
+                if (poll(p, 3, t) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (!s->out_eof && p[1].revents && !drain(&s->out, s->out_fd))
+                        s->out_eof = true;
+                if (p[0].revents)
+                        return 1;
+        }
+}
+
+void supervise_set_timeout(struct supervised *s, unsigned timeout_ms)
+{
+        s->deadline = now_usec(CLOCK_MONOTONIC) + (usec_t)timeout_ms * USEC_PER_MSEC;
+        format_ms(timeout_ms, s->tbuf, sizeof(s->tbuf));
 }
 
 int supervise_run(const struct supervise_opts *opts, struct supervise_result *ret)

@@ -19,6 +19,7 @@
 #define SUPERVISE_LINE_MAX   3800u           /* bytes of one logged output line */
 #define SUPERVISE_OUTPUT_MAX (1024u * 1024u) /* bytes of output logged per child */
 #define SUPERVISE_TAIL_LINES 20u             /* lines kept in struct supervise_result */
+#define SUPERVISE_PASS_FD    3               /* where the child finds opts.pass_fd */
 
 /* How a supervised child ended. */
 enum supervise_end {
@@ -43,6 +44,11 @@ struct supervise_opts {
          * SUPERVISE_NOT_EXECUTED with -ESTALE). -1: execve() of path.
          */
         int exec_fd;
+        /*
+         * > 2: a descriptor the child gets as SUPERVISE_PASS_FD (a held hook's ready socket,
+         * hold.h); the caller tells the child its number. 0: none.
+         */
+        int pass_fd;
         unsigned timeout_ms; /* from the start to SIGTERM */
         unsigned grace_ms;   /* from SIGTERM to SIGKILL, and from SIGKILL to giving up */
 };
@@ -76,7 +82,10 @@ struct supervised;
  *
  * Until supervise_finish() nobody reads the child's output (a child that writes more than the
  * pipe holds waits), and, since we are a subreaper for its orphans (leftovers.h), every child
- * this process starts meanwhile would be taken for one of its leftovers: start none.
+ * this process starts meanwhile would be taken for one of its leftovers: start none, or reap it
+ * before supervise_finish() (the thaw guard of a freeze while held hooks run), or finish the
+ * children last started first (each knows those started before it, and leftovers_end() gives the
+ * subreaper setting back in that order: hold.c).
  */
 int supervise_start(const struct supervise_opts *opts, struct supervised **ret);
 
@@ -88,6 +97,24 @@ pid_t supervise_pid(const struct supervised *s);
  * describe the end in *ret (logged too: an error unless it exited with status 0), and free s.
  */
 void supervise_finish(struct supervised *s, struct supervise_result *ret);
+
+/*
+ * For a child that keeps running while the caller goes on (a held hook, hold.h): wait until fd
+ * (>= 0; -1: none) is readable (1), the main process has exited (-ECHILD; it is not reaped) or
+ * deadline (CLOCK_MONOTONIC) passes (0), logging the child's output meanwhile. No kill ladder runs
+ * here: the child's own deadline is only walked by supervise_finish(). -errno when poll() fails.
+ */
+int supervise_wait_readable(struct supervised *s, int fd, usec_t deadline);
+
+/*
+ * Whether the main process has exited (or cannot be watched any more), without reaping it,
+ * reading its output or logging: safe while filesystems are frozen.
+ */
+bool supervise_exited(struct supervised *s);
+
+/* Move the deadline to timeout_ms from now (0: now); supervise_finish() walks the ladder from it.
+ */
+void supervise_set_timeout(struct supervised *s, unsigned timeout_ms);
 
 /* supervise_start() and supervise_finish(): 0 with *ret filled in, or -ENOMEM. */
 int supervise_run(const struct supervise_opts *opts, struct supervise_result *ret);

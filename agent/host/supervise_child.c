@@ -2,8 +2,8 @@
 /*
  * The child's side of supervise.c: what runs between fork() and execve() to make a clean child
  * (its own process group, default signal dispositions, an empty mask, umask 022, stdin from
- * /dev/null, stdout and stderr on one pipe, no other descriptors, cwd "/") and execute the vetted
- * file, and how its pipes are made.
+ * /dev/null, stdout and stderr on one pipe, no other descriptors but one it is meant to have, cwd
+ * "/") and execute the vetted file, and how its pipes are made.
  */
 #include "host/supervise_child.h"
 
@@ -55,15 +55,47 @@ static _Noreturn void child_fail(int err_fd)
  * (5.11+) keeps err_fd and exec_fd usable until execve(); older kernels close all but those two
  * (which are O_CLOEXEC themselves). Runs in the child, so raw system calls only.
  */
-static void close_all_but(int keep_a, int keep_b, int max_fd)
+static void close_all_but(int keep_a, int keep_b, int pass_fd, int max_fd)
 {
 #ifdef SYS_close_range
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
                 return;
 #endif
         for (int fd = 3; fd < max_fd; fd++)
-                if (fd != keep_a && fd != keep_b)
+                if (fd != keep_a && fd != keep_b && fd != pass_fd)
                         (void)close(fd);
+}
+
+/*
+ * The one descriptor the child is meant to have (a held hook's ready socket) goes to
+ * pass_as (3): dash, Debian's sh, takes one digit in a redirection (>&3, not >&12). What
+ * sits there now (the error pipe, the file to execute) moves up first. 0 or -1 with errno.
+ */
+static int make_room_for_pass(struct supervise_child *c)
+{
+        if (c->pass_fd <= 2 || c->pass_fd == c->pass_as)
+                return 0;
+        if (c->err_fd == c->pass_as) {
+                c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, c->pass_as + 1);
+                if (c->err_fd < 0)
+                        return -1;
+        }
+        if (c->exec_fd == c->pass_as) {
+                c->exec_fd = fcntl(c->exec_fd, F_DUPFD_CLOEXEC, c->pass_as + 1);
+                if (c->exec_fd < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static int pass(const struct supervise_child *c)
+{
+        if (c->pass_fd <= 2)
+                return 0;
+        if (c->pass_fd == c->pass_as)
+                return fcntl(c->pass_as, F_SETFD, 0);
+        /* dup2() leaves the copy without FD_CLOEXEC; the original closes at execve(). */
+        return dup2(c->pass_fd, c->pass_as) < 0 ? -1 : 0;
 }
 
 /*
@@ -97,9 +129,10 @@ static void exec_vetted(const struct supervise_child *s)
  * The child between fork() and execve(): only async-signal-safe calls, since the daemon may have
  * other threads whose locks are frozen in whatever state fork() caught them.
  */
-_Noreturn void supervise_child_exec(const struct supervise_child *s)
+_Noreturn void supervise_child_exec(const struct supervise_child *child)
 {
         struct sigaction dfl = {.sa_handler = SIG_DFL};
+        struct supervise_child c = *child, *s = &c;
         sigset_t empty;
 
         if (setpgid(0, 0) < 0)
@@ -137,7 +170,11 @@ _Noreturn void supervise_child_exec(const struct supervise_child *s)
          * can read. Children get the usual 022.
          */
         umask(022);
-        close_all_but(s->err_fd, s->exec_fd, s->max_fd);
+        if (make_room_for_pass(s) < 0)
+                child_fail(child->err_fd);
+        close_all_but(s->err_fd, s->exec_fd, s->pass_fd, s->max_fd);
+        if (pass(s) < 0)
+                child_fail(s->err_fd);
         exec_vetted(s);
         child_fail(s->err_fd);
 }

@@ -12,6 +12,8 @@ struct supervise_child {
         char **envp;
         int null_fd, out_fd, err_fd; /* stdin; stdout and stderr; the errno of a failed execve */
         int max_fd;                  /* above the highest descriptor that may be open */
+        int pass_fd;                 /* > 2: a descriptor the child gets, as pass_as */
+        int pass_as;                 /* > 2 */
 };
 
 /* A pipe, both ends O_CLOEXEC and above stdio; 0 or -errno. */
@@ -19,7 +21,8 @@ int supervise_pipe(int *ret_read, int *ret_write);
 
 /*
  * In the child, right after fork(): its own process group, default dispositions, an empty mask,
- * stdin from null_fd, stdout and stderr to out_fd, cwd "/", umask 022, no other descriptors, then
- * execute. On failure the errno goes to err_fd and the child exits with 127. Async-signal-safe.
+ * stdin from null_fd, stdout and stderr to out_fd, cwd "/", umask 022, no other descriptors (but
+ * pass_fd), then execute. On failure the errno goes to err_fd and the child exits with 127.
+ * Async-signal-safe.
  */
 _Noreturn void supervise_child_exec(const struct supervise_child *c);

@@ -94,17 +94,16 @@ static bool phase_continues_on_error(const struct config *c, const char *phase)
         return false;
 }
 
-/* Run one phase's hooks with the run's environment; the caller decides what a failure means. */
-static int hooks_phase(struct flow *f, const char *phase, struct hooks_phase_result *res)
+void flow_hooks_setup(struct flow *f, const char *phase, struct hooks_opts *o, struct hook_env *env)
 {
-        struct hooks_opts o = {
+        *o = (struct hooks_opts){
                 .hooks_dir = f->cfg->hooks_dir,
                 .required_uid = 0,
                 .timeout_ms = f->cfg->hook_timeout_s * 1000,
                 .kill_grace_ms = f->cfg->hook_kill_grace_s * 1000,
                 .continue_on_error = phase_continues_on_error(f->cfg, phase),
         };
-        struct hook_env env = {
+        *env = (struct hook_env){
                 .run_id = f->run->run_id,
                 .instance_id = f->run->instance_id,
                 .region = f->run->region,
@@ -113,7 +112,15 @@ static int hooks_phase(struct flow *f, const char *phase, struct hooks_phase_res
                 .mode = f->run->mode == MODE_REBOOT ? HOOKS_MODE_REBOOT : HOOKS_MODE_NO_REBOOT,
                 .dry_run = f->run->dry_run,
         };
+}
 
+/* Run one phase's hooks with the run's environment; the caller decides what a failure means. */
+static int hooks_phase(struct flow *f, const char *phase, struct hooks_phase_result *res)
+{
+        struct hooks_opts o;
+        struct hook_env env;
+
+        flow_hooks_setup(f, phase, &o, &env);
         return hooks_run_phase(&o, phase, &env, res);
 }
 
@@ -376,7 +383,8 @@ static int drive(struct flow *f)
 static int dry_run(struct flow *f)
 {
         static const char *const phases[] = {HOOK_PHASE_PRE_IMAGE, HOOK_PHASE_PRE_FREEZE,
-                                             HOOK_PHASE_POST_THAW, HOOK_PHASE_POST_IMAGE};
+                                             HOOK_PHASE_HOLD, HOOK_PHASE_POST_THAW,
+                                             HOOK_PHASE_POST_IMAGE};
         struct hooks_opts o = {.hooks_dir = f->cfg->hooks_dir};
         char ***out = &f->result->dry_run_report;
         int r, refused = 0;
@@ -389,7 +397,7 @@ static int dry_run(struct flow *f)
                    f->run->mode == MODE_REBOOT ? "false" : "true");
         for (size_t i = 0; i < ELEMENTSOF(phases); i++) {
                 _cleanup_free_ char *text = NULL;
-                if (f->run->mode == MODE_REBOOT && (i == 1 || i == 2))
+                if (f->run->mode == MODE_REBOOT && i >= 1 && i <= 3)
                         continue;
                 r = hooks_dry_run_phase(&o, phases[i], &text);
                 if (r < 0)

@@ -12,6 +12,7 @@
 #include "aws/creds_provider.h"
 #include "core/context.h"
 #include "host/freeze.h"
+#include "host/hold.h"
 #include "run/flow_image.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -189,9 +190,10 @@ static int before_freeze(struct flow *f)
 }
 
 /* After the thaw (rt: what it reported) and CreateImage's answer: the image's consistency. */
-static int after_thaw(struct flow *f, bool frozen, int rt)
+static int after_thaw(struct flow *f, bool frozen, int rt, const char *lost)
 {
         _cleanup_free_ char *fields = NULL;
+        int r;
 
         /*
          * The snapshot point is when EC2 acts on the request; only an answer read while the
@@ -210,7 +212,40 @@ static int after_thaw(struct flow *f, bool frozen, int rt)
                    strna(f->run->image_id), f->run->create_call_ms, f->run->freeze_window_ms);
         /* The window is over: saved as such, a resume goes on with the post-thaw hooks. */
         f->run->phase = PHASE_POST_THAW;
-        return flow_save(f);
+        r = flow_save(f);
+        /*
+         * A holder that ended before its release let go of what it held, perhaps before the
+         * snapshot point: the image is not what the held hooks promise. The run fails (and the
+         * post-thaw hooks run); the image stays, named in the message.
+         */
+        if (r >= 0 && lost)
+                return flow_fail(f, -EPROTO, "%s: image %s is not application-consistent", lost,
+                                 strna(f->run->image_id));
+        return r;
+}
+
+/* Start the held hooks and see that none of them ended since its READY; then the freeze. */
+static int hold_and_freeze(struct flow *f, struct hold_set **hold, struct freeze_set **set,
+                           struct sigaction old[2], bool *frozen)
+{
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        *frozen = false;
+        r = flow_hold_start(f, hold);
+        if (r < 0)
+                return r;
+        r = flow_enter(f, PHASE_FREEZING);
+        if (r >= 0 && hold_lost(*hold) && flow_hold_end(f, *hold, &msg) < 0)
+                return flow_fail(f, -EPROTO, "%s; nothing was frozen", strna(msg));
+        if (r < 0) {
+                (void)flow_hold_end(f, *hold, &msg);
+                return flow_fail(f, r, "cannot persist the run state before the freeze");
+        }
+        r = freeze(f, set, old, frozen);
+        if (r < 0)
+                (void)flow_hold_end(f, *hold, &msg);
+        return r;
 }
 
 /*
@@ -221,6 +256,8 @@ static int after_thaw(struct flow *f, bool frozen, int rt)
 int flow_create_frozen(struct flow *f)
 {
         _cleanup_freeze_set_ struct freeze_set *set = NULL;
+        _cleanup_(hold_freep) struct hold_set *hold = NULL;
+        _cleanup_free_ char *lost = NULL;
         struct sigaction old[2];
         struct aws_error e = {};
         bool frozen;
@@ -230,10 +267,7 @@ int flow_create_frozen(struct flow *f)
         r = before_freeze(f);
         if (r != 0)
                 return r < 0 ? r : 0;
-        r = flow_enter(f, PHASE_FREEZING);
-        if (r < 0)
-                return flow_fail(f, r, "cannot persist the run state before the freeze");
-        r = freeze(f, &set, old, &frozen);
+        r = hold_and_freeze(f, &hold, &set, old, &frozen);
         if (r < 0)
                 return r;
 
@@ -247,6 +281,8 @@ int flow_create_frozen(struct flow *f)
                 frozen_signals(false, old);
                 f->run->freeze_window_ms = (long)freeze_set_window_ms(set);
         }
+        /* The holders' release comes right after the thaw, before anything else. */
+        (void)flow_hold_end(f, hold, &lost);
         f->run->create_call_ms = (long)((t1 - t0) / USEC_PER_MSEC);
         flow_leave(f, PHASE_FREEZING);
         if (rt < 0 && rt != -ETIMEDOUT)
@@ -255,7 +291,7 @@ int flow_create_frozen(struct flow *f)
         r = after_create(f, r, &e, "CreateImage");
         if (r < 0)
                 return r;
-        return after_thaw(f, frozen, rt);
+        return after_thaw(f, frozen, rt, lost);
 }
 
 /*
@@ -274,6 +310,7 @@ int flow_create_rebooting(struct flow *f)
                 flow_leave(f, PHASE_REBOOTING);
                 return 0;
         }
+        flow_hold_notice_reboot(f);
         f->run->consistency = CONSISTENCY_REBOOTED;
         r = flow_enter(f, PHASE_REBOOTING);
         if (r < 0)

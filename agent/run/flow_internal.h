@@ -13,6 +13,9 @@
 
 struct config;
 struct context;
+struct hold_set;
+struct hook_env;
+struct hooks_opts;
 struct flow_opts;
 struct flow_result;
 
@@ -31,6 +34,21 @@ int flow_save(struct flow *f);
 /* Enter a phase: record it and persist it before any of its work is done. */
 int flow_enter(struct flow *f, enum run_phase p);
 void flow_leave(struct flow *f, enum run_phase p);
+/* The hooks' options and environment for phase, from the configuration and the run. */
+void flow_hooks_setup(struct flow *f, const char *phase, struct hooks_opts *o,
+                      struct hook_env *env);
+
+/*
+ * The held hooks (flow_hold.c, host/hold.h). flow_hold_start() starts them and waits for their
+ * READY: 0 with *ret (maybe holding nothing), else the run's failure, with the holders released
+ * and recorded. flow_hold_end() releases them (first thing after the thaw) and records how each
+ * ended in the run; 0, or -EPROTO when one of them lost what it held, with the message in
+ * *ret_message. flow_hold_notice_reboot() says that reboot mode runs none.
+ */
+int flow_hold_start(struct flow *f, struct hold_set **ret);
+int flow_hold_end(struct flow *f, struct hold_set *s, char **ret_message);
+void flow_hold_notice_reboot(struct flow *f);
+
 /* The run failed: record the message and the phase, persist, report; returns r (or -EIO). */
 int flow_fail(struct flow *f, int r, const char *fmt, ...) _printf_(3, 4);
 

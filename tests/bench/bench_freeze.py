@@ -16,6 +16,12 @@ loop device made for the benchmark ([freeze] mounts names it; never `auto`), in 
   idle    nothing waiting to be written (synced before the run);
   dirty   256 MiB written into a file on it without fsync right before the run.
 
+Then, when MariaDB and PostgreSQL 15 are installed (install-build-deps.sh), a database case on
+a scratch ext4 (data) and xfs (logs, WAL) of its own: both servers under load (pgbench and
+three sessions committing rows, tests/peers/dbservers.py), imaged without hooks and with
+mysql-hold (hold.d) and postgresql-checkpoint (pre-freeze); "held" is mysql-hold's held_ms
+from the run's JSON: how long FLUSH TABLES WITH READ LOCK kept writes out.
+
 From `ec2-imaged run --json` of each run: freeze_window_ms (first FIFREEZE to last FITHAW),
 create_call_ms (the CreateImage round trip inside it) and phase_times.freezing (the whole phase:
 syncfs, thaw guard, freeze, call, thaw).  The scratch filesystem is thawed, unmounted and
@@ -34,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "peers"))
 
+import dbservers  # noqa: E402
 import peers  # noqa: E402  (tests/peers is not a package)
 import scratchfs  # noqa: E402
 
@@ -145,9 +152,93 @@ def bench(bin_path, tmp, scratch, aws):
                                                stats(call), stats(gap), stats(phase)),
               flush=True)
     prepare(mnt, 0)
+    bench_db(bin_path, tmp, scratch, aws, env)
     if undelayed:
         print("\nnote: in %d run(s) the proxy did not delay the real CreateImage" % undelayed)
     return 0
+
+
+def db_config(path, tmp, mounts, hooks, servers):
+    """A config freezing MOUNTS whose hooks dir holds the database hooks when HOOKS: each a
+    one-line exec with --config (the agent does not pass its config path to hooks)."""
+    my, pg = servers
+    hdir = tmp / ("hooks-db-%s" % ("on" if hooks else "off"))
+    hdir.mkdir(mode=0o755, exist_ok=True)
+    if hooks:
+        for phase, name, script in (("hold", "10-mysql-hold", "mysql-hold"),
+                                    ("pre-freeze", "50-postgresql-checkpoint",
+                                     "postgresql-checkpoint")):
+            (hdir / (phase + ".d")).mkdir(mode=0o755, exist_ok=True)
+            hook = hdir / (phase + ".d") / name
+            hook.write_text('#!/bin/sh\nexec %s --config %s "$@"\n'
+                            % (REPO / "hooks" / script, path))
+            hook.chmod(0o755)
+    path.write_text("\n".join([
+        "[run]", "state_dir = %s" % (tmp / "state"), "wait_poll_max_s = 1",
+        "[image]", "name = bench-db-{run_id}",
+        "[hooks]", "dir = %s" % hdir,
+        "[freeze]", "mounts = %s" % " ".join(str(m) for m in mounts), "timeout_ms = 60000",
+        "[mysql]", "socket = %s" % my.socket, "position_file = %s" % (mounts[0] / "binlog-pos"),
+        "[postgresql]", "clusters = %s:%d" % (pg.run, pg.port)]) + "\n")
+
+
+def start_db_load(scratch):
+    """MariaDB and PostgreSQL on a scratch ext4 and xfs, and their load; returns both."""
+    os.chmod(scratch.dir, 0o711)  # the postgres user reaches its directories through it
+    data = scratch.make("ext4", size=320 << 20, name="db-data")
+    logs = scratch.make("xfs", name="db-logs")
+    for m in (data, logs):
+        os.chmod(m, 0o755)
+    my = dbservers.MariaDB(data / "mysql", logs / "mysql", scratch.dir / "run-mysql")
+    pg = dbservers.Postgres(data / "pg", logs / "pg", scratch.dir / "run-pg", 5432)
+    my.init()
+    my.start()
+    my.sql("CREATE DATABASE t; CREATE TABLE t.inno (n INT PRIMARY KEY) ENGINE=InnoDB; "
+           "CREATE TABLE t.isam (n INT PRIMARY KEY) ENGINE=MyISAM")
+    pg.init()
+    pg.start(["-c", "max_wal_size=96MB", "-c", "min_wal_size=32MB"])
+    pg.sql("CREATE TABLE acks (n INT PRIMARY KEY)")
+    as_pg = dict(preexec_fn=pg._as_postgres, cwd="/", stdin=subprocess.DEVNULL)
+    bench = [str(dbservers.PG_BIN / "pgbench"), "-h", str(pg.run), "-p", "5432"]
+    subprocess.run(bench + ["-i", "-q", "-s", "2", "postgres"], check=True, capture_output=True,
+                   timeout=AGENT_TIMEOUT, **as_pg)
+    scratch.spawn(bench + ["-n", "-c", "2", "-T", "3600", "postgres"],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                  **{k: v for k, v in as_pg.items() if k != "stdin"})
+    loads = [dbservers.Load(my.client_args() + ["--unbuffered"], "mysql", t)
+             for t in ("t.inno", "t.isam")]
+    loads.append(dbservers.Load([str(dbservers.PG_BIN / "psql"), "-X", "-q", "-A", "-t",
+                                 pg.conninfo()], "pg", "acks"))
+    return (my, pg), loads, [data, logs]
+
+
+def bench_db(bin_path, tmp, scratch, aws, env):
+    missing = dbservers.missing()
+    if missing:
+        print("\ndatabases: skipped, missing %s" % ", ".join(missing))
+        return
+    servers, loads = (None, None), []
+    try:
+        servers, loads, mounts = start_db_load(scratch)
+        print("\ndatabases under load: MariaDB and PostgreSQL 15 on a scratch ext4 (data) and "
+              "xfs (logs, WAL), both frozen; held = mysql-hold's held_ms")
+        for name, hooks in (("db load, no hooks", False),
+                            ("db load, mysql-hold + ckpt", True)):
+            conf = tmp / ("db-%d.conf" % hooks)
+            db_config(conf, tmp, mounts, hooks, servers)
+            runs = [one_run(bin_path, conf, env, aws.proxy) for _ in range(RUNS)]
+            window = [r["freeze_window_ms"] for r in runs]
+            call = [r["create_call_ms"] for r in runs]
+            held = [h["held_ms"] for r in runs for h in r.get("holders", [])]
+            print("%-28s window %s  call %s  window-call %s  held %s" % (
+                name, stats(window), stats(call), stats([w - c for w, c in zip(window, call)]),
+                stats(held) if held else "     -      -"), flush=True)
+    finally:
+        for load in loads:
+            load.stop()
+        for s in servers:
+            if s:
+                s.stop()
 
 
 def why_not():

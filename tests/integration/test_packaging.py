@@ -35,6 +35,11 @@ EXPECTED = {
     "usr/lib/ec2-imaged/hooks/lib.sh",
     "usr/lib/ec2-imaged/hooks/patch",
     "usr/lib/ec2-imaged/hooks/sanitize",
+    "usr/lib/ec2-imaged/hooks/db.sh",
+    "usr/lib/ec2-imaged/hooks/mysql-hold",
+    "usr/lib/ec2-imaged/hooks/postgresql-checkpoint",
+    "usr/lib/ec2-imaged/hooks/postgresql-hold",
+    "usr/lib/ec2-imaged/hooks/services-stop",
     "usr/lib/ec2-imaged/restart-after-upgrade",
     "usr/share/ec2-imaged/ec2-imaged-run.json",
     "usr/share/man/man8/ec2-imaged.8.gz",
@@ -48,7 +53,10 @@ EXPECTED = {
 }
 EXECUTABLES = {"usr/sbin/ec2-imaged", "usr/libexec/ec2-imaged/ec2-imaged-daemon",
                "usr/lib/ec2-imaged/hooks/firstboot", "usr/lib/ec2-imaged/hooks/patch",
-               "usr/lib/ec2-imaged/hooks/sanitize", "usr/lib/ec2-imaged/restart-after-upgrade"}
+               "usr/lib/ec2-imaged/hooks/sanitize", "usr/lib/ec2-imaged/restart-after-upgrade",
+               "usr/lib/ec2-imaged/hooks/mysql-hold", "usr/lib/ec2-imaged/hooks/postgresql-hold",
+               "usr/lib/ec2-imaged/hooks/postgresql-checkpoint",
+               "usr/lib/ec2-imaged/hooks/services-stop"}
 
 
 def newest_input():

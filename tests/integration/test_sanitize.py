@@ -358,7 +358,9 @@ def test_list_and_config_through_the_agent(tmp_path, agent_bin, base):
 def test_hooks_are_shellcheck_clean():
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck not installed (apt-get install shellcheck)")
-    scripts = [str(REPO / "hooks" / n) for n in ("lib.sh", "sanitize", "patch", "firstboot")]
+    scripts = [str(REPO / "hooks" / n) for n in ("lib.sh", "sanitize", "patch", "firstboot",
+                                                 "db.sh", "mysql-hold", "postgresql-checkpoint",
+                                                 "postgresql-hold", "services-stop")]
     r = subprocess.run(["shellcheck", "-x", "-s", "sh"] + scripts, capture_output=True,
                        text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stdout

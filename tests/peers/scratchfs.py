@@ -169,6 +169,25 @@ class ScratchFS:
             fs.mounted = True
             return fs.mnt
 
+    def attach(self, img, fstype, name):
+        """Attach and mount an existing image IMG (a copy of one of ours, say) at DIR/NAME;
+        cleanup() unmounts and detaches it like the others and removes IMG.  An XFS copy
+        carries its original's UUID, which XFS refuses twice: it is mounted with nouuid."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ScratchFS already cleaned up")
+            fs = _Fs(fstype, Path(img), self.dir / name)
+            self._fs.append(fs)
+            loop = _run(["losetup", "-f", "--show", fs.img]).stdout.strip()
+            if not loop.startswith("/dev/loop"):
+                raise RuntimeError("losetup answered %r" % loop)
+            fs.loop = loop
+            fs.mnt.mkdir()
+            opts = ["-o", "nouuid"] if fstype == "xfs" else []
+            _run(["mount", "-t", fstype] + opts + [loop, fs.mnt])
+            fs.mounted = True
+            return fs.mnt
+
     def bind(self, src, name):
         """Bind-mount SRC at DIR/NAME; returns the mount point.  cleanup() unmounts it before
         any of the filesystems (a bind of one of them must go first)."""

@@ -290,7 +290,10 @@ static void test_manual(void **state)
  */
 static void test_hook_defaults(void **state)
 {
-        static const char *const hooks[] = {"firstboot", "lib.sh", "patch", "sanitize"};
+        static const char *const hooks[] = {
+                "firstboot",    "lib.sh",     "patch",           "sanitize",
+                "db.sh",        "mysql-hold", "postgresql-hold", "postgresql-checkpoint",
+                "services-stop"};
         size_t n_keys;
         const struct config_key *keys = config_keys(&n_keys);
         unsigned checked = 0;
