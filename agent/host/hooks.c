@@ -129,6 +129,8 @@ char **hooks_build_env(const char *phase, const struct hook_env *env)
                 {"REGION", env->region},
                 {"IMAGE_NAME", env->image_name},
                 {"IMAGE_ID", env->image_id},
+                {"EC2_IMAGED_CONFIG",
+                 env->config_path && env->config_path[0] == '/' ? env->config_path : NULL},
                 {"EC2_IMAGED_MODE", env->mode == HOOKS_MODE_REBOOT ? "reboot" : "no-reboot"},
                 {"EC2_IMAGED_DRY_RUN", env->dry_run ? "1" : NULL},
         };

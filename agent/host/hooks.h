@@ -64,7 +64,9 @@ struct hook_env {
         const char *instance_id;
         const char *region;
         const char *image_name;
-        const char *image_id; /* known from CreateImage on; NULL before */
+        const char *image_id;    /* known from CreateImage on; NULL before */
+        const char *config_path; /* the configuration file the run read; EC2_IMAGED_CONFIG when
+                                  * absolute, so the shipped hooks read the same file */
         enum hooks_mode mode;
         bool dry_run;
 };

@@ -109,6 +109,7 @@ void flow_hooks_setup(struct flow *f, const char *phase, struct hooks_opts *o, s
                 .region = f->run->region,
                 .image_name = f->run->image_name,
                 .image_id = f->run->image_id,
+                .config_path = f->cfg->path,
                 .mode = f->run->mode == MODE_REBOOT ? HOOKS_MODE_REBOOT : HOOKS_MODE_NO_REBOOT,
                 .dry_run = f->run->dry_run,
         };

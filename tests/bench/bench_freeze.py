@@ -160,7 +160,7 @@ def bench(bin_path, tmp, scratch, aws):
 
 def db_config(path, tmp, mounts, hooks, servers):
     """A config freezing MOUNTS whose hooks dir holds the database hooks when HOOKS: each a
-    one-line exec with --config (the agent does not pass its config path to hooks)."""
+    one-line exec (the agent gives hooks its configuration file in EC2_IMAGED_CONFIG)."""
     my, pg = servers
     hdir = tmp / ("hooks-db-%s" % ("on" if hooks else "off"))
     hdir.mkdir(mode=0o755, exist_ok=True)
@@ -170,8 +170,7 @@ def db_config(path, tmp, mounts, hooks, servers):
                                      "postgresql-checkpoint")):
             (hdir / (phase + ".d")).mkdir(mode=0o755, exist_ok=True)
             hook = hdir / (phase + ".d") / name
-            hook.write_text('#!/bin/sh\nexec %s --config %s "$@"\n'
-                            % (REPO / "hooks" / script, path))
+            hook.write_text('#!/bin/sh\nexec %s "$@"\n' % (REPO / "hooks" / script))
             hook.chmod(0o755)
     path.write_text("\n".join([
         "[run]", "state_dir = %s" % (tmp / "state"), "wait_poll_max_s = 1",

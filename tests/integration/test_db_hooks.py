@@ -115,8 +115,8 @@ class Dbs:
         return self.rig.configure(**keys)
 
     def hook(self, phase, name, script):
-        return self.rig.hook(phase, name, 'exec %s --config %s "$@"\n'
-                             % (HOOKS / script, self.rig.config_path))
+        # No --config: the agent tells its hooks its configuration file (EC2_IMAGED_CONFIG).
+        return self.rig.hook(phase, name, 'exec %s "$@"\n' % (HOOKS / script))
 
     def writable(self, wait_s=10):
         """MariaDB commits a row within WAIT_S (its lock wait bound), PostgreSQL too."""
@@ -542,8 +542,8 @@ def test_services_stop_restarts_when_the_run_fails(rig):
     record = rig.tmp / "services-stopped"
     for phase in ("pre-freeze", "post-thaw"):
         rig.hook(phase, "40-services-stop",
-                 'PATH=%s:$PATH EC2_IMAGED_SERVICES_RECORD=%s exec %s --config %s\n'
-                 % (bin_dir, record, HOOKS / "services-stop", rig.config_path))
+                 'PATH=%s:$PATH EC2_IMAGED_SERVICES_RECORD=%s exec %s\n'
+                 % (bin_dir, record, HOOKS / "services-stop"))
     rig.configure(services__stop="db.service", aws__max_attempts=2,
                   aws__retry_deadline_ms=2000)
     rig.fault_create({"kind": "error500", "count": 10})

@@ -366,7 +366,8 @@ def test_no_reboot_run_on_ext4_and_xfs(rig):
     ext4, xfs = rig.add_fs("ext4"), rig.add_fs("xfs")
     marker = rig.tmp / "pre-image.marker"
     rig.hook("pre-image", "10-mark",
-             'echo "$EC2_IMAGED_PHASE $EC2_IMAGED_RUN_ID $INSTANCE_ID" > %s\n' % marker)
+             'echo "$EC2_IMAGED_PHASE $EC2_IMAGED_RUN_ID $INSTANCE_ID $EC2_IMAGED_CONFIG" > %s\n'
+             % marker)
     # Post-thaw hooks run after the thaw: this one writes to a frozen filesystem otherwise.
     rig.hook("post-thaw", "10-write", "echo thawed > %s/post-thaw\n" % ext4)
     # Known lower bounds for two durations: a pre-image hook that takes 300 ms and a CreateImage
@@ -406,7 +407,9 @@ def test_no_reboot_run_on_ext4_and_xfs(rig):
 
     assert rig.all_thawed()
     assert not is_frozen(ext4) and not is_frozen(xfs)
-    assert marker.read_text().split() == ["pre-image", j["run_id"], rig.instance_id]
+    # The shipped hooks read the configuration the agent was given, not the default file.
+    assert marker.read_text().split() == ["pre-image", j["run_id"], rig.instance_id,
+                                          str(rig.config_path)]
     assert (ext4 / "post-thaw").read_text() == "thawed\n"
 
     s = rig.agent("status", "--json")
