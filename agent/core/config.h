@@ -139,11 +139,11 @@ struct config {
         /* [boot_check]: launch the image once before sharing and publishing it (bootcheck.h) */
         bool boot_check_enable;
         char *boot_check_instance_type;
-        char *boot_check_subnet;            /* subnet-...; NULL: the default subnet */
-        char **boot_check_security_groups;  /* sg-... */
-        char *boot_check_instance_profile;  /* name or ARN; NULL: none */
-        char **boot_check_require_units;    /* units that must be active on the clone */
-        unsigned boot_check_timeout_s;      /* the clone's report is waited for this long */
+        char *boot_check_subnet;           /* subnet-...; NULL: the default subnet */
+        char **boot_check_security_groups; /* sg-... */
+        char *boot_check_instance_profile; /* name or ARN; NULL: none */
+        char **boot_check_require_units;   /* units that must be active on the clone */
+        unsigned boot_check_timeout_s;     /* the clone's report is waited for this long */
         enum boot_check_on_failure boot_check_on_failure;
 
         /* [sanitize] and [patch]: read by the shipped hook scripts; validated here */

@@ -279,10 +279,10 @@ static void test_snapshot(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
-                cmocka_unit_test(test_errors),   cmocka_unit_test(test_boot_check),
-                cmocka_unit_test(test_long_line),
-                cmocka_unit_test(test_dropins),  cmocka_unit_test(test_snapshot),
+                cmocka_unit_test(test_defaults),  cmocka_unit_test(test_values),
+                cmocka_unit_test(test_errors),    cmocka_unit_test(test_boot_check),
+                cmocka_unit_test(test_long_line), cmocka_unit_test(test_dropins),
+                cmocka_unit_test(test_snapshot),
         };
         return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
