@@ -181,8 +181,8 @@ int ec2_parse_instance_ids(const char *body, size_t len, char ***ret)
         return r < 0 ? r : instance_ids_from_doc(doc, ret);
 }
 
-int ec2_find_instances_by_tag(struct ec2_client *c, const char *key, const char *value,
-                              char ***ret, struct aws_error *err)
+int ec2_find_instances_by_tag(struct ec2_client *c, const char *key, const char *value, char ***ret,
+                              struct aws_error *err)
 {
         _cleanup_params_ struct ec2_params *p = NULL;
         _cleanup_xml_doc_ xmlDoc *doc = NULL;
@@ -307,8 +307,7 @@ int ec2_describe_instance_status(struct ec2_client *c, const char *instance_id,
 
         if (!instance_id)
                 return -EINVAL;
-        r = ec2_params_build(&p, "InstanceId.1", instance_id, "IncludeAllInstances", "true",
-                             NULL);
+        r = ec2_params_build(&p, "InstanceId.1", instance_id, "IncludeAllInstances", "true", NULL);
         if (r >= 0)
                 r = ec2_call(c, "DescribeInstanceStatus", p, &doc, err);
         return r < 0 ? r : status_from_doc(doc, ret);

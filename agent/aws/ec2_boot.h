@@ -33,8 +33,8 @@ int ec2_run_instance(struct ec2_client *c, const struct ec2_run_instance_args *a
 /* TerminateInstances of one instance; one EC2 does not know (any more) counts as terminated. */
 int ec2_terminate_instance(struct ec2_client *c, const char *instance_id, struct aws_error *err);
 /* The ids of every instance (terminated ones included) carrying tag key=value (NULL-terminated). */
-int ec2_find_instances_by_tag(struct ec2_client *c, const char *key, const char *value,
-                              char ***ret, struct aws_error *err);
+int ec2_find_instances_by_tag(struct ec2_client *c, const char *key, const char *value, char ***ret,
+                              struct aws_error *err);
 /* The value of tag key on the instance (DescribeTags), *ret NULL when it has no such tag. */
 int ec2_instance_tag(struct ec2_client *c, const char *instance_id, const char *key, char **ret,
                      struct aws_error *err);

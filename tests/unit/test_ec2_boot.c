@@ -41,11 +41,12 @@ static void test_run_instance(void **state)
 
 static void test_instance_ids(void **state)
 {
-        static const char two[] =
-                "<DescribeInstancesResponse " NS "><reservationSet>"
-                "<item><instancesSet><item><instanceId>i-1</instanceId></item></instancesSet></item>"
-                "<item><instancesSet><item><instanceId>i-2</instanceId></item></instancesSet></item>"
-                "</reservationSet></DescribeInstancesResponse>";
+        static const char two[] = "<DescribeInstancesResponse " NS "><reservationSet>"
+                                  "<item><instancesSet><item><instanceId>i-1</instanceId></item></"
+                                  "instancesSet></item>"
+                                  "<item><instancesSet><item><instanceId>i-2</instanceId></item></"
+                                  "instancesSet></item>"
+                                  "</reservationSet></DescribeInstancesResponse>";
         static const char empty[] = "<DescribeInstancesResponse " NS "><reservationSet/>"
                                     "</DescribeInstancesResponse>";
         static const char noid[] =
@@ -76,8 +77,8 @@ static void test_tag_value(void **state)
         static const char bad[] = "<DescribeTagsResponse " NS "/>";
         char *v = NULL;
 
-        assert_int_equal(ec2_parse_tag_value(tags, strlen(tags), "ec2-imaged:boot-check-result", &v),
-                         0);
+        assert_int_equal(
+                ec2_parse_tag_value(tags, strlen(tags), "ec2-imaged:boot-check-result", &v), 0);
         assert_string_equal(v, "failed:sshd.service failed");
         free(v);
         assert_int_equal(ec2_parse_tag_value(tags, strlen(tags), "empty", &v), 0);
@@ -133,8 +134,8 @@ static void test_console_output(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_run_instance),    cmocka_unit_test(test_instance_ids),
-                cmocka_unit_test(test_tag_value),       cmocka_unit_test(test_instance_status),
+                cmocka_unit_test(test_run_instance),   cmocka_unit_test(test_instance_ids),
+                cmocka_unit_test(test_tag_value),      cmocka_unit_test(test_instance_status),
                 cmocka_unit_test(test_console_output),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
