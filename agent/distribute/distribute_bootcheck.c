@@ -261,11 +261,10 @@ static void terminate_after_failure(struct dist *d)
 
         if (b->stage == BOOT_CHECK_LAUNCHING && !b->instance_id &&
             find_instance(d, &b->instance_id) < 0)
-                log_warning("Boot check: cannot look for the instance of run %s",
-                            d->run->run_id);
+                log_warning("Boot check: cannot look for the instance of run %s", d->run->run_id);
         if (terminate(d) < 0)
-                log_warning("Boot check: instance %s is left running: %s",
-                            strna(b->instance_id), strna(d->why));
+                log_warning("Boot check: instance %s is left running: %s", strna(b->instance_id),
+                            strna(d->why));
         /* The first failure is the run's. */
         free(d->why);
         d->why = TAKE_PTR(keep);
