@@ -1,0 +1,200 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The boot check ([boot_check] enable = yes) end to end, against moto behind the recording fault
+proxy (the rig of test_distribute.py): after the image is available and before sharing and
+publishing, one instance is launched from it (RunInstances with the run's tag, a ClientToken,
+shutdown behaviour terminate, IMDSv2 only and the boot-check directive in its user-data), its
+report is waited for, and it is terminated in every case.
+
+moto runs no operating system: the test plays the clone, as its ec2-imaged would (see
+run/bootcheck_report.c), by tagging the instance ec2-imaged:boot-check-result when RunInstances
+has made it (ClonePlayer, talking to moto directly).  Covered: the success path (published after
+the report), the failure path (the clone's reason fails the run, the image is tagged failed and,
+with on_failure = deregister, deregistered; nothing shared or published), the timeout ("no
+report within N s", the console output saved beside the state), and a crash between
+RunInstances and the save of its answer (the instance found by its tag and terminated, one
+instance ever).  Every run is `run --mode reboot` then `resume` against moto: nothing is frozen.
+"""
+
+import base64
+import json
+import threading
+import time
+
+import pytest
+
+from moto_auth import client  # tests/peers, on sys.path via conftest
+from test_distribute import (DEADLINE, MOTO_AMI, SHARE_ACCOUNT, SRC, Rig, done_run,  # noqa
+                             rig, tags_of)  # (rig: the fixture)
+from test_encrypt import crash_at, wait_for
+
+TAG = "ec2-imaged:boot-check"
+RESULT = "ec2-imaged:boot-check-result"
+
+
+class ClonePlayer(threading.Thread):
+    """The clone's part: each instance tagged ec2-imaged:boot-check that appears in moto gets
+    REPORT (None: no report at all) as its ec2-imaged:boot-check-result tag, once, after the
+    test has read its user-data."""
+
+    def __init__(self, rig, report):
+        super().__init__(daemon=True)
+        self.ec2 = client(rig.moto.url, "ec2", region=SRC)
+        self.report, self.seen, self.user_data = report, [], {}
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            for res in self.ec2.describe_instances(Filters=[
+                    {"Name": "tag-key", "Values": [TAG]}])["Reservations"]:
+                for inst in res["Instances"]:
+                    iid = inst["InstanceId"]
+                    if iid in self.seen:
+                        continue
+                    self.seen.append(iid)
+                    ud = self.ec2.describe_instance_attribute(
+                        InstanceId=iid, Attribute="userData")["UserData"].get("Value", "")
+                    self.user_data[iid] = base64.b64decode(ud).decode()
+                    if self.report is not None:
+                        self.ec2.create_tags(Resources=[iid],
+                                             Tags=[{"Key": RESULT, "Value": self.report}])
+            self.halt.wait(0.2)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.halt.set()
+        self.join(timeout=DEADLINE)
+
+
+def configure(rig, timeout_s=60, on_failure="keep", **dist):
+    rig.configure(**dist)
+    with open(rig.config_path, "a") as f:
+        f.write("[boot_check]\nenable = yes\ninstance_type = t3.micro\n"
+                "timeout_s = %d\non_failure = %s\nrequire_units = ssh.service\n"
+                % (timeout_s, on_failure))
+
+
+def checked_instances(rig, run_id):
+    """Every instance moto ever made for the run's boot check (terminated ones included)."""
+    return [i for res in rig.ec2().describe_instances(Filters=[
+        {"Name": "tag:" + TAG, "Values": [run_id]}])["Reservations"] for i in res["Instances"]]
+
+
+def with_template(rig):
+    rig.ec2().create_launch_template(LaunchTemplateName="web",
+                                     LaunchTemplateData={"ImageId": MOTO_AMI})
+    return dict(share_accounts=SHARE_ACCOUNT, launch_template="web", keep_newest=1,
+                lineage="web")
+
+
+def default_image(rig):
+    [v] = rig.ec2().describe_launch_template_versions(LaunchTemplateName="web",
+                                                      Versions=["$Default"])[
+        "LaunchTemplateVersions"]
+    return v["LaunchTemplateData"].get("ImageId")
+
+
+def request_index(rig, action):
+    return [i for i, q in enumerate(rig.proxy.requests())
+            if q["action"] == action and q["params"].get("DryRun") != "true"]
+
+
+def test_boot_check_passes_then_publishes(rig):
+    configure(rig, **with_template(rig))
+    with ClonePlayer(rig, "ok") as clone:
+        j = done_run(rig.run_and_resume())
+    run_id, image = j["run_id"], j["image_id"]
+    assert j["boot_check"]["stage"] == "passed" and j["boot_check"]["terminated"], j
+    [inst] = checked_instances(rig, run_id)
+    assert inst["InstanceId"] == j["boot_check"]["instance_id"]
+    assert inst["State"]["Name"] == "terminated" and inst["ImageId"] == image
+    assert clone.user_data[inst["InstanceId"]] == "#!/bin/sh\n#ec2-imaged: boot-check=%s\n" % run_id
+    [q] = rig.sent("RunInstances")
+    p = q["params"]
+    assert p["ImageId"] == image and p["InstanceType"] == "t3.micro"
+    assert p["ClientToken"] == run_id + "-boot-check"
+    assert p["InstanceInitiatedShutdownBehavior"] == "terminate"
+    assert p["MetadataOptions.HttpTokens"] == "required"
+    assert p["TagSpecification.1.ResourceType"] == "instance"
+    assert (p["TagSpecification.1.Tag.1.Key"], p["TagSpecification.1.Tag.1.Value"]) == (TAG, run_id)
+    assert [q["params"]["InstanceId.1"] for q in rig.sent("TerminateInstances")] == \
+        [inst["InstanceId"]]
+    # Shared and published only after the report, and the image is the template's default.
+    run_at = request_index(rig, "RunInstances")[0]
+    tagged_at = [i for i in request_index(rig, "DescribeTags")][-1]
+    assert all(i > tagged_at > run_at for i in request_index(rig, "ModifyImageAttribute") +
+               request_index(rig, "CreateLaunchTemplateVersion"))
+    assert default_image(rig) == image
+    assert TAG not in tags_of(rig.ec2().describe_images(ImageIds=[image])["Images"][0])
+
+
+@pytest.mark.parametrize("on_failure", ["keep", "deregister"])
+def test_failed_report_fails_the_run_and_publishes_nothing(rig, on_failure):
+    configure(rig, on_failure=on_failure, **with_template(rig))
+    with ClonePlayer(rig, "failed:ssh.service failed; required ssh.service (failed)"):
+        assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
+        r = rig.agent("resume", "--json")
+    assert r.returncode == 1, r.err
+    j = json.loads(r.stdout_text)
+    image = j["image_id"]
+    assert j["phase"] == "failed" and j["boot_check"]["stage"] == "failed", j
+    assert "boot check of %s failed: ssh.service failed" % image in j["error"], j["error"]
+    [inst] = checked_instances(rig, j["run_id"])
+    assert inst["State"]["Name"] == "terminated"
+    # Nothing shared, published or retained; the template still launches the old image.
+    for action in ("ModifyImageAttribute", "ModifySnapshotAttribute",
+                   "CreateLaunchTemplateVersion", "ModifyLaunchTemplate", "PutParameter"):
+        assert rig.sent(action) == [], action
+    assert default_image(rig) == MOTO_AMI
+    [q] = [q for q in rig.sent("CreateTags") if q["params"].get("ResourceId.1") == image and
+           q["params"].get("Tag.1.Key") == TAG]
+    assert q["params"]["Tag.1.Value"] == "failed"
+    left = {im["ImageId"]: im for im in rig.images()}
+    if on_failure == "keep":
+        assert tags_of(left[image])[TAG] == "failed"
+        assert rig.sent("DeregisterImage") == []
+    else:
+        assert image not in left
+        assert [q["params"]["ImageId"] for q in rig.sent("DeregisterImage")] == [image]
+
+
+def test_no_report_times_out_and_keeps_the_console(rig):
+    configure(rig, timeout_s=10)
+    with ClonePlayer(rig, None) as clone:
+        assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
+        r = rig.agent("resume", "--json")
+    assert r.returncode == 1, r.err
+    j = json.loads(r.stdout_text)
+    assert "no report within 10 s" in j["error"], j["error"]
+    [inst] = checked_instances(rig, j["run_id"])
+    assert clone.seen == [inst["InstanceId"]]
+    assert inst["State"]["Name"] == "terminated"
+    [q] = rig.sent("GetConsoleOutput")
+    assert q["params"]["InstanceId"] == inst["InstanceId"]
+    console = rig.state_dir / ("boot-check-console-%s.txt" % j["run_id"])
+    # moto answers GetConsoleOutput with a canned text: saved as decoded, byte for byte
+    # (botocore decodes it too).
+    out = rig.ec2().get_console_output(InstanceId=inst["InstanceId"])["Output"]
+    assert out and console.read_text() == out
+    assert (console.stat().st_mode & 0o777) == 0o600
+
+
+def test_crash_between_run_instances_and_its_save(rig):
+    """RunInstances held in the proxy, the agent killed, the request then let through to moto:
+    the resumed run finds the instance by its tag, sends no second RunInstances, waits for its
+    report and terminates it."""
+    configure(rig)
+    with ClonePlayer(rig, "ok"):
+        assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
+        st = crash_at(rig, "RunInstances")
+        # Recorded before RunInstances was sent; its answer never saved.
+        assert st["boot_check"]["stage"] == "launching", st
+        assert "instance_id" not in st["boot_check"] or not st["boot_check"]["instance_id"]
+        wait_for(lambda: checked_instances(rig, st["run_id"]), "the held RunInstances in moto")
+        j = done_run(rig.agent("resume", "--json"))
+    [inst] = checked_instances(rig, j["run_id"])
+    assert j["boot_check"]["instance_id"] == inst["InstanceId"]
+    assert inst["State"]["Name"] == "terminated"
+    assert len(rig.sent("RunInstances")) == 1
