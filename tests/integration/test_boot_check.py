@@ -15,65 +15,20 @@ RunInstances and the save of its answer (the instance found by its tag and termi
 instance ever).  Every run is `run --mode reboot` then `resume` against moto: nothing is frozen.
 """
 
-import base64
 import json
-import threading
-import time
 
 import pytest
 
-from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import (DEADLINE, MOTO_AMI, SHARE_ACCOUNT, SRC, Rig, done_run,  # noqa
-                             rig, tags_of)  # (rig: the fixture)
+from test_distribute import (BOOT_CHECK_SIDS, BOOT_CHECK_TAG as TAG, MOTO_AMI,  # noqa
+                             FOR_MOTO_WIDEN, POLICY, SHARE_ACCOUNT, ClonePlayer, Rig, TagBook,
+                             auth_rig, check_requests_against_policy, configure_boot_check,
+                             done_run, for_moto, rig, tags_of)  # (rig, auth_rig: fixtures)
 from test_encrypt import crash_at, wait_for
-
-TAG = "ec2-imaged:boot-check"
-RESULT = "ec2-imaged:boot-check-result"
-
-
-class ClonePlayer(threading.Thread):
-    """The clone's part: each instance tagged ec2-imaged:boot-check that appears in moto gets
-    REPORT (None: no report at all) as its ec2-imaged:boot-check-result tag, once, after the
-    test has read its user-data."""
-
-    def __init__(self, rig, report):
-        super().__init__(daemon=True)
-        self.ec2 = client(rig.moto.url, "ec2", region=SRC)
-        self.report, self.seen, self.user_data = report, [], {}
-        self.halt = threading.Event()
-
-    def run(self):
-        while not self.halt.is_set():
-            for res in self.ec2.describe_instances(Filters=[
-                    {"Name": "tag-key", "Values": [TAG]}])["Reservations"]:
-                for inst in res["Instances"]:
-                    iid = inst["InstanceId"]
-                    if iid in self.seen:
-                        continue
-                    self.seen.append(iid)
-                    ud = self.ec2.describe_instance_attribute(
-                        InstanceId=iid, Attribute="userData")["UserData"].get("Value", "")
-                    self.user_data[iid] = base64.b64decode(ud).decode()
-                    if self.report is not None:
-                        self.ec2.create_tags(Resources=[iid],
-                                             Tags=[{"Key": RESULT, "Value": self.report}])
-            self.halt.wait(0.2)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.halt.set()
-        self.join(timeout=DEADLINE)
 
 
 def configure(rig, timeout_s=60, on_failure="keep", **dist):
     rig.configure(**dist)
-    with open(rig.config_path, "a") as f:
-        f.write("[boot_check]\nenable = yes\ninstance_type = t3.micro\n"
-                "timeout_s = %d\non_failure = %s\nrequire_units = ssh.service\n"
-                % (timeout_s, on_failure))
+    configure_boot_check(rig, timeout_s, on_failure)
 
 
 def checked_instances(rig, run_id):
@@ -198,3 +153,27 @@ def test_crash_between_run_instances_and_its_save(rig):
     assert j["boot_check"]["instance_id"] == inst["InstanceId"]
     assert inst["State"]["Name"] == "terminated"
     assert len(rig.sent("RunInstances")) == 1
+
+
+def test_iam_policy_covers_a_failed_check(auth_rig):
+    """The shipped policy (its boot check statements widened for moto, which matches no ARN)
+    under moto's IAM enforcement, for a check that gets no report: RunInstances, DescribeTags,
+    DescribeInstanceStatus, GetConsoleOutput, TerminateInstances, the image's failed tag and its
+    deregistration; then each request evaluated against the file as shipped, with the tags the
+    request put on the instance (RunInstances) or the instance had (TerminateInstances,
+    GetConsoleOutput)."""
+    rig = auth_rig(for_moto(POLICY.read_text(), widen=FOR_MOTO_WIDEN + BOOT_CHECK_SIDS))
+    rig.configure()
+    configure_boot_check(rig, timeout_s=10, on_failure="deregister")
+    book = TagBook(rig, ("us-east-1",))
+    book.update()
+    # The image and its snapshots with the tags DeregisterImage and DeleteSnapshot are judged
+    # by: as they are while the check runs (the snapshots are tagged when the image is ready).
+    with ClonePlayer(rig, None, on_seen=book.update):
+        assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
+        r = rig.agent("resume", "--json")
+    assert r.returncode == 1 and "no report within 10 s" in r.stdout_text, r.err
+    for action in ("RunInstances", "GetConsoleOutput", "TerminateInstances", "DeregisterImage"):
+        assert rig.sent(action), action
+    sent = check_requests_against_policy(rig, book)
+    assert {"ec2:RunInstances", "ec2:GetConsoleOutput", "ec2:TerminateInstances"} <= sent
