@@ -16,6 +16,7 @@ instance ever).  Every run is `run --mode reboot` then `resume` against moto: no
 """
 
 import json
+import subprocess
 
 import pytest
 
@@ -177,3 +178,71 @@ def test_iam_policy_covers_a_failed_check(auth_rig):
         assert rig.sent(action), action
     sent = check_requests_against_policy(rig, book)
     assert {"ec2:RunInstances", "ec2:GetConsoleOutput", "ec2:TerminateInstances"} <= sent
+
+
+# ---------------------------------------------------------------- the clone's side
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# A stand-in for systemctl: logs each call; answers from the files beside it.
+here=$(dirname "$0")
+echo "$*" >> "$here/calls"
+case "$1" in
+is-system-running) cat "$here/state"; [ "$(cat "$here/state")" = running ];;
+list-units) cat "$here/failed";;
+is-active) if grep -qx -- "$3" "$here/active"; then echo active; else echo inactive; exit 3; fi;;
+poweroff) ;;
+*) exit 1;;
+esac
+"""
+
+
+@pytest.mark.parametrize("state,failed,active,want", [
+    ("running", "", "ssh.service\n", "ok"),
+    ("degraded", "nginx.service loaded failed failed A web server\n", "",
+     "failed:system degraded; nginx.service failed; required ssh.service (inactive)"),
+])
+def test_clone_reports_by_tagging_itself(tmp_path, moto, imds_factory, agent_env, agent_bin,
+                                         state, failed, active, want):
+    """`first-boot` (the daemon's first worker) on an instance whose user-data carries the
+    boot-check directive: it looks at systemd and the required units (a stand-in systemctl),
+    tags its own instance with the report and powers off; the run=first-boot beside it is not
+    acted on, and nothing else reaches AWS (no image, no other instance tagged)."""
+    from moto_auth import client, create_moto_instance
+    ec2 = client(moto.url, "ec2", region="us-east-1")
+    me = create_moto_instance(moto.url, region="us-east-1", image_id=MOTO_AMI)
+    other = create_moto_instance(moto.url, region="us-east-1", image_id=MOTO_AMI)
+    ud = tmp_path / "user-data"
+    ud.write_text("#!/bin/sh\n#ec2-imaged: run=first-boot\n#ec2-imaged: boot-check=0c1d-2e3f\n")
+    imds = imds_factory(instance_id=me, region="us-east-1", user_data_file=ud)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sc = bin_dir / "systemctl"
+    sc.write_text(FAKE_SYSTEMCTL)
+    sc.chmod(0o755)
+    (bin_dir / "state").write_text(state + "\n")
+    (bin_dir / "failed").write_text(failed)
+    (bin_dir / "active").write_text(active)
+    conf = tmp_path / "ec2-imaged.conf"
+    conf.write_text("[run]\nstate_dir = %s\n[hooks]\ndir = %s\n[daemon]\nuser_data = yes\n"
+                    "cloud_init_wait_s = 0\n[boot_check]\nenable = yes\n"
+                    "require_units = ssh.service\n" % (tmp_path / "state", tmp_path / "no-hooks"))
+    env = agent_env(imds=imds, endpoint=moto)
+    env["PATH"] = "%s:%s" % (bin_dir, env["PATH"])
+    p = subprocess.run([agent_bin, "--config", str(conf), "first-boot", "--json"], env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    j = json.loads(p.stdout)
+    assert j["first_boot_run"] is False and j["boot_check_report"] == want, j
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_tags(Filters=[
+        {"Name": "resource-id", "Values": [me, other]}])["Tags"]
+        if t["ResourceId"] == me}
+    assert tags.get("ec2-imaged:boot-check-result") == want, tags
+    assert not [t for t in ec2.describe_tags(Filters=[
+        {"Name": "resource-id", "Values": [other]}])["Tags"]
+        if t["Key"].startswith("ec2-imaged:")]
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
+    calls = (bin_dir / "calls").read_text().splitlines()
+    assert calls[0] == "is-system-running --wait" and calls[-1] == "poweroff", calls
+    assert "is-active -- ssh.service" in calls
+    # No first-boot run: its once-per-instance marker was never written.
+    assert not (tmp_path / "state" / "first-boot").exists()
