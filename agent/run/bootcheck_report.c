@@ -128,8 +128,8 @@ static int look_at_required(const char *sc, char *const *units, char ***ret)
 
                 if (r < 0)
                         return log_error_errno(r, "systemctl is-active %s: %m", *u);
-                if (r != 0 && strv_pushf(ret, "%s (%s)", *u,
-                                         lines && lines[0] ? lines[0] : "unknown") < 0)
+                if (r != 0 &&
+                    strv_pushf(ret, "%s (%s)", *u, lines && lines[0] ? lines[0] : "unknown") < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -138,8 +138,7 @@ static int look_at_required(const char *sc, char *const *units, char ***ret)
 /* The local parts of `check`: NULL when they pass, else a message. */
 static char *local_check(struct context *ctx)
 {
-        static const char *const phases[] = {"pre-image", "pre-freeze", "post-thaw",
-                                             "post-image"};
+        static const char *const phases[] = {"pre-image", "pre-freeze", "post-thaw", "post-image"};
         const struct aws_credentials *creds = NULL;
         int r;
 

@@ -21,10 +21,10 @@ struct context;
 #define BOOT_REPORT_MAX 256 /* EC2's limit on a tag value */
 
 struct boot_report_input {
-        const char *system_state;     /* `systemctl is-system-running`: running, degraded, ... */
-        char *const *failed_units;    /* systemd's failed units (NULL-terminated, may be NULL) */
-        char *const *inactive_units;  /* require_units that are not active, "UNIT (STATE)" */
-        const char *local_check;      /* NULL when the local checks passed; else why not */
+        const char *system_state;    /* `systemctl is-system-running`: running, degraded, ... */
+        char *const *failed_units;   /* systemd's failed units (NULL-terminated, may be NULL) */
+        char *const *inactive_units; /* require_units that are not active, "UNIT (STATE)" */
+        const char *local_check;     /* NULL when the local checks passed; else why not */
 };
 
 /*

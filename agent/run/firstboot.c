@@ -261,7 +261,7 @@ int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, char *ret_bo
                 log_notice("user-data:%u: launched by the boot check of run %s: reporting only",
                            d.line, d.boot_check);
                 memcpy(ret_boot_check, d.boot_check, sizeof(d.boot_check));
-                *ret_reason = "boot-check";
+                *ret_reason = "launched by a boot check, which it reported to";
                 return FIRST_BOOT_BOOT_CHECK;
         }
         /* The daemon starts this worker for [boot_check] enable = yes too. */
