@@ -270,6 +270,22 @@ static void terminate_after_failure(struct dist *d)
         d->why = TAKE_PTR(keep);
 }
 
+/* EC2's answer for an image that is no longer there (the error is then released). */
+static bool image_gone(int r, struct aws_error *e)
+{
+        bool gone = r == -EREMOTEIO && startswith(strempty(e->code), "InvalidAMIID.");
+
+        if (gone)
+                aws_error_done(e);
+        return gone;
+}
+
+static int mark_handled(struct dist *d)
+{
+        d->run->boot_check.image_handled = true;
+        return dist_save(d);
+}
+
 /* A failed image: tagged so, and deregistered with its snapshots when configured. */
 static int retire_image(struct dist *d)
 {
@@ -281,16 +297,18 @@ static int retire_image(struct dist *d)
         if (d->run->boot_check.image_handled)
                 return 0;
         r = ec2_create_tags(own_ec2(d), ids, &tag, 1, false, &e);
+        /* Resumed after the image was deregistered (and before that was saved): it is done. */
+        if (image_gone(r, &e))
+                return mark_handled(d);
         if (r < 0)
                 return dist_fail(&d->why, r, &e, "CreateTags", d->run->region);
         if (d->cfg->boot_check_on_failure == BOOT_CHECK_DEREGISTER) {
                 r = ec2_deregister_image(own_ec2(d), d->run->image_id, true, false, &e);
-                if (r < 0)
+                if (r < 0 && !image_gone(r, &e))
                         return dist_fail(&d->why, r, &e, "DeregisterImage", d->run->region);
                 log_notice("Boot check: %s deregistered with its snapshots", d->run->image_id);
         }
-        d->run->boot_check.image_handled = true;
-        return dist_save(d);
+        return mark_handled(d);
 }
 
 int dist_boot_check(struct dist *d)
