@@ -14,6 +14,7 @@
 #include "core/context.h"
 #include "core/state.h"
 #include "daemon/control.h"
+#include "run/bootcheck_report.h"
 #include "run/firstboot.h"
 #include "run/flow.h"
 #include "util/log.h"
@@ -107,9 +108,14 @@ int cmd_resume(const struct cli *c)
         return execute(c, &fo);
 }
 
-/* The daemon's first worker with [daemon] user_data = yes: a run if the user-data asks for one. */
+/*
+ * The daemon's first worker with [daemon] user_data = yes or [boot_check] enable = yes: a run if
+ * the user-data asks for one, or the report of an instance a boot check launched.
+ */
 int cmd_first_boot(const struct cli *c)
 {
+        char boot_check[USERDATA_RUN_ID_MAX + 1] = "";
+        _cleanup_free_ char *report = NULL;
         const char *reason = NULL;
         enum run_mode mode = MODE_NO_REBOOT;
         struct result res;
@@ -117,15 +123,21 @@ int cmd_first_boot(const struct cli *c)
 
         if (context_load_identity(c->ctx) < 0)
                 return EXIT_FAILED;
-        r = first_boot_decide(c->ctx, &mode, &reason);
+        r = first_boot_decide(c->ctx, &mode, boot_check, &reason);
         if (r < 0)
                 return EXIT_FAILED;
         if (r == FIRST_BOOT_RUN)
                 return execute_run(c, mode);
+        if (r == FIRST_BOOT_BOOT_CHECK && boot_check_report(c->ctx, boot_check, &report) < 0)
+                return EXIT_FAILED;
         log_info("No first-boot run: %s", reason);
         result_new(&res, VIEW_NO_FIRST_BOOT);
         result_add_bool(&res, res.tree, "first_boot_run", false);
         result_add_str(&res, res.tree, "reason", reason);
+        if (report) {
+                result_add_str(&res, res.tree, "boot_check_run_id", boot_check);
+                result_add_str(&res, res.tree, "boot_check_report", report);
+        }
         return output_finish(&res, c->json, EXIT_OK);
 }
 

@@ -48,11 +48,18 @@ static const char *const patch_on_reboot_required_table[_PATCH_ON_REBOOT_REQUIRE
 };
 DEFINE_STRING_TABLE_LOOKUP(patch_on_reboot_required, enum patch_on_reboot_required)
 
+static const char *const boot_check_on_failure_table[_BOOT_CHECK_ON_FAILURE_MAX] = {
+        [BOOT_CHECK_KEEP] = "keep",
+        [BOOT_CHECK_DEREGISTER] = "deregister",
+};
+DEFINE_STRING_TABLE_LOOKUP(boot_check_on_failure, enum boot_check_on_failure)
+
 /* KEY_ENUM values are stored through an int. */
 _Static_assert(sizeof(enum imds_endpoint_mode) == sizeof(int) &&
                        sizeof(enum run_mode) == sizeof(int) &&
                        sizeof(enum freeze_on_failure) == sizeof(int) &&
-                       sizeof(enum patch_on_reboot_required) == sizeof(int),
+                       sizeof(enum patch_on_reboot_required) == sizeof(int) &&
+                       sizeof(enum boot_check_on_failure) == sizeof(int),
                "enums are ints");
 
 static const char *const hook_phases[] = {"pre-image", "pre-freeze", "post-thaw", "post-image"};
@@ -207,6 +214,16 @@ static const struct config_key keys[] = {
         STRV_KEY_CHECKED("distribute", "target_ssm_parameter", dist_target_ssm_params, 20,
                          config_check_target_ssm_parameter),
 
+        BOOL_KEY("boot_check", "enable", boot_check_enable, false),
+        STRING_KEY("boot_check", "instance_type", boot_check_instance_type, 1, 64, "t3.micro"),
+        STRING_KEY("boot_check", "subnet", boot_check_subnet, 0, 64, NULL),
+        STRV_KEY("boot_check", "security_groups", boot_check_security_groups, 16, ""),
+        STRING_KEY("boot_check", "instance_profile", boot_check_instance_profile, 0, 2048, NULL),
+        STRV_KEY("boot_check", "require_units", boot_check_require_units, 64, ""),
+        UINT_KEY("boot_check", "timeout_s", boot_check_timeout_s, 10, 86400, 900),
+        ENUM_KEY("boot_check", "on_failure", boot_check_on_failure, boot_check_on_failure_table,
+                 BOOT_CHECK_KEEP),
+
         WORDS_KEY("sanitize", "enable", sanitize_enable, 64, sanitize_ops),
         WORDS_KEY("sanitize", "disable", sanitize_disable, 64, sanitize_ops),
         UINT_KEY("sanitize", "restore_after_s", sanitize_restore_after_s, 60, 86400, 900),
@@ -236,6 +253,95 @@ static const struct config_key keys[] = {
                    "/var/lib/ec2-imaged/postgresql"),
         STRV_KEY("services", "stop", services_stop, 64, ""),
 };
+
+/*
+ * The shape of the words of some keys, checked at load so that a typo is named with its file and
+ * line rather than by EC2 at the first boot check. NULL: fine; else what is wrong.
+ */
+static bool only_chars(const char *w, const char *set)
+{
+        return *w && strspn(w, set) == strlen(w);
+}
+
+#define LOWER_ALNUM "abcdefghijklmnopqrstuvwxyz0123456789"
+#define ALNUM       LOWER_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+static const char *shape_instance_type(const char *w)
+{
+        /* "t3.micro", "m7g.16xlarge", "u-6tb1.metal": a family, a dot, a size. */
+        return only_chars(w, LOWER_ALNUM ".-") && strchr(w, '.') && w[0] != '.'
+                       ? NULL
+                       : "expected an instance type such as t3.micro";
+}
+
+static bool aws_id(const char *w, const char *prefix)
+{
+        return startswith(w, prefix) && only_chars(w + strlen(prefix), "0123456789abcdef");
+}
+
+static const char *shape_subnet(const char *w)
+{
+        return aws_id(w, "subnet-") ? NULL : "expected a subnet id (subnet-...)";
+}
+
+static const char *shape_security_group(const char *w)
+{
+        return aws_id(w, "sg-") ? NULL : "expected a security group id (sg-...)";
+}
+
+static const char *shape_instance_profile(const char *w)
+{
+        /* IAM's names: [\w+=,.@-]{1,128}; or the profile's ARN. */
+        if (startswith(w, "arn:aws") && strstr(w, ":instance-profile/"))
+                return NULL;
+        return strlen(w) <= 128 && only_chars(w, ALNUM "_+=,.@-")
+                       ? NULL
+                       : "expected an instance profile name or ARN";
+}
+
+static const char *shape_unit(const char *w)
+{
+        /* systemd's unit name characters, with a type suffix ("sshd.service"). */
+        const char *dot = strrchr(w, '.');
+
+        return strlen(w) <= 255 && only_chars(w, ALNUM ":_.\\@-") && dot && dot != w && dot[1]
+                       ? NULL
+                       : "expected a unit name such as sshd.service";
+}
+
+static const struct {
+        const char *section, *name;
+        const char *(*check)(const char *word);
+} shapes[] = {
+        {"boot_check", "instance_type", shape_instance_type},
+        {"boot_check", "subnet", shape_subnet},
+        {"boot_check", "security_groups", shape_security_group},
+        {"boot_check", "instance_profile", shape_instance_profile},
+        {"boot_check", "require_units", shape_unit},
+};
+
+/* Each word of the value just stored for k (a STRING's one word) has its key's shape. */
+static int check_shape(const struct config *c, const struct config_key *k, char **msg)
+{
+        const void *field = (const char *)c + k->offset;
+
+        for (size_t i = 0; i < ELEMENTSOF(shapes); i++) {
+                if (!streq(shapes[i].section, k->section) || !streq(shapes[i].name, k->name))
+                        continue;
+                if (k->type == CONFIG_KEY_STRING) {
+                        const char *v = *(char *const *)field, *why = v ? shapes[i].check(v) : NULL;
+                        if (why)
+                                return *msg = strprintf("'%s': %s", v, why), -EINVAL;
+                        return 0;
+                }
+                for (char *const *w = *(char **const *)field; w && *w; w++) {
+                        const char *why = shapes[i].check(*w);
+                        if (why)
+                                return *msg = strprintf("'%s': %s", *w, why), -EINVAL;
+                }
+        }
+        return 0;
+}
 
 const struct config_key *config_keys(size_t *ret_n)
 {
@@ -313,9 +419,8 @@ static int apply_string(char **field, const struct config_key *k, const char *va
         return 0;
 }
 
-int config_apply(struct config *c, const struct config_key *k, const char *value, char **msg)
+static int apply_value(void *field, const struct config_key *k, const char *value, char **msg)
 {
-        void *field = (char *)c + k->offset;
         uint64_t v;
         int r;
 
@@ -349,6 +454,13 @@ int config_apply(struct config *c, const struct config_key *k, const char *value
                 return 0;
         }
         return -EINVAL;
+}
+
+int config_apply(struct config *c, const struct config_key *k, const char *value, char **msg)
+{
+        int r = apply_value((char *)c + k->offset, k, value, msg);
+
+        return r < 0 ? r : check_shape(c, k, msg);
 }
 
 void config_init(struct config *c)

@@ -42,6 +42,13 @@ enum patch_on_reboot_required {
         _PATCH_ON_REBOOT_REQUIRED_MAX,
 };
 
+/* [boot_check] on_failure: what becomes of an image whose boot check failed */
+enum boot_check_on_failure {
+        BOOT_CHECK_KEEP,       /* tagged failed, left for inspection */
+        BOOT_CHECK_DEREGISTER, /* deregistered with its snapshots */
+        _BOOT_CHECK_ON_FAILURE_MAX,
+};
+
 const char *imds_endpoint_mode_to_string(enum imds_endpoint_mode m);
 int imds_endpoint_mode_from_string(const char *s);
 const char *run_mode_to_string(enum run_mode m);
@@ -50,6 +57,8 @@ const char *freeze_on_failure_to_string(enum freeze_on_failure f);
 int freeze_on_failure_from_string(const char *s);
 const char *patch_on_reboot_required_to_string(enum patch_on_reboot_required p);
 int patch_on_reboot_required_from_string(const char *s);
+const char *boot_check_on_failure_to_string(enum boot_check_on_failure f);
+int boot_check_on_failure_from_string(const char *s);
 
 struct config_tag {
         char *key;
@@ -131,6 +140,16 @@ struct config {
         char *dist_target_external_id; /* AssumeRole's ExternalId for every target; NULL: none */
         char **dist_target_kms_keys;   /* ACCOUNT:REGION:KEY words: the key of its copy there */
         char **dist_target_ssm_params; /* ACCOUNT:NAME words: its parameter, in each region */
+
+        /* [boot_check]: launch the image once before sharing and publishing it (bootcheck.h) */
+        bool boot_check_enable;
+        char *boot_check_instance_type;
+        char *boot_check_subnet;           /* subnet-...; NULL: the default subnet */
+        char **boot_check_security_groups; /* sg-... */
+        char *boot_check_instance_profile; /* name or ARN; NULL: none */
+        char **boot_check_require_units;   /* units that must be active on the clone */
+        unsigned boot_check_timeout_s;     /* the clone's report is waited for this long */
+        enum boot_check_on_failure boot_check_on_failure;
 
         /* [sanitize] and [patch]: read by the shipped hook scripts; validated here */
         char **sanitize_enable;            /* operation names (or "all") added to the defaults */

@@ -17,6 +17,17 @@ struct run_state;
 #define TAG_SOURCE      "ec2-imaged:source-instance"
 #define TAG_LINEAGE     "ec2-imaged:lineage"
 
+/*
+ * The boot check (distribute_bootcheck.c, run/bootcheck_report.c): the instance launched from an
+ * image carries TAG_BOOT_CHECK = the run id and reports by tagging itself TAG_BOOT_CHECK_RESULT =
+ * "ok" or "failed:REASON"; an image whose check failed is tagged TAG_BOOT_CHECK = "failed". The
+ * user-data line that tells the instance's ec2-imaged to report, parsed by run/firstboot.c.
+ */
+#define TAG_BOOT_CHECK            "ec2-imaged:boot-check"
+#define TAG_BOOT_CHECK_RESULT     "ec2-imaged:boot-check-result"
+#define BOOT_CHECK_VERDICT_FAILED "failed"
+#define BOOT_CHECK_USERDATA_FMT   "#!/bin/sh\n#ec2-imaged: boot-check=%s\n"
+
 /* Room for the configured tags and ours. */
 #define IMAGE_TAGS_MAX (CONFIG_MAX_TAGS + 4)
 

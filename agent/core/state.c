@@ -44,6 +44,14 @@ static const char *const create_outcome_table[_CREATE_OUTCOME_MAX] = {
 };
 DEFINE_STRING_TABLE_LOOKUP(create_outcome, enum create_outcome)
 
+static const char *const boot_check_stage_table[_BOOT_CHECK_STAGE_MAX] = {
+        [BOOT_CHECK_LAUNCHING] = "launching",
+        [BOOT_CHECK_WAITING] = "waiting",
+        [BOOT_CHECK_PASSED] = "passed",
+        [BOOT_CHECK_FAILED] = "failed",
+};
+DEFINE_STRING_TABLE_LOOKUP(boot_check_stage, enum boot_check_stage)
+
 static const char *const consistency_table[_CONSISTENCY_MAX] = {
         [CONSISTENCY_UNSET] = NULL,
         [CONSISTENCY_FS_FROZEN] = "fs-frozen",
@@ -117,6 +125,8 @@ struct run_state *run_state_free(struct run_state *r)
         }
         free(r->dist);
         run_state_targets_done(r);
+        free(r->boot_check.instance_id);
+        free(r->boot_check.reason);
         free(r);
         return NULL;
 }

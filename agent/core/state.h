@@ -56,6 +56,30 @@ enum create_outcome {
         _CREATE_OUTCOME_MAX,
 };
 
+/* Where the boot check of the run's image stands (distribute/bootcheck.c). */
+enum boot_check_stage {
+        BOOT_CHECK_NONE,      /* not started (no "boot_check" in the file) */
+        BOOT_CHECK_LAUNCHING, /* saved before RunInstances: an instance may exist, found by tag */
+        BOOT_CHECK_WAITING,   /* the instance is known; its report is waited for */
+        BOOT_CHECK_PASSED,
+        BOOT_CHECK_FAILED,
+        _BOOT_CHECK_STAGE_MAX,
+};
+
+/*
+ * The boot check: its stage, the instance launched from the image, what the clone reported (or
+ * why the check failed), when it started (the timeout counts from there, across a resume),
+ * whether the instance is terminated and whether a failed image was tagged (and deregistered).
+ */
+struct run_boot_check {
+        enum boot_check_stage stage;
+        char *instance_id;
+        char *reason;
+        usec_t started;
+        bool terminated;
+        bool image_handled;
+};
+
 #define RUN_DIST_MAX       32 /* regions a run distributes to, its own included */
 #define RUN_HOLDERS_MAX    64 /* held hooks (host/hold.h) a run reports */
 #define RUN_DIST_STEPS_MAX 32
@@ -148,6 +172,7 @@ struct run_state {
         size_t n_targets;
         struct run_holder *holders; /* the held hooks, once released (after the thaw) */
         size_t n_holders;
+        struct run_boot_check boot_check;
 };
 
 /* How a run ended, in the history. */
@@ -204,6 +229,9 @@ int run_result_from_string(const char *s);
 /* NULL for CONSISTENCY_UNSET. */
 const char *consistency_to_string(enum consistency c);
 int consistency_from_string(const char *s);
+/* NULL for BOOT_CHECK_NONE. */
+const char *boot_check_stage_to_string(enum boot_check_stage s);
+int boot_check_stage_from_string(const char *s);
 /* NULL for CREATE_NOT_SENT. */
 const char *create_outcome_to_string(enum create_outcome o);
 int create_outcome_from_string(const char *s);

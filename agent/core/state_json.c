@@ -16,6 +16,7 @@
 
 /* get_enum() writes enum fields through an int. */
 _Static_assert(sizeof(enum create_outcome) == sizeof(int) &&
+                       sizeof(enum boot_check_stage) == sizeof(int) &&
                        sizeof(enum consistency) == sizeof(int) &&
                        sizeof(enum run_result) == sizeof(int),
                "enums are ints");
@@ -69,6 +70,27 @@ static int encrypt_to_json(cJSON *o, const struct run_state *r)
         return e || !snaps ? -ENOMEM : 0;
 }
 
+/* The boot check (distribute/bootcheck.c): written only once it has started. */
+static int boot_check_to_json(cJSON *o, const struct run_state *r)
+{
+        const struct run_boot_check *b = &r->boot_check;
+        cJSON *c;
+        int e = 0;
+
+        if (b->stage == BOOT_CHECK_NONE)
+                return 0;
+        c = cJSON_AddObjectToObject(o, "boot_check");
+        if (!c)
+                return -ENOMEM;
+        e |= json_add_str(c, "stage", boot_check_stage_to_string(b->stage));
+        e |= json_add_str(c, "instance_id", b->instance_id);
+        e |= json_add_str(c, "reason", b->reason);
+        e |= add_num(c, "started_us", (double)b->started);
+        e |= cJSON_AddBoolToObject(c, "terminated", b->terminated) ? 0 : -ENOMEM;
+        e |= cJSON_AddBoolToObject(c, "image_handled", b->image_handled) ? 0 : -ENOMEM;
+        return e ? -ENOMEM : 0;
+}
+
 cJSON *run_state_to_json(const struct run_state *r)
 {
         cJSON *o = cJSON_CreateObject(), *times, *mounts;
@@ -113,8 +135,9 @@ cJSON *run_state_to_json(const struct run_state *r)
                         add_num(t, "ms",
                                 (double)((r->times[i].end - r->times[i].start) / USEC_PER_MSEC));
         }
-        if (encrypt_to_json(o, r) < 0 || (r->n_dist > 0 && dist_to_json(o, r) < 0) ||
-            run_targets_to_json(r, o) < 0 || run_holders_to_json(r, o) < 0)
+        if (encrypt_to_json(o, r) < 0 || boot_check_to_json(o, r) < 0 ||
+            (r->n_dist > 0 && dist_to_json(o, r) < 0) || run_targets_to_json(r, o) < 0 ||
+            run_holders_to_json(r, o) < 0)
                 e = -ENOMEM;
         if (e || !mounts || !times) {
                 cJSON_Delete(o);
@@ -292,6 +315,26 @@ static int encrypt_from_json(const cJSON *o, struct run_state *r)
         return 0;
 }
 
+/* The boot check's fields; a state without them has none (BOOT_CHECK_NONE). */
+static int boot_check_from_json(const cJSON *o, struct run_state *r)
+{
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "boot_check");
+        struct run_boot_check *b = &r->boot_check;
+        int e = 0;
+
+        if (!c)
+                return 0;
+        if (!cJSON_IsObject(c))
+                return -EBADMSG;
+        e |= get_enum(c, "stage", boot_check_stage_from_string, (int *)&b->stage);
+        e |= get_str(c, "instance_id", &b->instance_id);
+        e |= get_str(c, "reason", &b->reason);
+        e |= get_usec(c, "started_us", &b->started);
+        b->terminated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "terminated"));
+        b->image_handled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "image_handled"));
+        return e || b->stage == BOOT_CHECK_NONE ? -EBADMSG : 0;
+}
+
 static int run_from_json(const cJSON *o, struct run_state **ret)
 {
         struct run_state *r = calloc(1, sizeof(*r));
@@ -363,8 +406,8 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                     get_usec(t, "end_us", &r->times[i].end) < 0)
                         goto bad;
         }
-        if (encrypt_from_json(o, r) < 0 || dist_from_json(o, r) < 0 ||
-            run_holders_from_json(o, r) < 0)
+        if (encrypt_from_json(o, r) < 0 || boot_check_from_json(o, r) < 0 ||
+            dist_from_json(o, r) < 0 || run_holders_from_json(o, r) < 0)
                 goto bad;
         *ret = r;
         return 0;

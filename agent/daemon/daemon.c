@@ -103,6 +103,12 @@ static void reply_waiters(struct daemon *d, int status, const char *out, size_t 
 static void reload(struct daemon *d);
 
 static int start_worker(struct daemon *d, enum worker_job job);
+/* Whether the user-data is looked into at start: a first-boot run, or a boot check's report. */
+static bool first_boot_worker(const struct daemon *d)
+{
+        return d->config.user_data || d->config.boot_check_enable;
+}
+
 static void finish_startup(struct daemon *d);
 
 /*
@@ -425,8 +431,8 @@ static void finish_startup(struct daemon *d)
                 return;
         if (d->resume_at_start) {
                 bool started = start_worker(d, WORKER_RESUME) >= 0;
-                d->first_boot_next = started && d->config.user_data;
-        } else if (d->config.user_data)
+                d->first_boot_next = started && first_boot_worker(d);
+        } else if (first_boot_worker(d))
                 (void)start_worker(d, WORKER_FIRST_BOOT);
 }
 

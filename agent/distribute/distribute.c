@@ -38,7 +38,7 @@ bool distribute_configured(const struct config *c)
         return c->dist_regions || c->dist_share_accounts || c->dist_share_orgs ||
                c->dist_share_ous || c->dist_deprecate_days > 0 || c->dist_keep_newest > 0 ||
                c->dist_keep_days > 0 || c->dist_launch_template || c->dist_ssm_parameter ||
-               c->dist_kms_keys || c->dist_target_accounts;
+               c->dist_kms_keys || c->dist_target_accounts || c->boot_check_enable;
 }
 
 bool distribute_encrypts_in_place(const struct config *c, const char *region)
@@ -360,6 +360,9 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
         if (r >= 0)
                 r = plan(&d, regions);
         strv_free(regions);
+        /* Before anything makes the image reachable: copies, sharing, publishing, retention. */
+        if (r >= 0)
+                r = dist_boot_check(&d);
         if (r >= 0)
                 r = check_keys_and_grant(&d, &run->dist[0]);
         if (r >= 0)

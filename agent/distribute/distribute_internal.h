@@ -67,6 +67,14 @@ int dist_find_copy(struct dist *d, struct run_dist *rd);
  */
 int dist_encrypt_in_place(struct dist *d);
 /*
+ * The boot check (distribute_bootcheck.c), with [boot_check] enable = yes (or one under way):
+ * launch one instance from the run's image, wait for its report (its tag
+ * ec2-imaged:boot-check-result), terminate it. 0 when it passed; -EIO (d->why: the clone's reason,
+ * or "no report within N s") when it failed, the image then tagged ec2-imaged:boot-check=failed
+ * and, with on_failure = deregister, deregistered. Resumed, nothing is done twice.
+ */
+int dist_boot_check(struct dist *d);
+/*
  * Whether image_key (the KmsKeyId DescribeImages gives an image's snapshot: an ARN) is the key k
  * (DescribeKey's answer for the configured id, ARN or alias).
  */

@@ -65,6 +65,16 @@ static bool rules_keep(const struct retain_opts *o, size_t rank, usec_t age_us)
         return false;
 }
 
+/* An image the rules do not keep: what else holds it, if anything. */
+static enum retain_verdict unkept_verdict(const struct ec2_image *im, char *const *referenced)
+{
+        if (strv_contains(referenced, im->image_id))
+                return RETAIN_KEEP_REFERENCED;
+        if (startswith(strempty(im->deregistration_protection), "enabled"))
+                return RETAIN_KEEP_PROTECTED;
+        return RETAIN_DELETE;
+}
+
 void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
                    char *const *referenced, enum retain_verdict *verdicts)
 {
@@ -85,6 +95,14 @@ void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
                         verdicts[i] = RETAIN_KEEP_CURRENT;
                         continue;
                 }
+                /*
+                 * An image that failed its boot check is never a keeper: it neither counts
+                 * among the newest nor stays for its age (a template or protection still holds it).
+                 */
+                if (streq_ptr(image_tag(im, TAG_BOOT_CHECK), BOOT_CHECK_VERDICT_FAILED)) {
+                        verdicts[i] = unkept_verdict(im, referenced);
+                        continue;
+                }
                 /* Without a creation date its age is unknown: it stays and counts. */
                 if (!im->creation_date || parse_iso8601(im->creation_date, &created) < 0) {
                         rank++;
@@ -92,14 +110,8 @@ void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
                         continue;
                 }
                 age = o->now > created ? o->now - created : 0;
-                if (rules_keep(o, rank++, age))
-                        verdicts[i] = RETAIN_KEEP_RULES;
-                else if (strv_contains(referenced, im->image_id))
-                        verdicts[i] = RETAIN_KEEP_REFERENCED;
-                else if (startswith(strempty(im->deregistration_protection), "enabled"))
-                        verdicts[i] = RETAIN_KEEP_PROTECTED;
-                else
-                        verdicts[i] = RETAIN_DELETE;
+                verdicts[i] = rules_keep(o, rank++, age) ? RETAIN_KEEP_RULES
+                                                         : unkept_verdict(im, referenced);
         }
 }
 

@@ -59,7 +59,18 @@ static int apply_word(struct userdata_directive *d, const char *w, size_t wlen, 
                 d->mode = (enum run_mode)m;
                 return 0;
         }
-        *msg = "unknown key (known: run, mode)";
+        if (kl == 10 && memcmp(w, "boot-check", 10) == 0) {
+                /* A run id: what ec2-imaged's run ids are made of, and never empty. */
+                if (vl == 0 || vl > USERDATA_RUN_ID_MAX ||
+                    strspn(v, "0123456789abcdefABCDEF-") < vl) {
+                        *msg = "boot-check: must be a run id";
+                        return -EINVAL;
+                }
+                memcpy(d->boot_check, v, vl);
+                d->boot_check[vl] = '\0';
+                return 0;
+        }
+        *msg = "unknown key (known: run, mode, boot-check)";
         return -EINVAL;
 }
 
@@ -213,7 +224,8 @@ static int wait_for_cloud_init(const struct config *cfg)
         return r;
 }
 
-int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, const char **ret_reason)
+int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, char *ret_boot_check,
+                      const char **ret_reason)
 {
         const struct config *cfg = ctx->config;
         _cleanup_free_ char *data = NULL, *done = NULL;
@@ -244,6 +256,18 @@ int first_boot_decide(struct context *ctx, enum run_mode *ret_mode, const char *
         if (r < 0) {
                 log_error("user-data:%u: " USERDATA_PREFIX " %s; no first-boot run", line, msg);
                 return -EINVAL;
+        }
+        if (d.boot_check[0]) {
+                log_notice("user-data:%u: launched by the boot check of run %s: reporting only",
+                           d.line, d.boot_check);
+                memcpy(ret_boot_check, d.boot_check, sizeof(d.boot_check));
+                *ret_reason = "launched by a boot check, which it reported to";
+                return FIRST_BOOT_BOOT_CHECK;
+        }
+        /* The daemon starts this worker for [boot_check] enable = yes too. */
+        if (!cfg->user_data) {
+                *ret_reason = "[daemon] user_data = no";
+                return FIRST_BOOT_NONE;
         }
         if (!d.found || !d.first_boot) {
                 *ret_reason = d.found ? "the user-data directive has no run=first-boot"

@@ -947,3 +947,33 @@ def test_first_boot_off_by_default(rig):
     assert d.notify.values("STATUS") == ["Idle; no run yet"], d.notify.values("STATUS")
     assert "first-boot" not in d.err and "Worker" not in d.err and rig.images() == []
     assert not any(p.endswith("/user-data") for p in rig.imds.stats()["gets"]), d.err
+
+
+def test_first_boot_boot_check_reports_only(rig):
+    """[boot_check] enable = yes (user_data left off): the daemon looks at the user-data, and an
+    instance launched by a boot check reports by tagging itself and powers off; the
+    run=first-boot beside the directive is not acted on."""
+    from test_boot_check import FAKE_SYSTEMCTL
+    bin_dir = Path(rig.env["PATH"].split(":")[0])
+    sc = bin_dir / "systemctl"
+    sc.write_text(FAKE_SYSTEMCTL)
+    sc.chmod(0o755)
+    (bin_dir / "state").write_text("running\n")
+    (bin_dir / "failed").write_text("")
+    (bin_dir / "active").write_text("")
+    rig.configure("[boot_check]\nenable = yes\n")
+    rig.imds.control({"user_data": "#ec2-imaged: run=first-boot\n"
+                                   "#ec2-imaged: boot-check=0c1d-2e3f\n"})
+    d = rig.daemon()
+    d.ready()
+
+    def report():
+        return {t["Key"]: t["Value"] for t in rig.ec2.describe_tags(Filters=[
+            {"Name": "resource-id", "Values": [rig.instance_id]}])["Tags"]}.get(
+            "ec2-imaged:boot-check-result")
+    assert wait_until(lambda: report() == "ok", timeout=RUN_DEADLINE), d.err
+    assert wait_until(lambda: (bin_dir / "calls").exists() and
+                      (bin_dir / "calls").read_text().endswith("poweroff\n")), d.err
+    assert rig.images() == [] and rig.history() == []
+    assert not (rig.state_dir / "first-boot").exists()
+    assert not (rig.cloud_init_dir / "calls").exists()

@@ -12,9 +12,11 @@ template versions) the test asserts what was sent, from the proxy's recorded req
 moto (tests/peers/moto_server.py) honours CopyImage's ClientToken and EC2's unique AMI names.
 """
 
+import base64
 import json
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -122,6 +124,58 @@ def rig_of(instance_id, tmp_path, moto, fault_proxy, imds_factory, agent_env, ag
 def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
     instance_id = create_moto_instance(moto.url, region=SRC, image_id=MOTO_AMI)
     yield from rig_of(instance_id, tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin)
+
+
+BOOT_CHECK_TAG = "ec2-imaged:boot-check"
+BOOT_CHECK_RESULT = "ec2-imaged:boot-check-result"
+
+
+class ClonePlayer(threading.Thread):
+    """The clone's part, as run/bootcheck_report.c plays it on EC2: each instance tagged
+    ec2-imaged:boot-check that appears in moto gets REPORT (None: no report at all) as its
+    ec2-imaged:boot-check-result tag, once, after the test has read its user-data."""
+
+    def __init__(self, rig, report, on_seen=None):
+        super().__init__(daemon=True)
+        self.ec2 = client(rig.moto.url, "ec2", getattr(rig, "admin", None), SRC)
+        self.report, self.seen, self.user_data = report, [], {}
+        self.on_seen = on_seen  # called when an instance appears (before its report)
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            for res in self.ec2.describe_instances(Filters=[
+                    {"Name": "tag-key", "Values": [BOOT_CHECK_TAG]}])["Reservations"]:
+                for inst in res["Instances"]:
+                    iid = inst["InstanceId"]
+                    if iid in self.seen:
+                        continue
+                    self.seen.append(iid)
+                    ud = self.ec2.describe_instance_attribute(
+                        InstanceId=iid, Attribute="userData")["UserData"].get("Value", "")
+                    self.user_data[iid] = base64.b64decode(ud).decode()
+                    if self.on_seen:
+                        self.on_seen()
+                    if self.report is not None:
+                        self.ec2.create_tags(Resources=[iid],
+                                             Tags=[{"Key": BOOT_CHECK_RESULT, "Value": self.report}])
+            self.halt.wait(0.2)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.halt.set()
+        self.join(timeout=DEADLINE)
+
+
+def configure_boot_check(rig, timeout_s=60, on_failure="keep"):
+    """Add [boot_check] to the configuration rig.configure() wrote."""
+    with open(rig.config_path, "a") as f:
+        f.write("[boot_check]\nenable = yes\ninstance_type = t3.micro\n"
+                "timeout_s = %d\non_failure = %s\nrequire_units = ssh.service\n"
+                % (timeout_s, on_failure))
 
 
 def tags_of(resource):
@@ -433,10 +487,17 @@ RUN_ID_TAG = "ec2-imaged:run-id"
 # EBS encryption requirements: CreateGrant, Decrypt, DescribeKey, GenerateDataKeyWithoutPlainText,
 # ReEncrypt*): the agent sends none of these itself but DescribeKey and CreateGrant.
 EC2_ON_OUR_BEHALF = {"kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
-                     "kms:GenerateDataKeyWithoutPlaintext"}
+                     "kms:GenerateDataKeyWithoutPlaintext",
+                     # RunInstances with [boot_check] instance_profile: EC2 checks PassRole.
+                     "iam:PassRole"}
+# The boot check's statements name EC2 resources by ARN, which moto never matches (above).
+BOOT_CHECK_SIDS = ("BootCheckLaunchTagged", "BootCheckLaunchFrom", "BootCheckOnlyOwnInstances")
 
 
-def for_moto(document, widen=("DistributeKmsKeys", "DistributeSsmParameter")):
+FOR_MOTO_WIDEN = ("DistributeKmsKeys", "DistributeSsmParameter")
+
+
+def for_moto(document, widen=FOR_MOTO_WIDEN):
     """The shipped document with the Resource of the WIDEN statements set to "*" (see above);
     actions and conditions as shipped."""
     doc = json.loads(document)
@@ -467,8 +528,10 @@ def policy_verdict(doc, action, resource, tags):
         met = True
         for op, keys in st.get("Condition", {}).items():
             for key, want in keys.items():
-                assert op == "Null" and key.startswith("aws:ResourceTag/"), (op, key)
-                present = tags is not None and key[len("aws:ResourceTag/"):] in tags
+                # The resource's tags, or for aws:RequestTag those the request puts on it.
+                assert op == "Null" and key.startswith(("aws:ResourceTag/", "aws:RequestTag/")), \
+                    (op, key)
+                present = tags is not None and key.split("/", 1)[1] in tags
                 met = met and present == (want == "false")
         if met:
             return True
@@ -491,6 +554,9 @@ class TagBook:
                 self.tags[sn["SnapshotId"]] = tags_of(sn)
             for im in ec2.describe_images(ImageIds=[MOTO_AMI])["Images"] if reg == SRC else []:
                 self.tags[im["ImageId"]] = tags_of(im)
+            for res in ec2.describe_instances()["Reservations"]:
+                for inst in res["Instances"]:
+                    self.tags[inst["InstanceId"]] = tags_of(inst)
 
 
 def kms_key_arn(rig, key_id, regions):
@@ -519,13 +585,40 @@ def action_and_resource(rig, q, regions):
     return "ec2:" + q["action"], "*", p.get("ImageId") or p.get("SnapshotId")
 
 
+def boot_check_resources(q, book):
+    """The resources IAM evaluates a boot check's call on, each with the tags its conditions
+    see: RunInstances on the new instance and volume (with the tags the request puts on them)
+    and on the image, subnet, interface and group it uses; TerminateInstances and
+    GetConsoleOutput on the instance (with its tags).  None for the other calls."""
+    p, arn = q["params"], "arn:aws:ec2:%s:%s:%%s" % (SRC, ACCOUNT)
+    if q["action"] == "RunInstances":
+        asked = {v: p[k[:-3] + "Value"] for k, v in p.items()
+                 if re.fullmatch(r"TagSpecification\.1\.Tag\.\d+\.Key", k)}
+        return [(arn % "instance/i-new", asked), (arn % "volume/vol-new", asked),
+                ("arn:aws:ec2:%s::image/%s" % (SRC, p["ImageId"]), None),
+                (arn % "subnet/subnet-default", None), (arn % "network-interface/eni-new", None),
+                (arn % "security-group/sg-default", None)]
+    if q["action"] in ("TerminateInstances", "GetConsoleOutput"):
+        iid = p.get("InstanceId.1") or p.get("InstanceId")
+        return [(arn % ("instance/" + iid), book.tags.get(iid))]
+    return None
+
+
 def check_requests_against_policy(rig, book, doc=None):
     """Every request the agent sent is allowed by the shipped policy (evaluated here, with
     resources and conditions); returns the set of actions sent."""
     doc = doc or json.loads(POLICY.read_text())
     sent = set()
+    book.update()  # the boot check's instances, made during the runs
     for q in rig.proxy.requests():
         if not q["action"]:
+            continue
+        for resource, tags in boot_check_resources(q, book) or []:
+            assert policy_verdict(doc, "ec2:" + q["action"], resource, tags), \
+                "the shipped policy does not allow ec2:%s on %s (tags %r)" % (
+                    q["action"], resource, tags)
+        if boot_check_resources(q, book):
+            sent.add("ec2:" + q["action"])
             continue
         action, resource, tagged = action_and_resource(rig, q, book.regions)
         tags = book.tags.get(tagged) if tagged else None
@@ -613,7 +706,7 @@ def test_iam_policy_every_feature(auth_rig):
     against what was sent: every request allowed by it, with its key or parameter ARN and, for
     retention, the tags of what it deregistered or deleted; and every action it allows sent by
     some feature, or used by EC2 on the agent's behalf for an encrypted copy."""
-    rig = auth_rig(for_moto(POLICY.read_text()))
+    rig = auth_rig(for_moto(POLICY.read_text(), widen=FOR_MOTO_WIDEN + BOOT_CHECK_SIDS))
     admin = rig.admin
     kms = client(rig.moto.url, "kms", admin, DST[0])
     key = kms.create_key(Description="golden")["KeyMetadata"]
@@ -624,15 +717,17 @@ def test_iam_policy_every_feature(auth_rig):
                   share_accounts=SHARE_ACCOUNT, share_organizations=ORG, create_grants="yes",
                   grant_ttl_days=1, deprecate_after_days=30, keep_newest=1,
                   launch_template="web", ssm_parameter="/golden/web", lineage="web")
+    configure_boot_check(rig)
     # The organization's statement in the key policy, as `kms-policy` prints it (GetKeyPolicy
     # in the pre-flight checks it).
     apply_kms_policy(rig, admin)
     rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
     book = TagBook(rig, (SRC, DST[0]))
     book.update()
-    first = done_run(rig.run_and_resume())["image_id"]
-    book.update()
-    second = done_run(rig.run_and_resume())["image_id"]
+    with ClonePlayer(rig, "ok"):
+        first = done_run(rig.run_and_resume())["image_id"]
+        book.update()
+        second = done_run(rig.run_and_resume())["image_id"]
     left = {im["ImageId"] for im in rig.images()}
     # The template's default version was moved to the second image; the first one went.
     assert second in left and first not in left
@@ -652,6 +747,8 @@ def test_iam_policy_every_feature(auth_rig):
     # AssumeRole is target_accounts' (test_target_accounts.py sends it under this file).
     allowed = policy_actions() - {"sts:AssumeRole"}
     assert EC2_ON_OUR_BEHALF <= allowed, EC2_ON_OUR_BEHALF - allowed
+    # The console output is read only when a boot check gets no report (test_boot_check.py).
+    allowed -= {"ec2:GetConsoleOutput"}
     assert allowed - EC2_ON_OUR_BEHALF == sent, (
         "allowed but never sent: %s; sent but not in the policy: %s"
         % (sorted(allowed - EC2_ON_OUR_BEHALF - sent), sorted(sent - allowed)))

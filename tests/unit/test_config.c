@@ -90,6 +90,41 @@ static void test_errors(void **state)
         expect_error("[hooks]\ndir = \n", 2, "may not be empty");
 }
 
+/* [boot_check]: each word has its key's shape, named with its file, line and key. */
+static void test_boot_check(void **state)
+{
+        struct config c;
+        struct config_error e = {};
+
+        assert_int_equal(parse("[boot_check]\nenable = yes\ninstance_type = m7g.16xlarge\n"
+                               "subnet = subnet-0abc12\nsecurity_groups = sg-1 sg-0ff\n"
+                               "instance_profile = golden-check\n"
+                               "require_units = sshd.service getty@tty1.service\n"
+                               "timeout_s = 60\non_failure = deregister\n",
+                               &c, &e),
+                         0);
+        assert_true(c.boot_check_enable);
+        assert_string_equal(c.boot_check_subnet, "subnet-0abc12");
+        assert_string_equal(c.boot_check_security_groups[1], "sg-0ff");
+        assert_string_equal(c.boot_check_require_units[1], "getty@tty1.service");
+        assert_int_equal(c.boot_check_on_failure, BOOT_CHECK_DEREGISTER);
+        config_done(&c);
+        config_init(&c);
+        assert_false(c.boot_check_enable);
+        assert_string_equal(c.boot_check_instance_type, "t3.micro");
+        assert_int_equal(c.boot_check_timeout_s, 900);
+        config_done(&c);
+        expect_error("[boot_check]\ninstance_type = T3 micro\n", 2,
+                     "[boot_check] instance_type: 'T3 micro': expected an instance type");
+        expect_error("[boot_check]\nsubnet = vpc-123\n", 2, "expected a subnet id");
+        expect_error("[boot_check]\n\nsecurity_groups = sg-1 default\n", 3,
+                     "'default': expected a security group id");
+        expect_error("[boot_check]\ninstance_profile = a/b\n", 2, "instance profile");
+        expect_error("[boot_check]\nrequire_units = sshd\n", 2, "expected a unit name");
+        expect_error("[boot_check]\ntimeout_s = 5\n", 2, "out of range 10..86400");
+        expect_error("[boot_check]\non_failure = delete\n", 2, "allowed values");
+}
+
 static void test_long_line(void **state)
 {
         char text[5000];
@@ -244,9 +279,10 @@ static void test_snapshot(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
-                cmocka_unit_test(test_errors),   cmocka_unit_test(test_long_line),
-                cmocka_unit_test(test_dropins),  cmocka_unit_test(test_snapshot),
+                cmocka_unit_test(test_defaults),  cmocka_unit_test(test_values),
+                cmocka_unit_test(test_errors),    cmocka_unit_test(test_boot_check),
+                cmocka_unit_test(test_long_line), cmocka_unit_test(test_dropins),
+                cmocka_unit_test(test_snapshot),
         };
         return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -150,6 +150,33 @@ static enum retain_verdict verdict_of(const struct ec2_image *ims, const enum re
         return RETAIN_NOT_OURS;
 }
 
+/* An image whose boot check failed is no keeper: the next good one takes its place. */
+static void test_retention_skips_failed_boot_check(void **state)
+{
+        struct ec2_image ims[4];
+        enum retain_verdict v[4];
+        struct retain_opts o = {.lineage = "web", .keep_newest = 2, .keep_days = 30};
+
+        assert_int_equal(parse_iso8601("2026-01-31T10:00:00Z", &o.now), 0);
+        ims[0] = image("ami-failed", 29, true, NULL);
+        ims[1] = image("ami-good", 28, true, NULL);
+        ims[2] = image("ami-old", 27, true, NULL);
+        ims[3] = image("ami-failed-protected", 26, true, "enabled");
+        for (size_t i = 0; i < 4; i += 3) {
+                ims[i].tags = realloc(ims[i].tags, 2 * sizeof(*ims[i].tags));
+                ims[i].tags[1] = (struct ec2_image_tag){strdup(TAG_BOOT_CHECK),
+                                                        strdup(BOOT_CHECK_VERDICT_FAILED)};
+                ims[i].n_tags = 2;
+        }
+        retain_decide(&o, ims, 4, NULL, v);
+        assert_int_equal(verdict_of(ims, v, 4, "ami-failed"), RETAIN_DELETE);
+        assert_int_equal(verdict_of(ims, v, 4, "ami-good"), RETAIN_KEEP_RULES);
+        assert_int_equal(verdict_of(ims, v, 4, "ami-old"), RETAIN_KEEP_RULES);
+        assert_int_equal(verdict_of(ims, v, 4, "ami-failed-protected"), RETAIN_KEEP_PROTECTED);
+        for (size_t i = 0; i < 4; i++)
+                ec2_image_done(&ims[i]);
+}
+
 static void test_retention_rules(void **state)
 {
         char *refs[] = {"ami-3", NULL};
@@ -208,6 +235,7 @@ int main(void)
                 cmocka_unit_test(test_aws_managed),
                 cmocka_unit_test(test_defaults_and_bounds),
                 cmocka_unit_test(test_retention_rules),
+                cmocka_unit_test(test_retention_skips_failed_boot_check),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -415,6 +415,53 @@ static void test_encryption_fields(void **unused)
                 assert_int_equal(state_parse(bad[i], strlen(bad[i]), &l), -EBADMSG);
 }
 
+/* The boot check's record: absent in older files, kept across a save, refused when malformed. */
+static void test_boot_check_fields(void **unused)
+{
+        static const char old[] = "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\","
+                                  "\"mode\":\"reboot\",\"image_id\":\"ami-1\"}}";
+        static const char *const bad[] = {
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\",\"mode\":\"reboot\","
+                "\"boot_check\":\"launching\"}}",
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\",\"mode\":\"reboot\","
+                "\"boot_check\":{\"stage\":\"flying\"}}}",
+                "{\"current\":{\"run_id\":\"r\",\"phase\":\"distributing\",\"mode\":\"reboot\","
+                "\"boot_check\":{\"instance_id\":\"i-1\"}}}",
+        };
+        struct state s = {}, l = {};
+        struct run_state *r;
+        char *text;
+
+        assert_int_equal(state_parse(old, strlen(old), &l), 0);
+        assert_int_equal(l.current->boot_check.stage, BOOT_CHECK_NONE);
+        text = state_format(&l);
+        assert_null(strstr(text, "boot_check"));
+        free(text);
+        state_done(&l);
+
+        assert_int_equal(run_state_new(MODE_REBOOT, false, &r), 0);
+        r->boot_check.stage = BOOT_CHECK_FAILED;
+        run_state_set(&r->boot_check.instance_id, "i-0abc");
+        run_state_set(&r->boot_check.reason, "ssh.service failed");
+        r->boot_check.started = 1234567;
+        r->boot_check.terminated = true;
+        s.current = r;
+        text = state_format(&s);
+        assert_non_null(text);
+        assert_int_equal(state_parse(text, strlen(text), &l), 0);
+        free(text);
+        assert_int_equal(l.current->boot_check.stage, BOOT_CHECK_FAILED);
+        assert_string_equal(l.current->boot_check.instance_id, "i-0abc");
+        assert_string_equal(l.current->boot_check.reason, "ssh.service failed");
+        assert_int_equal(l.current->boot_check.started, 1234567);
+        assert_true(l.current->boot_check.terminated);
+        assert_false(l.current->boot_check.image_handled);
+        state_done(&l);
+        state_done(&s);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(state_parse(bad[i], strlen(bad[i]), &l), -EBADMSG);
+}
+
 /* Another instance's run goes into the history as inherited; a freeze counts only in its boot. */
 static void test_inherited(void **unused)
 {
@@ -523,6 +570,7 @@ int main(void)
                 cmocka_unit_test(test_atomic_write_killed_writer),
                 cmocka_unit_test(test_distribution),
                 cmocka_unit_test(test_encryption_fields),
+                cmocka_unit_test(test_boot_check_fields),
                 cmocka_unit_test(test_inherited),
                 cmocka_unit_test(test_create_outcome),
         };
