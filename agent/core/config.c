@@ -197,6 +197,11 @@ static const struct config_key keys[] = {
         ENUM_KEY("patch", "on_reboot_required", patch_on_reboot_required,
                  patch_on_reboot_required_table, PATCH_ON_REBOOT_REQUIRED_IGNORE),
         STRING_KEY("patch", "script", patch_script, 1, 1024, "/usr/lib/ec2-imaged/hooks/patch"),
+
+        /* EventBridge takes a bus name of 256 characters or its ARN (1600). */
+        STRING_KEY("notify", "event_bus", notify_event_bus, 0, 1600, NULL),
+        STRING_KEY("notify", "sns_topic_arn", notify_sns_topic_arn, 0, 1024, NULL),
+        STRING_KEY("notify", "prometheus_textfile", notify_prometheus_textfile, 0, 1024, NULL),
 };
 
 const struct config_key *config_keys(size_t *ret_n)

@@ -136,6 +136,11 @@ struct config {
         enum patch_on_reboot_required patch_on_reboot_required;
         char *patch_script; /* what `ec2-imaged patch` execs */
 
+        /* [notify]: told at the end of every run (run/notify.c); NULL: not told */
+        char *notify_event_bus;           /* EventBridge bus name or ARN (PutEvents) */
+        char *notify_sns_topic_arn;       /* SNS topic (Publish), in the ARN's region */
+        char *notify_prometheus_textfile; /* absolute path of a .prom file, replaced atomically */
+
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];
         size_t n_tags;

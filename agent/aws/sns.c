@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * SNS Publish in the Query protocol: the encoding, the call and the error shape are ec2.c's (as
+ * for STS); what is SNS's own is the version, the endpoint and the parameters of a message.
+ */
+#include "aws/sns.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/ec2.h"
+#include "aws/vocab.h"
+#include "aws/xml.h"
+#include "util/macro.h"
+#include "util/str.h"
+
+#define SNS_API_VERSION "2010-03-31"
+
+/* An SNS client is a Query client with SNS's signing name, host and endpoint variable. */
+struct sns_client {
+        struct ec2_client *query;
+};
+
+int sns_client_new(const struct sns_client_config *cfg, struct creds_provider *creds,
+                   struct sns_client **ret)
+{
+        struct sns_client *c;
+        int r;
+
+        if (!cfg)
+                return -EINVAL;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        r = ec2_query_client_new("sns", "SNS",
+                                 &(struct ec2_client_config){.region = cfg->region,
+                                                             .endpoint_url = cfg->endpoint_url,
+                                                             .transport = cfg->transport},
+                                 creds, &c->query);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+struct sns_client *sns_client_free(struct sns_client *c)
+{
+        if (c)
+                ec2_client_free(c->query);
+        free(c);
+        return NULL;
+}
+
+const char *sns_client_endpoint(const struct sns_client *c)
+{
+        return ec2_client_endpoint(c->query);
+}
+
+void sns_client_set_budget(struct sns_client *c, struct aws_budget *b)
+{
+        ec2_client_set_budget(c->query, b);
+}
+
+static bool subject_valid(const char *s)
+{
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > SNS_SUBJECT_MAX)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (*p < 0x20 || *p > 0x7e)
+                        return false;
+        return true;
+}
+
+int sns_publish(struct sns_client *c, const struct sns_message *m, char **ret_message_id,
+                struct aws_error *err)
+{
+        _cleanup_params_ struct ec2_params *p = NULL;
+        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        _cleanup_free_ char *id = NULL;
+        int r;
+
+        if (!m || !m->topic_arn || !m->text || !subject_valid(m->subject) ||
+            (m->attr_name && !m->attr_value))
+                return -EINVAL;
+        r = ec2_params_build(&p, "TopicArn", m->topic_arn, "Subject", m->subject, "Message",
+                             m->text, NULL);
+        if (r >= 0 && m->attr_name)
+                r = ec2_params_add(p, "MessageAttributes.entry.1.Name", m->attr_name);
+        if (r >= 0 && m->attr_name)
+                r = ec2_params_add(p, "MessageAttributes.entry.1.Value.DataType", "String");
+        if (r >= 0 && m->attr_name)
+                r = ec2_params_add(p, "MessageAttributes.entry.1.Value.StringValue",
+                                   m->attr_value);
+        if (r < 0)
+                return r;
+        r = ec2_query_call(c->query, SNS_API_VERSION, "Publish", p, false, &doc, err);
+        if (r < 0)
+                return r;
+        r = ec2_required(xml_child_text(
+                xml_child(xmlDocGetRootElement(doc), "PublishResult"), "MessageId", &id));
+        if (r < 0)
+                return r;
+        if (ret_message_id)
+                *ret_message_id = TAKE_PTR(id);
+        return 0;
+}
+
+int sns_topic_region(const char *topic_arn, char **ret)
+{
+        _cleanup_free_ char *region = NULL, *account = NULL;
+        const char *p, *q, *name;
+
+        /* arn:PARTITION:sns:REGION:ACCOUNT:NAME */
+        if (!topic_arn || !startswith(topic_arn, "arn:"))
+                return -EINVAL;
+        p = strchr(topic_arn + 4, ':');
+        if (!p || !startswith(p, ":sns:"))
+                return -EINVAL;
+        p += 5;
+        q = strchr(p, ':');
+        name = q ? strchr(q + 1, ':') : NULL;
+        if (!name || !name[1])
+                return -EINVAL;
+        region = strndup(p, (size_t)(q - p));
+        account = strndup(q + 1, (size_t)(name - q - 1));
+        if (!region || !account)
+                return -ENOMEM;
+        if (!aws_region_valid(region) || !aws_account_id_valid(account))
+                return -EINVAL;
+        *ret = TAKE_PTR(region);
+        return 0;
+}
