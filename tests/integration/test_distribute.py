@@ -48,7 +48,7 @@ class Rig:
     def ec2(self, region=SRC):
         return client(self.moto.url, "ec2", region=region)
 
-    def configure(self, **dist):
+    def configure(self, notify=None, **dist):
         lines = ["[aws]", "max_attempts = 2", "retry_deadline_ms = 10000",
                  "[run]", "mode = reboot", "state_dir = %s" % self.state_dir,
                  "wait_timeout_s = 60", "wait_poll_max_s = 1",
@@ -56,6 +56,7 @@ class Rig:
                  "[hooks]", "dir = %s" % (self.tmp / "no-hooks"),
                  "[distribute]"]
         lines += ["%s = %s" % (k, v) for k, v in dist.items()]
+        lines += ["[notify]"] + ["%s = %s" % kv for kv in (notify or {}).items()]
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def start(self, *args):
@@ -429,7 +430,8 @@ EC2_ON_OUR_BEHALF = {"kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
                      "kms:GenerateDataKeyWithoutPlaintext"}
 
 
-def for_moto(document, widen=("DistributeKmsKeys", "DistributeSsmParameter")):
+def for_moto(document, widen=("DistributeKmsKeys", "DistributeSsmParameter", "NotifyEventBridge",
+                              "NotifySns")):
     """The shipped document with the Resource of the WIDEN statements set to "*" (see above);
     actions and conditions as shipped."""
     doc = json.loads(document)
@@ -504,6 +506,12 @@ def action_and_resource(rig, q, regions):
     target = {k.lower(): v for k, v in q["headers"]}.get("x-amz-target", "")
     if target.startswith("TrentService."):
         return "kms:" + q["action"], kms_key_arn(rig, q["json"]["KeyId"], regions), None
+    if target.startswith("AWSEvents."):
+        [entry] = q["json"]["Entries"]
+        return ("events:" + q["action"],
+                "arn:aws:events:%s:%s:event-bus/%s" % (SRC, ACCOUNT, entry["EventBusName"]), None)
+    if q["params"].get("Version") == "2010-03-31":  # SNS, in the Query protocol
+        return "sns:" + q["action"], q["params"]["TopicArn"], None
     if target.startswith("AmazonSSM."):
         # The region is in the (redacted) signature; the policy's pattern names none.
         return ("ssm:" + q["action"],
@@ -620,10 +628,22 @@ def test_iam_policy_every_feature(auth_rig):
     # The organization's statement in the key policy, as `kms-policy` prints it (GetKeyPolicy
     # in the pre-flight checks it).
     apply_kms_policy(rig, admin)
+    # The end of each run told to a bus and a topic the admin made.
+    client(rig.moto.url, "events", admin, SRC).create_event_bus(Name="golden")
+    topic = client(rig.moto.url, "sns", admin, SRC).create_topic(Name="golden")["TopicArn"]
+    rig.configure(regions=DST[0], kms_key="%s:alias/golden" % DST[0],
+                  share_accounts=SHARE_ACCOUNT, share_organizations=ORG, create_grants="yes",
+                  grant_ttl_days=1, deprecate_after_days=30, keep_newest=1,
+                  launch_template="web", ssm_parameter="/golden/web", lineage="web",
+                  notify={"event_bus": "golden", "sns_topic_arn": topic})
     rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
     book = TagBook(rig, (SRC, DST[0]))
     book.update()
-    first = done_run(rig.run_and_resume())["image_id"]
+    resumed = rig.run_and_resume()
+    # Told, not only sent: moto's IAM let both through.
+    assert "put on EventBridge bus golden" in resumed.err, resumed.err
+    assert "published to %s" % topic in resumed.err, resumed.err
+    first = done_run(resumed)["image_id"]
     book.update()
     second = done_run(rig.run_and_resume())["image_id"]
     left = {im["ImageId"] for im in rig.images()}
