@@ -17,51 +17,10 @@
 
 #define SNS_API_VERSION "2010-03-31"
 
-/* An SNS client is a Query client with SNS's signing name, host and endpoint variable. */
-struct sns_client {
-        struct ec2_client *query;
-};
-
-int sns_client_new(const struct sns_client_config *cfg, struct creds_provider *creds,
-                   struct sns_client **ret)
+int sns_client_new(const struct ec2_client_config *cfg, struct creds_provider *creds,
+                   struct ec2_client **ret)
 {
-        struct sns_client *c;
-        int r;
-
-        if (!cfg)
-                return -EINVAL;
-        c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
-        r = ec2_query_client_new("sns", "SNS",
-                                 &(struct ec2_client_config){.region = cfg->region,
-                                                             .endpoint_url = cfg->endpoint_url,
-                                                             .transport = cfg->transport},
-                                 creds, &c->query);
-        if (r < 0) {
-                free(c);
-                return r;
-        }
-        *ret = c;
-        return 0;
-}
-
-struct sns_client *sns_client_free(struct sns_client *c)
-{
-        if (c)
-                ec2_client_free(c->query);
-        free(c);
-        return NULL;
-}
-
-const char *sns_client_endpoint(const struct sns_client *c)
-{
-        return ec2_client_endpoint(c->query);
-}
-
-void sns_client_set_budget(struct sns_client *c, struct aws_budget *b)
-{
-        ec2_client_set_budget(c->query, b);
+        return ec2_query_client_new("sns", "SNS", cfg, creds, ret);
 }
 
 static bool subject_valid(const char *s)
@@ -76,7 +35,7 @@ static bool subject_valid(const char *s)
         return true;
 }
 
-int sns_publish(struct sns_client *c, const struct sns_message *m, char **ret_message_id,
+int sns_publish(struct ec2_client *c, const struct sns_message *m, char **ret_message_id,
                 struct aws_error *err)
 {
         _cleanup_params_ struct ec2_params *p = NULL;
@@ -94,15 +53,14 @@ int sns_publish(struct sns_client *c, const struct sns_message *m, char **ret_me
         if (r >= 0 && m->attr_name)
                 r = ec2_params_add(p, "MessageAttributes.entry.1.Value.DataType", "String");
         if (r >= 0 && m->attr_name)
-                r = ec2_params_add(p, "MessageAttributes.entry.1.Value.StringValue",
-                                   m->attr_value);
+                r = ec2_params_add(p, "MessageAttributes.entry.1.Value.StringValue", m->attr_value);
         if (r < 0)
                 return r;
-        r = ec2_query_call(c->query, SNS_API_VERSION, "Publish", p, false, &doc, err);
+        r = ec2_query_call(c, SNS_API_VERSION, "Publish", p, false, &doc, err);
         if (r < 0)
                 return r;
-        r = ec2_required(xml_child_text(
-                xml_child(xmlDocGetRootElement(doc), "PublishResult"), "MessageId", &id));
+        r = ec2_required(xml_child_text(xml_child(xmlDocGetRootElement(doc), "PublishResult"),
+                                        "MessageId", &id));
         if (r < 0)
                 return r;
         if (ret_message_id)

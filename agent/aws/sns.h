@@ -8,32 +8,25 @@
 #include "aws/signed_post.h"
 
 struct creds_provider;
+struct ec2_client;
+struct ec2_client_config;
 
-struct sns_client_config {
-        const char *region; /* required: the topic's region */
-        /*
-         * The endpoint: AWS_ENDPOINT_URL_SNS, then AWS_ENDPOINT_URL, then this, then
-         * https://sns.REGION.amazonaws.com.
-         */
-        const char *endpoint_url;
-        struct aws_transport transport;
-};
-
-struct sns_client;
-int sns_client_new(const struct sns_client_config *cfg, struct creds_provider *creds,
-                   struct sns_client **ret);
-struct sns_client *sns_client_free(struct sns_client *c);
-const char *sns_client_endpoint(const struct sns_client *c);
-/* Share a region's rate limit and retry quota (budget.h); NULL: none. */
-void sns_client_set_budget(struct sns_client *c, struct aws_budget *b);
+/*
+ * An SNS client is a Query client (ec2.h) with SNS's signing name and host; free it with
+ * ec2_client_free(), share a budget with ec2_client_set_budget(). cfg->region is the topic's;
+ * the endpoint: AWS_ENDPOINT_URL_SNS, then AWS_ENDPOINT_URL, then cfg->endpoint_url, then
+ * https://sns.REGION.amazonaws.com.
+ */
+int sns_client_new(const struct ec2_client_config *cfg, struct creds_provider *creds,
+                   struct ec2_client **ret);
 
 /* SNS's limits on a subject: 1..100 printable ASCII characters, no line break. */
 #define SNS_SUBJECT_MAX 100
 
 struct sns_message {
         const char *topic_arn;
-        const char *subject; /* -EINVAL unless 1..SNS_SUBJECT_MAX printable ASCII */
-        const char *text;    /* the message */
+        const char *subject;    /* -EINVAL unless 1..SNS_SUBJECT_MAX printable ASCII */
+        const char *text;       /* the message */
         const char *attr_name;  /* NULL: no message attribute */
         const char *attr_value; /* a String attribute */
 };
@@ -43,7 +36,7 @@ struct sns_message {
  * answered with an error; -EBADMSG for an answer without a MessageId; other errors as
  * signed_post_call().
  */
-int sns_publish(struct sns_client *c, const struct sns_message *m, char **ret_message_id,
+int sns_publish(struct ec2_client *c, const struct sns_message *m, char **ret_message_id,
                 struct aws_error *err);
 
 /* The region of an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME), or -EINVAL. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aws/awsjson.h"
+#include "aws/ec2.h"
 #include "aws/budget.h"
 #include "aws/sns.h"
 #include "core/context.h"
@@ -50,19 +51,17 @@ static void put_event(struct context *ctx, struct aws_budget *b, const struct ru
                 return (void)log_warning("[notify] event_bus %s: not a bus name or an event bus "
                                          "ARN; no event sent",
                                          bus);
-        r = awsjson_client_new(&(struct awsjson_client_config){.service = AWSJSON_EVENTS,
-                                                               .region = region,
-                                                               .endpoint_url =
-                                                                       ctx->config->endpoint_url,
-                                                               .transport =
-                                                                       context_aws_transport(ctx)},
-                               ctx->creds, &c);
+        r = awsjson_client_new(
+                &(struct awsjson_client_config){.service = AWSJSON_EVENTS,
+                                                .region = region,
+                                                .endpoint_url = ctx->config->endpoint_url,
+                                                .transport = context_aws_transport(ctx)},
+                ctx->creds, &c);
         if (r < 0)
                 return (void)log_warning_errno(r, "EventBridge client for %s: %m; no event sent",
                                                region);
         awsjson_client_set_budget(c, b);
-        r = events_put_event(c, bus,
-                             NOTIFY_EVENT_SOURCE,
+        r = events_put_event(c, bus, NOTIFY_EVENT_SOURCE,
                              run->phase == PHASE_DONE ? NOTIFY_DETAIL_SUCCEEDED
                                                       : NOTIFY_DETAIL_FAILED,
                              detail, &id, &e);
@@ -103,7 +102,7 @@ static void publish(struct context *ctx, struct aws_budget *b, const struct run_
         const char *topic = ctx->config->notify_sns_topic_arn;
         _cleanup_free_ char *region = NULL, *id = NULL, *subject = sns_subject(run),
                             *text = sns_text(run);
-        struct sns_client *c = NULL;
+        struct ec2_client *c = NULL;
         struct aws_error e = {};
         int r;
 
@@ -114,14 +113,13 @@ static void publish(struct context *ctx, struct aws_budget *b, const struct run_
                 return (void)log_warning("[notify] sns_topic_arn %s: not an SNS topic ARN; no "
                                          "message sent",
                                          topic);
-        r = sns_client_new(&(struct sns_client_config){.region = region,
+        r = sns_client_new(&(struct ec2_client_config){.region = region,
                                                        .endpoint_url = ctx->config->endpoint_url,
                                                        .transport = context_aws_transport(ctx)},
                            ctx->creds, &c);
         if (r < 0)
-                return (void)log_warning_errno(r, "SNS client for %s: %m; no message sent",
-                                               region);
-        sns_client_set_budget(c, b);
+                return (void)log_warning_errno(r, "SNS client for %s: %m; no message sent", region);
+        ec2_client_set_budget(c, b);
         r = sns_publish(c,
                         &(struct sns_message){.topic_arn = topic,
                                               .subject = subject,
@@ -131,12 +129,11 @@ static void publish(struct context *ctx, struct aws_budget *b, const struct run_
                         &id, &e);
         if (r < 0)
                 log_warning("SNS Publish to %s failed: %s%s%s (the run's result stands)", topic,
-                            aws_error_describe(&e, r), e.message ? ": " : "",
-                            strempty(e.message));
+                            aws_error_describe(&e, r), e.message ? ": " : "", strempty(e.message));
         else
                 log_info("Run %s: message %s published to %s", run->run_id, id, topic);
         aws_error_done(&e);
-        sns_client_free(c);
+        ec2_client_free(c);
 }
 
 static void write_textfile(const char *path, const struct state *st, const struct run_state *run,

@@ -166,7 +166,8 @@ static int write_temp(int dfd, const char *name, const char *text, char **ret_tm
                         continue;
                 if (fd < 0)
                         return -errno;
-                r = fchmod(fd, 0644) < 0 ? -errno : 0; /* whatever the umask: the collector reads it */
+                r = fchmod(fd, 0644) < 0 ? -errno
+                                         : 0; /* whatever the umask: the collector reads it */
                 if (r >= 0)
                         r = write_all(fd, text, strlen(text));
                 if (r >= 0 && fsync(fd) < 0)
