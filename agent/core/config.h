@@ -92,6 +92,7 @@ struct config {
         /* [image] */
         char *image_name;        /* template */
         char *image_description; /* template */
+        bool image_imds_v2_only; /* the published images: ImdsSupport v2.0 */
 
         /* [freeze] */
         char **freeze_mounts; /* NULL or {"auto"}: every freezable mount; else the list */
@@ -122,9 +123,10 @@ struct config {
         unsigned dist_keep_newest;    /* 0: no count rule */
         unsigned dist_keep_days;      /* 0: no age rule */
         char *dist_lineage;           /* ec2-imaged:lineage tag value; NULL: the instance id */
-        char *dist_launch_template;   /* id (lt-...) or name, in each distributed region */
+        char **dist_launch_template;  /* NAME (the run's region) or REGION:NAME words */
         char *dist_lt_source_version; /* version the new one is made from */
-        char *dist_ssm_parameter;     /* parameter name, written in each distributed region */
+        char **dist_ssm_parameter;    /* NAME (every region) or REGION:NAME words */
+        bool dist_protect_published;  /* deregistration protection on the published images */
         unsigned dist_max_copies;     /* CopyImage calls in flight at once */
 
         /* [sanitize] and [patch]: read by the shipped hook scripts; validated here */

@@ -31,6 +31,8 @@
 #define STEP_LT_DEFAULT  "launch-template"
 #define STEP_SSM         "ssm-parameter"
 #define STEP_RETAINED    "retained"
+#define STEP_IMDS_V2     "imds-v2"
+#define STEP_PROTECTED   "protected"
 
 bool distribute_configured(const struct config *c)
 {
@@ -236,8 +238,46 @@ static int deprecate(struct dist *d, struct run_dist *rd)
         return r < 0 ? r : dist_save(d);
 }
 
-/* Resolve "$Default"/"$Latest" (or a number) to the version number as text. */
-static int lt_resolve(struct dist *d, const char *region, const char *which, char **ret)
+/*
+ * [image] imds_v2_only: ImdsSupport v2.0 on the image of each region, before it is shared or
+ * published, so that no instance launched from it ever gets IMDSv1. EC2 cannot take it back.
+ */
+static int imds_v2(struct dist *d, struct run_dist *rd)
+{
+        struct aws_error e = {};
+        int r;
+
+        if (!d->cfg->image_imds_v2_only || run_dist_done(rd, STEP_IMDS_V2))
+                return 0;
+        r = ec2_set_imds_v2_only(dist_clients_ec2(&d->clients, rd->region), rd->image_id, false,
+                                 &e);
+        if (r < 0)
+                return dist_fail(&d->why, r, &e, "ModifyImageAttribute ImdsSupport", rd->region);
+        log_info("%s in %s: ImdsSupport v2.0", rd->image_id, rd->region);
+        r = run_dist_mark(rd, STEP_IMDS_V2);
+        return r < 0 ? r : dist_save(d);
+}
+
+/* [distribute] protect_published: deregistration protection, lifted by retention only. */
+static int protect(struct dist *d, struct run_dist *rd)
+{
+        struct aws_error e = {};
+        int r;
+
+        if (!d->cfg->dist_protect_published || run_dist_done(rd, STEP_PROTECTED))
+                return 0;
+        r = ec2_set_deregistration_protection(dist_clients_ec2(&d->clients, rd->region),
+                                              rd->image_id, true, false, &e);
+        if (r < 0)
+                return dist_fail(&d->why, r, &e, "EnableImageDeregistrationProtection", rd->region);
+        log_info("%s in %s: deregistration protection on", rd->image_id, rd->region);
+        r = run_dist_mark(rd, STEP_PROTECTED);
+        return r < 0 ? r : dist_save(d);
+}
+
+/* Resolve "$Default"/"$Latest" (or a number) of template to the version number as text. */
+static int lt_resolve(struct dist *d, const struct run_dist *rd, const char *template,
+                      const char *which, char **ret)
 {
         const char *const v[] = {which, NULL};
         struct ec2_lt_version *lv = NULL;
@@ -245,54 +285,54 @@ static int lt_resolve(struct dist *d, const char *region, const char *which, cha
         size_t n = 0;
         int r;
 
-        r = ec2_describe_launch_template_versions(dist_clients_ec2(&d->clients, region),
-                                                  d->cfg->dist_launch_template, v, &lv, &n, &e);
+        r = ec2_describe_launch_template_versions(dist_clients_ec2(&d->clients, rd->region),
+                                                  template, v, &lv, &n, &e);
         if (r < 0)
-                return dist_fail(&d->why, r, &e, "DescribeLaunchTemplateVersions", region);
+                return dist_fail(&d->why, r, &e, "DescribeLaunchTemplateVersions", rd->region);
         if (n == 0) {
-                d->why = strprintf("launch template %s has no version %s in %s",
-                                   d->cfg->dist_launch_template, which, region);
+                d->why = strprintf("launch template %s has no version %s in %s", template, which,
+                                   rd->region);
                 r = -ENOENT;
         } else {
                 *ret = strprintf("%" PRId64, lv[0].version);
                 r = *ret ? 0 : -ENOMEM;
                 /* A version already made with this image (before an interruption) is reused. */
                 if (r >= 0 && streq(which, "$Latest"))
-                        r = streq_ptr(lv[0].image_id, d->run->dist[0].image_id) ? 1 : 0;
+                        r = streq_ptr(lv[0].image_id, rd->image_id) ? 1 : 0;
         }
         ec2_lt_versions_free(lv, n);
         return r;
 }
 
-/* A new launch template version with the image, made the default (the run's own region). */
+/* A new version of the region's launch template with the region's image, made the default. */
 static int publish_lt(struct dist *d, struct run_dist *rd)
 {
         struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
+        const char *lt =
+                dist_word_for(d->cfg->dist_launch_template, rd->region, d->run->region, false);
         _cleanup_free_ char *latest = NULL, *src = NULL, *desc = NULL, *token = NULL;
         struct aws_error e = {};
         int64_t v = 0;
         int r;
 
-        if (!d->cfg->dist_launch_template || rd != &d->run->dist[0] ||
-            run_dist_done(rd, STEP_LT_DEFAULT))
+        if (!lt || run_dist_done(rd, STEP_LT_DEFAULT))
                 return 0;
         if (!rd->lt_version) {
-                r = lt_resolve(d, rd->region, "$Latest", &latest);
+                r = lt_resolve(d, rd, lt, "$Latest", &latest);
                 if (r < 0)
                         return r;
                 if (r > 0) {
                         rd->lt_version = TAKE_PTR(latest);
                 } else {
-                        r = lt_resolve(d, rd->region, d->cfg->dist_lt_source_version, &src);
+                        r = lt_resolve(d, rd, lt, d->cfg->dist_lt_source_version, &src);
                         desc = strprintf("ec2-imaged run %s", d->run->run_id);
                         /* One version per run and region, however often the call is sent. */
                         token = strprintf("%s-%s", d->run->run_id, rd->region);
                         if (r >= 0 && (!desc || !token))
                                 r = -ENOMEM;
                         if (r >= 0)
-                                r = ec2_create_launch_template_version(
-                                        c, d->cfg->dist_launch_template, src, rd->image_id, desc,
-                                        token, false, &v, &e);
+                                r = ec2_create_launch_template_version(c, lt, src, rd->image_id,
+                                                                       desc, token, false, &v, &e);
                         if (r < 0)
                                 return e.code ? dist_fail(&d->why, r, &e,
                                                           "CreateLaunchTemplateVersion", rd->region)
@@ -301,33 +341,34 @@ static int publish_lt(struct dist *d, struct run_dist *rd)
                         if (!rd->lt_version)
                                 return -ENOMEM;
                 }
-                log_notice("Launch template %s version %s uses %s", d->cfg->dist_launch_template,
-                           rd->lt_version, rd->image_id);
+                log_notice("Launch template %s version %s in %s uses %s", lt, rd->lt_version,
+                           rd->region, rd->image_id);
                 r = dist_save(d);
                 if (r < 0)
                         return r;
         }
-        r = ec2_set_launch_template_default(c, d->cfg->dist_launch_template,
-                                            strtoll(rd->lt_version, NULL, 10), false, &e);
+        r = ec2_set_launch_template_default(c, lt, strtoll(rd->lt_version, NULL, 10), false, &e);
         if (r < 0)
                 return dist_fail(&d->why, r, &e, "ModifyLaunchTemplate", rd->region);
         r = run_dist_mark(rd, STEP_LT_DEFAULT);
         return r < 0 ? r : dist_save(d);
 }
 
+/* The region's SSM parameter: a plain name is every region's, as before REGION:NAME words. */
 static int publish_ssm(struct dist *d, struct run_dist *rd)
 {
+        const char *name =
+                dist_word_for(d->cfg->dist_ssm_parameter, rd->region, d->run->region, true);
         struct aws_error e = {};
         int r;
 
-        if (!d->cfg->dist_ssm_parameter || run_dist_done(rd, STEP_SSM))
+        if (!name || run_dist_done(rd, STEP_SSM))
                 return 0;
-        r = ssm_put_parameter(dist_clients_ssm(&d->clients, rd->region), d->cfg->dist_ssm_parameter,
-                              rd->image_id, "aws:ec2:image", true, NULL, &e);
+        r = ssm_put_parameter(dist_clients_ssm(&d->clients, rd->region), name, rd->image_id,
+                              "aws:ec2:image", true, NULL, &e);
         if (r < 0)
                 return dist_fail(&d->why, r, &e, "SSM PutParameter", rd->region);
-        log_info("SSM parameter %s in %s = %s", d->cfg->dist_ssm_parameter, rd->region,
-                 rd->image_id);
+        log_info("SSM parameter %s in %s = %s", name, rd->region, rd->image_id);
         r = run_dist_mark(rd, STEP_SSM);
         return r < 0 ? r : dist_save(d);
 }
@@ -339,6 +380,7 @@ static struct retain_opts retain_opts(const struct dist *d, const char *keep, bo
                 .keep_newest = d->cfg->dist_keep_newest,
                 .keep_days = d->cfg->dist_keep_days,
                 .keep_image_id = keep,
+                .lift_protection = d->cfg->dist_protect_published,
                 .now = now_usec(CLOCK_REALTIME),
                 .dry_run = dry_run,
         };
@@ -413,6 +455,8 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                 struct run_dist *rd = &run->dist[i];
 
                 r = tag(&d, rd);
+                if (r >= 0)
+                        r = imds_v2(&d, rd);
                 if (r >= 0 && i > 0)
                         r = check_keys_and_grant(&d, rd);
                 if (r >= 0)
@@ -423,6 +467,8 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                         r = publish_lt(&d, rd);
                 if (r >= 0)
                         r = publish_ssm(&d, rd);
+                if (r >= 0)
+                        r = protect(&d, rd);
         }
         for (size_t i = 0; r >= 0 && i < run->n_dist; i++)
                 r = retain(&d, &run->dist[i]);

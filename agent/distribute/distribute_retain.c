@@ -97,7 +97,8 @@ void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
                 else if (strv_contains(referenced, im->image_id))
                         verdicts[i] = RETAIN_KEEP_REFERENCED;
                 else if (startswith(strempty(im->deregistration_protection), "enabled"))
-                        verdicts[i] = RETAIN_KEEP_PROTECTED;
+                        verdicts[i] =
+                                o->lift_protection ? RETAIN_LIFT_AND_DELETE : RETAIN_KEEP_PROTECTED;
                 else
                         verdicts[i] = RETAIN_DELETE;
         }
@@ -133,8 +134,15 @@ int retain_region(struct ec2_client *c, const struct retain_opts *o, char ***rep
                                  v[i] == RETAIN_KEEP_REFERENCED
                                          ? "a launch template uses it"
                                          : "deregistration protection is on");
-                if (v[i] != RETAIN_DELETE)
+                if (v[i] != RETAIN_DELETE && v[i] != RETAIN_LIFT_AND_DELETE)
                         continue;
+                if (!o->dry_run && v[i] == RETAIN_LIFT_AND_DELETE) {
+                        r = ec2_set_deregistration_protection(c, im->image_id, false, false, err);
+                        if (r < 0)
+                                break;
+                        log_info("Retention lifted the deregistration protection of %s in %s",
+                                 im->image_id, region);
+                }
                 if (!o->dry_run) {
                         r = ec2_deregister_image(c, im->image_id, true, false, err);
                         if (r < 0)

@@ -13,6 +13,10 @@
   encrypted with a KMS key, and CopyImage with Encrypted and KmsKeyId (or of an encrypted source
   without a key), give an image whose DescribeImages block device says Encrypted and the key's
   ARN, as EC2 does.  moto's images never say they are encrypted.
+- Deregistration protection: EnableImageDeregistrationProtection and
+  DisableImageDeregistrationProtection (moto lacks both) set and clear it, DescribeImages shows
+  it (DeregistrationProtection "enabled" or "disabled"), and DeregisterImage of a protected
+  image is refused (InvalidParameterValue), as EC2 does.
 
 Both are applied to moto's own EC2 backend and response classes before the server starts, so that
 every client (the agent, botocore in the tests, the VM test's EC2 front) sees them, with or
@@ -39,6 +43,7 @@ from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 LOCK = threading.RLock()
 COPY_TOKENS = {}  # (account, region, ClientToken) -> image id
 ENCRYPTED = {}  # image id -> the ARN of the KMS key its snapshot is encrypted with
+PROTECTED = set()  # image ids with deregistration protection
 
 
 class InvalidAMINameDuplicate(EC2ClientError):
@@ -140,12 +145,42 @@ def encrypted_mappings(prop):
     return property(block_device_mappings)
 
 
+def set_protection(enable):
+    def handler(self):
+        ami_id = self._get_param("ImageId")
+        self.ec2_backend.describe_images(ami_ids=[ami_id])  # InvalidAMIID.NotFound
+        if self._get_param("DryRun") in (True, "true"):
+            self.error_on_dryrun()
+        with LOCK:
+            (PROTECTED.add if enable else PROTECTED.discard)(ami_id)
+        return ActionResult({"Return": "enabled" if enable else "disabled"})
+
+    handler.__name__ = ("enable" if enable else "disable") + "_image_deregistration_protection"
+    return handler
+
+
+def protected_deregister(method):
+    def deregister_image(self, ami_id, *args, **kwargs):
+        if ami_id in PROTECTED:
+            raise EC2ClientError("InvalidParameterValue",
+                                 "Image %s has deregistration protection" % ami_id)
+        return method(self, ami_id, *args, **kwargs)
+
+    deregister_image.__name__ = method.__name__
+    return deregister_image
+
+
 def install():
     for name in ("create_image", "copy_image", "register_image"):
         setattr(AmiBackend, name, unique_name(getattr(AmiBackend, name)))
     AmisResponse.copy_image = idempotent_copy(encrypted_copy(AmisResponse.copy_image))
     AmiBackend.create_image = encrypted_create(AmiBackend.create_image)
     Ami.block_device_mappings = encrypted_mappings(Ami.block_device_mappings)
+    AmisResponse.enable_image_deregistration_protection = set_protection(True)
+    AmisResponse.disable_image_deregistration_protection = set_protection(False)
+    AmiBackend.deregister_image = protected_deregister(AmiBackend.deregister_image)
+    Ami.deregistration_protection = property(
+        lambda self: "enabled" if self.id in PROTECTED else "disabled")
 
 
 if __name__ == "__main__":

@@ -57,15 +57,13 @@ static void test_topic_region(void **unused)
         assert_int_equal(sns_topic_region("arn:aws:sns:eu-west-1:123456789012:runs", &region), 0);
         assert_string_equal(region, "eu-west-1");
         free(region);
-        assert_int_equal(sns_topic_region("arn:aws-cn:sns:cn-north-1:123456789012:t", &region),
-                         0);
+        assert_int_equal(sns_topic_region("arn:aws-cn:sns:cn-north-1:123456789012:t", &region), 0);
         assert_string_equal(region, "cn-north-1");
         free(region);
         assert_int_equal(sns_topic_region("arn:aws:sqs:eu-west-1:123456789012:q", &region),
                          -EINVAL);
         assert_int_equal(sns_topic_region("arn:aws:sns:eu-west-1:1234:t", &region), -EINVAL);
-        assert_int_equal(sns_topic_region("arn:aws:sns:eu-west-1:123456789012:", &region),
-                         -EINVAL);
+        assert_int_equal(sns_topic_region("arn:aws:sns:eu-west-1:123456789012:", &region), -EINVAL);
         assert_int_equal(sns_topic_region("runs", &region), -EINVAL);
 }
 
