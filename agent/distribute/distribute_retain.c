@@ -96,9 +96,14 @@ void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
                         verdicts[i] = RETAIN_KEEP_RULES;
                 else if (strv_contains(referenced, im->image_id))
                         verdicts[i] = RETAIN_KEEP_REFERENCED;
+                /*
+                 * Ours is "enabled" (set without cooldown); one with a cooldown was set by
+                 * someone else, and lifting it would only start the cooldown.
+                 */
+                else if (o->lift_protection && streq_ptr(im->deregistration_protection, "enabled"))
+                        verdicts[i] = RETAIN_LIFT_AND_DELETE;
                 else if (startswith(strempty(im->deregistration_protection), "enabled"))
-                        verdicts[i] =
-                                o->lift_protection ? RETAIN_LIFT_AND_DELETE : RETAIN_KEEP_PROTECTED;
+                        verdicts[i] = RETAIN_KEEP_PROTECTED;
                 else
                         verdicts[i] = RETAIN_DELETE;
         }

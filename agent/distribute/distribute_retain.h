@@ -24,8 +24,9 @@ struct retain_opts {
         bool dry_run;              /* only list what would go */
         /*
          * [distribute] protect_published: the deregistration protection of an image the rules
-         * retire is ours, and is lifted (DisableImageDeregistrationProtection) before it goes.
-         * Without it a protected image is kept: someone else protected it.
+         * retire is ours when "enabled" (no cooldown), and is lifted
+         * (DisableImageDeregistrationProtection) before it goes. Otherwise a protected image
+         * is kept: someone else protected it.
          */
         bool lift_protection;
         char ***gone; /* NULL, or gets the ids of the images deregistered */
