@@ -67,29 +67,3 @@ int sns_publish(struct ec2_client *c, const struct sns_message *m, char **ret_me
                 *ret_message_id = TAKE_PTR(id);
         return 0;
 }
-
-int sns_topic_region(const char *topic_arn, char **ret)
-{
-        _cleanup_free_ char *region = NULL, *account = NULL;
-        const char *p, *q, *name;
-
-        /* arn:PARTITION:sns:REGION:ACCOUNT:NAME */
-        if (!topic_arn || !startswith(topic_arn, "arn:"))
-                return -EINVAL;
-        p = strchr(topic_arn + 4, ':');
-        if (!p || !startswith(p, ":sns:"))
-                return -EINVAL;
-        p += 5;
-        q = strchr(p, ':');
-        name = q ? strchr(q + 1, ':') : NULL;
-        if (!name || !name[1])
-                return -EINVAL;
-        region = strndup(p, (size_t)(q - p));
-        account = strndup(q + 1, (size_t)(name - q - 1));
-        if (!region || !account)
-                return -ENOMEM;
-        if (!aws_region_valid(region) || !aws_account_id_valid(account))
-                return -EINVAL;
-        *ret = TAKE_PTR(region);
-        return 0;
-}

@@ -38,6 +38,3 @@ struct sns_message {
  */
 int sns_publish(struct ec2_client *c, const struct sns_message *m, char **ret_message_id,
                 struct aws_error *err);
-
-/* The region of an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME), or -EINVAL. */
-int sns_topic_region(const char *topic_arn, char **ret);

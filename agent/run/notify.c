@@ -10,6 +10,7 @@
 #include "aws/ec2.h"
 #include "aws/budget.h"
 #include "aws/sns.h"
+#include "aws/vocab.h"
 #include "core/context.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -20,22 +21,14 @@
 #define NOTIFY_MAX_RATE 10.0
 #define NOTIFY_BURST    20.0
 
-/*
- * The region of an EventBridge bus: an ARN (arn:PARTITION:events:REGION:ACCOUNT:event-bus/NAME)
- * names it, a bare name is in the run's own region.
- */
+/* The region of an EventBridge bus: an ARN names it, a bare name is in the run's own region. */
 static char *bus_region(const char *bus, const char *own)
 {
-        const char *p, *q;
+        char *region = NULL;
 
         if (!startswith(bus, "arn:"))
                 return strdup(own);
-        p = strchr(bus + 4, ':');
-        if (!p || !startswith(p, ":events:"))
-                return NULL;
-        p += 8;
-        q = strchr(p, ':');
-        return q ? strndup(p, (size_t)(q - p)) : NULL;
+        return aws_arn_region(bus, "events", &region) < 0 ? NULL : region;
 }
 
 static void put_event(struct context *ctx, struct aws_budget *b, const struct run_state *run,
@@ -76,13 +69,16 @@ static void put_event(struct context *ctx, struct aws_budget *b, const struct ru
         awsjson_client_free(c);
 }
 
-/* "ec2-imaged run RUN_ID succeeded: ami-..." or "... failed", within SNS's subject rules. */
+/*
+ * "ec2-imaged run RUN_ID succeeded: ami-..." or "... failed", within SNS's 100 characters: a run
+ * id is 36, an image id at most 32 (a longer value from a hand-edited state is cut).
+ */
 static char *sns_subject(const struct run_state *run)
 {
         if (run->phase == PHASE_DONE)
-                return strprintf("ec2-imaged run %.24s succeeded: %.32s", run->run_id,
+                return strprintf("ec2-imaged run %.36s succeeded: %.32s", run->run_id,
                                  strna(run->image_id));
-        return strprintf("ec2-imaged run %.24s failed", run->run_id);
+        return strprintf("ec2-imaged run %.36s failed", run->run_id);
 }
 
 static char *sns_text(const struct run_state *run)
@@ -108,7 +104,7 @@ static void publish(struct context *ctx, struct aws_budget *b, const struct run_
 
         if (!subject || !text)
                 return (void)log_error("Out of memory");
-        r = sns_topic_region(topic, &region);
+        r = aws_arn_region(topic, "sns", &region);
         if (r < 0)
                 return (void)log_warning("[notify] sns_topic_arn %s: not an SNS topic ARN; no "
                                          "message sent",

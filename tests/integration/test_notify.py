@@ -82,6 +82,7 @@ def assert_told(listener, result, detail_type, subject):
     [msg] = listener.messages()
     assert msg["TopicArn"] == listener.topic_arn
     assert re.fullmatch(subject, msg["Subject"]), msg["Subject"]
+    assert msg["Subject"].startswith("ec2-imaged run %s " % result["run_id"]), msg["Subject"]
     assert result["run_id"] in msg["Message"]
     attr = msg["MessageAttributes"]["result"]
     assert attr["Type"] == "String" and json.loads(attr["Value"]) == result

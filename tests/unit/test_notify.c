@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/sns.h"
+#include "aws/vocab.h"
+#include "core/config.h"
 #include "core/state.h"
 #include "run/notify.h"
 
@@ -54,17 +55,60 @@ static void test_topic_region(void **unused)
         char *region = NULL;
 
         (void)unused;
-        assert_int_equal(sns_topic_region("arn:aws:sns:eu-west-1:123456789012:runs", &region), 0);
+        assert_int_equal(aws_arn_region("arn:aws:sns:eu-west-1:123456789012:runs", "sns", &region),
+                         0);
         assert_string_equal(region, "eu-west-1");
         free(region);
-        assert_int_equal(sns_topic_region("arn:aws-cn:sns:cn-north-1:123456789012:t", &region), 0);
+        assert_int_equal(aws_arn_region("arn:aws-cn:sns:cn-north-1:123456789012:t", "sns", &region),
+                         0);
         assert_string_equal(region, "cn-north-1");
         free(region);
-        assert_int_equal(sns_topic_region("arn:aws:sqs:eu-west-1:123456789012:q", &region),
+        assert_int_equal(aws_arn_region("arn:aws:sqs:eu-west-1:123456789012:q", "sns", &region),
                          -EINVAL);
-        assert_int_equal(sns_topic_region("arn:aws:sns:eu-west-1:1234:t", &region), -EINVAL);
-        assert_int_equal(sns_topic_region("arn:aws:sns:eu-west-1:123456789012:", &region), -EINVAL);
-        assert_int_equal(sns_topic_region("runs", &region), -EINVAL);
+        assert_int_equal(aws_arn_region("arn:aws:sns:eu-west-1:1234:t", "sns", &region), -EINVAL);
+        assert_int_equal(aws_arn_region("arn:aws:sns:eu-west-1:123456789012:", "sns", &region),
+                         -EINVAL);
+        assert_int_equal(aws_arn_region("runs", "sns", &region), -EINVAL);
+}
+
+/* [notify] values of the wrong shape stop the load with the file, the line and the key. */
+static void test_config_shapes(void **unused)
+{
+        static const char *const bad[] = {
+                "[notify]\nsns_topic_arn = arn:aws:sqs:us-east-1:123456789012:q\n",
+                "[notify]\nsns_topic_arn = image-runs\n",
+                "[notify]\nevent_bus = arn:aws:events:us-east-1:123456789012:rule/x\n",
+                "[notify]\nevent_bus = golden images\n",
+                "[notify]\nprometheus_textfile = ec2-imaged.prom\n",
+                "[notify]\nprometheus_textfile = /var/lib/prometheus/\n",
+        };
+        static const char good[] =
+                "[notify]\nsns_topic_arn = arn:aws:sns:eu-west-1:123456789012:runs\n"
+                "event_bus = arn:aws:events:eu-west-1:123456789012:event-bus/golden\n"
+                "prometheus_textfile = /var/lib/prometheus/node-exporter/ec2-imaged.prom\n";
+        struct config c;
+        struct config_error e = {};
+
+        (void)unused;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                config_init(&c);
+                assert_int_equal(config_parse_buffer(&c, bad[i], strlen(bad[i]), "t.conf", &e),
+                                 -EINVAL);
+                assert_string_equal(e.file, "t.conf");
+                assert_int_equal(e.line, 2);
+                assert_non_null(strstr(e.message, "[notify] "));
+                config_error_done(&e);
+                config_done(&c);
+        }
+        config_init(&c);
+        assert_int_equal(config_parse_buffer(&c, good, strlen(good), "t.conf", &e), 0);
+        assert_string_equal(c.notify_event_bus,
+                            "arn:aws:events:eu-west-1:123456789012:event-bus/golden");
+        config_done(&c);
+        config_init(&c);
+        static const char name_only[] = "[notify]\nevent_bus = golden\n";
+        assert_int_equal(config_parse_buffer(&c, name_only, strlen(name_only), "t.conf", &e), 0);
+        config_done(&c);
 }
 
 int main(void)
@@ -72,6 +116,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_render),
                 cmocka_unit_test(test_topic_region),
+                cmocka_unit_test(test_config_shapes),
         };
         return cmocka_run_group_tests_name("notify", tests, NULL, NULL);
 }
