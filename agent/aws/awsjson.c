@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * AWS JSON 1.1 protocol on top of signed_post.c: the target header, the body, the answer and the
- * error shape. The KMS and SSM calls live in awsjson_calls.c.
+ * error shape. The KMS, SSM and EventBridge calls live in awsjson_calls.c.
  */
 #include "aws/awsjson.h"
 
@@ -30,6 +30,7 @@ static const struct {
 } services[] = {
         [AWSJSON_KMS] = {"kms", "KMS", "TrentService"},
         [AWSJSON_SSM] = {"ssm", "SSM", "AmazonSSM"},
+        [AWSJSON_EVENTS] = {"events", "EVENTS", "AWSEvents"},
 };
 
 int awsjson_client_new(const struct awsjson_client_config *cfg, struct creds_provider *creds,

@@ -19,16 +19,17 @@
 #define AWSJSON_MAX_DEPTH 32
 
 enum awsjson_service {
-        AWSJSON_KMS, /* X-Amz-Target: TrentService.OP, signing name "kms" */
-        AWSJSON_SSM, /* X-Amz-Target: AmazonSSM.OP, signing name "ssm" */
+        AWSJSON_KMS,    /* X-Amz-Target: TrentService.OP, signing name "kms" */
+        AWSJSON_SSM,    /* X-Amz-Target: AmazonSSM.OP, signing name "ssm" */
+        AWSJSON_EVENTS, /* EventBridge: X-Amz-Target: AWSEvents.OP, signing name "events" */
 };
 
 struct awsjson_client_config {
         enum awsjson_service service;
         const char *region; /* required */
         /*
-         * The endpoint: AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL_SSM, then AWS_ENDPOINT_URL, then
-         * this, then https://kms.REGION.amazonaws.com (ssm.REGION...).
+         * The endpoint: AWS_ENDPOINT_URL_KMS / _SSM / _EVENTS, then AWS_ENDPOINT_URL, then
+         * this, then https://kms.REGION.amazonaws.com (ssm.REGION..., events.REGION...).
          */
         const char *endpoint_url;
         struct aws_transport transport; /* max_body: at most AWSJSON_MAX_BODY */
@@ -103,3 +104,13 @@ int kms_create_grant_dry_run(struct awsjson_client *c, const char *key_id, const
 int ssm_put_parameter(struct awsjson_client *c, const char *name, const char *value,
                       const char *data_type, bool overwrite, int64_t *ret_version,
                       struct aws_error *err);
+
+/*
+ * EventBridge PutEvents of one event on bus (a name or an ARN; NULL: the default bus) with
+ * source, detail_type and detail (a JSON object's text). *ret_event_id (may be NULL) is the
+ * event's id. An entry EventBridge refused (FailedEntryCount) is -EREMOTEIO with err holding the
+ * entry's ErrorCode and ErrorMessage.
+ */
+int events_put_event(struct awsjson_client *c, const char *bus, const char *source,
+                     const char *detail_type, const char *detail, char **ret_event_id,
+                     struct aws_error *err);

@@ -228,3 +228,58 @@ int ssm_put_parameter(struct awsjson_client *c, const char *name, const char *va
         *ret_version = (int64_t)v->valuedouble;
         return 0;
 }
+
+/* The one entry of a PutEvents answer: its EventId, or the error that refused it. */
+static int put_events_entry(const cJSON *ans, char **ret_event_id, struct aws_error *err)
+{
+        const cJSON *entry =
+                cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ans, "Entries"), 0);
+        _cleanup_free_ char *id = NULL, *code = NULL, *msg = NULL;
+        int r;
+
+        r = dup_str(entry, "ErrorCode", &code);
+        if (r >= 0)
+                r = dup_str(entry, "ErrorMessage", &msg);
+        if (r >= 0)
+                r = dup_str(entry, "EventId", &id);
+        if (r < 0)
+                return r;
+        if (code) {
+                aws_error_done(err);
+                err->code = TAKE_PTR(code);
+                err->message = TAKE_PTR(msg);
+                return -EREMOTEIO;
+        }
+        if (!id)
+                return -EBADMSG;
+        if (ret_event_id)
+                *ret_event_id = TAKE_PTR(id);
+        return 0;
+}
+
+int events_put_event(struct awsjson_client *c, const char *bus, const char *source,
+                     const char *detail_type, const char *detail, char **ret_event_id,
+                     struct aws_error *err)
+{
+        _cleanup_json_ cJSON *req = NULL, *ans = NULL;
+        cJSON *entries, *e;
+        int r;
+
+        if (!source || !detail_type || !detail)
+                return -EINVAL;
+        req = cJSON_CreateObject();
+        entries = cJSON_AddArrayToObject(req, "Entries");
+        e = cJSON_CreateObject();
+        if (!req || !entries || !e)
+                return cJSON_Delete(e), -ENOMEM;
+        cJSON_AddItemToArray(entries, e);
+        if ((bus && !cJSON_AddStringToObject(e, "EventBusName", bus)) ||
+            !cJSON_AddStringToObject(e, "Source", source) ||
+            !cJSON_AddStringToObject(e, "DetailType", detail_type) ||
+            !cJSON_AddStringToObject(e, "Detail", detail))
+                return -ENOMEM;
+        r = awsjson_call(c, "PutEvents", req, &ans, err);
+        if (r < 0)
+                return r;
+        return put_events_entry(ans, ret_event_id, err);
+}

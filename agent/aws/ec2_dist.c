@@ -138,6 +138,37 @@ int ec2_enable_image_deprecation(struct ec2_client *c, const char *image_id,
         return ec2_call_mutating(c, "EnableImageDeprecation", p, dry_run, NULL, err);
 }
 
+int ec2_set_imds_v2_only(struct ec2_client *c, const char *image_id, bool dry_run,
+                         struct aws_error *err)
+{
+        _cleanup_params_ struct ec2_params *p = NULL;
+        int r;
+
+        if (!image_id)
+                return -EINVAL;
+        r = ec2_params_build(&p, "ImageId", image_id, "ImdsSupport.Value", "v2.0", NULL);
+        if (r < 0)
+                return r;
+        return ec2_call_mutating(c, "ModifyImageAttribute", p, dry_run, NULL, err);
+}
+
+int ec2_set_deregistration_protection(struct ec2_client *c, const char *image_id, bool enable,
+                                      bool dry_run, struct aws_error *err)
+{
+        _cleanup_params_ struct ec2_params *p = NULL;
+        int r;
+
+        if (!image_id)
+                return -EINVAL;
+        r = ec2_params_build(&p, "ImageId", image_id, NULL);
+        if (r < 0)
+                return r;
+        return ec2_call_mutating(c,
+                                 enable ? "EnableImageDeregistrationProtection"
+                                        : "DisableImageDeregistrationProtection",
+                                 p, dry_run, NULL, err);
+}
+
 int ec2_describe_images_by_tag(struct ec2_client *c, const char *key, const char *value,
                                struct ec2_image **ret, size_t *ret_n, struct aws_error *err)
 {

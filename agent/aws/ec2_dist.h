@@ -55,6 +55,12 @@ int ec2_add_create_volume_permission(struct ec2_client *c, const char *snapshot_
 int ec2_enable_image_deprecation(struct ec2_client *c, const char *image_id,
                                  const char *deprecate_at, bool dry_run, struct aws_error *err);
 /* Images owned by this account carrying tag key=value. */
+/* ModifyImageAttribute ImdsSupport=v2.0: instances launched from it require IMDSv2 tokens. */
+int ec2_set_imds_v2_only(struct ec2_client *c, const char *image_id, bool dry_run,
+                         struct aws_error *err);
+/* Enable (without cooldown) or Disable ImageDeregistrationProtection. */
+int ec2_set_deregistration_protection(struct ec2_client *c, const char *image_id, bool enable,
+                                      bool dry_run, struct aws_error *err);
 int ec2_describe_images_by_tag(struct ec2_client *c, const char *key, const char *value,
                                struct ec2_image **ret, size_t *ret_n, struct aws_error *err);
 

@@ -7,6 +7,7 @@
  */
 #include "aws/vocab.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,4 +151,30 @@ char *aws_endpoint_resolve(const char *env_name, const char *host, const char *r
         if (asprintf(&s, "https://%s.%s.amazonaws.com", host, region) < 0)
                 return NULL;
         return s;
+}
+
+int aws_arn_region(const char *arn, const char *service, char **ret)
+{
+        _cleanup_free_ char *region = NULL, *account = NULL;
+        const char *p, *q, *res;
+        size_t n = service ? strlen(service) : 0;
+
+        if (!arn || n == 0 || !startswith(arn, "arn:"))
+                return -EINVAL;
+        p = strchr(arn + 4, ':');
+        if (!p || p == arn + 4 || strncmp(p + 1, service, n) != 0 || p[n + 1] != ':')
+                return -EINVAL;
+        p += n + 2;
+        q = strchr(p, ':');
+        res = q ? strchr(q + 1, ':') : NULL;
+        if (!res || !res[1])
+                return -EINVAL;
+        region = strndup(p, (size_t)(q - p));
+        account = strndup(q + 1, (size_t)(res - q - 1));
+        if (!region || !account)
+                return -ENOMEM;
+        if (!aws_region_valid(region) || !aws_account_id_valid(account))
+                return -EINVAL;
+        *ret = TAKE_PTR(region);
+        return 0;
 }

@@ -20,6 +20,12 @@ bool aws_role_name_valid(const char *s);     /* IAM: [\w+=,.@-]{1,64} */
 bool aws_access_key_id_valid(const char *s); /* IAM: [\w]{16,128} */
 bool aws_secret_access_key_valid(const char *s);
 bool aws_session_token_valid(const char *s);
+/*
+ * The region of an ARN of service in a region and an account, arn:PARTITION:SERVICE:REGION:
+ * ACCOUNT:RESOURCE (an SNS topic, an EventBridge bus), with a non-empty RESOURCE; -EINVAL for
+ * anything else.
+ */
+int aws_arn_region(const char *arn, const char *service, char **ret);
 
 /*
  * "The environment beats the configuration", as in the AWS SDKs: the value of env_name when it is

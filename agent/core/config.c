@@ -168,6 +168,7 @@ static const struct config_key keys[] = {
         STRING_KEY("image", "name", image_name, 1, 512, "{hostname}-{date:%Y%m%d-%H%M%S}"),
         STRING_KEY("image", "description", image_description, 0, 512,
                    "ec2-imaged run {run_id} of {instance_id}"),
+        BOOL_KEY("image", "imds_v2_only", image_imds_v2_only, true),
 
         STRV_KEY("freeze", "mounts", freeze_mounts, 64, "auto"),
         UINT_KEY("freeze", "timeout_ms", freeze_timeout_ms, FREEZE_TIMEOUT_MIN_MS,
@@ -200,10 +201,11 @@ static const struct config_key keys[] = {
         UINT_KEY("distribute", "keep_newest", dist_keep_newest, 0, 1000, 0),
         UINT_KEY("distribute", "keep_days", dist_keep_days, 0, 36500, 0),
         STRING_KEY("distribute", "lineage", dist_lineage, 0, 128, NULL),
-        STRING_KEY("distribute", "launch_template", dist_launch_template, 0, 128, NULL),
+        STRV_KEY("distribute", "launch_template", dist_launch_template, 32, ""),
         STRING_KEY("distribute", "launch_template_source_version", dist_lt_source_version, 1, 32,
                    "$Default"),
-        STRING_KEY("distribute", "ssm_parameter", dist_ssm_parameter, 0, 1011, NULL),
+        STRV_KEY("distribute", "ssm_parameter", dist_ssm_parameter, 32, ""),
+        BOOL_KEY("distribute", "protect_published", dist_protect_published, false),
         UINT_KEY("distribute", "max_copies_in_flight", dist_max_copies, 1, 50, 5),
         STRV_KEY_CHECKED("distribute", "target_accounts", dist_target_accounts, 20,
                          config_check_target_account),
@@ -252,6 +254,10 @@ static const struct config_key keys[] = {
         STRING_KEY("postgresql", "label_dir", pg_label_dir, 1, 1024,
                    "/var/lib/ec2-imaged/postgresql"),
         STRV_KEY("services", "stop", services_stop, 64, ""),
+        /* EventBridge takes a bus name of 256 characters or its ARN (1600). */
+        STRING_KEY("notify", "event_bus", notify_event_bus, 0, 1600, NULL),
+        STRING_KEY("notify", "sns_topic_arn", notify_sns_topic_arn, 0, 1024, NULL),
+        STRING_KEY("notify", "prometheus_textfile", notify_prometheus_textfile, 0, 1024, NULL),
 };
 
 /*

@@ -101,6 +101,7 @@ struct config {
         /* [image] */
         char *image_name;        /* template */
         char *image_description; /* template */
+        bool image_imds_v2_only; /* the published images: ImdsSupport v2.0 */
 
         /* [freeze] */
         char **freeze_mounts; /* NULL or {"auto"}: every freezable mount; else the list */
@@ -132,9 +133,10 @@ struct config {
         unsigned dist_keep_newest;     /* 0: no count rule */
         unsigned dist_keep_days;       /* 0: no age rule */
         char *dist_lineage;            /* ec2-imaged:lineage tag value; NULL: the instance id */
-        char *dist_launch_template;    /* id (lt-...) or name, in each distributed region */
+        char **dist_launch_template;   /* NAME (the run's region) or REGION:NAME words */
         char *dist_lt_source_version;  /* version the new one is made from */
-        char *dist_ssm_parameter;      /* parameter name, written in each distributed region */
+        char **dist_ssm_parameter;     /* NAME (every region) or REGION:NAME words */
+        bool dist_protect_published;   /* deregistration protection on the published images */
         unsigned dist_max_copies;      /* CopyImage calls in flight at once */
         char **dist_target_accounts;   /* ACCOUNT:ROLE_NAME words: push a copy into each */
         char *dist_target_external_id; /* AssumeRole's ExternalId for every target; NULL: none */
@@ -175,6 +177,10 @@ struct config {
         char *pg_passfile;    /* root-only libpq password file; NULL: peer as pg_user */
         char *pg_label_dir;   /* where postgresql-hold leaves each backup label */
         char **services_stop; /* units services-stop stops for the freeze */
+        /* [notify]: told at the end of every run (run/notify.c); NULL: not told */
+        char *notify_event_bus;           /* EventBridge bus name or ARN (PutEvents) */
+        char *notify_sns_topic_arn;       /* SNS topic (Publish), in the ARN's region */
+        char *notify_prometheus_textfile; /* absolute path of a .prom file, replaced atomically */
 
         /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
         struct config_tag tags[CONFIG_MAX_TAGS];

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "aws/vocab.h"
 #include "core/config_internal.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -109,6 +110,34 @@ static int apply_tag(struct parse_ctx *ctx, const char *value)
         return 1;
 }
 
+/* Shapes the key table cannot say ([notify]), checked here so that the error names the line. */
+static int check_shape(const struct config_key *k, const char *value, char **msg)
+{
+        static const char bus_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789._-/";
+        _cleanup_free_ char *region = NULL;
+        size_t n = strlen(value);
+
+        if (n == 0 || strcasecmp(k->section, "notify") != 0)
+                return 0;
+        if (streq(k->name, "sns_topic_arn") && aws_arn_region(value, "sns", &region) < 0)
+                return *msg = strprintf("'%s' is not an SNS topic ARN "
+                                        "(arn:aws:sns:REGION:ACCOUNT:NAME)",
+                                        value),
+                       -EINVAL;
+        if (streq(k->name, "event_bus") &&
+            (startswith(value, "arn:")
+                     ? aws_arn_region(value, "events", &region) < 0 || !strstr(value, ":event-bus/")
+                     : n > 256 || strspn(value, bus_chars) != n))
+                return *msg = strprintf("'%s' is neither an event bus name nor an event bus ARN "
+                                        "(arn:aws:events:REGION:ACCOUNT:event-bus/NAME)",
+                                        value),
+                       -EINVAL;
+        if (streq(k->name, "prometheus_textfile") && (value[0] != '/' || value[n - 1] == '/'))
+                return *msg = strprintf("'%s' is not the absolute path of a file", value), -EINVAL;
+        return 0;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
         struct parse_ctx *ctx = user;
@@ -128,6 +157,8 @@ static int handler(void *user, const char *section, const char *name, const char
         if (!k)
                 return set_error(ctx, -ENOENT, "unknown key '%s' in section [%s]", name, section);
         r = config_apply(ctx->config, k, value, &msg);
+        if (r >= 0)
+                r = check_shape(k, value, &msg);
         if (r < 0)
                 return set_error(ctx, r, "[%s] %s: %s", k->section, k->name,
                                  msg ? msg : "invalid value");

@@ -32,6 +32,8 @@
 #define STEP_LT_DEFAULT  "launch-template"
 #define STEP_SSM         "ssm-parameter"
 #define STEP_RETAINED    "retained"
+#define STEP_IMDS_V2     "imds-v2"
+#define STEP_PROTECTED   "protected"
 
 bool distribute_configured(const struct config *c)
 {
@@ -240,15 +242,53 @@ static int deprecate(struct dist *d, struct run_dist *rd)
         return r < 0 ? r : dist_save(d);
 }
 
-/* A new launch template version with the image, made the default (the run's own region). */
+/*
+ * [image] imds_v2_only: ImdsSupport v2.0 on the image of each region, before it is shared or
+ * published, so that no instance launched from it ever gets IMDSv1. EC2 cannot take it back.
+ */
+static int imds_v2(struct dist *d, struct run_dist *rd)
+{
+        struct aws_error e = {};
+        int r;
+
+        if (!d->cfg->image_imds_v2_only || run_dist_done(rd, STEP_IMDS_V2))
+                return 0;
+        r = ec2_set_imds_v2_only(dist_clients_ec2(&d->clients, rd->region), rd->image_id, false,
+                                 &e);
+        if (r < 0)
+                return dist_fail(&d->why, r, &e, "ModifyImageAttribute ImdsSupport", rd->region);
+        log_info("%s in %s: ImdsSupport v2.0", rd->image_id, rd->region);
+        r = run_dist_mark(rd, STEP_IMDS_V2);
+        return r < 0 ? r : dist_save(d);
+}
+
+/* [distribute] protect_published: deregistration protection, lifted by retention only. */
+static int protect(struct dist *d, struct run_dist *rd)
+{
+        struct aws_error e = {};
+        int r;
+
+        if (!d->cfg->dist_protect_published || run_dist_done(rd, STEP_PROTECTED))
+                return 0;
+        r = ec2_set_deregistration_protection(dist_clients_ec2(&d->clients, rd->region),
+                                              rd->image_id, true, false, &e);
+        if (r < 0)
+                return dist_fail(&d->why, r, &e, "EnableImageDeregistrationProtection", rd->region);
+        log_info("%s in %s: deregistration protection on", rd->image_id, rd->region);
+        r = run_dist_mark(rd, STEP_PROTECTED);
+        return r < 0 ? r : dist_save(d);
+}
+
+/* A new version of the region's launch template with the region's image, made the default. */
 static int publish_lt(struct dist *d, struct run_dist *rd)
 {
         struct ec2_client *c = dist_clients_ec2(&d->clients, rd->region);
+        const char *lt =
+                dist_word_for(d->cfg->dist_launch_template, rd->region, d->run->region, false);
         _cleanup_free_ char *desc = NULL, *token = NULL;
         int r;
 
-        if (!d->cfg->dist_launch_template || rd != &d->run->dist[0] ||
-            run_dist_done(rd, STEP_LT_DEFAULT))
+        if (!lt || run_dist_done(rd, STEP_LT_DEFAULT))
                 return 0;
         if (!rd->lt_version) {
                 desc = strprintf("ec2-imaged run %s", d->run->run_id);
@@ -256,32 +296,33 @@ static int publish_lt(struct dist *d, struct run_dist *rd)
                 token = strprintf("%s-%s", d->run->run_id, rd->region);
                 if (!desc || !token)
                         return -ENOMEM;
-                r = dist_lt_version(c, rd->region, d->cfg->dist_launch_template,
-                                    d->cfg->dist_lt_source_version, rd->image_id, desc, token,
-                                    &rd->lt_version, &d->why);
+                r = dist_lt_version(c, rd->region, lt, d->cfg->dist_lt_source_version, rd->image_id,
+                                    desc, token, &rd->lt_version, &d->why);
                 if (r < 0)
                         return r;
-                log_notice("Launch template %s version %s uses %s", d->cfg->dist_launch_template,
-                           rd->lt_version, rd->image_id);
+                log_notice("Launch template %s version %s in %s uses %s", lt, rd->lt_version,
+                           rd->region, rd->image_id);
                 r = dist_save(d);
                 if (r < 0)
                         return r;
         }
-        r = dist_lt_set_default(c, rd->region, d->cfg->dist_launch_template, rd->lt_version,
-                                &d->why);
+        r = dist_lt_set_default(c, rd->region, lt, rd->lt_version, &d->why);
         if (r >= 0)
                 r = run_dist_mark(rd, STEP_LT_DEFAULT);
         return r < 0 ? r : dist_save(d);
 }
 
+/* The region's SSM parameter: a plain name is every region's, as before REGION:NAME words. */
 static int publish_ssm(struct dist *d, struct run_dist *rd)
 {
+        const char *name =
+                dist_word_for(d->cfg->dist_ssm_parameter, rd->region, d->run->region, true);
         int r;
 
-        if (!d->cfg->dist_ssm_parameter || run_dist_done(rd, STEP_SSM))
+        if (!name || run_dist_done(rd, STEP_SSM))
                 return 0;
-        r = dist_publish_ssm(dist_clients_ssm(&d->clients, rd->region), rd->region,
-                             d->cfg->dist_ssm_parameter, rd->image_id, &d->why);
+        r = dist_publish_ssm(dist_clients_ssm(&d->clients, rd->region), rd->region, name,
+                             rd->image_id, &d->why);
         if (r >= 0)
                 r = run_dist_mark(rd, STEP_SSM);
         return r < 0 ? r : dist_save(d);
@@ -294,6 +335,7 @@ static struct retain_opts retain_opts(const struct dist *d, const char *keep, bo
                 .keep_newest = d->cfg->dist_keep_newest,
                 .keep_days = d->cfg->dist_keep_days,
                 .keep_image_id = keep,
+                .lift_protection = d->cfg->dist_protect_published,
                 .now = now_usec(CLOCK_REALTIME),
                 .dry_run = dry_run,
         };
@@ -373,6 +415,8 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                 struct run_dist *rd = &run->dist[i];
 
                 r = tag(&d, rd);
+                if (r >= 0)
+                        r = imds_v2(&d, rd);
                 if (r >= 0 && i > 0)
                         r = check_keys_and_grant(&d, rd);
                 if (r >= 0)
@@ -383,6 +427,8 @@ int distribute_run(struct context *ctx, struct state *st, struct run_state *run,
                         r = publish_lt(&d, rd);
                 if (r >= 0)
                         r = publish_ssm(&d, rd);
+                if (r >= 0)
+                        r = protect(&d, rd);
         }
         /* Every region shared and granted: each target account copies, then loses the keys. */
         if (r >= 0)

@@ -143,6 +143,22 @@ struct awsjson_client *dist_clients_ssm(struct dist_clients *c, const char *regi
         return i < 0 ? NULL : c->r[i].ssm;
 }
 
+const char *dist_word_for(char *const *words, const char *region, const char *own,
+                          bool plain_everywhere)
+{
+        size_t n = strlen(region);
+
+        for (char *const *w = words; w && *w; w++)
+                if (strncmp(*w, region, n) == 0 && (*w)[n] == ':' && (*w)[n + 1])
+                        return *w + n + 1;
+        if (!plain_everywhere && !streq(region, own))
+                return NULL;
+        for (char *const *w = words; w && *w; w++)
+                if (!strchr(*w, ':'))
+                        return *w;
+        return NULL;
+}
+
 const char *dist_kms_key_for(const struct config *cfg, const char *region)
 {
         size_t n = strlen(region);

@@ -59,6 +59,12 @@ int dist_regions(const char *own, const struct config *cfg, char ***ret);
  */
 int dist_fail(char **why, int r, struct aws_error *e, const char *what, const char *region);
 
+/*
+ * The NAME of words (launch_template, ssm_parameter) for region: a REGION:NAME word of that
+ * region; else, when plain_everywhere or region is own, the first NAME word. NULL: none.
+ */
+const char *dist_word_for(char *const *words, const char *region, const char *own,
+                          bool plain_everywhere);
 /* The key of [distribute] kms_key for region (the part after "REGION:"), or NULL. */
 const char *dist_kms_key_for(const struct config *cfg, const char *region);
 /*

@@ -32,10 +32,29 @@ struct check {
         struct ec2_image probe; /* an image of the lineage that ec2-imaged made; zero: none */
 };
 
+/* NAME, or REGION:NAME for a region of the run (launch_template, ssm_parameter). */
+static int check_region_words(struct check *k, char *const *words, const char *key)
+{
+        for (char *const *w = words; w && *w; w++) {
+                const char *colon = strchr(*w, ':');
+                _cleanup_free_ char *region = colon ? strndup(*w, (size_t)(colon - *w)) : NULL;
+
+                if (colon && (!region || !colon[1] ||
+                              (!strv_contains(k->cfg->dist_regions, region) &&
+                               !streq(region, k->ctx->region))))
+                        return (k->why = strprintf("[distribute] %s: '%s' is not NAME or "
+                                                   "REGION:NAME for a region of the run",
+                                                   key, *w)),
+                               -EINVAL;
+        }
+        return 0;
+}
+
 /* Configuration that no call could catch: words of the wrong shape, keys of unknown regions. */
 static int check_config(struct check *k)
 {
         const struct config *c = k->cfg;
+        int r;
 
         for (char **w = c->dist_regions; w && *w; w++)
                 if (!aws_region_valid(*w))
@@ -73,7 +92,8 @@ static int check_config(struct check *k)
                                                    "organizational unit ARN",
                                                    *w)),
                                -EINVAL;
-        return 0;
+        r = check_region_words(k, c->dist_launch_template, "launch_template");
+        return r < 0 ? r : check_region_words(k, c->dist_ssm_parameter, "ssm_parameter");
 }
 
 /* A DryRun answered: 0 allowed, else the first failure is recorded. */
@@ -374,6 +394,7 @@ static int check_calls(struct check *k, const char *region, bool own)
 {
         struct ec2_client *c = dist_clients_ec2(&k->clients, region);
         const char *probe = k->ctx->identity.image_id; /* an image EC2 knows of */
+        const char *lt;
         struct aws_error e = {};
         int r = 0;
 
@@ -403,17 +424,16 @@ static int check_calls(struct check *k, const char *region, bool own)
                         &e, "EnableImageDeprecation", region);
         if (r >= 0 && (k->cfg->dist_keep_newest > 0 || k->cfg->dist_keep_days > 0))
                 r = dry_deregister(k, c, region);
-        if (r >= 0 && k->cfg->dist_launch_template) {
+        lt = dist_word_for(k->cfg->dist_launch_template, region, region, false);
+        if (r >= 0 && lt) {
                 int64_t v;
                 r = dry(k,
-                        ec2_create_launch_template_version(c, k->cfg->dist_launch_template, NULL,
-                                                           probe, NULL, NULL, true, &v, &e),
+                        ec2_create_launch_template_version(c, lt, NULL, probe, NULL, NULL, true, &v,
+                                                           &e),
                         &e, "CreateLaunchTemplateVersion", region);
                 if (r >= 0)
-                        r = dry(k,
-                                ec2_set_launch_template_default(c, k->cfg->dist_launch_template, 1,
-                                                                true, &e),
-                                &e, "ModifyLaunchTemplate", region);
+                        r = dry(k, ec2_set_launch_template_default(c, lt, 1, true, &e), &e,
+                                "ModifyLaunchTemplate", region);
         }
         return r;
 }

@@ -66,10 +66,17 @@ static bool rules_keep(const struct retain_opts *o, size_t rank, usec_t age_us)
 }
 
 /* An image the rules do not keep: what else holds it, if anything. */
-static enum retain_verdict unkept_verdict(const struct ec2_image *im, char *const *referenced)
+static enum retain_verdict unkept_verdict(const struct retain_opts *o, const struct ec2_image *im,
+                                          char *const *referenced)
 {
         if (strv_contains(referenced, im->image_id))
                 return RETAIN_KEEP_REFERENCED;
+        /*
+         * Ours is "enabled" (set without cooldown); one with a cooldown was set by someone else,
+         * and lifting it would only start the cooldown.
+         */
+        if (o->lift_protection && streq_ptr(im->deregistration_protection, "enabled"))
+                return RETAIN_LIFT_AND_DELETE;
         if (startswith(strempty(im->deregistration_protection), "enabled"))
                 return RETAIN_KEEP_PROTECTED;
         return RETAIN_DELETE;
@@ -100,7 +107,7 @@ void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
                  * among the newest nor stays for its age (a template or protection still holds it).
                  */
                 if (streq_ptr(image_tag(im, TAG_BOOT_CHECK), BOOT_CHECK_VERDICT_FAILED)) {
-                        verdicts[i] = unkept_verdict(im, referenced);
+                        verdicts[i] = unkept_verdict(o, im, referenced);
                         continue;
                 }
                 /* Without a creation date its age is unknown: it stays and counts. */
@@ -111,7 +118,7 @@ void retain_decide(const struct retain_opts *o, struct ec2_image *ims, size_t n,
                 }
                 age = o->now > created ? o->now - created : 0;
                 verdicts[i] = rules_keep(o, rank++, age) ? RETAIN_KEEP_RULES
-                                                         : unkept_verdict(im, referenced);
+                                                         : unkept_verdict(o, im, referenced);
         }
 }
 
@@ -145,8 +152,15 @@ int retain_region(struct ec2_client *c, const struct retain_opts *o, char ***rep
                                  v[i] == RETAIN_KEEP_REFERENCED
                                          ? "a launch template uses it"
                                          : "deregistration protection is on");
-                if (v[i] != RETAIN_DELETE)
+                if (v[i] != RETAIN_DELETE && v[i] != RETAIN_LIFT_AND_DELETE)
                         continue;
+                if (!o->dry_run && v[i] == RETAIN_LIFT_AND_DELETE) {
+                        r = ec2_set_deregistration_protection(c, im->image_id, false, false, err);
+                        if (r < 0)
+                                break;
+                        log_info("Retention lifted the deregistration protection of %s in %s",
+                                 im->image_id, region);
+                }
                 if (!o->dry_run) {
                         r = ec2_deregister_image(c, im->image_id, true, false, err);
                         if (r < 0)

@@ -22,7 +22,14 @@ struct retain_opts {
         const char *keep_image_id; /* the run's image in this region: always kept */
         usec_t now;                /* CLOCK_REALTIME */
         bool dry_run;              /* only list what would go */
-        char ***gone;              /* NULL, or gets the ids of the images deregistered */
+        /*
+         * [distribute] protect_published: the deregistration protection of an image the rules
+         * retire is ours when "enabled" (no cooldown), and is lifted
+         * (DisableImageDeregistrationProtection) before it goes. Otherwise a protected image
+         * is kept: someone else protected it.
+         */
+        bool lift_protection;
+        char ***gone; /* NULL, or gets the ids of the images deregistered */
 };
 
 /* Whether the options ask for any retention at all. */
@@ -35,6 +42,7 @@ enum retain_verdict {
         RETAIN_KEEP_REFERENCED, /* a launch template's default or latest version uses it */
         RETAIN_KEEP_PROTECTED,  /* deregistration protection */
         RETAIN_DELETE,
+        RETAIN_LIFT_AND_DELETE, /* protected, lift_protection: lifted, then deregistered */
 };
 
 /*

@@ -18,6 +18,7 @@
 #include "host/hooks.h"
 #include "run/imagename.h"
 #include "run/late_images.h"
+#include "run/notify.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
@@ -556,12 +557,18 @@ out:
                 int r2 = run_state_copy(f.run, &ret->run);
                 if (r2 < 0 && r >= 0)
                         r = r2;
-                /* A finished run, good or bad, goes into the history; a new run may start. */
+                /*
+                 * A finished run, good or bad, goes into the history; a new run may start. Then
+                 * it is told ([notify]); nothing the telling does changes the result.
+                 */
                 if (f.run->phase == PHASE_DONE || f.run->phase == PHASE_FAILED) {
-                        state_finish_current(&f.state, now_usec(CLOCK_REALTIME));
+                        usec_t end = now_usec(CLOCK_REALTIME);
+
+                        state_finish_current(&f.state, end);
                         r2 = state_save(ctx->config->state_dir, &f.state);
                         if (r2 < 0)
                                 log_error_errno(r2, "Cannot save the run state: %m");
+                        notify_run_end(ctx, &f.state, ret->run, end);
                 }
         }
         state_done(&f.state);

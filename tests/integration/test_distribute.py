@@ -50,7 +50,7 @@ class Rig:
     def ec2(self, region=SRC):
         return client(self.moto.url, "ec2", region=region)
 
-    def configure(self, **dist):
+    def configure(self, notify=None, **dist):
         lines = ["[aws]", "max_attempts = 2", "retry_deadline_ms = 10000",
                  "[run]", "mode = reboot", "state_dir = %s" % self.state_dir,
                  "wait_timeout_s = 60", "wait_poll_max_s = 1",
@@ -58,6 +58,7 @@ class Rig:
                  "[hooks]", "dir = %s" % (self.tmp / "no-hooks"),
                  "[distribute]"]
         lines += ["%s = %s" % (k, v) for k, v in dist.items()]
+        lines += ["[notify]"] + ["%s = %s" % kv for kv in (notify or {}).items()]
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def start(self, *args):
@@ -216,11 +217,16 @@ def test_copies_share_publish(rig):
     ec2 = rig.ec2()
     lt = ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={
         "ImageId": MOTO_AMI, "InstanceType": "t3.micro"})["LaunchTemplate"]
+    # A template of the same use in a copy's region, published there with that region's copy.
+    lt_west = rig.ec2(DST[0]).create_launch_template(LaunchTemplateName="web-west",
+                                                     LaunchTemplateData={
+        "ImageId": MOTO_AMI, "InstanceType": "t3.micro"})["LaunchTemplate"]
     rig.configure(regions=" ".join(DST),
                   kms_key=" ".join("%s:alias/golden" % reg for reg in DST),
                   share_accounts=SHARE_ACCOUNT, share_organizations=ORG, create_grants="yes",
-                  launch_template="web", launch_template_source_version="1",
-                  ssm_parameter="/golden/web", lineage="web")
+                  launch_template="web %s:web-west" % DST[0], launch_template_source_version="1",
+                  ssm_parameter="/golden/web %s:/golden/eu" % DST[1], lineage="web",
+                  protect_published="yes")
     # Shared with an organization: the keys' policies allow it (the pre-flight checks them).
     apply_kms_policy(rig)
     j = done_run(rig.run_and_resume())
@@ -261,18 +267,37 @@ def test_copies_share_publish(rig):
             KeyId=keys[reg]["KeyId"])["Grants"]
         assert [g["GranteePrincipal"] for g in grants] == ["arn:aws:iam::%s:root" % SHARE_ACCOUNT]
 
-    # The launch template: a new version with the image, made from version 1, the default.
-    [q] = rig.sent("CreateLaunchTemplateVersion")
-    assert q["params"]["SourceVersion"] == "1"
-    assert q["params"]["LaunchTemplateData.ImageId"] == image
-    vers = ec2.describe_launch_template_versions(LaunchTemplateId=lt["LaunchTemplateId"],
-                                                 Versions=["$Default"])["LaunchTemplateVersions"]
-    assert vers[0]["VersionNumber"] == 2 and vers[0]["LaunchTemplateData"]["ImageId"] == image
+    # The launch templates: in each region a new version with that region's image, made from
+    # version 1, the default; no template in the region that has none.
+    sent = {q["params"]["LaunchTemplateName"]: q for q in rig.sent("CreateLaunchTemplateVersion")}
+    assert set(sent) == {"web", "web-west"}, sent
+    for name, reg, im, t in (("web", SRC, image, lt), ("web-west", DST[0], copies[DST[0]], lt_west)):
+        assert sent[name]["params"]["SourceVersion"] == "1"
+        assert sent[name]["params"]["LaunchTemplateData.ImageId"] == im
+        vers = rig.ec2(reg).describe_launch_template_versions(
+            LaunchTemplateId=t["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"]
+        assert vers[0]["VersionNumber"] == 2 and vers[0]["LaunchTemplateData"]["ImageId"] == im
 
-    # The SSM parameter in each region holds that region's image.
-    for reg, im in [(SRC, image)] + list(copies.items()):
-        p = client(rig.moto.url, "ssm", region=reg).get_parameter(Name="/golden/web")
+    # The SSM parameter in each region holds that region's image: the plain name in every region
+    # but the one with a name of its own.
+    for reg, name, im in ((SRC, "/golden/web", image), (DST[0], "/golden/web", copies[DST[0]]),
+                          (DST[1], "/golden/eu", copies[DST[1]])):
+        p = client(rig.moto.url, "ssm", region=reg).get_parameter(Name=name)
         assert p["Parameter"]["Value"] == im and p["Parameter"]["DataType"] == "aws:ec2:image"
+    ssm = client(rig.moto.url, "ssm", region=DST[1])
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name="/golden/web")
+
+    # [image] imds_v2_only (default yes): ImdsSupport v2.0 on every image, as sent (moto ignores
+    # it); protect_published: deregistration protection on every image (the tests' moto keeps it).
+    imds = {q["params"]["ImageId"] for q in rig.sent("ModifyImageAttribute")
+            if q["params"].get("ImdsSupport.Value") == "v2.0"}
+    assert imds == {image} | set(copies.values())
+    protected = {q["params"]["ImageId"] for q in rig.sent("EnableImageDeregistrationProtection")}
+    assert protected == {image} | set(copies.values())
+    for reg, im in [(SRC, image)] + list(copies.items()):
+        with pytest.raises(Exception, match="deregistration protection"):
+            rig.ec2(reg).deregister_image(ImageId=im)
 
 
 def test_refuses_sharing_with_aws_managed_key(rig):
@@ -381,6 +406,31 @@ def test_retention_keeps_newest_and_referenced(rig):
     assert len(rig.sent("DeleteSnapshot")) >= 1
 
 
+def test_retention_lifts_the_protection_of_published_images(rig):
+    rig.configure(keep_newest=1, lineage="web", protect_published="yes")
+    first = done_run(rig.run_and_resume())["image_id"]
+    second = done_run(rig.run_and_resume())["image_id"]
+    assert {im["ImageId"] for im in rig.images()} == {second}
+    # Protection lifted first (EC2 refuses to deregister a protected image), then deregistered.
+    actions = [(q["action"], q["params"].get("ImageId")) for q in rig.proxy.requests()
+               if q["action"] in ("DisableImageDeregistrationProtection", "DeregisterImage")
+               and q["params"].get("DryRun") != "true"]
+    assert actions == [("DisableImageDeregistrationProtection", first),
+                       ("DeregisterImage", first)], actions
+    assert [q["params"]["ImageId"] for q in rig.sent("EnableImageDeregistrationProtection")] == \
+        [first, second]
+
+
+def test_imds_v2_only_no_leaves_the_image_alone(rig):
+    rig.configure(lineage="web", deprecate_after_days=30)
+    rig.config_path.write_text(rig.config_path.read_text().replace(
+        "[image]\n", "[image]\nimds_v2_only = no\n"))
+    rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
+    done_run(rig.run_and_resume())
+    assert not [q for q in rig.sent("ModifyImageAttribute") if "ImdsSupport.Value" in q["params"]]
+    assert rig.sent("EnableImageDeregistrationProtection") == []
+
+
 # ---------------------------------------------------------------- crash and resume
 
 
@@ -388,7 +438,8 @@ def test_crash_between_steps_resumes_without_second_copy(rig):
     rig.configure(regions=" ".join(DST), share_accounts=SHARE_ACCOUNT)
     a = rig.agent("run", "--mode", "reboot", "--json")
     assert a.returncode == 0, a.err
-    # The copies are made, then ModifyImageAttribute hangs in the proxy: kill the agent there.
+    # The copies are made, then ModifyImageAttribute (ImdsSupport, the first step after the
+    # tags) hangs in the proxy: kill the agent there.
     rig.proxy.faults({"kind": "delay", "delay_ms": 5000, "action": "ModifyImageAttribute"})
     p = rig.start("resume", "--json")
     deadline = time.monotonic() + DEADLINE
@@ -494,7 +545,8 @@ EC2_ON_OUR_BEHALF = {"kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
 BOOT_CHECK_SIDS = ("BootCheckLaunchTagged", "BootCheckLaunchFrom", "BootCheckOnlyOwnInstances")
 
 
-FOR_MOTO_WIDEN = ("DistributeKmsKeys", "DistributeSsmParameter")
+FOR_MOTO_WIDEN = ("DistributeKmsKeys", "DistributeSsmParameter", "NotifyEventBridge",
+                  "NotifySns")
 
 
 def for_moto(document, widen=FOR_MOTO_WIDEN):
@@ -577,6 +629,12 @@ def action_and_resource(rig, q, regions):
     target = {k.lower(): v for k, v in q["headers"]}.get("x-amz-target", "")
     if target.startswith("TrentService."):
         return "kms:" + q["action"], kms_key_arn(rig, q["json"]["KeyId"], regions), None
+    if target.startswith("AWSEvents."):
+        [entry] = q["json"]["Entries"]
+        return ("events:" + q["action"],
+                "arn:aws:events:%s:%s:event-bus/%s" % (SRC, ACCOUNT, entry["EventBusName"]), None)
+    if q["params"].get("Version") == "2010-03-31":  # SNS, in the Query protocol
+        return "sns:" + q["action"], q["params"]["TopicArn"], None
     if target.startswith("AmazonSSM."):
         # The region is in the (redacted) signature; the policy's pattern names none.
         return ("ssm:" + q["action"],
@@ -713,19 +771,28 @@ def test_iam_policy_every_feature(auth_rig):
     kms.create_alias(AliasName="alias/golden", TargetKeyId=key["KeyId"])
     rig.ec2().create_launch_template(LaunchTemplateName="web",
                                      LaunchTemplateData={"ImageId": MOTO_AMI})
-    rig.configure(regions=DST[0], kms_key="%s:alias/golden" % DST[0],
-                  share_accounts=SHARE_ACCOUNT, share_organizations=ORG, create_grants="yes",
-                  grant_ttl_days=1, deprecate_after_days=30, keep_newest=1,
-                  launch_template="web", ssm_parameter="/golden/web", lineage="web")
-    configure_boot_check(rig)
     # The organization's statement in the key policy, as `kms-policy` prints it (GetKeyPolicy
     # in the pre-flight checks it).
     apply_kms_policy(rig, admin)
+    # The end of each run told to a bus and a topic the admin made.
+    client(rig.moto.url, "events", admin, SRC).create_event_bus(Name="golden")
+    topic = client(rig.moto.url, "sns", admin, SRC).create_topic(Name="golden")["TopicArn"]
+    rig.configure(regions=DST[0], kms_key="%s:alias/golden" % DST[0],
+                  share_accounts=SHARE_ACCOUNT, share_organizations=ORG, create_grants="yes",
+                  grant_ttl_days=1, deprecate_after_days=30, keep_newest=1,
+                  launch_template="web", ssm_parameter="/golden/web", lineage="web",
+                  protect_published="yes",
+                  notify={"event_bus": "golden", "sns_topic_arn": topic})
+    configure_boot_check(rig)
     rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
     book = TagBook(rig, (SRC, DST[0]))
     book.update()
     with ClonePlayer(rig, "ok"):
-        first = done_run(rig.run_and_resume())["image_id"]
+        resumed = rig.run_and_resume()
+        # Told, not only sent: moto's IAM let both through.
+        assert "put on EventBridge bus golden" in resumed.err, resumed.err
+        assert "published to %s" % topic in resumed.err, resumed.err
+        first = done_run(resumed)["image_id"]
         book.update()
         second = done_run(rig.run_and_resume())["image_id"]
     left = {im["ImageId"] for im in rig.images()}

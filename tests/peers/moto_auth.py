@@ -24,7 +24,7 @@ from botocore.config import Config
 # Keys for moto while auth is off: moto accepts anything then, but botocore needs some.
 DUMMY_CREDS = ("testing", "testing")
 ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": ["ec2:*", "iam:*", "kms:*", "ssm:*", "sts:*"],
+    "Effect": "Allow", "Action": ["ec2:*", "iam:*", "kms:*", "ssm:*", "sts:*", "sns:*", "events:*"],
     "Resource": "*"}]})
 
 

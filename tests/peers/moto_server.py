@@ -27,6 +27,10 @@
   keeps product codes but never lists them, and has no way to set them.
 - KMS CreateGrant with DryRun answers DryRunOperationException (HTTP 412) for a key it has,
   making no grant, as KMS does.  moto ignores DryRun and makes the grant.
+- Deregistration protection: EnableImageDeregistrationProtection and
+  DisableImageDeregistrationProtection (moto lacks both) set and clear it, DescribeImages shows
+  it (DeregistrationProtection "enabled" or "disabled"), and DeregisterImage of a protected
+  image is refused (InvalidParameterValue), as EC2 does.
 
 All are applied to moto's own EC2 backend and response classes before the server starts, so that
 every client (the agent, botocore in the tests, the VM test's EC2 front) sees them, with or
@@ -57,6 +61,7 @@ from moto.kms.responses import KmsResponse  # noqa: E402
 LOCK = threading.RLock()
 COPY_TOKENS = {}  # (account, region, ClientToken) -> image id
 ENCRYPTED = {}  # image id -> the ARN of the KMS key its snapshot is encrypted with
+PROTECTED = set()  # image ids with deregistration protection
 
 
 class InvalidAMINameDuplicate(EC2ClientError):
@@ -249,6 +254,29 @@ def granted_key(method):
 
     describe_key.__name__ = "describe_key"
     return describe_key
+def set_protection(enable):
+    def handler(self):
+        ami_id = self._get_param("ImageId")
+        self.ec2_backend.describe_images(ami_ids=[ami_id])  # InvalidAMIID.NotFound
+        if self._get_param("DryRun") in (True, "true"):
+            self.error_on_dryrun()
+        with LOCK:
+            (PROTECTED.add if enable else PROTECTED.discard)(ami_id)
+        return ActionResult({"Return": "enabled" if enable else "disabled"})
+
+    handler.__name__ = ("enable" if enable else "disable") + "_image_deregistration_protection"
+    return handler
+
+
+def protected_deregister(method):
+    def deregister_image(self, ami_id, *args, **kwargs):
+        if ami_id in PROTECTED:
+            raise EC2ClientError("InvalidParameterValue",
+                                 "Image %s has deregistration protection" % ami_id)
+        return method(self, ami_id, *args, **kwargs)
+
+    deregister_image.__name__ = method.__name__
+    return deregister_image
 
 
 def install():
@@ -263,6 +291,11 @@ def install():
     KmsResponse.create_grant = grant_dry_run(KmsResponse.create_grant)
     AmiBackend.describe_images = shared_images(AmiBackend.describe_images)
     KmsResponse.describe_key = granted_key(KmsResponse.describe_key)
+    AmisResponse.enable_image_deregistration_protection = set_protection(True)
+    AmisResponse.disable_image_deregistration_protection = set_protection(False)
+    AmiBackend.deregister_image = protected_deregister(AmiBackend.deregister_image)
+    Ami.deregistration_protection = property(
+        lambda self: "enabled" if self.id in PROTECTED else "disabled")
 
 
 if __name__ == "__main__":

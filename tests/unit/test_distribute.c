@@ -54,6 +54,25 @@ static void test_kms_key_for(void **state)
 }
 
 /* In place: a key for the run's own region; a key of another region only makes copies. */
+/* launch_template and ssm_parameter words: REGION:NAME wins; a plain NAME where it applies. */
+static void test_word_for(void **state)
+{
+        char *words[] = {"us-west-2:web-west", "web", "eu-west-1:web-eu", NULL};
+        char *regional[] = {"us-west-2:web-west", NULL};
+
+        (void)state;
+        assert_string_equal(dist_word_for(words, "us-west-2", "us-east-1", false), "web-west");
+        assert_string_equal(dist_word_for(words, "us-east-1", "us-east-1", false), "web");
+        assert_string_equal(dist_word_for(words, "eu-west-1", "us-east-1", true), "web-eu");
+        /* A plain name: the run's region only, or every region (ssm_parameter). */
+        assert_null(dist_word_for(words, "ap-south-1", "us-east-1", false));
+        assert_string_equal(dist_word_for(words, "ap-south-1", "us-east-1", true), "web");
+        assert_null(dist_word_for(regional, "us-east-1", "us-east-1", true));
+        assert_null(dist_word_for(NULL, "us-east-1", "us-east-1", true));
+        /* A region's name is the whole word before ':'. */
+        assert_null(dist_word_for(regional, "us-west", "us-east-1", false));
+}
+
 static void test_encrypts_in_place(void **state)
 {
         struct config c;
@@ -219,6 +238,17 @@ static void test_retention_rules(void **state)
         assert_int_equal(verdict_of(ims, v, 7, "ami-28"), RETAIN_KEEP_RULES);
         assert_int_equal(verdict_of(ims, v, 7, "ami-4"), RETAIN_KEEP_PROTECTED);
         assert_int_equal(verdict_of(ims, v, 7, "ami-1"), RETAIN_DELETE);
+        /* protect_published: our protection ("enabled") is lifted, a cooldown one is not ours. */
+        free(ims[6].deregistration_protection);
+        ims[6].deregistration_protection = strdup("enabled");
+        assert_string_equal(ims[6].image_id, "ami-1");
+        retain_decide(&o, ims, 7, NULL, v);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-1"), RETAIN_KEEP_PROTECTED);
+        o.lift_protection = true;
+        retain_decide(&o, ims, 7, NULL, v);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-1"), RETAIN_LIFT_AND_DELETE);
+        assert_int_equal(verdict_of(ims, v, 7, "ami-4"), RETAIN_KEEP_PROTECTED);
+        o.lift_protection = false;
         assert_true(retain_enabled(&o));
         o.keep_newest = o.keep_days = 0;
         assert_false(retain_enabled(&o));
@@ -230,6 +260,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kms_key_for),
+                cmocka_unit_test(test_word_for),
                 cmocka_unit_test(test_encrypts_in_place),
                 cmocka_unit_test(test_image_key_matches),
                 cmocka_unit_test(test_aws_managed),
