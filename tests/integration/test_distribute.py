@@ -771,9 +771,6 @@ def test_iam_policy_every_feature(auth_rig):
     kms.create_alias(AliasName="alias/golden", TargetKeyId=key["KeyId"])
     rig.ec2().create_launch_template(LaunchTemplateName="web",
                                      LaunchTemplateData={"ImageId": MOTO_AMI})
-    # The organization's statement in the key policy, as `kms-policy` prints it (GetKeyPolicy
-    # in the pre-flight checks it).
-    apply_kms_policy(rig, admin)
     # The end of each run told to a bus and a topic the admin made.
     client(rig.moto.url, "events", admin, SRC).create_event_bus(Name="golden")
     topic = client(rig.moto.url, "sns", admin, SRC).create_topic(Name="golden")["TopicArn"]
@@ -784,6 +781,9 @@ def test_iam_policy_every_feature(auth_rig):
                   protect_published="yes",
                   notify={"event_bus": "golden", "sns_topic_arn": topic})
     configure_boot_check(rig)
+    # The organization's statement in the key policy, as `kms-policy` prints it (GetKeyPolicy
+    # in the pre-flight checks it).
+    apply_kms_policy(rig, admin)
     rig.proxy.faults({"kind": "ok", "action": "EnableImageDeprecation", "count": 10})
     book = TagBook(rig, (SRC, DST[0]))
     book.update()

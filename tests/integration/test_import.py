@@ -287,7 +287,8 @@ def test_publishes_launch_template_and_ssm_parameter(accounts):
 RECIPIENT_POLICY = POLICY.parent / "iam-policy-recipient.json"
 # What EC2 does with the caller's permissions when CopyImage encrypts with a customer key (the
 # EBS encryption requirements); the agent itself sends none of these for an import.
-EC2_ON_OUR_BEHALF_IMPORT = EC2_ON_OUR_BEHALF | {"kms:CreateGrant"}
+# The recipient launches nothing: no PassRole (which the owner's boot check needs).
+EC2_ON_OUR_BEHALF_IMPORT = (EC2_ON_OUR_BEHALF - {"iam:PassRole"}) | {"kms:CreateGrant"}
 
 
 @pytest.fixture
