@@ -65,6 +65,7 @@ deps:
 # The goals that run more than the build and the unit tests install everything `make check` uses
 # (see packaging/install-build-deps.sh); the others only the build dependencies. The package
 # builds set NO_DEPS=1: there the build dependencies are the package manager's business.
+# .ci/run runs make check and make check-san at once: each writes a temporary file of its own.
 FULL_DEPS_GOALS := check check-san check-db integration demo bench-api bench-freeze bench-idle fuzz
 $(BUILD)/pkg-config.mk: Makefile
 ifeq ($(NO_DEPS),)
@@ -73,7 +74,7 @@ endif
 	@mkdir -p $(dir $@)
 	@pkg-config --print-errors --exists $(PKGS)
 	@printf 'PKG_CFLAGS := %s\nPKG_LIBS   := %s\n' "$$(pkg-config --cflags $(PKGS))" \
-		"$$(pkg-config --libs $(PKGS))" > $@.tmp && mv $@.tmp $@
+		"$$(pkg-config --libs $(PKGS))" > $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
