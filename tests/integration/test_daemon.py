@@ -541,7 +541,8 @@ def test_reload_good_and_bad_config(rig):
     rig.config_path.write_text(text)
     d.signal(signal.SIGHUP)
     assert wait_until(lambda: "Configuration reloaded" in d.err), d.err
-    assert len(d.notify.values("READY")) > n_ready
+    # The log line comes just before READY=1 is sent: wait for the datagram too.
+    assert wait_until(lambda: len(d.notify.values("READY")) > n_ready), d.notify.messages
     assert "RELOADING" in [k for _, m in d.notify.messages for k in m]
     # Edited without SIGHUP: not the daemon's configuration, so not the run's.
     rig.config_path.write_text(text.replace("reloaded-{run_id}", "unreloaded-{run_id}"))
