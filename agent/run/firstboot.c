@@ -3,6 +3,7 @@
  */
 #include "run/firstboot.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,9 +61,15 @@ static int apply_word(struct userdata_directive *d, const char *w, size_t wlen, 
                 return 0;
         }
         if (kl == 10 && memcmp(w, "boot-check", 10) == 0) {
-                /* A run id: what ec2-imaged's run ids are made of, and never empty. */
-                if (vl == 0 || vl > USERDATA_RUN_ID_MAX ||
-                    strspn(v, "0123456789abcdefABCDEF-") < vl) {
+                /*
+                 * A run id: what ec2-imaged's run ids are made of, and never empty. v is a word
+                 * of the user-data, not a string: no strspn() past its vl bytes.
+                 */
+                bool ok = vl > 0 && vl <= USERDATA_RUN_ID_MAX;
+
+                for (size_t k = 0; ok && k < vl; k++)
+                        ok = isxdigit((unsigned char)v[k]) || v[k] == '-';
+                if (!ok) {
                         *msg = "boot-check: must be a run id";
                         return -EINVAL;
                 }
