@@ -10,7 +10,6 @@
 #include "cli/cmd_import.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,55 +23,6 @@
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
-
-struct import_args {
-        const char *image_id, *source_region, *region, *kms_key, *name, *launch_template,
-                *ssm_parameter;
-        bool json;
-};
-
-static int parse_args(const struct cli *c, struct import_args *a)
-{
-        enum { OPT_SRC = 0x100, OPT_REG, OPT_KEY, OPT_NAME, OPT_LT, OPT_SSM, OPT_JSON };
-        static const struct option opts[] = {
-                {"source-region", required_argument, NULL, OPT_SRC},
-                {"region", required_argument, NULL, OPT_REG},
-                {"kms-key", required_argument, NULL, OPT_KEY},
-                {"name", required_argument, NULL, OPT_NAME},
-                {"launch-template", required_argument, NULL, OPT_LT},
-                {"ssm-parameter", required_argument, NULL, OPT_SSM},
-                {"json", no_argument, NULL, OPT_JSON},
-                {},
-        };
-        const char **dest[] = {&a->source_region, &a->region,          &a->kms_key,
-                               &a->name,          &a->launch_template, &a->ssm_parameter};
-        int o;
-
-        /*
-         * Options may follow the image id (GNU getopt permutes); its own messages are ours.
-         * optind 0: glibc starts afresh, main() having parsed with "+" before.
-         */
-        optind = 0;
-        opterr = 0;
-        while ((o = getopt_long(c->argc, c->argv, "", opts, NULL)) >= 0) {
-                if (o == OPT_JSON)
-                        a->json = true;
-                else if (o >= OPT_SRC && o < OPT_JSON && *optarg)
-                        *dest[o - OPT_SRC] = optarg;
-                else {
-                        log_error("import: %s '%s'; see ec2-imaged --help",
-                                  o == '?' ? "unknown option or no value for" : "empty value for",
-                                  o == '?' ? c->argv[optind - 1] : opts[o - OPT_SRC].name);
-                        return -EINVAL;
-                }
-        }
-        if (optind + 1 != c->argc) {
-                log_error("import: give one image id (ami-...); see ec2-imaged --help");
-                return -EINVAL;
-        }
-        a->image_id = c->argv[optind];
-        return 0;
-}
 
 /* This account's id, for the messages: GetCallerIdentity needs no permission. */
 static char *caller_account(struct context *ctx, const char *region)
@@ -106,15 +56,15 @@ static int exit_code(int r)
         return EXIT_FAILED;
 }
 
-static int finish(const struct import_args *a, const struct import_request *req,
+static int finish(const struct cli *c, const struct import_request *req,
                   const struct import_result *res, const char *why, int r)
 {
         struct result out;
         cJSON *t;
 
         if (r < 0)
-                log_error("import %s: %s", a->image_id, why ? why : strerror(-r));
-        if (r < 0 && !a->json)
+                log_error("import %s: %s", c->argument, why ? why : strerror(-r));
+        if (r < 0 && !c->json)
                 return exit_code(r);
         result_new(&out, VIEW_IMPORT);
         t = out.tree;
@@ -130,27 +80,24 @@ static int finish(const struct import_args *a, const struct import_request *req,
         result_add_str(&out, t, "launch_template_version", res->lt_version);
         result_add_str(&out, t, "ssm_parameter", req->ssm_parameter);
         result_add_str(&out, t, "error", r < 0 ? (why ? why : strerror(-r)) : NULL);
-        return output_finish(&out, a->json, r < 0 ? exit_code(r) : EXIT_OK);
+        return output_finish(&out, c->json, r < 0 ? exit_code(r) : EXIT_OK);
 }
 
 int cmd_import(const struct cli *c)
 {
         struct context *ctx = c->ctx;
-        struct import_args a = {};
         struct dist_clients cl = {};
         struct import_result res = {};
         _cleanup_free_ char *why = NULL, *account = NULL;
         char *regions[3] = {};
         int r, rc;
 
-        if (parse_args(c, &a) < 0)
-                return EXIT_USAGE;
         /* The region without IMDS where it is known; the context's EC2 client serves it. */
-        if (context_settle_region(ctx, a.region) < 0 || context_open_ec2(ctx) < 0)
+        if (context_settle_region(ctx, c->region) < 0 || context_open_ec2(ctx) < 0)
                 return EXIT_FAILED;
         regions[0] = ctx->region;
-        if (a.source_region && !streq(a.source_region, ctx->region))
-                regions[1] = (char *)a.source_region;
+        if (c->source_region && !streq(c->source_region, ctx->region))
+                regions[1] = (char *)c->source_region;
         r = dist_clients_open(&cl, ctx, regions);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up the AWS clients: %m");
@@ -159,14 +106,14 @@ int cmd_import(const struct cli *c)
         }
         account = caller_account(ctx, ctx->region);
         struct import_request req = {
-                .source_image_id = a.image_id,
-                .source_region = a.source_region ? a.source_region : ctx->region,
+                .source_image_id = c->argument,
+                .source_region = c->source_region ? c->source_region : ctx->region,
                 .region = ctx->region,
                 .account = account,
-                .kms_key = a.kms_key,
-                .name = a.name,
-                .ssm_parameter = a.ssm_parameter,
-                .launch_template = a.launch_template,
+                .kms_key = c->kms_key,
+                .name = c->name,
+                .ssm_parameter = c->ssm_parameter,
+                .launch_template = c->launch_template,
                 .wait_timeout_s = ctx->config->wait_timeout_s,
                 .wait_poll_max_s = ctx->config->wait_poll_max_s,
                 .source_kms = regions[1] ? dist_clients_kms(&cl, regions[1]) : NULL,
@@ -174,7 +121,7 @@ int cmd_import(const struct cli *c)
         r = import_image(dist_clients_ec2(&cl, req.source_region), ctx->ec2,
                          dist_clients_kms(&cl, ctx->region), dist_clients_ssm(&cl, ctx->region),
                          &req, &res, &why);
-        rc = finish(&a, &req, &res, why, r);
+        rc = finish(c, &req, &res, why, r);
         import_result_done(&res);
         dist_clients_done(&cl);
         return rc;

@@ -30,7 +30,13 @@ struct cli {
         bool wait;                    /* trigger --wait */
         bool all;                     /* thaw --all */
         bool revoke_expired;          /* grants --revoke-expired */
-        const char *region;           /* kms-policy --region, NULL when not given */
+        const char *region;           /* kms-policy, import --region; NULL when not given */
+        const char *source_region;    /* import --source-region, NULL when not given */
+        const char *kms_key;          /* import --kms-key, NULL when not given */
+        const char *name;             /* import --name, NULL when not given */
+        const char *launch_template;  /* import --launch-template, NULL when not given */
+        const char *ssm_parameter;    /* import --ssm-parameter, NULL when not given */
+        const char *argument;         /* the command's one argument (import's image id) */
         int argc;                     /* the command's arguments; argv[0] is its name */
         char **argv;
         struct context *ctx; /* what the command's entry asks for (only ->config without clients) */

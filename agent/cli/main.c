@@ -37,6 +37,11 @@ enum {
         OPT_ALL = 1 << 12,
         OPT_REVOKE_EXPIRED = 1 << 13,
         OPT_REGION = 1 << 14,
+        OPT_SOURCE_REGION = 1 << 15,
+        OPT_KMS_KEY = 1 << 16,
+        OPT_NAME = 1 << 17,
+        OPT_LAUNCH_TEMPLATE = 1 << 18,
+        OPT_SSM_PARAMETER = 1 << 19,
 };
 
 /* What a command needs before it runs. */
@@ -51,8 +56,9 @@ struct command {
         int (*run)(const struct cli *c);
         unsigned options; /* the OPT_* it takes */
         enum command_setup setup;
-        bool own_arguments; /* its arguments are passed on unparsed */
-        bool hold_log;      /* no log line until the command releases them (see main()) */
+        const char *argument; /* its one argument, as the error names it; NULL: it takes none */
+        bool own_arguments;   /* its arguments are passed on unparsed */
+        bool hold_log;        /* no log line until the command releases them (see main()) */
 };
 
 static void help(void)
@@ -151,7 +157,12 @@ static const struct command commands[] = {
          .run = cmd_kms_policy,
          .options = OPT_JSON | OPT_REGION,
          .setup = SETUP_CONFIG},
-        {.name = "import", .run = cmd_import, .setup = SETUP_CLIENTS, .own_arguments = true},
+        {.name = "import",
+         .run = cmd_import,
+         .options = OPT_JSON | OPT_SOURCE_REGION | OPT_REGION | OPT_KMS_KEY | OPT_NAME |
+                    OPT_LAUNCH_TEMPLATE | OPT_SSM_PARAMETER,
+         .setup = SETUP_CLIENTS,
+         .argument = "one image id (ami-...)"},
         {.name = "first-boot", .run = cmd_first_boot, .options = OPT_JSON, .setup = SETUP_CLIENTS},
         {.name = "sanitize", .run = cmd_script, .setup = SETUP_CONFIG, .own_arguments = true},
         {.name = "patch", .run = cmd_script, .setup = SETUP_CONFIG, .own_arguments = true},
@@ -210,35 +221,102 @@ static int load_config(const struct cmdline_common *o, struct config *ret)
         return r;
 }
 
-/* The command's options, from c->argv; -EINVAL (said) for one it does not take. */
+static const struct option command_options[] = {
+        {"json", no_argument, NULL, OPT_JSON},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"mode", required_argument, NULL, OPT_MODE},
+        {"wait", no_argument, NULL, OPT_WAIT},
+        {"all", no_argument, NULL, OPT_ALL},
+        {"revoke-expired", no_argument, NULL, OPT_REVOKE_EXPIRED},
+        {"region", required_argument, NULL, OPT_REGION},
+        {"source-region", required_argument, NULL, OPT_SOURCE_REGION},
+        {"kms-key", required_argument, NULL, OPT_KMS_KEY},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"launch-template", required_argument, NULL, OPT_LAUNCH_TEMPLATE},
+        {"ssm-parameter", required_argument, NULL, OPT_SSM_PARAMETER},
+        {},
+};
+
+/* Where the value of the option o goes; NULL for an option without one. */
+static const char **option_value(struct cli *c, int o)
+{
+        switch (o) {
+        case OPT_MODE:
+                return &c->mode;
+        case OPT_REGION:
+                return &c->region;
+        case OPT_SOURCE_REGION:
+                return &c->source_region;
+        case OPT_KMS_KEY:
+                return &c->kms_key;
+        case OPT_NAME:
+                return &c->name;
+        case OPT_LAUNCH_TEMPLATE:
+                return &c->launch_template;
+        case OPT_SSM_PARAMETER:
+                return &c->ssm_parameter;
+        default:
+                return NULL;
+        }
+}
+
+/* One option getopt returned (o, at command_options[idx]); -EINVAL (said) if cmd refuses it. */
+static int take_option(const struct command *cmd, struct cli *c, int o, int idx)
+{
+        const char **value = option_value(c, o);
+
+        /* getopt's '?': no such option, or no value for one; optopt is the letter of a short one.
+         */
+        if (o == '?' && optopt > 0 && optopt < OPT_JSON) {
+                log_error("%s: unknown option '-%c'; see ec2-imaged --help", cmd->name, optopt);
+                return -EINVAL;
+        }
+        if (o == '?') {
+                log_error("%s: unknown option or no value for '%s'; see ec2-imaged --help",
+                          cmd->name, c->argv[optind - 1]);
+                return -EINVAL;
+        }
+        if (!(cmd->options & (unsigned)o)) {
+                log_error("%s: unknown option '--%s'; see ec2-imaged --help", cmd->name,
+                          command_options[idx].name);
+                return -EINVAL;
+        }
+        if (value && !*optarg) {
+                log_error("%s: empty value for '%s'; see ec2-imaged --help", cmd->name,
+                          command_options[idx].name);
+                return -EINVAL;
+        }
+        if (value)
+                *value = optarg;
+        return 0;
+}
+
+/*
+ * The command's options and its argument, from c->argv; -EINVAL (said) for an option it does
+ * not take or the wrong number of arguments.
+ */
 static int parse_command_options(const struct command *cmd, struct cli *c)
 {
-        static const struct option opts[] = {
-                {"json", no_argument, NULL, OPT_JSON},
-                {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-                {"mode", required_argument, NULL, OPT_MODE},
-                {"wait", no_argument, NULL, OPT_WAIT},
-                {"all", no_argument, NULL, OPT_ALL},
-                {"revoke-expired", no_argument, NULL, OPT_REVOKE_EXPIRED},
-                {"region", required_argument, NULL, OPT_REGION},
-                {},
-        };
         unsigned given = 0;
-        int o;
+        int o, idx = 0;
 
-        optind = 1;
-        while ((o = getopt_long(c->argc, c->argv, "+", opts, NULL)) >= 0) {
-                /* getopt's '?' for an option no command knows has no OPT_* bit either. */
-                if (!(cmd->options & (unsigned)o)) {
-                        log_error("%s: unknown option; see ec2-imaged --help", cmd->name);
+        /*
+         * Options may follow the argument (GNU getopt permutes); its own messages are ours.
+         * optind 0: glibc starts afresh, parse_options() having parsed with "+" before.
+         */
+        optind = 0;
+        opterr = 0;
+        while ((o = getopt_long(c->argc, c->argv, "", command_options, &idx)) >= 0) {
+                if (take_option(cmd, c, o, idx) < 0)
                         return -EINVAL;
-                }
                 given |= (unsigned)o;
-                if (o == OPT_MODE)
-                        c->mode = optarg;
-                if (o == OPT_REGION)
-                        c->region = optarg;
         }
+        if (cmd->argument && optind + 1 != c->argc) {
+                log_error("%s: give %s; see ec2-imaged --help", cmd->name, cmd->argument);
+                return -EINVAL;
+        }
+        if (cmd->argument)
+                c->argument = c->argv[optind++];
         if (optind < c->argc) {
                 log_error("%s: unexpected argument '%s'", cmd->name, c->argv[optind]);
                 return -EINVAL;

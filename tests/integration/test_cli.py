@@ -419,3 +419,27 @@ def test_options_a_command_does_not_take(rig):
     assert a.rc == EXIT_USAGE and "unknown command 'nonsense'" in a.err, a.err
     a = rig.agent("run", "--mode", "sideways")
     assert a.rc == EXIT_USAGE and "--mode must be no-reboot or reboot" in a.err, a.err
+
+
+def test_import_command_line(rig):
+    """import's options and its one image id, through the shared option parsing: a bad command
+    line exits 2 with nothing on stdout, says what is wrong, and sends nothing to AWS."""
+    rig.add_fs("ext4")
+    rig.configure()
+    for args, said in ((("import",), "import: give one image id (ami-...)"),
+                       (("import", "ami-1", "ami-2"), "import: give one image id (ami-...)"),
+                       (("import", "--json", "--region", "us-east-1"),
+                        "import: give one image id (ami-...)"),
+                       (("import", "ami-1", "--bogus"),
+                        "import: unknown option or no value for '--bogus'"),
+                       (("import", "ami-1", "--kms-key"),
+                        "import: unknown option or no value for '--kms-key'"),
+                       (("import", "ami-1", "--name", ""), "import: empty value for 'name'"),
+                       (("import", "ami-1", "--mode", "reboot"), "import: unknown option '--mode'"),
+                       (("import", "-x", "ami-1"), "import: unknown option '-x'"),
+                       (("kms-policy", "--region="), "kms-policy: empty value for 'region'"),
+                       (("status", "--name", "n"), "status: unknown option '--name'")):
+        a = rig.agent(*args)
+        assert (a.rc, a.out) == (EXIT_USAGE, ""), (args, a.err)
+        assert "ec2-imaged: %s; see ec2-imaged --help" % said in a.err, (args, a.err)
+    assert rig.proxy.requests() == []
