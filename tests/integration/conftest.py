@@ -27,6 +27,8 @@ from peers import (NO_MOTO, FaultProxy, Imds, Peer, PeerError,  # noqa: E402
                    dead_loopback_url, find_moto_python, is_loopback_url, log_tail,
                    reset_moto, start_peer_script)
 from peers import start_moto as _start_moto  # noqa: E402
+from dist_rig import ACCOUNT, MOTO_AMI, SRC, Rig, rig_of  # noqa: E402
+from iam_policy import POLICY, policy_user  # noqa: E402
 
 PROBE_TIMEOUT_S = 120  # the bound on one probe call
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
@@ -292,6 +294,48 @@ def have_tool():
             pytest.skip("%s not installed" % name)
         return path
     return check
+
+
+# ---------------------------------------------------------------- the distribution tests' rig
+# tests/peers/dist_rig.py, for test_distribute.py and the tests built on it. A test file with a
+# rig of its own (test_run.py, test_daemon.py) defines its own `rig`, which overrides this one.
+
+
+@pytest.fixture
+def rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
+    instance_id = _moto_auth.create_moto_instance(moto.url, region=SRC, image_id=MOTO_AMI)
+    yield from rig_of(instance_id, tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin)
+
+
+@pytest.fixture
+def auth_rig(tmp_path, moto_auth, fault_proxy, imds_factory, agent_env, agent_bin):
+    """A rig on a moto with IAM enforcement, whose agent has only the policy document given
+    (auth_rig(document), default conf/iam-policy.json byte for byte).  moto_auth's admin sets up
+    the instance, keys and template."""
+    admin = moto_auth.creds
+    instance_id = _moto_auth.create_moto_instance(moto_auth.url, creds=admin, region=SRC,
+                                                  image_id=MOTO_AMI)
+    imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT)
+    proxy = fault_proxy(moto_auth)
+    rigs = []
+
+    def make(document=None):
+        creds = policy_user(moto_auth.url, admin, "ec2-imaged-%d" % len(rigs),
+                            document or POLICY.read_text())
+        r = Rig(tmp_path / ("rig%d" % len(rigs)), moto_auth, proxy,
+                agent_env(imds=imds, endpoint=proxy, creds=creds), agent_bin, instance_id)
+        r.admin = admin
+        r.ec2 = lambda region=SRC: _moto_auth.client(moto_auth.url, "ec2", admin, region)
+        rigs.append(r)
+        return r
+
+    (tmp_path / "rig0").mkdir()
+    (tmp_path / "rig1").mkdir()
+    try:
+        yield make
+    finally:
+        for r in rigs:
+            r.close()
 
 
 # ---------------------------------------------------------------- skips the README allows

@@ -20,10 +20,10 @@ import subprocess
 
 import pytest
 
-from test_distribute import (BOOT_CHECK_SIDS, BOOT_CHECK_TAG as TAG, MOTO_AMI,  # noqa
-                             FOR_MOTO_WIDEN, POLICY, SHARE_ACCOUNT, ClonePlayer, Rig, TagBook,
-                             auth_rig, check_requests_against_policy, configure_boot_check,
-                             done_run, for_moto, rig, tags_of)  # (rig, auth_rig: fixtures)
+from dist_rig import (BOOT_CHECK_TAG as TAG, MOTO_AMI, SHARE_ACCOUNT, ClonePlayer,
+                      configure_boot_check, done_run, tags_of)
+from iam_policy import (BOOT_CHECK_SIDS, FOR_MOTO_WIDEN, POLICY, TagBook,
+                        check_requests_against_policy, for_moto)
 from test_encrypt import crash_at, wait_for
 
 

@@ -19,9 +19,8 @@ import time
 import pytest
 
 from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import (DEADLINE, MOTO_AMI, POLICY, SRC, TagBook,  # noqa
-                             auth_rig, check_requests_against_policy, done_run, for_moto,
-                             kms_key, rig, rig_of, tags_of)  # (rig, auth_rig: the fixtures)
+from dist_rig import DEADLINE, MOTO_AMI, SRC, done_run, kms_key, rig_of, tags_of
+from iam_policy import POLICY, TagBook, check_requests_against_policy, for_moto
 
 NAME = "dist-{run_id}"  # the rig's [image] name
 

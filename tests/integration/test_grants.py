@@ -13,8 +13,8 @@ Safety: as test_distribute.py (reboot mode against moto, nothing frozen, loopbac
 import json
 import time
 
-from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import DST, SHARE_ACCOUNT, Rig, done_run, kms_key, rig  # noqa: F401
+from dist_rig import DST, SHARE_ACCOUNT, done_run, kms_key  # tests/peers, on sys.path via conftest
+from moto_auth import client
 
 DAY_US = 86400 * 10**6
 OTHER_ACCOUNT = "444455556666"

@@ -21,8 +21,7 @@ import pytest
 
 from conftest import start_moto
 from moto_auth import ALLOW_ALL, client, create_moto_instance, enable_moto_auth  # tests/peers
-from test_distribute import (EC2_ON_OUR_BEHALF, POLICY, for_moto, policy_actions,  # noqa
-                             policy_verdict)
+from iam_policy import EC2_ON_OUR_BEHALF, POLICY, for_moto, policy_actions, policy_verdict
 
 REGION = "us-east-1"
 OWNER = "123456789012"  # moto's default account: the "testing" keys act in it
@@ -278,7 +277,7 @@ def test_publishes_launch_template_and_ssm_parameter(accounts):
 # ---------------------------------------------------------------- the recipient's IAM policy
 #
 # conf/iam-policy-recipient.json under moto's IAM enforcement (what moto enforces and what the
-# test evaluates itself: see test_distribute.py's notes on the IAM policy). The recipient's
+# test evaluates itself: see tests/peers/iam_policy.py). The recipient's
 # roles are made in its account before moto's authentication is switched on (after that, nobody
 # could make the first one there); the agent then assumes the importer role, which has only the
 # shipped document (with the KMS and SSM statements' Resource widened to "*" for moto).

@@ -10,7 +10,7 @@ Safety: as test_distribute.py (no run, only `check`; loopback peers only).
 import json
 
 from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import DST, ORG, Rig, kms_key, rig  # noqa: F401
+from dist_rig import DST, ORG, kms_key
 
 OU = "arn:aws:organizations::123456789012:ou/o-abc123def4/ou-ab12-34cd56ef"
 

@@ -19,8 +19,8 @@ import json
 import pytest
 
 from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
-from test_distribute import (ACCOUNT, DST, MOTO_AMI, ORG, POLICY, SHARE_ACCOUNT, SRC, Rig,  # noqa
-                             auth_rig, done_run, for_moto, kms_key, rig)
+from dist_rig import ACCOUNT, DST, MOTO_AMI, ORG, SHARE_ACCOUNT, SRC, Rig, done_run, kms_key
+from iam_policy import POLICY, for_moto
 
 CODE = "8fsgd7m3k8bgn1c6rvw1ymq4b"
 

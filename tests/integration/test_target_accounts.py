@@ -20,8 +20,8 @@ import pytest
 
 from conftest import start_moto
 from moto_auth import ALLOW_ALL, client, enable_moto_auth  # tests/peers, via conftest
-from test_distribute import (ACCOUNT, DEADLINE, POLICY, SRC, auth_rig, done_run,  # noqa
-                             for_moto, rig, tags_of)  # (rig, auth_rig: the fixtures)
+from dist_rig import ACCOUNT, DEADLINE, SRC, done_run, tags_of
+from iam_policy import POLICY, for_moto
 from test_encrypt import wait_for
 
 TARGET = "222222222222"
