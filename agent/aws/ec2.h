@@ -96,11 +96,6 @@ int ec2_call_image_id(struct ec2_client *c, const char *action, struct ec2_param
                       char **ret_image_id, struct aws_error *err);
 int ec2_params_add_tags(struct ec2_params *p, const char *prefix, const struct ec2_tag *tags,
                         size_t n);
-struct ec2_image;
-/* DescribeImages of this account's images with one filter (filter NULL: none) and/or an id. */
-int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
-                            const char *image_id, struct ec2_image **ret, size_t *ret_n,
-                            struct aws_error *err);
 /* Parse body and check that its root element is root_name (e.g. "CopyImageResponse"). */
 int ec2_parse_answer(const char *body, size_t len, const char *root_name, xmlDoc **ret);
 /* The non-empty <imageId> of a CreateImage or CopyImage answer (root_name) in body. */
@@ -209,9 +204,14 @@ int ec2_create_image(struct ec2_client *c, const struct ec2_create_image_args *a
  */
 int ec2_describe_image_any_owner(struct ec2_client *c, const char *image_id, struct ec2_image *ret,
                                  struct aws_error *err);
-/* Images owned by this account, filtered by exact name and/or image id (either may be NULL). */
-int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
-                        struct ec2_image **ret, size_t *ret_n, struct aws_error *err);
+/*
+ * DescribeImages of this account's images, with one filter (NULL: none), e.g. "name" or
+ * "tag:KEY", whose value is value, and/or one image id (NULL: any); -EINVAL for a filter without
+ * a value.
+ */
+int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char *value,
+                            const char *image_id, struct ec2_image **ret, size_t *ret_n,
+                            struct aws_error *err);
 int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
                     const struct ec2_tag *tags, size_t n_tags, bool dry_run, struct aws_error *err);
 /*

@@ -480,12 +480,6 @@ int ec2_describe_own_images(struct ec2_client *c, const char *filter, const char
         return describe_images(c, "self", filter, value, image_id, ret, ret_n, err);
 }
 
-int ec2_describe_images(struct ec2_client *c, const char *name, const char *image_id,
-                        struct ec2_image **ret, size_t *ret_n, struct aws_error *err)
-{
-        return ec2_describe_own_images(c, name ? "name" : NULL, name, image_id, ret, ret_n, err);
-}
-
 int ec2_create_tags(struct ec2_client *c, const char *const *resource_ids,
                     const struct ec2_tag *tags, size_t n_tags, bool dry_run, struct aws_error *err)
 {
@@ -553,7 +547,7 @@ int ec2_deregister_image(struct ec2_client *c, const char *image_id, bool delete
          * but the tags we put on them.
          */
         if (delete_snapshots && !dry_run) {
-                r = ec2_describe_images(c, NULL, image_id, &ims, &n, err);
+                r = ec2_describe_own_images(c, NULL, NULL, image_id, &ims, &n, err);
                 if (r < 0)
                         return r;
                 if (n > 0) {

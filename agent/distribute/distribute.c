@@ -83,7 +83,7 @@ int dist_describe_one(struct dist *d, struct run_dist *rd, struct ec2_image *ret
         size_t n = 0;
         int r;
 
-        r = ec2_describe_images(c, NULL, rd->image_id, &ims, &n, &e);
+        r = ec2_describe_own_images(c, NULL, NULL, rd->image_id, &ims, &n, &e);
         /* A brand-new id may not be visible yet: EC2 is eventually consistent. */
         if (r == -EREMOTEIO && streq_ptr(e.code, "InvalidAMIID.NotFound"))
                 n = 0;

@@ -241,7 +241,7 @@ int dist_wait_image(struct ec2_client *c, const char *region, const char *image_
                 size_t n = 0;
                 int r;
 
-                r = ec2_describe_images(c, NULL, image_id, &ims, &n, &e);
+                r = ec2_describe_own_images(c, NULL, NULL, image_id, &ims, &n, &e);
                 /* A brand-new id may not be visible yet: EC2 is eventually consistent. */
                 if (r == -EREMOTEIO && streq_ptr(e.code, "InvalidAMIID.NotFound")) {
                         r = 0;

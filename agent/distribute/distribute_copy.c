@@ -49,7 +49,7 @@ int dist_find_copy(struct dist *d, struct run_dist *rd)
         size_t n = 0;
         int r;
 
-        r = ec2_describe_images(c, d->run->image_name, NULL, &ims, &n, &e);
+        r = ec2_describe_own_images(c, "name", d->run->image_name, NULL, &ims, &n, &e);
         if (r < 0)
                 return dist_fail(&d->why, r, &e, "DescribeImages", rd->region);
         for (size_t i = 0; r >= 0 && i < n; i++) {

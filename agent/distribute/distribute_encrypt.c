@@ -44,7 +44,7 @@ static int describe(struct dist *d, const char *id, struct ec2_image *ret)
         int r;
 
         *ret = (struct ec2_image){};
-        r = ec2_describe_images(own_ec2(d), NULL, id, &ims, &n, &e);
+        r = ec2_describe_own_images(own_ec2(d), NULL, NULL, id, &ims, &n, &e);
         if (r == -EREMOTEIO && streq_ptr(e.code, "InvalidAMIID.NotFound"))
                 n = 0; /* a brand-new id: EC2 is eventually consistent */
         else if (r < 0)

@@ -183,7 +183,7 @@ static int find_copy(struct import *im)
         size_t n = 0;
         int r;
 
-        r = ec2_describe_images(im->ec2, im->name, NULL, &ims, &n, &e);
+        r = ec2_describe_own_images(im->ec2, "name", im->name, NULL, &ims, &n, &e);
         if (r < 0)
                 return dist_fail(&im->why, r, &e, "DescribeImages", req->region);
         for (size_t i = 0; r == 0 && i < n; i++) {
@@ -282,7 +282,7 @@ static int tag(struct import *im)
         size_t n = 0;
         int r;
 
-        r = ec2_describe_images(im->ec2, NULL, im->res.image_id, &ims, &n, &e);
+        r = ec2_describe_own_images(im->ec2, NULL, NULL, im->res.image_id, &ims, &n, &e);
         if (r < 0)
                 return dist_fail(&im->why, r, &e, "DescribeImages", req->region);
         r = strv_push(&ids, im->res.image_id);

@@ -56,7 +56,8 @@ int flow_image_find(struct context *ctx, struct run_state *run, struct aws_error
         size_t n = 0;
         int r;
 
-        r = ec2_describe_images(ctx->ec2, run_state_create_name(run), NULL, &ims, &n, err);
+        r = ec2_describe_own_images(ctx->ec2, "name", run_state_create_name(run), NULL, &ims, &n,
+                                    err);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r == 0; i++) {
@@ -217,7 +218,7 @@ int flow_image_wait(struct context *ctx, struct run_state *run, const struct con
                 struct aws_error e = {};
                 size_t n = 0;
 
-                r = ec2_describe_images(ctx->ec2, NULL, run->image_id, &ims, &n, &e);
+                r = ec2_describe_own_images(ctx->ec2, NULL, NULL, run->image_id, &ims, &n, &e);
                 if (r < 0) {
                         /* A brand-new id may not be visible yet: EC2 is eventually consistent. */
                         if (!streq_ptr(e.code, "InvalidAMIID.NotFound")) {

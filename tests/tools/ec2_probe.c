@@ -244,7 +244,8 @@ static int run_call(struct ec2_client *c, const char *call, struct call_args *a,
         if (streq(call, "describe-images")) {
                 struct ec2_image *ims = NULL;
                 size_t n = 0;
-                r = ec2_describe_images(c, a->name, a->image_id, &ims, &n, err);
+                r = ec2_describe_own_images(c, a->name ? "name" : NULL, a->name, a->image_id, &ims,
+                                            &n, err);
                 if (r >= 0)
                         cJSON_AddItemToObject(out, "images", images_json(ims, n));
                 ec2_images_free(ims, n);
@@ -373,7 +374,8 @@ int main(int argc, char **argv)
                 struct ec2_image *ims = NULL;
                 size_t n = 0;
 
-                if (ec2_describe_images(c, "ec2-probe-warm-up", NULL, &ims, &n, &err) < 0)
+                if (ec2_describe_own_images(c, "name", "ec2-probe-warm-up", NULL, &ims, &n, &err) <
+                    0)
                         usage("the warm-up DescribeImages failed");
                 ec2_images_free(ims, n);
         }

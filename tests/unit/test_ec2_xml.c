@@ -599,7 +599,7 @@ static void test_call_without_credentials(void **state)
         unsetenv("AWS_ENDPOINT_URL_EC2");
         unsetenv("AWS_ENDPOINT_URL");
         assert_int_equal(ec2_client_new(&cfg, NULL, &c), 0);
-        assert_int_equal(ec2_describe_images(c, "x", NULL, &ims, &n, &e), -ENOKEY);
+        assert_int_equal(ec2_describe_own_images(c, "name", "x", NULL, &ims, &n, &e), -ENOKEY);
         assert_int_equal(ec2_client_last_attempts(c), 1);
         assert_null(e.code);
         assert_int_equal(e.http_status, 0);
