@@ -145,7 +145,12 @@ static const struct config_key keys[] = {
         UINT_KEY("imds", "connect_timeout_ms", imds_connect_timeout_ms, 10, 60000,
                  IMDS_CONNECT_TIMEOUT_MS_DEFAULT),
         UINT_KEY("imds", "timeout_ms", imds_timeout_ms, 10, 60000, IMDS_TIMEOUT_MS_DEFAULT),
-        UINT_KEY("imds", "retry_deadline_ms", imds_retry_deadline_ms, 0, 600000,
+        /*
+         * A retry deadline bounds every attempt of a call, the first one included: 0 would be no
+         * time at all (the clients read a 0 in their settings as "the default", which nobody
+         * writing 0 means), so it starts at the shortest timeout of one request.
+         */
+        UINT_KEY("imds", "retry_deadline_ms", imds_retry_deadline_ms, 10, 600000,
                  IMDS_RETRY_DEADLINE_MS_DEFAULT),
         BOOL_KEY("imds", "allow_imdsv1", imds_allow_imdsv1, false),
         BOOL_KEY("imds", "disabled", imds_disabled, false),
@@ -155,7 +160,7 @@ static const struct config_key keys[] = {
         UINT_KEY("aws", "connect_timeout_ms", aws_connect_timeout_ms, 10, 60000,
                  AWS_CONNECT_TIMEOUT_MS_DEFAULT),
         UINT_KEY("aws", "timeout_ms", aws_timeout_ms, 100, 600000, AWS_TIMEOUT_MS_DEFAULT),
-        UINT_KEY("aws", "retry_deadline_ms", aws_retry_deadline_ms, 0, 3600000,
+        UINT_KEY("aws", "retry_deadline_ms", aws_retry_deadline_ms, 100, 3600000,
                  AWS_RETRY_DEADLINE_MS_DEFAULT),
         UINT_KEY("aws", "max_attempts", aws_max_attempts, 1, 100, AWS_MAX_ATTEMPTS_DEFAULT),
 

@@ -78,6 +78,11 @@ static void test_errors(void **state)
         expect_error("[imds]\ntoken_ttl = 0\n", 2, "out of range 1..21600");
         expect_error("[imds]\ntoken_ttl = 21601\n", 2, "out of range");
         expect_error("[imds]\ntoken_ttl = -5\n", 2, "not a non-negative integer");
+        /* A retry deadline of 0 is no time for even one attempt: refused, not the default. */
+        expect_error("[aws]\nretry_deadline_ms = 0\n", 2,
+                     "[aws] retry_deadline_ms: 0 is out of range 100..3600000");
+        expect_error("[imds]\nretry_deadline_ms = 0\n", 2,
+                     "[imds] retry_deadline_ms: 0 is out of range 10..600000");
         expect_error("[imds]\ntoken_ttl = 12abc\n", 2, "not a non-negative integer");
         expect_error("[imds]\nallow_imdsv1 = maybe\n", 2, "not a boolean");
         expect_error("[imds]\nendpoint_mode = ipv5\n", 2, "allowed values");
