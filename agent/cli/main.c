@@ -265,8 +265,7 @@ static int take_option(const struct command *cmd, struct cli *c, int o, int idx)
 {
         const char **value = option_value(c, o);
 
-        /* getopt's '?': no such option, or no value for one; optopt is the letter of a short one.
-         */
+        /* getopt's '?': no such option, or no value for one; optopt: a short one's letter. */
         if (o == '?' && optopt > 0 && optopt < OPT_JSON) {
                 log_error("%s: unknown option '-%c'; see ec2-imaged --help", cmd->name, optopt);
                 return -EINVAL;
