@@ -50,9 +50,7 @@ import calendar
 import email.utils
 import http.client
 import json
-import os
 import re
-import signal
 import socket
 import struct
 import sys
@@ -61,6 +59,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from serving import serve_until_stopped  # this script's own folder (tests/peers)
 
 REDACTED = ("authorization", "x-amz-security-token")
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "proxy-connection")
@@ -409,19 +409,8 @@ def main(argv=None):
     server = Server((a.host, a.port), Handler)
     server.state = State()
     server.upstream = up
-    if a.port_file:
-        tmp = "%s.tmp.%d" % (a.port_file, os.getpid())
-        with open(tmp, "w") as f:
-            f.write("%d\n" % server.server_address[1])
-        os.replace(tmp, a.port_file)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    sys.stderr.write("proxy: listening on %s:%d -> %s\n" % (server.server_address[:2]
-                                                            + (a.upstream,)))
-    sys.stderr.flush()
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    serve_until_stopped(server, a.port_file, "proxy: listening on %s:%d -> %s" % (
+        server.server_address[:2] + (a.upstream,)))
 
 
 if __name__ == "__main__":

@@ -23,13 +23,14 @@ import math
 import os
 import re
 import secrets
-import signal
 import string
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from serving import serve_until_stopped  # this script's own folder (tests/peers)
 
 # The versions real IMDS lists at GET /; every one serves the same tree here.
 VERSIONS = [
@@ -510,19 +511,8 @@ def main(argv=None):
     server.daemon_threads = True
     server.state = state
     server.tree = Tree(data, args, state)
-    if args.port_file:
-        # Write then rename, so a reader never sees a partly written port number.
-        tmp = "%s.tmp.%d" % (args.port_file, os.getpid())
-        with open(tmp, "w") as f:
-            f.write("%d\n" % server.server_address[1])
-        os.replace(tmp, args.port_file)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    sys.stderr.write("imds: listening on %s:%d\n" % server.server_address[:2])
-    sys.stderr.flush()
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    serve_until_stopped(server, args.port_file,
+                        "imds: listening on %s:%d" % server.server_address[:2])
 
 
 if __name__ == "__main__":
