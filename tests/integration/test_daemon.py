@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
+from peers import StderrFile
 from scratchfs import ScratchFS, is_frozen, wait_until
 
 pytestmark = [
@@ -158,7 +159,7 @@ JOURNAL_NS = ('mount -t tmpfs -o size=1m,mode=0755 tmpfs /run/systemd && '
               'unset TEST_JOURNAL_SOCKET; exec "$@"')
 
 
-class Daemon:
+class Daemon(StderrFile):
     """`ec2-imaged daemon` started so that WATCHDOG_PID is its own pid (sh execs into it); with
     journal=True in a private mount namespace whose journald is a socket of ours."""
 
@@ -166,7 +167,6 @@ class Daemon:
                  journal_store=None):
         n = len(rig.daemons)
         self.err_path = err_path or rig.tmp / ("daemon-%d.err" % n)
-        self.saved_err = None
         self.notify = NotifySocket(rig.tmp / ("notify-%d.sock" % n)) if notify else None
         self.journal = JournalSocket(rig.tmp / ("journal-%d.sock" % n),
                                      store=journal_store) if journal else None
@@ -185,19 +185,6 @@ class Daemon:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
                 start_new_session=True)
         self.pid = self.proc.pid
-
-    @property
-    def err(self):
-        if self.saved_err is not None:
-            return self.saved_err
-        return self.err_path.read_text(errors="replace")
-
-    def save_err(self):
-        """Keep stderr in memory (before the scratch filesystem it may live on goes away)."""
-        try:
-            self.saved_err = self.err_path.read_text(errors="replace")
-        except OSError:
-            self.saved_err = ""
 
     def ready(self):
         self.notify.wait_for("READY", lambda v: v == "1")

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
+from peers import StderrFile
 from scratchfs import ScratchFS, Writer, is_frozen, proc_state, ptrace_held, wait_until
 
 pytestmark = [
@@ -151,7 +152,7 @@ def timed_write(scratch, mnt, timeout=PROMPT):
     return None
 
 
-class Agent:
+class Agent(StderrFile):
     """A running agent command, its stdout and stderr in files (nothing can fill a pipe)."""
 
     def __init__(self, rig, args, stderr=None, err_path=None, **popen):
@@ -161,7 +162,6 @@ class Agent:
         n = len(rig.agents)
         self.out_path = rig.tmp / ("agent-%d.out" % n)
         self.err_path = err_path or rig.tmp / ("agent-%d.err" % n)
-        self.saved_err = None
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [rig.agent_bin, "--config", str(rig.config_path)] + list(args),
@@ -179,19 +179,6 @@ class Agent:
     @property
     def out(self):
         return self.out_path.read_text(errors="replace")
-
-    @property
-    def err(self):
-        if self.saved_err is not None:
-            return self.saved_err
-        return self.err_path.read_text(errors="replace")
-
-    def save_err(self):
-        """Keep stderr in memory (before the scratch filesystem it may live on goes away)."""
-        try:
-            self.saved_err = self.err_path.read_text(errors="replace")
-        except OSError:
-            self.saved_err = ""
 
     def json(self):
         try:

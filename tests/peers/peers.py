@@ -82,6 +82,25 @@ def log_tail(path, n=20):
         return ""
 
 
+class StderrFile:
+    """For a process a test started with its stderr in the file self.err_path: self.err, which
+    save_err() keeps in memory before the (scratch) filesystem the file lives on goes away."""
+
+    saved_err = None
+
+    @property
+    def err(self):
+        if self.saved_err is not None:
+            return self.saved_err
+        return self.err_path.read_text(errors="replace")
+
+    def save_err(self):
+        try:
+            self.saved_err = self.err_path.read_text(errors="replace")
+        except OSError:
+            self.saved_err = ""
+
+
 class Peer:
     """A started server: .url, .port, .pid, .log (path), .proc; stop() by its PID."""
 
