@@ -29,6 +29,7 @@ from peers import (NO_MOTO, FaultProxy, Imds, Peer, PeerError,  # noqa: E402
 from peers import start_moto as _start_moto  # noqa: E402
 from dist_rig import ACCOUNT, MOTO_AMI, SRC, Rig, rig_of  # noqa: E402
 from iam_policy import POLICY, policy_user  # noqa: E402
+import rootfs  # noqa: E402
 
 PROBE_TIMEOUT_S = 120  # the bound on one probe call
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
@@ -294,6 +295,19 @@ def have_tool():
             pytest.skip("%s not installed" % name)
         return path
     return check
+
+
+@pytest.fixture(scope="module")
+def debian_rootfs():
+    """The Debian root filesystem (tests/peers/rootfs.py) the sanitize tests clone, built once
+    and kept; the test skips where it cannot be built here, and fails where the build fails."""
+    why = rootfs.unavailable()
+    if why:
+        pytest.skip(why)
+    try:
+        return rootfs.ensure(log=str(LOG_DIR / "rootfs-build.log"))
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        pytest.fail("cannot build the Debian root filesystem: %s" % e)
 
 
 # ---------------------------------------------------------------- the distribution tests' rig

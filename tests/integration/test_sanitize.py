@@ -28,19 +28,8 @@ MID = "0123456789abcdef0123456789abcdef"
 DBUS_MID = "fedcba9876543210fedcba9876543210"
 
 
-@pytest.fixture(scope="module")
-def base():
-    why = rootfs.unavailable()
-    if why:
-        pytest.skip(why)
-    try:
-        return rootfs.ensure(log=str(REPO / "build" / "test-logs" / "rootfs-build.log"))
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        pytest.fail("cannot build the Debian root filesystem: %s" % e)
-
-
 @pytest.fixture
-def root(base, tmp_path):
+def root(debian_rootfs, tmp_path):
     r = rootfs.clone(tmp_path / "root")
     yield r
     assert rootfs.mounts_under(tmp_path) == []
@@ -324,7 +313,7 @@ def test_symlinks_never_lead_out_of_the_root(root, tmp_path, agent_bin):
     assert (canary / "sub/x").read_text() == "keep me too\n"
 
 
-def test_list_and_config_through_the_agent(tmp_path, agent_bin, base):
+def test_list_and_config_through_the_agent(tmp_path, agent_bin, debian_rootfs):
     conf = tmp_path / "ec2-imaged.conf"
     conf.write_text("[sanitize]\nscript = %s\nenable = mail-spool\ndisable = tmp-files\n"
                     % (REPO / "hooks/sanitize"))

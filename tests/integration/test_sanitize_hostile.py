@@ -58,19 +58,8 @@ PATHS = ("/var/lib/ec2-imaged", "/etc/ssh/ssh_host_*", "/etc/machine-id", "/var/
          "/etc/subgid-", "/var/lib/rpm/__db.*", "/var/lib/yum/uuid")
 
 
-@pytest.fixture(scope="module")
-def base():
-    why = rootfs.unavailable()
-    if why:
-        pytest.skip(why)
-    try:
-        return rootfs.ensure(log=str(REPO / "build" / "test-logs" / "rootfs-build.log"))
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        pytest.fail("cannot build the Debian root filesystem: %s" % e)
-
-
 @pytest.fixture
-def root(base, tmp_path, agent_bin):
+def root(debian_rootfs, tmp_path, agent_bin):
     r = rootfs.clone(tmp_path / "root")
     yield r
     assert rootfs.mounts_under(tmp_path) == []
