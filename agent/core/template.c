@@ -103,8 +103,7 @@ static int render_date(struct buf *b, const char *p, const char *close, time_t n
         return buf_append(b, out, n);
 }
 
-int template_render(const char *tmpl, const struct template_fields *f, char **ret,
-                    char **ret_error)
+int template_render(const char *tmpl, const struct template_fields *f, char **ret, char **ret_error)
 {
         struct buf b = {.max = TEMPLATE_MAX};
         const char *p = tmpl;
@@ -139,8 +138,8 @@ int template_render(const char *tmpl, const struct template_fields *f, char **re
                 p = close + 1;
         }
         if (r == -EFBIG)
-                *ret_error = strprintf("template '%s' renders longer than %d bytes", tmpl,
-                                       TEMPLATE_MAX);
+                *ret_error =
+                        strprintf("template '%s' renders longer than %d bytes", tmpl, TEMPLATE_MAX);
         if (r < 0) {
                 buf_free(&b);
                 return r;

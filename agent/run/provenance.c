@@ -209,8 +209,7 @@ int config_sha256_hex(const struct config *cfg, char out[static 65])
         return 0;
 }
 
-int provenance_gather(const struct config *cfg, const char *source_image_id,
-                      struct provenance *ret)
+int provenance_gather(const struct config *cfg, const char *source_image_id, struct provenance *ret)
 {
         _cleanup_close_ int dfd = -EBADF;
         struct provenance p = {};
@@ -220,7 +219,8 @@ int provenance_gather(const struct config *cfg, const char *source_image_id,
 
         r = os_release(&p.os_id, &p.os_version);
         if (r < 0)
-                log_warning_errno(r, "Cannot read os-release, {os_id} and {os_version} are empty: %m");
+                log_warning_errno(r,
+                                  "Cannot read os-release, {os_id} and {os_version} are empty: %m");
         dfd = open(cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         r = dfd < 0 ? -errno : patched_at_read(dfd, &p.patched_at);
         if (r == -ENOENT) /* no state directory yet: no patch hook ever wrote in it */
