@@ -333,16 +333,17 @@ static void test_config_sha256(void **unused)
         write_file(tmpdir, "sha.conf", text, 0644);
         write_file(pre, "20-b", "#!/bin/sh\necho b\n", 0755);
         write_file(pre, "10-a", "#!/bin/sh\necho a\n", 0755);
-        write_file(pre, "README", "not a hook\n", 0644);      /* no execute bit: skipped */
+        write_file(pre, "README", "not a hook\n", 0644);       /* no execute bit: skipped */
         write_file(pre, "30-c.disabled", "#!/bin/sh\n", 0755); /* skipped by its name */
         write_file(post, "10-z", "#!/bin/sh\nexit 0\n", 0755);
         assert_int_equal(config_load(conf, true, &c, &e), 0);
         assert_int_equal(config_sha256_hex(&c, got), 0);
         config_done(&c);
-        cmd = strprintf("cd %s && { cat sha.conf; printf 'pre-image/10-a\\0'; cat hooks/pre-image.d/10-a; "
-                        "printf 'pre-image/20-b\\0'; cat hooks/pre-image.d/20-b; "
-                        "printf 'post-image/10-z\\0'; cat hooks/post-image.d/10-z; } | sha256sum",
-                        tmpdir);
+        cmd = strprintf(
+                "cd %s && { cat sha.conf; printf 'pre-image/10-a\\0'; cat hooks/pre-image.d/10-a; "
+                "printf 'pre-image/20-b\\0'; cat hooks/pre-image.d/20-b; "
+                "printf 'post-image/10-z\\0'; cat hooks/post-image.d/10-z; } | sha256sum",
+                tmpdir);
         p = popen(cmd, "r");
         assert_non_null(p);
         assert_non_null(fgets(want, sizeof(want), p));
