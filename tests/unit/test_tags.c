@@ -351,6 +351,39 @@ static void test_config_sha256(void **unused)
         assert_string_equal(got, want);
 }
 
+/* The rendered tags live in the run state: kept in order through the file, bad shapes refused. */
+static void test_state_round_trip(void **unused)
+{
+        static const char bad_dup[] = "{\"current\":{\"run_id\":\"x\",\"phase\":\"rebooting\","
+                                      "\"mode\":\"reboot\",\"tags\":{\"a\":\"1\",\"a\":\"2\"}}}";
+        static const char bad_num[] = "{\"current\":{\"run_id\":\"x\",\"phase\":\"rebooting\","
+                                      "\"mode\":\"reboot\",\"tags\":{\"a\":1}}}";
+        struct state s = {}, back = {};
+        _cleanup_free_ char *text = NULL, *text2 = NULL;
+
+        assert_int_equal(run_state_new(MODE_REBOOT, false, &s.current), 0);
+        assert_int_equal(run_state_add_tag(s.current, "z", "last? no, first"), 0);
+        assert_int_equal(run_state_add_tag(s.current, "a", "été"), 0);
+        assert_int_equal(run_state_add_tag(s.current, "", ""), 0);
+        text = state_format(&s);
+        assert_int_equal(state_parse(text, strlen(text), &back), -EBADMSG); /* empty key */
+        run_state_clear_tags(s.current);
+        assert_int_equal(run_state_add_tag(s.current, "z", "first"), 0);
+        assert_int_equal(run_state_add_tag(s.current, "a", "été"), 0);
+        free(text);
+        text = state_format(&s);
+        assert_int_equal(state_parse(text, strlen(text), &back), 0);
+        assert_int_equal(back.current->n_tags, 2);
+        assert_string_equal(back.current->tags[0].key, "z");
+        assert_string_equal(back.current->tags[1].value, "été");
+        text2 = state_format(&back);
+        assert_string_equal(text, text2);
+        state_done(&back);
+        assert_int_equal(state_parse(bad_dup, strlen(bad_dup), &back), -EBADMSG);
+        assert_int_equal(state_parse(bad_num, strlen(bad_num), &back), -EBADMSG);
+        state_done(&s);
+}
+
 static int setup(void **unused)
 {
         char t[] = "/tmp/test_tags.XXXXXX";
@@ -379,6 +412,7 @@ int main(void)
                 cmocka_unit_test(test_os_release),
                 cmocka_unit_test(test_patched_at),
                 cmocka_unit_test(test_config_sha256),
+                cmocka_unit_test(test_state_round_trip),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
