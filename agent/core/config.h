@@ -7,7 +7,11 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/ec2-imaged/ec2-imaged.conf"
 #define CONFIG_MAX_SIZE     (256u * 1024u)
-#define CONFIG_MAX_TAGS     50
+/*
+ * [image] tag lines: EC2 allows 50 tags on an image, ec2-imaged puts up to 7 of its own, and an
+ * operator may replace two of those (core/imagetags.h).
+ */
+#define CONFIG_MAX_TAGS 45
 
 /*
  * The enumerated values of the configuration, each with one string table (config.c):
@@ -62,7 +66,9 @@ int boot_check_on_failure_from_string(const char *s);
 
 struct config_tag {
         char *key;
-        char *value;
+        char *value;     /* in the configuration a template (core/template.h); in a run, rendered */
+        unsigned source; /* the file it came from (its index in sources), and its line */
+        unsigned line;
 };
 
 /* A file as it was parsed: its name and its contents (for the snapshot a worker is given). */
@@ -182,7 +188,10 @@ struct config {
         char *notify_sns_topic_arn;       /* SNS topic (Publish), in the ARN's region */
         char *notify_prometheus_textfile; /* absolute path of a .prom file, replaced atomically */
 
-        /* [image] tag = Key=Value (repeatable): put on every image and its snapshots */
+        /*
+         * [image] tag = Key=Value (repeatable): put on every image and its snapshots, the value a
+         * template rendered once per run (run/provenance.h)
+         */
         struct config_tag tags[CONFIG_MAX_TAGS];
         size_t n_tags;
 

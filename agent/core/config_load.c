@@ -19,6 +19,8 @@
 
 #include "aws/vocab.h"
 #include "core/config_internal.h"
+#include "core/imagetags.h"
+#include "core/template.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/parse.h"
@@ -65,44 +67,91 @@ static int set_error(struct parse_ctx *ctx, int r, const char *fmt, ...)
         return 0; /* tells inih to stop at this error */
 }
 
+/* Our keys an operator may set in place of our default (imagetags.h): they add no tag. */
+static bool tag_replaces_default(const char *key)
+{
+        return streq(key, TAG_SOURCE_IMAGE) || streq(key, TAG_OS);
+}
+
+/*
+ * EC2's rules for a tag (its user guide's "Tag restrictions"): a key of 1..128 and a value of at
+ * most 256 Unicode characters, neither starting with "aws:" in any case (reserved for AWS). The
+ * value is a template (core/template.h): its placeholders must be known, and its characters
+ * outside them already count against the limit; what it renders to is checked again when a run
+ * renders it (run/provenance.c). The ec2-imaged: prefix is ours, but for the defaults an operator
+ * may replace.
+ */
+static int check_tag(struct parse_ctx *ctx, const char *key, const char *value)
+{
+        _cleanup_free_ char *err = NULL;
+        size_t literal;
+
+        if (utf8_chars(key) > 128)
+                return set_error(ctx, -E2BIG, "[image] tag '%s': key longer than 128 characters",
+                                 key);
+        if (strncasecmp(key, "aws:", 4) == 0 || strncasecmp(value, "aws:", 4) == 0)
+                return set_error(ctx, -EINVAL,
+                                 "[image] tag '%s': the aws: prefix is reserved by AWS", key);
+        if (startswith(key, "ec2-imaged:") && !tag_replaces_default(key))
+                return set_error(ctx, -EINVAL,
+                                 "[image] tag '%s': the ec2-imaged: prefix is ours (but for %s "
+                                 "and %s)",
+                                 key, TAG_SOURCE_IMAGE, TAG_OS);
+        if (template_check(value, true, &literal, &err) < 0)
+                return set_error(ctx, -EINVAL, "[image] tag '%s': %s", key, err);
+        if (literal > 256)
+                return set_error(ctx, -E2BIG,
+                                 "[image] tag '%s': value longer than 256 characters (%zu "
+                                 "before its placeholders are filled in)",
+                                 key, literal);
+        return 1;
+}
+
 /*
  * "tag = Key=Value", repeatable. inih splits names at ':' as well as '=', so tag keys such as
- * "team:owner" could not be ini keys themselves; the key lives in the value instead.
+ * "team:owner" could not be ini keys themselves; the key lives in the value instead. A key given
+ * twice in one file is an error; a later file (a drop-in) replaces an earlier file's value, as it
+ * does for every key.
  */
 static int apply_tag(struct parse_ctx *ctx, const char *value)
 {
         struct config *c = ctx->config;
         const char *eq = strchr(value, '=');
-        size_t i, klen;
+        _cleanup_free_ char *key = NULL;
+        size_t i, klen, counted = 0;
+        int r;
 
         if (!eq || eq == value)
                 return set_error(ctx, -EINVAL, "[image] tag: expected Key=Value, got '%s'", value);
-        klen = (size_t)(eq - value);
-        while (klen > 0 && value[klen - 1] == ' ')
-                klen--;
-        eq++;
-        while (*eq == ' ')
-                eq++;
-        /* AWS limits: keys 1..128 characters, values 0..256, and aws: is reserved. */
-        if (klen == 0 || klen > 128 || strlen(eq) > 256)
-                return set_error(ctx, -E2BIG,
-                                 "[image] tag: key must be 1..128 and value 0..256 characters");
-        if (klen >= 4 && strncasecmp(value, "aws:", 4) == 0)
-                return set_error(ctx, -EINVAL, "[image] tag: the aws: prefix is reserved by AWS");
-        if (klen >= 11 && strncmp(value, "ec2-imaged:", 11) == 0)
-                return set_error(ctx, -EINVAL, "[image] tag: the ec2-imaged: prefix is ours");
-        for (i = 0; i < c->n_tags; i++)
-                if (strlen(c->tags[i].key) == klen && strncmp(c->tags[i].key, value, klen) == 0)
-                        break;
+        for (klen = (size_t)(eq - value); klen > 0 && value[klen - 1] == ' '; klen--)
+                ;
+        for (eq++; *eq == ' '; eq++)
+                ;
+        if (klen == 0)
+                return set_error(ctx, -EINVAL, "[image] tag: empty key in '%s'", value);
+        key = strndup(value, klen);
+        if (!key)
+                return set_error(ctx, -ENOMEM, "out of memory");
+        r = check_tag(ctx, key, eq);
+        if (r <= 0)
+                return r;
+        for (i = 0; i < c->n_tags && !streq(c->tags[i].key, key); i++)
+                counted += !tag_replaces_default(c->tags[i].key);
+        if (i < c->n_tags && c->tags[i].source == c->n_sources)
+                return set_error(ctx, -EEXIST, "[image] tag '%s': duplicate key (also on line %u)",
+                                 key, c->tags[i].line);
         if (i == c->n_tags) {
-                if (c->n_tags >= CONFIG_MAX_TAGS)
-                        return set_error(ctx, -E2BIG, "[image] tag: more than %d tags",
-                                         CONFIG_MAX_TAGS);
-                c->tags[i].key = strndup(value, klen);
-                if (!c->tags[i].key)
-                        return set_error(ctx, -ENOMEM, "out of memory");
+                if (!tag_replaces_default(key) && counted + 1 + IMAGE_TAGS_OWN > EC2_TAGS_MAX)
+                        return set_error(ctx, -E2BIG,
+                                         "[image] tag '%s': more than %d tags (EC2 allows %d on "
+                                         "an image, and ec2-imaged puts %d of its own)",
+                                         key, EC2_TAGS_MAX - IMAGE_TAGS_OWN, EC2_TAGS_MAX,
+                                         IMAGE_TAGS_OWN);
+                c->tags[i].key = TAKE_PTR(key);
                 c->n_tags++;
         }
+        c->tags[i].source = c->n_sources;
+        c->tags[i].line = ctx->line;
         free(c->tags[i].value);
         c->tags[i].value = strdup(eq);
         if (!c->tags[i].value)

@@ -16,6 +16,12 @@ struct run_state;
 #define TAG_CONSISTENCY "ec2-imaged:consistency"
 #define TAG_SOURCE      "ec2-imaged:source-instance"
 #define TAG_LINEAGE     "ec2-imaged:lineage"
+/*
+ * Provenance, by default on every image (run/provenance.h): the AMI this instance was launched
+ * from, and "{os_id} {os_version}". An operator's [image] tag of the same key replaces ours.
+ */
+#define TAG_SOURCE_IMAGE "ec2-imaged:source-image"
+#define TAG_OS           "ec2-imaged:os"
 
 /*
  * The boot check (distribute_bootcheck.c, run/bootcheck_report.c): the instance launched from an
@@ -28,13 +34,21 @@ struct run_state;
 #define BOOT_CHECK_VERDICT_FAILED "failed"
 #define BOOT_CHECK_USERDATA_FMT   "#!/bin/sh\n#ec2-imaged: boot-check=%s\n"
 
-/* Room for the configured tags and ours. */
-#define IMAGE_TAGS_MAX (CONFIG_MAX_TAGS + 4)
+/*
+ * EC2 allows 50 tags on a resource (aws: ones aside), and ours take up to 7 of them: run id,
+ * consistency, source instance, lineage, source image, os and, on an image whose boot check
+ * failed, boot-check. The configuration allows no more than the rest (core/config_load.c).
+ */
+#define EC2_TAGS_MAX   50
+#define IMAGE_TAGS_OWN 7
+#define IMAGE_TAGS_MAX EC2_TAGS_MAX
 
 /*
- * The tags of a run's images: [image] tags, then the run id, the consistency (crash until it is
- * known) and the source instance, and the lineage when one is given (CreateImage passes NULL:
- * distribution adds it). The strings are borrowed from cfg, run and lineage. Returns the count.
+ * The tags of a run's images: the run's rendered tags ([image] tags and the provenance defaults,
+ * run->tags; a run saved by an older version has none, and gets cfg's as they are written), then
+ * the run id, the consistency (crash until it is known) and the source instance, and the lineage
+ * when one is given (CreateImage passes NULL: distribution adds it). The strings are borrowed
+ * from cfg, run and lineage. Returns the count.
  */
 size_t image_tags_build(const struct config *cfg, const struct run_state *run, const char *lineage,
                         struct ec2_tag tags[static IMAGE_TAGS_MAX]);

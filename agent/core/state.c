@@ -116,6 +116,7 @@ struct run_state *run_state_free(struct run_state *r)
         free(r->boot_id);
         strv_free(r->frozen_mounts);
         run_state_clear_holders(r);
+        run_state_clear_tags(r);
         for (size_t i = 0; i < r->n_dist; i++) {
                 free(r->dist[i].region);
                 free(r->dist[i].image_id);

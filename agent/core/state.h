@@ -129,6 +129,14 @@ struct run_holder {
         char *message;   /* NULL when it was released and exited with status 0 */
 };
 
+/* One tag of the run's images, rendered from [image] tag (run/provenance.h). */
+struct run_tag {
+        char *key;
+        char *value;
+};
+
+#define RUN_TAGS_MAX 50 /* EC2's limit per resource (core/imagetags.h) */
+
 struct run_state {
         char *run_id;
         enum run_phase phase;
@@ -173,6 +181,13 @@ struct run_state {
         struct run_holder *holders; /* the held hooks, once released (after the thaw) */
         size_t n_holders;
         struct run_boot_check boot_check;
+        /*
+         * The tags of the run's images, rendered once before CreateImage (state_tags.c): every
+         * image and copy of the run carries the same values, also after a resume or a reboot.
+         * None (n_tags 0) in a state saved before they were rendered, or by an older version.
+         */
+        struct run_tag *tags;
+        size_t n_tags;
 };
 
 /* How a run ended, in the history. */
@@ -322,6 +337,14 @@ void run_state_clear_holders(struct run_state *r);
 /* The run's "holders" list: added to o (only when there are holders); read from o. */
 int run_holders_to_json(const struct run_state *r, struct cJSON *o);
 int run_holders_from_json(const struct cJSON *o, struct run_state *r);
+
+/* Append a rendered tag (copies of key and value); -E2BIG past RUN_TAGS_MAX. */
+int run_state_add_tag(struct run_state *r, const char *key, const char *value);
+const char *run_state_tag(const struct run_state *r, const char *key);
+void run_state_clear_tags(struct run_state *r);
+/* The run's "tags" object: added to o (only when there are tags); read from o (absent: none). */
+int run_tags_to_json(const struct run_state *r, struct cJSON *o);
+int run_tags_from_json(const struct cJSON *o, struct run_state *r);
 
 /* The "grants" list of the state file: added to root; read from it (absent: none). */
 int state_grants_to_json(const struct state *s, struct cJSON *root);

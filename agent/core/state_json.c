@@ -137,7 +137,7 @@ cJSON *run_state_to_json(const struct run_state *r)
         }
         if (encrypt_to_json(o, r) < 0 || boot_check_to_json(o, r) < 0 ||
             (r->n_dist > 0 && dist_to_json(o, r) < 0) || run_targets_to_json(r, o) < 0 ||
-            run_holders_to_json(r, o) < 0)
+            run_holders_to_json(r, o) < 0 || run_tags_to_json(r, o) < 0)
                 e = -ENOMEM;
         if (e || !mounts || !times) {
                 cJSON_Delete(o);
@@ -407,7 +407,8 @@ static int run_from_json(const cJSON *o, struct run_state **ret)
                         goto bad;
         }
         if (encrypt_from_json(o, r) < 0 || boot_check_from_json(o, r) < 0 ||
-            dist_from_json(o, r) < 0 || run_holders_from_json(o, r) < 0)
+            dist_from_json(o, r) < 0 || run_holders_from_json(o, r) < 0 ||
+            run_tags_from_json(o, r) < 0)
                 goto bad;
         *ret = r;
         return 0;

@@ -121,7 +121,11 @@ static int push_one(struct dist *d, struct dist_clients *tc, const char *account
                     struct run_dist *rd)
 {
         struct ec2_client *ec2 = dist_clients_ec2(tc, rd->region);
+        struct ec2_tag tags[RUN_TAGS_MAX];
+        /* The copy carries the run's rendered tags too: the same provenance in every account. */
         struct import_request q = {
+                .tags = tags,
+                .n_tags = d->run->n_tags, /* at most RUN_TAGS_MAX */
                 .source_image_id = rd->image_id,
                 .source_region = rd->region,
                 .region = rd->region,
@@ -136,6 +140,8 @@ static int push_one(struct dist *d, struct dist_clients *tc, const char *account
         struct run_target *t;
         int r;
 
+        for (size_t i = 0; i < q.n_tags; i++)
+                tags[i] = (struct ec2_tag){d->run->tags[i].key, d->run->tags[i].value};
         r = run_state_target(d->run, account, rd->region, &t);
         if (r < 0 || streq_ptr(t->state, TARGET_AVAILABLE))
                 return r;

@@ -33,6 +33,17 @@ struct import {
         char *why;
 };
 
+/* The copy's tags: TAG_IMPORTED_FROM, then the request's own (a run's rendered tags). */
+static size_t copy_tags(const struct import *im, struct ec2_tag tags[static IMPORT_TAGS_MAX])
+{
+        size_t n = 0;
+
+        tags[n++] = (struct ec2_tag){TAG_IMPORTED_FROM, im->from};
+        for (size_t i = 0; i < im->req->n_tags && n < IMPORT_TAGS_MAX; i++)
+                tags[n++] = im->req->tags[i];
+        return n;
+}
+
 void import_result_done(struct import_result *r)
 {
         if (!r)
@@ -227,7 +238,7 @@ static int copy(struct import *im)
 {
         const struct import_request *req = im->req;
         _cleanup_free_ char *token = NULL, *desc = NULL;
-        struct ec2_tag tags[] = {{TAG_IMPORTED_FROM, im->from}};
+        struct ec2_tag tags[IMPORT_TAGS_MAX];
         struct aws_error e = {};
         int r;
 
@@ -249,7 +260,7 @@ static int copy(struct import *im)
                                    .encrypted = true,
                                    .kms_key_id = req->kms_key,
                                    .tags = tags,
-                                   .n_tags = ELEMENTSOF(tags),
+                                   .n_tags = copy_tags(im, tags),
                                    .client_token = token,
                            },
                            &im->res.image_id, &e);
@@ -275,7 +286,7 @@ static int copy(struct import *im)
 static int tag(struct import *im)
 {
         const struct import_request *req = im->req;
-        struct ec2_tag tags[] = {{TAG_IMPORTED_FROM, im->from}};
+        struct ec2_tag tags[IMPORT_TAGS_MAX];
         struct ec2_image *ims = NULL;
         struct aws_error e = {};
         char **ids = NULL;
@@ -290,7 +301,7 @@ static int tag(struct import *im)
                 r = strv_push(&ids, *s);
         ec2_images_free(ims, n);
         if (r >= 0) {
-                r = ec2_create_tags(im->ec2, (const char *const *)ids, tags, ELEMENTSOF(tags),
+                r = ec2_create_tags(im->ec2, (const char *const *)ids, tags, copy_tags(im, tags),
                                     false, &e);
                 if (r < 0)
                         r = dist_fail(&im->why, r, &e, "CreateTags", req->region);

@@ -20,12 +20,17 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct awsjson_client;
 struct ec2_client;
 
 /* The tag every imported image carries: "SOURCE_ACCOUNT/SOURCE_IMAGE_ID". */
 #define TAG_IMPORTED_FROM "ec2-imaged:imported-from"
+/* EC2's limit of tags on a resource: TAG_IMPORTED_FROM and the request's tags. */
+#define IMPORT_TAGS_MAX 50
+
+struct ec2_tag;
 
 struct import_request {
         const char *source_image_id;   /* required */
@@ -38,8 +43,12 @@ struct import_request {
         const char *ssm_parameter;     /* NULL: none; the copy's id is put there (aws:ec2:image) */
         const char *launch_template;   /* NULL: none; a new version with the copy, made default */
         const char *lt_source_version; /* NULL: "$Default"; what the new version is made from */
-        unsigned wait_timeout_s;       /* 0: 3600; how long the copy may stay pending */
-        unsigned wait_poll_max_s;      /* 0: 60; the longest pause between two looks */
+        /* More tags for the copy and its snapshots (a run's rendered [image] tags); n_tags 0: none
+         */
+        const struct ec2_tag *tags;
+        size_t n_tags;
+        unsigned wait_timeout_s;  /* 0: 3600; how long the copy may stay pending */
+        unsigned wait_poll_max_s; /* 0: 60; the longest pause between two looks */
         /*
          * A KMS client of source_region, to check that this account may use the source image's
          * key; NULL: kms when the regions are the same, else the check is left to CopyImage.

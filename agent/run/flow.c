@@ -17,6 +17,7 @@
 #include "host/freeze.h"
 #include "host/hooks.h"
 #include "run/imagename.h"
+#include "run/provenance.h"
 #include "run/late_images.h"
 #include "run/notify.h"
 #include "util/log.h"
@@ -164,12 +165,15 @@ static void undo_pre_freeze(struct flow *f)
         hooks_phase_result_done(&res);
 }
 
-/* The image name and description, from templates, before anything is changed. */
+/*
+ * The image name, and the tags of the run's images with their provenance (run/provenance.h),
+ * from templates, before anything is changed: a name or a tag EC2 would refuse fails the run here.
+ */
 static int name_image(struct flow *f)
 {
         const struct imds_identity *id = &f->ctx->identity;
         char host[256] = "";
-        struct image_name_fields fields = {
+        struct template_fields fields = {
                 .instance_id = id->instance_id,
                 .hostname = host,
                 .region = f->ctx->region,
@@ -179,6 +183,7 @@ static int name_image(struct flow *f)
                 .now = (time_t)(f->run->started / USEC_PER_SEC),
         };
         _cleanup_free_ char *err = NULL;
+        struct provenance p = {};
         int r;
 
         if (gethostname(host, sizeof(host) - 1) < 0)
@@ -186,6 +191,13 @@ static int name_image(struct flow *f)
         r = image_name_render(f->cfg->image_name, &fields, &f->run->image_name, &err);
         if (r < 0)
                 return flow_fail(f, r, "[image] name: %s", strna(err));
+        r = provenance_gather(f->cfg, id->image_id, &p);
+        if (r < 0)
+                return flow_fail(f, r, "cannot gather the image's provenance");
+        r = provenance_render_tags(f->cfg, &fields, &p, f->run, &err);
+        provenance_done(&p);
+        if (r < 0)
+                return flow_fail(f, r, "%s", strna(err));
         /*
          * Encrypted in place, the image that keeps the configured name is the encrypted copy;
          * the unencrypted original, deregistered once the copy is available, is made under a

@@ -16,7 +16,7 @@
 
 static char *description(const struct config *cfg, const struct run_state *run)
 {
-        struct image_name_fields f = {
+        struct template_fields f = {
                 .instance_id = run->instance_id,
                 .region = run->region,
                 .run_id = run->run_id,

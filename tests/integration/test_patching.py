@@ -7,10 +7,13 @@ to apt as file:/srv/repo inside the root, so no outside mirror is used. The hook
 into a copy of the root in a private mount namespace, as the agent would run it in pre-image.
 """
 
+import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,7 +121,18 @@ def patch(root, config, dry=False):
                          " || rc=$?; exit $rc" % env)
 
 
+def assert_patched_at(root, before):
+    """hooks/patch recorded its upgrade: STATE_DIR/patched-at holds the time (ISO 8601 UTC,
+    seconds), no earlier than the hook's start, and no temporary file is left."""
+    text = (root / "var/lib/ec2-imaged/patched-at").read_text()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n", text), text
+    at = datetime.datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M:%SZ")
+    assert at.replace(tzinfo=datetime.timezone.utc).timestamp() >= before
+    assert not (root / "var/lib/ec2-imaged/patched-at.tmp").exists()
+
+
 def test_upgrade_honours_the_hold_list_and_asks_for_a_reboot_mode_image(root):
+    before = int(time.time())
     r = patch(root, "[patch]\nhold = ec2i-held\non_reboot_required = reboot-mode\n"
                     "[run]\nstate_dir = /var/lib/ec2-imaged\n")
     assert r.returncode == 0, r
@@ -131,6 +145,7 @@ def test_upgrade_honours_the_hold_list_and_asks_for_a_reboot_mode_image(root):
     marker = root / "var/lib/ec2-imaged/reboot-required"
     assert "/run/reboot-required" in marker.read_text() and "ec2i-kernel" in marker.read_text()
     assert "asking for a reboot-mode image" in r.stderr
+    assert_patched_at(root, before)
 
 
 def test_a_hold_set_by_the_operator_stays(root):
@@ -143,8 +158,10 @@ def test_a_hold_set_by_the_operator_stays(root):
 
 
 def test_reboot_required_can_stop_the_run(root):
+    before = int(time.time())
     r = patch(root, "[patch]\non_reboot_required = fail\n")
     assert r.returncode == 100, r
+    assert_patched_at(root, before)  # the upgrade itself went through
     assert "a reboot is required (/run/reboot-required (packages: ec2i-kernel ))" in r.stderr
     assert version(root, "ec2i-held") == "1.1"
     assert not (root / "var/lib/ec2-imaged/reboot-required").exists()
@@ -163,6 +180,7 @@ def test_dry_run_changes_nothing(root):
     assert "Inst ec2i-app" in r.stdout and "Inst ec2i-held" not in r.stdout
     assert version(root, "ec2i-app") == "1.0"
     assert not (root / "run/reboot-required").exists()
+    assert not (root / "var/lib/ec2-imaged/patched-at").exists()
     assert not list((root / "var/lib/apt/lists").glob("*Packages"))
     assert not list((root / "tmp").glob("ec2-imaged-patch.*"))
     held = rootfs.ns_run(root, "inroot apt-mark showhold")

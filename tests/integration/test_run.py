@@ -387,7 +387,11 @@ def test_no_reboot_run_on_ext4_and_xfs(rig):
     assert [im["ImageId"] for im in images] == [j["image_id"]]
     expected = {CONFIG_TAG[0]: CONFIG_TAG[1], "ec2-imaged:run-id": j["run_id"],
                 "ec2-imaged:consistency": "fs-frozen",
-                "ec2-imaged:source-instance": rig.instance_id}
+                "ec2-imaged:source-instance": rig.instance_id,
+                # the provenance defaults (test_provenance.py tests their values)
+                "ec2-imaged:source-image": j["tags"]["ec2-imaged:source-image"],
+                "ec2-imaged:os": j["tags"]["ec2-imaged:os"]}
+    assert j["tags"]["ec2-imaged:source-image"].startswith("ami-"), j["tags"]
     assert tags_of(images[0]) == expected
     for snap in snapshots_of(rig, images[0]):
         assert expected.items() <= tags_of(snap).items(), snap

@@ -107,6 +107,13 @@ def assert_pushed(rig, j, owner_keys, target, admin=None):
         [im] = target.images(reg)
         assert im["State"] == "available"
         assert tags_of(im)["ec2-imaged:imported-from"] == "%s/%s" % (ACCOUNT, sources[reg])
+        # The run's rendered tags (its [image] tags and provenance) come along, on the snapshot
+        # too (the tags of an image of any account carry the same values).
+        assert j["tags"]["team"] == "platform" and "ec2-imaged:source-image" in j["tags"]
+        for res in [im] + target.client("ec2", reg).describe_snapshots(
+                SnapshotIds=[m["Ebs"]["SnapshotId"] for m in im["BlockDeviceMappings"]
+                             if "Ebs" in m])["Snapshots"]:
+            assert {k: tags_of(res).get(k) for k in j["tags"]} == j["tags"], tags_of(res)
         [ebs] = [m["Ebs"] for m in im["BlockDeviceMappings"] if "Ebs" in m]
         assert ebs.get("Encrypted") is True and ebs.get("KmsKeyId") == arns[reg], ebs
         assert records[reg] == {"account": TARGET, "region": reg, "image_id": im["ImageId"],

@@ -10,7 +10,7 @@
 
 #include "run/imagename.h"
 
-static const struct image_name_fields fields = {
+static const struct template_fields fields = {
         .instance_id = "i-0123456789abcdef0",
         .hostname = "web-1",
         .region = "eu-west-1",
