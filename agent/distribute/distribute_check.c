@@ -15,6 +15,7 @@
 #include "core/imagetags.h"
 #include "distribute/distribute.h"
 #include "distribute/distribute_aws.h"
+#include "distribute/distribute_grants.h"
 #include "distribute/distribute_policy.h"
 #include "distribute/distribute_retain.h"
 #include "util/log.h"
@@ -113,7 +114,7 @@ static int dry(struct check *k, int r, struct aws_error *e, const char *what, co
 }
 
 /*
- * DryRun CreateGrant of the grant create_grants would make on a key for a shared account (KMS
+ * DryRun CreateGrant of the grant the run would make on a key for an account (KMS
  * has DryRun since 2023). A KMS that ignores DryRun makes the grant: -EPROTO, named, since a
  * pre-flight must leave nothing behind and one that does cannot be trusted to have checked.
  */
@@ -130,6 +131,17 @@ static int dry_grant(struct check *k, const char *region, const char *key, const
                 k->why = strprintf("DryRun %s in %s: KMS made the grant (it ignored DryRun)", what,
                                    region);
         return dry(k, r, &e, what, region);
+}
+
+/* DryRun CreateGrant on key for each account the run grants it to (dist_grantees()). */
+static int dry_grants(struct check *k, const char *region, const char *key)
+{
+        _cleanup_strv_free_ char **grantees = NULL;
+        int r = dist_grantees(k->cfg, &grantees);
+
+        for (char **a = grantees; r >= 0 && a && *a; a++)
+                r = dry_grant(k, region, key, *a);
+        return r;
 }
 
 /*
@@ -201,9 +213,8 @@ static int check_volume_keys(struct check *k, struct ec2_client *c, const struct
                 if (r >= 0)
                         r = strv_pushf(k->report, "KMS key %s of the instance's volumes: %s", *key,
                                        strna(kk.key_manager));
-                for (char **a = k->cfg->dist_share_accounts;
-                     r >= 0 && k->cfg->dist_create_grants && a && *a; a++)
-                        r = dry_grant(k, region, kk.arn ? kk.arn : *key, *a);
+                if (r >= 0)
+                        r = dry_grants(k, region, kk.arn ? kk.arn : *key);
                 kms_key_done(&kk);
         }
         return r;
@@ -306,9 +317,8 @@ static int check_keys(struct check *k)
                 if (r >= 0)
                         r = strv_pushf(k->report, "KMS key %s in %s: %s, %s", key, region,
                                        strna(kk.arn), strna(kk.key_manager));
-                for (char **a = k->cfg->dist_share_accounts;
-                     r >= 0 && k->cfg->dist_create_grants && a && *a; a++)
-                        r = dry_grant(k, region, kk.arn ? kk.arn : key, *a);
+                if (r >= 0)
+                        r = dry_grants(k, region, kk.arn ? kk.arn : key);
                 kms_key_done(&kk);
         }
         return r;
