@@ -24,9 +24,9 @@ import time
 
 import pytest
 
-from moto_auth import client, create_moto_instance  # tests/peers, on sys.path via conftest
+from moto_auth import client  # tests/peers, on sys.path via conftest
 from test_distribute import (ACCOUNT, BOOT_CHECK_SIDS, BOOT_CHECK_TAG, DST, FOR_MOTO_WIDEN,  # noqa
-                             MOTO_AMI, POLICY, SRC, Rig, auth_rig, configure_boot_check,
+                             MOTO_AMI, POLICY, SRC, auth_rig, configure_boot_check,
                              done_run, for_moto, rig)
 
 BOOT_CHECK_POLICY = for_moto(POLICY.read_text(), widen=FOR_MOTO_WIDEN + BOOT_CHECK_SIDS)
@@ -76,17 +76,13 @@ def dry_runs(rig, action):
 
 
 @pytest.fixture
-def ami_rig(tmp_path, moto, fault_proxy, imds_factory, agent_env, agent_bin):
-    """The rig of an instance of moto's AMI whose IMDS says so (ami-id): the stand-in image."""
-    instance_id = create_moto_instance(moto.url, region=SRC, image_id=MOTO_AMI)
-    imds = imds_factory(instance_id=instance_id, region=SRC, account_id=ACCOUNT,
+def ami_rig(rig, imds_factory, agent_env):
+    """The rig, its IMDS saying that the instance was launched from moto's AMI (ami-id): the
+    stand-in image, which moto has (the rig's own IMDS gives one moto has not)."""
+    imds = imds_factory(instance_id=rig.instance_id, region=SRC, account_id=ACCOUNT,
                         ami_id=MOTO_AMI)
-    proxy = fault_proxy(moto)
-    r = Rig(tmp_path, moto, proxy, agent_env(imds=imds, endpoint=proxy), agent_bin, instance_id)
-    try:
-        yield r
-    finally:
-        r.close()
+    rig.env = agent_env(imds=imds, endpoint=rig.proxy)
+    return rig
 
 
 # ---------------------------------------------------------------- the boot check's RunInstances
