@@ -202,9 +202,11 @@ static int dry_boot_check(struct check *k, struct ec2_client *c, const char *reg
         if (r >= 0 && made) {
                 r = ec2_terminate_instance(c, made, &e);
                 aws_error_done(&e);
-                k->why = strprintf(
-                        "DryRun RunInstances in %s: EC2 launched %s (it ignored DryRun)%s", region,
-                        made, r < 0 ? "; cannot terminate it" : ", terminated");
+                if (!k->why)
+                        k->why = strprintf("DryRun RunInstances in %s: EC2 launched %s (it "
+                                           "ignored DryRun)%s",
+                                           region, made,
+                                           r < 0 ? "; cannot terminate it" : ", terminated");
                 return -EPROTO;
         }
         return dry(k, r, &e, "RunInstances", region);

@@ -229,3 +229,20 @@ def test_denied_launch_template_dry_run_in_the_words_region(auth_rig):
         "ImageId": MOTO_AMI, "InstanceType": "t3.micro"})
     rig.configure(regions=DST[0], launch_template="%s:web-west" % DST[0])
     refused(rig, denied("CreateLaunchTemplateVersion", DST[0]))
+
+
+def test_boot_check_dry_run_ignored_terminates_what_it_launched(ami_rig):
+    """An EC2 that ignores DryRun (the proxy drops it from the request, and moto launches):
+    the pre-flight terminates the instance it did not mean to make and fails, naming it."""
+    rig = ami_rig
+    rig.configure()
+    configure_boot_check(rig)
+    rig.proxy.faults({"kind": "ignore_dry_run", "action": "RunInstances"})
+    c = rig.agent("check", "--json")
+    assert c.returncode == 3, c.stdout_text + c.err
+    [inst] = [i for res in rig.ec2().describe_instances(Filters=[
+        {"Name": "tag:" + BOOT_CHECK_TAG, "Values": ["preflight"]}])["Reservations"]
+        for i in res["Instances"]]
+    assert "DryRun RunInstances in %s: EC2 launched %s (it ignored DryRun), terminated" % (
+        SRC, inst["InstanceId"]) in detail_of(c), detail_of(c)
+    assert inst["State"]["Name"] == "terminated"
