@@ -3,9 +3,10 @@
 CreateImage and so before any freeze or reboot), against moto behind the recording fault proxy:
 
 - an instance of an AWS Marketplace image (product codes) is not shared: EC2 would refuse;
-- sharing DryRuns ModifySnapshotAttribute on a snapshot of the lineage's last image, and
-  create_grants DryRuns KMS CreateGrant on each key for each shared account; a denied DryRun
-  (moto's IAM enforcement) stops the run, naming the call;
+- sharing DryRuns ModifySnapshotAttribute on a snapshot of the lineage's last image, and KMS
+  CreateGrant on each key for each account the run grants it to (share_accounts with
+  create_grants, and target accounts); a denied DryRun (moto's IAM enforcement) stops the run,
+  naming the call;
 - public sharing (`all`) is refused as a configuration error.
 
 The tests' moto (tests/peers/moto_server.py) lets ModifyImageAttribute set product codes (moto
