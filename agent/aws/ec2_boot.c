@@ -124,9 +124,13 @@ int ec2_run_instance(struct ec2_client *c, const struct ec2_run_instance_args *a
                 return -EINVAL;
         r = run_params(a, &p);
         if (r >= 0)
-                r = ec2_call(c, "RunInstances", p, &doc, err);
+                r = ec2_call_mutating(c, "RunInstances", p, a->dry_run, &doc, err);
         if (r < 0)
                 return r;
+        if (!doc) { /* DryRunOperation: allowed */
+                *ret_instance_id = NULL;
+                return 0;
+        }
         if (!xml_is(xmlDocGetRootElement(doc), "RunInstancesResponse"))
                 return -EBADMSG;
         return first_instance_id(doc, ret_instance_id);

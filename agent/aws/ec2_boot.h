@@ -22,11 +22,13 @@ struct ec2_run_instance_args {
         const char *client_token;              /* required: one instance however often sent */
         const struct ec2_tag *tags;            /* on the instance and its volumes */
         size_t n_tags;
+        bool dry_run; /* DryRun: allowed is 0 with *ret_instance_id NULL, else -EPERM (err) */
 };
 
 /*
  * RunInstances of one instance with InstanceInitiatedShutdownBehavior=terminate and IMDSv2 only
- * (MetadataOptions.HttpTokens=required): a power-off from inside ends it.
+ * (MetadataOptions.HttpTokens=required): a power-off from inside ends it. Under a->dry_run, an EC2
+ * that ignored DryRun and made the instance gives its id, as without.
  */
 int ec2_run_instance(struct ec2_client *c, const struct ec2_run_instance_args *a,
                      char **ret_instance_id, struct aws_error *err);

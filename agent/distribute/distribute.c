@@ -126,6 +126,7 @@ static int image_key(struct dist *d, struct run_dist *rd, char **ret)
 /* Before sharing: no image encrypted with an AWS-managed key; grants on customer keys. */
 static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
 {
+        _cleanup_strv_free_ char **grantees = NULL;
         _cleanup_free_ char *key = NULL;
         struct kms_key k = {};
         int r;
@@ -136,13 +137,10 @@ static int check_keys_and_grant(struct dist *d, struct run_dist *rd)
         if (r < 0 || !key)
                 return r;
         r = dist_check_key(&d->clients, rd->region, key, rd->image_id, true, &k, &d->why);
-        if (r < 0)
-                return r;
-        for (char **a = d->cfg->dist_share_accounts;
-             r >= 0 && d->cfg->dist_create_grants && a && *a; a++)
-                r = dist_grant(d, rd, k.arn ? k.arn : key, *a);
-        /* A target account's copy needs the key whatever create_grants says; revoked after. */
-        for (char **a = d->targets; r >= 0 && a && *a; a++)
+        if (r >= 0)
+                r = dist_grantees(d->cfg, &grantees);
+        /* The pre-flight DryRuns CreateGrant for the same list (distribute_check.c). */
+        for (char **a = grantees; r >= 0 && a && *a; a++)
                 r = dist_grant(d, rd, k.arn ? k.arn : key, *a);
         kms_key_done(&k);
         if (r >= 0 && (d->cfg->dist_create_grants || d->targets))

@@ -52,15 +52,15 @@ static int find_instance(struct dist *d, char **ret)
         return ids && !*ret ? -ENOMEM : 0;
 }
 
-static int run_instance(struct dist *d, char **ret)
+int dist_boot_check_launch(struct ec2_client *c, const struct config *cfg, const char *image_id,
+                           const char *run_id, bool dry_run, char **ret_instance_id,
+                           struct aws_error *err)
 {
-        const struct config *cfg = d->cfg;
-        const struct ec2_tag tags[] = {{TAG_BOOT_CHECK, d->run->run_id},
-                                       {TAG_RUN_ID, d->run->run_id}};
-        _cleanup_free_ char *ud = strprintf(BOOT_CHECK_USERDATA_FMT, d->run->run_id);
-        _cleanup_free_ char *token = strprintf("%s-boot-check", d->run->run_id);
+        const struct ec2_tag tags[] = {{TAG_BOOT_CHECK, run_id}, {TAG_RUN_ID, run_id}};
+        _cleanup_free_ char *ud = strprintf(BOOT_CHECK_USERDATA_FMT, run_id);
+        _cleanup_free_ char *token = strprintf("%s-boot-check", run_id);
         struct ec2_run_instance_args a = {
-                .image_id = d->run->image_id,
+                .image_id = image_id,
                 .instance_type = cfg->boot_check_instance_type,
                 .subnet_id = cfg->boot_check_subnet,
                 .security_group_ids = (const char *const *)cfg->boot_check_security_groups,
@@ -69,13 +69,21 @@ static int run_instance(struct dist *d, char **ret)
                 .client_token = token,
                 .tags = tags,
                 .n_tags = ELEMENTSOF(tags),
+                .dry_run = dry_run,
         };
-        struct aws_error e = {};
-        int r;
 
         if (!ud || !token)
                 return -ENOMEM;
-        r = ec2_run_instance(own_ec2(d), &a, ret, &e);
+        return ec2_run_instance(c, &a, ret_instance_id, err);
+}
+
+static int run_instance(struct dist *d, char **ret)
+{
+        struct aws_error e = {};
+        int r;
+
+        r = dist_boot_check_launch(own_ec2(d), d->cfg, d->run->image_id, d->run->run_id, false, ret,
+                                   &e);
         if (r < 0)
                 return dist_fail(&d->why, r, &e, "RunInstances", d->run->region);
         return 0;

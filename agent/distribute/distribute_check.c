@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Pre-flight of distribution (see distribute_check.h). */
 #include "distribute/distribute_check.h"
+#include "distribute/distribute_check_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,17 +21,6 @@
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
-
-struct check {
-        struct context *ctx;
-        const struct config *cfg;
-        const char *lineage;
-        struct dist_clients clients;
-        char ***report; /* never NULL: a scratch vector when the caller wants no report */
-        char *why;
-        bool probed;            /* the lineage was looked up (lineage_probe) */
-        struct ec2_image probe; /* an image of the lineage that ec2-imaged made; zero: none */
-};
 
 /* NAME, or REGION:NAME for a region of the run (launch_template, ssm_parameter). */
 static int check_region_words(struct check *k, char *const *words, const char *key)
@@ -94,42 +84,6 @@ static int check_config(struct check *k)
                                -EINVAL;
         r = check_region_words(k, c->dist_launch_template, "launch_template");
         return r < 0 ? r : check_region_words(k, c->dist_ssm_parameter, "ssm_parameter");
-}
-
-/* A DryRun answered: 0 allowed, else the first failure is recorded. */
-static int dry(struct check *k, int r, struct aws_error *e, const char *what, const char *region)
-{
-        if (r < 0) {
-                if (!k->why)
-                        k->why = strprintf("DryRun %s in %s %s: %s%s%s", what, region,
-                                           r == -EPERM ? "is not permitted" : "failed",
-                                           aws_error_describe(e, r), e->message ? ": " : "",
-                                           strempty(e->message));
-                aws_error_done(e);
-                return r;
-        }
-        aws_error_done(e);
-        return strv_pushf(k->report, "DryRun %s in %s: allowed", what, region);
-}
-
-/*
- * DryRun CreateGrant of the grant create_grants would make on a key for a shared account (KMS
- * has DryRun since 2023). A KMS that ignores DryRun makes the grant: -EPROTO, named, since a
- * pre-flight must leave nothing behind and one that does cannot be trusted to have checked.
- */
-static int dry_grant(struct check *k, const char *region, const char *key, const char *account)
-{
-        _cleanup_free_ char *what = strprintf("KMS CreateGrant on %s for %s", key, account);
-        struct aws_error e = {};
-        int r;
-
-        if (!what)
-                return -ENOMEM;
-        r = kms_create_grant_dry_run(dist_clients_kms(&k->clients, region), key, account, &e);
-        if (r == -EPROTO && !k->why)
-                k->why = strprintf("DryRun %s in %s: KMS made the grant (it ignored DryRun)", what,
-                                   region);
-        return dry(k, r, &e, what, region);
 }
 
 /*
@@ -201,9 +155,8 @@ static int check_volume_keys(struct check *k, struct ec2_client *c, const struct
                 if (r >= 0)
                         r = strv_pushf(k->report, "KMS key %s of the instance's volumes: %s", *key,
                                        strna(kk.key_manager));
-                for (char **a = k->cfg->dist_share_accounts;
-                     r >= 0 && k->cfg->dist_create_grants && a && *a; a++)
-                        r = dry_grant(k, region, kk.arn ? kk.arn : *key, *a);
+                if (r >= 0)
+                        r = dist_check_grants(k, region, kk.arn ? kk.arn : *key);
                 kms_key_done(&kk);
         }
         return r;
@@ -306,134 +259,9 @@ static int check_keys(struct check *k)
                 if (r >= 0)
                         r = strv_pushf(k->report, "KMS key %s in %s: %s, %s", key, region,
                                        strna(kk.arn), strna(kk.key_manager));
-                for (char **a = k->cfg->dist_share_accounts;
-                     r >= 0 && k->cfg->dist_create_grants && a && *a; a++)
-                        r = dry_grant(k, region, kk.arn ? kk.arn : key, *a);
-                kms_key_done(&kk);
-        }
-        return r;
-}
-
-/*
- * The image the DryRuns of DeregisterImage and ModifySnapshotAttribute name: one of the lineage
- * that ec2-imaged made (tagged ec2-imaged:run-id), the only kind retention deregisters and the
- * only kind the shipped IAM policy lets it deregister (a DryRun on the instance's own AMI would
- * be refused by that condition), and the only snapshots known to be this account's before
- * CreateImage. k->probe stays zero when there is none yet: then retention has nothing to do
- * either. Looked up once.
- */
-static int lineage_probe(struct check *k, struct ec2_client *c, const char *region)
-{
-        struct ec2_image *ims = NULL;
-        struct aws_error e = {};
-        size_t n = 0;
-        int r;
-
-        if (k->probed)
-                return 0;
-        r = ec2_describe_images_by_tag(c, TAG_LINEAGE, k->lineage, &ims, &n, &e);
-        if (r < 0)
-                return dist_fail(&k->why, r, &e, "retention", region);
-        for (size_t i = 0; i < n; i++)
-                if (image_tag(&ims[i], TAG_RUN_ID)) {
-                        k->probe = ims[i];
-                        ims[i] = (struct ec2_image){};
-                        break;
-                }
-        ec2_images_free(ims, n);
-        k->probed = true;
-        return 0;
-}
-
-static int dry_deregister(struct check *k, struct ec2_client *c, const char *region)
-{
-        struct aws_error e = {};
-        int r = lineage_probe(k, c, region);
-
-        if (r < 0)
-                return r;
-        if (!k->probe.image_id)
-                return strv_pushf(k->report,
-                                  "DryRun DeregisterImage in %s: not tried, no image of lineage %s "
-                                  "made by ec2-imaged yet",
-                                  region, k->lineage);
-        return dry(k, ec2_deregister_image(c, k->probe.image_id, false, true, &e), &e,
-                   "DeregisterImage", region);
-}
-
-/*
- * Sharing gives the accounts createVolumePermission on the image's snapshots, which do not exist
- * before CreateImage: the DryRun names a snapshot of the lineage's image instead.
- */
-static int dry_snapshot(struct check *k, struct ec2_client *c, const char *region)
-{
-        const char *snap;
-        struct aws_error e = {};
-        int r = lineage_probe(k, c, region);
-
-        if (r < 0)
-                return r;
-        snap = k->probe.snapshot_ids ? k->probe.snapshot_ids[0] : NULL;
-        if (!snap)
-                return strv_pushf(k->report,
-                                  "DryRun ModifySnapshotAttribute in %s: not tried, no snapshot "
-                                  "of an image of lineage %s made by ec2-imaged yet",
-                                  region, k->lineage);
-        return dry(k,
-                   ec2_add_create_volume_permission(
-                           c, snap, (const char *const *)k->cfg->dist_share_accounts, true, &e),
-                   &e, "ModifySnapshotAttribute", region);
-}
-
-/*
- * The DryRun calls. They name the instance's own AMI, which exists in the run's region only:
- * there every step is tried; in a destination region, CopyImage (its source is in the run's
- * region). IAM permissions rarely differ between regions.
- */
-static int check_calls(struct check *k, const char *region, bool own)
-{
-        struct ec2_client *c = dist_clients_ec2(&k->clients, region);
-        const char *probe = k->ctx->identity.image_id; /* an image EC2 knows of */
-        const char *lt;
-        struct aws_error e = {};
-        int r = 0;
-
-        /* A copy to another region, or in the run's own for encryption in place. */
-        if (!own || dist_kms_key_for(k->cfg, region))
-                r = dry(k,
-                        ec2_copy_image(c,
-                                       &(struct ec2_copy_image_args){
-                                               .source_region = k->ctx->region,
-                                               .source_image_id = probe,
-                                               .name = "ec2-imaged-preflight",
-                                               .kms_key_id = dist_kms_key_for(k->cfg, region),
-                                               .dry_run = true},
-                                       NULL, &e),
-                        &e, "CopyImage", region);
-        if (!own || r < 0)
-                return r;
-        if (distribute_sharing(k->cfg)) {
-                struct ec2_share s = {EC2_SHARE_ACCOUNT, "000000000000"};
-                r = dry(k, ec2_add_launch_permissions(c, probe, &s, 1, true, &e), &e,
-                        "ModifyImageAttribute", region);
-        }
-        if (r >= 0 && k->cfg->dist_share_accounts)
-                r = dry_snapshot(k, c, region);
-        if (r >= 0 && k->cfg->dist_deprecate_days > 0)
-                r = dry(k, ec2_enable_image_deprecation(c, probe, "2100-01-01T00:00:00Z", true, &e),
-                        &e, "EnableImageDeprecation", region);
-        if (r >= 0 && (k->cfg->dist_keep_newest > 0 || k->cfg->dist_keep_days > 0))
-                r = dry_deregister(k, c, region);
-        lt = dist_word_for(k->cfg->dist_launch_template, region, region, false);
-        if (r >= 0 && lt) {
-                int64_t v;
-                r = dry(k,
-                        ec2_create_launch_template_version(c, lt, NULL, probe, NULL, NULL, true, &v,
-                                                           &e),
-                        &e, "CreateLaunchTemplateVersion", region);
                 if (r >= 0)
-                        r = dry(k, ec2_set_launch_template_default(c, lt, 1, true, &e), &e,
-                                "ModifyLaunchTemplate", region);
+                        r = dist_check_grants(k, region, kk.arn ? kk.arn : key);
+                kms_key_done(&kk);
         }
         return r;
 }
@@ -493,7 +321,7 @@ int distribute_check(struct context *ctx, const char *lineage, bool list_ret, ch
         if (r >= 0)
                 r = check_keys(&k);
         for (char **s = regions; r >= 0 && s && *s; s++)
-                r = check_calls(&k, *s, s == regions);
+                r = dist_check_calls(&k, *s, s == regions);
         for (char **s = regions; r >= 0 && list_ret && s && *s; s++)
                 r = list_retention(&k, *s, k.lineage);
         strv_free(regions);

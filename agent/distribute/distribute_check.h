@@ -4,10 +4,12 @@
  * sharing), an image to be shared carries no AWS Marketplace product code (this instance's and its
  * source image's), every KMS key exists (DescribeKey) and none that is to be shared is
  * AWS-managed, and each configured step is permitted (DryRun CopyImage in each destination
- * region, ModifyImageAttribute, ModifySnapshotAttribute, EnableImageDeprecation,
- * CreateLaunchTemplateVersion and ModifyLaunchTemplate, DeregisterImage for retention, KMS
- * CreateGrant for each shared account). Run by `ec2-imaged check` and at the start of every run,
- * before anything disruptive (freeze, reboot).
+ * region, RunInstances of the boot check, ModifyImageAttribute (sharing, ImdsSupport),
+ * ModifySnapshotAttribute, EnableImageDeprecation, EnableImageDeregistrationProtection,
+ * CreateLaunchTemplateVersion and ModifyLaunchTemplate in each launch template word's region,
+ * DeregisterImage for retention, KMS CreateGrant for each account the run grants a key to:
+ * distribute_check_calls.c). Run by `ec2-imaged check` and at the start of every run, before
+ * anything disruptive (freeze, reboot).
  */
 #pragma once
 

@@ -145,6 +145,26 @@ int dist_grants_revoke_images(struct dist *d, const char *region, char *const *g
         return r;
 }
 
+int dist_grantees(const struct config *cfg, char ***ret)
+{
+        char **v = NULL;
+        int r = 0;
+
+        for (char **a = cfg->dist_share_accounts; r >= 0 && cfg->dist_create_grants && a && *a; a++)
+                r = strv_push(&v, *a);
+        for (char **t = cfg->dist_target_accounts; r >= 0 && t && *t; t++) {
+                _cleanup_free_ char *id = strndup(*t, 12); /* ACCOUNT:ROLE_NAME, checked */
+
+                r = !id ? -ENOMEM : strv_contains(v, id) ? 0 : strv_push(&v, id);
+        }
+        if (r < 0) {
+                strv_free(v);
+                return r;
+        }
+        *ret = v;
+        return 0;
+}
+
 /* Whether g is one of ours with every operation a copy needs. */
 static bool reusable(const struct kms_grant *g)
 {

@@ -39,6 +39,13 @@ bool grant_expired(const struct config *c, const struct grant_record *g, usec_t 
 int grants_revoke_expired(struct context *ctx, struct state *st, usec_t now, unsigned *ret_revoked,
                           unsigned *ret_failed);
 
+/*
+ * The accounts a run grants each customer key of its images to, and the pre-flight DryRuns
+ * CreateGrant for: share_accounts with create_grants, then each account of target_accounts (its
+ * copy needs the key whatever create_grants says; its grants are revoked after its copies), each
+ * once. *ret NULL-terminated, NULL for none.
+ */
+int dist_grantees(const struct config *cfg, char ***ret);
 /* In a run: the grant of key_arn for grantee in rd's region, reused or created, and recorded. */
 int dist_grant(struct dist *d, struct run_dist *rd, const char *key_arn, const char *grantee);
 /*

@@ -8,8 +8,10 @@
 
 #include "distribute/distribute_aws.h"
 
+struct aws_error;
 struct config;
 struct context;
+struct ec2_client;
 struct ec2_image;
 struct kms_key;
 struct run_dist;
@@ -74,6 +76,14 @@ int dist_encrypt_in_place(struct dist *d);
  * and, with on_failure = deregister, deregistered. Resumed, nothing is done twice.
  */
 int dist_boot_check(struct dist *d);
+/*
+ * RunInstances of the boot check's instance of image_id for run_id (its tags, user-data and
+ * ClientToken, and the [boot_check] settings of cfg) with c; with dry_run a DryRun, which the
+ * pre-flight sends (ec2_run_instance()).
+ */
+int dist_boot_check_launch(struct ec2_client *c, const struct config *cfg, const char *image_id,
+                           const char *run_id, bool dry_run, char **ret_instance_id,
+                           struct aws_error *err);
 /*
  * Whether image_key (the KmsKeyId DescribeImages gives an image's snapshot: an ARN) is the key k
  * (DescribeKey's answer for the configured id, ARN or alias).

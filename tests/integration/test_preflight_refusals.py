@@ -3,9 +3,10 @@
 CreateImage and so before any freeze or reboot), against moto behind the recording fault proxy:
 
 - an instance of an AWS Marketplace image (product codes) is not shared: EC2 would refuse;
-- sharing DryRuns ModifySnapshotAttribute on a snapshot of the lineage's last image, and
-  create_grants DryRuns KMS CreateGrant on each key for each shared account; a denied DryRun
-  (moto's IAM enforcement) stops the run, naming the call;
+- sharing DryRuns ModifySnapshotAttribute on a snapshot of the lineage's last image, and KMS
+  CreateGrant on each key for each account the run grants it to (share_accounts with
+  create_grants, and target accounts); a denied DryRun (moto's IAM enforcement) stops the run,
+  naming the call;
 - public sharing (`all`) is refused as a configuration error.
 
 The tests' moto (tests/peers/moto_server.py) lets ModifyImageAttribute set product codes (moto
@@ -272,4 +273,33 @@ def test_volumes_on_aws_managed_key_not_shared(volume_rig):
     assert r.returncode == 1
     out = r.err + r.stdout_text
     assert "AWS-managed KMS key alias/aws/ebs" in out and "kms_key = %s:" % SRC in out, out
+    nothing_made(rig)
+
+
+TARGET = "222222222222"
+
+
+def test_denied_grant_for_a_target_account_stops_the_run(auth_rig):
+    """A target account gets a grant on each key of the run's images whatever create_grants says
+    (its copy needs it): the pre-flight DryRuns that grant as the run would make it, and a
+    refused one stops the run before CreateImage, naming the key and the target account."""
+    rig = auth_rig(without_action("kms:CreateGrant", for_moto(POLICY.read_text())))
+    kms = client(rig.moto.url, "kms", rig.admin, SRC)
+    key = kms.create_key(Description="golden")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/golden", TargetKeyId=key["KeyId"])
+    rig.configure(kms_key="%s:alias/golden" % SRC,
+                  target_accounts="%s:ec2-imaged-import" % TARGET,
+                  target_kms_key="%s:%s:alias/target" % (TARGET, SRC))
+    c = rig.agent("check", "--json")
+    assert c.returncode == 3, c.stdout_text + c.err
+    want = "DryRun KMS CreateGrant on %s for %s in %s is not permitted: AccessDenied" % (
+        key["Arn"], TARGET, SRC)
+    assert want in distribute_item(c)["detail"], distribute_item(c)
+    r = rig.agent("run", "--mode", "reboot", "--json")
+    assert r.returncode == 1
+    assert want in r.err + r.stdout_text, r.err
+    # One DryRun by `check`, one by the run: for the target account, on the key's ARN.
+    grants = [q["json"] for q in rig.proxy.requests() if q["action"] == "CreateGrant"]
+    assert [(g["DryRun"], g["KeyId"], g["GranteePrincipal"]) for g in grants] == \
+        [(True, key["Arn"], "arn:aws:iam::%s:root" % TARGET)] * 2, grants
     nothing_made(rig)

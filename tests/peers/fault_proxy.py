@@ -27,7 +27,10 @@ Control API on the same port under /_control/ (JSON in and out):
                           key "access_key_id" is answered with "code", default AuthFailure, as
                           AWS answers credentials it no longer takes; others are forwarded), and
                           hold (keeps the request, unforwarded, until POST /_control/release or
-                          for at most delay_ms, default 120000; then forwards it).  A request
+                          for at most delay_ms, default 120000; then forwards it), and
+                          ignore_dry_run (forwards the form body without DryRun=true, as an
+                          endpoint that ignores DryRun would act: the call is made; the
+                          signature no longer matches, so only for a moto without auth).  A request
                           takes the first queued fault whose optional "action" matches its
                           Action (form body or query) or X-Amz-Target operation (and, with
                           "not_access_key_id", that is not signed with that access key: a call
@@ -66,7 +69,7 @@ REDACTED = ("authorization", "x-amz-security-token")
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "proxy-connection")
 KINDS = ("throttle", "error500", "error503", "malformed", "delay", "reset", "close",
          "truncate", "drop_response", "duplicate_name", "ok", "skewed_clock", "reject_key",
-         "hold")
+         "hold", "ignore_dry_run")
 
 
 def ec2_error(code, message):
@@ -240,6 +243,8 @@ class Handler(BaseHTTPRequestHandler):
         if kind in ("reset", "close"):
             self.log_line(action, kind)
             return self.hang_up(kind == "reset")
+        if kind == "ignore_dry_run":
+            body = re.sub(rb"(^|&)DryRun=true(?=&|$)", b"", body)
         try:
             status, headers, data = self.forward(body)
         except OSError as e:

@@ -31,6 +31,8 @@
   DisableImageDeregistrationProtection (moto lacks both) set and clear it, DescribeImages shows
   it (DeregistrationProtection "enabled" or "disabled"), and DeregisterImage of a protected
   image is refused (InvalidParameterValue), as EC2 does.
+- RunInstances with DryRun of an image EC2 does not have is refused (InvalidAMIID.NotFound)
+  before DryRunOperation, as EC2 does.  moto answers DryRunOperation without looking.
 
 All are applied to moto's own EC2 backend and response classes before the server starts, so that
 every client (the agent, botocore in the tests, the VM test's EC2 front) sees them, with or
@@ -54,6 +56,7 @@ from moto.ec2.exceptions import EC2ClientError  # noqa: E402
 from moto.ec2.models.amis import Ami, AmiBackend  # noqa: E402
 from moto.ec2.models.instances import Instance  # noqa: E402
 from moto.ec2.responses.amis import AmisResponse  # noqa: E402
+from moto.ec2.responses.instances import InstanceResponse  # noqa: E402
 from moto.core.exceptions import JsonRESTError  # noqa: E402
 from moto.kms.responses import KmsResponse  # noqa: E402
 
@@ -279,6 +282,16 @@ def protected_deregister(method):
     return deregister_image
 
 
+def dry_run_image_checked(method):
+    def run_instances(self):
+        if self._get_param("DryRun") in (True, "true"):
+            self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])
+        return method(self)
+
+    run_instances.__name__ = "run_instances"
+    return run_instances
+
+
 def install():
     for name in ("create_image", "copy_image", "register_image"):
         setattr(AmiBackend, name, unique_name(getattr(AmiBackend, name)))
@@ -294,6 +307,7 @@ def install():
     AmisResponse.enable_image_deregistration_protection = set_protection(True)
     AmisResponse.disable_image_deregistration_protection = set_protection(False)
     AmiBackend.deregister_image = protected_deregister(AmiBackend.deregister_image)
+    InstanceResponse.run_instances = dry_run_image_checked(InstanceResponse.run_instances)
     Ami.deregistration_protection = property(
         lambda self: "enabled" if self.id in PROTECTED else "disabled")
 
