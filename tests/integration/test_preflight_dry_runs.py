@@ -25,9 +25,8 @@ import time
 import pytest
 
 from moto_auth import client  # tests/peers, on sys.path via conftest
-from test_distribute import (ACCOUNT, BOOT_CHECK_SIDS, BOOT_CHECK_TAG, DST, FOR_MOTO_WIDEN,  # noqa
-                             MOTO_AMI, POLICY, SRC, auth_rig, configure_boot_check,
-                             done_run, for_moto, rig)
+from dist_rig import ACCOUNT, BOOT_CHECK_TAG, DST, MOTO_AMI, SRC, configure_boot_check, done_run
+from iam_policy import BOOT_CHECK_SIDS, FOR_MOTO_WIDEN, POLICY, for_moto
 
 BOOT_CHECK_POLICY = for_moto(POLICY.read_text(), widen=FOR_MOTO_WIDEN + BOOT_CHECK_SIDS)
 
