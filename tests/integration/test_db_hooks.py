@@ -382,15 +382,18 @@ def test_a_holder_that_dies_while_holding_fails_the_run_and_frees_the_database(r
     have dropped it): the agent reports the lock lost.  What the hook does itself is seen
     before the release, whose kill of the hook's process group would hide it: killed, its
     client does not outlive it (the client's input ends with the hook, and the lock with the
-    session); its client killed, it ends by itself, with everything it started, and says why."""
+    session); its client killed, it ends by itself, with everything it started, through its
+    EXIT trap (its work directory goes), and says why."""
     d = dbs(pg=False)
     d.hooks()
+    workdirs = set(Path("/run").glob("ec2-imaged-mysql-hold.*"))
     rig.fault_create({"kind": "hold", "delay_ms": 120000})
     a = rig.start("run", "--json")
     rig.wait_create_sent()
     [pid] = holder_pids(a, "mysql-hold")
     [client] = descendants(pid, "mariadb")
     started = descendants(pid)
+    [work] = set(Path("/run").glob("ec2-imaged-mysql-hold.*")) - workdirs
     os.kill(client if victim == "client" else pid, 9)
     if victim == "hook":
         assert wait_until(lambda: not alive(client), timeout=10), \
@@ -399,6 +402,8 @@ def test_a_holder_that_dies_while_holding_fails_the_run_and_frees_the_database(r
         assert wait_until(lambda: not holder_pids(a, "mysql-hold"), timeout=10)
         assert wait_until(lambda: not any(alive(p) for p in started), timeout=10), \
             "left by the hook: %s" % [p for p in started if alive(p)]
+        # Its EXIT trap ran: the work directory (the session's FIFO and output) is gone.
+        assert wait_until(lambda: not work.exists(), timeout=10), "left: %s" % work
     rig.proxy.release()
     assert a.wait() == EXIT_FAILED, a.err
     j = a.json()
