@@ -493,6 +493,67 @@ def test_mysql_hold_stuck_at_release_stops_its_client_on_sigterm(rig, dbs):
     assert d.writable()
 
 
+def test_postgresql_hold_stuck_at_release_stops_its_client_on_sigterm(rig, dbs):
+    """The shipped postgresql-hold, released while the server process of its session does not
+    answer (stopped): its pg_backup_stop hangs, and the SIGTERM the agent sends a grace period
+    later comes (here to the hook alone, not to its process group): the hook itself ends its
+    psql, removes its work directory, and exits; once the server answers again the session is
+    gone (and its backup aborted with it)."""
+    d = dbs(mysql=False)
+    conf = rig.tmp / "pg.conf"
+    conf.write_text("[postgresql]\nclusters = %s:%d\nlabel_dir = %s\n"
+                    % (d.pg.run, PG_PORT, rig.tmp / "labels"))
+    session = ("SELECT pid FROM pg_stat_activity "
+               "WHERE application_name = 'ec2-imaged-postgresql-hold'")
+    workdirs = set(Path("/run").glob("ec2-imaged-postgresql-hold.*"))
+    ours, theirs = socket.socketpair()
+    env = dict(os.environ, EC2_IMAGED_READY_FD=str(theirs.fileno()), EC2_IMAGED_RUN_ID="r-9")
+    # Its stderr in a file: a pipe would stay open as long as anything it left runs.
+    err = rig.tmp / "hook.err"
+    with open(err, "w") as f:
+        p = subprocess.Popen([str(HOOKS / "postgresql-hold"), "--config", str(conf)], env=env,
+                             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stderr=f,
+                             start_new_session=True)
+    theirs.close()
+    backend = work = None
+    try:
+        lines = ours.makefile("r")
+        while lines.readline() not in ("READY\n", ""):
+            pass
+        [client] = descendants(p.pid, "psql")
+        [work] = set(Path("/run").glob("ec2-imaged-postgresql-hold.*")) - workdirs
+        backend = int(d.pg.sql(session).stdout)
+        os.kill(backend, signal.SIGSTOP)
+        lines.close()
+        ours.close()  # the release
+        # Its release watch saw the end: it is in its pg_backup_stop, which waits.
+        assert wait_until(lambda: not descendants(p.pid, "cat"), timeout=DEADLINE)
+        deadline = time.monotonic() + DEADLINE
+        while p.poll() is None and time.monotonic() < deadline:
+            os.kill(p.pid, signal.SIGTERM)
+            time.sleep(0.5)
+        assert p.poll() is not None, "postgresql-hold ignored SIGTERM"
+        assert wait_until(lambda: not alive(client), timeout=10), \
+            "postgresql-hold's psql %d outlived it (exit %s: %s)" % (client, p.returncode,
+                                                                    err.read_text())
+        assert not work.exists(), "postgresql-hold left its work directory %s" % work
+    finally:
+        # Whatever of the hook's is left (its process group outlives it) goes before the server
+        # answers again.
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        if backend:
+            os.kill(backend, signal.SIGCONT)
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+    assert wait_until(lambda: d.pg.sql(session).stdout.strip() == "", timeout=DEADLINE)
+    assert not list((rig.tmp / "labels").glob("r-9/*/backup_label"))
+    assert d.writable()
+
+
 # ---------------------------------------------------------------- the hooks by themselves
 
 
