@@ -171,8 +171,11 @@ pg_target() {
 }
 
 # pg_psql ARGS...: psql on the cluster of the last pg_target, quiet, unaligned, stopping at
-# the first error; the readiness and release descriptors closed for it.
-pg_psql() (
+# the first error; the readiness and release descriptors closed for it. It execs psql (or
+# runuser) in the calling process: call it in the background (then $! is that process, which
+# the caller's EXIT trap must be able to kill, not a subshell around it) or in a command
+# substitution, never as is.
+pg_psql() {
         exec 8>&- 9>&-
         _c="host=$(pg_quote "$PG_HOST") port=$PG_PORT user=$(pg_quote "$PG_USER") dbname=postgres"
         _c="$_c connect_timeout=10 application_name=$(pg_quote "$PROG")"
@@ -183,4 +186,4 @@ pg_psql() (
         else
                 exec "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 "$@" "$_c"
         fi
-)
+}

@@ -92,10 +92,11 @@ int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *g
  * DryRunOperationException (the call would succeed), -EPERM with err filled on
  * AccessDeniedException (or AccessDenied), -EREMOTEIO with err for any other refusal
  * (NotFoundException, a disabled key...). -EPROTO when KMS answered with success, having ignored
- * DryRun and made a grant.
+ * DryRun and made a grant: *ret_made_grant_id is then that grant's id (NULL when the answer had
+ * none), for the caller to revoke; NULL in every other case.
  */
 int kms_create_grant_dry_run(struct awsjson_client *c, const char *key_id, const char *grantee,
-                             struct aws_error *err);
+                             char **ret_made_grant_id, struct aws_error *err);
 
 /*
  * SSM PutParameter of type String; data_type "aws:ec2:image" makes SSM check that value is an

@@ -175,17 +175,18 @@ int kms_create_grant(struct awsjson_client *c, const char *key_id, const char *g
 }
 
 int kms_create_grant_dry_run(struct awsjson_client *c, const char *key_id, const char *grantee,
-                             struct aws_error *err)
+                             char **ret_made_grant_id, struct aws_error *err)
 {
         _cleanup_(aws_error_done) struct aws_error e = {};
-        _cleanup_json_ cJSON *req = NULL;
+        _cleanup_json_ cJSON *req = NULL, *ans = NULL;
         int r = grant_request(key_id, grantee, "ec2-imaged-preflight", &req);
 
+        *ret_made_grant_id = NULL;
         if (r < 0)
                 return r;
         if (!cJSON_AddTrueToObject(req, "DryRun"))
                 return -ENOMEM;
-        r = awsjson_call(c, "CreateGrant", req, NULL, &e);
+        r = awsjson_call(c, "CreateGrant", req, &ans, &e);
         /* KMS answers a DryRun with an error either way: this one means "would succeed". */
         if (r == -EREMOTEIO && streq_ptr(e.code, "DryRunOperationException"))
                 return 0;
@@ -193,9 +194,13 @@ int kms_create_grant_dry_run(struct awsjson_client *c, const char *key_id, const
         if (r == -EREMOTEIO &&
             (streq_ptr(e.code, "AccessDeniedException") || streq_ptr(e.code, "AccessDenied")))
                 r = -EPERM;
-        /* A KMS that ignores DryRun made the grant: that is not a pre-flight's to leave. */
-        if (r >= 0)
+        /* A KMS that ignores DryRun made the grant: that is not a pre-flight's to leave. Its id
+         * goes to the caller, who revokes it (NULL when the answer did not say it). */
+        if (r >= 0) {
+                if (dup_str(ans, "GrantId", ret_made_grant_id) < 0)
+                        return -ENOMEM;
                 r = -EPROTO;
+        }
         if (e.http_status || e.code)
                 aws_error_move(err, &e);
         return r;

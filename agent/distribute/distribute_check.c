@@ -10,6 +10,7 @@
 
 #include "aws/awsjson.h"
 #include "aws/ec2_dist.h"
+#include "aws/kms.h"
 #include "aws/vocab.h"
 #include "core/config.h"
 #include "core/context.h"

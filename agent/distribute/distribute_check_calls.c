@@ -9,6 +9,7 @@
 
 #include "aws/awsjson.h"
 #include "aws/ec2_boot.h"
+#include "aws/kms.h"
 #include "aws/vocab.h"
 #include "core/config.h"
 #include "core/context.h"
@@ -37,22 +38,46 @@ static int dry(struct check *k, int r, struct aws_error *e, const char *what, co
 }
 
 /*
- * DryRun CreateGrant of the grant the run would make on a key for an account (KMS
- * has DryRun since 2023). A KMS that ignores DryRun makes the grant: -EPROTO, named, since a
- * pre-flight must leave nothing behind and one that does cannot be trusted to have checked.
+ * The grant a KMS that ignores DryRun made for the pre-flight, revoked at once: ", and grant G
+ * was revoked", or what names it for a revoke by hand when that fails too.
+ */
+static char *revoke_made(struct check *k, const char *region, const char *key, const char *made)
+{
+        _cleanup_(aws_error_done) struct aws_error e = {};
+        int r;
+
+        if (!made)
+                return strdup("; its answer named no grant: look for grants named "
+                              "ec2-imaged-preflight on the key and revoke them");
+        r = kms_revoke_grant(dist_clients_kms(&k->clients, region), key, made, &e);
+        if (r >= 0 || (r == -EREMOTEIO && streq_ptr(e.code, "NotFoundException")))
+                return strprintf("; grant %s was revoked", made);
+        return strprintf("; grant %s is left on %s, revoking it failed (%s): revoke it by hand",
+                         made, key, aws_error_describe(&e, r));
+}
+
+/*
+ * DryRun CreateGrant of the grant the run would make on a key for an account (KMS has DryRun
+ * since 2023). A KMS that ignores DryRun makes the grant: -EPROTO, named, since a pre-flight must
+ * leave nothing behind and one that does cannot be trusted to have checked; the grant it made is
+ * revoked.
  */
 static int dry_grant(struct check *k, const char *region, const char *key, const char *account)
 {
         _cleanup_free_ char *what = strprintf("KMS CreateGrant on %s for %s", key, account);
+        _cleanup_free_ char *made = NULL, *revoked = NULL;
         struct aws_error e = {};
         int r;
 
         if (!what)
                 return -ENOMEM;
-        r = kms_create_grant_dry_run(dist_clients_kms(&k->clients, region), key, account, &e);
+        r = kms_create_grant_dry_run(dist_clients_kms(&k->clients, region), key, account, &made,
+                                     &e);
+        if (r == -EPROTO)
+                revoked = revoke_made(k, region, key, made);
         if (r == -EPROTO && !k->why)
-                k->why = strprintf("DryRun %s in %s: KMS made the grant (it ignored DryRun)", what,
-                                   region);
+                k->why = strprintf("DryRun %s in %s: KMS made the grant (it ignored DryRun)%s",
+                                   what, region, strempty(revoked));
         return dry(k, r, &e, what, region);
 }
 

@@ -156,6 +156,54 @@ def test_crash_between_run_instances_and_its_save(rig):
     assert len(rig.sent("RunInstances")) == 1
 
 
+def crash_unsent(rig, action):
+    """`resume` killed while the proxy keeps `action`, which then never reaches moto (the
+    proxy hangs up on it).  Returns the run state left behind."""
+    rig.proxy.faults({"kind": "close", "action": action, "delay_ms": 60000})
+    p = rig.start("resume", "--json")
+    wait_for(lambda: p.poll() is not None or rig.sent(action), "never reached " + action)
+    assert p.poll() is None, "the run ended before " + action
+    p.kill()
+    p.wait(timeout=60)
+    return rig.state()["current"]
+
+
+@pytest.mark.parametrize("stage,action", [("waiting", "DescribeTags"),
+                                          ("passed", "TerminateInstances")])
+def test_image_gone_on_resume_ends_the_run(rig, stage, action):
+    """A run killed in the boot check (waiting for the report; passed, its instance not yet
+    terminated) whose image is deregistered before the resume (by hand, by another tool): the
+    resumed run terminates the instance, then ends failed, naming the image; nothing is
+    shared, published or retained.  Nothing is shared: no grant step is there to notice."""
+    dist = with_template(rig)
+    del dist["share_accounts"]
+    configure(rig, ssm_parameter="/golden/web", **dist)
+    with ClonePlayer(rig, "ok"):
+        assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
+        st = crash_unsent(rig, action)
+        assert st["boot_check"]["stage"] == stage, st
+        [inst] = checked_instances(rig, st["run_id"])
+        assert inst["State"]["Name"] == "running", inst
+        image = st["image_id"]
+        rig.ec2().deregister_image(ImageId=image)
+        r = rig.agent("resume", "--json")
+    assert r.returncode == 1, r.stdout_text + r.err
+    j = json.loads(r.stdout_text)
+    assert j["phase"] == "failed", j
+    assert "image %s is not (or no longer) in us-east-1" % image in j["error"], j["error"]
+    [inst] = checked_instances(rig, j["run_id"])
+    assert inst["State"]["Name"] == "terminated"
+    assert j["boot_check"]["terminated"], j
+    for action in ("ModifyImageAttribute", "ModifySnapshotAttribute", "CopyImage",
+                   "CreateLaunchTemplateVersion", "ModifyLaunchTemplate", "PutParameter",
+                   "CreateGrant"):
+        assert rig.sent(action) == [], action
+    assert default_image(rig) == MOTO_AMI
+    # A second resume does not start over: the run is over.
+    again = rig.agent("resume", "--json")
+    assert len(rig.sent("RunInstances")) == 1, again.err
+
+
 def test_iam_policy_covers_a_failed_check(auth_rig):
     """The shipped policy (its boot check statements widened for moto, which matches no ARN)
     under moto's IAM enforcement, for a check that gets no report: RunInstances, DescribeTags,

@@ -18,6 +18,7 @@ import fcntl
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -345,8 +346,8 @@ def holder_pids(agent, name):
     return pids
 
 
-def descendants(pid, comm):
-    """PIDs of processes called COMM below PID."""
+def descendants(pid, comm=None):
+    """PIDs of processes called COMM (any name: None) below PID."""
     parent, name = {}, {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -361,33 +362,59 @@ def descendants(pid, comm):
         up = parent.get(p)
         while up and up != pid:
             up = parent.get(up)
-        if c == comm and up == pid:
+        if (comm is None or c == comm) and up == pid:
             out.append(p)
     return out
+
+
+def alive(pid):
+    """The process is there and not a zombie."""
+    try:
+        stat = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 @pytest.mark.parametrize("victim", ["hook", "client"])
 def test_a_holder_that_dies_while_holding_fails_the_run_and_frees_the_database(rig, dbs, victim):
     """mysql-hold killed while CreateImage is held, or its client session (the server would
-    have dropped it): the hook is gone or exits at once, the agent reports the lock lost."""
+    have dropped it): the agent reports the lock lost.  What the hook does itself is seen
+    before the release, whose kill of the hook's process group would hide it: killed, its
+    client does not outlive it (the client's input ends with the hook, and the lock with the
+    session); its client killed, it ends by itself, with everything it started, through its
+    EXIT trap (its work directory goes), and says why."""
     d = dbs(pg=False)
     d.hooks()
+    workdirs = set(Path("/run").glob("ec2-imaged-mysql-hold.*"))
     rig.fault_create({"kind": "hold", "delay_ms": 120000})
     a = rig.start("run", "--json")
     rig.wait_create_sent()
     [pid] = holder_pids(a, "mysql-hold")
-    if victim == "client":
-        [pid] = descendants(pid, "mariadb")
-    os.kill(pid, 9)
-    if victim == "client":
-        # The hook notices by itself, before the release: the agent sees it end while holding.
+    [client] = descendants(pid, "mariadb")
+    started = descendants(pid)
+    [work] = set(Path("/run").glob("ec2-imaged-mysql-hold.*")) - workdirs
+    os.kill(client if victim == "client" else pid, 9)
+    if victim == "hook":
+        assert wait_until(lambda: not alive(client), timeout=10), \
+            "the hook's client %d outlived the hook" % client
+    else:
         assert wait_until(lambda: not holder_pids(a, "mysql-hold"), timeout=10)
+        assert wait_until(lambda: not any(alive(p) for p in started), timeout=10), \
+            "left by the hook: %s" % [p for p in started if alive(p)]
+        # Its EXIT trap ran: the work directory (the session's FIFO and output) is gone.
+        assert wait_until(lambda: not work.exists(), timeout=10), "left: %s" % work
     rig.proxy.release()
     assert a.wait() == EXIT_FAILED, a.err
     j = a.json()
     [holder] = j["holders"]
     assert holder["lost_while_holding"], holder
     assert "10-mysql-hold" in a.err
+    if victim == "hook":
+        assert holder["end"] == "killed" and holder["signal"] == 9, holder
+    else:
+        assert holder["end"] == "exited" and holder["exit_status"] == 1, holder
+        assert "the session holding the lock ended before the release" in a.err
     assert d.writable() and rig.all_thawed()
 
 
@@ -411,11 +438,120 @@ while :; do sleep 1; done
     a = rig.agent("run", "--json")
     j = a.json()
     [holder] = j["holders"]
-    # Killed at the release: reported, and the run stands (the image was taken while it held).
-    assert holder["end"] in ("killed", "timed-out") and holder["held_ms"] >= 0, holder
+    # Killed at the release, by SIGKILL (it ignores SIGTERM): reported, and the run stands
+    # (the image was taken while it held).
+    assert holder["end"] == "timed-out" and holder["signal"] == 9, holder
+    assert holder["held_ms"] >= 0 and not holder["lost_while_holding"], holder
     assert a.rc == 0, a.err
     assert "30-stubborn" in a.err
     assert d.writable() and rig.all_thawed()
+
+
+def test_mysql_hold_stuck_at_release_stops_its_client_on_sigterm(rig, dbs):
+    """The shipped mysql-hold, released while its server does not answer (stopped): its UNLOCK
+    TABLES hangs, and the SIGTERM the agent sends a grace period later comes (here to the hook
+    alone, not to its process group): the hook itself ends its client, whose session took the
+    lock, removes its work directory, and exits; nobody else kills anything."""
+    d = dbs(pg=False)
+    conf = rig.tmp / "my.conf"
+    conf.write_text("[mysql]\nsocket = %s\nlock_timeout_s = 5\nposition_file = %s\n"
+                    % (d.my.socket, rig.tmp / "pos"))
+    workdirs = set(Path("/run").glob("ec2-imaged-mysql-hold.*"))
+    ours, theirs = socket.socketpair()
+    env = dict(os.environ, EC2_IMAGED_READY_FD=str(theirs.fileno()), EC2_IMAGED_RUN_ID="r-8")
+    p = subprocess.Popen([str(HOOKS / "mysql-hold"), "--config", str(conf)], env=env,
+                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    theirs.close()
+    stopped = False
+    try:
+        lines = ours.makefile("r")
+        while lines.readline() not in ("READY\n", ""):
+            pass
+        [client] = descendants(p.pid, "mariadb")
+        [work] = set(Path("/run").glob("ec2-imaged-mysql-hold.*")) - workdirs
+        os.kill(d.my.proc.pid, signal.SIGSTOP)
+        stopped = True
+        lines.close()
+        ours.close()  # the release
+        # Its release watch saw the end: it is in its UNLOCK TABLES, which waits.
+        assert wait_until(lambda: not descendants(p.pid, "cat"), timeout=DEADLINE)
+        deadline = time.monotonic() + DEADLINE
+        while p.poll() is None and time.monotonic() < deadline:
+            os.kill(p.pid, signal.SIGTERM)
+            time.sleep(0.5)
+        assert p.poll() is not None, "mysql-hold ignored SIGTERM"
+        assert wait_until(lambda: not alive(client), timeout=10), \
+            "mysql-hold's client %d outlived it (exit %s: %s)" % (client, p.returncode, p.stderr.read())
+        assert not work.exists(), "mysql-hold left its work directory %s" % work
+    finally:
+        if stopped:
+            os.kill(d.my.proc.pid, signal.SIGCONT)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert d.writable()
+
+
+def test_postgresql_hold_stuck_at_release_stops_its_client_on_sigterm(rig, dbs):
+    """The shipped postgresql-hold, released while the server process of its session does not
+    answer (stopped): its pg_backup_stop hangs, and the SIGTERM the agent sends a grace period
+    later comes (here to the hook alone, not to its process group): the hook itself ends its
+    psql, removes its work directory, and exits; once the server answers again the session is
+    gone (and its backup aborted with it)."""
+    d = dbs(mysql=False)
+    conf = rig.tmp / "pg.conf"
+    conf.write_text("[postgresql]\nclusters = %s:%d\nlabel_dir = %s\n"
+                    % (d.pg.run, PG_PORT, rig.tmp / "labels"))
+    session = ("SELECT pid FROM pg_stat_activity "
+               "WHERE application_name = 'ec2-imaged-postgresql-hold'")
+    workdirs = set(Path("/run").glob("ec2-imaged-postgresql-hold.*"))
+    ours, theirs = socket.socketpair()
+    env = dict(os.environ, EC2_IMAGED_READY_FD=str(theirs.fileno()), EC2_IMAGED_RUN_ID="r-9")
+    # Its stderr in a file: a pipe would stay open as long as anything it left runs.
+    err = rig.tmp / "hook.err"
+    with open(err, "w") as f:
+        p = subprocess.Popen([str(HOOKS / "postgresql-hold"), "--config", str(conf)], env=env,
+                             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stderr=f,
+                             start_new_session=True)
+    theirs.close()
+    backend = work = None
+    try:
+        lines = ours.makefile("r")
+        while lines.readline() not in ("READY\n", ""):
+            pass
+        [client] = descendants(p.pid, "psql")
+        [work] = set(Path("/run").glob("ec2-imaged-postgresql-hold.*")) - workdirs
+        backend = int(d.pg.sql(session).stdout)
+        os.kill(backend, signal.SIGSTOP)
+        lines.close()
+        ours.close()  # the release
+        # Its release watch saw the end: it is in its pg_backup_stop, which waits.
+        assert wait_until(lambda: not descendants(p.pid, "cat"), timeout=DEADLINE)
+        deadline = time.monotonic() + DEADLINE
+        while p.poll() is None and time.monotonic() < deadline:
+            os.kill(p.pid, signal.SIGTERM)
+            time.sleep(0.5)
+        assert p.poll() is not None, "postgresql-hold ignored SIGTERM"
+        assert wait_until(lambda: not alive(client), timeout=10), \
+            "postgresql-hold's psql %d outlived it (exit %s: %s)" % (client, p.returncode,
+                                                                    err.read_text())
+        assert not work.exists(), "postgresql-hold left its work directory %s" % work
+    finally:
+        # Whatever of the hook's is left (its process group outlives it) goes before the server
+        # answers again.
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        if backend:
+            os.kill(backend, signal.SIGCONT)
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+    assert wait_until(lambda: d.pg.sql(session).stdout.strip() == "", timeout=DEADLINE)
+    assert not list((rig.tmp / "labels").glob("r-9/*/backup_label"))
+    assert d.writable()
 
 
 # ---------------------------------------------------------------- the hooks by themselves

@@ -198,11 +198,32 @@ def test_crash_while_target_copy_is_held_resumes_with_one_copy(rig):
     assert len(pushed_copies(rig)) == 2
 
 
-@pytest.mark.parametrize("action,by_target", [("AssumeRole", False), ("PutParameter", True),
-                                               ("CreateGrant", False)])
+def test_crash_while_role_is_assumed_resumes(rig):
+    owner_keys, target = configure(rig)
+    assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
+    st = crash_with(rig, {"action": "AssumeRole"}, "AssumeRole")
+    # Killed before it had the role: nothing of the target's recorded, nothing copied, and its
+    # grants recorded (to be revoked) and standing (its copies still need them).
+    assert st["phase"] == "distributing" and not st.get("targets"), st
+    granted = [g for g in rig.state()["grants"] if g["grantee"] == TARGET]
+    assert len(granted) == 2 and not any(g.get("revoked_us") for g in granted), granted
+    for reg in REGIONS:
+        assert not target.images(reg), reg
+        grants = client(rig.moto.url, "kms", None, reg).list_grants(
+            KeyId=owner_keys[reg]["KeyId"])["Grants"]
+        assert [g for g in grants if TARGET in g["GranteePrincipal"]], (reg, grants)
+    j = done_run(rig.agent("resume", "--json"))
+    assert_pushed(rig, j, owner_keys, target)
+    # The role assumed again (its credentials died with the run), the keys not granted again.
+    assert len(pushed_copies(rig)) == 2 and len(rig.sent("AssumeRole")) == 2
+    assert len([q for q in rig.sent("CreateGrant")
+                if TARGET in q["json"]["GranteePrincipal"]]) == 2
+
+
+@pytest.mark.parametrize("action,by_target", [("PutParameter", True), ("CreateGrant", False)])
 def test_crash_at_other_steps_resumes(rig, action, by_target):
-    """Held while the role is assumed, while the target's parameter is written (its copy made,
-    not yet recorded available), while the owner grants a key: the same end, one copy each."""
+    """Held while the target's parameter is written (its copy made, not yet recorded available),
+    while the owner grants a key: the same end, one copy each."""
     owner_keys, target = configure(rig)
     assert rig.agent("run", "--mode", "reboot", "--json").returncode == 0
     fault = {"action": action}

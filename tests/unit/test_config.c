@@ -95,6 +95,27 @@ static void test_errors(void **state)
         expect_error("[hooks]\ndir = \n", 2, "may not be empty");
 }
 
+#define NAME_128                                                                                   \
+        "golden-check-0123456789-golden-check-0123456789-golden-check-0123456789-golden-check-"    \
+        "0123456789-golden-check-0123456789-golden-c"
+
+/* [boot_check] instance_profile = profile: taken as it is, or refused naming its key. */
+static void expect_profile(const char *profile, bool good)
+{
+        _cleanup_free_ char *text = strprintf("[boot_check]\ninstance_profile = %s\n", profile);
+        struct config c;
+        struct config_error e = {};
+
+        assert_int_equal(strlen(NAME_128), 128);
+        if (!good) {
+                expect_error(text, 2, "expected an instance profile name or ARN");
+                return;
+        }
+        assert_int_equal(parse(text, &c, &e), 0);
+        assert_string_equal(c.boot_check_instance_profile, profile);
+        config_done(&c);
+}
+
 /* [boot_check]: each word has its key's shape, named with its file, line and key. */
 static void test_boot_check(void **state)
 {
@@ -109,11 +130,23 @@ static void test_boot_check(void **state)
                                &c, &e),
                          0);
         assert_true(c.boot_check_enable);
+        assert_string_equal(c.boot_check_instance_type, "m7g.16xlarge");
         assert_string_equal(c.boot_check_subnet, "subnet-0abc12");
+        assert_int_equal(strv_length(c.boot_check_security_groups), 2);
+        assert_string_equal(c.boot_check_security_groups[0], "sg-1");
         assert_string_equal(c.boot_check_security_groups[1], "sg-0ff");
+        assert_string_equal(c.boot_check_instance_profile, "golden-check");
+        assert_int_equal(strv_length(c.boot_check_require_units), 2);
         assert_string_equal(c.boot_check_require_units[1], "getty@tty1.service");
+        assert_int_equal(c.boot_check_timeout_s, 60);
         assert_int_equal(c.boot_check_on_failure, BOOT_CHECK_DEREGISTER);
         config_done(&c);
+        /* A profile is named by its name (128 characters at most) or by its ARN. */
+        expect_profile("arn:aws:iam::123456789012:instance-profile/golden/check", true);
+        expect_profile("arn:aws-cn:iam::123456789012:instance-profile/golden", true);
+        expect_profile("arn:aws:iam::123456789012:role/golden", false);
+        expect_profile(NAME_128 "", true);
+        expect_profile(NAME_128 "x", false);
         config_init(&c);
         assert_false(c.boot_check_enable);
         assert_string_equal(c.boot_check_instance_type, "t3.micro");
@@ -128,6 +161,15 @@ static void test_boot_check(void **state)
         expect_error("[boot_check]\nrequire_units = sshd\n", 2, "expected a unit name");
         expect_error("[boot_check]\ntimeout_s = 5\n", 2, "out of range 10..86400");
         expect_error("[boot_check]\non_failure = delete\n", 2, "allowed values");
+        /* The edges of each shape: what EC2 or systemd would refuse at the first boot check. */
+        expect_error("[boot_check]\ninstance_type = .micro\n", 2, "expected an instance type");
+        expect_error("[boot_check]\ninstance_type = t3micro\n", 2, "expected an instance type");
+        expect_error("[boot_check]\nsubnet = subnet-0ABC12\n", 2, "expected a subnet id");
+        expect_error("[boot_check]\nsubnet = subnet-\n", 2, "expected a subnet id");
+        expect_error("[boot_check]\nsecurity_groups = sg-1 sg-0fg\n", 2, "'sg-0fg'");
+        expect_error("[boot_check]\nrequire_units = .service\n", 2, "expected a unit name");
+        expect_error("[boot_check]\nrequire_units = sshd.\n", 2, "expected a unit name");
+        expect_error("[boot_check]\ntimeout_s = 86401\n", 2, "out of range 10..86400");
 }
 
 static void test_long_line(void **state)

@@ -8,6 +8,7 @@
 #include "hooks_fixture.h"
 
 #include <cjson/cJSON.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "core/state.h"
@@ -96,8 +97,10 @@ static void test_ready_values_and_release(void **state)
         const struct holder_result *h;
 
         hook(f, "50-db", 0755, body);
+        /* Exits 3 once released: it held, so the run stands, but it did not end "released". */
+        hook(f, "60-undo-fails", 0755, "echo READY >&3\ncat <&3\nexit 3");
         s = start(f);
-        assert_int_equal(hold_count(s), 1);
+        assert_int_equal(hold_count(s), 2);
         assert_int_equal(hold_wait_ready(s, 5000), 0);
         assert_null(hold_lost(s));
         assert_null(read_text(f->dir, "released")); /* held until the release */
@@ -113,6 +116,14 @@ static void test_ready_values_and_release(void **state)
         assert_string_equal(h->values[0], "BINLOG_FILE=mysql-bin.000003");
         assert_string_equal(h->values[1], "BINLOG_POS=4");
         assert_null(h->values[2]);
+        h = hold_result(s, 1);
+        assert_string_equal(h->name, "60-undo-fails");
+        assert_int_equal(h->end, HOLDER_EXITED);
+        assert_int_equal(h->exit_status, 3);
+        assert_false(h->lost);
+        assert_true(h->held_ms >= 0);
+        assert_string_equal(h->message, "hook 60-undo-fails (hold) exited with status 3 after its "
+                                        "release");
         assert_null(hold_message(s));
         released = read_text(f->dir, "released");
         assert_non_null(released);
@@ -203,6 +214,42 @@ static void test_lost_while_holding(void **state)
         assert_contains(msg, "hook 50-db (hold) exited with status 0 while it held");
 }
 
+/*
+ * A holder that ends while it holds and is not looked at again before the release (the frozen
+ * window's last look came before its end): the release itself finds that it was lost.
+ */
+static void test_lost_unnoticed_until_release(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *body =
+                strprintf("echo READY >&3\nwhile [ ! -e %1$s/go ]; do sleep 0.05; done\n"
+                          "echo $$ > %1$s/pid.tmp && mv %1$s/pid.tmp %1$s/pid\nexit 3",
+                          f->dir);
+        _cleanup_free_ char *go = strprintf("%s/go", f->dir), *pid = NULL, *msg = NULL;
+        _cleanup_(hold_freep) struct hold_set *s = NULL;
+        const struct holder_result *h;
+        siginfo_t si = {};
+
+        hook(f, "50-db", 0755, body);
+        s = start(f);
+        assert_int_equal(hold_wait_ready(s, 5000), 0);
+        assert_null(hold_lost(s));
+        fclose(fopen(go, "we"));
+        while (!(pid = read_text(f->dir, "pid")))
+                sleep_ms(25);
+        /* Wait for its end without reaping it (the supervisor's waitid() still sees it). */
+        assert_int_equal(waitid(P_PID, (id_t)strtol(pid, NULL, 10), &si, WEXITED | WNOWAIT), 0);
+        hold_release(s);
+        h = hold_result(s, 0);
+        assert_true(h->lost);
+        assert_int_equal(h->end, HOLDER_EXITED);
+        assert_int_equal(h->exit_status, 3);
+        msg = hold_message(s);
+        assert_non_null(msg);
+        assert_string_equal(msg, "hook 50-db (hold) exited with status 3 while it held, before "
+                                 "its release");
+}
+
 static void test_hang_at_release(void **state)
 {
         struct fixture *f = *state;
@@ -221,6 +268,64 @@ static void test_hang_at_release(void **state)
         assert_contains(h->message, "hook 50-stuck (hold) did not exit within 200 ms of its "
                                     "release and was killed (SIGKILL)");
         assert_null(hold_message(s)); /* a hang at the release does not fail the run */
+}
+
+/* r's state file with its first holder's field k replaced by v (removed when v is NULL). */
+static char *state_text_with(const struct run_state *r, const char *k, cJSON *v)
+{
+        cJSON *root = cJSON_CreateObject(), *cur = run_state_to_json(r), *h0;
+        char *text;
+
+        assert_non_null(root);
+        assert_non_null(cur);
+        h0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cur, "holders"), 0);
+        assert_non_null(h0);
+        if (v)
+                assert_true(cJSON_ReplaceItemInObjectCaseSensitive(h0, k, v));
+        else
+                cJSON_DeleteItemFromObjectCaseSensitive(h0, k);
+        cJSON_AddItemToObject(root, "current", cur);
+        text = cJSON_PrintUnformatted(root);
+        assert_non_null(text);
+        cJSON_Delete(root);
+        return text;
+}
+
+static void expect_holders_refused(const struct run_state *r, const char *k, cJSON *v)
+{
+        _cleanup_free_ char *good = state_text_with(r, "name", cJSON_CreateString("50-db"));
+        _cleanup_free_ char *bad = state_text_with(r, k, v);
+        struct state s = {};
+
+        assert_int_equal(state_parse(good, strlen(good), &s), 0);
+        assert_non_null(s.current);
+        assert_int_equal(s.current->n_holders, r->n_holders);
+        state_done(&s);
+        if (state_parse(bad, strlen(bad), &s) != -EBADMSG)
+                fail_msg("a holder with a bad \"%s\" was read back", k);
+}
+
+static cJSON *many_values(int n)
+{
+        cJSON *o = cJSON_CreateObject();
+
+        for (int i = 0; o && i < n; i++) {
+                char k[16];
+
+                snprintf(k, sizeof(k), "K%d", i);
+                cJSON_AddStringToObject(o, k, "v");
+        }
+        return o;
+}
+
+static cJSON *too_long_message(void)
+{
+        _cleanup_free_ char *m = malloc(4098);
+
+        assert_non_null(m);
+        memset(m, 'm', 4097);
+        m[4097] = '\0';
+        return cJSON_CreateString(m);
 }
 
 static void test_holders_in_json(void **state)
@@ -243,9 +348,22 @@ static void test_holders_in_json(void **state)
         h->signal = 9;
         h->lost = true;
         h->message = strdup("hook 60-x (hold) was killed by signal SIGKILL while it held");
+        assert_int_equal(run_state_add_holder(r, &h), 0);
+        h->name = strdup("70-y");
+        h->end = strdup("exited");
+        h->exit_status = 3;
+        h->ready_ms = 5;
+        h->held_ms = 7;
+        h->message = strdup("hook 70-y (hold) exited with status 3 after its release");
 
         assert_int_equal(run_state_copy(r, &copy), 0);
-        assert_int_equal(copy->n_holders, 2);
+        assert_int_equal(copy->n_holders, 3);
+        for (size_t i = 0; i < 3; i++) {
+                assert_string_equal(copy->holders[i].name, r->holders[i].name);
+                assert_string_equal(copy->holders[i].end, r->holders[i].end);
+                assert_int_equal(copy->holders[i].exit_status, r->holders[i].exit_status);
+                assert_int_equal(copy->holders[i].signal, r->holders[i].signal);
+        }
         assert_string_equal(copy->holders[0].name, "50-db");
         assert_string_equal(copy->holders[0].end, "released");
         assert_int_equal(copy->holders[0].ready_ms, 12);
@@ -257,6 +375,16 @@ static void test_holders_in_json(void **state)
         assert_int_equal(copy->holders[1].ready_ms, -1);
         assert_true(copy->holders[1].lost);
         assert_string_equal(copy->holders[1].message, r->holders[1].message);
+
+        /* What the state file holds is read back within bounds, as the rest of the state. */
+        expect_holders_refused(r, "exit_status", cJSON_CreateNumber(256));
+        expect_holders_refused(r, "signal", cJSON_CreateNumber(65));
+        expect_holders_refused(r, "ready_ms", cJSON_CreateNumber(-2));
+        expect_holders_refused(r, "end", NULL);
+        expect_holders_refused(r, "name", cJSON_CreateNumber(1));
+        expect_holders_refused(r, "values", cJSON_CreateString("BINLOG_POS=4"));
+        expect_holders_refused(r, "values", many_values(17));
+        expect_holders_refused(r, "message", too_long_message());
 
         /* A run without holders writes no "holders" at all. */
         run_state_clear_holders(r);
@@ -275,6 +403,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_faults_before_ready, setup_hold, teardown),
                 cmocka_unit_test_setup_teardown(test_not_executed, setup_hold, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_while_holding, setup_hold, teardown),
+                cmocka_unit_test_setup_teardown(test_lost_unnoticed_until_release, setup_hold,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_hang_at_release, setup_hold, teardown),
                 cmocka_unit_test(test_holders_in_json),
         };
