@@ -447,6 +447,20 @@ while :; do sleep 1; done
     assert d.writable() and rig.all_thawed()
 
 
+def release_then_sigterm(p, lines, ours):
+    """Release the hold hook P (the end of its readiness socket), wait until its release watch
+    saw it (its cat is gone: it is in its release statement), then SIGTERM the hook alone until
+    it ends (a SIGTERM before its release trap is set only releases): it ended."""
+    lines.close()
+    ours.close()
+    assert wait_until(lambda: not descendants(p.pid, "cat"), timeout=DEADLINE)
+    deadline = time.monotonic() + DEADLINE
+    while p.poll() is None and time.monotonic() < deadline:
+        os.kill(p.pid, signal.SIGTERM)
+        time.sleep(0.5)
+    return p.poll() is not None
+
+
 def test_mysql_hold_stuck_at_release_stops_its_client_on_sigterm(rig, dbs):
     """The shipped mysql-hold, released while its server does not answer (stopped): its UNLOCK
     TABLES hangs, and the SIGTERM the agent sends a grace period later comes (here to the hook
@@ -472,15 +486,8 @@ def test_mysql_hold_stuck_at_release_stops_its_client_on_sigterm(rig, dbs):
         [work] = set(Path("/run").glob("ec2-imaged-mysql-hold.*")) - workdirs
         os.kill(d.my.proc.pid, signal.SIGSTOP)
         stopped = True
-        lines.close()
-        ours.close()  # the release
-        # Its release watch saw the end: it is in its UNLOCK TABLES, which waits.
-        assert wait_until(lambda: not descendants(p.pid, "cat"), timeout=DEADLINE)
-        deadline = time.monotonic() + DEADLINE
-        while p.poll() is None and time.monotonic() < deadline:
-            os.kill(p.pid, signal.SIGTERM)
-            time.sleep(0.5)
-        assert p.poll() is not None, "mysql-hold ignored SIGTERM"
+        # Released, it is in its UNLOCK TABLES, which waits.
+        assert release_then_sigterm(p, lines, ours), "mysql-hold ignored SIGTERM"
         assert wait_until(lambda: not alive(client), timeout=10), \
             "mysql-hold's client %d outlived it (exit %s: %s)" % (client, p.returncode, p.stderr.read())
         assert not work.exists(), "mysql-hold left its work directory %s" % work
@@ -524,15 +531,8 @@ def test_postgresql_hold_stuck_at_release_stops_its_client_on_sigterm(rig, dbs):
         [work] = set(Path("/run").glob("ec2-imaged-postgresql-hold.*")) - workdirs
         backend = int(d.pg.sql(session).stdout)
         os.kill(backend, signal.SIGSTOP)
-        lines.close()
-        ours.close()  # the release
-        # Its release watch saw the end: it is in its pg_backup_stop, which waits.
-        assert wait_until(lambda: not descendants(p.pid, "cat"), timeout=DEADLINE)
-        deadline = time.monotonic() + DEADLINE
-        while p.poll() is None and time.monotonic() < deadline:
-            os.kill(p.pid, signal.SIGTERM)
-            time.sleep(0.5)
-        assert p.poll() is not None, "postgresql-hold ignored SIGTERM"
+        # Released, it is in its pg_backup_stop, which waits.
+        assert release_then_sigterm(p, lines, ours), "postgresql-hold ignored SIGTERM"
         assert wait_until(lambda: not alive(client), timeout=10), \
             "postgresql-hold's psql %d outlived it (exit %s: %s)" % (client, p.returncode,
                                                                     err.read_text())
