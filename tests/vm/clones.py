@@ -81,8 +81,8 @@ class Clones:
         try:
             if not image["done"].wait(900) or not image["ok"]:
                 raise RuntimeError("the copies of %s did not complete" % image["id"])
-            disks = {}
-            for dev, path in sorted(image["copies"].items()):
+            disks = {}  # in the VM's order: the first is /dev/vda, the root
+            for dev, path in image["copies"].items():
                 disks[dev] = str(work / ("%s-%s.img" % (name, dev)))
                 subprocess.run(["cp", "--sparse=always", path, disks[dev]], check=True)
             akid = access_key_id(n)

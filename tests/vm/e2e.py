@@ -24,9 +24,21 @@ carried its own IMDS credentials (the front records who calls, by access key id)
 no-reboot golden the kill scenario follows its run (tests/vm/guest/usr/local/sbin/e2e-kill):
 ec2-imaged.service is killed by SIGKILL between pre-freeze and post-thaw, the restore timer puts
 the identity back byte for byte from the stash that outlived the service, and the restarted
-service resumes the run and undoes its pre-freeze. Last, a second VM "launched from the image"
-(another instance id, its own IMDS credentials) boots from the copies with a machine-id and host
-keys of its own.
+service resumes the run and undoes its pre-freeze.
+
+The VM "launched from the image" (another instance id, its own IMDS credentials) must boot with a
+machine-id and host keys of its own, file the golden's run as inherited and change nothing in AWS.
+In no-reboot mode it is the boot check's ([boot_check] enable = yes, written into the mode's root
+disk): the run's RunInstances of its image makes the front boot it from copies of the copies, in
+a network namespace of its own (tests/vm/clones.py), and the checks are that its ec2-imaged
+reported `ok` by tagging its own instance under its own key (its one mutating call), that the run
+published (SSM parameter, launch template) only after that report, and that the clone is gone:
+TerminateInstances, its qemu exited, moto's instance terminated. After the kill scenario, the
+broken-image case: a second run whose pre-image hook puts a unit that fails into the image
+(tests/vm/guest/usr/local/sbin/e2e-broken) must fail with the clone's reason naming that unit,
+its clone terminated, nothing of it published and the image tagged ec2-imaged:boot-check=failed.
+In reboot mode the clone boots from the copies after the run. E2E_MODES (or --modes) picks the
+modes.
 
 The time of each stage is printed. On failure, disk images, serial logs and peer logs stay in
 build/e2e/; on success the disk images are removed and the logs kept.
