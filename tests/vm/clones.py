@@ -19,7 +19,7 @@ Each launched VM (a "clone") has:
     stay as CreateImage left them.
 The clone's qemu exits when the guest powers off ([boot_check]: InstanceInitiatedShutdownBehavior
 terminate): the front then terminates the instance in moto too, as EC2 would. TerminateInstances
-of a running clone stops its VM (and its IMDS). Every step is an event of the front.
+of a running clone shuts its VM down (ACPI, then quit after STOP_AFTER_S) and stops its IMDS. Every step is an event of the front.
 """
 
 import ctypes
@@ -34,6 +34,7 @@ from vm import Proc, Vm
 HERE = Path(__file__).resolve().parent
 IMDS_IP = "169.254.169.254"
 CLONE_NEWNET = 0x40000000
+STOP_AFTER_S = 300  # TerminateInstances: how long the guest may take to shut down
 
 
 def in_netns(name, fn):
@@ -141,10 +142,21 @@ class Clones:
                 continue
             clone["terminated"] = True
             self.front.note("clone-stopping", name=clone["name"], instance=iid)
+            # As EC2 does: a clean shutdown first (the clone may be powering off already), so
+            # that its disks can be checked after; then the VM is stopped in any case.
             try:
-                clone["vm"].qmp.cmd("quit")
+                clone["vm"].qmp.cmd("system_powerdown")
             except Exception:  # noqa: BLE001  (already gone: powered off meanwhile)
                 pass
+            threading.Timer(STOP_AFTER_S, self._quit, args=(clone,)).start()
+
+    def _quit(self, clone):
+        if clone["vm"].proc.p.poll() is None:
+            self.front.note("clone-quit", name=clone["name"])
+            try:
+                clone["vm"].qmp.cmd("quit")
+            except Exception:  # noqa: BLE001
+                clone["vm"].kill()
 
     def stop_all(self):
         with self.front.lock:

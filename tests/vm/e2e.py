@@ -249,15 +249,9 @@ def check_clone_gone(moto, started, verdict):
     return calls
 
 
-def check_boot_check(work, moto, image_id, rep):
-    """The run's boot check of IMAGE_ID, the first run of the no-reboot golden: a clone booted
-    from it reported ok by tagging itself, the run published only after that, the clone is
-    gone. Its report and calls are kept for check_inherited()."""
-    stage("no-reboot: the boot check's clone of %s" % image_id)
-    started = wait_event("clone-started", 60, image=image_id)
-    clone = Path(work / (started["name"] + ".serial.log"))
-    calls = check_clone_gone(moto, started, "ok")
-    mine = [c for c in calls if c["net"] == "clone" and c["vm"] == started["name"]]
+def check_report_then_publish(calls, started):
+    """The clone STARTED reported ok, under its own key, before the golden's first publishing
+    call. Apart, so that it can be run on a record (front-calls.json) put out of order."""
     tags = [i for i, c in enumerate(calls) if c["action"] == "CreateTags" and c["net"] == "clone"
             and c.get("resources") == [started["instance"]] and c["akid"] == started["akid"]
             and c["tags"] == {"ec2-imaged:boot-check-result": "ok"} and c["status"] == 200]
@@ -270,6 +264,19 @@ def check_boot_check(work, moto, image_id, rep):
           "the run published only after the clone's report: %s at call %s, the report at %s"
           % ("/".join(sorted({calls[i]["action"] for i in pubs})) or "nothing", pubs,
              tags[:1]))
+
+
+def check_boot_check(work, moto, image_id, rep):
+    """The run's boot check of IMAGE_ID, the first run of the no-reboot golden: a clone booted
+    from it reported ok by tagging itself, the run published only after that, the clone is
+    gone. Its report and calls are kept for check_inherited()."""
+    stage("no-reboot: the boot check's clone of %s" % image_id)
+    started = wait_event("clone-started", 60, image=image_id)
+    clone = Path(work / (started["name"] + ".serial.log"))
+    calls = check_clone_gone(moto, started, "ok")
+    mine = [c for c in calls if c["net"] == "clone" and c["vm"] == started["name"]]
+    (work / "front-calls.json").write_text(json.dumps(calls, indent=1))
+    check_report_then_publish(calls, started)
     param, lt = published(moto)
     check(param == image_id and lt == image_id, "published: SSM parameter %s = %s, launch "
           "template %s default = %s (the image %s)" % (SSM_PARAMETER, param, LAUNCH_TEMPLATE,

@@ -263,7 +263,8 @@ def acted_on(form, json_body):
         return {"instances": indexed(form, "InstanceId")}
     if action == "CreateTags":
         return {"resources": indexed(form, "ResourceId"),
-                "tags": dict(zip(indexed(form, "Tag.Key"), indexed(form, "Tag.Value")))}
+                "tags": {form[k][0]: form.get(k[:-3] + "Value", [""])[0]
+                         for k in sorted(form) if re.fullmatch(r"Tag\.\d+\.Key", k)}}
     if action in ("RunInstances", "ModifyImageAttribute"):
         return {"image": form.get("ImageId", [""])[0],
                 "attribute": form.get("Attribute", [None])[0]
