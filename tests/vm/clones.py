@@ -19,7 +19,8 @@ Each launched VM (a "clone") has:
     stay as CreateImage left them.
 The clone's qemu exits when the guest powers off ([boot_check]: InstanceInitiatedShutdownBehavior
 terminate): the front then terminates the instance in moto too, as EC2 would. TerminateInstances
-of a running clone shuts its VM down (ACPI, then quit after STOP_AFTER_S) and stops its IMDS. Every step is an event of the front.
+of a running clone shuts its VM down (ACPI, then quit after STOP_AFTER_S) and stops its IMDS.
+Every step is an event of the front.
 """
 
 import ctypes

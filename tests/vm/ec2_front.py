@@ -15,22 +15,22 @@ the guest what EC2 does to an instance.
   DryRun=true     forwarded only.
 
 RunInstances of an image the front copied boots a VM from copies of its copies, when the VM set
-for that image asked for it ("clone" in POST /_front/vm), and TerminateInstances stops it:
+for that image asked for it ("clone" in POST /_front/vm), and TerminateInstances shuts it down:
 tests/vm/clones.py. Such a VM runs in a network namespace of its own, in which the front
 listens too (--clone-netns); a call that comes in there is the clone's.
 
 The VM it acts on is set by POST /_front/vm {"name": NAME, "qmp": SOCKET, "copies": {DRIVE_ID:
 PATH}, "clone": {"dir", "netns", "tap", "mem", "region", "account"}}; the Nth image of a VM is
-copied to PATH with ".N" before the suffix from the second on. GET /_front/status answers what it did, with the time of each step ("events"), and every
-API call it forwarded ("calls"): the service and action (EC2's Action=, the operation of
-X-Amz-Target for the JSON APIs: KMS, SSM, STS), DryRun, the answer's status, and who called: the
-access key id of the SigV4 credential scope (each VM's IMDS hands out its own), the source address,
-the network it came in on ("net": golden or clone) and the VM there (the one set at the time, or
-the clone that runs), and what it acted on: the instance ids of TerminateInstances, the resources
-and tags of CreateTags, the image of RunInstances and ModifyImageAttribute (and the attribute), the
-Name of SSM calls, the LaunchTemplateId/Name of launch template calls. Nothing secret is kept: no
-signature, session token or body. It runs in the test's network namespace only, listening on the link-local
-address the guest reaches.
+copied to PATH with ".N" before the suffix from the second on. GET /_front/status answers what it
+did, with the time of each step ("events"), and every API call it forwarded ("calls"): the service
+and action (EC2's Action=, the operation of X-Amz-Target for the JSON APIs: KMS, SSM, STS), DryRun,
+the answer's status, and who called: the access key id of the SigV4 credential scope (each VM's
+IMDS hands out its own), the source address, the network it came in on ("net": golden or clone) and
+the VM there (the one set at the time, or the clone that runs), and what it acted on: the instance
+ids of TerminateInstances, the resources and tags of CreateTags, the image of RunInstances and
+ModifyImageAttribute (and the attribute), the Name of SSM calls, the LaunchTemplateId/Name of
+launch template calls. Nothing secret is kept: no signature, session token or body. It runs in the
+test's network namespaces only, listening on the link-local address the guests reach.
 """
 
 import argparse
