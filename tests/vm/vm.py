@@ -52,25 +52,32 @@ def wait_http(url, timeout=60):
 
 
 class Vm:
-    def __init__(self, name, work, disks, uuid, cmdline=""):
+    """One guest. TAP and MAC: its network; NETNS: the network namespace qemu runs in (the tap
+    is looked up there); STOP_ON_POWEROFF: qemu stops instead of exiting when the guest powers
+    off (-no-shutdown), so that the EC2 front can start it again (reboot mode)."""
+
+    def __init__(self, name, work, disks, uuid, cmdline="", tap="tap0",
+                 mac="52:54:00:12:34:56", mem=1536, smp=2, netns=None, stop_on_poweroff=True):
         self.name, self.work = name, work
         self.serial = work / (name + ".serial.log")
         self.qmp_front = work / (name + ".front.qmp")
         self.qmp_ctl = work / (name + ".ctl.qmp")
         for p in (self.qmp_front, self.qmp_ctl):
             p.unlink(missing_ok=True)
-        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1536",
-               "-machine", "q35", "-display", "none", "-monitor", "none", "-no-shutdown",
-               "-serial", "file:%s" % self.serial,
-               "-kernel", work / "vmlinuz", "-initrd", work / "initrd.img",
-               "-append", ("root=/dev/vda rw console=ttyS0 net.ifnames=0 loglevel=4 "
-                           + cmdline).strip(),
-               "-smbios", "type=1,manufacturer=Amazon EC2,product=t3.micro,serial=%s" % uuid,
-               "-uuid", uuid,
-               "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-               "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_front,
-               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_ctl]
+        cmd = ["ip", "netns", "exec", netns] if netns else []
+        cmd += ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", str(smp),
+                "-m", str(mem), "-machine", "q35", "-display", "none", "-monitor", "none"]
+        cmd += ["-no-shutdown"] if stop_on_poweroff else []
+        cmd += ["-serial", "file:%s" % self.serial,
+                "-kernel", work / "vmlinuz", "-initrd", work / "initrd.img",
+                "-append", ("root=/dev/vda rw console=ttyS0 net.ifnames=0 loglevel=4 "
+                            + cmdline).strip(),
+                "-smbios", "type=1,manufacturer=Amazon EC2,product=t3.micro,serial=%s" % uuid,
+                "-uuid", uuid,
+                "-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % tap,
+                "-device", "virtio-net-pci,netdev=n0,mac=%s" % mac,
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_front,
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_ctl]
         for dev, path in disks.items():
             cmd += ["-drive", "file=%s,format=raw,if=virtio,id=%s,cache=writeback" % (path, dev)]
         self.proc = Proc(name, cmd, work / (name + ".qemu.log"))
