@@ -171,31 +171,10 @@ static void undo_pre_freeze(struct flow *f)
  */
 static int name_image(struct flow *f)
 {
-        const struct imds_identity *id = &f->ctx->identity;
-        char host[256] = "";
-        struct template_fields fields = {
-                .instance_id = id->instance_id,
-                .hostname = host,
-                .region = f->ctx->region,
-                .account_id = id->account_id,
-                .run_id = f->run->run_id,
-                .mode = run_mode_to_string(f->run->mode),
-                .now = (time_t)(f->run->started / USEC_PER_SEC),
-        };
         _cleanup_free_ char *err = NULL;
-        struct provenance p = {};
         int r;
 
-        if (gethostname(host, sizeof(host) - 1) < 0)
-                snprintf(host, sizeof(host), "%s", id->instance_id);
-        r = image_name_render(f->cfg->image_name, &fields, &f->run->image_name, &err);
-        if (r < 0)
-                return flow_fail(f, r, "[image] name: %s", strna(err));
-        r = provenance_gather(f->cfg, id->image_id, &p);
-        if (r < 0)
-                return flow_fail(f, r, "cannot gather the image's provenance");
-        r = provenance_render_tags(f->cfg, &fields, &p, f->run, &err);
-        provenance_done(&p);
+        r = run_name_and_tags(f->ctx, f->run, &err);
         if (r < 0)
                 return flow_fail(f, r, "%s", strna(err));
         /*

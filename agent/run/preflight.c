@@ -13,9 +13,11 @@
 #include <string.h>
 
 #include "aws/creds_provider.h"
+#include "core/state.h"
 #include "core/context.h"
 #include "distribute/distribute.h"
 #include "distribute/distribute_check.h"
+#include "run/provenance.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -51,6 +53,37 @@ static int check_imds(struct context *ctx, struct preflight *p)
         return add(p, "imds", 0,
                    strprintf("%s: instance %s in %s (%s), account %s", imds_endpoint(ctx->imds),
                              id->instance_id, id->region, id->availability_zone, id->account_id));
+}
+
+/*
+ * The image name and the tags a run would render now (run/provenance.h): a template that renders
+ * to what EC2 refuses fails here as it would fail the run, before anything is changed. {run_id}
+ * renders as CHECK_RUN_ID.
+ */
+#define CHECK_RUN_ID "00000000-0000-4000-8000-000000000000"
+static int check_name_and_tags(struct context *ctx, struct preflight *p)
+{
+        _cleanup_(run_state_freep) struct run_state *run = NULL;
+        _cleanup_free_ char *err = NULL;
+        struct buf b = {};
+        int r;
+
+        r = run_state_new(ctx->config->mode, true, &run);
+        if (r >= 0) /* a run id of the real length, the same in every check's output */
+                r = run_state_set(&run->run_id, CHECK_RUN_ID);
+        if (r < 0)
+                return add(p, "name-and-tags", r, strprintf("%s", strerror(-r)));
+        r = run_name_and_tags(ctx, run, &err);
+        if (r < 0)
+                return add(p, "name-and-tags", r, strprintf("%s", strna(err)));
+        r = buf_printf(&b, "name %s", run->image_name);
+        for (size_t i = 0; r >= 0 && i < run->n_tags; i++)
+                r = buf_printf(&b, "; %s=%s", run->tags[i].key, run->tags[i].value);
+        if (r < 0) {
+                buf_free(&b);
+                return add(p, "name-and-tags", r, strprintf("%s", strerror(-r)));
+        }
+        return add(p, "name-and-tags", 0, buf_steal(&b, NULL));
 }
 
 static int check_credentials(struct context *ctx, struct preflight *p)
@@ -153,6 +186,7 @@ int preflight_run(struct context *ctx, struct preflight *ret)
                 int (*fn)(struct context *, struct preflight *);
         } steps[] = {
                 {"imds", check_imds},
+                {"name-and-tags", check_name_and_tags},
                 {"credentials", check_credentials},
                 {"ec2-access", check_ec2},
                 {"create-image", check_create_image},

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,13 +13,16 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "core/context.h"
 #include "core/imagetags.h"
 #include "core/state.h"
 #include "host/hooks_list.h"
+#include "run/imagename.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/str.h"
+#include "util/timeutil.h"
 
 #define OS_RELEASE_MAX (64u * 1024u)
 #define PATCHED_AT_MAX 64u
@@ -300,5 +304,39 @@ int provenance_render_tags(const struct config *cfg, const struct template_field
                         r = render_tag(defaults[i].key, defaults[i].tmpl, &f, run, ret_error);
         if (r < 0)
                 run_state_clear_tags(run);
+        return r;
+}
+
+int run_name_and_tags(const struct context *ctx, struct run_state *run, char **ret_error)
+{
+        const struct imds_identity *id = &ctx->identity;
+        char host[256] = "";
+        struct template_fields fields = {
+                .instance_id = id->instance_id,
+                .hostname = host,
+                .region = ctx->region,
+                .account_id = id->account_id,
+                .run_id = run->run_id,
+                .mode = run_mode_to_string(run->mode),
+                .now = (time_t)(run->started / USEC_PER_SEC),
+        };
+        _cleanup_free_ char *err = NULL;
+        struct provenance p = {};
+        int r;
+
+        if (gethostname(host, sizeof(host) - 1) < 0)
+                snprintf(host, sizeof(host), "%s", id->instance_id);
+        r = image_name_render(ctx->config->image_name, &fields, &run->image_name, &err);
+        if (r < 0) {
+                *ret_error = strprintf("[image] name: %s", strna(err));
+                return r;
+        }
+        r = provenance_gather(ctx->config, id->image_id, &p);
+        if (r < 0) {
+                *ret_error = strprintf("cannot gather the image's provenance: %s", strerror(-r));
+                return r;
+        }
+        r = provenance_render_tags(ctx->config, &fields, &p, run, ret_error);
+        provenance_done(&p);
         return r;
 }

@@ -26,6 +26,7 @@
 #include "core/config.h"
 #include "core/template.h"
 
+struct context;
 struct run_state;
 
 /* What the provenance placeholders stand for. */
@@ -56,3 +57,10 @@ int provenance_gather(const struct config *cfg, const char *source_image_id,
  */
 int provenance_render_tags(const struct config *cfg, const struct template_fields *base,
                            const struct provenance *p, struct run_state *run, char **ret_error);
+
+/*
+ * The run's image name ([image] name) into run->image_name and its tags into run->tags, from the
+ * instance's identity in ctx (loaded), before anything is changed; used by the run and by
+ * `check`. On failure *ret_error says which template and why.
+ */
+int run_name_and_tags(const struct context *ctx, struct run_state *run, char **ret_error);

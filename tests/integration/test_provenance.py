@@ -161,6 +161,24 @@ def test_rendered_value_too_long_fails_before_create_image(setup):
     assert "tag 'long'" in h["error"], h
 
 
+def test_check_renders_the_tags_a_run_would(setup):
+    """`check` renders the name and the tags as the run would, before anything is changed: a
+    value EC2 would refuse once rendered fails it naming the tag; a good one is shown rendered."""
+    setup.configure(["ok=1", "long=%s{config_sha256}" % ("x" * 200)])
+    c = setup.agent("check", "--json")
+    assert c.returncode == 3, c.stderr
+    [item] = [i for i in json.loads(c.stdout)["checks"] if i["name"] == "name-and-tags"]
+    assert item["result"] == "failed", item
+    assert "[image] tag 'long': the value renders to 264 characters" in item["detail"], item
+    assert setup.images(SRC) == []
+    setup.configure(["built-from={source_image_id}"])
+    c = setup.agent("check", "--json")
+    [item] = [i for i in json.loads(c.stdout)["checks"] if i["name"] == "name-and-tags"]
+    assert c.returncode == 0 and item["result"] == "ok", (c.stderr, item)
+    assert "built-from=%s" % MOTO_AMI in item["detail"], item
+    assert "ec2-imaged:source-image=%s" % MOTO_AMI in item["detail"], item
+
+
 def test_config_errors_name_file_line_and_key(setup):
     lines = setup.configure(["team=blue", "{kernel}x=1", "team=red"]).decode().split("\n")
     first, second = lines.index("tag = team=blue") + 1, lines.index("tag = team=red") + 1
