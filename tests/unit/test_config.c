@@ -16,11 +16,8 @@
 #include "util/macro.h"
 #include "util/str.h"
 
-static int parse(const char *text, struct config *c, struct config_error *e)
-{
-        config_init(c);
-        return config_parse_buffer(c, text, strlen(text), "test.conf", e);
-}
+#define CONFIG_FIXTURE_FILE "test.conf"
+#include "config_fixture.h"
 
 static void test_defaults(void **state)
 {
@@ -54,21 +51,6 @@ static void test_values(void **state)
         assert_int_equal(c.n_tags, 2);
         assert_string_equal(c.tags[1].key, "cost:center");
         assert_string_equal(c.tags[1].value, "42");
-        config_done(&c);
-}
-
-static void expect_error(const char *text, unsigned line, const char *needle)
-{
-        struct config c;
-        struct config_error e = {};
-
-        assert_true(parse(text, &c, &e) < 0);
-        assert_string_equal(e.file, "test.conf");
-        assert_int_equal(e.line, line);
-        assert_non_null(e.message);
-        if (!strstr(e.message, needle))
-                fail_msg("message '%s' lacks '%s'", e.message, needle);
-        config_error_done(&e);
         config_done(&c);
 }
 

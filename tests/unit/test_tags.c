@@ -34,26 +34,8 @@ static char *strrep(const char *s, size_t n)
         return buf_steal(&b, NULL);
 }
 
-static int parse(const char *text, struct config *c, struct config_error *e)
-{
-        config_init(c);
-        return config_parse_buffer(c, text, strlen(text), "tags.conf", e);
-}
-
-static void expect_error(const char *text, unsigned line, const char *needle)
-{
-        struct config c;
-        struct config_error e = {};
-
-        assert_true(parse(text, &c, &e) < 0);
-        assert_string_equal(e.file, "tags.conf");
-        assert_int_equal(e.line, line);
-        assert_non_null(e.message);
-        if (!strstr(e.message, needle))
-                fail_msg("message '%s' lacks '%s'", e.message, needle);
-        config_error_done(&e);
-        config_done(&c);
-}
+#define CONFIG_FIXTURE_FILE "tags.conf"
+#include "config_fixture.h"
 
 /* "[image]\n" and n tag lines k0=v .. k(n-1)=v */
 static char *many_tags(size_t n, const char *extra)
